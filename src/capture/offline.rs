@@ -1,0 +1,282 @@
+//! Offline source: .pcap and .pcapng files through libpcap (the `pcap` crate).
+//!
+//! libpcap refuses pcapng files whose interfaces have different link types
+//! ("an interface has a type ... different from the type of the first
+//! interface"). When it does, this source carries on with `pcap-parser`, which
+//! knows each interface's own link type, skipping the packets libpcap already
+//! delivered. Input: a path. Output: frames with nanosecond timestamps.
+//! Invariant: a damaged or cut-off file yields every packet before the damage,
+//! then a [`SourceError`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use pcap::{Capture, Offline, Precision};
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError, PcapNGReader};
+
+use super::{Frame, PacketSource, SourceError};
+use crate::error::SetupError;
+
+pub struct OfflineSource {
+    path: PathBuf,
+    name: String,
+    libpcap: Option<(Capture<Offline>, i32)>,
+    pcapng: Option<Box<NgReader>>,
+    finished: bool,
+    delivered: u64,
+}
+
+impl OfflineSource {
+    pub fn open(path: &Path) -> Result<OfflineSource, SetupError> {
+        let name = path.display().to_string();
+        // Opening the file ourselves first gives a clean "not found"/"permission denied".
+        let meta = File::open(path)
+            .and_then(|f| f.metadata())
+            .map_err(|e| SetupError::Open {
+                path: name.clone(),
+                source: e,
+            })?;
+        if meta.is_dir() {
+            return Err(SetupError::NotCapture {
+                path: name,
+                reason: "is a directory".into(),
+            });
+        }
+        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
+            SetupError::NotCapture {
+                path: name.clone(),
+                reason: clean_pcap_error(&e.to_string()),
+            }
+        })?;
+        let linktype = cap.get_datalink().0;
+        Ok(OfflineSource {
+            path: path.to_path_buf(),
+            name,
+            libpcap: Some((cap, linktype)),
+            pcapng: None,
+            finished: false,
+            delivered: 0,
+        })
+    }
+}
+
+fn clean_pcap_error(s: &str) -> String {
+    let s = s.trim().trim_start_matches("libpcap error: ");
+    if s.contains("unknown file format") || s.contains("bad dump file format") {
+        "not a pcap or pcapng file".to_string()
+    } else if s.contains("truncated") || s.contains("too short") {
+        format!("file ends inside its header ({s})")
+    } else {
+        s.to_string()
+    }
+}
+
+impl PacketSource for OfflineSource {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
+        if self.finished {
+            return Ok(None);
+        }
+        if self.pcapng.is_none() {
+            if let Some((cap, linktype)) = self.libpcap.as_mut() {
+                match cap.next_packet() {
+                    Ok(p) => {
+                        self.delivered += 1;
+                        let ts = p.header.ts;
+                        let ts_ns = timeval_ns(ts.tv_sec as i64, ts.tv_usec as i64);
+                        return Ok(Some(Frame {
+                            ts_ns,
+                            linktype: *linktype,
+                            data: p.data,
+                            wire_len: p.header.len,
+                        }));
+                    }
+                    Err(pcap::Error::NoMorePackets) => {
+                        self.finished = true;
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        let msg = msg.trim_start_matches("libpcap error: ").trim().to_string();
+                        if msg.contains("different from the type of the first interface") {
+                            let reader = NgReader::open(&self.path, self.delivered)
+                                .map_err(SourceError::Read);
+                            match reader {
+                                Ok(r) => self.pcapng = Some(Box::new(r)),
+                                Err(e) => {
+                                    self.finished = true;
+                                    return Err(e);
+                                }
+                            }
+                        } else {
+                            self.finished = true;
+                            return Err(if msg.contains("truncated") {
+                                SourceError::Truncated(msg)
+                            } else {
+                                SourceError::Read(msg)
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        match self.pcapng.as_mut() {
+            Some(r) => {
+                let out = r.next_frame();
+                if !matches!(out, Ok(Some(_))) {
+                    self.finished = true;
+                }
+                out
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Seconds and sub-second nanoseconds (libpcap in nanosecond precision) to
+/// nanoseconds since the epoch; times before 1970 clamp to 0.
+fn timeval_ns(sec: i64, nsec: i64) -> u64 {
+    let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+    u64::try_from(ns).unwrap_or(0)
+}
+
+#[derive(Clone, Copy)]
+struct Interface {
+    linktype: i32,
+    resolution: u64,
+    offset: i64,
+    snaplen: u32,
+}
+
+/// A pcapng reader that honours each interface's link type.
+struct NgReader {
+    reader: PcapNGReader<File>,
+    interfaces: Vec<Interface>,
+    skip: u64,
+    buf: Vec<u8>,
+}
+
+const MAX_INTERFACES: usize = 4096;
+
+impl NgReader {
+    fn open(path: &Path, skip: u64) -> Result<NgReader, String> {
+        let file = File::open(path).map_err(|e| e.to_string())?;
+        let reader = PcapNGReader::new(1 << 20, file).map_err(|e| format!("pcapng: {e:?}"))?;
+        Ok(NgReader {
+            reader,
+            interfaces: Vec::new(),
+            skip,
+            buf: Vec::new(),
+        })
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
+        loop {
+            let (consumed, found) = match self.reader.next() {
+                Ok((offset, block)) => {
+                    let found = match block {
+                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                            self.interfaces.clear();
+                            None
+                        }
+                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                            if self.interfaces.len() >= MAX_INTERFACES {
+                                return Err(SourceError::Read("too many pcapng interfaces".into()));
+                            }
+                            self.interfaces.push(Interface {
+                                linktype: i32::from(idb.linktype.0),
+                                resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                                offset: idb.ts_offset(),
+                                snaplen: idb.snaplen,
+                            });
+                            None
+                        }
+                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                            let Some(ifc) = self.interfaces.get(epb.if_id as usize).copied() else {
+                                return Err(SourceError::Read(format!(
+                                    "packet names interface {} that was never described",
+                                    epb.if_id
+                                )));
+                            };
+                            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                            let ts_ns = scale_ts(raw, ifc.resolution, ifc.offset);
+                            let cap = (epb.caplen as usize).min(epb.data.len());
+                            Some((ts_ns, ifc.linktype, &epb.data[..cap], epb.origlen))
+                        }
+                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                            let Some(ifc) = self.interfaces.first().copied() else {
+                                return Err(SourceError::Read(
+                                    "simple packet block before any interface".into(),
+                                ));
+                            };
+                            let mut cap = (spb.origlen as usize).min(spb.data.len());
+                            if ifc.snaplen > 0 {
+                                cap = cap.min(ifc.snaplen as usize);
+                            }
+                            Some((0, ifc.linktype, &spb.data[..cap], spb.origlen))
+                        }
+                        _ => None,
+                    };
+                    let found = found.map(|(ts, lt, data, wire)| {
+                        self.buf.clear();
+                        self.buf.extend_from_slice(data);
+                        (ts, lt, wire)
+                    });
+                    (offset, found)
+                }
+                Err(PcapError::Eof) => return Ok(None),
+                Err(PcapError::Incomplete(_)) => {
+                    self.reader
+                        .refill()
+                        .map_err(|e| SourceError::Read(format!("{e:?}")))?;
+                    continue;
+                }
+                Err(PcapError::UnexpectedEof) => {
+                    return Err(SourceError::Truncated("file ends inside a block".into()));
+                }
+                Err(e) => return Err(SourceError::Read(format!("pcapng: {e:?}"))),
+            };
+            self.reader.consume(consumed);
+            if let Some((ts_ns, linktype, wire_len)) = found {
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
+                return Ok(Some(Frame {
+                    ts_ns,
+                    linktype,
+                    data: &self.buf,
+                    wire_len,
+                }));
+            }
+        }
+    }
+}
+
+/// pcapng timestamp units to nanoseconds.
+fn scale_ts(raw: u64, resolution: u64, offset_s: i64) -> u64 {
+    let secs = raw / resolution;
+    let frac = raw % resolution;
+    let nanos = (u128::from(frac) * 1_000_000_000 / u128::from(resolution)) as u64;
+    let secs = (secs as i64).saturating_add(offset_s).max(0) as u64;
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts_scaling() {
+        assert_eq!(scale_ts(1_500_000, 1_000_000, 0), 1_500_000_000);
+        assert_eq!(scale_ts(1_000_000_001, 1_000_000_000, 0), 1_000_000_001);
+        assert_eq!(scale_ts(3, 1, 10), 13_000_000_000);
+        assert_eq!(timeval_ns(-5, 0), 0);
+        assert_eq!(timeval_ns(2, 7), 2_000_000_007);
+    }
+}

@@ -1,0 +1,177 @@
+//! Validated configuration: raw flags (`cli`) in, checked values out.
+//!
+//! Invariant: every bound is non-zero and every per-worker share is at least
+//! one unit, so the pipeline never divides by zero or starts with no room.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{CensusArgs, Format, ReadArgs};
+use crate::error::SetupError;
+use crate::flow::{StreamLimits, TableLimits};
+use crate::target::TargetSet;
+use crate::tls::Version;
+
+/// The census pipeline's settings (shared by offline and live modes).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub targets: TargetSet,
+    pub all: bool,
+    pub min_version: Version,
+    pub workers: usize,
+    /// Limits of one worker's flow table (its share of the totals).
+    pub table: TableLimits,
+    pub max_hosts: usize,
+    pub max_legacy_sources: usize,
+    pub max_fragments: usize,
+    pub fragment_timeout_ns: u64,
+    pub events: Option<String>,
+}
+
+/// Settings of `tlscensus read`.
+#[derive(Clone, Debug)]
+pub struct ReadConfig {
+    pub census: Config,
+    pub inputs: Vec<PathBuf>,
+    pub format: Format,
+    pub metrics_file: Option<PathBuf>,
+    pub fail_on_legacy: bool,
+    pub progress: bool,
+}
+
+impl Config {
+    pub fn from_args(a: &CensusArgs) -> Result<Config, SetupError> {
+        let bad = |m: String| SetupError::Config(m);
+        let min_version = Version::parse_user(&a.min_version).ok_or_else(|| {
+            bad(format!(
+                "--min-version {:?}: expected one of SSLv3, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3",
+                a.min_version
+            ))
+        })?;
+        let targets = if a.targets.is_empty() {
+            TargetSet::defaults()
+        } else {
+            TargetSet::parse(a.targets.iter().map(String::as_str)).map_err(bad)?
+        };
+        let workers = match a.workers {
+            Some(0) => return Err(bad("--workers must be at least 1".into())),
+            Some(n) if n > 256 => return Err(bad("--workers must be at most 256".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        for (name, v) in [
+            ("--max-flows", a.max_flows),
+            ("--max-stream-bytes", a.max_stream_bytes),
+            ("--max-buffer-bytes", a.max_buffer_bytes),
+            ("--max-hosts", a.max_hosts),
+            ("--max-fragments", a.max_fragments),
+        ] {
+            if v == 0 {
+                return Err(bad(format!("{name} must be at least 1")));
+            }
+        }
+        if a.max_stream_bytes > 1 << 24 {
+            return Err(bad("--max-stream-bytes must be at most 16777216".into()));
+        }
+        if a.flow_timeout == 0 {
+            return Err(bad("--flow-timeout must be at least 1 second".into()));
+        }
+        let table = TableLimits {
+            max_flows: (a.max_flows / workers).max(1),
+            idle_timeout_ns: a.flow_timeout.saturating_mul(1_000_000_000),
+            stream: StreamLimits {
+                max_bytes: a.max_stream_bytes,
+                max_pending: 32,
+            },
+            max_buffer_bytes: (a.max_buffer_bytes / workers).max(a.max_stream_bytes),
+        };
+        Ok(Config {
+            targets,
+            all: a.all,
+            min_version,
+            workers,
+            table,
+            max_hosts: a.max_hosts,
+            max_legacy_sources: a.max_legacy_sources,
+            max_fragments: a.max_fragments,
+            fragment_timeout_ns: 30_000_000_000,
+            events: a.events.clone(),
+        })
+    }
+}
+
+impl ReadConfig {
+    pub fn from_args(a: &ReadArgs, stderr_is_tty: bool) -> Result<ReadConfig, SetupError> {
+        Ok(ReadConfig {
+            census: Config::from_args(&a.census)?,
+            inputs: a.inputs.clone(),
+            format: a.format,
+            metrics_file: a.metrics_file.clone(),
+            fail_on_legacy: a.fail_on_legacy,
+            progress: stderr_is_tty && !a.no_progress,
+        })
+    }
+}
+
+/// Capture-file magic numbers: pcap (µs and ns, both byte orders) and pcapng.
+const MAGICS: [[u8; 4]; 5] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x0a, 0x0d, 0x0d, 0x0a],
+];
+
+/// True when the file starts like a pcap or pcapng file.
+pub fn looks_like_capture(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|_| MAGICS.contains(&head))
+}
+
+/// One input as the run will read it: a file, or an error about an argument.
+pub enum Input {
+    File(PathBuf),
+    /// A directory was read; `skipped` files in it were not captures.
+    DirNote { dir: PathBuf, skipped: usize },
+    Error(SetupError),
+}
+
+/// Expands directory arguments into their capture files, sorted by name.
+pub fn expand_inputs(args: &[PathBuf]) -> Vec<Input> {
+    let mut out = Vec::new();
+    for arg in args {
+        if !arg.is_dir() {
+            out.push(Input::File(arg.clone()));
+            continue;
+        }
+        let entries = match std::fs::read_dir(arg) {
+            Ok(e) => e,
+            Err(source) => {
+                out.push(Input::Error(SetupError::ListDir {
+                    path: arg.display().to_string(),
+                    source,
+                }));
+                continue;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let before = files.len();
+        files.retain(|p| looks_like_capture(p));
+        let skipped = before - files.len();
+        out.extend(files.into_iter().map(Input::File));
+        if skipped > 0 {
+            out.push(Input::DirNote {
+                dir: arg.clone(),
+                skipped,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,32 @@
+//! Setup and I/O errors: everything that is not about one packet.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    NotCapture { path: String, reason: String },
+    #[error("{path}: cannot list directory: {source}")]
+    ListDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid option: {0}")]
+    Config(String),
+    #[error("{what} {path}: {source}")]
+    Write {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start thread: {0}")]
+    Thread(std::io::Error),
+}

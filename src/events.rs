@@ -1,0 +1,152 @@
+//! The event log: one JSON object per inventoried TLS flow, newline-delimited,
+//! written by a dedicated thread so workers never wait on the disk for long.
+//!
+//! Input: [`FlowEvent`] values over a bounded channel. Output: NDJSON lines in a
+//! file or on stdout. Invariant: a write error (full disk, closed pipe) stops
+//! the writing, is counted and reported once; it never stops the census.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use serde::Serialize;
+
+use crate::error::SetupError;
+use crate::tls::{HandshakeSummary, Outcome, Version};
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// RFC 3339 capture time of the ClientHello (or of the answer when none was seen).
+    pub ts: String,
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub sni: Option<String>,
+    pub client_max_version: Option<String>,
+    pub negotiated_version: Option<String>,
+    pub server_alert: Option<String>,
+    pub outcome: Outcome,
+    pub legacy: bool,
+    pub target: bool,
+    /// The ClientHello's own version field (legacy_version).
+    pub client_hello_version: Option<String>,
+    /// supported_versions as offered, GREASE removed; null without the extension.
+    pub client_versions: Option<Vec<String>>,
+    /// The ClientHello used the SSLv2-compatible record format.
+    pub sslv2_hello: bool,
+    /// The server sent a HelloRetryRequest before its ServerHello.
+    pub hello_retry: bool,
+}
+
+impl FlowEvent {
+    pub fn new(s: &HandshakeSummary, legacy: bool, target: bool) -> FlowEvent {
+        let ts = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(s.ts_ns);
+        let client = s.client.as_ref();
+        FlowEvent {
+            ts: humantime::format_rfc3339_micros(ts).to_string(),
+            src_ip: s.client_ip,
+            src_port: s.client_port,
+            dst_ip: s.server_ip,
+            dst_port: s.server_port,
+            sni: s.sni().map(str::to_string),
+            client_max_version: s.client_max().map(|v| v.to_string()),
+            negotiated_version: s.negotiated().map(|v| v.to_string()),
+            server_alert: s.alert_name(),
+            outcome: s.outcome(),
+            legacy,
+            target,
+            client_hello_version: client.map(|c| c.hello_version.to_string()),
+            client_versions: client.and_then(|c| {
+                c.supported_versions.as_ref().map(|l| {
+                    l.iter()
+                        .filter(|v| !v.is_grease())
+                        .map(|v| Version::to_string(v))
+                        .collect()
+                })
+            }),
+            sslv2_hello: client.is_some_and(|c| c.sslv2_format),
+            hello_retry: matches!(
+                s.answer,
+                Some(crate::tls::ServerAnswer::Hello { retried: true, .. })
+            ),
+        }
+    }
+}
+
+/// Handle to the writer thread.
+pub struct EventLog {
+    pub sender: Sender<FlowEvent>,
+    handle: JoinHandle<EventStats>,
+}
+
+#[derive(Debug, Default)]
+pub struct EventStats {
+    pub written: u64,
+    pub failed: u64,
+    pub error: Option<String>,
+}
+
+impl EventLog {
+    /// Opens `dest` (a path, or `-` for stdout) and starts the writer thread.
+    pub fn start(dest: &str) -> Result<EventLog, SetupError> {
+        let out: Box<dyn Write + Send> = if dest == "-" {
+            Box::new(io::stdout())
+        } else {
+            Box::new(File::create(dest).map_err(|source| SetupError::Write {
+                what: "event log",
+                path: dest.to_string(),
+                source,
+            })?)
+        };
+        let (sender, rx) = bounded(4096);
+        let handle = std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || write_loop(rx, out))
+            .map_err(SetupError::Thread)?;
+        Ok(EventLog { sender, handle })
+    }
+
+    /// Waits for every queued event to be written (all senders must be dropped).
+    pub fn finish(self) -> EventStats {
+        drop(self.sender);
+        self.handle.join().unwrap_or_else(|_| EventStats {
+            error: Some("event writer thread panicked".into()),
+            ..EventStats::default()
+        })
+    }
+}
+
+fn write_loop(rx: Receiver<FlowEvent>, out: Box<dyn Write + Send>) -> EventStats {
+    let mut out = BufWriter::with_capacity(1 << 16, out);
+    let mut stats = EventStats::default();
+    let mut line = Vec::with_capacity(512);
+    for ev in rx {
+        if stats.error.is_some() {
+            stats.failed += 1;
+            continue;
+        }
+        line.clear();
+        let res = serde_json::to_writer(&mut line, &ev)
+            .map_err(io::Error::other)
+            .and_then(|_| {
+                line.push(b'\n');
+                out.write_all(&line)
+            });
+        match res {
+            Ok(()) => stats.written += 1,
+            Err(e) => {
+                stats.failed += 1;
+                stats.error = Some(e.to_string());
+            }
+        }
+    }
+    if stats.error.is_none() {
+        if let Err(e) = out.flush() {
+            stats.error = Some(e.to_string());
+        }
+    }
+    stats
+}

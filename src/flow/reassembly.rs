@@ -1,0 +1,268 @@
+//! Bounded in-order reassembly of the first bytes of one TCP direction.
+//!
+//! Input: segments (sequence number, payload) in capture order, possibly out of
+//! order, retransmitted or overlapping. Output: the contiguous stream prefix from
+//! the first byte (the byte after the SYN when one was seen, else the first data
+//! segment seen). Invariants: at most `max_bytes` are kept; at most
+//! `max_pending` out-of-order segments wait for a gap to fill; when segments
+//! overlap, the bytes that arrived first win. Any split or reordering of the same
+//! bytes yields the same prefix (see the proptest below).
+
+/// Bounds for one direction.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    pub max_bytes: usize,
+    pub max_pending: usize,
+}
+
+/// What one ingest did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingest {
+    /// The contiguous prefix grew.
+    Grew,
+    /// Nothing new in order (duplicate, or held out of order).
+    NoChange,
+    /// Bytes beyond `max_bytes` were dropped.
+    CapReached,
+    /// An out-of-order segment was dropped: too many were waiting.
+    PendingFull,
+    /// Data before the stream start (no SYN seen), dropped.
+    BeforeStart,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamStart {
+    /// Sequence number of `buf[0]`.
+    base: Option<u32>,
+    syn_seen: bool,
+    buf: Vec<u8>,
+    /// Out-of-order data: (offset from base, bytes).
+    pending: Vec<(usize, Vec<u8>)>,
+    /// Capture time of the first payload byte seen in this direction.
+    pub first_ts: Option<u64>,
+    cap_reached: bool,
+}
+
+impl StreamStart {
+    /// The contiguous prefix received so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn syn_seen(&self) -> bool {
+        self.syn_seen
+    }
+
+    pub fn cap_reached(&self) -> bool {
+        self.cap_reached
+    }
+
+    /// Memory held by this direction, for the table's budget.
+    pub fn footprint(&self) -> usize {
+        self.buf.capacity() + self.pending.iter().map(|(_, b)| b.capacity()).sum::<usize>()
+    }
+
+    /// The ISN of a SYN: the stream starts at `isn + 1`.
+    pub fn on_syn(&mut self, isn: u32) {
+        if self.base.is_none() && self.buf.is_empty() {
+            self.base = Some(isn.wrapping_add(1));
+        }
+        self.syn_seen = true;
+    }
+
+    /// True when a SYN with this ISN starts a different stream than ours.
+    pub fn conflicts_with_syn(&self, isn: u32) -> bool {
+        self.syn_seen && self.base != Some(isn.wrapping_add(1))
+    }
+
+    pub fn ingest(&mut self, ts: u64, seq: u32, payload: &[u8], limits: StreamLimits) -> Ingest {
+        if payload.is_empty() {
+            return Ingest::NoChange;
+        }
+        let base = *self.base.get_or_insert(seq);
+        let rel = seq.wrapping_sub(base) as i32;
+        let (offset, data) = if rel < 0 {
+            // Starts before our first byte: keep only the part from the start on.
+            let skip = rel.unsigned_abs() as usize;
+            if skip >= payload.len() {
+                return Ingest::BeforeStart;
+            }
+            (0usize, &payload[skip..])
+        } else {
+            (rel as usize, payload)
+        };
+        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+        if offset >= limits.max_bytes {
+            self.cap_reached = true;
+            return Ingest::CapReached;
+        }
+        let room = limits.max_bytes - offset;
+        let capped = data.len() > room;
+        let data = &data[..data.len().min(room)];
+        let end = offset + data.len();
+        let mut result = if offset <= self.buf.len() {
+            if end > self.buf.len() {
+                let new = &data[self.buf.len() - offset..];
+                self.buf.extend_from_slice(new);
+                self.drain_pending();
+                Ingest::Grew
+            } else {
+                Ingest::NoChange
+            }
+        } else if self.pending.len() >= limits.max_pending {
+            Ingest::PendingFull
+        } else {
+            self.pending.push((offset, data.to_vec()));
+            Ingest::NoChange
+        };
+        if capped {
+            self.cap_reached = true;
+            if result != Ingest::Grew {
+                result = Ingest::CapReached;
+            }
+        }
+        result
+    }
+
+    /// Moves waiting segments that now touch the prefix into it.
+    fn drain_pending(&mut self) {
+        loop {
+            let len = self.buf.len();
+            let Some(i) = self.pending.iter().position(|(off, _)| *off <= len) else {
+                return;
+            };
+            let (off, data) = self.pending.swap_remove(i);
+            let end = off + data.len();
+            if end > len {
+                self.buf.extend_from_slice(&data[len - off..]);
+            }
+        }
+    }
+
+    /// Forgets buffered bytes (the direction is settled) but keeps the position.
+    pub fn release(&mut self) {
+        self.buf = Vec::new();
+        self.pending = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: StreamLimits = StreamLimits {
+        max_bytes: 4096,
+        max_pending: 32,
+    };
+
+    #[test]
+    fn reassembly_in_order() {
+        let mut s = StreamStart::default();
+        s.on_syn(999);
+        assert_eq!(s.ingest(1, 1000, b"abc", LIMITS), Ingest::Grew);
+        assert_eq!(s.ingest(2, 1003, b"def", LIMITS), Ingest::Grew);
+        assert_eq!(s.bytes(), b"abcdef");
+        assert_eq!(s.first_ts, Some(1));
+    }
+
+    #[test]
+    fn reassembly_out_of_order() {
+        let mut s = StreamStart::default();
+        s.on_syn(0);
+        assert_eq!(s.ingest(2, 4, b"def", LIMITS), Ingest::NoChange);
+        assert_eq!(s.bytes(), b"");
+        assert_eq!(s.ingest(1, 1, b"abc", LIMITS), Ingest::Grew);
+        assert_eq!(s.bytes(), b"abcdef");
+        assert_eq!(s.first_ts, Some(1));
+    }
+
+    #[test]
+    fn reassembly_overlap_first_wins() {
+        let mut s = StreamStart::default();
+        s.on_syn(0);
+        s.ingest(1, 1, b"abcd", LIMITS);
+        assert_eq!(s.ingest(2, 3, b"XXef", LIMITS), Ingest::Grew);
+        assert_eq!(s.bytes(), b"abcdef");
+        assert_eq!(s.ingest(3, 1, b"abcdef", LIMITS), Ingest::NoChange);
+    }
+
+    #[test]
+    fn reassembly_sequence_wraps() {
+        let mut s = StreamStart::default();
+        s.on_syn(u32::MAX - 1);
+        s.ingest(1, u32::MAX, b"ab", LIMITS);
+        s.ingest(1, 1, b"cd", LIMITS);
+        assert_eq!(s.bytes(), b"abcd");
+    }
+
+    #[test]
+    fn reassembly_cap() {
+        let limits = StreamLimits { max_bytes: 4, max_pending: 2 };
+        let mut s = StreamStart::default();
+        s.on_syn(0);
+        assert_eq!(s.ingest(1, 1, b"abcdef", limits), Ingest::Grew);
+        assert_eq!(s.bytes(), b"abcd");
+        assert!(s.cap_reached());
+        assert_eq!(s.ingest(1, 7, b"gh", limits), Ingest::CapReached);
+    }
+
+    #[test]
+    fn reassembly_pending_bound() {
+        let limits = StreamLimits { max_bytes: 100, max_pending: 1 };
+        let mut s = StreamStart::default();
+        s.on_syn(0);
+        assert_eq!(s.ingest(1, 10, b"x", limits), Ingest::NoChange);
+        assert_eq!(s.ingest(1, 20, b"y", limits), Ingest::PendingFull);
+    }
+
+    #[test]
+    fn reassembly_without_syn_starts_at_first_segment() {
+        let mut s = StreamStart::default();
+        s.ingest(1, 500, b"hello", LIMITS);
+        assert_eq!(s.ingest(1, 498, b"xxhe", LIMITS), Ingest::NoChange);
+        assert_eq!(s.ingest(1, 490, b"xx", LIMITS), Ingest::BeforeStart);
+        assert_eq!(s.bytes(), b"hello");
+    }
+
+    #[test]
+    fn syn_conflict_detects_reuse() {
+        let mut s = StreamStart::default();
+        s.on_syn(100);
+        assert!(!s.conflicts_with_syn(100));
+        assert!(s.conflicts_with_syn(5000));
+    }
+
+    proptest! {
+        /// Any split and any delivery order (with duplicates) of the same bytes
+        /// gives the same stream start.
+        #[test]
+        fn reassembly_any_split_any_order(
+            data in proptest::collection::vec(any::<u8>(), 1..600),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+            order_seed in any::<u64>(),
+            isn in any::<u32>(),
+            dup in any::<prop::sample::Index>(),
+        ) {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(data.len())).collect();
+            points.push(0);
+            points.push(data.len());
+            points.sort_unstable();
+            points.dedup();
+            let mut segs: Vec<(usize, usize)> = points.windows(2).map(|w| (w[0], w[1])).collect();
+            segs.push(segs[dup.index(segs.len())]);
+            // Fisher-Yates with a tiny LCG
+            let mut r = order_seed | 1;
+            for i in (1..segs.len()).rev() {
+                r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                segs.swap(i, (r >> 33) as usize % (i + 1));
+            }
+            let mut s = StreamStart::default();
+            s.on_syn(isn);
+            for (a, b) in segs {
+                s.ingest(1, isn.wrapping_add(1).wrapping_add(a as u32), &data[a..b], LIMITS);
+            }
+            prop_assert_eq!(s.bytes(), &data[..]);
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The per-worker flow table: TCP segments in, [`HandshakeSummary`] values out.
+//!
+//! Input: [`SegmentIn`] values for the flows this worker owns, in capture order.
+//! Output: one summary per TLS flow (pushed to the caller's vector) and counters
+//! in [`TableStats`]. Invariants: at most `max_flows` flows, at most
+//! `max_buffer_bytes` of stream bytes buffered over all flows, flows idle for
+//! `idle_timeout_ns` of capture time are evicted; each bound hit is counted.
+//! Only the start of a flow is reassembled: once its handshake facts are known
+//! (or it is known not to be a TLS handshake) its buffers are freed and only a
+//! small tombstone remains until FIN/RST or idle timeout.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::key::{Direction, FlowKey};
+use super::reassembly::{Ingest, StreamLimits, StreamStart};
+use crate::decode::l4::{ACK, FIN, RST, SYN};
+use crate::tls::extract::{Malformed, Opening, TlsError, parse_opening};
+use crate::tls::summary::{ClientFacts, HandshakeSummary, ServerAnswer};
+
+#[derive(Clone, Copy, Debug)]
+pub struct TableLimits {
+    pub max_flows: usize,
+    pub idle_timeout_ns: u64,
+    pub stream: StreamLimits,
+    pub max_buffer_bytes: usize,
+}
+
+/// One segment as the table sees it; the payload is borrowed from the batch.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentIn<'a> {
+    pub ts: u64,
+    pub key: FlowKey,
+    pub dir: Direction,
+    pub seq: u32,
+    pub flags: u8,
+    pub payload: &'a [u8],
+}
+
+/// Counters kept by the table; the worker flushes them to metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub flows_created: u64,
+    pub evicted_idle: u64,
+    pub evicted_table_full: u64,
+    pub buffer_budget_hits: u64,
+    pub stream_cap_hits: u64,
+    pub pending_full: u64,
+    pub non_tls: u64,
+    pub midstream: u64,
+    pub incomplete: u64,
+    pub conflicting_roles: u64,
+    pub server_not_tls: u64,
+    pub reused: u64,
+    pub malformed: [u64; Malformed::ALL.len()],
+}
+
+/// What one direction's stream start has told us so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum DirStatus {
+    Empty,
+    Pending,
+    Hello(ClientFacts),
+    Answer(ServerAnswer),
+    NotTls,
+    MidStream,
+    Failed,
+}
+
+impl DirStatus {
+    fn is_terminal_non_hello(&self) -> bool {
+        matches!(self, DirStatus::NotTls | DirStatus::MidStream | DirStatus::Failed)
+    }
+}
+
+struct Active {
+    streams: [StreamStart; 2],
+    status: [DirStatus; 2],
+    fin: [bool; 2],
+    footprint: usize,
+}
+
+enum State {
+    Active(Box<Active>),
+    /// Settled: facts emitted or not a handshake; waits for FIN/RST/idle.
+    Done,
+}
+
+struct Flow {
+    generation: u64,
+    last_seen: u64,
+    state: State,
+}
+
+pub struct FlowTable {
+    map: HashMap<FlowKey, Flow>,
+    /// Creation order, for evicting the oldest when full (stale entries skipped).
+    order: VecDeque<(FlowKey, u64)>,
+    next_gen: u64,
+    limits: TableLimits,
+    now: u64,
+    last_sweep: u64,
+    buffered: usize,
+    scratch: Vec<u8>,
+    pub stats: TableStats,
+}
+
+impl FlowTable {
+    pub fn new(limits: TableLimits) -> Self {
+        FlowTable {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            next_gen: 0,
+            limits,
+            now: 0,
+            last_sweep: 0,
+            buffered: 0,
+            scratch: Vec::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Feeds one segment; summaries of flows that settle are pushed to `out`.
+    pub fn ingest(&mut self, seg: SegmentIn<'_>, out: &mut Vec<HandshakeSummary>) {
+        if seg.ts > self.now {
+            self.now = seg.ts;
+        }
+        if self.now.saturating_sub(self.last_sweep) >= 1_000_000_000 {
+            self.expire(out);
+        }
+        let syn = seg.flags & SYN != 0;
+        let ends = seg.flags & (FIN | RST) != 0;
+
+        if let Some(flow) = self.map.get_mut(&seg.key) {
+            let reused = syn
+                && match &flow.state {
+                    State::Done => seg.flags & ACK == 0,
+                    State::Active(a) => a.streams[seg.dir.index()].conflicts_with_syn(seg.seq),
+                };
+            if reused {
+                self.stats.reused += 1;
+                self.remove(&seg.key, out);
+            }
+        }
+
+        if !self.map.contains_key(&seg.key) {
+            if seg.payload.is_empty() && !syn || seg.flags & RST != 0 {
+                return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
+            }
+            if self.map.len() >= self.limits.max_flows {
+                self.evict_oldest(out);
+            }
+            let generation = self.next_gen;
+            self.next_gen += 1;
+            self.order.push_back((seg.key, generation));
+            if self.order.len() > self.limits.max_flows.saturating_mul(2) + 64 {
+                let map = &self.map;
+                self.order
+                    .retain(|(k, g)| map.get(k).is_some_and(|f| f.generation == *g));
+            }
+            self.stats.flows_created += 1;
+            self.map.insert(
+                seg.key,
+                Flow {
+                    generation,
+                    last_seen: seg.ts,
+                    state: State::Active(Box::new(Active {
+                        streams: Default::default(),
+                        status: [DirStatus::Empty, DirStatus::Empty],
+                        fin: [false; 2],
+                        footprint: 0,
+                    })),
+                },
+            );
+        }
+
+        let Some(flow) = self.map.get_mut(&seg.key) else {
+            return;
+        };
+        flow.last_seen = flow.last_seen.max(seg.ts);
+        let active = match &mut flow.state {
+            State::Done => {
+                if ends {
+                    self.map.remove(&seg.key);
+                }
+                return;
+            }
+            State::Active(a) => a,
+        };
+
+        let d = seg.dir.index();
+        if syn {
+            active.streams[d].on_syn(seg.seq);
+        }
+        if !seg.payload.is_empty() && matches!(active.status[d], DirStatus::Empty | DirStatus::Pending)
+        {
+            let data_seq = if syn { seg.seq.wrapping_add(1) } else { seg.seq };
+            let before = active.streams[d].footprint();
+            let result = active.streams[d].ingest(seg.ts, data_seq, seg.payload, self.limits.stream);
+            let after = active.streams[d].footprint();
+            self.buffered = (self.buffered + after).saturating_sub(before);
+            active.footprint = (active.footprint + after).saturating_sub(before);
+            let mut status = None;
+            match result {
+                Ingest::Grew => {
+                    status = Some(parse_status(
+                        &active.streams[d],
+                        &mut self.scratch,
+                        self.limits.stream.max_bytes,
+                        &mut self.stats,
+                    ));
+                }
+                Ingest::PendingFull => self.stats.pending_full += 1,
+                Ingest::CapReached | Ingest::NoChange | Ingest::BeforeStart => {}
+            }
+            if let Some(st) = status {
+                active.status[d] = st;
+            }
+            if active.status[d] == DirStatus::Pending && active.streams[d].cap_reached() {
+                self.stats.stream_cap_hits += 1;
+                active.status[d] = DirStatus::Failed;
+            }
+            if self.buffered > self.limits.max_buffer_bytes
+                && matches!(active.status[d], DirStatus::Pending | DirStatus::Empty)
+            {
+                // Over the worker's buffer budget: give this direction up.
+                self.stats.buffer_budget_hits += 1;
+                active.status[d] = DirStatus::Failed;
+            }
+        }
+        if seg.flags & FIN != 0 {
+            active.fin[d] = true;
+        }
+
+        let settled = settle(&mut *active, &seg.key, &mut self.stats, out);
+        let closed = seg.flags & RST != 0 || active.fin == [true, true];
+        if settled {
+            self.buffered -= active.footprint.min(self.buffered);
+            flow.state = State::Done;
+            if ends {
+                self.map.remove(&seg.key);
+            }
+        } else if closed {
+            self.remove(&seg.key, out);
+        }
+    }
+
+    /// Ends every flow (end of input or shutdown), emitting what is known.
+    pub fn drain(&mut self, out: &mut Vec<HandshakeSummary>) {
+        let keys: Vec<FlowKey> = self.map.keys().copied().collect();
+        for k in keys {
+            self.remove(&k, out);
+        }
+        self.order.clear();
+    }
+
+    /// Evicts flows idle longer than the timeout (capture time).
+    pub fn expire(&mut self, out: &mut Vec<HandshakeSummary>) {
+        self.last_sweep = self.now;
+        let cutoff = self.now.saturating_sub(self.limits.idle_timeout_ns);
+        let stale: Vec<FlowKey> = self
+            .map
+            .iter()
+            .filter(|(_, f)| f.last_seen < cutoff)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            self.stats.evicted_idle += 1;
+            self.remove(&k, out);
+        }
+    }
+
+    fn evict_oldest(&mut self, out: &mut Vec<HandshakeSummary>) {
+        while let Some((k, generation)) = self.order.pop_front() {
+            if self.map.get(&k).is_some_and(|f| f.generation == generation) {
+                self.stats.evicted_table_full += 1;
+                self.remove(&k, out);
+                return;
+            }
+        }
+    }
+
+    /// Removes a flow, emitting a summary if it had unreported facts.
+    fn remove(&mut self, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
+        let Some(flow) = self.map.remove(key) else {
+            return;
+        };
+        if let State::Active(active) = flow.state {
+            self.buffered -= active.footprint.min(self.buffered);
+            finish(&active, key, &mut self.stats, out);
+        }
+    }
+}
+
+fn parse_status(
+    stream: &StreamStart,
+    scratch: &mut Vec<u8>,
+    max: usize,
+    stats: &mut TableStats,
+) -> DirStatus {
+    match parse_opening(stream.bytes(), scratch, max) {
+        Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
+        Ok(Opening::Answer(a)) => DirStatus::Answer(a),
+        Err(TlsError::NeedMore) => DirStatus::Pending,
+        Err(TlsError::NotTls) => DirStatus::NotTls,
+        Err(TlsError::MidStream) => DirStatus::MidStream,
+        Err(TlsError::Malformed(m)) => {
+            if let Some(i) = Malformed::ALL.iter().position(|x| *x == m) {
+                stats.malformed[i] += 1;
+            }
+            DirStatus::Failed
+        }
+    }
+}
+
+/// Decides whether the flow's facts are complete; emits and returns true if so.
+fn settle(
+    a: &mut Active,
+    key: &FlowKey,
+    stats: &mut TableStats,
+    out: &mut Vec<HandshakeSummary>,
+) -> bool {
+    use DirStatus::*;
+    let hellos = a.status.iter().filter(|s| matches!(s, Hello(_))).count();
+    let answers = a.status.iter().filter(|s| matches!(s, Answer(_))).count();
+    let done = if hellos == 2 || answers == 2 {
+        stats.conflicting_roles += 1;
+        true
+    } else if hellos == 1 && answers == 1 {
+        emit(a, key, out);
+        true
+    } else if hellos + answers == 1 {
+        // One side spoke TLS; settle once the other side can add nothing.
+        let other = a
+            .status
+            .iter()
+            .find(|s| !matches!(s, Hello(_) | Answer(_)))
+            .unwrap_or(&Empty);
+        if other.is_terminal_non_hello() {
+            if *other == NotTls && hellos == 1 {
+                stats.server_not_tls += 1;
+            }
+            emit(a, key, out);
+            true
+        } else {
+            false
+        }
+    } else if a.status.contains(&NotTls) {
+        stats.non_tls += 1;
+        true
+    } else if a.status.contains(&MidStream) {
+        stats.midstream += 1;
+        true
+    } else {
+        a.status == [Failed, Failed]
+    };
+    if done {
+        for s in &mut a.streams {
+            s.release();
+        }
+    }
+    done
+}
+
+/// A flow ends before it settled: report what is known.
+fn finish(a: &Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<HandshakeSummary>) {
+    let known = a
+        .status
+        .iter()
+        .any(|s| matches!(s, DirStatus::Hello(_) | DirStatus::Answer(_)));
+    if known {
+        emit(a, key, out);
+    } else if a.status.contains(&DirStatus::Pending) {
+        stats.incomplete += 1;
+    }
+}
+
+fn emit(a: &Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
+    let mut client = None;
+    let mut answer = None;
+    let mut client_dir = None;
+    for (i, st) in a.status.iter().enumerate() {
+        let dir = if i == 0 { Direction::LoToHi } else { Direction::HiToLo };
+        match st {
+            DirStatus::Hello(f) => {
+                client = Some(f.clone());
+                client_dir = Some(dir);
+            }
+            DirStatus::Answer(ans) => {
+                answer = Some((*ans, dir));
+            }
+            _ => {}
+        }
+    }
+    // The client sent the ClientHello; with only the answer seen, it received it.
+    let (dir, ts) = match (client_dir, answer) {
+        (Some(d), _) => (d, a.streams[d.index()].first_ts),
+        (None, Some((_, d))) => (d.reverse(), a.streams[d.index()].first_ts),
+        (None, None) => return,
+    };
+    let (c, s) = key.endpoints(dir);
+    out.push(HandshakeSummary {
+        ts_ns: ts.unwrap_or(0),
+        client_ip: c.ip(),
+        client_port: c.port,
+        server_ip: s.ip(),
+        server_port: s.port,
+        client,
+        answer: answer.map(|(ans, _)| ans),
+    });
+}

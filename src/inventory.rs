@@ -1,0 +1,206 @@
+//! The host inventory: one record per client host, shared by all workers.
+//!
+//! Input: [`HandshakeSummary`] values of inventoried flows. Output: per-host
+//! counts by version and outcome, server names, first/last seen. Invariants: at
+//! most `max_hosts` hosts (a flow of a host beyond that is counted in
+//! `hosts_dropped`); at most [`MAX_NAMES`] server names per host (the rest are
+//! counted). `entry()` scopes are short and no `Ref` is held across calls.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+use crate::tls::{HandshakeSummary, Outcome, Version};
+
+pub const MAX_NAMES: usize = 16;
+
+/// Version buckets of the inventory, in column order.
+pub const VERSION_COLUMNS: [&str; 8] = [
+    "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other", "unknown",
+];
+
+pub fn version_column(v: Option<Version>) -> usize {
+    match v.map(Version::canonical) {
+        Some(Version::SSL2) => 0,
+        Some(Version::SSL3) => 1,
+        Some(Version::TLS10) => 2,
+        Some(Version::TLS11) => 3,
+        Some(Version::TLS12) => 4,
+        Some(Version::TLS13) => 5,
+        Some(_) => 6,
+        None => 7,
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostRecord {
+    pub flows: u64,
+    pub by_version: [u64; 8],
+    pub legacy: u64,
+    pub rejected: u64,
+    pub unanswered: u64,
+    /// Legacy versions seen (negotiated, or offered when not negotiated).
+    pub legacy_versions: BTreeSet<String>,
+    pub server_names: BTreeSet<String>,
+    pub names_dropped: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+/// What [`Inventory::record`] did with a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Stored,
+    /// Stored, but the host already had [`MAX_NAMES`] server names.
+    NameDropped,
+    /// The inventory is full (`max_hosts`): the flow was only counted.
+    HostDropped,
+}
+
+pub struct Inventory {
+    hosts: DashMap<IpAddr, HostRecord>,
+    max_hosts: usize,
+    pub hosts_dropped: AtomicU64,
+    pub flows: AtomicU64,
+}
+
+impl Inventory {
+    pub fn new(max_hosts: usize) -> Self {
+        Inventory {
+            hosts: DashMap::new(),
+            max_hosts,
+            hosts_dropped: AtomicU64::new(0),
+            flows: AtomicU64::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Adds one flow.
+    pub fn record(&self, s: &HandshakeSummary, legacy: bool) -> Recorded {
+        self.flows.fetch_add(1, Ordering::Relaxed);
+        if !self.hosts.contains_key(&s.client_ip) && self.hosts.len() >= self.max_hosts {
+            self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
+            return Recorded::HostDropped;
+        }
+        let mut result = Recorded::Stored;
+        let mut r = self.hosts.entry(s.client_ip).or_default();
+        if r.flows == 0 || s.ts_ns < r.first_ns {
+            r.first_ns = s.ts_ns;
+        }
+        r.last_ns = r.last_ns.max(s.ts_ns);
+        r.flows += 1;
+        let version = s.effective_version();
+        r.by_version[version_column(version)] += 1;
+        match s.outcome() {
+            Outcome::Rejected => r.rejected += 1,
+            Outcome::Unanswered => r.unanswered += 1,
+            Outcome::Negotiated => {}
+        }
+        if legacy {
+            r.legacy += 1;
+            if let Some(v) = version {
+                if !r.legacy_versions.contains(&v.to_string()) {
+                    r.legacy_versions.insert(v.to_string());
+                }
+            }
+        }
+        if let Some(name) = s.sni() {
+            let name = name.to_ascii_lowercase();
+            if !r.server_names.contains(&name) {
+                if r.server_names.len() < MAX_NAMES {
+                    r.server_names.insert(name);
+                } else {
+                    r.names_dropped += 1;
+                    result = Recorded::NameDropped;
+                }
+            }
+        }
+        result
+    }
+
+    /// A sorted copy: hosts with legacy flows first (most first), then by flows, then address.
+    pub fn snapshot(&self) -> Vec<(IpAddr, HostRecord)> {
+        let mut v: Vec<(IpAddr, HostRecord)> = self
+            .hosts
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect();
+        v.sort_by(|a, b| {
+            b.1.legacy
+                .cmp(&a.1.legacy)
+                .then(b.1.flows.cmp(&a.1.flows))
+                .then(a.0.cmp(&b.0))
+        });
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{ClientFacts, ServerAnswer};
+
+    fn flow(ip: [u8; 4], v: u16, sni: &str, answer: Option<ServerAnswer>, ts: u64) -> HandshakeSummary {
+        HandshakeSummary {
+            ts_ns: ts,
+            client_ip: IpAddr::from(ip),
+            client_port: 1,
+            server_ip: IpAddr::from([10, 9, 9, 9]),
+            server_port: 443,
+            client: Some(ClientFacts {
+                hello_version: Version(v),
+                supported_versions: None,
+                sni: Some(sni.into()),
+                sslv2_format: false,
+            }),
+            answer,
+        }
+    }
+
+    #[test]
+    fn records_and_sorts() {
+        let inv = Inventory::new(10);
+        let alert = Some(ServerAnswer::Alert { level: 2, description: 70 });
+        inv.record(&flow([10, 0, 0, 1], 0x0303, "A.blob.core.windows.net", None, 5), false);
+        inv.record(&flow([10, 0, 0, 1], 0x0303, "a.blob.core.windows.net", None, 3), false);
+        inv.record(&flow([10, 0, 0, 2], 0x0301, "b.blob.core.windows.net", alert, 9), true);
+        let snap = inv.snapshot();
+        assert_eq!(snap[0].0, IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(snap[0].1.rejected, 1);
+        assert_eq!(snap[0].1.legacy_versions.iter().next().map(String::as_str), Some("TLSv1.0"));
+        let a = &snap[1].1;
+        assert_eq!((a.flows, a.first_ns, a.last_ns), (2, 3, 5));
+        assert_eq!(a.server_names.len(), 1);
+        assert_eq!(a.by_version[4], 2);
+    }
+
+    #[test]
+    fn host_bound_counted() {
+        let inv = Inventory::new(1);
+        assert_eq!(inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false), Recorded::Stored);
+        assert_eq!(inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false), Recorded::HostDropped);
+        assert_eq!(inv.record(&flow([10, 0, 0, 1], 0x0303, "y", None, 1), false), Recorded::Stored);
+        assert_eq!(inv.hosts_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(inv.len(), 1);
+    }
+
+    #[test]
+    fn names_bound_counted() {
+        let inv = Inventory::new(1);
+        for i in 0..(MAX_NAMES + 3) {
+            inv.record(&flow([10, 0, 0, 1], 0x0303, &format!("n{i}"), None, 1), false);
+        }
+        let snap = inv.snapshot();
+        assert_eq!(snap[0].1.server_names.len(), MAX_NAMES);
+        assert_eq!(snap[0].1.names_dropped, 3);
+    }
+}

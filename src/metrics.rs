@@ -1,0 +1,234 @@
+//! Prometheus metrics: one registry, counter handles resolved up front, and the
+//! text exposition used by `--metrics-file` (and by the live exporter).
+//!
+//! Names are part of the interface (README lists them). Label values come from
+//! small fixed sets, except `source` on `tlscensus_legacy_flows_total`, whose
+//! distinct values are capped by `max_legacy_sources`; flows of further hosts
+//! are labelled `source="other"` and counted in
+//! `tlscensus_bound_hits_total{bound="legacy_sources"}`.
+
+use std::net::IpAddr;
+
+use dashmap::DashSet;
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::decode::DecodeError;
+use crate::tls::extract::Malformed;
+
+/// Every `bound` label value.
+pub const BOUNDS: [&str; 9] = [
+    "flow_table",
+    "stream_bytes",
+    "ooo_segments",
+    "buffer_budget",
+    "hosts",
+    "legacy_sources",
+    "fragments",
+    "server_names",
+    "worker_queue",
+];
+
+/// `kind` values of the TLS parse error counter besides [`Malformed`] kinds.
+pub const PARSE_ERROR_EXTRA: [&str; 3] = ["incomplete", "conflicting_roles", "server_not_tls"];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub packets: IntCounter,
+    pub bytes: IntCounter,
+    pub decode_errors: IntCounterVec,
+    pub segments: IntCounter,
+    pub flows: IntCounterVec,
+    pub legacy_flows: IntCounterVec,
+    pub non_tls: IntCounter,
+    pub midstream: IntCounter,
+    pub parse_errors: IntCounterVec,
+    pub bound_hits: IntCounterVec,
+    pub evictions: IntCounterVec,
+    pub flows_tracked: IntGauge,
+    pub fragments: IntCounterVec,
+    pub inventory_hosts: IntGauge,
+    pub events_written: IntCounter,
+    pub event_errors: IntCounter,
+    pub inputs: IntCounterVec,
+    legacy_sources: DashSet<IpAddr>,
+    max_legacy_sources: usize,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl Metrics {
+    pub fn new(max_legacy_sources: usize) -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let m = Metrics {
+            packets: counter(&r, "tlscensus_packets_total", "Frames read from the packet source.")?,
+            bytes: counter(&r, "tlscensus_bytes_total", "Bytes of frames read (length on the wire).")?,
+            decode_errors: counter_vec(
+                &r,
+                "tlscensus_decode_errors_total",
+                "Frames that failed to decode, by layer and reason.",
+                &["reason"],
+            )?,
+            segments: counter(
+                &r,
+                "tlscensus_tcp_segments_total",
+                "TCP segments handed to the flow workers.",
+            )?,
+            flows: counter_vec(
+                &r,
+                "tlscensus_flows_total",
+                "TLS flows by version (negotiated, else highest offered), outcome and whether the server is a target.",
+                &["version", "outcome", "target"],
+            )?,
+            legacy_flows: counter_vec(
+                &r,
+                "tlscensus_legacy_flows_total",
+                "Inventoried TLS flows below the minimum version, by source host.",
+                &["source", "version", "outcome"],
+            )?,
+            non_tls: counter(
+                &r,
+                "tlscensus_non_tls_flows_total",
+                "TCP flows whose first bytes are not TLS (e.g. plain HTTP on port 443).",
+            )?,
+            midstream: counter(
+                &r,
+                "tlscensus_midstream_flows_total",
+                "TLS flows first seen after their handshake (capture started mid-flow).",
+            )?,
+            parse_errors: counter_vec(
+                &r,
+                "tlscensus_tls_parse_errors_total",
+                "Flows whose handshake start could not be parsed, by kind.",
+                &["kind"],
+            )?,
+            bound_hits: counter_vec(
+                &r,
+                "tlscensus_bound_hits_total",
+                "Times a configured memory bound was hit, by bound.",
+                &["bound"],
+            )?,
+            evictions: counter_vec(
+                &r,
+                "tlscensus_flow_evictions_total",
+                "Flows removed before they closed, by reason.",
+                &["reason"],
+            )?,
+            flows_tracked: gauge(&r, "tlscensus_flows_tracked", "Flows currently in the flow tables.")?,
+            fragments: counter_vec(
+                &r,
+                "tlscensus_ip_fragments_total",
+                "IP fragments and what became of them.",
+                &["result"],
+            )?,
+            inventory_hosts: gauge(&r, "tlscensus_inventory_hosts", "Hosts in the inventory.")?,
+            events_written: counter(&r, "tlscensus_events_written_total", "Flow events written.")?,
+            event_errors: counter(
+                &r,
+                "tlscensus_event_write_errors_total",
+                "Flow events that could not be written.",
+            )?,
+            inputs: counter_vec(
+                &r,
+                "tlscensus_inputs_total",
+                "Capture files read, by result.",
+                &["result"],
+            )?,
+            registry: r,
+            legacy_sources: DashSet::new(),
+            max_legacy_sources,
+        };
+        // Make the fixed-label series exist from the start (rate() needs a zero).
+        for l in DecodeError::LABELS {
+            m.decode_errors.with_label_values(&[l]);
+        }
+        for k in Malformed::ALL {
+            m.parse_errors.with_label_values(&[k.as_str()]);
+        }
+        for k in PARSE_ERROR_EXTRA {
+            m.parse_errors.with_label_values(&[k]);
+        }
+        for b in BOUNDS {
+            m.bound_hits.with_label_values(&[b]);
+        }
+        for r in ["idle", "table_full"] {
+            m.evictions.with_label_values(&[r]);
+        }
+        for r in ["reassembled", "expired", "invalid", "table_full"] {
+            m.fragments.with_label_values(&[r]);
+        }
+        for r in ["ok", "failed"] {
+            m.inputs.with_label_values(&[r]);
+        }
+        Ok(m)
+    }
+
+    pub fn bound(&self, bound: &str, n: u64) {
+        if n > 0 {
+            self.bound_hits.with_label_values(&[bound]).inc_by(n);
+        }
+    }
+
+    /// The `source` label for a legacy flow of `ip`, within the cap.
+    pub fn legacy_source_label(&self, ip: IpAddr) -> String {
+        if self.legacy_sources.contains(&ip) {
+            return ip.to_string();
+        }
+        if self.legacy_sources.len() < self.max_legacy_sources {
+            self.legacy_sources.insert(ip);
+            return ip.to_string();
+        }
+        self.bound("legacy_sources", 1);
+        "other".to_string()
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_source_cap() {
+        let m = Metrics::new(2).unwrap();
+        let ip = |n| IpAddr::from([10, 0, 0, n]);
+        assert_eq!(m.legacy_source_label(ip(1)), "10.0.0.1");
+        assert_eq!(m.legacy_source_label(ip(2)), "10.0.0.2");
+        assert_eq!(m.legacy_source_label(ip(3)), "other");
+        assert_eq!(m.legacy_source_label(ip(1)), "10.0.0.1");
+        assert_eq!(m.bound_hits.with_label_values(&["legacy_sources"]).get(), 1);
+    }
+
+    #[test]
+    fn render_has_names() {
+        let m = Metrics::new(1).unwrap();
+        m.flows.with_label_values(&["TLSv1.0", "rejected", "true"]).inc();
+        let text = m.render();
+        assert!(text.contains("tlscensus_flows_total{outcome=\"rejected\",target=\"true\",version=\"TLSv1.0\"} 1"));
+        assert!(text.contains("tlscensus_bound_hits_total{bound=\"flow_table\"} 0"));
+    }
+}

@@ -1,0 +1,375 @@
+//! Threads and channels: one capture thread decodes frames and dispatches TCP
+//! segments by a symmetric flow hash, in batches over bounded crossbeam
+//! channels, to N workers that each own a flow table. Workers report handshake
+//! summaries to the shared inventory, metrics and event log.
+//!
+//! Invariants: a flow's segments always reach the same worker, in capture
+//! order; batches are recycled through a return channel, so steady state does
+//! not allocate per packet; per-packet counters are kept locally and flushed per
+//! batch. In [`SendMode::Block`] (offline) the capture thread waits for a worker;
+//! in [`SendMode::DropWhenFull`] (live) a full queue drops the batch and counts it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::capture::Frame;
+use crate::config::Config;
+use crate::decode::frag::FragStats;
+use crate::decode::{self, DecodeError, Decoded, FragmentCache, TcpSegment};
+use crate::error::SetupError;
+use crate::events::FlowEvent;
+use crate::flow::table::TableStats;
+use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn};
+use crate::inventory::{Inventory, Recorded};
+use crate::metrics::Metrics;
+use crate::tls::HandshakeSummary;
+use crate::tls::extract::Malformed;
+
+const BATCH_SEGMENTS: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
+const QUEUE_BATCHES: usize = 16;
+
+/// What all threads share.
+pub struct Shared {
+    pub config: Config,
+    pub inventory: Inventory,
+    pub metrics: Metrics,
+    /// Live counters for progress display and run totals.
+    pub progress: Progress,
+}
+
+#[derive(Default)]
+pub struct Progress {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// TLS flows settled (targets or not).
+    pub tls_flows: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendMode {
+    Block,
+    DropWhenFull,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SegMeta {
+    ts: u64,
+    key: FlowKey,
+    dir: Direction,
+    seq: u32,
+    flags: u8,
+    start: u32,
+    len: u32,
+}
+
+/// Segments for one worker; payloads live in `bytes`.
+#[derive(Default)]
+pub struct Batch {
+    segs: Vec<SegMeta>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.segs.clear();
+        self.bytes.clear();
+    }
+}
+
+/// The capture thread's half: decode, join fragments, hash, batch, send.
+pub struct Dispatcher {
+    senders: Vec<Sender<Batch>>,
+    recycle: Receiver<Batch>,
+    current: Vec<Batch>,
+    frag: FragmentCache,
+    frag_reported: FragStats,
+    mode: SendMode,
+    shared: Arc<Shared>,
+    packets: u64,
+    bytes: u64,
+    segments: u64,
+    dropped_batches: u64,
+    decode_errors: [u64; DecodeError::LABELS.len()],
+}
+
+impl Dispatcher {
+    /// Feeds one frame.
+    pub fn push(&mut self, frame: &Frame<'_>) {
+        self.packets += 1;
+        self.bytes += u64::from(frame.wire_len.max(frame.data.len() as u32));
+        match decode::decode_frame(frame.linktype, frame.data) {
+            Ok(Decoded::Tcp { src, dst, seg }) => self.route(frame.ts_ns, src, dst, &seg),
+            Ok(Decoded::Fragment(ip)) => {
+                if let Some(dgram) = self.frag.ingest(frame.ts_ns, &ip) {
+                    if dgram.proto == decode::ip::PROTO_TCP {
+                        match decode::l4::parse_tcp(&dgram.payload, 0) {
+                            Ok(seg) => self.route(frame.ts_ns, dgram.src, dgram.dst, &seg),
+                            Err(e) => self.count_error(e),
+                        }
+                    }
+                }
+            }
+            Ok(Decoded::Other) => {}
+            Err(e) => self.count_error(e),
+        }
+        if self.packets % 4096 == 0 {
+            self.flush_counters();
+        }
+    }
+
+    fn count_error(&mut self, e: DecodeError) {
+        if let Some(i) = DecodeError::LABELS.iter().position(|l| *l == e.label()) {
+            self.decode_errors[i] += 1;
+        }
+    }
+
+    fn route(&mut self, ts: u64, src: std::net::IpAddr, dst: std::net::IpAddr, seg: &TcpSegment<'_>) {
+        use crate::decode::l4::{FIN, RST, SYN};
+        if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
+            return; // a bare ACK carries nothing the census needs
+        }
+        let (key, dir) = FlowKey::new(Endpoint::new(src, seg.src_port), Endpoint::new(dst, seg.dst_port));
+        let w = (key.dispatch_hash() % self.senders.len() as u64) as usize;
+        let batch = &mut self.current[w];
+        let start = batch.bytes.len() as u32;
+        batch.bytes.extend_from_slice(seg.payload);
+        batch.segs.push(SegMeta {
+            ts,
+            key,
+            dir,
+            seq: seg.seq,
+            flags: seg.flags,
+            start,
+            len: seg.payload.len() as u32,
+        });
+        self.segments += 1;
+        if batch.segs.len() >= BATCH_SEGMENTS || batch.bytes.len() >= BATCH_BYTES {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        if self.current[w].segs.is_empty() {
+            return;
+        }
+        let fresh = self.recycle.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.current[w], fresh);
+        match self.mode {
+            SendMode::Block => {
+                // A closed channel means the worker died; the batch is lost with it.
+                let _ = self.senders[w].send(batch);
+            }
+            SendMode::DropWhenFull => match self.senders[w].try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
+                    self.dropped_batches += 1;
+                    b.clear();
+                    self.current[w] = b;
+                }
+            },
+        }
+    }
+
+    /// Publishes the locally kept counters.
+    pub fn flush_counters(&mut self) {
+        let m = &self.shared.metrics;
+        m.packets.inc_by(self.packets);
+        m.bytes.inc_by(self.bytes);
+        m.segments.inc_by(self.segments);
+        self.shared.progress.packets.fetch_add(self.packets, Ordering::Relaxed);
+        self.shared.progress.bytes.fetch_add(self.bytes, Ordering::Relaxed);
+        self.packets = 0;
+        self.bytes = 0;
+        self.segments = 0;
+        for (i, n) in self.decode_errors.iter_mut().enumerate() {
+            if *n > 0 {
+                m.decode_errors.with_label_values(&[DecodeError::LABELS[i]]).inc_by(*n);
+                *n = 0;
+            }
+        }
+        if self.dropped_batches > 0 {
+            m.bound("worker_queue", self.dropped_batches);
+            self.dropped_batches = 0;
+        }
+        let s = self.frag.stats;
+        let r = self.frag_reported;
+        m.fragments.with_label_values(&["reassembled"]).inc_by(s.reassembled - r.reassembled);
+        m.fragments.with_label_values(&["expired"]).inc_by(s.expired - r.expired);
+        m.fragments.with_label_values(&["invalid"]).inc_by(s.invalid - r.invalid);
+        m.fragments.with_label_values(&["table_full"]).inc_by(s.table_full - r.table_full);
+        m.bound("fragments", s.table_full - r.table_full);
+        self.frag_reported = s;
+    }
+}
+
+/// A running pipeline: the dispatcher (owned by the capture thread) and the workers.
+pub struct Pipeline {
+    pub dispatcher: Dispatcher,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the workers. Each gets its own clone of `events`, so the event log
+    /// ends when the last worker does.
+    pub fn start(
+        shared: Arc<Shared>,
+        mode: SendMode,
+        events: Option<Sender<FlowEvent>>,
+    ) -> Result<Pipeline, SetupError> {
+        let n = shared.config.workers;
+        let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (QUEUE_BATCHES + 2));
+        let mut senders = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for id in 0..n {
+            let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
+            let shared = Arc::clone(&shared);
+            let recycle = recycle_tx.clone();
+            let events = events.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || worker_loop(rx, recycle, shared, events))
+                .map_err(SetupError::Thread)?;
+            senders.push(tx);
+            workers.push(handle);
+        }
+        let frag = FragmentCache::new(shared.config.max_fragments, shared.config.fragment_timeout_ns);
+        Ok(Pipeline {
+            dispatcher: Dispatcher {
+                senders,
+                recycle: recycle_rx,
+                current: (0..n).map(|_| Batch::default()).collect(),
+                frag,
+                frag_reported: FragStats::default(),
+                mode,
+                shared,
+                packets: 0,
+                bytes: 0,
+                segments: 0,
+                dropped_batches: 0,
+                decode_errors: [0; DecodeError::LABELS.len()],
+            },
+            workers,
+        })
+    }
+
+    /// Sends what is batched, lets the workers drain every flow, and waits for them.
+    pub fn finish(mut self) {
+        for w in 0..self.dispatcher.senders.len() {
+            self.dispatcher.send(w);
+        }
+        self.dispatcher.flush_counters();
+        self.dispatcher.senders.clear();
+        for h in self.workers {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker_loop(
+    rx: Receiver<Batch>,
+    recycle: Sender<Batch>,
+    shared: Arc<Shared>,
+    events: Option<Sender<FlowEvent>>,
+) {
+    let mut table = FlowTable::new(shared.config.table);
+    let mut out: Vec<HandshakeSummary> = Vec::new();
+    let mut tracked = 0i64;
+    for mut batch in rx.iter() {
+        for m in &batch.segs {
+            let (start, len) = (m.start as usize, m.len as usize);
+            let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
+            table.ingest(
+                SegmentIn {
+                    ts: m.ts,
+                    key: m.key,
+                    dir: m.dir,
+                    seq: m.seq,
+                    flags: m.flags,
+                    payload,
+                },
+                &mut out,
+            );
+        }
+        report(&shared, events.as_ref(), &mut out);
+        flush_table_stats(&shared, &mut table, &mut tracked);
+        batch.clear();
+        let _ = recycle.try_send(batch);
+    }
+    table.drain(&mut out);
+    report(&shared, events.as_ref(), &mut out);
+    flush_table_stats(&shared, &mut table, &mut tracked);
+}
+
+/// Sends settled flows to the inventory, the counters and the event log.
+fn report(shared: &Shared, events: Option<&Sender<FlowEvent>>, out: &mut Vec<HandshakeSummary>) {
+    let cfg = &shared.config;
+    let m = &shared.metrics;
+    for s in out.drain(..) {
+        let target = s.sni().is_some_and(|n| cfg.targets.matches(n));
+        let legacy = s.is_legacy(cfg.min_version);
+        let version = s
+            .effective_version()
+            .map_or_else(|| "unknown".to_string(), |v| v.to_string());
+        let outcome = s.outcome().as_str();
+        m.flows
+            .with_label_values(&[version.as_str(), outcome, if target { "true" } else { "false" }])
+            .inc();
+        shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
+        if !(target || cfg.all) {
+            continue;
+        }
+        match shared.inventory.record(&s, legacy) {
+            Recorded::Stored => {}
+            Recorded::NameDropped => m.bound("server_names", 1),
+            Recorded::HostDropped => m.bound("hosts", 1),
+        }
+        if legacy {
+            let source = m.legacy_source_label(s.client_ip);
+            m.legacy_flows
+                .with_label_values(&[source.as_str(), version.as_str(), outcome])
+                .inc();
+        }
+        if let Some(tx) = events {
+            if tx.send(FlowEvent::new(&s, legacy, target)).is_ok() {
+                m.events_written.inc();
+            } else {
+                m.event_errors.inc();
+            }
+        }
+    }
+    m.inventory_hosts.set(shared.inventory.len() as i64);
+}
+
+fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {
+    let m = &shared.metrics;
+    let s: TableStats = std::mem::take(&mut table.stats);
+    m.evictions.with_label_values(&["idle"]).inc_by(s.evicted_idle);
+    m.evictions.with_label_values(&["table_full"]).inc_by(s.evicted_table_full);
+    m.bound("flow_table", s.evicted_table_full);
+    m.bound("stream_bytes", s.stream_cap_hits);
+    m.bound("ooo_segments", s.pending_full);
+    m.bound("buffer_budget", s.buffer_budget_hits);
+    m.non_tls.inc_by(s.non_tls);
+    m.midstream.inc_by(s.midstream);
+    for (i, n) in s.malformed.iter().enumerate() {
+        if *n > 0 {
+            m.parse_errors.with_label_values(&[Malformed::ALL[i].as_str()]).inc_by(*n);
+        }
+    }
+    for (kind, n) in [
+        ("incomplete", s.incomplete),
+        ("conflicting_roles", s.conflicting_roles),
+        ("server_not_tls", s.server_not_tls),
+    ] {
+        if n > 0 {
+            m.parse_errors.with_label_values(&[kind]).inc_by(n);
+        }
+    }
+    let now = table.len() as i64;
+    m.flows_tracked.add(now - *tracked);
+    *tracked = now;
+}

@@ -1,0 +1,209 @@
+//! `tlscensus read`: the offline census over capture files.
+//!
+//! Input: a [`ReadConfig`]. Output: the inventory snapshot, run totals and
+//! one-line messages about inputs that failed. A capture thread reads the files
+//! in order as one continuous stream (rotated captures continue each other) and
+//! feeds the pipeline; the calling thread shows progress and relays messages.
+//! Invariant: a bad input never stops the run; it is reported and counted.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, unbounded};
+
+use crate::capture::PacketSource;
+use crate::capture::offline::OfflineSource;
+use crate::config::{Input, ReadConfig, expand_inputs};
+use crate::error::SetupError;
+use crate::events::{EventLog, EventStats};
+use crate::inventory::{HostRecord, Inventory};
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, Progress, SendMode, Shared};
+use crate::report::RunTotals;
+
+pub struct ReadOutcome {
+    pub hosts: Vec<(std::net::IpAddr, HostRecord)>,
+    pub totals: RunTotals,
+    /// Something went wrong with an input or an output: exit status 2.
+    pub errored: bool,
+    pub metrics_text: String,
+}
+
+/// A message from the capture thread.
+enum Note {
+    Error(String),
+    Info(String),
+}
+
+/// Runs the census. `say` prints one line to the user (stderr).
+pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, SetupError> {
+    let census = cfg.census.clone();
+    let metrics = Metrics::new(census.max_legacy_sources)
+        .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
+    let event_log = match &census.events {
+        Some(dest) => Some(EventLog::start(dest)?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        inventory: Inventory::new(census.max_hosts),
+        metrics,
+        progress: Progress::default(),
+        config: census,
+    });
+    let pipeline = Pipeline::start(
+        Arc::clone(&shared),
+        SendMode::Block,
+        event_log.as_ref().map(|l| l.sender.clone()),
+    )?;
+
+    let inputs = expand_inputs(&cfg.inputs);
+    let (note_tx, note_rx) = unbounded::<Note>();
+    let capture_shared = Arc::clone(&shared);
+    let capture = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut pipeline = pipeline;
+            let (mut ok, mut failed) = (0u64, 0u64);
+            for input in inputs {
+                let path = match input {
+                    Input::File(p) => p,
+                    Input::DirNote { dir, skipped } => {
+                        let _ = note_tx.send(Note::Info(format!(
+                            "{}: skipped {skipped} file(s) that are not pcap/pcapng captures",
+                            dir.display()
+                        )));
+                        continue;
+                    }
+                    Input::Error(e) => {
+                        failed += 1;
+                        let _ = note_tx.send(Note::Error(e.to_string()));
+                        continue;
+                    }
+                };
+                match read_one(&path, &mut pipeline) {
+                    Ok(()) => ok += 1,
+                    Err(msg) => {
+                        failed += 1;
+                        let _ = note_tx.send(Note::Error(msg));
+                    }
+                }
+            }
+            let m = &capture_shared.metrics;
+            m.inputs.with_label_values(&["ok"]).inc_by(ok);
+            m.inputs.with_label_values(&["failed"]).inc_by(failed);
+            pipeline.finish();
+            (ok, failed)
+        })
+        .map_err(SetupError::Thread)?;
+
+    // Relay messages; show progress on a terminal.
+    let started = Instant::now();
+    let mut shown = false;
+    loop {
+        match note_rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(note) => {
+                if shown {
+                    eprint!("\r\x1b[2K");
+                    shown = false;
+                }
+                match note {
+                    Note::Error(m) => say(&format!("error: {m}")),
+                    Note::Info(m) => say(&format!("note: {m}")),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if cfg.progress && started.elapsed() > Duration::from_millis(500) {
+                    let p = &shared.progress;
+                    eprint!(
+                        "\r\x1b[2K{:.1} MB, {} packets, {} TLS flows",
+                        p.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+                        p.packets.load(Ordering::Relaxed),
+                        p.tls_flows.load(Ordering::Relaxed)
+                    );
+                    let _ = std::io::stderr().flush();
+                    shown = true;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
+    let (files_ok, files_failed) = capture
+        .join()
+        .map_err(|_| SetupError::Config("capture thread panicked".into()))?;
+
+    let mut errored = files_failed > 0;
+    if let Some(log) = event_log {
+        let EventStats { failed, error, .. } = log.finish();
+        if let Some(e) = error {
+            errored = true;
+            say(&format!("error: event log: {e} ({failed} events not written)"));
+        }
+    }
+
+    let hosts = shared.inventory.snapshot();
+    let m = &shared.metrics;
+    let totals = RunTotals {
+        files_read: files_ok + files_failed,
+        files_failed,
+        packets: m.packets.get(),
+        bytes: m.bytes.get(),
+        tls_flows: shared.progress.tls_flows.load(Ordering::Relaxed),
+        inventoried_flows: shared.inventory.flows.load(Ordering::Relaxed),
+        hosts: hosts.len() as u64,
+        legacy_flows: hosts.iter().map(|(_, r)| r.legacy).sum(),
+        legacy_hosts: hosts.iter().filter(|(_, r)| r.legacy > 0).count() as u64,
+        rejected_flows: hosts.iter().map(|(_, r)| r.rejected).sum(),
+        non_tls_flows: m.non_tls.get(),
+        hosts_dropped: shared.inventory.hosts_dropped.load(Ordering::Relaxed),
+    };
+    let metrics_text = m.render();
+    if let Some(path) = &cfg.metrics_file {
+        if let Err(e) = write_atomic(path, metrics_text.as_bytes()) {
+            errored = true;
+            say(&format!("error: {e}"));
+        }
+    }
+    Ok(ReadOutcome {
+        hosts,
+        totals,
+        errored,
+        metrics_text,
+    })
+}
+
+/// Reads one file into the pipeline; the error names the file.
+fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<(), String> {
+    let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
+    loop {
+        match source.next_frame() {
+            Ok(Some(frame)) => pipeline.dispatcher.push(&frame),
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("{}: {e} (packets before it were read)", source.name())),
+        }
+    }
+}
+
+/// Writes via a temporary file and rename, so a reader never sees half a file.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
+    let err = |source| SetupError::Write {
+        what: "metrics file",
+        path: path.display().to_string(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "metrics".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, data).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}

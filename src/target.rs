@@ -1,0 +1,123 @@
+//! Target server-name patterns: which TLS flows the census is about.
+//!
+//! Input: patterns (`*.blob.core.windows.net`, `storage.example.com`) and server
+//! names from ClientHellos. Output: match or not. Matching is ASCII
+//! case-insensitive and ignores one trailing dot on either side; a leading `*.`
+//! matches one or more labels, so `*.blob.core.windows.net` matches
+//! `acct.blob.core.windows.net` and `acct.privatelink.blob.core.windows.net` but
+//! not `blob.core.windows.net` itself.
+
+/// The default targets: Azure Blob Storage endpoints in every cloud.
+pub const DEFAULT_TARGETS: [&str; 4] = [
+    "*.blob.core.windows.net",
+    "*.blob.core.usgovcloudapi.net",
+    "*.blob.core.chinacloudapi.cn",
+    "*.blob.storage.azure.net",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Pattern {
+    /// `*.suffix`: stored as `.suffix`, lower case.
+    Suffix(String),
+    Exact(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetSet {
+    patterns: Vec<Pattern>,
+}
+
+impl TargetSet {
+    pub fn defaults() -> Self {
+        TargetSet::parse(DEFAULT_TARGETS.iter().copied()).unwrap_or(TargetSet { patterns: Vec::new() })
+    }
+
+    /// Parses patterns; a `*` anywhere but a leading `*.` is an error.
+    pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for p in patterns {
+            let raw = p.trim();
+            let lower = raw.trim_end_matches('.').to_ascii_lowercase();
+            let (suffix, rest) = match lower.strip_prefix("*.") {
+                Some(rest) => (true, rest.to_string()),
+                None => (false, lower.clone()),
+            };
+            if rest.is_empty()
+                || rest.contains('*')
+                || rest.starts_with('.')
+                || rest.contains("..")
+                || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            {
+                return Err(format!(
+                    "target pattern {raw:?}: use a host name, optionally with a leading '*.' (e.g. '*.blob.core.windows.net')"
+                ));
+            }
+            out.push(if suffix {
+                Pattern::Suffix(format!(".{rest}"))
+            } else {
+                Pattern::Exact(rest)
+            });
+        }
+        Ok(TargetSet { patterns: out })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        self.patterns.iter().any(|p| match p {
+            Pattern::Exact(e) => name.eq_ignore_ascii_case(e),
+            Pattern::Suffix(s) => {
+                name.len() > s.len()
+                    && name.is_char_boundary(name.len() - s.len())
+                    && name[name.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_targets() {
+        let t = TargetSet::defaults();
+        for yes in [
+            "acct.blob.core.windows.net",
+            "ACCT.BLOB.CORE.WINDOWS.NET",
+            "acct.blob.core.windows.net.",
+            "acct-secondary.blob.core.windows.net",
+            "acct.privatelink.blob.core.windows.net",
+            "acct.blob.core.usgovcloudapi.net",
+            "acct.blob.core.chinacloudapi.cn",
+            "acct.z7.blob.storage.azure.net",
+        ] {
+            assert!(t.matches(yes), "{yes}");
+        }
+        for no in [
+            "blob.core.windows.net",
+            "acct.file.core.windows.net",
+            "acct.blob.core.windows.net.evil.com",
+            "xblob.core.windows.net",
+            "",
+            "ü.blob.core.windows.nét",
+        ] {
+            assert!(!t.matches(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn exact_and_suffix() {
+        let t = TargetSet::parse(["Storage.Example.com.", "*.corp"]).unwrap();
+        assert!(t.matches("storage.example.com"));
+        assert!(!t.matches("x.storage.example.com"));
+        assert!(t.matches("a.b.corp"));
+        assert!(!t.matches("corp"));
+    }
+
+    #[test]
+    fn bad_patterns() {
+        for bad in ["", "*", "*.", "a*.b", "foo..bar", "*.*.x", "a b"] {
+            assert!(TargetSet::parse([bad]).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! From the first bytes of one TCP direction to what that direction opened with.
+//!
+//! Input: the in-order stream start of one direction (possibly incomplete) and a
+//! reusable scratch buffer. Output: [`Opening`] — a ClientHello, a ServerHello
+//! (HelloRetryRequests skipped), or an alert — or a [`TlsError`] that keeps
+//! "need more bytes", "not TLS", "TLS but not a handshake start" and "malformed"
+//! apart. Layering follows rusticata: stream bytes → records → handshake messages
+//! (defragmented across records) → tls-parser for hello bodies. Every length is
+//! checked before use; nothing here panics on any input.
+
+use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
+
+use super::summary::{ClientFacts, ServerAnswer};
+use super::version::{Version, negotiated_version};
+
+const CT_CHANGE_CIPHER_SPEC: u8 = 20;
+const CT_ALERT: u8 = 21;
+const CT_HANDSHAKE: u8 = 22;
+const CT_APPLICATION_DATA: u8 = 23;
+const CT_HEARTBEAT: u8 = 24;
+
+const HS_CLIENT_HELLO: u8 = 1;
+const HS_SERVER_HELLO: u8 = 2;
+/// HelloRetryRequest as a message of its own (TLS 1.3 drafts before 22).
+const HS_HELLO_RETRY_REQUEST_DRAFT: u8 = 6;
+
+/// Largest TLSCiphertext fragment (RFC 8446 5.2: 2^14 + 256; RFC 5246: + 2048).
+const MAX_RECORD_LEN: usize = 16384 + 2048;
+const MAX_SNI_LEN: usize = 255;
+
+/// The special ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// What a direction's stream opened with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opening {
+    ClientHello(ClientFacts),
+    Answer(ServerAnswer),
+}
+
+/// Why a stream start did not (yet) yield an [`Opening`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsError {
+    /// Looks like TLS so far; more bytes are needed.
+    NeedMore,
+    /// The first bytes are not a TLS (or SSLv2) record.
+    NotTls,
+    /// TLS records, but not the start of a handshake (capture began mid-flow).
+    MidStream,
+    /// Starts like TLS, then breaks a rule.
+    Malformed(Malformed),
+}
+
+/// Kinds of malformed handshakes; each is a `kind` label on the parse error counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Malformed {
+    RecordHeader,
+    RecordTooLong,
+    HandshakeTooLarge,
+    UnexpectedMessage,
+    ClientHello,
+    ServerHello,
+    Alert,
+    Sslv2,
+}
+
+impl Malformed {
+    pub const ALL: [Malformed; 8] = [
+        Malformed::RecordHeader,
+        Malformed::RecordTooLong,
+        Malformed::HandshakeTooLarge,
+        Malformed::UnexpectedMessage,
+        Malformed::ClientHello,
+        Malformed::ServerHello,
+        Malformed::Alert,
+        Malformed::Sslv2,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::RecordHeader => "record_header",
+            Malformed::RecordTooLong => "record_too_long",
+            Malformed::HandshakeTooLarge => "handshake_too_large",
+            Malformed::UnexpectedMessage => "unexpected_message",
+            Malformed::ClientHello => "client_hello",
+            Malformed::ServerHello => "server_hello",
+            Malformed::Alert => "alert",
+            Malformed::Sslv2 => "sslv2",
+        }
+    }
+}
+
+/// Parses the start of one direction.
+///
+/// `max_message` bounds a handshake message: a longer declared length is
+/// `Malformed(HandshakeTooLarge)` at once rather than a wait that cannot end.
+/// `scratch` is cleared and reused to join handshake messages split over records.
+pub fn parse_opening(
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    max_message: usize,
+) -> Result<Opening, TlsError> {
+    let Some(&first) = buf.first() else {
+        return Err(TlsError::NeedMore);
+    };
+    if first & 0x80 != 0 {
+        return parse_sslv2(buf);
+    }
+    scratch.clear();
+    let mut consumed = 0usize; // bytes of `scratch` already taken by whole messages
+    let mut retried = false;
+    let mut rest = buf;
+    let mut at_start = true;
+    loop {
+        if rest.is_empty() {
+            return Err(TlsError::NeedMore);
+        }
+        let header = match rest.get(..5) {
+            Some(h) => h,
+            None => {
+                // A partial header: judge what we have, so garbage fails fast.
+                return match check_header_prefix(rest) {
+                    true => Err(TlsError::NeedMore),
+                    false if at_start => Err(TlsError::NotTls),
+                    false => Err(TlsError::Malformed(Malformed::RecordHeader)),
+                };
+            }
+        };
+        let ctype = header[0];
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if !check_header_prefix(header) {
+            return Err(if at_start {
+                TlsError::NotTls
+            } else {
+                TlsError::Malformed(Malformed::RecordHeader)
+            });
+        }
+        if len > MAX_RECORD_LEN {
+            return Err(if at_start {
+                TlsError::NotTls
+            } else {
+                TlsError::Malformed(Malformed::RecordTooLong)
+            });
+        }
+        if at_start
+            && matches!(
+                ctype,
+                CT_CHANGE_CIPHER_SPEC | CT_APPLICATION_DATA | CT_HEARTBEAT
+            )
+        {
+            return Err(TlsError::MidStream);
+        }
+        at_start = false;
+        let Some(body) = rest.get(5..5 + len) else {
+            return Err(TlsError::NeedMore);
+        };
+        rest = &rest[5 + len..];
+        match ctype {
+            CT_HANDSHAKE => {
+                if len == 0 {
+                    return Err(TlsError::Malformed(Malformed::RecordHeader));
+                }
+                scratch.extend_from_slice(body);
+                while let Some(msg) = next_message(scratch, &mut consumed, max_message)? {
+                    match msg {
+                        Message::Client(facts) => return Ok(Opening::ClientHello(facts)),
+                        Message::Server(version) => {
+                            return Ok(Opening::Answer(ServerAnswer::Hello { version, retried }));
+                        }
+                        Message::Retry => retried = true,
+                    }
+                }
+            }
+            CT_ALERT => {
+                // Only a plaintext alert (two bytes) before any hello is an answer.
+                if consumed != scratch.len() {
+                    return Err(TlsError::Malformed(Malformed::Alert));
+                }
+                return match body {
+                    [level @ 1..=2, description] => Ok(Opening::Answer(ServerAnswer::Alert {
+                        level: *level,
+                        description: *description,
+                    })),
+                    _ => Err(TlsError::Malformed(Malformed::Alert)),
+                };
+            }
+            CT_CHANGE_CIPHER_SPEC => {} // TLS 1.3 middlebox compatibility after a HRR
+            _ => return Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
+        }
+    }
+}
+
+/// True when the bytes present so far can begin a TLS record header.
+fn check_header_prefix(h: &[u8]) -> bool {
+    let type_ok = |t: u8| (CT_CHANGE_CIPHER_SPEC..=CT_HEARTBEAT).contains(&t);
+    match *h {
+        [] => true,
+        [t] => type_ok(t),
+        [t, major] => type_ok(t) && major == 3,
+        [t, major, minor, ..] => type_ok(t) && major == 3 && minor <= 4,
+    }
+}
+
+enum Message {
+    Client(ClientFacts),
+    Server(Version),
+    Retry,
+}
+
+/// Takes the next whole handshake message from `scratch[*consumed..]`.
+fn next_message(
+    scratch: &[u8],
+    consumed: &mut usize,
+    max_message: usize,
+) -> Result<Option<Message>, TlsError> {
+    let avail = scratch.get(*consumed..).unwrap_or(&[]);
+    let Some(&[mtype, a, b, c]) = avail.get(..4).map(|h| <&[u8; 4]>::try_from(h).ok()).flatten()
+    else {
+        return Ok(None);
+    };
+    let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
+    if len > max_message {
+        return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
+    }
+    let Some(body) = avail.get(4..4 + len) else {
+        return Ok(None);
+    };
+    *consumed += 4 + len;
+    match mtype {
+        HS_CLIENT_HELLO => parse_client_hello(body).map(|f| Some(Message::Client(f))),
+        HS_SERVER_HELLO => parse_server_hello(body).map(Some),
+        HS_HELLO_RETRY_REQUEST_DRAFT => Ok(Some(Message::Retry)),
+        _ => Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
+    }
+}
+
+fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
+    let (_, hello) = tls_parser::parse_tls_handshake_client_hello(body)
+        .map_err(|_| TlsError::Malformed(Malformed::ClientHello))?;
+    let mut facts = ClientFacts {
+        hello_version: Version(hello.version.0),
+        supported_versions: None,
+        sni: None,
+        sslv2_format: false,
+    };
+    let mut exts = hello.ext.unwrap_or(&[]);
+    // Walk the extension framing ourselves so one odd extension does not hide the rest.
+    while exts.len() >= 4 {
+        let ext_len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
+        let Some(one) = exts.get(..4 + ext_len) else {
+            break; // truncated extension block: keep what we have
+        };
+        exts = &exts[4 + ext_len..];
+        let ext_type = u16::from_be_bytes([one[0], one[1]]);
+        if ext_type != 0 && ext_type != 43 {
+            continue;
+        }
+        match parse_tls_client_hello_extension(one) {
+            Ok((_, TlsExtension::SNI(names))) => {
+                if let Some((_, name)) = names.iter().find(|(t, _)| t.0 == 0) {
+                    let name = &name[..name.len().min(MAX_SNI_LEN)];
+                    facts.sni = Some(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+            Ok((_, TlsExtension::SupportedVersions(list))) if facts.supported_versions.is_none() => {
+                facts.supported_versions = Some(list.iter().map(|v| Version(v.0)).collect());
+            }
+            _ => {}
+        }
+    }
+    Ok(facts)
+}
+
+fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
+    let Some(&[hi, lo]) = body.get(..2).map(|v| <&[u8; 2]>::try_from(v).ok()).flatten() else {
+        return Err(TlsError::Malformed(Malformed::ServerHello));
+    };
+    let version = Version(u16::from_be_bytes([hi, lo]));
+    if !(0x0300..=0x0303).contains(&version.0) {
+        // Drafts (0x7f..) and anything else: the version field is all we can trust.
+        return Ok(Message::Server(version.canonical()));
+    }
+    let (_, hello) = tls_parser::parse_tls_handshake_server_hello(body)
+        .map_err(|_| TlsError::Malformed(Malformed::ServerHello))?;
+    if hello.random == HRR_RANDOM {
+        return Ok(Message::Retry);
+    }
+    let mut selected = None;
+    let mut exts = hello.ext.unwrap_or(&[]);
+    while exts.len() >= 4 {
+        let ext_type = u16::from_be_bytes([exts[0], exts[1]]);
+        let ext_len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
+        let Some(data) = exts.get(4..4 + ext_len) else {
+            return Err(TlsError::Malformed(Malformed::ServerHello));
+        };
+        if ext_type == 43 {
+            match data {
+                [a, b] => selected = Some(Version(u16::from_be_bytes([*a, *b]))),
+                _ => return Err(TlsError::Malformed(Malformed::ServerHello)),
+            }
+        }
+        exts = &exts[4 + ext_len..];
+    }
+    Ok(Message::Server(negotiated_version(version, selected)))
+}
+
+/// SSLv2 record format (2-byte header): a CLIENT-HELLO, possibly carrying a
+/// TLS version (the "SSLv2-compatible ClientHello" of RFC 5246 E.2), or an
+/// SSLv2 SERVER-HELLO.
+fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
+    const NEED: TlsError = TlsError::NeedMore;
+    let bad = TlsError::Malformed(Malformed::Sslv2);
+    let [b0, b1, rest @ ..] = buf else {
+        return Err(NEED);
+    };
+    let len = (usize::from(b0 & 0x7f) << 8) | usize::from(*b1);
+    let Some(&msg_type) = rest.first() else {
+        return Err(NEED);
+    };
+    match msg_type {
+        1 => {}
+        4 => return parse_sslv2_server_hello(rest, len),
+        _ => return Err(TlsError::NotTls),
+    }
+    // CLIENT-HELLO: type(1) version(2) cipher_len(2) sid_len(2) challenge_len(2)
+    let Some(h) = rest.get(..9) else {
+        let plausible = rest.get(1).is_none_or(|&m| m <= 3);
+        return Err(if plausible { NEED } else { TlsError::NotTls });
+    };
+    let version = u16::from_be_bytes([h[1], h[2]]);
+    if !(version == 0x0002 || (0x0300..=0x0304).contains(&version)) {
+        return Err(TlsError::NotTls);
+    }
+    let cipher_len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+    let sid_len = usize::from(u16::from_be_bytes([h[5], h[6]]));
+    let challenge_len = usize::from(u16::from_be_bytes([h[7], h[8]]));
+    if cipher_len == 0
+        || cipher_len % 3 != 0
+        || sid_len > 32
+        || !(16..=32).contains(&challenge_len)
+        || len != 9 + cipher_len + sid_len + challenge_len
+    {
+        return Err(bad);
+    }
+    if rest.len() < len {
+        return Err(NEED);
+    }
+    Ok(Opening::ClientHello(ClientFacts {
+        hello_version: Version(version),
+        supported_versions: None,
+        sni: None,
+        sslv2_format: true,
+    }))
+}
+
+fn parse_sslv2_server_hello(rest: &[u8], len: usize) -> Result<Opening, TlsError> {
+    // SERVER-HELLO: type(1) session_id_hit(1) cert_type(1) version(2) ...
+    let Some(h) = rest.get(..5) else {
+        return Err(TlsError::NeedMore);
+    };
+    let version = u16::from_be_bytes([h[3], h[4]]);
+    if version != 0x0002 || len < 11 {
+        return Err(TlsError::NotTls);
+    }
+    Ok(Opening::Answer(ServerAnswer::Hello {
+        version: Version::SSL2,
+        retried: false,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 16384;
+
+    fn parse(b: &[u8]) -> Result<Opening, TlsError> {
+        parse_opening(b, &mut Vec::new(), MAX)
+    }
+
+    /// Builds a handshake message with the 4-byte header.
+    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut v = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn record(ct: u8, version: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![ct];
+        v.extend_from_slice(&version.to_be_bytes());
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn ext(t: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = t.to_be_bytes().to_vec();
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn client_hello_body(version: u16, exts: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = version.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0x11; 32]); // random
+        b.push(0); // session id
+        b.extend_from_slice(&[0, 4, 0x13, 0x01, 0x00, 0x2f]); // ciphers
+        b.extend_from_slice(&[1, 0]); // compression
+        let all: Vec<u8> = exts.concat();
+        if !exts.is_empty() {
+            b.extend_from_slice(&(all.len() as u16).to_be_bytes());
+            b.extend_from_slice(&all);
+        }
+        b
+    }
+
+    fn sni_ext(name: &str) -> Vec<u8> {
+        let n = name.len();
+        let mut d = ((n + 3) as u16).to_be_bytes().to_vec();
+        d.push(0);
+        d.extend_from_slice(&(n as u16).to_be_bytes());
+        d.extend_from_slice(name.as_bytes());
+        ext(0, &d)
+    }
+
+    fn versions_ext(vs: &[u16]) -> Vec<u8> {
+        let mut d = vec![(vs.len() * 2) as u8];
+        for v in vs {
+            d.extend_from_slice(&v.to_be_bytes());
+        }
+        ext(43, &d)
+    }
+
+    fn server_hello_body(version: u16, random: [u8; 32], exts: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = version.to_be_bytes().to_vec();
+        b.extend_from_slice(&random);
+        b.push(0);
+        b.extend_from_slice(&[0x13, 0x01, 0]);
+        let all: Vec<u8> = exts.concat();
+        b.extend_from_slice(&(all.len() as u16).to_be_bytes());
+        b.extend_from_slice(&all);
+        b
+    }
+
+    #[test]
+    fn client_hello_tls13_with_grease_and_sni() {
+        let body = client_hello_body(
+            0x0303,
+            &[ext(0x1a1a, &[]), sni_ext("Acct.Blob.Core.Windows.Net"), versions_ext(&[0x2a2a, 0x0304, 0x0303])],
+        );
+        let bytes = record(22, 0x0301, &hs(1, &body));
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else {
+            panic!("{:?}", parse(&bytes));
+        };
+        assert_eq!(f.sni.as_deref(), Some("Acct.Blob.Core.Windows.Net"));
+        assert_eq!(f.max_version(), Version::TLS13);
+        assert_eq!(f.hello_version, Version::TLS12);
+    }
+
+    #[test]
+    fn client_hello_every_prefix_needs_more() {
+        let body = client_hello_body(0x0301, &[sni_ext("a.blob.core.windows.net")]);
+        let bytes = record(22, 0x0301, &hs(1, &body));
+        for cut in 0..bytes.len() {
+            assert_eq!(parse(&bytes[..cut]), Err(TlsError::NeedMore), "cut {cut}");
+        }
+        assert!(matches!(parse(&bytes), Ok(Opening::ClientHello(_))));
+    }
+
+    #[test]
+    fn client_hello_split_over_records() {
+        let msg = hs(1, &client_hello_body(0x0302, &[sni_ext("x.example")]));
+        for split in [1, 3, 4, 5, 40, msg.len() - 1] {
+            let mut bytes = record(22, 0x0301, &msg[..split]);
+            bytes.extend(record(22, 0x0301, &msg[split..]));
+            let Ok(Opening::ClientHello(f)) = parse(&bytes) else {
+                panic!("split {split}: {:?}", parse(&bytes));
+            };
+            assert_eq!(f.max_version(), Version::TLS11);
+            assert_eq!(f.sni.as_deref(), Some("x.example"));
+        }
+    }
+
+    #[test]
+    fn malformed_extension_does_not_hide_versions() {
+        // SNI list length lies; supported_versions after it must still count.
+        let bad_sni = ext(0, &[0, 9, 0, 0, 3, b'a']);
+        let body = client_hello_body(0x0303, &[bad_sni, versions_ext(&[0x0304])]);
+        let bytes = record(22, 0x0301, &hs(1, &body));
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else { panic!() };
+        assert_eq!(f.max_version(), Version::TLS13);
+        assert_eq!(f.sni, None);
+    }
+
+    #[test]
+    fn server_hello_versions() {
+        let tls12 = record(22, 0x0303, &hs(2, &server_hello_body(0x0303, [7; 32], &[])));
+        assert_eq!(
+            parse(&tls12),
+            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS12, retried: false }))
+        );
+        let tls13 = record(
+            22,
+            0x0303,
+            &hs(2, &server_hello_body(0x0303, [7; 32], &[ext(43, &[3, 4])])),
+        );
+        assert_eq!(
+            parse(&tls13),
+            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS13, retried: false }))
+        );
+        let tls10 = record(22, 0x0301, &hs(2, &server_hello_body(0x0301, [7; 32], &[])));
+        assert_eq!(
+            parse(&tls10),
+            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS10, retried: false }))
+        );
+    }
+
+    #[test]
+    fn hello_retry_request_is_not_the_answer() {
+        let hrr = record(
+            22,
+            0x0303,
+            &hs(2, &server_hello_body(0x0303, HRR_RANDOM, &[ext(43, &[3, 4]), ext(51, &[0, 0x1d])])),
+        );
+        assert_eq!(parse(&hrr), Err(TlsError::NeedMore));
+        let mut full = hrr.clone();
+        full.extend(record(20, 0x0303, &[1]));
+        full.extend(record(
+            22,
+            0x0303,
+            &hs(2, &server_hello_body(0x0303, [9; 32], &[ext(43, &[3, 4])])),
+        ));
+        assert_eq!(
+            parse(&full),
+            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS13, retried: true }))
+        );
+    }
+
+    #[test]
+    fn alert_answer() {
+        let bytes = record(21, 0x0301, &[2, 70]);
+        assert_eq!(
+            parse(&bytes),
+            Ok(Opening::Answer(ServerAnswer::Alert { level: 2, description: 70 }))
+        );
+        assert_eq!(
+            parse(&record(21, 0x0303, &[2, 70, 0])),
+            Err(TlsError::Malformed(Malformed::Alert))
+        );
+    }
+
+    #[test]
+    fn not_tls() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Err(TlsError::NotTls));
+        assert_eq!(parse(b"SSH-2.0-OpenSSH"), Err(TlsError::NotTls));
+        assert_eq!(parse(&[0x16, 0x02]), Err(TlsError::NotTls));
+        assert_eq!(parse(&[0x16, 0x03, 0x09]), Err(TlsError::NotTls));
+        assert_eq!(parse(&[0x16, 0x03, 0x01, 0xff, 0xff]), Err(TlsError::NotTls));
+        assert_eq!(parse(&[0x00; 64]), Err(TlsError::NotTls));
+    }
+
+    #[test]
+    fn mid_stream() {
+        assert_eq!(parse(&record(23, 0x0303, &[1, 2, 3])), Err(TlsError::MidStream));
+        assert_eq!(parse(&record(20, 0x0303, &[1])), Err(TlsError::MidStream));
+    }
+
+    #[test]
+    fn oversized_message_fails_fast() {
+        let bytes = record(22, 0x0301, &[1, 0xff, 0xff, 0xff, 3, 1]);
+        assert_eq!(
+            parse(&bytes),
+            Err(TlsError::Malformed(Malformed::HandshakeTooLarge))
+        );
+    }
+
+    #[test]
+    fn unexpected_first_message() {
+        let bytes = record(22, 0x0303, &hs(11, &[0, 0, 0]));
+        assert_eq!(parse(&bytes), Err(TlsError::Malformed(Malformed::UnexpectedMessage)));
+    }
+
+    #[test]
+    fn sslv2_compatible_client_hello() {
+        // len, CLIENT-HELLO, version 3.1, 3 ciphers (9 bytes), no sid, 16-byte challenge
+        let mut body = vec![1, 0x03, 0x01, 0, 9, 0, 0, 0, 16];
+        body.extend_from_slice(&[0, 0, 0x2f, 0, 0, 0x35, 0x01, 0x00, 0x80]);
+        body.extend_from_slice(&[0xaa; 16]);
+        let mut bytes = vec![0x80 | (body.len() >> 8) as u8, body.len() as u8];
+        bytes.extend_from_slice(&body);
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else { panic!("{:?}", parse(&bytes)) };
+        assert!(f.sslv2_format);
+        assert_eq!(f.max_version(), Version::TLS10);
+        for cut in 0..bytes.len() {
+            assert_eq!(parse(&bytes[..cut]), Err(TlsError::NeedMore), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn sslv3_client_hello() {
+        let bytes = record(22, 0x0300, &hs(1, &client_hello_body(0x0300, &[])));
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else { panic!() };
+        assert_eq!(f.max_version(), Version::SSL3);
+        assert_eq!(f.supported_versions, None);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x1234_5678u32;
+        for len in 0..300 {
+            let mut v = Vec::with_capacity(len);
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                v.push(seed as u8);
+            }
+            if let Some(b) = v.first_mut() {
+                *b = 0x16;
+            }
+            if v.len() > 2 {
+                v[1] = 3;
+                v[2] = 1;
+            }
+            let _ = parse(&v);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! TLS: versions, stream-start extraction and owned handshake summaries.
+
+pub mod extract;
+pub mod summary;
+pub mod version;
+
+pub use extract::{Opening, TlsError, parse_opening};
+pub use summary::{ClientFacts, HandshakeSummary, Outcome, ServerAnswer};
+pub use version::Version;

@@ -1,0 +1,217 @@
+//! Owned handshake facts: what one direction's stream start told us, and the
+//! per-flow summary that crosses from a worker to the inventory, metrics and events.
+//!
+//! Input: borrowed parse results from [`super::extract`]. Output: small owned
+//! values. Invariant: the outcome, effective version and legacy decision of a flow
+//! are computed here and nowhere else.
+
+use std::net::IpAddr;
+
+use super::version::{Version, client_max_version, is_below};
+
+/// What a ClientHello told us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientFacts {
+    /// `client_version` / `legacy_version` of the hello itself.
+    pub hello_version: Version,
+    /// Versions listed in supported_versions (GREASE included, as sent), if present.
+    pub supported_versions: Option<Vec<Version>>,
+    /// server_name (host_name entry), as sent, at most 255 bytes, lossy UTF-8.
+    pub sni: Option<String>,
+    /// The hello came in the SSLv2-compatible record format.
+    pub sslv2_format: bool,
+}
+
+impl ClientFacts {
+    /// Highest version offered (GREASE ignored, drafts as TLS 1.3).
+    pub fn max_version(&self) -> Version {
+        client_max_version(self.hello_version, self.supported_versions.as_deref())
+    }
+}
+
+/// How the server answered the ClientHello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerAnswer {
+    /// A ServerHello (not a HelloRetryRequest) with the negotiated version.
+    Hello { version: Version, retried: bool },
+    /// An alert instead of a ServerHello.
+    Alert { level: u8, description: u8 },
+}
+
+/// The three outcomes of a handshake start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Negotiated,
+    Rejected,
+    Unanswered,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Negotiated => "negotiated",
+            Outcome::Rejected => "rejected",
+            Outcome::Unanswered => "unanswered",
+        }
+    }
+}
+
+/// One TLS flow as the census sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandshakeSummary {
+    /// Capture time of the ClientHello (or of the server's answer when no
+    /// ClientHello was seen), nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub client_ip: IpAddr,
+    pub client_port: u16,
+    pub server_ip: IpAddr,
+    pub server_port: u16,
+    pub client: Option<ClientFacts>,
+    pub answer: Option<ServerAnswer>,
+}
+
+impl HandshakeSummary {
+    pub fn outcome(&self) -> Outcome {
+        match self.answer {
+            Some(ServerAnswer::Hello { .. }) => Outcome::Negotiated,
+            Some(ServerAnswer::Alert { .. }) => Outcome::Rejected,
+            None => Outcome::Unanswered,
+        }
+    }
+
+    pub fn negotiated(&self) -> Option<Version> {
+        match self.answer {
+            Some(ServerAnswer::Hello { version, .. }) => Some(version),
+            _ => None,
+        }
+    }
+
+    pub fn client_max(&self) -> Option<Version> {
+        self.client.as_ref().map(ClientFacts::max_version)
+    }
+
+    /// The version a census counts the flow under: negotiated when known, else
+    /// the highest the client offered.
+    pub fn effective_version(&self) -> Option<Version> {
+        self.negotiated().or_else(|| self.client_max())
+    }
+
+    /// Legacy: negotiated below `min`, or (no negotiation) the client offered
+    /// nothing at or above `min`.
+    pub fn is_legacy(&self, min: Version) -> bool {
+        self.effective_version().is_some_and(|v| is_below(v, min))
+    }
+
+    pub fn sni(&self) -> Option<&str> {
+        self.client.as_ref().and_then(|c| c.sni.as_deref())
+    }
+
+    pub fn alert_name(&self) -> Option<String> {
+        match self.answer {
+            Some(ServerAnswer::Alert { description, .. }) => Some(alert_name(description)),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 8446 / RFC 5246 alert description names; unknown values as `0x??`.
+pub fn alert_name(description: u8) -> String {
+    let name = match description {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        other => return format!("0x{other:02x}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn summary(client: Option<ClientFacts>, answer: Option<ServerAnswer>) -> HandshakeSummary {
+        HandshakeSummary {
+            ts_ns: 0,
+            client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            client_port: 50000,
+            server_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            server_port: 443,
+            client,
+            answer,
+        }
+    }
+
+    fn ch(v: u16, list: Option<&[u16]>) -> ClientFacts {
+        ClientFacts {
+            hello_version: Version(v),
+            supported_versions: list.map(|l| l.iter().map(|&x| Version(x)).collect()),
+            sni: None,
+            sslv2_format: false,
+        }
+    }
+
+    #[test]
+    fn outcome_and_legacy_table() {
+        let min = Version::TLS12;
+        let hello = |v| Some(ServerAnswer::Hello { version: Version(v), retried: false });
+        let alert = Some(ServerAnswer::Alert { level: 2, description: 70 });
+        // (client, answer, outcome, effective, legacy)
+        let cases = [
+            (Some(ch(0x0301, None)), alert, Outcome::Rejected, Some(0x0301), true),
+            (Some(ch(0x0303, None)), hello(0x0303), Outcome::Negotiated, Some(0x0303), false),
+            (Some(ch(0x0303, None)), hello(0x0301), Outcome::Negotiated, Some(0x0301), true),
+            (Some(ch(0x0303, Some(&[0x0304, 0x0303]))), None, Outcome::Unanswered, Some(0x0304), false),
+            (Some(ch(0x0302, None)), None, Outcome::Unanswered, Some(0x0302), true),
+            (None, hello(0x0302), Outcome::Negotiated, Some(0x0302), true),
+            (None, alert, Outcome::Rejected, None, false),
+            // a modern client downgraded by the server is legacy
+            (Some(ch(0x0303, Some(&[0x0304]))), hello(0x0302), Outcome::Negotiated, Some(0x0302), true),
+        ];
+        for (i, (c, a, outcome, eff, legacy)) in cases.into_iter().enumerate() {
+            let s = summary(c, a);
+            assert_eq!(s.outcome(), outcome, "case {i}");
+            assert_eq!(s.effective_version(), eff.map(Version), "case {i}");
+            assert_eq!(s.is_legacy(min), legacy, "case {i}");
+        }
+    }
+
+    #[test]
+    fn alert_names() {
+        assert_eq!(alert_name(70), "protocol_version");
+        assert_eq!(alert_name(40), "handshake_failure");
+        assert_eq!(alert_name(200), "0xc8");
+    }
+}

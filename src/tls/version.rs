@@ -1,0 +1,216 @@
+//! TLS protocol versions as they appear on the wire, and the one place where the
+//! versions of a handshake are reduced to "highest offered" and "negotiated".
+//!
+//! Input: raw `u16` values from records, hellos and the supported_versions extension.
+//! Output: [`Version`] newtypes that keep unknown and GREASE values intact, and a
+//! stable string form (`TLSv1.2`, `0x7a7a`, ...). Invariant: TLS 1.3 drafts
+//! (`0x7f00 | n`) compare and print as TLS 1.3; GREASE values never count.
+
+use std::fmt;
+
+/// A TLS/SSL protocol version exactly as carried on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version(pub u16);
+
+impl Version {
+    pub const SSL2: Version = Version(0x0002);
+    pub const SSL3: Version = Version(0x0300);
+    pub const TLS10: Version = Version(0x0301);
+    pub const TLS11: Version = Version(0x0302);
+    pub const TLS12: Version = Version(0x0303);
+    pub const TLS13: Version = Version(0x0304);
+
+    /// GREASE values (RFC 8701): `0x?a?a` with both bytes equal.
+    pub fn is_grease(self) -> bool {
+        self.0 & 0x0f0f == 0x0a0a && (self.0 >> 8) == (self.0 & 0xff)
+    }
+
+    /// TLS 1.3 draft versions (`0x7f00 | draft`) and the final value map to TLS 1.3;
+    /// everything else stays as it is.
+    pub fn canonical(self) -> Version {
+        if self.0 >> 8 == 0x7f {
+            Version::TLS13
+        } else {
+            self
+        }
+    }
+
+    /// The order used for "highest" and "below the minimum": wire value after
+    /// [`canonical`](Self::canonical). SSLv2 (0x0002) sorts below SSLv3 (0x0300).
+    pub fn rank(self) -> u16 {
+        self.canonical().0
+    }
+
+    /// True for the versions a census reports by name.
+    pub fn is_known(self) -> bool {
+        matches!(
+            self.canonical(),
+            Version::SSL2
+                | Version::SSL3
+                | Version::TLS10
+                | Version::TLS11
+                | Version::TLS12
+                | Version::TLS13
+        )
+    }
+
+    /// Parses a user-supplied version: `TLSv1.2`, `tls1.2`, `1.2`, `SSLv3`, `0x0303`.
+    pub fn parse_user(s: &str) -> Option<Version> {
+        let t = s.trim().to_ascii_lowercase();
+        if let Some(hex) = t.strip_prefix("0x") {
+            return u16::from_str_radix(hex, 16).ok().map(Version);
+        }
+        let t = t.replace(['v', '_', ' '], "");
+        match t.as_str() {
+            "ssl2" | "ssl2.0" => Some(Version::SSL2),
+            "ssl3" | "ssl3.0" => Some(Version::SSL3),
+            "tls1" | "tls1.0" | "1.0" | "1" => Some(Version::TLS10),
+            "tls1.1" | "1.1" => Some(Version::TLS11),
+            "tls1.2" | "1.2" => Some(Version::TLS12),
+            "tls1.3" | "1.3" => Some(Version::TLS13),
+            _ => None,
+        }
+    }
+
+    /// The short name used in metric labels and tables.
+    pub fn label(self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.canonical() {
+            Version::SSL2 => f.write_str("SSLv2"),
+            Version::SSL3 => f.write_str("SSLv3"),
+            Version::TLS10 => f.write_str("TLSv1.0"),
+            Version::TLS11 => f.write_str("TLSv1.1"),
+            Version::TLS12 => f.write_str("TLSv1.2"),
+            Version::TLS13 => f.write_str("TLSv1.3"),
+            Version(v) => write!(f, "0x{v:04x}"),
+        }
+    }
+}
+
+/// The highest version a client offers: the supported_versions list when the
+/// extension is present and holds a non-GREASE value, else the hello's own version.
+pub fn client_max_version(hello_version: Version, supported: Option<&[Version]>) -> Version {
+    let listed = supported
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|v| !v.is_grease())
+        .max_by_key(|v| v.rank());
+    match listed {
+        Some(v) => v.canonical(),
+        None => hello_version.canonical(),
+    }
+}
+
+/// The version a server picked: supported_versions' selected_version when present
+/// (TLS 1.3), else the ServerHello's version.
+pub fn negotiated_version(server_hello_version: Version, selected: Option<Version>) -> Version {
+    match selected {
+        Some(v) if !v.is_grease() => v.canonical(),
+        _ => server_hello_version.canonical(),
+    }
+}
+
+/// True when `v` is below the configured minimum.
+pub fn is_below(v: Version, min: Version) -> bool {
+    v.rank() < min.rank()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_names() {
+        let table = [
+            (0x0002, "SSLv2"),
+            (0x0300, "SSLv3"),
+            (0x0301, "TLSv1.0"),
+            (0x0302, "TLSv1.1"),
+            (0x0303, "TLSv1.2"),
+            (0x0304, "TLSv1.3"),
+            (0x7f17, "TLSv1.3"),
+            (0x0a0a, "0x0a0a"),
+            (0xfefd, "0xfefd"),
+            (0x0305, "0x0305"),
+        ];
+        for (raw, name) in table {
+            assert_eq!(Version(raw).to_string(), name, "{raw:#06x}");
+        }
+    }
+
+    #[test]
+    fn grease_detection() {
+        for g in [0x0a0a, 0x1a1a, 0x2a2a, 0xfafa] {
+            assert!(Version(g).is_grease());
+        }
+        for v in [0x0303, 0x0a1a, 0x7f1c] {
+            assert!(!Version(v).is_grease());
+        }
+    }
+
+    #[test]
+    fn client_max_table() {
+        use Version as V;
+        let cases: &[(u16, Option<&[u16]>, u16)] = &[
+            // no extension: the hello version
+            (0x0301, None, 0x0301),
+            (0x0300, None, 0x0300),
+            (0x0002, None, 0x0002),
+            // extension wins, GREASE ignored
+            (0x0303, Some(&[0x2a2a, 0x0304, 0x0303]), 0x0304),
+            // extension order does not matter
+            (0x0303, Some(&[0x0302, 0x0303, 0x0301]), 0x0303),
+            // drafts count as TLS 1.3
+            (0x0303, Some(&[0x7f1c, 0x0303]), 0x0304),
+            // only GREASE listed: fall back to the hello version
+            (0x0303, Some(&[0x5a5a]), 0x0303),
+            // empty list: fall back
+            (0x0301, Some(&[]), 0x0301),
+            // unknown future value is kept
+            (0x0303, Some(&[0x0305, 0x0304]), 0x0305),
+        ];
+        for (hello, list, want) in cases {
+            let list: Option<Vec<V>> = list.map(|l| l.iter().map(|&v| V(v)).collect());
+            assert_eq!(
+                client_max_version(V(*hello), list.as_deref()),
+                V(*want),
+                "hello {hello:#06x} list {list:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn negotiated_table() {
+        use Version as V;
+        assert_eq!(negotiated_version(V(0x0303), Some(V(0x0304))), V::TLS13);
+        assert_eq!(negotiated_version(V(0x0303), None), V::TLS12);
+        assert_eq!(negotiated_version(V(0x0301), None), V::TLS10);
+        assert_eq!(negotiated_version(V(0x0303), Some(V(0x7f17))), V::TLS13);
+        assert_eq!(negotiated_version(V(0x0303), Some(V(0x3a3a))), V::TLS12);
+    }
+
+    #[test]
+    fn below_minimum() {
+        assert!(is_below(Version::TLS11, Version::TLS12));
+        assert!(is_below(Version::SSL2, Version::TLS12));
+        assert!(!is_below(Version::TLS12, Version::TLS12));
+        assert!(!is_below(Version(0x7f1c), Version::TLS12));
+    }
+
+    #[test]
+    fn parse_user_forms() {
+        assert_eq!(Version::parse_user("TLSv1.2"), Some(Version::TLS12));
+        assert_eq!(Version::parse_user("tls1.0"), Some(Version::TLS10));
+        assert_eq!(Version::parse_user("1.3"), Some(Version::TLS13));
+        assert_eq!(Version::parse_user("SSLv3"), Some(Version::SSL3));
+        assert_eq!(Version::parse_user("0x0302"), Some(Version::TLS11));
+        assert_eq!(Version::parse_user("TLS 9"), None);
+        assert_eq!(Version::parse_user("0xzz"), None);
+    }
+}
