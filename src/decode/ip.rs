@@ -214,7 +214,8 @@ mod tests {
         let mut exts = vec![60, 0, 1, 4, 0, 0, 0, 0];
         exts.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
         exts.extend_from_slice(&[9, 9]);
-        let ip = parse_ipv6(&v6(0, &exts)).unwrap();
+        let pkt = v6(0, &exts);
+        let ip = parse_ipv6(&pkt).unwrap();
         assert_eq!(ip.proto, 6);
         assert_eq!(ip.payload, &[9, 9]);
     }
@@ -223,7 +224,8 @@ mod tests {
     fn ipv6_fragment_header() {
         let mut exts = vec![6, 0, 0x00, 0x09, 0, 0, 0, 7]; // offset 1 (8 bytes), MF
         exts.extend_from_slice(&[1, 2, 3]);
-        let ip = parse_ipv6(&v6(44, &exts)).unwrap();
+        let pkt = v6(44, &exts);
+        let ip = parse_ipv6(&pkt).unwrap();
         assert_eq!(ip.frag, Some(FragInfo { id: 7, offset: 8, more: true }));
         assert_eq!(ip.proto, 6);
         assert_eq!(ip.payload, &[1, 2, 3]);

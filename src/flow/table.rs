@@ -81,8 +81,9 @@ struct Active {
 
 enum State {
     Active(Box<Active>),
-    /// Settled: facts emitted or not a handshake; waits for FIN/RST/idle.
-    Done,
+    /// Settled: facts emitted or not a handshake; waits for RST, a FIN from
+    /// each side, or idle timeout, so late packets do not start a bogus flow.
+    Done { fin: [bool; 2] },
 }
 
 struct Flow {
@@ -140,12 +141,11 @@ impl FlowTable {
             self.expire(out);
         }
         let syn = seg.flags & SYN != 0;
-        let ends = seg.flags & (FIN | RST) != 0;
 
         if let Some(flow) = self.map.get_mut(&seg.key) {
             let reused = syn
                 && match &flow.state {
-                    State::Done => seg.flags & ACK == 0,
+                    State::Done { .. } => seg.flags & ACK == 0,
                     State::Active(a) => a.streams[seg.dir.index()].conflicts_with_syn(seg.seq),
                 };
             if reused {
@@ -190,8 +190,11 @@ impl FlowTable {
         };
         flow.last_seen = flow.last_seen.max(seg.ts);
         let active = match &mut flow.state {
-            State::Done => {
-                if ends {
+            State::Done { fin } => {
+                if seg.flags & FIN != 0 {
+                    fin[seg.dir.index()] = true;
+                }
+                if seg.flags & RST != 0 || *fin == [true, true] {
                     self.map.remove(&seg.key);
                 }
                 return;
@@ -224,7 +227,17 @@ impl FlowTable {
                 Ingest::PendingFull => self.stats.pending_full += 1,
                 Ingest::CapReached | Ingest::NoChange | Ingest::BeforeStart => {}
             }
-            if let Some(st) = status {
+            if let Some(mut st) = status {
+                // A bare alert is an answer only where the stream start is known
+                // (SYN seen) or a ClientHello was seen; mid-flow, it is just a
+                // late packet of a connection we missed.
+                if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }))
+                    && !active.streams[d].syn_seen()
+                    && !matches!(active.status[1 - d], DirStatus::Hello(_))
+                    && !active.streams[1 - d].syn_seen()
+                {
+                    st = DirStatus::MidStream;
+                }
                 active.status[d] = st;
             }
             if active.status[d] == DirStatus::Pending && active.streams[d].cap_reached() {
@@ -247,9 +260,10 @@ impl FlowTable {
         let closed = seg.flags & RST != 0 || active.fin == [true, true];
         if settled {
             self.buffered -= active.footprint.min(self.buffered);
-            flow.state = State::Done;
-            if ends {
+            if seg.flags & RST != 0 || active.fin == [true, true] {
                 self.map.remove(&seg.key);
+            } else {
+                flow.state = State::Done { fin: active.fin };
             }
         } else if closed {
             self.remove(&seg.key, out);

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Derives capture variants from the real captures made by make-captures.sh.
+
+The TLS bytes are never changed: only link layers, encapsulation, order,
+fragmentation, direction and file damage, as mirror ports and capture tools
+produce them. Pure standard library; deterministic.
+
+Usage: python3 derive.py DIR
+"""
+import struct
+import sys
+from pathlib import Path
+
+LT_NULL, LT_ETHERNET, LT_RAW, LT_LOOP, LT_SLL, LT_SLL2 = 0, 1, 101, 108, 113, 276
+SERVER = bytes([192, 0, 2, 1])
+
+
+def read_pcap(path):
+    data = Path(path).read_bytes()
+    magic = data[:4]
+    if magic == b"\xd4\xc3\xb2\xa1":
+        e, nsec = "<", False
+    elif magic == b"\xa1\xb2\xc3\xd4":
+        e, nsec = ">", False
+    elif magic == b"\x4d\x3c\xb2\xa1":
+        e, nsec = "<", True
+    else:
+        raise SystemExit(f"{path}: not a classic pcap")
+    linktype = struct.unpack(e + "I", data[20:24])[0] & 0x0FFFFFFF
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, caplen, origlen = struct.unpack(e + "IIII", data[off:off + 16])
+        usec = frac // 1000 if nsec else frac
+        out.append([sec, usec, data[off + 16:off + 16 + caplen], origlen])
+        off += 16 + caplen
+    return linktype, out
+
+
+def write_pcap(path, linktype, pkts, nsec=False, big=False):
+    e = ">" if big else "<"
+    magic = 0xA1B23C4D if nsec else 0xA1B2C3D4
+    buf = bytearray(struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, 262144, linktype))
+    for sec, usec, frame, *rest in pkts:
+        orig = max(rest[0] if rest else len(frame), len(frame))
+        buf += struct.pack(e + "IIII", sec, usec * 1000 if nsec else usec, len(frame), orig)
+        buf += frame
+    Path(path).write_bytes(bytes(buf))
+
+
+def write_pcapng(path, linktypes, pkts):
+    """pkts: (if_id, sec, usec, frame). Microsecond timestamps (default resolution)."""
+    def block(btype, body):
+        body += b"\x00" * (-len(body) % 4)
+        n = 12 + len(body)
+        return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+    buf = bytearray(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+    for lt in linktypes:
+        buf += block(1, struct.pack("<HHI", lt, 0, 262144))
+    for if_id, sec, usec, frame in pkts:
+        ts = sec * 1_000_000 + usec
+        body = struct.pack("<IIIII", if_id, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame
+        buf += block(6, body)
+    Path(path).write_bytes(bytes(buf))
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\x00"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def eth_split(frame):
+    """(ethernet header, ethertype, network bytes) of an untagged frame."""
+    return frame[:14], struct.unpack("!H", frame[12:14])[0], frame[14:]
+
+
+def ipv4_fix(ip):
+    """Recomputes the IPv4 header and TCP checksums."""
+    ip = bytearray(ip)
+    ihl = (ip[0] & 0xF) * 4
+    ip[10:12] = b"\x00\x00"
+    ip[10:12] = struct.pack("!H", csum(bytes(ip[:ihl])))
+    if ip[9] == 6 and (struct.unpack("!H", ip[6:8])[0] & 0x3FFF) == 0:
+        tcp = bytearray(ip[ihl:struct.unpack("!H", ip[2:4])[0]])
+        tcp[16:18] = b"\x00\x00"
+        pseudo = bytes(ip[12:20]) + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp[16:18] = struct.pack("!H", csum(pseudo + bytes(tcp)))
+        ip[ihl:ihl + len(tcp)] = tcp
+    return bytes(ip)
+
+
+def tcp_payload_len(ip):
+    if ip[0] >> 4 == 4:
+        ihl = (ip[0] & 0xF) * 4
+        total = struct.unpack("!H", ip[2:4])[0]
+        return total - ihl - (ip[ihl + 12] >> 4) * 4
+    plen = struct.unpack("!H", ip[4:6])[0]
+    return plen - (ip[40 + 12] >> 4) * 4
+
+
+def from_server(ip):
+    if ip[0] >> 4 == 4:
+        return ip[12:16] == SERVER
+    return ip[8:24] == bytes.fromhex("20010db8000000000000000000000001")
+
+
+def fragment_v4(frame, sizes):
+    hdr, et, ip = eth_split(frame)
+    ihl = (ip[0] & 0xF) * 4
+    total = struct.unpack("!H", ip[2:4])[0]
+    payload = ip[ihl:total]
+    frags, off = [], 0
+    for i, size in enumerate(sizes + [len(payload)]):
+        chunk = payload[off:off + size] if i < len(sizes) else payload[off:]
+        if not chunk:
+            break
+        more = off + len(chunk) < len(payload)
+        h = bytearray(ip[:ihl])
+        h[2:4] = struct.pack("!H", ihl + len(chunk))
+        h[4:6] = struct.pack("!H", 0x4242)
+        h[6:8] = struct.pack("!H", (0x2000 if more else 0) | (off // 8))
+        frags.append(hdr + ipv4_fix(bytes(h) + chunk))
+        off += len(chunk)
+    return frags
+
+
+def fragment_v6(frame, sizes):
+    hdr, et, ip = eth_split(frame)
+    nh, payload = ip[6], ip[40:40 + struct.unpack("!H", ip[4:6])[0]]
+    frags, off = [], 0
+    for i, size in enumerate(sizes + [len(payload)]):
+        chunk = payload[off:off + size] if i < len(sizes) else payload[off:]
+        if not chunk:
+            break
+        more = off + len(chunk) < len(payload)
+        fh = struct.pack("!BBHI", nh, 0, (off // 8) << 3 | (1 if more else 0), 0x6161)
+        fixed = bytearray(ip[:40])
+        fixed[4:6] = struct.pack("!H", 8 + len(chunk))
+        fixed[6] = 44
+        frags.append(hdr + bytes(fixed) + fh + chunk)
+        off += len(chunk)
+    return frags
+
+
+def relink(frame, linktype):
+    """An Ethernet frame re-encapsulated in another link type."""
+    hdr, et, net = eth_split(frame)
+    v6 = et == 0x86DD
+    if linktype == "vlan":
+        return hdr[:12] + struct.pack("!HH", 0x8100, 100) + hdr[12:14] + net
+    if linktype == "qinq":
+        return hdr[:12] + struct.pack("!HHHH", 0x88A8, 200, 0x8100, 100) + hdr[12:14] + net
+    if linktype == LT_SLL:
+        return struct.pack("!HHH", 0, 1, 6) + hdr[6:12] + b"\x00\x00" + struct.pack("!H", et) + net
+    if linktype == LT_SLL2:
+        return struct.pack("!HHIHBB", et, 0, 3, 1, 0, 6) + hdr[6:12] + b"\x00\x00" + net
+    if linktype == LT_RAW:
+        return net
+    if linktype == LT_NULL:
+        return struct.pack("<I", 30 if v6 else 2) + net
+    if linktype == LT_LOOP:
+        return struct.pack(">I", 24 if v6 else 2) + net
+    raise ValueError(linktype)
+
+
+def main(d):
+    d = Path(d)
+    load = lambda n: read_pcap(d / f"{n}.pcap")[1]
+    base = sorted(load("openssl-tls10-rejected") + load("openssl-tls12") + load("openssl-ipv6-tls11"),
+                  key=lambda p: (p[0], p[1]))
+
+    for name, lt, dlt in [("vlan", "vlan", LT_ETHERNET), ("qinq", "qinq", LT_ETHERNET),
+                          ("sll", LT_SLL, LT_SLL), ("sll2", LT_SLL2, LT_SLL2), ("raw", LT_RAW, LT_RAW),
+                          ("null", LT_NULL, LT_NULL), ("loop", LT_LOOP, LT_LOOP)]:
+        write_pcap(d / f"link-{name}.pcap", dlt, [[s, u, relink(f, lt), len(relink(f, lt))] for s, u, f, _ in base])
+    write_pcap(d / "link-ethernet-nsec-bigendian.pcap", LT_ETHERNET, base, nsec=True, big=True)
+
+    # pcapng with two interfaces of different link types (libpcap refuses these).
+    a = [(0, s, u, f) for s, u, f, _ in load("openssl-tls10-rejected")]
+    b = [(1, s, u, relink(f, LT_RAW)) for s, u, f, _ in load("openssl-tls12")]
+    c = [(2, s, u, relink(f, LT_SLL2)) for s, u, f, _ in load("openssl-tls11")]
+    write_pcapng(d / "mixed-linktypes.pcapng", [LT_ETHERNET, LT_RAW, LT_SLL2],
+                 sorted(a + b + c, key=lambda p: (p[1], p[2])))
+
+    # Split ClientHello: data segments delivered in reverse, one retransmitted,
+    # plus an overlapping copy of the first 100 payload bytes.
+    pk = load("openssl-tls12-split-hello")
+    client_data = [i for i, p in enumerate(pk) if not from_server(p[2][14:]) and tcp_payload_len(p[2][14:]) > 0]
+    first_burst = []
+    for i in client_data:
+        if first_burst and i != first_burst[-1] + 1:
+            break
+        first_burst.append(i)
+    seg = [pk[i] for i in first_burst]
+    rest = [p for i, p in enumerate(pk) if i not in first_burst]
+    insert_at = first_burst[0]
+    reordered = rest[:insert_at] + list(reversed(seg)) + [seg[0]] + rest[insert_at:]
+    write_pcap(d / "tcp-reordered-retransmitted.pcap", LT_ETHERNET, reordered)
+
+    # IPv4 fragments (out of order) of every client data packet of a rejected TLS 1.0 hello.
+    out = []
+    for p in load("openssl-tls10-rejected"):
+        ip = p[2][14:]
+        if not from_server(ip) and tcp_payload_len(ip) > 40:
+            frags = fragment_v4(p[2], [64, 48])
+            out += [[p[0], p[1], f, len(f)] for f in [frags[-1]] + frags[:-1]]
+        else:
+            out.append(p)
+    write_pcap(d / "ipv4-fragments.pcap", LT_ETHERNET, out)
+    out = []
+    for p in load("openssl-ipv6-tls11"):
+        ip = p[2][14:]
+        if not from_server(ip) and tcp_payload_len(ip) > 40:
+            out += [[p[0], p[1], f, len(f)] for f in fragment_v6(p[2], [48, 64])]
+        else:
+            out.append(p)
+    write_pcap(d / "ipv6-fragments.pcap", LT_ETHERNET, out)
+
+    # Asymmetric routing: only the server's direction.
+    so = [p for p in load("openssl-tls10-rejected") + load("openssl-tls12") if from_server(p[2][14:])]
+    write_pcap(d / "server-only.pcap", LT_ETHERNET, sorted(so, key=lambda p: (p[0], p[1])))
+    # Only the client's direction: unanswered.
+    write_pcap(d / "client-only.pcap", LT_ETHERNET, [p for p in load("openssl-tls13") if not from_server(p[2][14:])])
+
+    # Capture started mid-flow: no SYN/SYN-ACK before the ClientHello, and a
+    # flow seen only after its handshake.
+    t12 = load("openssl-tls12")
+    t13 = load("python-tls12")
+    first_data = next(i for i, p in enumerate(t12) if tcp_payload_len(p[2][14:]) > 0)
+    data13 = [i for i, p in enumerate(t13) if tcp_payload_len(p[2][14:]) > 0]
+    write_pcap(d / "midflow.pcap", LT_ETHERNET, t12[first_data:] + t13[data13[4]:])
+
+    # The same client address and port reused for a second connection.
+    r1 = load("openssl-tls10-rejected")
+    r2 = load("openssl-tls12")
+    def ports(frame):
+        ip = frame[14:]
+        ihl = (ip[0] & 0xF) * 4
+        return struct.unpack("!HH", ip[ihl:ihl + 4])
+    c1 = ports(r1[0][2])
+    c2 = ports(r2[0][2])
+    def rewrite(frame):
+        ip = bytearray(frame[14:])
+        ihl = (ip[0] & 0xF) * 4
+        sp, dp = struct.unpack("!HH", ip[ihl:ihl + 4])
+        m = {c2[0]: c1[0], c2[1]: c1[1]}
+        ip[ihl:ihl + 4] = struct.pack("!HH", m.get(sp, sp), m.get(dp, dp))
+        if bytes(ip[12:16]) != SERVER:
+            ip[12:16] = r1[0][2][14 + 12:14 + 16]
+        else:
+            ip[16:20] = r1[0][2][14 + 12:14 + 16]
+        return frame[:14] + ipv4_fix(bytes(ip))
+    last = r1[-1][0] + 1
+    shifted = [[last + (p[0] - r2[0][0]), p[1], rewrite(p[2]), p[3]] for p in r2]
+    write_pcap(d / "port-reuse.pcap", LT_ETHERNET, r1 + shifted)
+
+    # A file cut off inside its last packet (as when tcpdump is killed).
+    raw = (d / "demo-classic.pcap")
+    write_pcap(raw, LT_ETHERNET, sorted(load("openssl-tls10-rejected") + load("openssl-tls13"), key=lambda p: (p[0], p[1])))
+    data = raw.read_bytes()
+    (d / "truncated.pcap").write_bytes(data[:-20])
+    raw.unlink()
+
+    # Snap length 96: headers only; no handshake can be read.
+    write_pcap(d / "snaplen-96.pcap", LT_ETHERNET, [[s, u, f[:96], len(f)] for s, u, f, _ in load("openssl-tls12")])
+    print("derived variants written")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
