@@ -134,7 +134,10 @@ pub fn looks_like_capture(path: &Path) -> bool {
 pub enum Input {
     File(PathBuf),
     /// A directory was read; `skipped` files in it were not captures.
-    DirNote { dir: PathBuf, skipped: usize },
+    DirNote {
+        dir: PathBuf,
+        skipped: usize,
+    },
     Error(SetupError),
 }
 

@@ -63,7 +63,7 @@ impl FlowEvent {
                 c.supported_versions.as_ref().map(|l| {
                     l.iter()
                         .filter(|v| !v.is_grease())
-                        .map(|v| Version::to_string(v))
+                        .map(Version::to_string)
                         .collect()
                 })
             }),
@@ -143,10 +143,10 @@ fn write_loop(rx: Receiver<FlowEvent>, out: Box<dyn Write + Send>) -> EventStats
             }
         }
     }
-    if stats.error.is_none() {
-        if let Err(e) = out.flush() {
-            stats.error = Some(e.to_string());
-        }
+    if stats.error.is_none()
+        && let Err(e) = out.flush()
+    {
+        stats.error = Some(e.to_string());
     }
     stats
 }

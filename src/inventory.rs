@@ -107,10 +107,10 @@ impl Inventory {
         }
         if legacy {
             r.legacy += 1;
-            if let Some(v) = version {
-                if !r.legacy_versions.contains(&v.to_string()) {
-                    r.legacy_versions.insert(v.to_string());
-                }
+            if let Some(v) = version
+                && !r.legacy_versions.contains(&v.to_string())
+            {
+                r.legacy_versions.insert(v.to_string());
             }
         }
         if let Some(name) = s.sni() {
@@ -149,7 +149,13 @@ mod tests {
     use super::*;
     use crate::tls::{ClientFacts, ServerAnswer};
 
-    fn flow(ip: [u8; 4], v: u16, sni: &str, answer: Option<ServerAnswer>, ts: u64) -> HandshakeSummary {
+    fn flow(
+        ip: [u8; 4],
+        v: u16,
+        sni: &str,
+        answer: Option<ServerAnswer>,
+        ts: u64,
+    ) -> HandshakeSummary {
         HandshakeSummary {
             ts_ns: ts,
             client_ip: IpAddr::from(ip),
@@ -169,14 +175,29 @@ mod tests {
     #[test]
     fn records_and_sorts() {
         let inv = Inventory::new(10);
-        let alert = Some(ServerAnswer::Alert { level: 2, description: 70 });
-        inv.record(&flow([10, 0, 0, 1], 0x0303, "A.blob.core.windows.net", None, 5), false);
-        inv.record(&flow([10, 0, 0, 1], 0x0303, "a.blob.core.windows.net", None, 3), false);
-        inv.record(&flow([10, 0, 0, 2], 0x0301, "b.blob.core.windows.net", alert, 9), true);
+        let alert = Some(ServerAnswer::Alert {
+            level: 2,
+            description: 70,
+        });
+        inv.record(
+            &flow([10, 0, 0, 1], 0x0303, "A.blob.core.windows.net", None, 5),
+            false,
+        );
+        inv.record(
+            &flow([10, 0, 0, 1], 0x0303, "a.blob.core.windows.net", None, 3),
+            false,
+        );
+        inv.record(
+            &flow([10, 0, 0, 2], 0x0301, "b.blob.core.windows.net", alert, 9),
+            true,
+        );
         let snap = inv.snapshot();
         assert_eq!(snap[0].0, IpAddr::from([10, 0, 0, 2]));
         assert_eq!(snap[0].1.rejected, 1);
-        assert_eq!(snap[0].1.legacy_versions.iter().next().map(String::as_str), Some("TLSv1.0"));
+        assert_eq!(
+            snap[0].1.legacy_versions.iter().next().map(String::as_str),
+            Some("TLSv1.0")
+        );
         let a = &snap[1].1;
         assert_eq!((a.flows, a.first_ns, a.last_ns), (2, 3, 5));
         assert_eq!(a.server_names.len(), 1);
@@ -186,9 +207,18 @@ mod tests {
     #[test]
     fn host_bound_counted() {
         let inv = Inventory::new(1);
-        assert_eq!(inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false), Recorded::Stored);
-        assert_eq!(inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false), Recorded::HostDropped);
-        assert_eq!(inv.record(&flow([10, 0, 0, 1], 0x0303, "y", None, 1), false), Recorded::Stored);
+        assert_eq!(
+            inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false),
+            Recorded::Stored
+        );
+        assert_eq!(
+            inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false),
+            Recorded::HostDropped
+        );
+        assert_eq!(
+            inv.record(&flow([10, 0, 0, 1], 0x0303, "y", None, 1), false),
+            Recorded::Stored
+        );
         assert_eq!(inv.hosts_dropped.load(Ordering::Relaxed), 1);
         assert_eq!(inv.len(), 1);
     }
@@ -197,7 +227,10 @@ mod tests {
     fn names_bound_counted() {
         let inv = Inventory::new(1);
         for i in 0..(MAX_NAMES + 3) {
-            inv.record(&flow([10, 0, 0, 1], 0x0303, &format!("n{i}"), None, 1), false);
+            inv.record(
+                &flow([10, 0, 0, 1], 0x0303, &format!("n{i}"), None, 1),
+                false,
+            );
         }
         let snap = inv.snapshot();
         assert_eq!(snap[0].1.server_names.len(), MAX_NAMES);

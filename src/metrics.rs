@@ -60,7 +60,12 @@ fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounte
     Ok(c)
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(c.clone()))?;
     Ok(c)
@@ -76,8 +81,16 @@ impl Metrics {
     pub fn new(max_legacy_sources: usize) -> prometheus::Result<Metrics> {
         let r = Registry::new();
         let m = Metrics {
-            packets: counter(&r, "tlscensus_packets_total", "Frames read from the packet source.")?,
-            bytes: counter(&r, "tlscensus_bytes_total", "Bytes of frames read (length on the wire).")?,
+            packets: counter(
+                &r,
+                "tlscensus_packets_total",
+                "Frames read from the packet source.",
+            )?,
+            bytes: counter(
+                &r,
+                "tlscensus_bytes_total",
+                "Bytes of frames read (length on the wire).",
+            )?,
             decode_errors: counter_vec(
                 &r,
                 "tlscensus_decode_errors_total",
@@ -129,7 +142,11 @@ impl Metrics {
                 "Flows removed before they closed, by reason.",
                 &["reason"],
             )?,
-            flows_tracked: gauge(&r, "tlscensus_flows_tracked", "Flows currently in the flow tables.")?,
+            flows_tracked: gauge(
+                &r,
+                "tlscensus_flows_tracked",
+                "Flows currently in the flow tables.",
+            )?,
             fragments: counter_vec(
                 &r,
                 "tlscensus_ip_fragments_total",
@@ -226,9 +243,13 @@ mod tests {
     #[test]
     fn render_has_names() {
         let m = Metrics::new(1).unwrap();
-        m.flows.with_label_values(&["TLSv1.0", "rejected", "true"]).inc();
+        m.flows
+            .with_label_values(&["TLSv1.0", "rejected", "true"])
+            .inc();
         let text = m.render();
-        assert!(text.contains("tlscensus_flows_total{outcome=\"rejected\",target=\"true\",version=\"TLSv1.0\"} 1"));
+        assert!(text.contains(
+            "tlscensus_flows_total{outcome=\"rejected\",target=\"true\",version=\"TLSv1.0\"} 1"
+        ));
         assert!(text.contains("tlscensus_bound_hits_total{bound=\"flow_table\"} 0"));
     }
 }

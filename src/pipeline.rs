@@ -104,19 +104,19 @@ impl Dispatcher {
         match decode::decode_frame(frame.linktype, frame.data) {
             Ok(Decoded::Tcp { src, dst, seg }) => self.route(frame.ts_ns, src, dst, &seg),
             Ok(Decoded::Fragment(ip)) => {
-                if let Some(dgram) = self.frag.ingest(frame.ts_ns, &ip) {
-                    if dgram.proto == decode::ip::PROTO_TCP {
-                        match decode::l4::parse_tcp(&dgram.payload, 0) {
-                            Ok(seg) => self.route(frame.ts_ns, dgram.src, dgram.dst, &seg),
-                            Err(e) => self.count_error(e),
-                        }
+                if let Some(dgram) = self.frag.ingest(frame.ts_ns, &ip)
+                    && dgram.proto == decode::ip::PROTO_TCP
+                {
+                    match decode::l4::parse_tcp(&dgram.payload, 0) {
+                        Ok(seg) => self.route(frame.ts_ns, dgram.src, dgram.dst, &seg),
+                        Err(e) => self.count_error(e),
                     }
                 }
             }
             Ok(Decoded::Other) => {}
             Err(e) => self.count_error(e),
         }
-        if self.packets % 4096 == 0 {
+        if self.packets.is_multiple_of(4096) {
             self.flush_counters();
         }
     }
@@ -127,12 +127,21 @@ impl Dispatcher {
         }
     }
 
-    fn route(&mut self, ts: u64, src: std::net::IpAddr, dst: std::net::IpAddr, seg: &TcpSegment<'_>) {
+    fn route(
+        &mut self,
+        ts: u64,
+        src: std::net::IpAddr,
+        dst: std::net::IpAddr,
+        seg: &TcpSegment<'_>,
+    ) {
         use crate::decode::l4::{FIN, RST, SYN};
         if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
             return; // a bare ACK carries nothing the census needs
         }
-        let (key, dir) = FlowKey::new(Endpoint::new(src, seg.src_port), Endpoint::new(dst, seg.dst_port));
+        let (key, dir) = FlowKey::new(
+            Endpoint::new(src, seg.src_port),
+            Endpoint::new(dst, seg.dst_port),
+        );
         let w = (key.dispatch_hash() % self.senders.len() as u64) as usize;
         let batch = &mut self.current[w];
         let start = batch.bytes.len() as u32;
@@ -180,14 +189,22 @@ impl Dispatcher {
         m.packets.inc_by(self.packets);
         m.bytes.inc_by(self.bytes);
         m.segments.inc_by(self.segments);
-        self.shared.progress.packets.fetch_add(self.packets, Ordering::Relaxed);
-        self.shared.progress.bytes.fetch_add(self.bytes, Ordering::Relaxed);
+        self.shared
+            .progress
+            .packets
+            .fetch_add(self.packets, Ordering::Relaxed);
+        self.shared
+            .progress
+            .bytes
+            .fetch_add(self.bytes, Ordering::Relaxed);
         self.packets = 0;
         self.bytes = 0;
         self.segments = 0;
         for (i, n) in self.decode_errors.iter_mut().enumerate() {
             if *n > 0 {
-                m.decode_errors.with_label_values(&[DecodeError::LABELS[i]]).inc_by(*n);
+                m.decode_errors
+                    .with_label_values(&[DecodeError::LABELS[i]])
+                    .inc_by(*n);
                 *n = 0;
             }
         }
@@ -197,10 +214,18 @@ impl Dispatcher {
         }
         let s = self.frag.stats;
         let r = self.frag_reported;
-        m.fragments.with_label_values(&["reassembled"]).inc_by(s.reassembled - r.reassembled);
-        m.fragments.with_label_values(&["expired"]).inc_by(s.expired - r.expired);
-        m.fragments.with_label_values(&["invalid"]).inc_by(s.invalid - r.invalid);
-        m.fragments.with_label_values(&["table_full"]).inc_by(s.table_full - r.table_full);
+        m.fragments
+            .with_label_values(&["reassembled"])
+            .inc_by(s.reassembled - r.reassembled);
+        m.fragments
+            .with_label_values(&["expired"])
+            .inc_by(s.expired - r.expired);
+        m.fragments
+            .with_label_values(&["invalid"])
+            .inc_by(s.invalid - r.invalid);
+        m.fragments
+            .with_label_values(&["table_full"])
+            .inc_by(s.table_full - r.table_full);
         m.bound("fragments", s.table_full - r.table_full);
         self.frag_reported = s;
     }
@@ -236,7 +261,10 @@ impl Pipeline {
             senders.push(tx);
             workers.push(handle);
         }
-        let frag = FragmentCache::new(shared.config.max_fragments, shared.config.fragment_timeout_ns);
+        let frag = FragmentCache::new(
+            shared.config.max_fragments,
+            shared.config.fragment_timeout_ns,
+        );
         Ok(Pipeline {
             dispatcher: Dispatcher {
                 senders,
@@ -316,7 +344,11 @@ fn report(shared: &Shared, events: Option<&Sender<FlowEvent>>, out: &mut Vec<Han
             .map_or_else(|| "unknown".to_string(), |v| v.to_string());
         let outcome = s.outcome().as_str();
         m.flows
-            .with_label_values(&[version.as_str(), outcome, if target { "true" } else { "false" }])
+            .with_label_values(&[
+                version.as_str(),
+                outcome,
+                if target { "true" } else { "false" },
+            ])
             .inc();
         shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
         if !(target || cfg.all) {
@@ -347,8 +379,12 @@ fn report(shared: &Shared, events: Option<&Sender<FlowEvent>>, out: &mut Vec<Han
 fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {
     let m = &shared.metrics;
     let s: TableStats = std::mem::take(&mut table.stats);
-    m.evictions.with_label_values(&["idle"]).inc_by(s.evicted_idle);
-    m.evictions.with_label_values(&["table_full"]).inc_by(s.evicted_table_full);
+    m.evictions
+        .with_label_values(&["idle"])
+        .inc_by(s.evicted_idle);
+    m.evictions
+        .with_label_values(&["table_full"])
+        .inc_by(s.evicted_table_full);
     m.bound("flow_table", s.evicted_table_full);
     m.bound("stream_bytes", s.stream_cap_hits);
     m.bound("ooo_segments", s.pending_full);
@@ -357,7 +393,9 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.midstream.inc_by(s.midstream);
     for (i, n) in s.malformed.iter().enumerate() {
         if *n > 0 {
-            m.parse_errors.with_label_values(&[Malformed::ALL[i].as_str()]).inc_by(*n);
+            m.parse_errors
+                .with_label_values(&[Malformed::ALL[i].as_str()])
+                .inc_by(*n);
         }
     }
     for (kind, n) in [

@@ -142,7 +142,9 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         let EventStats { failed, error, .. } = log.finish();
         if let Some(e) = error {
             errored = true;
-            say(&format!("error: event log: {e} ({failed} events not written)"));
+            say(&format!(
+                "error: event log: {e} ({failed} events not written)"
+            ));
         }
     }
 
@@ -163,11 +165,11 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         hosts_dropped: shared.inventory.hosts_dropped.load(Ordering::Relaxed),
     };
     let metrics_text = m.render();
-    if let Some(path) = &cfg.metrics_file {
-        if let Err(e) = write_atomic(path, metrics_text.as_bytes()) {
-            errored = true;
-            say(&format!("error: {e}"));
-        }
+    if let Some(path) = &cfg.metrics_file
+        && let Err(e) = write_atomic(path, metrics_text.as_bytes())
+    {
+        errored = true;
+        say(&format!("error: {e}"));
     }
     Ok(ReadOutcome {
         hosts,
@@ -184,7 +186,12 @@ fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<(), String> {
         match source.next_frame() {
             Ok(Some(frame)) => pipeline.dispatcher.push(&frame),
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("{}: {e} (packets before it were read)", source.name())),
+            Err(e) => {
+                return Err(format!(
+                    "{}: {e} (packets before it were read)",
+                    source.name()
+                ));
+            }
         }
     }
 }

@@ -39,7 +39,13 @@ fn rfc3339(ns: u64) -> String {
 /// Replaces anything but printable ASCII with `?` (for terminals).
 fn printable(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -116,7 +122,11 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)]) -> String {
     }
     out.push_str(",legacy_versions,server_names,first_seen,last_seen\n");
     for (ip, r) in hosts {
-        let _ = write!(out, "{ip},{},{},{},{}", r.flows, r.legacy, r.rejected, r.unanswered);
+        let _ = write!(
+            out,
+            "{ip},{},{},{},{}",
+            r.flows, r.legacy, r.rejected, r.unanswered
+        );
         for n in r.by_version {
             let _ = write!(out, ",{n}");
         }
@@ -136,13 +146,29 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)]) -> String {
 
 pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals) -> String {
     let header = [
-        "HOST", "FLOWS", "LEGACY", "REJECTED", "SSL", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3", "OTHER",
-        "FIRST SEEN", "LAST SEEN", "SERVER NAMES",
+        "HOST",
+        "FLOWS",
+        "LEGACY",
+        "REJECTED",
+        "SSL",
+        "TLS1.0",
+        "TLS1.1",
+        "TLS1.2",
+        "TLS1.3",
+        "OTHER",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "SERVER NAMES",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for (ip, r) in hosts {
         let v = r.by_version;
-        let mut names: Vec<String> = r.server_names.iter().take(3).map(|n| printable(n)).collect();
+        let mut names: Vec<String> = r
+            .server_names
+            .iter()
+            .take(3)
+            .map(|n| printable(n))
+            .collect();
         let more = r.server_names.len().saturating_sub(3) as u64 + r.names_dropped;
         if more > 0 {
             names.push(format!("(+{more})"));
@@ -210,7 +236,11 @@ pub fn summary_line(t: &RunTotals) -> String {
         let _ = write!(s, ", {} failed", t.files_failed);
     }
     if t.hosts_dropped > 0 {
-        let _ = write!(s, "; {} flows of hosts beyond --max-hosts not listed", t.hosts_dropped);
+        let _ = write!(
+            s,
+            "; {} flows of hosts beyond --max-hosts not listed",
+            t.hosts_dropped
+        );
     }
     s
 }
@@ -229,7 +259,10 @@ mod tests {
 
     #[test]
     fn table_is_printable() {
-        let mut r = HostRecord { flows: 1, ..Default::default() };
+        let mut r = HostRecord {
+            flows: 1,
+            ..Default::default()
+        };
         r.server_names.insert("evil\u{1b}[31m.example".into());
         let out = table(&[(IpAddr::from([10, 0, 0, 1]), r)], &RunTotals::default());
         assert!(!out.contains('\u{1b}'));

@@ -29,7 +29,9 @@ pub struct TargetSet {
 
 impl TargetSet {
     pub fn defaults() -> Self {
-        TargetSet::parse(DEFAULT_TARGETS.iter().copied()).unwrap_or(TargetSet { patterns: Vec::new() })
+        TargetSet::parse(DEFAULT_TARGETS.iter().copied()).unwrap_or(TargetSet {
+            patterns: Vec::new(),
+        })
     }
 
     /// Parses patterns; a `*` anywhere but a leading `*.` is an error.
@@ -46,7 +48,9 @@ impl TargetSet {
                 || rest.contains('*')
                 || rest.starts_with('.')
                 || rest.contains("..")
-                || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+                || !rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
             {
                 return Err(format!(
                     "target pattern {raw:?}: use a host name, optionally with a leading '*.' (e.g. '*.blob.core.windows.net')"

@@ -33,7 +33,17 @@ fn w(
     legacy: bool,
     target: bool,
 ) -> Want {
-    Want { src_ip, dst_port, sni, client_max, negotiated, alert, outcome, legacy, target }
+    Want {
+        src_ip,
+        dst_port,
+        sni,
+        client_max,
+        negotiated,
+        alert,
+        outcome,
+        legacy,
+        target,
+    }
 }
 
 fn check(file: &str, got: &[Value], want: &[Want]) {
@@ -42,9 +52,23 @@ fn check(file: &str, got: &[Value], want: &[Want]) {
         let ctx = format!("{file}: {g}");
         assert_eq!(g["src_ip"], json!(w.src_ip), "{ctx}");
         assert_eq!(g["dst_port"], json!(w.dst_port), "{ctx}");
-        assert_eq!(g["dst_ip"], json!(if w.src_ip.contains(':') { "2001:db8::1" } else { "192.0.2.1" }), "{ctx}");
+        assert_eq!(
+            g["dst_ip"],
+            json!(if w.src_ip.contains(':') {
+                "2001:db8::1"
+            } else {
+                "192.0.2.1"
+            }),
+            "{ctx}"
+        );
         let sni = g["sni"].as_str().map(|s| s.to_string());
-        let want_sni = w.sni.map(|s| if s.ends_with('.') { format!("{s}{}", &B[1..]) } else { s.to_string() });
+        let want_sni = w.sni.map(|s| {
+            if s.ends_with('.') {
+                format!("{s}{}", &B[1..])
+            } else {
+                s.to_string()
+            }
+        });
         assert_eq!(sni, want_sni, "{ctx}");
         assert_eq!(g["client_max_version"], json!(w.client_max), "{ctx}");
         assert_eq!(g["negotiated_version"], json!(w.negotiated), "{ctx}");
@@ -53,7 +77,10 @@ fn check(file: &str, got: &[Value], want: &[Want]) {
         assert_eq!(g["legacy"], json!(w.legacy), "{ctx}");
         assert_eq!(g["target"], json!(w.target), "{ctx}");
         let ts = g["ts"].as_str().unwrap_or("");
-        assert!(ts.len() == 27 && ts.ends_with('Z') && ts.starts_with("20"), "{ctx}: ts {ts}");
+        assert!(
+            ts.len() == 27 && ts.ends_with('Z') && ts.starts_with("20"),
+            "{ctx}: ts {ts}"
+        );
         assert!(g["src_port"].as_u64().is_some_and(|p| p > 1024), "{ctx}");
     }
 }
@@ -61,45 +88,426 @@ fn check(file: &str, got: &[Value], want: &[Want]) {
 #[test]
 fn every_real_capture_every_field() {
     let cases: Vec<(&str, Vec<Want>)> = vec![
-        ("openssl-tls10-rejected.pcap", vec![w("192.0.2.11", 40001, Some("legacy10."), Some("TLSv1.0"), None, Some("protocol_version"), "rejected", true, true)]),
-        ("openssl-tls11-rejected.pcap", vec![w("192.0.2.11", 40002, Some("legacy11."), Some("TLSv1.1"), None, Some("protocol_version"), "rejected", true, true)]),
-        ("openssl-tls10.pcap", vec![w("192.0.2.12", 40003, Some("old10."), Some("TLSv1.0"), Some("TLSv1.0"), None, "negotiated", true, true)]),
-        ("openssl-tls11.pcap", vec![w("192.0.2.12", 40004, Some("old11."), Some("TLSv1.1"), Some("TLSv1.1"), None, "negotiated", true, true)]),
-        ("openssl-tls10-nosni.pcap", vec![w("192.0.2.12", 40005, None, Some("TLSv1.0"), Some("TLSv1.0"), None, "negotiated", true, false)]),
-        ("openssl-tls10-other-sni.pcap", vec![w("192.0.2.12", 40006, Some("intranet.example.org"), Some("TLSv1.0"), Some("TLSv1.0"), None, "negotiated", true, false)]),
-        ("openssl-tls12.pcap", vec![w("192.0.2.13", 40007, Some("modern12."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true)]),
-        ("openssl-tls13.pcap", vec![w("192.0.2.13", 40008, Some("modern13."), Some("TLSv1.3"), Some("TLSv1.3"), None, "negotiated", false, true)]),
-        ("openssl-tls13-hrr.pcap", vec![w("192.0.2.13", 40009, Some("retry13."), Some("TLSv1.3"), Some("TLSv1.3"), None, "negotiated", false, true)]),
-        ("openssl-downgrade-tls11.pcap", vec![w("192.0.2.13", 40010, Some("downgraded."), Some("TLSv1.3"), Some("TLSv1.1"), None, "negotiated", true, true)]),
-        ("openssl-tls12-split-hello.pcap", vec![w("192.0.2.18", 40011, Some("split."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true)]),
-        ("openssl-tls10-split-rejected.pcap", vec![w("192.0.2.18", 40012, Some("splitlegacy."), Some("TLSv1.0"), None, Some("protocol_version"), "rejected", true, true)]),
-        ("openssl-tls12-resumption.pcap", vec![
-            w("192.0.2.13", 40013, Some("resume."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true),
-            w("192.0.2.13", 40013, Some("resume."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true),
-        ]),
-        ("openssl-ipv6-tls11.pcap", vec![w("2001:db8::12", 40014, Some("v6legacy."), Some("TLSv1.1"), Some("TLSv1.1"), None, "negotiated", true, true)]),
-        ("gnutls-tls11.pcap", vec![w("192.0.2.14", 40015, Some("gnutls11."), Some("TLSv1.1"), Some("TLSv1.1"), None, "negotiated", true, true)]),
-        ("gnutls-tls12.pcap", vec![w("192.0.2.14", 40016, Some("gnutls12."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true)]),
-        ("gnutls-tls13.pcap", vec![w("192.0.2.14", 40017, Some("gnutls13."), Some("TLSv1.3"), Some("TLSv1.3"), None, "negotiated", false, true)]),
-        ("python-tls12.pcap", vec![w("192.0.2.15", 40018, Some("py12."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true)]),
-        ("python-tls10-rejected.pcap", vec![w("192.0.2.15", 40019, Some("py10."), Some("TLSv1.0"), None, Some("protocol_version"), "rejected", true, true)]),
-        ("curl-tls10-rejected.pcap", vec![w("192.0.2.16", 40020, Some("curlacct."), Some("TLSv1.0"), None, Some("protocol_version"), "rejected", true, true)]),
-        ("curl-tls13.pcap", vec![w("192.0.2.16", 40021, Some("curl13."), Some("TLSv1.3"), Some("TLSv1.3"), None, "negotiated", false, true)]),
-        ("raw-sslv2-hello-tls10.pcap", vec![w("192.0.2.17", 40022, None, Some("TLSv1.0"), Some("TLSv1.0"), None, "negotiated", true, false)]),
-        ("raw-sslv3-hello.pcap", vec![w("192.0.2.17", 40023, None, Some("SSLv3"), None, Some("handshake_failure"), "rejected", true, false)]),
+        (
+            "openssl-tls10-rejected.pcap",
+            vec![w(
+                "192.0.2.11",
+                40001,
+                Some("legacy10."),
+                Some("TLSv1.0"),
+                None,
+                Some("protocol_version"),
+                "rejected",
+                true,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls11-rejected.pcap",
+            vec![w(
+                "192.0.2.11",
+                40002,
+                Some("legacy11."),
+                Some("TLSv1.1"),
+                None,
+                Some("protocol_version"),
+                "rejected",
+                true,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls10.pcap",
+            vec![w(
+                "192.0.2.12",
+                40003,
+                Some("old10."),
+                Some("TLSv1.0"),
+                Some("TLSv1.0"),
+                None,
+                "negotiated",
+                true,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls11.pcap",
+            vec![w(
+                "192.0.2.12",
+                40004,
+                Some("old11."),
+                Some("TLSv1.1"),
+                Some("TLSv1.1"),
+                None,
+                "negotiated",
+                true,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls10-nosni.pcap",
+            vec![w(
+                "192.0.2.12",
+                40005,
+                None,
+                Some("TLSv1.0"),
+                Some("TLSv1.0"),
+                None,
+                "negotiated",
+                true,
+                false,
+            )],
+        ),
+        (
+            "openssl-tls10-other-sni.pcap",
+            vec![w(
+                "192.0.2.12",
+                40006,
+                Some("intranet.example.org"),
+                Some("TLSv1.0"),
+                Some("TLSv1.0"),
+                None,
+                "negotiated",
+                true,
+                false,
+            )],
+        ),
+        (
+            "openssl-tls12.pcap",
+            vec![w(
+                "192.0.2.13",
+                40007,
+                Some("modern12."),
+                Some("TLSv1.2"),
+                Some("TLSv1.2"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls13.pcap",
+            vec![w(
+                "192.0.2.13",
+                40008,
+                Some("modern13."),
+                Some("TLSv1.3"),
+                Some("TLSv1.3"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls13-hrr.pcap",
+            vec![w(
+                "192.0.2.13",
+                40009,
+                Some("retry13."),
+                Some("TLSv1.3"),
+                Some("TLSv1.3"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "openssl-downgrade-tls11.pcap",
+            vec![w(
+                "192.0.2.13",
+                40010,
+                Some("downgraded."),
+                Some("TLSv1.3"),
+                Some("TLSv1.1"),
+                None,
+                "negotiated",
+                true,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls12-split-hello.pcap",
+            vec![w(
+                "192.0.2.18",
+                40011,
+                Some("split."),
+                Some("TLSv1.2"),
+                Some("TLSv1.2"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls10-split-rejected.pcap",
+            vec![w(
+                "192.0.2.18",
+                40012,
+                Some("splitlegacy."),
+                Some("TLSv1.0"),
+                None,
+                Some("protocol_version"),
+                "rejected",
+                true,
+                true,
+            )],
+        ),
+        (
+            "openssl-tls12-resumption.pcap",
+            vec![
+                w(
+                    "192.0.2.13",
+                    40013,
+                    Some("resume."),
+                    Some("TLSv1.2"),
+                    Some("TLSv1.2"),
+                    None,
+                    "negotiated",
+                    false,
+                    true,
+                ),
+                w(
+                    "192.0.2.13",
+                    40013,
+                    Some("resume."),
+                    Some("TLSv1.2"),
+                    Some("TLSv1.2"),
+                    None,
+                    "negotiated",
+                    false,
+                    true,
+                ),
+            ],
+        ),
+        (
+            "openssl-ipv6-tls11.pcap",
+            vec![w(
+                "2001:db8::12",
+                40014,
+                Some("v6legacy."),
+                Some("TLSv1.1"),
+                Some("TLSv1.1"),
+                None,
+                "negotiated",
+                true,
+                true,
+            )],
+        ),
+        (
+            "gnutls-tls11.pcap",
+            vec![w(
+                "192.0.2.14",
+                40015,
+                Some("gnutls11."),
+                Some("TLSv1.1"),
+                Some("TLSv1.1"),
+                None,
+                "negotiated",
+                true,
+                true,
+            )],
+        ),
+        (
+            "gnutls-tls12.pcap",
+            vec![w(
+                "192.0.2.14",
+                40016,
+                Some("gnutls12."),
+                Some("TLSv1.2"),
+                Some("TLSv1.2"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "gnutls-tls13.pcap",
+            vec![w(
+                "192.0.2.14",
+                40017,
+                Some("gnutls13."),
+                Some("TLSv1.3"),
+                Some("TLSv1.3"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "python-tls12.pcap",
+            vec![w(
+                "192.0.2.15",
+                40018,
+                Some("py12."),
+                Some("TLSv1.2"),
+                Some("TLSv1.2"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "python-tls10-rejected.pcap",
+            vec![w(
+                "192.0.2.15",
+                40019,
+                Some("py10."),
+                Some("TLSv1.0"),
+                None,
+                Some("protocol_version"),
+                "rejected",
+                true,
+                true,
+            )],
+        ),
+        (
+            "curl-tls10-rejected.pcap",
+            vec![w(
+                "192.0.2.16",
+                40020,
+                Some("curlacct."),
+                Some("TLSv1.0"),
+                None,
+                Some("protocol_version"),
+                "rejected",
+                true,
+                true,
+            )],
+        ),
+        (
+            "curl-tls13.pcap",
+            vec![w(
+                "192.0.2.16",
+                40021,
+                Some("curl13."),
+                Some("TLSv1.3"),
+                Some("TLSv1.3"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "raw-sslv2-hello-tls10.pcap",
+            vec![w(
+                "192.0.2.17",
+                40022,
+                None,
+                Some("TLSv1.0"),
+                Some("TLSv1.0"),
+                None,
+                "negotiated",
+                true,
+                false,
+            )],
+        ),
+        (
+            "raw-sslv3-hello.pcap",
+            vec![w(
+                "192.0.2.17",
+                40023,
+                None,
+                Some("SSLv3"),
+                None,
+                Some("handshake_failure"),
+                "rejected",
+                true,
+                false,
+            )],
+        ),
         ("plain-http.pcap", vec![]),
         // Asymmetric routing: only the server's packets. The receiver is the client.
-        ("server-only.pcap", vec![
-            w("192.0.2.11", 40001, None, None, None, Some("protocol_version"), "rejected", false, false),
-            w("192.0.2.13", 40007, None, None, Some("TLSv1.2"), None, "negotiated", false, false),
-        ]),
-        ("client-only.pcap", vec![w("192.0.2.13", 40008, Some("modern13."), Some("TLSv1.3"), None, None, "unanswered", false, true)]),
+        (
+            "server-only.pcap",
+            vec![
+                w(
+                    "192.0.2.11",
+                    40001,
+                    None,
+                    None,
+                    None,
+                    Some("protocol_version"),
+                    "rejected",
+                    false,
+                    false,
+                ),
+                w(
+                    "192.0.2.13",
+                    40007,
+                    None,
+                    None,
+                    Some("TLSv1.2"),
+                    None,
+                    "negotiated",
+                    false,
+                    false,
+                ),
+            ],
+        ),
+        (
+            "client-only.pcap",
+            vec![w(
+                "192.0.2.13",
+                40008,
+                Some("modern13."),
+                Some("TLSv1.3"),
+                None,
+                None,
+                "unanswered",
+                false,
+                true,
+            )],
+        ),
         // No SYN before the ClientHello; a second flow seen only after its handshake.
-        ("midflow.pcap", vec![w("192.0.2.13", 40007, Some("modern12."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true)]),
-        ("port-reuse.pcap", vec![
-            w("192.0.2.11", 40001, Some("legacy10."), Some("TLSv1.0"), None, Some("protocol_version"), "rejected", true, true),
-            w("192.0.2.11", 40001, Some("modern12."), Some("TLSv1.2"), Some("TLSv1.2"), None, "negotiated", false, true),
-        ]),
+        (
+            "midflow.pcap",
+            vec![w(
+                "192.0.2.13",
+                40007,
+                Some("modern12."),
+                Some("TLSv1.2"),
+                Some("TLSv1.2"),
+                None,
+                "negotiated",
+                false,
+                true,
+            )],
+        ),
+        (
+            "port-reuse.pcap",
+            vec![
+                w(
+                    "192.0.2.11",
+                    40001,
+                    Some("legacy10."),
+                    Some("TLSv1.0"),
+                    None,
+                    Some("protocol_version"),
+                    "rejected",
+                    true,
+                    true,
+                ),
+                w(
+                    "192.0.2.11",
+                    40001,
+                    Some("modern12."),
+                    Some("TLSv1.2"),
+                    Some("TLSv1.2"),
+                    None,
+                    "negotiated",
+                    false,
+                    true,
+                ),
+            ],
+        ),
         ("snaplen-96.pcap", vec![]),
     ];
     for (file, want) in &cases {
@@ -128,7 +536,11 @@ fn strip(e: &[Value]) -> Vec<Value> {
         .map(|v| {
             let mut v = v.clone();
             if let Some(o) = v.as_object_mut() {
-                let ts = o.get("ts").and_then(|t| t.as_str()).unwrap_or("").to_string();
+                let ts = o
+                    .get("ts")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("")
+                    .to_string();
                 o.insert("ts".into(), json!(ts.get(..19).unwrap_or("")));
             }
             v
@@ -177,7 +589,10 @@ fn pcapng_with_mixed_link_types() {
         ],
         &["--all"],
     ));
-    assert_eq!(strip(&by_port(events_all("mixed-linktypes.pcapng"))), strip(&plain));
+    assert_eq!(
+        strip(&by_port(events_all("mixed-linktypes.pcapng"))),
+        strip(&plain)
+    );
 }
 
 #[test]
@@ -185,15 +600,26 @@ fn fragments_reordering_and_retransmission_do_not_change_results() {
     for (variant, plain) in [
         ("ipv4-fragments.pcap", "openssl-tls10-rejected.pcap"),
         ("ipv6-fragments.pcap", "openssl-ipv6-tls11.pcap"),
-        ("tcp-reordered-retransmitted.pcap", "openssl-tls12-split-hello.pcap"),
+        (
+            "tcp-reordered-retransmitted.pcap",
+            "openssl-tls12-split-hello.pcap",
+        ),
     ] {
-        assert_eq!(strip(&events_all(variant)), strip(&events_all(plain)), "{variant}");
+        assert_eq!(
+            strip(&events_all(variant)),
+            strip(&events_all(plain)),
+            "{variant}"
+        );
     }
 }
 
 #[test]
 fn default_inventories_only_target_servers() {
-    let files = [capture("openssl-tls10-other-sni.pcap"), capture("openssl-tls10-nosni.pcap"), capture("openssl-tls12.pcap")];
+    let files = [
+        capture("openssl-tls10-other-sni.pcap"),
+        capture("openssl-tls10-nosni.pcap"),
+        capture("openssl-tls12.pcap"),
+    ];
     let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
     let ev = events(&refs, &[]);
     assert_eq!(ev.len(), 1);
@@ -203,7 +629,10 @@ fn default_inventories_only_target_servers() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["sni"], json!("intranet.example.org"));
     // --min-version moves the legacy line
-    let ev = events(&[&capture("openssl-tls12.pcap")], &["--min-version", "TLSv1.3"]);
+    let ev = events(
+        &[&capture("openssl-tls12.pcap")],
+        &["--min-version", "TLSv1.3"],
+    );
     assert_eq!(ev[0]["legacy"], json!(true));
 }
 
@@ -215,15 +644,26 @@ fn demo_table_lists_legacy_hosts_first() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("HOST"), "{stdout}");
     // 4 legacy hosts first, then the two modern ones.
-    let hosts: Vec<&str> = lines[1..lines.len() - 1].iter().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    let hosts: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
     assert_eq!(hosts.len(), 6, "{stdout}");
     let legacy_cols: Vec<u64> = lines[1..lines.len() - 1]
         .iter()
-        .map(|l| l.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or(99))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(99)
+        })
         .collect();
     assert_eq!(legacy_cols, vec![1, 1, 1, 1, 0, 0], "{stdout}");
     let summary = lines[lines.len() - 1];
-    assert!(summary.starts_with("6 hosts, 7 TLS flows inventoried (4 legacy from 4 hosts, 2 rejected"), "{summary}");
+    assert!(
+        summary.starts_with("6 hosts, 7 TLS flows inventoried (4 legacy from 4 hosts, 2 rejected"),
+        "{summary}"
+    );
     assert!(summary.contains("8 TLS flows seen in all"), "{summary}");
 }
 
@@ -237,21 +677,34 @@ fn json_and_csv_formats() {
     let first = &v["hosts"][0];
     assert!(first["legacy_flows"].as_u64() == Some(1));
     assert!(first["first_seen"].as_str().unwrap_or("").ends_with('Z'));
-    let host16 = v["hosts"].as_array().unwrap().iter().find(|h| h["host"] == json!("192.0.2.16")).unwrap();
+    let host16 = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == json!("192.0.2.16"))
+        .unwrap();
     assert_eq!(host16["versions"], json!({"TLSv1.0": 1}));
     assert_eq!(host16["legacy_versions"], json!(["TLSv1.0"]));
     assert_eq!(host16["rejected_flows"], json!(1));
-    assert_eq!(host16["server_names"], json!(["curlacct.blob.core.windows.net"]));
+    assert_eq!(
+        host16["server_names"],
+        json!(["curlacct.blob.core.windows.net"])
+    );
 
     let out = tlscensus(&["read", "--format", "csv", demo.to_str().unwrap()]);
     let csv = text(&out.stdout);
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("host,flows,legacy_flows,rejected_flows,unanswered_flows,SSLv2,SSLv3,TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3,other,unknown,legacy_versions,server_names,first_seen,last_seen")
+        Some(
+            "host,flows,legacy_flows,rejected_flows,unanswered_flows,SSLv2,SSLv3,TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3,other,unknown,legacy_versions,server_names,first_seen,last_seen"
+        )
     );
     assert_eq!(lines.count(), 6);
-    assert!(text(&out.stderr).contains("6 hosts"), "summary goes to stderr with csv");
+    assert!(
+        text(&out.stderr).contains("6 hosts"),
+        "summary goes to stderr with csv"
+    );
 }
 
 #[test]
@@ -272,14 +725,21 @@ fn metrics_file_holds_the_counters() {
     has(r#"tlscensus_flows_total{outcome="rejected",target="true",version="TLSv1.0"} 2"#);
     has(r#"tlscensus_flows_total{outcome="negotiated",target="false",version="TLSv1.0"} 1"#);
     has(r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.3"} 1"#);
-    has(r#"tlscensus_legacy_flows_total{outcome="rejected",source="192.0.2.11",version="TLSv1.0"} 1"#);
-    has(r#"tlscensus_legacy_flows_total{outcome="negotiated",source="192.0.2.14",version="TLSv1.1"} 1"#);
+    has(
+        r#"tlscensus_legacy_flows_total{outcome="rejected",source="192.0.2.11",version="TLSv1.0"} 1"#,
+    );
+    has(
+        r#"tlscensus_legacy_flows_total{outcome="negotiated",source="192.0.2.14",version="TLSv1.1"} 1"#,
+    );
     has("tlscensus_non_tls_flows_total 1");
     has(r#"tlscensus_tls_parse_errors_total{kind="incomplete"} 1"#);
     has(r#"tlscensus_bound_hits_total{bound="flow_table"} 0"#);
     has(r#"tlscensus_inputs_total{result="ok"} 3"#);
     // the other-SNI host is not a target: no per-host series for it
-    assert!(!m.contains(r#"source="192.0.2.12",version="TLSv1.0""#), "{m}");
+    assert!(
+        !m.contains(r#"source="192.0.2.12",version="TLSv1.0""#),
+        "{m}"
+    );
     let packets: u64 = m
         .lines()
         .find_map(|l| l.strip_prefix("tlscensus_packets_total "))
@@ -308,7 +768,10 @@ fn legacy_source_series_are_capped() {
         .collect();
     assert_eq!(sources.len(), 3, "{sources:?}");
     assert!(sources.contains("other"));
-    assert!(m.contains(r#"tlscensus_bound_hits_total{bound="legacy_sources"} 2"#), "{m}");
+    assert!(
+        m.contains(r#"tlscensus_bound_hits_total{bound="legacy_sources"} 2"#),
+        "{m}"
+    );
 }
 
 #[test]
@@ -337,19 +800,45 @@ fn bounds_are_counted() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     };
-    assert!(value(r#"tlscensus_bound_hits_total{bound="stream_bytes"}"#) > 0, "{m}");
-    assert!(value(r#"tlscensus_tls_parse_errors_total{kind="handshake_too_large"}"#) > 0 || value(r#"tlscensus_bound_hits_total{bound="stream_bytes"}"#) > 0);
-    assert!(value(r#"tlscensus_flows_tracked"#) == 0, "all flows drained at the end: {m}");
+    assert!(
+        value(r#"tlscensus_bound_hits_total{bound="stream_bytes"}"#) > 0,
+        "{m}"
+    );
+    assert!(
+        value(r#"tlscensus_tls_parse_errors_total{kind="handshake_too_large"}"#) > 0
+            || value(r#"tlscensus_bound_hits_total{bound="stream_bytes"}"#) > 0
+    );
+    assert!(
+        value(r#"tlscensus_flows_tracked"#) == 0,
+        "all flows drained at the end: {m}"
+    );
 }
 
 #[test]
 fn truncated_capture_keeps_what_came_before() {
-    let out = tlscensus(&["read", "--all", "--events", "-", capture("truncated.pcap").to_str().unwrap()]);
+    let out = tlscensus(&[
+        "read",
+        "--all",
+        "--events",
+        "-",
+        capture("truncated.pcap").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("truncated.pcap") && stderr.contains("truncated"), "{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.contains("error")).count(), 1, "{stderr}");
-    assert_eq!(text(&out.stdout).lines().count(), 2, "both flows before the cut");
+    assert!(
+        stderr.contains("truncated.pcap") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        2,
+        "both flows before the cut"
+    );
 }
 
 #[test]
@@ -377,11 +866,21 @@ fn bad_inputs_get_one_line_and_the_run_goes_on() {
     let stderr = text(&out.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
     assert_eq!(errors.len(), 4, "{stderr}");
-    assert!(errors[0].contains("missing.pcap") && errors[0].contains("No such file"), "{stderr}");
-    assert!(errors[1].contains("junk.pcap") && errors[1].contains("not a pcap or pcapng"), "{stderr}");
+    assert!(
+        errors[0].contains("missing.pcap") && errors[0].contains("No such file"),
+        "{stderr}"
+    );
+    assert!(
+        errors[1].contains("junk.pcap") && errors[1].contains("not a pcap or pcapng"),
+        "{stderr}"
+    );
     assert!(errors[2].contains("empty.pcap"), "{stderr}");
     assert!(errors[3].contains("half-header.pcap"), "{stderr}");
-    assert_eq!(text(&out.stdout).lines().count(), 1, "the good file was still read");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "the good file was still read"
+    );
     assert!(!stderr.contains("panicked"));
 }
 
@@ -398,7 +897,13 @@ fn unreadable_file() {
     // Root reads anything: run as "nobody" then (CI runs as root).
     let out = if is_root() {
         std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "read"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                bin,
+                "read",
+            ])
             .arg(&p)
             .output()
             .expect("setpriv (util-linux)")
@@ -407,7 +912,10 @@ fn unreadable_file() {
     };
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("secret.pcap") && stderr.contains("Permission denied"), "{stderr}");
+    assert!(
+        stderr.contains("secret.pcap") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
 }
 
 fn is_root() -> bool {
@@ -421,14 +929,36 @@ fn is_root() -> bool {
 #[test]
 fn directory_argument_reads_captures_in_name_order() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(capture("openssl-tls11-rejected.pcap"), dir.path().join("b.pcap")).unwrap();
-    std::fs::copy(capture("openssl-tls10-rejected.pcap"), dir.path().join("a.cap")).unwrap();
+    std::fs::copy(
+        capture("openssl-tls11-rejected.pcap"),
+        dir.path().join("b.pcap"),
+    )
+    .unwrap();
+    std::fs::copy(
+        capture("openssl-tls10-rejected.pcap"),
+        dir.path().join("a.cap"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a capture").unwrap();
-    let out = tlscensus(&["read", "--events", "-", "--workers", "1", dir.path().to_str().unwrap()]);
+    let out = tlscensus(&[
+        "read",
+        "--events",
+        "-",
+        "--workers",
+        "1",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
-    assert!(text(&out.stderr).contains("skipped 1 file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("skipped 1 file"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -436,8 +966,14 @@ fn exit_status_and_argument_errors() {
     let legacy = capture("openssl-tls10-rejected.pcap");
     let modern = capture("openssl-tls13.pcap");
     let code = |args: &[&str]| tlscensus(args).status.code();
-    assert_eq!(code(&["read", "--fail-on-legacy", legacy.to_str().unwrap()]), Some(1));
-    assert_eq!(code(&["read", "--fail-on-legacy", modern.to_str().unwrap()]), Some(0));
+    assert_eq!(
+        code(&["read", "--fail-on-legacy", legacy.to_str().unwrap()]),
+        Some(1)
+    );
+    assert_eq!(
+        code(&["read", "--fail-on-legacy", modern.to_str().unwrap()]),
+        Some(0)
+    );
     assert_eq!(code(&["read", legacy.to_str().unwrap()]), Some(0));
     for bad in [
         vec!["read"],
@@ -451,7 +987,10 @@ fn exit_status_and_argument_errors() {
         let out = tlscensus(&bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         let err = text(&out.stderr);
-        assert!(!err.is_empty() && !err.contains("panicked"), "{bad:?}: {err}");
+        assert!(
+            !err.is_empty() && !err.contains("panicked"),
+            "{bad:?}: {err}"
+        );
     }
 }
 
@@ -459,12 +998,22 @@ fn exit_status_and_argument_errors() {
 fn events_to_a_file_and_report_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let ev = dir.path().join("events.ndjson");
-    let out = tlscensus(&["read", "--events", ev.to_str().unwrap(), capture("demo.pcapng").to_str().unwrap()]);
+    let out = tlscensus(&[
+        "read",
+        "--events",
+        ev.to_str().unwrap(),
+        capture("demo.pcapng").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("HOST"));
     assert_eq!(std::fs::read_to_string(&ev).unwrap().lines().count(), 7);
     // an event log that cannot be created is a setup error
-    let out = tlscensus(&["read", "--events", "/nonexistent-dir/x.ndjson", capture("demo.pcapng").to_str().unwrap()]);
+    let out = tlscensus(&[
+        "read",
+        "--events",
+        "/nonexistent-dir/x.ndjson",
+        capture("demo.pcapng").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent-dir/x.ndjson"));
 }

@@ -74,18 +74,57 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
             "-E",
             "aggregator=,",
         ])
-        .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst", "-e", "ipv6.dst"])
-        .args(["-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tls.handshake.type"])
-        .args(["-e", "tls.handshake.extensions_server_name", "-e", "tls.handshake.version"])
-        .args(["-e", "tls.handshake.extensions.supported_version", "-e", "tls.alert_message.desc"])
-        .args(["-e", "tls.handshake.random", "-e", "tls.record.content_type"])
+        .args([
+            "-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst", "-e", "ipv6.dst",
+        ])
+        .args([
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tls.handshake.type",
+        ])
+        .args([
+            "-e",
+            "tls.handshake.extensions_server_name",
+            "-e",
+            "tls.handshake.version",
+        ])
+        .args([
+            "-e",
+            "tls.handshake.extensions.supported_version",
+            "-e",
+            "tls.alert_message.desc",
+        ])
+        .args([
+            "-e",
+            "tls.handshake.random",
+            "-e",
+            "tls.record.content_type",
+        ])
         .output()
         .expect("run tshark");
     assert!(out.status.success(), "tshark: {}", text(&out.stderr));
     let mut flows: BTreeMap<Key, Facts> = BTreeMap::new();
     for line in text(&out.stdout).lines() {
         let f: Vec<&str> = line.split('|').collect();
-        let [ip4s, ip6s, ip4d, ip6d, sport, dport, types, sni, versions, supported, alert, random, ctypes] = f[..] else {
+        let [
+            ip4s,
+            ip6s,
+            ip4d,
+            ip6d,
+            sport,
+            dport,
+            types,
+            sni,
+            versions,
+            supported,
+            alert,
+            random,
+            ctypes,
+        ] = f[..]
+        else {
             panic!("odd tshark line {line}");
         };
         let src = if ip4s.is_empty() { ip6s } else { ip4s };
@@ -93,7 +132,11 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
         let (sport, dport): (u64, u64) = (sport.parse().unwrap(), dport.parse().unwrap());
         let first_type = types.split(',').next().unwrap_or("");
         let versions: Vec<u16> = versions.split(',').filter_map(hex).collect();
-        let supported: Vec<u16> = supported.split(',').filter_map(hex).filter(|v| !is_grease(*v)).collect();
+        let supported: Vec<u16> = supported
+            .split(',')
+            .filter_map(hex)
+            .filter(|v| !is_grease(*v))
+            .collect();
         match first_type {
             "1" => {
                 let e = flows.entry((src.to_string(), sport, dport)).or_default();
@@ -101,12 +144,18 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
                     continue; // the second ClientHello after a HelloRetryRequest
                 }
                 e.sni = (!sni.is_empty()).then(|| sni.split(',').next().unwrap_or("").to_string());
-                let max = supported.iter().copied().max_by_key(|v| if v >> 8 == 0x7f { 0x0304 } else { *v });
+                let max = supported
+                    .iter()
+                    .copied()
+                    .max_by_key(|v| if v >> 8 == 0x7f { 0x0304 } else { *v });
                 e.client_max = max.or(versions.first().copied()).map(name);
             }
             "2" => {
                 let e = flows.entry((dst.to_string(), dport, sport)).or_default();
-                if random.split(',').next() == Some(HRR_RANDOM) || e.negotiated.is_some() || e.alert.is_some() {
+                if random.split(',').next() == Some(HRR_RANDOM)
+                    || e.negotiated.is_some()
+                    || e.alert.is_some()
+                {
                     continue;
                 }
                 e.negotiated = supported.first().or(versions.first()).copied().map(name);
@@ -119,10 +168,12 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
                 }
                 let e = flows.entry((dst.to_string(), dport, sport)).or_default();
                 let first_ct = ctypes.split(',').next().unwrap_or("");
-                if first_ct == "21" && e.negotiated.is_none() && e.alert.is_none() {
-                    if let Some(code) = alert.split(',').next().and_then(|a| a.parse().ok()) {
-                        e.alert = Some(alert_name(code));
-                    }
+                if first_ct == "21"
+                    && e.negotiated.is_none()
+                    && e.alert.is_none()
+                    && let Some(code) = alert.split(',').next().and_then(|a| a.parse().ok())
+                {
+                    e.alert = Some(alert_name(code));
                 }
             }
         }
@@ -136,8 +187,17 @@ fn our_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
         .map(|e| {
             let s = |k: &str| e[k].as_str().map(str::to_string);
             (
-                (s("src_ip").unwrap_or_default(), e["src_port"].as_u64().unwrap_or(0), e["dst_port"].as_u64().unwrap_or(0)),
-                Facts { sni: s("sni"), client_max: s("client_max_version"), negotiated: s("negotiated_version"), alert: s("server_alert") },
+                (
+                    s("src_ip").unwrap_or_default(),
+                    e["src_port"].as_u64().unwrap_or(0),
+                    e["dst_port"].as_u64().unwrap_or(0),
+                ),
+                Facts {
+                    sni: s("sni"),
+                    client_max: s("client_max_version"),
+                    negotiated: s("negotiated_version"),
+                    alert: s("server_alert"),
+                },
             )
         })
         .collect()
@@ -146,12 +206,19 @@ fn our_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
 #[test]
 fn tshark_agrees_on_every_capture_it_can_decode() {
     if Command::new("tshark").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "tshark must be installed in CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "tshark must be installed in CI"
+        );
         eprintln!("tshark not installed: comparison skipped");
         return;
     }
     let mut compared = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(captures()).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(captures())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -159,14 +226,22 @@ fn tshark_agrees_on_every_capture_it_can_decode() {
         // tshark reports a truncated file as an error; a 96-byte snap length
         // leaves it nothing to compare; server-only flows have no client port
         // as tshark sees it the same way — keep those in the event tests.
-        if !is_capture || name == "truncated.pcap" || name == "snaplen-96.pcap" || name.starts_with("midflow") {
+        if !is_capture
+            || name == "truncated.pcap"
+            || name == "snaplen-96.pcap"
+            || name.starts_with("midflow")
+        {
             continue;
         }
         let theirs = tshark_facts(&path);
         let ours = our_facts(&path);
         // Resumed sessions and port reuse produce several flows with the same
         // key in tshark's view; compare the set of keys and the last facts.
-        assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
         for (k, t) in &theirs {
             if name == "port-reuse.pcap" {
                 continue; // two connections share the key; checked in tests/offline.rs

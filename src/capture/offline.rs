@@ -78,45 +78,45 @@ impl PacketSource for OfflineSource {
         if self.finished {
             return Ok(None);
         }
-        if self.pcapng.is_none() {
-            if let Some((cap, linktype)) = self.libpcap.as_mut() {
-                match cap.next_packet() {
-                    Ok(p) => {
-                        self.delivered += 1;
-                        let ts = p.header.ts;
-                        let ts_ns = timeval_ns(ts.tv_sec as i64, ts.tv_usec as i64);
-                        return Ok(Some(Frame {
-                            ts_ns,
-                            linktype: *linktype,
-                            data: p.data,
-                            wire_len: p.header.len,
-                        }));
-                    }
-                    Err(pcap::Error::NoMorePackets) => {
-                        self.finished = true;
-                        return Ok(None);
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        let msg = msg.trim_start_matches("libpcap error: ").trim().to_string();
-                        if msg.contains("different from the type of the first interface") {
-                            let reader = NgReader::open(&self.path, self.delivered)
-                                .map_err(SourceError::Read);
-                            match reader {
-                                Ok(r) => self.pcapng = Some(Box::new(r)),
-                                Err(e) => {
-                                    self.finished = true;
-                                    return Err(e);
-                                }
+        if self.pcapng.is_none()
+            && let Some((cap, linktype)) = self.libpcap.as_mut()
+        {
+            match cap.next_packet() {
+                Ok(p) => {
+                    self.delivered += 1;
+                    let ts = p.header.ts;
+                    let ts_ns = timeval_ns(ts.tv_sec, ts.tv_usec);
+                    return Ok(Some(Frame {
+                        ts_ns,
+                        linktype: *linktype,
+                        data: p.data,
+                        wire_len: p.header.len,
+                    }));
+                }
+                Err(pcap::Error::NoMorePackets) => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    let msg = msg.trim_start_matches("libpcap error: ").trim().to_string();
+                    if msg.contains("different from the type of the first interface") {
+                        let reader =
+                            NgReader::open(&self.path, self.delivered).map_err(SourceError::Read);
+                        match reader {
+                            Ok(r) => self.pcapng = Some(Box::new(r)),
+                            Err(e) => {
+                                self.finished = true;
+                                return Err(e);
                             }
-                        } else {
-                            self.finished = true;
-                            return Err(if msg.contains("truncated") {
-                                SourceError::Truncated(msg)
-                            } else {
-                                SourceError::Read(msg)
-                            });
                         }
+                    } else {
+                        self.finished = true;
+                        return Err(if msg.contains("truncated") {
+                            SourceError::Truncated(msg)
+                        } else {
+                            SourceError::Read(msg)
+                        });
                     }
                 }
             }
@@ -189,7 +189,7 @@ impl NgReader {
                                 return Err(SourceError::Read("too many pcapng interfaces".into()));
                             }
                             self.interfaces.push(Interface {
-                                linktype: i32::from(idb.linktype.0),
+                                linktype: idb.linktype.0,
                                 resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
                                 offset: idb.ts_offset(),
                                 snaplen: idb.snaplen,

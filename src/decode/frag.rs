@@ -93,7 +93,10 @@ impl FragmentCache {
         };
         let start = info.offset as usize;
         let end = start + pkt.payload.len();
-        if pkt.missing > 0 || end > MAX_DATAGRAM || (info.more && pkt.payload.len() % 8 != 0) {
+        if pkt.missing > 0
+            || end > MAX_DATAGRAM
+            || (info.more && !pkt.payload.len().is_multiple_of(8))
+        {
             self.stats.invalid += 1;
             self.map.remove(&key);
             return None;
@@ -242,7 +245,11 @@ mod tests {
         cache.ingest(0, &frag(1, 0, true, &[0; 8]));
         cache.ingest(5_000_000_000, &frag(2, 0, true, &[0; 8]));
         assert_eq!(cache.stats.expired, 1);
-        assert!(cache.ingest(5_000_000_001, &frag(1, 8, false, &[0; 8])).is_none());
+        assert!(
+            cache
+                .ingest(5_000_000_001, &frag(1, 8, false, &[0; 8]))
+                .is_none()
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice, Ipv6RawExtHeaderSlice};
+use etherparse::{
+    IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice,
+    Ipv6RawExtHeaderSlice,
+};
 
 use super::{DecodeError, ErrorKind, Layer};
 
@@ -186,15 +189,31 @@ mod tests {
     fn ipv4_fragment_fields() {
         let p = v4(28, 0x2000 | 3, 6, &[0; 8]); // MF, offset 3*8
         let ip = parse_ipv4(&p).unwrap();
-        assert_eq!(ip.frag, Some(FragInfo { id: 0x1234, offset: 24, more: true }));
+        assert_eq!(
+            ip.frag,
+            Some(FragInfo {
+                id: 0x1234,
+                offset: 24,
+                more: true
+            })
+        );
     }
 
     #[test]
     fn ipv4_bad_lengths() {
         let short_total = v4(10, 0, 6, &[]);
-        assert_eq!(parse_ipv4(&short_total).unwrap_err().kind, ErrorKind::BadHeader);
-        assert_eq!(parse_ipv4(&[0x45, 0, 0]).unwrap_err().kind, ErrorKind::Truncated);
-        assert_eq!(parse_ipv4(&[0x65; 20]).unwrap_err().kind, ErrorKind::BadHeader);
+        assert_eq!(
+            parse_ipv4(&short_total).unwrap_err().kind,
+            ErrorKind::BadHeader
+        );
+        assert_eq!(
+            parse_ipv4(&[0x45, 0, 0]).unwrap_err().kind,
+            ErrorKind::Truncated
+        );
+        assert_eq!(
+            parse_ipv4(&[0x65; 20]).unwrap_err().kind,
+            ErrorKind::BadHeader
+        );
     }
 
     fn v6(next: u8, payload: &[u8]) -> Vec<u8> {
@@ -226,7 +245,14 @@ mod tests {
         exts.extend_from_slice(&[1, 2, 3]);
         let pkt = v6(44, &exts);
         let ip = parse_ipv6(&pkt).unwrap();
-        assert_eq!(ip.frag, Some(FragInfo { id: 7, offset: 8, more: true }));
+        assert_eq!(
+            ip.frag,
+            Some(FragInfo {
+                id: 7,
+                offset: 8,
+                more: true
+            })
+        );
         assert_eq!(ip.proto, 6);
         assert_eq!(ip.payload, &[1, 2, 3]);
     }

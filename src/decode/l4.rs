@@ -70,7 +70,10 @@ mod tests {
         v.push(data_offset << 4);
         v.push(flags);
         v.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
-        v.extend(std::iter::repeat_n(1u8, (usize::from(data_offset) * 4).saturating_sub(20)));
+        v.extend(std::iter::repeat_n(
+            1u8,
+            (usize::from(data_offset) * 4).saturating_sub(20),
+        ));
         v.extend_from_slice(payload);
         v
     }

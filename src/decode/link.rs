@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn decode_ethernet() {
         let f = eth(ETHERTYPE_IPV4, &IP4);
-        assert_eq!(parse_link(LINKTYPE_ETHERNET, &f), Ok(Network::Ipv4(&IP4[..])));
+        assert_eq!(
+            parse_link(LINKTYPE_ETHERNET, &f),
+            Ok(Network::Ipv4(&IP4[..]))
+        );
     }
 
     #[test]
@@ -145,7 +148,10 @@ mod tests {
         inner.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
         inner.extend_from_slice(&[0x60, 0]);
         let f = eth(ETHERTYPE_QINQ, &inner);
-        assert_eq!(parse_link(LINKTYPE_ETHERNET, &f), Ok(Network::Ipv6(&[0x60, 0][..])));
+        assert_eq!(
+            parse_link(LINKTYPE_ETHERNET, &f),
+            Ok(Network::Ipv6(&[0x60, 0][..]))
+        );
     }
 
     #[test]
@@ -156,16 +162,31 @@ mod tests {
             inner.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
         }
         let f = eth(ETHERTYPE_VLAN, &inner);
-        assert_eq!(parse_link(LINKTYPE_ETHERNET, &f), Err(err(ErrorKind::TooDeep)));
+        assert_eq!(
+            parse_link(LINKTYPE_ETHERNET, &f),
+            Err(err(ErrorKind::TooDeep))
+        );
     }
 
     #[test]
     fn decode_truncated() {
-        assert_eq!(parse_link(LINKTYPE_ETHERNET, &[0; 13]), Err(err(ErrorKind::Truncated)));
+        assert_eq!(
+            parse_link(LINKTYPE_ETHERNET, &[0; 13]),
+            Err(err(ErrorKind::Truncated))
+        );
         let f = eth(ETHERTYPE_VLAN, &[0, 1, 0x08]);
-        assert_eq!(parse_link(LINKTYPE_ETHERNET, &f), Err(err(ErrorKind::Truncated)));
-        assert_eq!(parse_link(LINKTYPE_LINUX_SLL2, &[0x08, 0]), Err(err(ErrorKind::Truncated)));
-        assert_eq!(parse_link(LINKTYPE_NULL, &[2, 0]), Err(err(ErrorKind::Truncated)));
+        assert_eq!(
+            parse_link(LINKTYPE_ETHERNET, &f),
+            Err(err(ErrorKind::Truncated))
+        );
+        assert_eq!(
+            parse_link(LINKTYPE_LINUX_SLL2, &[0x08, 0]),
+            Err(err(ErrorKind::Truncated))
+        );
+        assert_eq!(
+            parse_link(LINKTYPE_NULL, &[2, 0]),
+            Err(err(ErrorKind::Truncated))
+        );
     }
 
     #[test]
@@ -179,11 +200,17 @@ mod tests {
         let mut sll = vec![0u8; 14];
         sll.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         sll.extend_from_slice(&IP4);
-        assert_eq!(parse_link(LINKTYPE_LINUX_SLL, &sll), Ok(Network::Ipv4(&IP4[..])));
+        assert_eq!(
+            parse_link(LINKTYPE_LINUX_SLL, &sll),
+            Ok(Network::Ipv4(&IP4[..]))
+        );
         let mut sll2 = ETHERTYPE_IPV6.to_be_bytes().to_vec();
         sll2.extend_from_slice(&[0u8; 18]);
         sll2.extend_from_slice(&[0x60]);
-        assert_eq!(parse_link(LINKTYPE_LINUX_SLL2, &sll2), Ok(Network::Ipv6(&[0x60][..])));
+        assert_eq!(
+            parse_link(LINKTYPE_LINUX_SLL2, &sll2),
+            Ok(Network::Ipv6(&[0x60][..]))
+        );
     }
 
     #[test]
@@ -191,15 +218,30 @@ mod tests {
         let le = [2, 0, 0, 0, 0x45];
         let be = [0, 0, 0, 2, 0x45];
         let v6 = [30, 0, 0, 0, 0x60];
-        assert_eq!(parse_link(LINKTYPE_NULL, &le), Ok(Network::Ipv4(&[0x45][..])));
-        assert_eq!(parse_link(LINKTYPE_LOOP, &be), Ok(Network::Ipv4(&[0x45][..])));
-        assert_eq!(parse_link(LINKTYPE_NULL, &v6), Ok(Network::Ipv6(&[0x60][..])));
+        assert_eq!(
+            parse_link(LINKTYPE_NULL, &le),
+            Ok(Network::Ipv4(&[0x45][..]))
+        );
+        assert_eq!(
+            parse_link(LINKTYPE_LOOP, &be),
+            Ok(Network::Ipv4(&[0x45][..]))
+        );
+        assert_eq!(
+            parse_link(LINKTYPE_NULL, &v6),
+            Ok(Network::Ipv6(&[0x60][..]))
+        );
     }
 
     #[test]
     fn decode_raw() {
         assert_eq!(parse_link(LINKTYPE_RAW, &IP4), Ok(Network::Ipv4(&IP4[..])));
-        assert_eq!(parse_link(LINKTYPE_RAW, &[0x70]), Err(err(ErrorKind::BadHeader)));
-        assert_eq!(parse_link(147, &IP4), Err(err(ErrorKind::UnsupportedLinkType)));
+        assert_eq!(
+            parse_link(LINKTYPE_RAW, &[0x70]),
+            Err(err(ErrorKind::BadHeader))
+        );
+        assert_eq!(
+            parse_link(147, &IP4),
+            Err(err(ErrorKind::UnsupportedLinkType))
+        );
     }
 }

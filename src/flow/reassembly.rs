@@ -59,7 +59,12 @@ impl StreamStart {
 
     /// Memory held by this direction, for the table's budget.
     pub fn footprint(&self) -> usize {
-        self.buf.capacity() + self.pending.iter().map(|(_, b)| b.capacity()).sum::<usize>()
+        self.buf.capacity()
+            + self
+                .pending
+                .iter()
+                .map(|(_, b)| b.capacity())
+                .sum::<usize>()
     }
 
     /// The ISN of a SYN: the stream starts at `isn + 1`.
@@ -198,7 +203,10 @@ mod tests {
 
     #[test]
     fn reassembly_cap() {
-        let limits = StreamLimits { max_bytes: 4, max_pending: 2 };
+        let limits = StreamLimits {
+            max_bytes: 4,
+            max_pending: 2,
+        };
         let mut s = StreamStart::default();
         s.on_syn(0);
         assert_eq!(s.ingest(1, 1, b"abcdef", limits), Ingest::Grew);
@@ -209,7 +217,10 @@ mod tests {
 
     #[test]
     fn reassembly_pending_bound() {
-        let limits = StreamLimits { max_bytes: 100, max_pending: 1 };
+        let limits = StreamLimits {
+            max_bytes: 100,
+            max_pending: 1,
+        };
         let mut s = StreamStart::default();
         s.on_syn(0);
         assert_eq!(s.ingest(1, 10, b"x", limits), Ingest::NoChange);

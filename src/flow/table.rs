@@ -68,7 +68,10 @@ enum DirStatus {
 
 impl DirStatus {
     fn is_terminal_non_hello(&self) -> bool {
-        matches!(self, DirStatus::NotTls | DirStatus::MidStream | DirStatus::Failed)
+        matches!(
+            self,
+            DirStatus::NotTls | DirStatus::MidStream | DirStatus::Failed
+        )
     }
 }
 
@@ -83,7 +86,9 @@ enum State {
     Active(Box<Active>),
     /// Settled: facts emitted or not a handshake; waits for RST, a FIN from
     /// each side, or idle timeout, so late packets do not start a bogus flow.
-    Done { fin: [bool; 2] },
+    Done {
+        fin: [bool; 2],
+    },
 }
 
 struct Flow {
@@ -206,11 +211,17 @@ impl FlowTable {
         if syn {
             active.streams[d].on_syn(seg.seq);
         }
-        if !seg.payload.is_empty() && matches!(active.status[d], DirStatus::Empty | DirStatus::Pending)
+        if !seg.payload.is_empty()
+            && matches!(active.status[d], DirStatus::Empty | DirStatus::Pending)
         {
-            let data_seq = if syn { seg.seq.wrapping_add(1) } else { seg.seq };
+            let data_seq = if syn {
+                seg.seq.wrapping_add(1)
+            } else {
+                seg.seq
+            };
             let before = active.streams[d].footprint();
-            let result = active.streams[d].ingest(seg.ts, data_seq, seg.payload, self.limits.stream);
+            let result =
+                active.streams[d].ingest(seg.ts, data_seq, seg.payload, self.limits.stream);
             let after = active.streams[d].footprint();
             self.buffered = (self.buffered + after).saturating_sub(before);
             active.footprint = (active.footprint + after).saturating_sub(before);
@@ -405,7 +416,11 @@ fn emit(a: &Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
     let mut answer = None;
     let mut client_dir = None;
     for (i, st) in a.status.iter().enumerate() {
-        let dir = if i == 0 { Direction::LoToHi } else { Direction::HiToLo };
+        let dir = if i == 0 {
+            Direction::LoToHi
+        } else {
+            Direction::HiToLo
+        };
         match st {
             DirStatus::Hello(f) => {
                 client = Some(f.clone());

@@ -217,8 +217,7 @@ fn next_message(
     max_message: usize,
 ) -> Result<Option<Message>, TlsError> {
     let avail = scratch.get(*consumed..).unwrap_or(&[]);
-    let Some(&[mtype, a, b, c]) = avail.get(..4).map(|h| <&[u8; 4]>::try_from(h).ok()).flatten()
-    else {
+    let Some(&[mtype, a, b, c]) = avail.get(..4).and_then(|h| <&[u8; 4]>::try_from(h).ok()) else {
         return Ok(None);
     };
     let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
@@ -265,7 +264,9 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
                     facts.sni = Some(String::from_utf8_lossy(name).into_owned());
                 }
             }
-            Ok((_, TlsExtension::SupportedVersions(list))) if facts.supported_versions.is_none() => {
+            Ok((_, TlsExtension::SupportedVersions(list)))
+                if facts.supported_versions.is_none() =>
+            {
                 facts.supported_versions = Some(list.iter().map(|v| Version(v.0)).collect());
             }
             _ => {}
@@ -275,7 +276,7 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
 }
 
 fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
-    let Some(&[hi, lo]) = body.get(..2).map(|v| <&[u8; 2]>::try_from(v).ok()).flatten() else {
+    let Some(&[hi, lo]) = body.get(..2).and_then(|v| <&[u8; 2]>::try_from(v).ok()) else {
         return Err(TlsError::Malformed(Malformed::ServerHello));
     };
     let version = Version(u16::from_be_bytes([hi, lo]));
@@ -450,7 +451,11 @@ mod tests {
     fn client_hello_tls13_with_grease_and_sni() {
         let body = client_hello_body(
             0x0303,
-            &[ext(0x1a1a, &[]), sni_ext("Acct.Blob.Core.Windows.Net"), versions_ext(&[0x2a2a, 0x0304, 0x0303])],
+            &[
+                ext(0x1a1a, &[]),
+                sni_ext("Acct.Blob.Core.Windows.Net"),
+                versions_ext(&[0x2a2a, 0x0304, 0x0303]),
+            ],
         );
         let bytes = record(22, 0x0301, &hs(1, &body));
         let Ok(Opening::ClientHello(f)) = parse(&bytes) else {
@@ -491,7 +496,9 @@ mod tests {
         let bad_sni = ext(0, &[0, 9, 0, 0, 3, b'a']);
         let body = client_hello_body(0x0303, &[bad_sni, versions_ext(&[0x0304])]);
         let bytes = record(22, 0x0301, &hs(1, &body));
-        let Ok(Opening::ClientHello(f)) = parse(&bytes) else { panic!() };
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else {
+            panic!()
+        };
         assert_eq!(f.max_version(), Version::TLS13);
         assert_eq!(f.sni, None);
     }
@@ -501,7 +508,10 @@ mod tests {
         let tls12 = record(22, 0x0303, &hs(2, &server_hello_body(0x0303, [7; 32], &[])));
         assert_eq!(
             parse(&tls12),
-            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS12, retried: false }))
+            Ok(Opening::Answer(ServerAnswer::Hello {
+                version: Version::TLS12,
+                retried: false
+            }))
         );
         let tls13 = record(
             22,
@@ -510,12 +520,18 @@ mod tests {
         );
         assert_eq!(
             parse(&tls13),
-            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS13, retried: false }))
+            Ok(Opening::Answer(ServerAnswer::Hello {
+                version: Version::TLS13,
+                retried: false
+            }))
         );
         let tls10 = record(22, 0x0301, &hs(2, &server_hello_body(0x0301, [7; 32], &[])));
         assert_eq!(
             parse(&tls10),
-            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS10, retried: false }))
+            Ok(Opening::Answer(ServerAnswer::Hello {
+                version: Version::TLS10,
+                retried: false
+            }))
         );
     }
 
@@ -524,7 +540,10 @@ mod tests {
         let hrr = record(
             22,
             0x0303,
-            &hs(2, &server_hello_body(0x0303, HRR_RANDOM, &[ext(43, &[3, 4]), ext(51, &[0, 0x1d])])),
+            &hs(
+                2,
+                &server_hello_body(0x0303, HRR_RANDOM, &[ext(43, &[3, 4]), ext(51, &[0, 0x1d])]),
+            ),
         );
         assert_eq!(parse(&hrr), Err(TlsError::NeedMore));
         let mut full = hrr.clone();
@@ -536,7 +555,10 @@ mod tests {
         ));
         assert_eq!(
             parse(&full),
-            Ok(Opening::Answer(ServerAnswer::Hello { version: Version::TLS13, retried: true }))
+            Ok(Opening::Answer(ServerAnswer::Hello {
+                version: Version::TLS13,
+                retried: true
+            }))
         );
     }
 
@@ -545,7 +567,10 @@ mod tests {
         let bytes = record(21, 0x0301, &[2, 70]);
         assert_eq!(
             parse(&bytes),
-            Ok(Opening::Answer(ServerAnswer::Alert { level: 2, description: 70 }))
+            Ok(Opening::Answer(ServerAnswer::Alert {
+                level: 2,
+                description: 70
+            }))
         );
         assert_eq!(
             parse(&record(21, 0x0303, &[2, 70, 0])),
@@ -559,13 +584,19 @@ mod tests {
         assert_eq!(parse(b"SSH-2.0-OpenSSH"), Err(TlsError::NotTls));
         assert_eq!(parse(&[0x16, 0x02]), Err(TlsError::NotTls));
         assert_eq!(parse(&[0x16, 0x03, 0x09]), Err(TlsError::NotTls));
-        assert_eq!(parse(&[0x16, 0x03, 0x01, 0xff, 0xff]), Err(TlsError::NotTls));
+        assert_eq!(
+            parse(&[0x16, 0x03, 0x01, 0xff, 0xff]),
+            Err(TlsError::NotTls)
+        );
         assert_eq!(parse(&[0x00; 64]), Err(TlsError::NotTls));
     }
 
     #[test]
     fn mid_stream() {
-        assert_eq!(parse(&record(23, 0x0303, &[1, 2, 3])), Err(TlsError::MidStream));
+        assert_eq!(
+            parse(&record(23, 0x0303, &[1, 2, 3])),
+            Err(TlsError::MidStream)
+        );
         assert_eq!(parse(&record(20, 0x0303, &[1])), Err(TlsError::MidStream));
     }
 
@@ -581,7 +612,10 @@ mod tests {
     #[test]
     fn unexpected_first_message() {
         let bytes = record(22, 0x0303, &hs(11, &[0, 0, 0]));
-        assert_eq!(parse(&bytes), Err(TlsError::Malformed(Malformed::UnexpectedMessage)));
+        assert_eq!(
+            parse(&bytes),
+            Err(TlsError::Malformed(Malformed::UnexpectedMessage))
+        );
     }
 
     #[test]
@@ -592,7 +626,9 @@ mod tests {
         body.extend_from_slice(&[0xaa; 16]);
         let mut bytes = vec![0x80 | (body.len() >> 8) as u8, body.len() as u8];
         bytes.extend_from_slice(&body);
-        let Ok(Opening::ClientHello(f)) = parse(&bytes) else { panic!("{:?}", parse(&bytes)) };
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else {
+            panic!("{:?}", parse(&bytes))
+        };
         assert!(f.sslv2_format);
         assert_eq!(f.max_version(), Version::TLS10);
         for cut in 0..bytes.len() {
@@ -603,7 +639,9 @@ mod tests {
     #[test]
     fn sslv3_client_hello() {
         let bytes = record(22, 0x0300, &hs(1, &client_hello_body(0x0300, &[])));
-        let Ok(Opening::ClientHello(f)) = parse(&bytes) else { panic!() };
+        let Ok(Opening::ClientHello(f)) = parse(&bytes) else {
+            panic!()
+        };
         assert_eq!(f.max_version(), Version::SSL3);
         assert_eq!(f.supported_versions, None);
     }

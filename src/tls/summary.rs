@@ -186,19 +186,63 @@ mod tests {
     #[test]
     fn outcome_and_legacy_table() {
         let min = Version::TLS12;
-        let hello = |v| Some(ServerAnswer::Hello { version: Version(v), retried: false });
-        let alert = Some(ServerAnswer::Alert { level: 2, description: 70 });
+        let hello = |v| {
+            Some(ServerAnswer::Hello {
+                version: Version(v),
+                retried: false,
+            })
+        };
+        let alert = Some(ServerAnswer::Alert {
+            level: 2,
+            description: 70,
+        });
         // (client, answer, outcome, effective, legacy)
         let cases = [
-            (Some(ch(0x0301, None)), alert, Outcome::Rejected, Some(0x0301), true),
-            (Some(ch(0x0303, None)), hello(0x0303), Outcome::Negotiated, Some(0x0303), false),
-            (Some(ch(0x0303, None)), hello(0x0301), Outcome::Negotiated, Some(0x0301), true),
-            (Some(ch(0x0303, Some(&[0x0304, 0x0303]))), None, Outcome::Unanswered, Some(0x0304), false),
-            (Some(ch(0x0302, None)), None, Outcome::Unanswered, Some(0x0302), true),
+            (
+                Some(ch(0x0301, None)),
+                alert,
+                Outcome::Rejected,
+                Some(0x0301),
+                true,
+            ),
+            (
+                Some(ch(0x0303, None)),
+                hello(0x0303),
+                Outcome::Negotiated,
+                Some(0x0303),
+                false,
+            ),
+            (
+                Some(ch(0x0303, None)),
+                hello(0x0301),
+                Outcome::Negotiated,
+                Some(0x0301),
+                true,
+            ),
+            (
+                Some(ch(0x0303, Some(&[0x0304, 0x0303]))),
+                None,
+                Outcome::Unanswered,
+                Some(0x0304),
+                false,
+            ),
+            (
+                Some(ch(0x0302, None)),
+                None,
+                Outcome::Unanswered,
+                Some(0x0302),
+                true,
+            ),
             (None, hello(0x0302), Outcome::Negotiated, Some(0x0302), true),
             (None, alert, Outcome::Rejected, None, false),
             // a modern client downgraded by the server is legacy
-            (Some(ch(0x0303, Some(&[0x0304]))), hello(0x0302), Outcome::Negotiated, Some(0x0302), true),
+            (
+                Some(ch(0x0303, Some(&[0x0304]))),
+                hello(0x0302),
+                Outcome::Negotiated,
+                Some(0x0302),
+                true,
+            ),
         ];
         for (i, (c, a, outcome, eff, legacy)) in cases.into_iter().enumerate() {
             let s = summary(c, a);

@@ -42,7 +42,12 @@ pub fn events(files: &[&Path], extra: &[&str]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("event line is JSON"))
         .collect();
-    evs.sort_by_key(|e| (e["ts"].as_str().unwrap_or("").to_string(), e["src_port"].as_u64()));
+    evs.sort_by_key(|e| {
+        (
+            e["ts"].as_str().unwrap_or("").to_string(),
+            e["src_port"].as_u64(),
+        )
+    });
     evs
 }
 
