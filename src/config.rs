@@ -178,3 +178,30 @@ pub fn expand_inputs(args: &[PathBuf]) -> Vec<Input> {
     }
     out
 }
+
+/// The configuration `tlscensus read` uses when no option is given (for
+/// benchmarks, fuzzing and tests).
+pub fn defaults() -> Config {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        census: CensusArgs,
+    }
+    let args = Defaults::parse_from(["tlscensus"]);
+    // The defaults are valid by construction; `from_args` cannot fail on them.
+    Config::from_args(&args.census).unwrap_or_else(|e| unreachable!("default config: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = defaults();
+        assert_eq!(c.min_version, Version::TLS12);
+        assert!(c.workers >= 1);
+        assert!(c.table.max_flows >= 1);
+    }
+}

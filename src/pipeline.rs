@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use crate::capture::Frame;
 use crate::config::Config;
 use crate::decode::frag::FragStats;
-use crate::decode::{self, DecodeError, Decoded, FragmentCache, TcpSegment};
+use crate::decode::{self, DecodeError, FragmentCache, TcpSegment};
 use crate::error::SetupError;
 use crate::events::FlowEvent;
 use crate::flow::table::TableStats;
@@ -27,6 +27,7 @@ use crate::inventory::{Inventory, Recorded};
 use crate::metrics::Metrics;
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
+use std::net::IpAddr;
 
 const BATCH_SEGMENTS: usize = 256;
 const BATCH_BYTES: usize = 256 * 1024;
@@ -101,20 +102,47 @@ impl Dispatcher {
     pub fn push(&mut self, frame: &Frame<'_>) {
         self.packets += 1;
         self.bytes += u64::from(frame.wire_len.max(frame.data.len() as u32));
-        match decode::decode_frame(frame.linktype, frame.data) {
-            Ok(Decoded::Tcp { src, dst, seg }) => self.route(frame.ts_ns, src, dst, &seg),
-            Ok(Decoded::Fragment(ip)) => {
-                if let Some(dgram) = self.frag.ingest(frame.ts_ns, &ip)
-                    && dgram.proto == decode::ip::PROTO_TCP
-                {
-                    match decode::l4::parse_tcp(&dgram.payload, 0) {
-                        Ok(seg) => self.route(frame.ts_ns, dgram.src, dgram.dst, &seg),
-                        Err(e) => self.count_error(e),
-                    }
+        let Dispatcher {
+            frag,
+            senders,
+            current,
+            segments,
+            ..
+        } = self;
+        let mut touched = None;
+        let result = decode::decode_with_fragments(
+            frame.ts_ns,
+            frame.linktype,
+            frame.data,
+            frag,
+            &mut |src, dst, seg| {
+                if let Some((key, dir)) = flow_of(src, dst, seg) {
+                    *segments += 1;
+                    let w = (key.dispatch_hash() % senders.len() as u64) as usize;
+                    let batch = &mut current[w];
+                    let start = batch.bytes.len() as u32;
+                    batch.bytes.extend_from_slice(seg.payload);
+                    batch.segs.push(SegMeta {
+                        ts: frame.ts_ns,
+                        key,
+                        dir,
+                        seq: seg.seq,
+                        flags: seg.flags,
+                        start,
+                        len: seg.payload.len() as u32,
+                    });
+                    touched = Some(w);
                 }
+            },
+        );
+        if let Err(e) = result {
+            self.count_error(e);
+        }
+        if let Some(w) = touched {
+            let b = &self.current[w];
+            if b.segs.len() >= BATCH_SEGMENTS || b.bytes.len() >= BATCH_BYTES {
+                self.send(w);
             }
-            Ok(Decoded::Other) => {}
-            Err(e) => self.count_error(e),
         }
         if self.packets.is_multiple_of(4096) {
             self.flush_counters();
@@ -124,40 +152,6 @@ impl Dispatcher {
     fn count_error(&mut self, e: DecodeError) {
         if let Some(i) = DecodeError::LABELS.iter().position(|l| *l == e.label()) {
             self.decode_errors[i] += 1;
-        }
-    }
-
-    fn route(
-        &mut self,
-        ts: u64,
-        src: std::net::IpAddr,
-        dst: std::net::IpAddr,
-        seg: &TcpSegment<'_>,
-    ) {
-        use crate::decode::l4::{FIN, RST, SYN};
-        if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
-            return; // a bare ACK carries nothing the census needs
-        }
-        let (key, dir) = FlowKey::new(
-            Endpoint::new(src, seg.src_port),
-            Endpoint::new(dst, seg.dst_port),
-        );
-        let w = (key.dispatch_hash() % self.senders.len() as u64) as usize;
-        let batch = &mut self.current[w];
-        let start = batch.bytes.len() as u32;
-        batch.bytes.extend_from_slice(seg.payload);
-        batch.segs.push(SegMeta {
-            ts,
-            key,
-            dir,
-            seq: seg.seq,
-            flags: seg.flags,
-            start,
-            len: seg.payload.len() as u32,
-        });
-        self.segments += 1;
-        if batch.segs.len() >= BATCH_SEGMENTS || batch.bytes.len() >= BATCH_BYTES {
-            self.send(w);
         }
     }
 
@@ -228,6 +222,83 @@ impl Dispatcher {
             .inc_by(s.table_full - r.table_full);
         m.bound("fragments", s.table_full - r.table_full);
         self.frag_reported = s;
+    }
+}
+
+/// The flow a segment belongs to, or None for a bare ACK (nothing to learn).
+fn flow_of(src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) -> Option<(FlowKey, Direction)> {
+    use crate::decode::l4::{FIN, RST, SYN};
+    if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
+        return None;
+    }
+    Some(FlowKey::new(
+        Endpoint::new(src, seg.src_port),
+        Endpoint::new(dst, seg.dst_port),
+    ))
+}
+
+/// The whole per-packet path on the calling thread, without channels: decode,
+/// join fragments, track flows, extract. The threaded pipeline runs exactly
+/// these stages; this form serves fuzzing, benchmarks and tests.
+pub struct InlineCensus {
+    frag: FragmentCache,
+    table: FlowTable,
+    /// Summaries of flows settled so far.
+    pub out: Vec<HandshakeSummary>,
+    pub decode_errors: u64,
+}
+
+impl InlineCensus {
+    pub fn new(config: &Config) -> Self {
+        InlineCensus {
+            frag: FragmentCache::new(config.max_fragments, config.fragment_timeout_ns),
+            table: FlowTable::new(config.table),
+            out: Vec::new(),
+            decode_errors: 0,
+        }
+    }
+
+    pub fn push(&mut self, frame: &Frame<'_>) {
+        let InlineCensus {
+            frag, table, out, ..
+        } = self;
+        let result = decode::decode_with_fragments(
+            frame.ts_ns,
+            frame.linktype,
+            frame.data,
+            frag,
+            &mut |src, dst, seg| {
+                if let Some((key, dir)) = flow_of(src, dst, seg) {
+                    table.ingest(
+                        SegmentIn {
+                            ts: frame.ts_ns,
+                            key,
+                            dir,
+                            seq: seg.seq,
+                            flags: seg.flags,
+                            payload: seg.payload,
+                        },
+                        out,
+                    );
+                }
+            },
+        );
+        if result.is_err() {
+            self.decode_errors += 1;
+        }
+    }
+
+    /// Ends every flow, as at the end of input.
+    pub fn finish(&mut self) {
+        self.table.drain(&mut self.out);
+    }
+
+    pub fn flows_tracked(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.table.buffered_bytes()
     }
 }
 

@@ -115,6 +115,30 @@ pub fn decode_frame(linktype: i32, data: &[u8]) -> Result<Decoded<'_>, DecodeErr
     }
 }
 
+/// Decodes one frame, joining IP fragments in `frag`; hands the TCP segment (if
+/// any, possibly from a datagram this fragment completed) to `segment`.
+pub fn decode_with_fragments(
+    ts_ns: u64,
+    linktype: i32,
+    data: &[u8],
+    frag: &mut FragmentCache,
+    segment: &mut dyn FnMut(IpAddr, IpAddr, &TcpSegment<'_>),
+) -> Result<(), DecodeError> {
+    match decode_frame(linktype, data)? {
+        Decoded::Tcp { src, dst, seg } => segment(src, dst, &seg),
+        Decoded::Fragment(ip) => {
+            if let Some(dgram) = frag.ingest(ts_ns, &ip)
+                && dgram.proto == ip::PROTO_TCP
+            {
+                let seg = l4::parse_tcp(&dgram.payload, 0)?;
+                segment(dgram.src, dgram.dst, &seg);
+            }
+        }
+        Decoded::Other => {}
+    }
+    Ok(())
+}
+
 /// Turns a whole (unfragmented or reassembled) IP packet into a decoded value.
 pub fn decode_ip(pkt: IpPacket<'_>) -> Result<Decoded<'_>, DecodeError> {
     if pkt.frag.is_some() {

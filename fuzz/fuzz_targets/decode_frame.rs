@@ -1,0 +1,16 @@
+//! Any bytes as a frame of any supported link type: decoding never panics.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use tlscensus::decode::{Decoded, FragmentCache, decode_frame, decode_with_fragments};
+
+const LINKTYPES: [i32; 10] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, frame)) = data.split_first() else { return };
+    let lt = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
+    if let Ok(Decoded::Tcp { seg, .. }) = decode_frame(lt, frame) {
+        assert!(seg.payload.len() <= frame.len());
+    }
+    let mut frag = FragmentCache::new(4, 1_000_000_000);
+    let _ = decode_with_fragments(1, lt, frame, &mut frag, &mut |_, _, _| {});
+});
