@@ -1,0 +1,104 @@
+//! Criterion micro-benchmarks of the per-packet stages, over frames of the
+//! shipped captures held in memory: decode, TLS extraction, and the whole
+//! inline path (decode → fragments → flow table → extraction).
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
+use tlscensus::decode::decode_frame;
+use tlscensus::pipeline::InlineCensus;
+use tlscensus::tls::extract::parse_opening;
+
+struct Owned {
+    ts: u64,
+    linktype: i32,
+    data: Vec<u8>,
+}
+
+fn load(names: &[&str]) -> Vec<Owned> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut frames = Vec::new();
+    for n in names {
+        let mut src = OfflineSource::open(&dir.join(n)).expect("capture");
+        while let Ok(Some(f)) = src.next_frame() {
+            frames.push(Owned {
+                ts: f.ts_ns,
+                linktype: f.linktype,
+                data: f.data.to_vec(),
+            });
+        }
+    }
+    frames
+}
+
+fn benches(c: &mut Criterion) {
+    let frames = load(&[
+        "demo.pcapng",
+        "openssl-tls12-split-hello.pcap",
+        "link-vlan.pcap",
+    ]);
+    let mut g = c.benchmark_group("per_packet");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            for f in &frames {
+                let _ = black_box(decode_frame(f.linktype, &f.data));
+            }
+        })
+    });
+    let cfg = tlscensus::config::defaults();
+    g.bench_function("inline_census", |b| {
+        b.iter(|| {
+            let mut census = InlineCensus::new(&cfg);
+            for f in &frames {
+                census.push(&Frame {
+                    ts_ns: f.ts,
+                    linktype: f.linktype,
+                    data: &f.data,
+                    wire_len: f.data.len() as u32,
+                });
+            }
+            census.finish();
+            black_box(census.out.len())
+        })
+    });
+    g.finish();
+
+    // A real TLS 1.3 ClientHello (curl) and a TLS 1.2 server flight (OpenSSL).
+    let hello = tcp_payloads("curl-tls13.pcap", 0);
+    let server = tcp_payloads("openssl-tls12.pcap", 1);
+    let mut g = c.benchmark_group("tls_extract");
+    g.throughput(Throughput::Elements(1));
+    let mut scratch = Vec::new();
+    g.bench_function("client_hello", |b| {
+        b.iter(|| black_box(parse_opening(&hello, &mut scratch, 16384)))
+    });
+    g.bench_function("server_hello", |b| {
+        b.iter(|| black_box(parse_opening(&server, &mut scratch, 16384)))
+    });
+    g.finish();
+}
+
+/// The first TCP payload of the capture in the given direction (0 client, 1 server).
+fn tcp_payloads(name: &str, which: usize) -> Vec<u8> {
+    use tlscensus::decode::Decoded;
+    let frames = load(&[name]);
+    let mut seen = 0;
+    for f in &frames {
+        if let Ok(Decoded::Tcp { seg, .. }) = decode_frame(f.linktype, &f.data) {
+            if !seg.payload.is_empty() {
+                let from_server = seg.src_port < 41000 && seg.src_port >= 40000;
+                if usize::from(from_server) == which {
+                    return seg.payload.to_vec();
+                }
+                seen += 1;
+            }
+        }
+    }
+    panic!("no payload in {name} ({seen} seen)");
+}
+
+criterion_group!(pipeline, benches);
+criterion_main!(pipeline);
