@@ -87,14 +87,14 @@ fn tcp_payloads(name: &str, which: usize) -> Vec<u8> {
     let frames = load(&[name]);
     let mut seen = 0;
     for f in &frames {
-        if let Ok(Decoded::Tcp { seg, .. }) = decode_frame(f.linktype, &f.data) {
-            if !seg.payload.is_empty() {
-                let from_server = seg.src_port < 41000 && seg.src_port >= 40000;
-                if usize::from(from_server) == which {
-                    return seg.payload.to_vec();
-                }
-                seen += 1;
+        if let Ok(Decoded::Tcp { seg, .. }) = decode_frame(f.linktype, &f.data)
+            && !seg.payload.is_empty()
+        {
+            let from_server = (40000..41000).contains(&seg.src_port);
+            if usize::from(from_server) == which {
+                return seg.payload.to_vec();
             }
+            seen += 1;
         }
     }
     panic!("no payload in {name} ({seen} seen)");
