@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Read .pcap/.pcapng files (or directories of them) and print the inventory.
     Read(ReadArgs),
+    /// Capture live from network interfaces (a SPAN/mirror port) and serve /metrics to Prometheus.
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +53,43 @@ pub struct ReadArgs {
     /// Never show progress, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+
+    #[command(flatten)]
+    pub census: CensusArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Capturing needs root or CAP_NET_RAW. Started as root, tlscensus drops to --user after opening the interfaces and the listener, keeping only CAP_NET_RAW. SIGINT/SIGTERM stop it cleanly (exit 0)."
+)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeatable).
+    #[arg(short = 'i', long = "interface", required = true, value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// Capture filter (BPF syntax) replacing the default, which keeps every TCP packet, IPv6 extension headers and fragments, inside VLAN tags too. An empty string captures everything.
+    #[arg(long, value_name = "FILTER")]
+    pub bpf: Option<String>,
+
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+
+    /// Bytes captured per packet (must hold a whole segment, including GRO/TSO super-frames).
+    #[arg(long, default_value_t = 262_144, value_name = "BYTES")]
+    pub snaplen: u32,
+
+    /// Kernel capture buffer per interface, in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub buffer_mib: u32,
+
+    /// Address the HTTP exporter (/metrics, /healthz) listens on. Use 0.0.0.0:9814 or [::]:9814 to let a remote Prometheus scrape it.
+    #[arg(long, default_value = "127.0.0.1:9814", value_name = "ADDR:PORT")]
+    pub listen: String,
+
+    /// When started as root, the user to run as after opening the interfaces ('root' keeps root).
+    #[arg(long, default_value = "nobody", value_name = "USER")]
+    pub user: String,
 
     #[command(flatten)]
     pub census: CensusArgs,

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CensusArgs, Format, ReadArgs};
+use crate::capture::live::{DEFAULT_BPF, LiveOptions};
+use crate::cli::{CensusArgs, Format, LiveArgs, ReadArgs};
 use crate::error::SetupError;
 use crate::flow::{StreamLimits, TableLimits};
 use crate::target::TargetSet;
@@ -25,6 +26,8 @@ pub struct Config {
     pub max_fragments: usize,
     pub fragment_timeout_ns: u64,
     pub events: Option<String>,
+    /// Live mode: idle flows also time out on the wall clock when no packets come.
+    pub wall_clock: bool,
 }
 
 /// Settings of `tlscensus read`.
@@ -95,6 +98,7 @@ impl Config {
             max_fragments: a.max_fragments,
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),
+            wall_clock: false,
         })
     }
 }
@@ -108,6 +112,54 @@ impl ReadConfig {
             metrics_file: a.metrics_file.clone(),
             fail_on_legacy: a.fail_on_legacy,
             progress: stderr_is_tty && !a.no_progress,
+        })
+    }
+}
+
+/// Settings of `tlscensus live`.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    pub census: Config,
+    pub interfaces: Vec<String>,
+    pub capture: LiveOptions,
+    pub listen: String,
+    pub user: String,
+}
+
+impl LiveConfig {
+    pub fn from_args(a: &LiveArgs) -> Result<LiveConfig, SetupError> {
+        let bad = |m: String| SetupError::Config(m);
+        let mut census = Config::from_args(&a.census)?;
+        census.wall_clock = true;
+        let mut interfaces: Vec<String> = Vec::new();
+        for i in &a.interfaces {
+            if i.is_empty() || i.len() > 15 || i.contains('/') || i.contains(char::is_whitespace) {
+                return Err(bad(format!("-i {i:?}: not an interface name")));
+            }
+            if !interfaces.contains(i) {
+                interfaces.push(i.clone());
+            }
+        }
+        if !(64..=262_144).contains(&a.snaplen) {
+            return Err(bad("--snaplen must be between 64 and 262144".into()));
+        }
+        if !(1..=2048).contains(&a.buffer_mib) {
+            return Err(bad("--buffer-mib must be between 1 and 2048".into()));
+        }
+        if a.user.is_empty() {
+            return Err(bad("--user must not be empty".into()));
+        }
+        Ok(LiveConfig {
+            census,
+            interfaces,
+            capture: LiveOptions {
+                promisc: !a.no_promisc,
+                snaplen: a.snaplen as i32,
+                buffer_bytes: (a.buffer_mib as i32) << 20,
+                bpf: a.bpf.clone().unwrap_or_else(|| DEFAULT_BPF.to_string()),
+            },
+            listen: a.listen.clone(),
+            user: a.user.clone(),
         })
     }
 }

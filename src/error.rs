@@ -27,6 +27,16 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("interface {name}: {reason}")]
+    Interface { name: String, reason: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("dropping privileges: {0}")]
+    Privileges(String),
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
 }

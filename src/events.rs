@@ -5,7 +5,6 @@
 //! file or on stdout. Invariant: a write error (full disk, closed pipe) stops
 //! the writing, is counted and reported once; it never stops the census.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::thread::JoinHandle;
@@ -91,11 +90,19 @@ pub struct EventStats {
 
 impl EventLog {
     /// Opens `dest` (a path, or `-` for stdout) and starts the writer thread.
-    pub fn start(dest: &str) -> Result<EventLog, SetupError> {
+    /// `append` keeps what the file holds (live mode: a restart must not erase
+    /// the log, and `copytruncate` rotation works with appending writes).
+    pub fn start(dest: &str, append: bool) -> Result<EventLog, SetupError> {
         let out: Box<dyn Write + Send> = if dest == "-" {
             Box::new(io::stdout())
         } else {
-            Box::new(File::create(dest).map_err(|source| SetupError::Write {
+            let mut opts = std::fs::OpenOptions::new();
+            if append {
+                opts.append(true).create(true);
+            } else {
+                opts.write(true).create(true).truncate(true);
+            }
+            Box::new(opts.open(dest).map_err(|source| SetupError::Write {
                 what: "event log",
                 path: dest.to_string(),
                 source,
@@ -104,7 +111,7 @@ impl EventLog {
         let (sender, rx) = bounded(4096);
         let handle = std::thread::Builder::new()
             .name("events".into())
-            .spawn(move || write_loop(rx, out))
+            .spawn(move || write_loop(rx, out, append))
             .map_err(SetupError::Thread)?;
         Ok(EventLog { sender, handle })
     }
@@ -119,11 +126,11 @@ impl EventLog {
     }
 }
 
-fn write_loop(rx: Receiver<FlowEvent>, out: Box<dyn Write + Send>) -> EventStats {
+fn write_loop(rx: Receiver<FlowEvent>, out: Box<dyn Write + Send>, flush_idle: bool) -> EventStats {
     let mut out = BufWriter::with_capacity(1 << 16, out);
     let mut stats = EventStats::default();
     let mut line = Vec::with_capacity(512);
-    for ev in rx {
+    for ev in rx.iter() {
         if stats.error.is_some() {
             stats.failed += 1;
             continue;
@@ -136,6 +143,14 @@ fn write_loop(rx: Receiver<FlowEvent>, out: Box<dyn Write + Send>) -> EventStats
                 out.write_all(&line)
             });
         match res {
+            // Flush when the queue is empty, so a live log is never behind.
+            Ok(()) if flush_idle && rx.is_empty() => match out.flush() {
+                Ok(()) => stats.written += 1,
+                Err(e) => {
+                    stats.failed += 1;
+                    stats.error = Some(e.to_string());
+                }
+            },
             Ok(()) => stats.written += 1,
             Err(e) => {
                 stats.failed += 1;

@@ -1,13 +1,17 @@
 //! tlscensus command line: parse arguments, run, map the result to an exit status.
-//! Exit status: 0 success, 1 legacy TLS found with --fail-on-legacy, 2 error.
+//! Exit status: 0 success (also after SIGINT/SIGTERM in live mode), 1 legacy TLS
+//! found with --fail-on-legacy, 2 error.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use tlscensus::cli::{Cli, Command, Format};
-use tlscensus::config::ReadConfig;
-use tlscensus::{read, report};
+
+use tlscensus::config::{LiveConfig, ReadConfig};
+use tlscensus::{live, read, report};
 
 const EXIT_LEGACY: u8 = 1;
 const EXIT_ERROR: u8 = 2;
@@ -24,6 +28,45 @@ fn main() -> ExitCode {
                 }
             };
             run_read(&cfg)
+        }
+        Command::Live(args) => match LiveConfig::from_args(&args) {
+            Ok(cfg) => run_live(&cfg),
+            Err(e) => {
+                eprintln!("tlscensus: {e}");
+                ExitCode::from(EXIT_ERROR)
+            }
+        },
+    }
+}
+
+fn run_live(cfg: &LiveConfig) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while shutting down exits at once (status 130).
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)));
+        if let Err(e) = registered {
+            eprintln!("tlscensus: cannot handle signals: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
+    let say = |line: &str| eprintln!("tlscensus: {line}");
+    match live::run(cfg, stop, &say) {
+        Ok(o) => {
+            eprintln!(
+                "tlscensus: stopped: {} packets, {} TLS flows, {} dropped by the kernel, {} segments dropped at full worker queues",
+                o.packets, o.tls_flows, o.kernel_drops, o.queue_drops
+            );
+            if o.errored {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("tlscensus: {e}");
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

@@ -10,7 +10,9 @@
 use std::net::IpAddr;
 
 use dashmap::DashSet;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::decode::DecodeError;
 use crate::tls::extract::Malformed;
@@ -50,6 +52,8 @@ pub struct Metrics {
     pub events_written: IntCounter,
     pub event_errors: IntCounter,
     pub inputs: IntCounterVec,
+    pub queue_drops: IntCounter,
+    pub build_info: IntGaugeVec,
     legacy_sources: DashSet<IpAddr>,
     max_legacy_sources: usize,
 }
@@ -75,6 +79,97 @@ fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
     r.register(Box::new(g.clone()))?;
     Ok(g)
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// Series only live capture has: per-interface kernel counters and state, uptime.
+pub struct LiveMetrics {
+    pub received: IntCounterVec,
+    pub kernel_drops: IntCounterVec,
+    pub interface_drops: IntCounterVec,
+    pub interface_up: IntGaugeVec,
+    pub interface_down: IntCounterVec,
+    pub start_time: IntGauge,
+    pub uptime: IntGauge,
+    pub scrapes: IntCounterVec,
+}
+
+impl LiveMetrics {
+    /// Registers the live series on `m`'s registry for these interfaces.
+    pub fn new(m: &Metrics, interfaces: &[String]) -> prometheus::Result<LiveMetrics> {
+        let r = &m.registry;
+        let iface = &["interface"];
+        let l = LiveMetrics {
+            received: counter_vec(
+                r,
+                "tlscensus_capture_received_total",
+                "Packets the kernel passed the capture filter, per interface (libpcap ps_recv).",
+                iface,
+            )?,
+            kernel_drops: counter_vec(
+                r,
+                "tlscensus_capture_kernel_drops_total",
+                "Packets dropped because the capture buffer was full, per interface (libpcap ps_drop).",
+                iface,
+            )?,
+            interface_drops: counter_vec(
+                r,
+                "tlscensus_capture_interface_drops_total",
+                "Packets dropped by the interface or its driver, per interface (libpcap ps_ifdrop).",
+                iface,
+            )?,
+            interface_up: gauge_vec(
+                r,
+                "tlscensus_interface_up",
+                "1 while the interface is being captured, 0 while it is down or missing.",
+                iface,
+            )?,
+            interface_down: counter_vec(
+                r,
+                "tlscensus_interface_down_total",
+                "Times capture on the interface stopped because it went down or disappeared.",
+                iface,
+            )?,
+            start_time: gauge(
+                r,
+                "tlscensus_start_time_seconds",
+                "Unix time the sensor started.",
+            )?,
+            uptime: gauge(
+                r,
+                "tlscensus_uptime_seconds",
+                "Seconds since the sensor started.",
+            )?,
+            scrapes: counter_vec(
+                r,
+                "tlscensus_http_requests_total",
+                "HTTP requests to the exporter, by result.",
+                &["result"],
+            )?,
+        };
+        for i in interfaces {
+            let i = i.as_str();
+            l.received.with_label_values(&[i]);
+            l.kernel_drops.with_label_values(&[i]);
+            l.interface_drops.with_label_values(&[i]);
+            l.interface_down.with_label_values(&[i]);
+            l.interface_up.with_label_values(&[i]).set(1);
+        }
+        for res in ["ok", "not_found", "bad_request", "timeout", "rejected"] {
+            l.scrapes.with_label_values(&[res]);
+        }
+        Ok(l)
+    }
 }
 
 impl Metrics {
@@ -166,6 +261,17 @@ impl Metrics {
                 "Capture files read, by result.",
                 &["result"],
             )?,
+            queue_drops: counter(
+                &r,
+                "tlscensus_queue_drops_total",
+                "TCP segments dropped because a worker queue was full (live mode never waits for workers).",
+            )?,
+            build_info: gauge_vec(
+                &r,
+                "tlscensus_build_info",
+                "Always 1; the labels say which build is running.",
+                &["version"],
+            )?,
             registry: r,
             legacy_sources: DashSet::new(),
             max_legacy_sources,
@@ -183,7 +289,10 @@ impl Metrics {
         for b in BOUNDS {
             m.bound_hits.with_label_values(&[b]);
         }
-        for r in ["idle", "table_full"] {
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for r in ["idle", "table_full", "end_of_capture"] {
             m.evictions.with_label_values(&[r]);
         }
         for r in ["reassembled", "expired", "invalid", "table_full"] {

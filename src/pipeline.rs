@@ -94,6 +94,7 @@ pub struct Dispatcher {
     bytes: u64,
     segments: u64,
     dropped_batches: u64,
+    dropped_segments: u64,
     decode_errors: [u64; DecodeError::LABELS.len()],
 }
 
@@ -170,10 +171,19 @@ impl Dispatcher {
                 Ok(()) => {}
                 Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
                     self.dropped_batches += 1;
+                    self.dropped_segments += b.segs.len() as u64;
                     b.clear();
                     self.current[w] = b;
                 }
             },
+        }
+    }
+
+    /// Sends every partly filled batch (live mode: packets must not wait in a
+    /// batch while the interface is quiet).
+    pub fn flush_batches(&mut self) {
+        for w in 0..self.senders.len() {
+            self.send(w);
         }
     }
 
@@ -204,7 +214,9 @@ impl Dispatcher {
         }
         if self.dropped_batches > 0 {
             m.bound("worker_queue", self.dropped_batches);
+            m.queue_drops.inc_by(self.dropped_segments);
             self.dropped_batches = 0;
+            self.dropped_segments = 0;
         }
         let s = self.frag.stats;
         let r = self.frag_reported;
@@ -349,6 +361,7 @@ impl Pipeline {
                 bytes: 0,
                 segments: 0,
                 dropped_batches: 0,
+                dropped_segments: 0,
                 decode_errors: [0; DecodeError::LABELS.len()],
             },
             workers,
@@ -357,9 +370,9 @@ impl Pipeline {
 
     /// Sends what is batched, lets the workers drain every flow, and waits for them.
     pub fn finish(mut self) {
-        for w in 0..self.dispatcher.senders.len() {
-            self.dispatcher.send(w);
-        }
+        // Block for the last batches even in live mode: shutdown must not lose them.
+        self.dispatcher.mode = SendMode::Block;
+        self.dispatcher.flush_batches();
         self.dispatcher.flush_counters();
         self.dispatcher.senders.clear();
         for h in self.workers {
@@ -377,7 +390,21 @@ fn worker_loop(
     let mut table = FlowTable::new(shared.config.table);
     let mut out: Vec<HandshakeSummary> = Vec::new();
     let mut tracked = 0i64;
-    for mut batch in rx.iter() {
+    let wall_clock = shared.config.wall_clock;
+    loop {
+        let mut batch = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(b) => b,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                // A quiet link: idle flows still time out on the wall clock.
+                if wall_clock {
+                    table.tick(wall_clock_ns(), &mut out);
+                    report(&shared, events.as_ref(), &mut out);
+                    flush_table_stats(&shared, &mut table, &mut tracked);
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         for m in &batch.segs {
             let (start, len) = (m.start as usize, m.len as usize);
             let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
@@ -393,6 +420,9 @@ fn worker_loop(
                 &mut out,
             );
         }
+        if wall_clock {
+            table.tick(wall_clock_ns(), &mut out);
+        }
         report(&shared, events.as_ref(), &mut out);
         flush_table_stats(&shared, &mut table, &mut tracked);
         batch.clear();
@@ -401,6 +431,12 @@ fn worker_loop(
     table.drain(&mut out);
     report(&shared, events.as_ref(), &mut out);
     flush_table_stats(&shared, &mut table, &mut tracked);
+}
+
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Sends settled flows to the inventory, the counters and the event log.
@@ -456,6 +492,9 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.evictions
         .with_label_values(&["table_full"])
         .inc_by(s.evicted_table_full);
+    m.evictions
+        .with_label_values(&["end_of_capture"])
+        .inc_by(s.ended_open);
     m.bound("flow_table", s.evicted_table_full);
     m.bound("stream_bytes", s.stream_cap_hits);
     m.bound("ooo_segments", s.pending_full);

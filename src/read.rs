@@ -44,7 +44,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     let metrics = Metrics::new(census.max_legacy_sources)
         .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
     let event_log = match &census.events {
-        Some(dest) => Some(EventLog::start(dest)?),
+        Some(dest) => Some(EventLog::start(dest, false)?),
         None => None,
     };
     let shared = Arc::new(Shared {

@@ -6,6 +6,7 @@
 //! the source until the next call. Invariant: a source never panics on a damaged
 //! file; it reports a [`SourceError`] and stops.
 
+pub mod live;
 pub mod offline;
 
 use thiserror::Error;

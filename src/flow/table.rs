@@ -51,6 +51,8 @@ pub struct TableStats {
     pub conflicting_roles: u64,
     pub server_not_tls: u64,
     pub reused: u64,
+    /// Flows still in their handshake when the input ended (or at shutdown).
+    pub ended_open: u64,
     pub malformed: [u64; Malformed::ALL.len()],
 }
 
@@ -285,9 +287,23 @@ impl FlowTable {
     pub fn drain(&mut self, out: &mut Vec<HandshakeSummary>) {
         let keys: Vec<FlowKey> = self.map.keys().copied().collect();
         for k in keys {
+            if matches!(self.map.get(&k), Some(f) if matches!(f.state, State::Active(_))) {
+                self.stats.ended_open += 1;
+            }
             self.remove(&k, out);
         }
         self.order.clear();
+    }
+
+    /// Advances the table's clock without a packet (live mode: the wall
+    /// clock), evicting idle flows when a sweep is due.
+    pub fn tick(&mut self, now: u64, out: &mut Vec<HandshakeSummary>) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.now.saturating_sub(self.last_sweep) >= 1_000_000_000 {
+            self.expire(out);
+        }
     }
 
     /// Evicts flows idle longer than the timeout (capture time).

@@ -1,0 +1,346 @@
+//! Live capture from network interfaces through libpcap.
+//!
+//! Input: interface names and capture options. Output: frames handed to a
+//! callback in batches (`pcap_dispatch` in non-blocking mode), per-interface
+//! kernel statistics, and interface state changes. Invariants: reading never
+//! blocks longer than the poll interval, so the capture thread can flush
+//! batches, refresh statistics and notice a stop request; an interface that
+//! goes down or disappears is reported and reopened when it comes back, never
+//! a reason to stop the other interfaces.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use pcap::{Active, Capture};
+
+use super::Frame;
+use crate::error::SetupError;
+
+/// The default capture filter: every TCP packet (any port; TLS is found by
+/// content), IPv6 packets whose first header is an extension header (TCP may
+/// follow it, or a fragment of it), and the same inside one or two VLAN tags
+/// that the kernel did not strip. Non-first IPv4 fragments of TCP match `tcp`
+/// because the protocol field is in every fragment's IP header.
+pub const DEFAULT_BPF: &str = "tcp or (ip6 and not ip6[6] == 17 and not ip6[6] == 58) \
+     or (vlan and (tcp or (ip6 and ip6[6] == 44))) or (vlan and vlan and tcp)";
+
+/// libpcap read timeout, and the longest the capture loop waits for packets.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub promisc: bool,
+    pub snaplen: i32,
+    pub buffer_bytes: i32,
+    pub bpf: String,
+}
+
+/// Kernel counters of one interface, cumulative since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// What happened to an interface during a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfaceEvent {
+    /// Reading failed: the interface went down or disappeared.
+    Down(String),
+    /// It is back and capture has resumed.
+    Up,
+    /// Reopening a re-created interface failed (it stays down); reported once per reason.
+    ReopenFailed(String),
+}
+
+/// One interface's capture handle.
+pub struct LiveSource {
+    pub name: String,
+    opts: LiveOptions,
+    cap: Option<Capture<Active>>,
+    linktype: i32,
+    /// The interface index the handle is bound to (a re-created interface gets a new one).
+    ifindex: Option<u32>,
+    /// Reported down (by libpcap or by the link state) and not yet back.
+    down: bool,
+    /// Statistics of handles closed before the current one.
+    carried: KernelStats,
+    last_reopen: Option<Instant>,
+    last_reopen_error: Option<String>,
+}
+
+/// Opens a handle with the options, applies the filter, makes it non-blocking.
+fn open_handle(name: &str, o: &LiveOptions) -> Result<Capture<Active>, String> {
+    let inactive = Capture::from_device(name).map_err(|e| e.to_string())?;
+    let cap = inactive
+        .promisc(o.promisc)
+        .snaplen(o.snaplen)
+        .buffer_size(o.buffer_bytes)
+        .timeout(POLL_INTERVAL.as_millis() as i32)
+        .open()
+        .map_err(|e| describe_open_error(name, &e.to_string()))?;
+    let mut cap = cap.setnonblock().map_err(|e| e.to_string())?;
+    if !o.bpf.trim().is_empty() {
+        cap.filter(&o.bpf, true)
+            .map_err(|e| format!("bad capture filter {:?}: {e}", o.bpf))?;
+    }
+    Ok(cap)
+}
+
+/// libpcap's activation messages, made to say what to do.
+fn describe_open_error(name: &str, msg: &str) -> String {
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("permission") || lower.contains("not permitted") {
+        format!(
+            "{msg} (capturing needs root or CAP_NET_RAW: run as root, or `setcap cap_net_raw+ep` on the binary)"
+        )
+    } else if lower.contains("no such device") {
+        format!("{msg} (interface {name:?} does not exist; `ip link` lists the interfaces)")
+    } else {
+        msg.to_string()
+    }
+}
+
+impl LiveSource {
+    /// Opens the interface; every problem (missing interface, no permission,
+    /// bad filter) is an error naming the interface.
+    pub fn open(name: &str, opts: &LiveOptions) -> Result<LiveSource, SetupError> {
+        let cap = open_handle(name, opts).map_err(|reason| SetupError::Interface {
+            name: name.to_string(),
+            reason,
+        })?;
+        let linktype = cap.get_datalink().0;
+        Ok(LiveSource {
+            name: name.to_string(),
+            opts: opts.clone(),
+            cap: Some(cap),
+            linktype,
+            ifindex: link_state(name).ifindex,
+            down: false,
+            carried: KernelStats::default(),
+            last_reopen: None,
+            last_reopen_error: None,
+        })
+    }
+
+    pub fn is_up(&self) -> bool {
+        !self.down
+    }
+
+    /// Compares the handle with the interface's link state (once a second is
+    /// enough): a link that went down, lost its carrier or disappeared is
+    /// reported; when it is back, capture resumes on the same handle, or on a
+    /// new one if the interface was re-created.
+    pub fn check_link(&mut self) -> Option<IfaceEvent> {
+        let state = link_state(&self.name);
+        if !self.down {
+            if state.usable() {
+                return None;
+            }
+            self.down = true;
+            self.last_reopen_error = None;
+            return Some(IfaceEvent::Down(state.describe()));
+        }
+        if !state.usable() {
+            return None;
+        }
+        if self.cap.is_some() && state.ifindex == self.ifindex {
+            self.down = false;
+            return Some(IfaceEvent::Up);
+        }
+        self.reopen(state.ifindex)
+    }
+
+    /// Reads what is waiting (at most `max` frames), handing each to `f`.
+    /// Returns the number of frames read, or an event when the interface
+    /// state changed.
+    pub fn read(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(&Frame<'_>),
+    ) -> (usize, Option<IfaceEvent>) {
+        let Some(cap) = self.cap.as_mut() else {
+            return (0, None);
+        };
+        let linktype = self.linktype;
+        let res = cap.dispatch(Some(max), |p| {
+            let ts = &p.header.ts;
+            let ts_ns = (ts.tv_sec.max(0) as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add((ts.tv_usec.max(0) as u64).saturating_mul(1_000));
+            f(&Frame {
+                ts_ns,
+                linktype,
+                data: p.data,
+                wire_len: p.header.len,
+            });
+        });
+        match res {
+            Ok(n) => (n, None),
+            Err(e) => {
+                self.close();
+                self.down = true;
+                self.last_reopen_error = None;
+                (0, Some(IfaceEvent::Down(e.to_string())))
+            }
+        }
+    }
+
+    /// Closes the handle, keeping what the kernel counted on it.
+    fn close(&mut self) {
+        let s = self.stats();
+        self.carried = s;
+        self.cap = None;
+    }
+
+    /// Opens a new handle for a re-created interface, at most once a second.
+    fn reopen(&mut self, ifindex: Option<u32>) -> Option<IfaceEvent> {
+        if self
+            .last_reopen
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.last_reopen = Some(Instant::now());
+        if self.cap.is_some() {
+            self.close();
+        }
+        match open_handle(&self.name, &self.opts) {
+            Ok(cap) => {
+                self.linktype = cap.get_datalink().0;
+                self.cap = Some(cap);
+                self.ifindex = ifindex;
+                self.down = false;
+                self.last_reopen_error = None;
+                Some(IfaceEvent::Up)
+            }
+            Err(e) => {
+                if self.last_reopen_error.as_deref() == Some(e.as_str()) {
+                    None
+                } else {
+                    self.last_reopen_error = Some(e.clone());
+                    Some(IfaceEvent::ReopenFailed(e))
+                }
+            }
+        }
+    }
+
+    /// Kernel counters since the interface was first opened (carried over reopens).
+    pub fn stats(&mut self) -> KernelStats {
+        let mut s = self.carried;
+        if let Some(cap) = self.cap.as_mut()
+            && let Ok(st) = cap.stats()
+        {
+            s.received += u64::from(st.received);
+            s.dropped += u64::from(st.dropped);
+            s.if_dropped += u64::from(st.if_dropped);
+        }
+        s
+    }
+}
+
+/// An interface's state as sysfs shows it (readable without privileges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    pub ifindex: Option<u32>,
+    /// IFF_UP: administratively up.
+    pub up: bool,
+    /// operstate says the link can pass packets ("up", or "unknown" for
+    /// drivers that do not report it, such as loopback).
+    pub running: bool,
+}
+
+impl LinkState {
+    pub fn usable(&self) -> bool {
+        self.ifindex.is_some() && self.up && self.running
+    }
+
+    fn describe(&self) -> String {
+        if self.ifindex.is_none() {
+            "the interface disappeared".into()
+        } else if !self.up {
+            "the interface is down".into()
+        } else {
+            "the link has no carrier".into()
+        }
+    }
+}
+
+pub fn link_state(name: &str) -> LinkState {
+    let gone = LinkState {
+        ifindex: None,
+        up: false,
+        running: false,
+    };
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return gone;
+    }
+    let read = |what: &str| std::fs::read_to_string(format!("/sys/class/net/{name}/{what}")).ok();
+    let Some(ifindex) = read("ifindex").and_then(|s| s.trim().parse::<u32>().ok()) else {
+        return gone;
+    };
+    let flags = read("flags")
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0);
+    let oper = read("operstate").unwrap_or_default();
+    LinkState {
+        ifindex: Some(ifindex),
+        up: flags & 0x1 != 0,
+        running: matches!(oper.trim(), "up" | "unknown" | "dormant" | "testing"),
+    }
+}
+
+/// Waits until one of the sources may have frames, or the poll interval passes.
+pub fn wait_readable(sources: &[LiveSource]) {
+    let fds: Vec<PollFd<'_>> = sources
+        .iter()
+        .filter_map(|s| s.cap.as_ref())
+        .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
+        .collect();
+    let timeout = PollTimeout::try_from(POLL_INTERVAL).unwrap_or(PollTimeout::NONE);
+    if fds.is_empty() {
+        std::thread::sleep(POLL_INTERVAL);
+        return;
+    }
+    let mut fds = fds;
+    // EINTR (a signal) and other poll errors just end the wait early.
+    let _ = poll(&mut fds, timeout);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_are_not_paths() {
+        assert!(!link_state("../../etc").usable());
+        assert!(!link_state("no-such-interface0").usable());
+    }
+
+    #[test]
+    fn lo_is_up() {
+        assert!(link_state("lo").usable());
+    }
+
+    #[test]
+    fn default_filter_compiles() {
+        let cap = Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let mut cap = cap;
+        cap.filter(DEFAULT_BPF, true).unwrap();
+    }
+
+    #[test]
+    fn open_missing_interface_names_it() {
+        let opts = LiveOptions {
+            promisc: false,
+            snaplen: 65535,
+            buffer_bytes: 1 << 20,
+            bpf: DEFAULT_BPF.into(),
+        };
+        let err = LiveSource::open("tlsc-missing0", &opts).err().unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("tlsc-missing0"), "{msg}");
+    }
+}

@@ -1,0 +1,202 @@
+//! `tlscensus live`: the census on live interfaces, served to Prometheus.
+//!
+//! Input: a [`LiveConfig`] and a stop flag (set by SIGINT/SIGTERM). Output:
+//! `/metrics` and `/healthz` while running, the event log, one-line messages
+//! on stderr, and a summary when stopped. Order of setup: open the interfaces
+//! and the listener and the event log (which may need root), then drop
+//! privileges, then start the workers, the exporter and the capture loop.
+//! Invariants: the capture thread never waits on the workers (a full queue
+//! drops and counts); flows are aged on the wall clock; on stop every flow in
+//! progress is finished and counted and the event log is flushed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::capture::live::{IfaceEvent, KernelStats, LiveSource, wait_readable};
+use crate::config::LiveConfig;
+use crate::error::SetupError;
+use crate::events::{EventLog, EventStats};
+use crate::exporter::{self, Exporter, Health};
+use crate::inventory::Inventory;
+use crate::metrics::{LiveMetrics, Metrics};
+use crate::pipeline::{Pipeline, Progress, SendMode, Shared};
+use crate::privilege::{self, Dropped};
+
+/// Frames read from one interface before looking at the others.
+const READ_BUDGET: usize = 4096;
+/// How often kernel statistics and local counters are published.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct LiveOutcome {
+    pub packets: u64,
+    pub tls_flows: u64,
+    pub kernel_drops: u64,
+    pub queue_drops: u64,
+    /// The event log failed (exit status 2).
+    pub errored: bool,
+}
+
+/// Runs until `stop` is set. `say` prints one line to the user (stderr).
+pub fn run(
+    cfg: &LiveConfig,
+    stop: Arc<AtomicBool>,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<LiveOutcome, SetupError> {
+    // Everything that may need privileges first.
+    let mut sources = Vec::with_capacity(cfg.interfaces.len());
+    for name in &cfg.interfaces {
+        sources.push(LiveSource::open(name, &cfg.capture)?);
+    }
+    let listener = exporter::bind(&cfg.listen)?;
+    let event_log = match &cfg.census.events {
+        Some(dest) => Some(EventLog::start(dest, true)?),
+        None => None,
+    };
+    match privilege::drop_to(&cfg.user)? {
+        Dropped::To { user, uid, gid } => say(&format!(
+            "running as {user} (uid {uid}, gid {gid}) with only CAP_NET_RAW"
+        )),
+        Dropped::StayedRoot => say("warning: running as root (--user root)"),
+        Dropped::NotRoot => {}
+    }
+
+    let census = cfg.census.clone();
+    let metrics = Metrics::new(census.max_legacy_sources)
+        .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
+    let live = Arc::new(
+        LiveMetrics::new(&metrics, &cfg.interfaces)
+            .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?,
+    );
+    let started = Instant::now();
+    live.start_time.set(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    );
+    let shared = Arc::new(Shared {
+        inventory: Inventory::new(census.max_hosts),
+        metrics,
+        progress: Progress::default(),
+        config: census,
+    });
+    let health = Arc::new(Health::default());
+    let render: Arc<dyn Fn() -> String + Send + Sync> = {
+        let (shared, live) = (Arc::clone(&shared), Arc::clone(&live));
+        Arc::new(move || exporter::render_metrics(&shared.metrics, &live, started))
+    };
+    let exporter = Exporter::start(listener, render, Arc::clone(&live), Arc::clone(&health))?;
+    let mut pipeline = Pipeline::start(
+        Arc::clone(&shared),
+        SendMode::DropWhenFull,
+        event_log.as_ref().map(|l| l.sender.clone()),
+    )?;
+    say(&format!(
+        "capturing on {} (filter: {}); metrics at http://{}/metrics",
+        cfg.interfaces.join(", "),
+        if cfg.capture.bpf.is_empty() {
+            "none"
+        } else {
+            cfg.capture.bpf.as_str()
+        },
+        exporter.local_addr
+    ));
+    health.capturing.store(true, Ordering::Relaxed);
+
+    let mut reported: Vec<KernelStats> = vec![KernelStats::default(); sources.len()];
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        wait_readable(&sources);
+        for src in sources.iter_mut() {
+            let (_, event) = src.read(READ_BUDGET, &mut |f| pipeline.dispatcher.push(f));
+            if let Some(ev) = event {
+                on_interface_event(src, ev, &live, &health, say);
+            }
+        }
+        pipeline.dispatcher.flush_batches();
+        if last_stats.elapsed() >= STATS_INTERVAL {
+            last_stats = Instant::now();
+            pipeline.dispatcher.flush_counters();
+            for (src, last) in sources.iter_mut().zip(reported.iter_mut()) {
+                if let Some(ev) = src.check_link() {
+                    on_interface_event(src, ev, &live, &health, say);
+                }
+                publish_stats(src, last, &live);
+            }
+        }
+    }
+
+    say("stopping: finishing flows in progress");
+    health.capturing.store(false, Ordering::Relaxed);
+    for (src, last) in sources.iter_mut().zip(reported.iter_mut()) {
+        publish_stats(src, last, &live);
+    }
+    pipeline.finish();
+    let mut errored = false;
+    if let Some(log) = event_log {
+        let EventStats { failed, error, .. } = log.finish();
+        if let Some(e) = error {
+            errored = true;
+            say(&format!(
+                "error: event log: {e} ({failed} events not written)"
+            ));
+        }
+    }
+    exporter.stop();
+    let m = &shared.metrics;
+    Ok(LiveOutcome {
+        packets: m.packets.get(),
+        tls_flows: shared.progress.tls_flows.load(Ordering::Relaxed),
+        kernel_drops: reported.iter().map(|s| s.dropped).sum(),
+        queue_drops: m.queue_drops.get(),
+        errored,
+    })
+}
+
+/// Adds the kernel counters' growth since the last call to the metrics.
+fn publish_stats(src: &mut LiveSource, last: &mut KernelStats, live: &LiveMetrics) {
+    let now = src.stats();
+    let name = [src.name.as_str()];
+    // libpcap's counters are 32-bit and may wrap; a smaller value is a restart.
+    let delta = |new: u64, old: u64| if new >= old { new - old } else { new };
+    live.received
+        .with_label_values(&name)
+        .inc_by(delta(now.received, last.received));
+    live.kernel_drops
+        .with_label_values(&name)
+        .inc_by(delta(now.dropped, last.dropped));
+    live.interface_drops
+        .with_label_values(&name)
+        .inc_by(delta(now.if_dropped, last.if_dropped));
+    *last = now;
+}
+
+fn on_interface_event(
+    src: &LiveSource,
+    ev: IfaceEvent,
+    live: &LiveMetrics,
+    health: &Health,
+    say: &(dyn Fn(&str) + Sync),
+) {
+    let name = src.name.as_str();
+    let mut down = health.down.lock().unwrap_or_else(|p| p.into_inner());
+    match ev {
+        IfaceEvent::Down(reason) => {
+            say(&format!(
+                "interface {name}: capture stopped: {reason}; it resumes when the interface is back"
+            ));
+            live.interface_up.with_label_values(&[name]).set(0);
+            live.interface_down.with_label_values(&[name]).inc();
+            down.retain(|d| !d.starts_with(&format!("{name}:")));
+            down.push(format!("{name}: {reason}"));
+        }
+        IfaceEvent::Up => {
+            say(&format!("interface {name}: capture resumed"));
+            live.interface_up.with_label_values(&[name]).set(1);
+            down.retain(|d| !d.starts_with(&format!("{name}:")));
+        }
+        IfaceEvent::ReopenFailed(reason) => {
+            say(&format!("interface {name}: cannot reopen yet: {reason}"));
+        }
+    }
+}
