@@ -87,6 +87,10 @@ pub struct LiveArgs {
     #[arg(long, default_value = "127.0.0.1:9814", value_name = "ADDR:PORT")]
     pub listen: String,
 
+    /// Also write the metrics (text format) to FILE every 15 s and at exit, atomically (node_exporter textfile collector). Its directory must be writable after privileges are dropped.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
     /// When started as root, the user to run as after opening the interfaces ('root' keeps root).
     #[arg(long, default_value = "nobody", value_name = "USER")]
     pub user: String,

@@ -124,6 +124,7 @@ pub struct LiveConfig {
     pub capture: LiveOptions,
     pub listen: String,
     pub user: String,
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl LiveConfig {
@@ -160,6 +161,7 @@ impl LiveConfig {
             },
             listen: a.listen.clone(),
             user: a.user.clone(),
+            metrics_file: a.metrics_file.clone(),
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::error::SetupError;
 use crate::events::{EventLog, EventStats};
 use crate::exporter::{self, Exporter, Health};
 use crate::inventory::Inventory;
-use crate::metrics::{LiveMetrics, Metrics};
+use crate::metrics::{LiveMetrics, Metrics, write_atomic};
 use crate::pipeline::{Pipeline, Progress, SendMode, Shared};
 use crate::privilege::{self, Dropped};
 
@@ -27,13 +27,15 @@ use crate::privilege::{self, Dropped};
 const READ_BUDGET: usize = 4096;
 /// How often kernel statistics and local counters are published.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `--metrics-file` is rewritten while running.
+const METRICS_FILE_INTERVAL: Duration = Duration::from_secs(15);
 
 pub struct LiveOutcome {
     pub packets: u64,
     pub tls_flows: u64,
     pub kernel_drops: u64,
     pub queue_drops: u64,
-    /// The event log failed (exit status 2).
+    /// The event log or the metrics file failed (exit status 2).
     pub errored: bool,
 }
 
@@ -105,6 +107,8 @@ pub fn run(
 
     let mut reported: Vec<KernelStats> = vec![KernelStats::default(); sources.len()];
     let mut last_stats = Instant::now();
+    let mut last_file = Instant::now();
+    let mut file_failing = false;
     while !stop.load(Ordering::Relaxed) {
         wait_readable(&sources);
         for src in sources.iter_mut() {
@@ -122,6 +126,20 @@ pub fn run(
                     on_interface_event(src, ev, &live, &health, say);
                 }
                 publish_stats(src, last, &live);
+            }
+        }
+        if let Some(path) = &cfg.metrics_file
+            && last_file.elapsed() >= METRICS_FILE_INTERVAL
+        {
+            last_file = Instant::now();
+            let text = exporter::render_metrics(&shared.metrics, &live, started);
+            match write_atomic(path, text.as_bytes()) {
+                Ok(()) => file_failing = false,
+                Err(e) if !file_failing => {
+                    file_failing = true;
+                    say(&format!("error: {e}"));
+                }
+                Err(_) => {}
             }
         }
     }
@@ -143,6 +161,13 @@ pub fn run(
         }
     }
     exporter.stop();
+    if let Some(path) = &cfg.metrics_file {
+        let text = exporter::render_metrics(&shared.metrics, &live, started);
+        if let Err(e) = write_atomic(path, text.as_bytes()) {
+            errored = true;
+            say(&format!("error: {e}"));
+        }
+    }
     let m = &shared.metrics;
     Ok(LiveOutcome {
         packets: m.packets.get(),

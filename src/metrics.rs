@@ -14,7 +14,10 @@ use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use std::path::Path;
+
 use crate::decode::DecodeError;
+use crate::error::SetupError;
 use crate::tls::extract::Malformed;
 
 /// Every `bound` label value.
@@ -332,6 +335,25 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// Writes via a temporary file and rename, so a reader never sees half a file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
+    let err = |source| SetupError::Write {
+        what: "metrics file",
+        path: path.display().to_string(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "metrics".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, data).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     };
     let metrics_text = m.render();
     if let Some(path) = &cfg.metrics_file
-        && let Err(e) = write_atomic(path, metrics_text.as_bytes())
+        && let Err(e) = crate::metrics::write_atomic(path, metrics_text.as_bytes())
     {
         errored = true;
         say(&format!("error: {e}"));
@@ -194,23 +194,4 @@ fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<(), String> {
             }
         }
     }
-}
-
-/// Writes via a temporary file and rename, so a reader never sees half a file.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
-    let err = |source| SetupError::Write {
-        what: "metrics file",
-        path: path.display().to_string(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "metrics".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
 }

@@ -21,9 +21,11 @@ use crate::error::SetupError;
 /// content), IPv6 packets whose first header is an extension header (TCP may
 /// follow it, or a fragment of it), and the same inside one or two VLAN tags
 /// that the kernel did not strip. Non-first IPv4 fragments of TCP match `tcp`
-/// because the protocol field is in every fragment's IP header.
+/// because the protocol field is in every fragment's IP header. The `vlan`
+/// keyword shifts the offsets of everything after it, so the untagged cases
+/// come first and the second tag is nested inside the first.
 pub const DEFAULT_BPF: &str = "tcp or (ip6 and not ip6[6] == 17 and not ip6[6] == 58) \
-     or (vlan and (tcp or (ip6 and ip6[6] == 44))) or (vlan and vlan and tcp)";
+     or (vlan and (tcp or (ip6 and ip6[6] == 44) or (vlan and (tcp or (ip6 and ip6[6] == 44)))))";
 
 /// libpcap read timeout, and the longest the capture loop waits for packets.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -324,11 +326,44 @@ mod tests {
         assert!(link_state("lo").usable());
     }
 
+    /// Every frame of the Ethernet captures (plain, VLAN, QinQ, IPv4 and IPv6
+    /// fragments) passes the default filter, and other traffic does not.
     #[test]
-    fn default_filter_compiles() {
-        let cap = Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-        let mut cap = cap;
-        cap.filter(DEFAULT_BPF, true).unwrap();
+    fn default_filter_keeps_every_handshake_frame() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let prog = Capture::dead(pcap::Linktype::ETHERNET)
+            .unwrap()
+            .compile(DEFAULT_BPF, true)
+            .unwrap();
+        let mut seen = 0;
+        for name in [
+            "link-vlan.pcap",
+            "link-qinq.pcap",
+            "ipv4-fragments.pcap",
+            "ipv6-fragments.pcap",
+            "openssl-ipv6-tls11.pcap",
+            "demo.pcapng",
+        ] {
+            let mut cap = Capture::from_file(dir.join(name)).unwrap();
+            while let Ok(p) = cap.next_packet() {
+                assert!(prog.filter(p.data), "{name}: frame {seen} filtered out");
+                seen += 1;
+            }
+        }
+        assert!(seen > 200);
+        // An ARP request and a UDP datagram (DNS) are not kept.
+        let arp = [
+            0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4,
+            0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2,
+        ];
+        assert!(!prog.filter(&arp));
+        let mut udp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(5353, 53)
+            .write(&mut udp, &[0u8; 20])
+            .unwrap();
+        assert!(!prog.filter(&udp));
     }
 
     #[test]

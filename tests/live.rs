@@ -1,0 +1,967 @@
+//! End-to-end tests of `tlscensus live` on real interfaces: network namespaces
+//! joined by veth pairs, real OpenSSL clients and servers, tcpreplay of the
+//! shipped captures, and a real Prometheus server scraping the exporter.
+//!
+//! They need root (namespaces, capture, setuid) and the tools listed in
+//! [`TOOLS`]. Outside CI a missing prerequisite skips a test with a message;
+//! with `CI` set it fails the test, so CI can never pass by skipping.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
+const TOOLS: [&str; 8] = [
+    "ip",
+    "openssl",
+    "curl",
+    "tcpreplay",
+    "prometheus",
+    "setpriv",
+    "setcap",
+    "python3",
+];
+const LEGACY: &str = "DEFAULT:@SECLEVEL=0";
+
+/// True when the test can run; otherwise explains why (and fails in CI).
+fn prerequisites() -> bool {
+    let mut missing = Vec::new();
+    if !nix_is_root() {
+        missing.push("root".to_string());
+    }
+    for t in TOOLS {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            missing.push(t.to_string());
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("live tests need {}", missing.join(", "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg} (CI must provide them)");
+    }
+    eprintln!("skipped: {msg}");
+    false
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+    })
+}
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A server namespace joined by one veth pair per client namespace; client `i`
+/// is 10.77.i.2, the server is 10.77.i.1 on interface `{p}s{i}`.
+/// Everything (namespaces, processes) goes away on drop.
+struct Net {
+    p: String,
+    clients: usize,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Net {
+    fn new(clients: usize) -> Net {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = format!("tc{}x{n}", std::process::id() % 100_000);
+        let net = Net {
+            p: p.clone(),
+            clients,
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        sh(&format!(
+            "ip netns add {p}srv && ip -n {p}srv link set lo up"
+        ));
+        for i in 1..=clients {
+            sh(&format!(
+                "ip netns add {p}c{i} && ip -n {p}c{i} link set lo up && \
+                 ip link add {p}s{i} netns {p}srv type veth peer name {p}c{i} netns {p}c{i} && \
+                 ip -n {p}srv addr add 10.77.{i}.1/24 dev {p}s{i} && \
+                 ip -n {p}c{i} addr add 10.77.{i}.2/24 dev {p}c{i} && \
+                 ip -n {p}srv link set {p}s{i} mtu 9000 up && ip -n {p}c{i} link set {p}c{i} mtu 9000 up"
+            ));
+        }
+        // A certificate for the Azure Blob name pattern.
+        sh(&format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj '/CN=*.blob.core.windows.net' \
+             -keyout {d}/key.pem -out {d}/cert.pem 2>/dev/null",
+            d = net.dir.path().display()
+        ));
+        net
+    }
+
+    fn srv(&self) -> String {
+        format!("{}srv", self.p)
+    }
+
+    fn iface(&self, i: usize) -> String {
+        format!("{}s{i}", self.p)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts an OpenSSL server in the server namespace on `port`.
+    fn openssl_server(&mut self, port: u16, opts: &str) {
+        let d = self.dir.path().display().to_string();
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "exec ip netns exec {} openssl s_server -quiet -accept {port} -cert {d}/cert.pem -key {d}/key.pem {opts}",
+                    self.srv()
+                ),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+
+    /// One OpenSSL client handshake from client namespace `i`.
+    fn openssl_client(&self, i: usize, port: u16, opts: &str) {
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "timeout 10 ip netns exec {p}c{i} openssl s_client -connect 10.77.{i}.1:{port} {opts} </dev/null",
+                    p = self.p
+                ),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Starts `tlscensus live` in the server namespace; returns once it serves.
+    fn tlscensus(&mut self, args: &[&str]) -> Sensor {
+        let log = self.path(&format!("sensor-{}.log", self.children.len()));
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.srv(),
+            BIN,
+            "live",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(&log2).unwrap();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut addr = None;
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("metrics at http://").nth(1) {
+                        addr = rest.split('/').next().map(str::to_string);
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        let addr = addr.unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!(
+                "tlscensus did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        Sensor {
+            child: Some(child),
+            ns: self.srv(),
+            addr,
+            log,
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.srv()])
+            .status();
+        for i in 1..=self.clients {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &format!("{}c{i}", self.p)])
+                .status();
+        }
+    }
+}
+
+/// A running `tlscensus live`.
+struct Sensor {
+    child: Option<Child>,
+    ns: String,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Sensor {
+    fn get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "curl", "-s", "--max-time", "10"])
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("http://{}{path}", self.addr))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn metrics(&self) -> Metrics {
+        let (code, body) = self.get("/metrics");
+        assert_eq!(code, 200, "{body}");
+        Metrics::parse(&body)
+    }
+
+    /// Polls /metrics until `cond` holds (or fails after a while).
+    fn wait_for(&self, what: &str, cond: impl Fn(&Metrics) -> bool) -> Metrics {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = self.metrics();
+            if cond(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; metrics:\n{}\nlog:\n{}",
+                m.dump(),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal and waits for the exit status.
+    fn stop(&mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        sh(&format!("kill -{signal} {}", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                // Let the log reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return st;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIG{signal}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Prometheus text format, series → value.
+struct Metrics(BTreeMap<String, f64>);
+
+impl Metrics {
+    fn parse(text: &str) -> Metrics {
+        Metrics(
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .filter_map(|l| {
+                    let (k, v) = l.rsplit_once(' ')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, series: &str) -> f64 {
+        self.0.get(series).copied().unwrap_or(0.0)
+    }
+
+    /// The non-zero series of one metric.
+    fn family(&self, name: &str) -> BTreeMap<String, f64> {
+        self.0
+            .iter()
+            .filter(|(k, v)| {
+                (k.as_str() == name || k.starts_with(&format!("{name}{{"))) && **v != 0.0
+            })
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    fn dump(&self) -> String {
+        self.0
+            .iter()
+            .filter(|(_, v)| **v != 0.0)
+            .map(|(k, v)| format!("{k} {v}\n"))
+            .collect()
+    }
+}
+
+fn series(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Real OpenSSL clients at TLS 1.0 to 1.3 from two hosts, two interfaces:
+/// /metrics shows exactly those flows per source address, and SIGTERM ends
+/// the run cleanly with the event log complete.
+#[test]
+fn live_openssl_versions_per_source() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(2);
+    let events = net.path("events.ndjson");
+    let (i1, i2) = (net.iface(1), net.iface(2));
+    let mut sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "-i",
+        &i2,
+        "--user",
+        "root",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    // 4431 behaves like Azure Blob Storage since Feb 2026; 4432 still allows TLS 1.0.
+    net.openssl_server(4431, "-min_protocol TLSv1.2");
+    net.openssl_server(4432, &format!("-cipher {LEGACY} -min_protocol TLSv1"));
+    let b = "blob.core.windows.net";
+    net.openssl_client(
+        1,
+        4431,
+        &format!("-tls1 -cipher {LEGACY} -servername acct1.{b}"),
+    );
+    net.openssl_client(
+        1,
+        4432,
+        &format!("-tls1_1 -cipher {LEGACY} -servername acct2.{b}"),
+    );
+    net.openssl_client(
+        2,
+        4431,
+        &format!("-tls1_1 -cipher {LEGACY} -servername acct3.{b}"),
+    );
+    net.openssl_client(2, 4431, &format!("-tls1_2 -servername acct4.{b}"));
+    net.openssl_client(2, 4431, &format!("-tls1_3 -servername acct5.{b}"));
+    net.openssl_client(2, 4431, "-tls1_3 -servername www.example.org");
+
+    let m = sensor.wait_for("six flows", |m| {
+        m.family("tlscensus_flows_total").values().sum::<f64>() >= 6.0
+    });
+    assert_eq!(
+        m.family("tlscensus_legacy_flows_total"),
+        series(&[
+            (
+                r#"tlscensus_legacy_flows_total{outcome="negotiated",source="10.77.1.2",version="TLSv1.1"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_legacy_flows_total{outcome="rejected",source="10.77.1.2",version="TLSv1.0"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_legacy_flows_total{outcome="rejected",source="10.77.2.2",version="TLSv1.1"}"#,
+                1.0
+            ),
+        ])
+    );
+    assert_eq!(
+        m.family("tlscensus_flows_total"),
+        series(&[
+            (
+                r#"tlscensus_flows_total{outcome="negotiated",target="false",version="TLSv1.3"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.1"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.2"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.3"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_flows_total{outcome="rejected",target="true",version="TLSv1.0"}"#,
+                1.0
+            ),
+            (
+                r#"tlscensus_flows_total{outcome="rejected",target="true",version="TLSv1.1"}"#,
+                1.0
+            ),
+        ])
+    );
+    for i in [&i1, &i2] {
+        assert_eq!(
+            m.get(&format!("tlscensus_interface_up{{interface=\"{i}\"}}")),
+            1.0
+        );
+        assert!(
+            m.get(&format!(
+                "tlscensus_capture_received_total{{interface=\"{i}\"}}"
+            )) > 0.0
+        );
+        assert_eq!(
+            m.get(&format!(
+                "tlscensus_capture_kernel_drops_total{{interface=\"{i}\"}}"
+            )),
+            0.0
+        );
+    }
+    assert_eq!(m.get("tlscensus_queue_drops_total"), 0.0);
+    assert!(
+        m.0.keys()
+            .any(|k| k.starts_with("tlscensus_build_info{version="))
+    );
+    assert!(m.0.contains_key("tlscensus_uptime_seconds"));
+    let (code, body) = sensor.get("/healthz");
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    let status = sensor.stop("TERM");
+    assert!(status.success(), "exit {status:?}: {}", sensor.log_text());
+    let log = sensor.log_text();
+    assert!(log.contains("stopped:"), "{log}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "target flows only");
+    let rejected10 = lines
+        .iter()
+        .find(|e| e["sni"] == format!("acct1.{b}"))
+        .unwrap();
+    assert_eq!(rejected10["src_ip"], "10.77.1.2");
+    assert_eq!(rejected10["dst_port"], 4431);
+    assert_eq!(rejected10["client_max_version"], "TLSv1.0");
+    assert_eq!(rejected10["server_alert"], "protocol_version");
+    assert_eq!(rejected10["outcome"], "rejected");
+    assert_eq!(rejected10["legacy"], true);
+}
+
+/// SIGINT while a handshake waits for its answer: the flow is finished as
+/// unanswered and counted, the event log is flushed, exit status 0.
+#[test]
+fn live_signal_finishes_flows_in_progress() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let events = net.path("events.ndjson");
+    let metrics_file = net.path("metrics.prom");
+    let i1 = net.iface(1);
+    let mut sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "root",
+        "--events",
+        events.to_str().unwrap(),
+        "--metrics-file",
+        metrics_file.to_str().unwrap(),
+    ]);
+    // A TCP server that accepts and never answers: the ClientHello stays unanswered.
+    let silent = Command::new("ip")
+        .args(["netns", "exec", &net.srv(), "python3", "-c"])
+        .arg(
+            "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('0.0.0.0',4433));s.listen(5)\nc=[]\nwhile True:\n  c.append(s.accept())",
+        )
+        .spawn()
+        .unwrap();
+    net.children.push(silent);
+    std::thread::sleep(Duration::from_millis(500));
+    let p = net.p.clone();
+    let client = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "sleep 30 | exec ip netns exec {p}c1 openssl s_client -connect 10.77.1.1:4433 -tls1_1 -cipher {LEGACY} -servername waiting.blob.core.windows.net"
+            ),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    net.children.push(client);
+    sensor.wait_for("the ClientHello", |m| {
+        m.get("tlscensus_flows_tracked") >= 1.0
+    });
+    let status = sensor.stop("INT");
+    assert!(status.success(), "exit {status:?}: {}", sensor.log_text());
+    let ev: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&events).unwrap().trim()).unwrap();
+    assert_eq!(ev["outcome"], "unanswered");
+    assert_eq!(ev["client_max_version"], "TLSv1.1");
+    assert_eq!(ev["legacy"], true);
+    let m = Metrics::parse(&std::fs::read_to_string(&metrics_file).unwrap());
+    assert_eq!(
+        m.get(r#"tlscensus_flow_evictions_total{reason="end_of_capture"}"#),
+        1.0
+    );
+    assert_eq!(
+        m.get(r#"tlscensus_legacy_flows_total{outcome="unanswered",source="10.77.1.2",version="TLSv1.1"}"#),
+        1.0
+    );
+    assert_eq!(m.get("tlscensus_flows_tracked"), 0.0);
+}
+
+/// The shipped Ethernet captures replayed with tcpreplay into a veth give the
+/// same counters as `tlscensus read` on the same files.
+#[test]
+fn live_replay_matches_offline_read() {
+    if !prerequisites() {
+        return;
+    }
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&captures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            // Ethernet captures that are whole (damaged and cut ones test the reader).
+            (name.ends_with(".pcap") || name == "demo.pcapng")
+                && !name.starts_with("link-")
+                && !["truncated.pcap", "snaplen-96.pcap"].contains(&name.as_str())
+                || [
+                    "link-vlan.pcap",
+                    "link-qinq.pcap",
+                    "link-ethernet-nsec-bigendian.pcap",
+                ]
+                .contains(&name.as_str())
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{files:?}");
+
+    let mut net = Net::new(1);
+    let offline_metrics = net.path("offline.prom");
+    let out = Command::new(BIN)
+        .args(["read", "--no-progress", "--format", "csv", "--metrics-file"])
+        .arg(&offline_metrics)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline = Metrics::parse(&std::fs::read_to_string(&offline_metrics).unwrap());
+
+    let live_metrics = net.path("live.prom");
+    let i1 = net.iface(1);
+    let mut sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "root",
+        "--metrics-file",
+        live_metrics.to_str().unwrap(),
+    ]);
+    // Replay from the client side of the pair, file by file in name order.
+    let mut frames = 0.0;
+    for f in &files {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("{}c1", net.p),
+                "tcpreplay",
+                "--topspeed",
+                "-i",
+            ])
+            .arg(format!("{}c1", net.p))
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let sent: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Actual: ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("tcpreplay output: {text}"));
+        frames += sent;
+    }
+    let iface = format!("tlscensus_capture_received_total{{interface=\"{i1}\"}}");
+    sensor.wait_for("every replayed frame", |m| {
+        m.get("tlscensus_packets_total") >= frames
+    });
+    let status = sensor.stop("TERM");
+    assert!(status.success(), "{}", sensor.log_text());
+    let live = Metrics::parse(&std::fs::read_to_string(&live_metrics).unwrap());
+    assert_eq!(
+        live.get(&format!(
+            "tlscensus_capture_kernel_drops_total{{interface=\"{i1}\"}}"
+        )),
+        0.0
+    );
+    assert_eq!(live.get("tlscensus_queue_drops_total"), 0.0);
+    assert!(live.get(&iface) >= frames);
+    for family in [
+        "tlscensus_flows_total",
+        "tlscensus_legacy_flows_total",
+        "tlscensus_non_tls_flows_total",
+        "tlscensus_midstream_flows_total",
+    ] {
+        assert_eq!(
+            live.family(family),
+            offline.family(family),
+            "{family}: live (left) vs offline read (right)"
+        );
+    }
+    assert!(offline.family("tlscensus_legacy_flows_total").len() >= 5);
+}
+
+/// A real Prometheus server scrapes the sensor; the legacy series are there
+/// through Prometheus' HTTP API, with the source host label.
+#[test]
+fn live_prometheus_scrapes_legacy_series() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    net.openssl_server(4431, "-min_protocol TLSv1.2");
+    net.openssl_client(
+        1,
+        4431,
+        &format!("-tls1 -cipher {LEGACY} -servername acct.blob.core.windows.net"),
+    );
+    sensor.wait_for("the legacy flow", |m| {
+        !m.family("tlscensus_legacy_flows_total").is_empty()
+    });
+
+    let config = net.path("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tlscensus\n    static_configs:\n      - targets: ['{}']\n        labels:\n          sensor: test-mirror\n",
+            sensor.addr
+        ),
+    )
+    .unwrap();
+    let data = net.path("tsdb");
+    let prom = Command::new("ip")
+        .args(["netns", "exec", &net.srv(), "prometheus"])
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg("--web.listen-address=127.0.0.1:19090")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(net.path("prometheus.log")).unwrap())
+        .spawn()
+        .unwrap();
+    net.children.push(prom);
+    let query = |q: &str| -> serde_json::Value {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.srv(),
+                "curl",
+                "-s",
+                "--max-time",
+                "5",
+                "-G",
+            ])
+            .arg("http://127.0.0.1:19090/api/v1/query")
+            .args(["--data-urlencode", &format!("query={q}")])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let result = loop {
+        let v = query("tlscensus_legacy_flows_total");
+        if let Some(r) = v["data"]["result"].as_array()
+            && !r.is_empty()
+        {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had the series: {v}\n{}",
+            std::fs::read_to_string(net.path("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(result.len(), 1, "{result:?}");
+    let metric = &result[0]["metric"];
+    assert_eq!(metric["source"], "10.77.1.2");
+    assert_eq!(metric["version"], "TLSv1.0");
+    assert_eq!(metric["outcome"], "rejected");
+    assert_eq!(metric["sensor"], "test-mirror");
+    assert_eq!(result[0]["value"][1], "1");
+    let up = query("up{job=\"tlscensus\"}");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    drop(sensor);
+}
+
+/// Started as root, the sensor runs as the --user with only CAP_NET_RAW; a
+/// binary given CAP_NET_RAW with setcap captures as an unprivileged user.
+#[test]
+fn live_privileges() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534");
+    assert_eq!(field("CapEff:"), "0000000000002000", "only CAP_NET_RAW");
+    assert_eq!(field("CapPrm:"), "0000000000002000");
+    assert_eq!(field("Groups:"), field("Gid:").split(' ').next().unwrap());
+    // Still captures after the drop.
+    net.openssl_server(4431, "");
+    net.openssl_client(1, 4431, "-tls1_3 -servername a.blob.core.windows.net");
+    sensor.wait_for("a flow after dropping root", |m| {
+        !m.family("tlscensus_flows_total").is_empty()
+    });
+    drop(sensor);
+
+    // An unknown user is an error, not a run as root.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.srv(),
+            BIN,
+            "live",
+            "-i",
+            &i1,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--user", "no-such-user-tlsc"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-user-tlsc"));
+
+    // setcap: an unprivileged user with the file capability can capture.
+    let bin = net.path("tlscensus-capped");
+    std::fs::copy(BIN, &bin).unwrap();
+    sh(&format!(
+        "chmod 755 {} {} && setcap cap_net_raw+ep {}",
+        net.dir.path().display(),
+        bin.display(),
+        bin.display()
+    ));
+    let run_as_nobody = |extra: &str| {
+        // Started in the background and stopped with SIGTERM after two seconds.
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "exec ip netns exec {} setpriv --reuid=nobody --regid=nogroup --clear-groups {} live -i {i1} --listen 127.0.0.1:0 {extra} & pid=$!; sleep 2; kill -TERM $pid; wait $pid",
+                    net.srv(),
+                    bin.display()
+                ),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run_as_nobody("");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("capturing on"), "{err}");
+    // Without the capability: one clear line, exit 2.
+    sh(&format!("setcap -r {}", bin.display()));
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.srv(),
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+        ])
+        .arg("--clear-groups")
+        .arg(&bin)
+        .args(["live", "-i", &i1, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("CAP_NET_RAW") && err.contains(&i1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Bad input: a missing interface, a bad filter, a taken port: one line each,
+/// exit status 2.
+#[test]
+fn live_bad_input() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let (i1, srv) = (net.iface(1), net.srv());
+    let run = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &srv, BIN, "live"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["-i", "nosuch0", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("nosuch0") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let (code, err) = run(&["-i", &i1, "--listen", "127.0.0.1:0", "--bpf", "tcp port"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad capture filter"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "root"]);
+    let (code, err) = run(&["-i", &i1, "--listen", &sensor.addr]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cannot listen") && err.contains(&sensor.addr),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let (code, err) = run(&["-i", &i1, "--listen", "not-an-address"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot listen"), "{err}");
+    drop(sensor);
+
+    let out = Command::new(BIN).args(["live"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// An interface that goes down, or is deleted and re-created, is reported in
+/// the log, /healthz and the metrics; capture resumes when it is back.
+#[test]
+fn live_interface_down_and_back() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let (i1, srv, p) = (net.iface(1), net.srv(), net.p.clone());
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    let up = format!("tlscensus_interface_up{{interface=\"{i1}\"}}");
+    let downs = format!("tlscensus_interface_down_total{{interface=\"{i1}\"}}");
+
+    sh(&format!("ip -n {srv} link set {i1} down"));
+    sensor.wait_for("down", |m| m.get(&up) == 0.0 && m.get(&downs) == 1.0);
+    let (code, body) = sensor.get("/healthz");
+    assert_eq!(code, 503);
+    assert!(body.contains(&i1), "{body}");
+    sh(&format!("ip -n {srv} link set {i1} up"));
+    sensor.wait_for("up again", |m| m.get(&up) == 1.0);
+
+    // Deleted and re-created (a new ifindex): a new handle, as the dropped user.
+    sh(&format!("ip -n {srv} link del {i1}"));
+    sensor.wait_for("gone", |m| m.get(&up) == 0.0 && m.get(&downs) == 2.0);
+    sh(&format!(
+        "ip link add {i1} netns {srv} type veth peer name {p}c1 netns {p}c1 && \
+         ip -n {srv} addr add 10.77.1.1/24 dev {i1} && ip -n {p}c1 addr add 10.77.1.2/24 dev {p}c1 && \
+         ip -n {srv} link set {i1} up && ip -n {p}c1 link set {p}c1 up"
+    ));
+    sensor.wait_for("re-created", |m| m.get(&up) == 1.0);
+    assert_eq!(sensor.get("/healthz").0, 200);
+    net.openssl_server(4431, "-min_protocol TLSv1.2");
+    net.openssl_client(
+        1,
+        4431,
+        &format!("-tls1 -cipher {LEGACY} -servername back.blob.core.windows.net"),
+    );
+    sensor.wait_for("a flow on the new interface", |m| {
+        !m.family("tlscensus_legacy_flows_total").is_empty()
+    });
+    let log = sensor.log_text();
+    assert!(
+        log.contains("capture stopped") && log.contains("capture resumed"),
+        "{log}"
+    );
+}
