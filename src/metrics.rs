@@ -58,6 +58,7 @@ pub struct Metrics {
     pub queue_drops: IntCounter,
     pub build_info: IntGaugeVec,
     legacy_sources: DashSet<IpAddr>,
+    legacy_admit: std::sync::Mutex<()>,
     max_legacy_sources: usize,
 }
 
@@ -277,6 +278,7 @@ impl Metrics {
             )?,
             registry: r,
             legacy_sources: DashSet::new(),
+            legacy_admit: std::sync::Mutex::new(()),
             max_legacy_sources,
         };
         // Make the fixed-label series exist from the start (rate() needs a zero).
@@ -318,9 +320,16 @@ impl Metrics {
         if self.legacy_sources.contains(&ip) {
             return ip.to_string();
         }
-        if self.legacy_sources.len() < self.max_legacy_sources {
-            self.legacy_sources.insert(ip);
-            return ip.to_string();
+        {
+            // New sources are rare: admit them one at a time so the cap is exact
+            // even when several workers race.
+            let _admit = self.legacy_admit.lock().unwrap_or_else(|p| p.into_inner());
+            if self.legacy_sources.contains(&ip)
+                || self.legacy_sources.len() < self.max_legacy_sources
+            {
+                self.legacy_sources.insert(ip);
+                return ip.to_string();
+            }
         }
         self.bound("legacy_sources", 1);
         "other".to_string()
