@@ -281,7 +281,15 @@ impl Metrics {
             legacy_admit: std::sync::Mutex::new(()),
             max_legacy_sources,
         };
-        // Make the fixed-label series exist from the start (rate() needs a zero).
+        // Make the fixed-label series exist from the start (rate() needs a zero,
+        // and an alert on "no TLS seen" needs a series that stays at zero).
+        for v in ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"] {
+            for o in ["negotiated", "rejected", "unanswered"] {
+                for t in ["true", "false"] {
+                    m.flows.with_label_values(&[v, o, t]);
+                }
+            }
+        }
         for l in DecodeError::LABELS {
             m.decode_errors.with_label_values(&[l]);
         }

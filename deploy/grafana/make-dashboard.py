@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Writes tlscensus.json, the Grafana (10+) dashboard for tlscensus sensors.
+
+The dashboard is generated so every panel follows the same conventions:
+the Prometheus data source is the ${datasource} variable, every query is
+restricted to the chosen sensors with instance=~"$instance", and ranges use
+Grafana's $__range / $__rate_interval. Run it after changing a panel and
+commit both files; tests/monitoring.rs checks the JSON and runs every query
+against a real Prometheus.
+"""
+import json
+import pathlib
+import sys
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'instance=~"$instance"'
+LEGACY_RE = "SSLv2|SSLv3|TLSv1\\\\.0|TLSv1\\\\.1"
+MODERN_RE = "TLSv1\\\\.2|TLSv1\\\\.3"
+
+panels = []
+next_id = 1
+
+
+def panel(kind, title, targets, x, y, w, h, **extra):
+    global next_id
+    p = {
+        "id": next_id,
+        "type": kind,
+        "title": title,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": [
+            dict({"refId": chr(ord("A") + i), "datasource": DS, "editorMode": "code"}, **t)
+            for i, t in enumerate(targets)
+        ],
+    }
+    p.update(extra)
+    next_id += 1
+    panels.append(p)
+
+
+def ts(expr, legend):
+    return {"expr": expr, "legendFormat": legend, "range": True, "instant": False}
+
+
+def instant_table(expr):
+    return {"expr": expr, "format": "table", "instant": True, "range": False}
+
+
+# Row 1: what to fix.
+panel(
+    "stat",
+    "Legacy hosts in range",
+    [{"expr": f'count(sum by (source) (increase(tlscensus_legacy_flows_total{{{SEL}}}[$__range])) > 0 or sum by (source) (tlscensus_legacy_flows_total{{{SEL}}} unless tlscensus_legacy_flows_total{{{SEL}}} offset $__range)) or vector(0)',
+      "instant": True, "range": False}],
+    0, 0, 4, 8,
+    description="Distinct source hosts with a legacy-TLS flow to the targets in the time range.",
+    fieldConfig={"defaults": {"thresholds": {"mode": "absolute", "steps": [
+        {"color": "green", "value": None}, {"color": "red", "value": 1}]}}, "overrides": []},
+)
+panel(
+    "stat",
+    "Rejected handshakes in range",
+    [{"expr": f'sum(increase(tlscensus_flows_total{{{SEL},outcome="rejected",target="true"}}[$__range])) or vector(0)',
+      "instant": True, "range": False}],
+    0, 8, 4, 8,
+    description="Target handshakes the server answered with an alert: clients that are already broken.",
+    fieldConfig={"defaults": {"decimals": 0, "thresholds": {"mode": "absolute", "steps": [
+        {"color": "green", "value": None}, {"color": "red", "value": 1}]}}, "overrides": []},
+)
+panel(
+    "table",
+    "Legacy hosts (host, version, outcome, flows in range)",
+    [instant_table(
+        f'sum by (instance, source, version, outcome) (increase(tlscensus_legacy_flows_total{{{SEL}}}[$__range])) > 0'
+        f' or sum by (instance, source, version, outcome) (tlscensus_legacy_flows_total{{{SEL}}} unless tlscensus_legacy_flows_total{{{SEL}}} offset $__range)')],
+    4, 0, 20, 16,
+    description="Every source host that made a TLS 1.1-or-older flow to Azure Blob Storage in the time range. source=\"other\": more hosts than --max-legacy-sources (see the sensor's event log).",
+    transformations=[{"id": "organize", "options": {
+        "excludeByName": {"Time": True},
+        "renameByName": {"instance": "sensor", "source": "host", "version": "version",
+                         "outcome": "outcome", "Value": "flows"}}}],
+    fieldConfig={"defaults": {"decimals": 0}, "overrides": []},
+    options={"sortBy": [{"displayName": "flows", "desc": True}], "showHeader": True},
+)
+# Row 2: migration progress.
+panel(
+    "timeseries",
+    "Legacy vs modern flows to Azure Blob Storage",
+    [ts(f'sum(rate(tlscensus_flows_total{{{SEL},target="true",version=~"{LEGACY_RE}"}}[$__rate_interval]))', "legacy (TLS 1.1 and older)"),
+     ts(f'sum(rate(tlscensus_flows_total{{{SEL},target="true",version=~"{MODERN_RE}"}}[$__rate_interval]))', "modern (TLS 1.2, 1.3)")],
+    0, 16, 12, 9,
+    fieldConfig={"defaults": {"unit": "ops", "custom": {"drawStyle": "line", "fillOpacity": 10}}, "overrides": []},
+)
+panel(
+    "timeseries",
+    "Rejected handshakes by version",
+    [ts(f'sum by (version) (rate(tlscensus_flows_total{{{SEL},outcome="rejected"}}[$__rate_interval]))', "{{version}}")],
+    12, 16, 12, 9,
+    description="Handshakes answered with an alert instead of a ServerHello (what Azure sends a TLS 1.0/1.1 client).",
+    fieldConfig={"defaults": {"unit": "ops", "custom": {"drawStyle": "bars", "fillOpacity": 60}}, "overrides": []},
+)
+panel(
+    "piechart",
+    "Share of versions (target flows in range)",
+    [{"expr": f'sum by (version) (increase(tlscensus_flows_total{{{SEL},target="true"}}[$__range])) > 0',
+      "legendFormat": "{{version}}", "instant": True, "range": False}],
+    0, 25, 8, 9,
+    options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+             "pieType": "donut", "legend": {"displayMode": "table", "placement": "right", "values": ["percent"]}},
+)
+panel(
+    "timeseries",
+    "All TLS flows by version (every server)",
+    [ts(f'sum by (version) (rate(tlscensus_flows_total{{{SEL}}}[$__rate_interval]))', "{{version}}")],
+    8, 25, 16, 9,
+    description="Server names and storage accounts are not metric labels (unbounded); they are in the sensor's event log and in `tlscensus read` reports.",
+    fieldConfig={"defaults": {"unit": "ops"}, "overrides": []},
+)
+# Row 3: sensor health.
+panel(
+    "timeseries",
+    "Packets and drops",
+    [ts(f'sum by (instance) (rate(tlscensus_packets_total{{{SEL}}}[$__rate_interval]))', "{{instance}} packets"),
+     ts(f'sum by (instance, interface) (rate(tlscensus_capture_kernel_drops_total{{{SEL}}}[$__rate_interval]))', "{{instance}} {{interface}} kernel drops"),
+     ts(f'sum by (instance, interface) (rate(tlscensus_capture_interface_drops_total{{{SEL}}}[$__rate_interval]))', "{{instance}} {{interface}} interface drops"),
+     ts(f'sum by (instance) (rate(tlscensus_queue_drops_total{{{SEL}}}[$__rate_interval]))', "{{instance}} queue drops")],
+    0, 34, 12, 9,
+    fieldConfig={"defaults": {"unit": "pps"}, "overrides": []},
+)
+panel(
+    "timeseries",
+    "Flows tracked and bound hits",
+    [ts(f'sum by (instance) (tlscensus_flows_tracked{{{SEL}}})', "{{instance}} flows tracked"),
+     ts(f'sum by (instance, bound) (rate(tlscensus_bound_hits_total{{{SEL}}}[$__rate_interval]))', "{{instance}} bound {{bound}}")],
+    12, 34, 12, 9,
+    options={"tooltip": {"mode": "multi", "hideZeros": True}, "legend": {"showLegend": True}},
+)
+panel(
+    "stat",
+    "Sensors up / interfaces captured",
+    [{"expr": f'sum(up{{job="tlscensus",{SEL}}})', "legendFormat": "sensors up", "instant": True, "range": False},
+     {"expr": f'sum(tlscensus_interface_up{{{SEL}}})', "legendFormat": "interfaces up", "instant": True, "range": False},
+     {"expr": f'max(tlscensus_uptime_seconds{{{SEL}}})', "legendFormat": "longest uptime (s)", "instant": True, "range": False}],
+    0, 43, 12, 5,
+)
+panel(
+    "timeseries",
+    "Non-TLS flows and parse errors",
+    [ts(f'sum by (instance) (rate(tlscensus_non_tls_flows_total{{{SEL}}}[$__rate_interval]))', "{{instance}} non-TLS flows"),
+     ts(f'sum by (instance, kind) (rate(tlscensus_tls_parse_errors_total{{{SEL}}}[$__rate_interval]))', "{{instance}} parse error {{kind}}"),
+     ts(f'sum by (instance, reason) (rate(tlscensus_decode_errors_total{{{SEL}}}[$__rate_interval]))', "{{instance}} decode error {{reason}}")],
+    12, 43, 12, 5,
+)
+
+dashboard = {
+    "uid": "tlscensus",
+    "title": "tlscensus: legacy TLS to Azure Blob Storage",
+    "description": "Hosts still using TLS 1.0/1.1 with Azure Blob Storage, seen passively by tlscensus sensors.",
+    "tags": ["tlscensus", "tls", "azure"],
+    "timezone": "browser",
+    "schemaVersion": 39,
+    "version": 1,
+    "editable": True,
+    "graphTooltip": 1,
+    "refresh": "1m",
+    "time": {"from": "now-24h", "to": "now"},
+    "templating": {"list": [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []},
+        {"name": "instance", "label": "Sensor", "type": "query", "datasource": DS,
+         "definition": "label_values(tlscensus_build_info, instance)",
+         "query": {"query": "label_values(tlscensus_build_info, instance)", "refId": "instance"},
+         "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
+         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+         "sort": 1, "hide": 0, "options": []},
+    ]},
+    "annotations": {"list": []},
+    "links": [],
+    "panels": panels,
+}
+
+out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).with_name("tlscensus.json")
+out.write_text(json.dumps(dashboard, indent=2) + "\n")
+print(f"wrote {out} ({len(panels)} panels)")
