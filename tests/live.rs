@@ -567,13 +567,9 @@ fn live_signal_finishes_flows_in_progress() {
     assert_eq!(m.get("tlscensus_flows_tracked"), 0.0);
 }
 
-/// The shipped Ethernet captures replayed with tcpreplay into a veth give the
-/// same counters as `tlscensus read` on the same files.
-#[test]
-fn live_replay_matches_offline_read() {
-    if !prerequisites() {
-        return;
-    }
+/// The shipped Ethernet captures that replay whole (damaged and cut ones test
+/// the offline reader), in name order.
+fn replay_files() -> Vec<PathBuf> {
     let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&captures)
         .unwrap()
@@ -593,6 +589,51 @@ fn live_replay_matches_offline_read() {
         })
         .collect();
     files.sort();
+    files
+}
+
+/// Replays the files into client namespace 1's interface; returns frames sent.
+fn replay(net: &Net, files: &[PathBuf], pace: &[&str]) -> f64 {
+    let mut frames = 0.0;
+    for f in files {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("{}c1", net.p), "tcpreplay"])
+            .args(pace)
+            .arg("-i")
+            .arg(format!("{}c1", net.p))
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let sent: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Actual: ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("tcpreplay output: {text}"));
+        frames += sent;
+    }
+    frames
+}
+
+/// The shipped Ethernet captures replayed with tcpreplay into a veth give the
+/// same counters as `tlscensus read` on the same files.
+#[test]
+fn live_replay_matches_offline_read() {
+    if !prerequisites() {
+        return;
+    }
+    let files = replay_files();
     assert!(files.len() >= 30, "{files:?}");
 
     let mut net = Net::new(1);
@@ -621,40 +662,7 @@ fn live_replay_matches_offline_read() {
         live_metrics.to_str().unwrap(),
     ]);
     // Replay from the client side of the pair, file by file in name order.
-    let mut frames = 0.0;
-    for f in &files {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("{}c1", net.p),
-                "tcpreplay",
-                "--topspeed",
-                "-i",
-            ])
-            .arg(format!("{}c1", net.p))
-            .arg(f)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{f:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let sent: f64 = text
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("Actual: ")?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("tcpreplay output: {text}"));
-        frames += sent;
-    }
+    let frames = replay(&net, &files, &["--topspeed"]);
     let iface = format!("tlscensus_capture_received_total{{interface=\"{i1}\"}}");
     sensor.wait_for("every replayed frame", |m| {
         m.get("tlscensus_packets_total") >= frames
@@ -705,44 +713,8 @@ fn live_prometheus_scrapes_legacy_series() {
         !m.family("tlscensus_legacy_flows_total").is_empty()
     });
 
-    let config = net.path("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tlscensus\n    static_configs:\n      - targets: ['{}']\n        labels:\n          sensor: test-mirror\n",
-            sensor.addr
-        ),
-    )
-    .unwrap();
-    let data = net.path("tsdb");
-    let prom = Command::new("ip")
-        .args(["netns", "exec", &net.srv(), "prometheus"])
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg("--web.listen-address=127.0.0.1:19090")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(net.path("prometheus.log")).unwrap())
-        .spawn()
-        .unwrap();
-    net.children.push(prom);
-    let query = |q: &str| -> serde_json::Value {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.srv(),
-                "curl",
-                "-s",
-                "--max-time",
-                "5",
-                "-G",
-            ])
-            .arg("http://127.0.0.1:19090/api/v1/query")
-            .args(["--data-urlencode", &format!("query={q}")])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-    };
+    start_prometheus(&mut net, &sensor, 19090, None);
+    let query = |q: &str| prom_api(&net, 19090, "/api/v1/query", Some(q));
     let deadline = Instant::now() + Duration::from_secs(60);
     let result = loop {
         let v = query("tlscensus_legacy_flows_total");
@@ -964,4 +936,248 @@ fn live_interface_down_and_back() {
         log.contains("capture stopped") && log.contains("capture resumed"),
         "{log}"
     );
+}
+
+/// Starts a Prometheus server in the server namespace that scrapes `sensor`
+/// every second and evaluates `rules` (if any) every second. Returns a query
+/// function over its HTTP API.
+fn start_prometheus(net: &mut Net, sensor: &Sensor, port: u16, rules: Option<&Path>) {
+    let config = net.path("prometheus.yml");
+    let rule_files = rules.map_or(String::new(), |r| {
+        format!("rule_files:\n  - {}\n", r.display())
+    });
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: tlscensus\n    static_configs:\n      - targets: ['{}']\n        labels:\n          sensor: test-mirror\n",
+            sensor.addr
+        ),
+    )
+    .unwrap();
+    let prom = Command::new("ip")
+        .args(["netns", "exec", &net.srv(), "prometheus"])
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            net.path("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(net.path("prometheus.log")).unwrap())
+        .spawn()
+        .unwrap();
+    net.children.push(prom);
+}
+
+/// GET on Prometheus' HTTP API in the server namespace.
+fn prom_api(net: &Net, port: u16, path: &str, query: Option<&str>) -> serde_json::Value {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &net.srv(),
+        "curl",
+        "-s",
+        "--max-time",
+        "5",
+        "-G",
+    ])
+    .arg(format!("http://127.0.0.1:{port}{path}"));
+    if let Some(q) = query {
+        cmd.args(["--data-urlencode", &format!("query={q}")]);
+    }
+    let out = cmd.output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The shipped dashboard and rules against a real Prometheus scraping a live
+/// sensor that sees the shipped captures: every panel query and every rule
+/// expression runs, every panel query returns data, and the legacy alerts
+/// fire naming the right hosts.
+#[test]
+fn live_dashboard_and_rules_against_prometheus() {
+    if !prerequisites() {
+        return;
+    }
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    // The shipped rules, with the recording group evaluated every second.
+    let rules_text = std::fs::read_to_string(deploy.join("prometheus/tlscensus.rules.yml"))
+        .unwrap()
+        .replace("interval: 1m", "interval: 1s");
+    let rules = net.path("tlscensus.rules.yml");
+    std::fs::write(&rules, &rules_text).unwrap();
+    let port = 19091;
+    start_prometheus(&mut net, &sensor, port, Some(&rules));
+    // Spread the replay over several seconds so rates have samples.
+    let files = replay_files();
+    replay(&net, &files, &["--pps", "150"]);
+    sensor.wait_for("the replayed legacy flows", |m| {
+        m.family("tlscensus_legacy_flows_total").len() >= 5
+    });
+
+    // Wait until Prometheus has scraped them and evaluated the rules.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = prom_api(
+            &net,
+            port,
+            "/api/v1/query",
+            Some("count(tlscensus_legacy_flows_total)"),
+        );
+        let n: f64 = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        let alerts = prom_api(&net, port, "/api/v1/alerts", None);
+        let firing = alerts["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["labels"]["alertname"] == "TLSCensusClientRejected")
+        });
+        if n >= 5.0 && firing {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never got the series/alerts: {v} {alerts}\n{}",
+            std::fs::read_to_string(net.path("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Every dashboard query, with Grafana's variables as a user would have them.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy.join("grafana/tlscensus.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for p in dashboard["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "30s")
+                .replace("$__range", "10m");
+            let v = prom_api(&net, port, "/api/v1/query", Some(&expr));
+            assert_eq!(v["status"], "success", "{}: {expr}: {v}", p["title"]);
+            let result = v["data"]["result"].as_array().unwrap();
+            assert!(
+                !result.is_empty(),
+                "panel {}: no data for {expr}",
+                p["title"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} panel queries");
+
+    // The legacy-hosts table names exactly the offline read's legacy hosts.
+    let table = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "table")
+        .unwrap();
+    let expr = table["targets"][0]["expr"]
+        .as_str()
+        .unwrap()
+        .replace("$instance", ".*")
+        .replace("$__range", "10m");
+    let v = prom_api(&net, port, "/api/v1/query", Some(&expr));
+    let hosts: std::collections::BTreeSet<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metric"]["source"].as_str().unwrap().to_string())
+        .collect();
+    let legacy_hosts: std::collections::BTreeSet<String> = [
+        "192.0.2.11",
+        "192.0.2.12",
+        "192.0.2.13",
+        "192.0.2.14",
+        "192.0.2.15",
+        "192.0.2.16",
+        "192.0.2.18",
+        "2001:db8::12",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(hosts, legacy_hosts, "the offline read's legacy hosts");
+
+    // Every rule expression runs; the recording rules and legacy alerts have data.
+    let docs = yaml_rust2::YamlLoader::load_from_str(&rules_text).unwrap();
+    for g in docs[0]["groups"].as_vec().unwrap() {
+        for r in g["rules"].as_vec().unwrap() {
+            let expr = r["expr"].as_str().unwrap();
+            let name = r["record"].as_str().or(r["alert"].as_str()).unwrap();
+            let v = prom_api(&net, port, "/api/v1/query", Some(expr));
+            assert_eq!(v["status"], "success", "{name}: {v}");
+            let has_data = !v["data"]["result"].as_array().unwrap().is_empty();
+            let must = r["record"].as_str().is_some()
+                || [
+                    "TLSCensusLegacyTLSClient",
+                    "TLSCensusClientRejected",
+                    "TLSCensusNewLegacyHost",
+                ]
+                .contains(&name);
+            if must {
+                assert!(has_data, "{name} has no data: {expr}");
+            }
+            if [
+                "TLSCensusNoTLSSeen",
+                "TLSCensusSensorDown",
+                "TLSCensusKernelDrops",
+                "TLSCensusQueueDrops",
+            ]
+            .contains(&name)
+            {
+                assert!(
+                    !has_data,
+                    "{name} should not hold for a healthy sensor: {v}"
+                );
+            }
+        }
+    }
+
+    // The alerts name the hosts to fix.
+    let alerts = prom_api(&net, port, "/api/v1/alerts", None);
+    let list = alerts["data"]["alerts"].as_array().unwrap();
+    let find = |name: &str, source: &str, version: &str| {
+        list.iter().find(|a| {
+            a["labels"]["alertname"] == name
+                && a["labels"]["source"] == source
+                && a["labels"]["version"] == version
+        })
+    };
+    let a = find("TLSCensusClientRejected", "192.0.2.11", "TLSv1.0")
+        .unwrap_or_else(|| panic!("no rejected alert for 192.0.2.11: {alerts}"));
+    assert!(a["state"] == "firing" || a["state"] == "pending", "{a}");
+    assert_eq!(a["labels"]["sensor"], "test-mirror");
+    assert!(
+        a["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("192.0.2.11"),
+        "{a}"
+    );
+    assert!(
+        find("TLSCensusLegacyTLSClient", "2001:db8::12", "TLSv1.1").is_some(),
+        "{alerts}"
+    );
+    assert!(
+        find("TLSCensusLegacyTLSClient", "192.0.2.13", "TLSv1.1").is_some(),
+        "{alerts}"
+    );
+    // Legacy alerts name legacy hosts only.
+    for a in list {
+        if let Some(src) = a["labels"]["source"].as_str() {
+            assert!(legacy_hosts.contains(src), "{a}");
+        }
+    }
+    drop(sensor);
 }
