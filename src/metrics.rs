@@ -42,6 +42,7 @@ pub struct Metrics {
     pub bytes: IntCounter,
     pub decode_errors: IntCounterVec,
     pub segments: IntCounter,
+    pub settled_skips: IntCounter,
     pub flows: IntCounterVec,
     pub legacy_flows: IntCounterVec,
     pub non_tls: IntCounter,
@@ -200,6 +201,11 @@ impl Metrics {
                 &r,
                 "tlscensus_tcp_segments_total",
                 "TCP segments handed to the flow workers.",
+            )?,
+            settled_skips: counter(
+                &r,
+                "tlscensus_settled_segments_total",
+                "TCP segments of flows whose handshake was already settled, dropped by the capture thread without copying.",
             )?,
             flows: counter_vec(
                 &r,

@@ -22,16 +22,16 @@ use crate::decode::{self, DecodeError, FragmentCache, TcpSegment};
 use crate::error::SetupError;
 use crate::events::FlowEvent;
 use crate::flow::table::TableStats;
-use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn};
+use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
 use crate::inventory::{Inventory, Recorded};
 use crate::metrics::Metrics;
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
 use std::net::IpAddr;
 
-const BATCH_SEGMENTS: usize = 256;
-const BATCH_BYTES: usize = 256 * 1024;
-const QUEUE_BATCHES: usize = 16;
+const BATCH_SEGMENTS: usize = 128;
+const BATCH_BYTES: usize = 128 * 1024;
+const QUEUE_BATCHES: usize = 8;
 
 /// What all threads share.
 pub struct Shared {
@@ -93,6 +93,9 @@ pub struct Dispatcher {
     packets: u64,
     bytes: u64,
     segments: u64,
+    /// Segments of settled flows dropped here, never copied.
+    skipped: u64,
+    settled: Arc<SettledSet>,
     dropped_batches: u64,
     dropped_segments: u64,
     decode_errors: [u64; DecodeError::LABELS.len()],
@@ -108,6 +111,8 @@ impl Dispatcher {
             senders,
             current,
             segments,
+            skipped,
+            settled,
             ..
         } = self;
         let mut touched = None;
@@ -118,8 +123,18 @@ impl Dispatcher {
             frag,
             &mut |src, dst, seg| {
                 if let Some((key, dir)) = flow_of(src, dst, seg) {
+                    use crate::decode::l4::{ACK, FIN, RST, SYN};
+                    let h = key.dispatch_hash();
+                    if seg.flags & (SYN | FIN | RST) == 0 {
+                        if settled.is_settled(h) {
+                            *skipped += 1;
+                            return;
+                        }
+                    } else if seg.flags & (SYN | ACK) == SYN {
+                        settled.syn(h);
+                    }
                     *segments += 1;
-                    let w = (key.dispatch_hash() % senders.len() as u64) as usize;
+                    let w = (h % senders.len() as u64) as usize;
                     let batch = &mut current[w];
                     let start = batch.bytes.len() as u32;
                     batch.bytes.extend_from_slice(seg.payload);
@@ -193,6 +208,8 @@ impl Dispatcher {
         m.packets.inc_by(self.packets);
         m.bytes.inc_by(self.bytes);
         m.segments.inc_by(self.segments);
+        m.settled_skips.inc_by(self.skipped);
+        self.skipped = 0;
         self.shared
             .progress
             .packets
@@ -329,6 +346,9 @@ impl Pipeline {
         events: Option<Sender<FlowEvent>>,
     ) -> Result<Pipeline, SetupError> {
         let n = shared.config.workers;
+        let settled = Arc::new(SettledSet::new(
+            shared.config.table.max_flows.saturating_mul(n),
+        ));
         let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (QUEUE_BATCHES + 2));
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
@@ -337,9 +357,10 @@ impl Pipeline {
             let shared = Arc::clone(&shared);
             let recycle = recycle_tx.clone();
             let events = events.clone();
+            let table = FlowTable::new(shared.config.table).with_settled(Arc::clone(&settled));
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{id}"))
-                .spawn(move || worker_loop(rx, recycle, shared, events))
+                .spawn(move || worker_loop(rx, recycle, shared, events, table))
                 .map_err(SetupError::Thread)?;
             senders.push(tx);
             workers.push(handle);
@@ -360,6 +381,8 @@ impl Pipeline {
                 packets: 0,
                 bytes: 0,
                 segments: 0,
+                skipped: 0,
+                settled,
                 dropped_batches: 0,
                 dropped_segments: 0,
                 decode_errors: [0; DecodeError::LABELS.len()],
@@ -386,8 +409,8 @@ fn worker_loop(
     recycle: Sender<Batch>,
     shared: Arc<Shared>,
     events: Option<Sender<FlowEvent>>,
+    mut table: FlowTable,
 ) {
-    let mut table = FlowTable::new(shared.config.table);
     let mut out: Vec<HandshakeSummary> = Vec::new();
     let mut tracked = 0i64;
     let wall_clock = shared.config.wall_clock;

@@ -3,8 +3,10 @@
 
 pub mod key;
 pub mod reassembly;
+pub mod settled;
 pub mod table;
 
 pub use key::{Direction, Endpoint, FlowKey};
 pub use reassembly::{StreamLimits, StreamStart};
+pub use settled::SettledSet;
 pub use table::{FlowTable, SegmentIn, TableLimits, TableStats};

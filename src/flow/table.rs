@@ -10,9 +10,11 @@
 //! small tombstone remains until FIN/RST or idle timeout.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
+use super::settled::SettledSet;
 use crate::decode::l4::{ACK, FIN, RST, SYN};
 use crate::tls::extract::{Malformed, Opening, TlsError, parse_opening};
 use crate::tls::summary::{ClientFacts, HandshakeSummary, ServerAnswer};
@@ -109,6 +111,8 @@ pub struct FlowTable {
     last_sweep: u64,
     buffered: usize,
     scratch: Vec<u8>,
+    /// Shared with the capture thread, which drops segments of settled flows.
+    settled: Option<Arc<SettledSet>>,
     pub stats: TableStats,
 }
 
@@ -123,8 +127,15 @@ impl FlowTable {
             last_sweep: 0,
             buffered: 0,
             scratch: Vec::new(),
+            settled: None,
             stats: TableStats::default(),
         }
+    }
+
+    /// Publishes settled flows to `set` (see [`SettledSet`]).
+    pub fn with_settled(mut self, set: Arc<SettledSet>) -> Self {
+        self.settled = Some(set);
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -148,6 +159,12 @@ impl FlowTable {
             self.expire(out);
         }
         let syn = seg.flags & SYN != 0;
+        if syn
+            && seg.flags & ACK == 0
+            && let Some(set) = &self.settled
+        {
+            set.syn_processed(seg.key.dispatch_hash());
+        }
 
         if let Some(flow) = self.map.get_mut(&seg.key) {
             let reused = syn
@@ -203,6 +220,9 @@ impl FlowTable {
                 }
                 if seg.flags & RST != 0 || *fin == [true, true] {
                     self.map.remove(&seg.key);
+                    if let Some(set) = &self.settled {
+                        set.unmark(seg.key.dispatch_hash());
+                    }
                 }
                 return;
             }
@@ -277,6 +297,9 @@ impl FlowTable {
                 self.map.remove(&seg.key);
             } else {
                 flow.state = State::Done { fin: active.fin };
+                if let Some(set) = &self.settled {
+                    set.mark(seg.key.dispatch_hash());
+                }
             }
         } else if closed {
             self.remove(&seg.key, out);
