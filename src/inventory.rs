@@ -60,7 +60,7 @@ pub enum Recorded {
 }
 
 pub struct Inventory {
-    hosts: DashMap<IpAddr, HostRecord>,
+    hosts: DashMap<IpAddr, HostRecord, ahash::RandomState>,
     max_hosts: usize,
     pub hosts_dropped: AtomicU64,
     pub flows: AtomicU64,
@@ -69,7 +69,7 @@ pub struct Inventory {
 impl Inventory {
     pub fn new(max_hosts: usize) -> Self {
         Inventory {
-            hosts: DashMap::new(),
+            hosts: DashMap::with_hasher(ahash::RandomState::new()),
             max_hosts,
             hosts_dropped: AtomicU64::new(0),
             flows: AtomicU64::new(0),

@@ -58,7 +58,7 @@ pub struct Metrics {
     pub inputs: IntCounterVec,
     pub queue_drops: IntCounter,
     pub build_info: IntGaugeVec,
-    legacy_sources: DashSet<IpAddr>,
+    legacy_sources: DashSet<IpAddr, ahash::RandomState>,
     legacy_admit: std::sync::Mutex<()>,
     max_legacy_sources: usize,
 }
@@ -283,7 +283,7 @@ impl Metrics {
                 &["version"],
             )?,
             registry: r,
-            legacy_sources: DashSet::new(),
+            legacy_sources: DashSet::with_hasher(ahash::RandomState::new()),
             legacy_admit: std::sync::Mutex::new(()),
             max_legacy_sources,
         };

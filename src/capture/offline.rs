@@ -23,6 +23,8 @@ pub struct OfflineSource {
     path: PathBuf,
     name: String,
     libpcap: Option<(Capture<Offline>, i32)>,
+    /// Nanoseconds per unit of libpcap's fractional timestamp (1 or 1000).
+    frac_ns: i64,
     pcapng: Option<Box<NgReader>>,
     finished: bool,
     delivered: u64,
@@ -44,7 +46,20 @@ impl OfflineSource {
                 reason: "is a directory".into(),
             });
         }
-        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
+        // Ask libpcap for the file's own precision: converting every timestamp
+        // costs as much as a tenth of a read. Nanosecond pcap files keep their
+        // nanoseconds; everything else (events print microseconds) is read in µs.
+        let mut magic = [0u8; 4];
+        let nano = File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && (magic == [0x4d, 0x3c, 0xb2, 0xa1] || magic == [0xa1, 0xb2, 0x3c, 0x4d]);
+        let precision = if nano {
+            Precision::Nano
+        } else {
+            Precision::Micro
+        };
+        let cap = Capture::from_file_with_precision(path, precision).map_err(|e| {
             SetupError::NotCapture {
                 path: name.clone(),
                 reason: clean_pcap_error(&e.to_string()),
@@ -55,6 +70,7 @@ impl OfflineSource {
             path: path.to_path_buf(),
             name,
             libpcap: Some((cap, linktype)),
+            frac_ns: if nano { 1 } else { 1_000 },
             pcapng: None,
             finished: false,
             delivered: 0,
@@ -85,7 +101,7 @@ impl PacketSource for OfflineSource {
                 Ok(p) => {
                     self.delivered += 1;
                     let ts = p.header.ts;
-                    let ts_ns = timeval_ns(ts.tv_sec, ts.tv_usec);
+                    let ts_ns = timeval_ns(ts.tv_sec, ts.tv_usec.saturating_mul(self.frac_ns));
                     return Ok(Some(Frame {
                         ts_ns,
                         linktype: *linktype,

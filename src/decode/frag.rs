@@ -56,7 +56,7 @@ pub struct Reassembled {
 }
 
 pub struct FragmentCache {
-    map: HashMap<FragKey, Pending>,
+    map: HashMap<FragKey, Pending, ahash::RandomState>,
     max_datagrams: usize,
     timeout_ns: u64,
     last_sweep: u64,
@@ -66,7 +66,7 @@ pub struct FragmentCache {
 impl FragmentCache {
     pub fn new(max_datagrams: usize, timeout_ns: u64) -> Self {
         FragmentCache {
-            map: HashMap::new(),
+            map: HashMap::with_hasher(ahash::RandomState::new()),
             max_datagrams,
             timeout_ns,
             last_sweep: 0,

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Whole-program throughput harness (README "Performance").
+#
+# Builds the release binary and the examples, generates two benchmark captures
+# from the real handshakes in captures/ (bulk-heavy: 7% handshake packets;
+# handshake-heavy: 40%), reads each once into the page cache, then runs the
+# bare libpcap read loop (examples/pcap_loop.rs) and `tlscensus read` with
+# default settings alternately RUNS times on the same file, and prints the
+# median wall times, their ratio, packets/s, bytes/s and peak RSS
+# (/usr/bin/time -v). ndpiReader and tshark get columns when installed.
+#
+#   scripts/throughput.sh [RUNS] [BULK_BYTES] [HS_BYTES]
+#   KEEP=1 keeps the captures in $OUT (default /tmp/tlscensus-bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-7}
+bulk_bytes=${2:-1000000000}
+hs_bytes=${3:-300000000}
+out=${OUT:-/tmp/tlscensus-bench}
+mkdir -p "$out"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package time)"; exit 2; }
+cargo build --release --quiet --bin tlscensus --example pcap_loop --example gen_capture
+bin=target/release/tlscensus
+loop=target/release/examples/pcap_loop
+gen=target/release/examples/gen_capture
+
+[ -s "$out/bulk.pcap" ] || $gen "$out/bulk.pcap" --bytes "$bulk_bytes" --handshake-share 0.07 --seed 1 --concurrent 64
+[ -s "$out/handshake.pcap" ] || $gen "$out/handshake.pcap" --bytes "$hs_bytes" --handshake-share 0.40 --seed 2 --concurrent 256
+
+# One timed run: prints "seconds maxrss_kb".
+timed() {
+  /usr/bin/time -v "$@" >/dev/null 2>"$out/time.log" || { cat "$out/time.log" >&2; return 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$out/time.log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$out/time.log")
+  echo "$wall $rss"
+}
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+
+printf "%-16s %-10s %-10s %-10s %-7s %-12s %-12s %-10s %-10s\n" capture packets loop_s tlsc_s ratio tlsc_Mpps tlsc_MB/s loop_RSS tlsc_RSS
+for name in bulk handshake; do
+  f="$out/$name.pcap"
+  cat "$f" >/dev/null   # page cache
+  packets=$($loop "$f" | awk '{print $1}')
+  bytes=$(stat -c %s "$f")
+  : >"$out/loop.t"; : >"$out/tlsc.t"; : >"$out/ndpi.t"; : >"$out/tshark.t"
+  for _ in $(seq "$runs"); do
+    timed $loop "$f" >>"$out/loop.t"
+    timed $bin read --no-progress --format csv "$f" >>"$out/tlsc.t"
+  done
+  lt=$(awk '{print $1}' "$out/loop.t" | median); tt=$(awk '{print $1}' "$out/tlsc.t" | median)
+  lr=$(awk '{print $2}' "$out/loop.t" | sort -n | tail -1); tr=$(awk '{print $2}' "$out/tlsc.t" | sort -n | tail -1)
+  printf "%-16s %-10s %-10s %-10s %-7s %-12s %-12s %-10s %-10s\n" "$name" "$packets" "$lt" "$tt" \
+    "$(awk -v a="$tt" -v b="$lt" 'BEGIN{printf "%.2f", a/b}')" \
+    "$(awk -v p="$packets" -v t="$tt" 'BEGIN{printf "%.2f", p/t/1e6}')" \
+    "$(awk -v p="$bytes" -v t="$tt" 'BEGIN{printf "%.0f", p/t/1e6}')" "${lr}K" "${tr}K"
+  if command -v ndpiReader >/dev/null; then
+    nt=$(timed ndpiReader -i "$f" -q | awk '{print $1}')
+    echo "  ndpiReader: ${nt}s ($(awk -v a="$nt" -v b="$lt" 'BEGIN{printf "%.1f", a/b}')x the loop)"
+  fi
+  if command -v tshark >/dev/null && [ "${TSHARK:-0}" = 1 ]; then
+    st=$(timed tshark -r "$f" -Y tls.handshake.type==1 -T fields -e tls.handshake.version | awk '{print $1}')
+    echo "  tshark: ${st}s ($(awk -v a="$st" -v b="$lt" 'BEGIN{printf "%.1f", a/b}')x the loop)"
+  fi
+done
+[ "${KEEP:-0}" = 1 ] || rm -f "$out/bulk.pcap" "$out/handshake.pcap"
