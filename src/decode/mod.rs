@@ -124,6 +124,10 @@ pub fn decode_with_fragments(
     frag: &mut FragmentCache,
     segment: &mut dyn FnMut(IpAddr, IpAddr, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
+    if let Some((src, dst, seg)) = fast_ipv4_tcp(linktype, data) {
+        segment(src, dst, &seg);
+        return Ok(());
+    }
     match decode_frame(linktype, data)? {
         Decoded::Tcp { src, dst, seg } => segment(src, dst, &seg),
         Decoded::Fragment(ip) => {
@@ -137,6 +141,46 @@ pub fn decode_with_fragments(
         Decoded::Other => {}
     }
     Ok(())
+}
+
+/// The common case without a detour: Ethernet II, IPv4 without options, not a
+/// fragment, TCP. `None` whenever anything else is the case (VLAN, IPv6,
+/// options, fragments, errors): then [`decode_frame`] decides. For every frame
+/// it accepts it yields exactly what `decode_frame` yields (tested against it
+/// on every shipped frame and on mutated ones, and fuzzed).
+#[inline]
+pub fn fast_ipv4_tcp(linktype: i32, data: &[u8]) -> Option<(IpAddr, IpAddr, TcpSegment<'_>)> {
+    const ETH: usize = 14;
+    if linktype != 1 || data.len() < ETH + 40 || data[12] != 0x08 || data[13] != 0x00 {
+        return None;
+    }
+    let ip = &data[ETH..];
+    // Version 4, header length 20, no MF flag, offset 0, protocol TCP.
+    if ip[0] != 0x45 || ip[6] & 0x3f != 0 || ip[7] != 0 || ip[9] != ip::PROTO_TCP {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let end = total.min(ip.len());
+    if total < 20 || end < 40 {
+        return None;
+    }
+    let tcp = &ip[20..end];
+    let doff = usize::from(tcp[12] >> 4) * 4;
+    if doff < 20 || doff > tcp.len() {
+        return None;
+    }
+    let src = IpAddr::V4(std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+    let dst = IpAddr::V4(std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    let seg = TcpSegment {
+        src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
+        dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+        flags: tcp[13],
+        payload: &tcp[doff..],
+        missing: (total - end) as u32,
+    };
+    Some((src, dst, seg))
 }
 
 /// Turns a whole (unfragmented or reassembled) IP packet into a decoded value.
@@ -153,4 +197,54 @@ pub fn decode_ip(pkt: IpPacket<'_>) -> Result<Decoded<'_>, DecodeError> {
         dst: pkt.dst,
         seg,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::PacketSource;
+    use crate::capture::offline::OfflineSource;
+
+    fn check(linktype: i32, data: &[u8]) -> bool {
+        match fast_ipv4_tcp(linktype, data) {
+            None => false,
+            Some((src, dst, seg)) => {
+                let full = decode_frame(linktype, data);
+                assert_eq!(full, Ok(Decoded::Tcp { src, dst, seg }), "{data:02x?}");
+                true
+            }
+        }
+    }
+
+    /// The fast path agrees with the full decoder on every frame it accepts:
+    /// all shipped captures, and every single-byte mutation of their headers.
+    #[test]
+    fn decode_fast_path_matches_full_decoder() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let mut taken = 0;
+        let mut frames = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let Ok(mut src) = OfflineSource::open(&path) else {
+                continue;
+            };
+            while let Ok(Some(f)) = src.next_frame() {
+                frames += 1;
+                taken += usize::from(check(f.linktype, f.data));
+                let mut m = f.data.to_vec();
+                for i in 0..m.len().min(74) {
+                    for v in [0x00, 0xff, m[i] ^ 0x40, m[i].wrapping_add(1)] {
+                        let old = m[i];
+                        m[i] = v;
+                        check(f.linktype, &m);
+                        m[i] = old;
+                    }
+                }
+                for cut in [m.len().saturating_sub(1), 54, 40, 20] {
+                    check(f.linktype, &m[..cut.min(m.len())]);
+                }
+            }
+        }
+        assert!(frames > 800 && taken > 400, "{taken} of {frames}");
+    }
 }
