@@ -1,7 +1,8 @@
-//! Any bytes as a frame of any supported link type: decoding never panics.
+//! Any bytes as a frame of any supported link type: decoding never panics, and
+//! the Ethernet/IPv4/TCP fast path agrees with the full decoder.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tlscensus::decode::{Decoded, FragmentCache, decode_frame, decode_with_fragments};
+use tlscensus::decode::{Decoded, FragmentCache, decode_frame, decode_with_fragments, fast_ipv4_tcp};
 
 const LINKTYPES: [i32; 10] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276];
 
@@ -10,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let lt = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
     if let Ok(Decoded::Tcp { seg, .. }) = decode_frame(lt, frame) {
         assert!(seg.payload.len() <= frame.len());
+    }
+    if let Some((src, dst, seg)) = fast_ipv4_tcp(lt, frame) {
+        assert_eq!(decode_frame(lt, frame), Ok(Decoded::Tcp { src, dst, seg }));
     }
     let mut frag = FragmentCache::new(4, 1_000_000_000);
     let _ = decode_with_fragments(1, lt, frame, &mut frag, &mut |_, _, _| {});
