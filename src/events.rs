@@ -116,6 +116,13 @@ impl EventLog {
         Ok(EventLog { sender, handle })
     }
 
+    /// Waits for the writer like [`EventLog::finish`]; returns the one-line
+    /// error message for the user when writing failed.
+    pub fn finish_message(self) -> Option<String> {
+        let EventStats { failed, error, .. } = self.finish();
+        error.map(|e| format!("error: event log: {e} ({failed} events not written)"))
+    }
+
     /// Waits for every queued event to be written (all senders must be dropped).
     pub fn finish(self) -> EventStats {
         drop(self.sender);

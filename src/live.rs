@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::capture::live::{IfaceEvent, KernelStats, LiveSource, wait_readable};
 use crate::config::LiveConfig;
 use crate::error::SetupError;
-use crate::events::{EventLog, EventStats};
+use crate::events::EventLog;
 use crate::exporter::{self, Exporter, Health};
 use crate::inventory::Inventory;
 use crate::metrics::{LiveMetrics, Metrics, write_atomic};
@@ -151,14 +151,9 @@ pub fn run(
     }
     pipeline.finish();
     let mut errored = false;
-    if let Some(log) = event_log {
-        let EventStats { failed, error, .. } = log.finish();
-        if let Some(e) = error {
-            errored = true;
-            say(&format!(
-                "error: event log: {e} ({failed} events not written)"
-            ));
-        }
+    if let Some(msg) = event_log.and_then(EventLog::finish_message) {
+        errored = true;
+        say(&msg);
     }
     exporter.stop();
     if let Some(path) = &cfg.metrics_file {

@@ -18,7 +18,7 @@ use crate::capture::PacketSource;
 use crate::capture::offline::OfflineSource;
 use crate::config::{Input, ReadConfig, expand_inputs};
 use crate::error::SetupError;
-use crate::events::{EventLog, EventStats};
+use crate::events::EventLog;
 use crate::inventory::{HostRecord, Inventory};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Progress, SendMode, Shared};
@@ -138,14 +138,9 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         .map_err(|_| SetupError::Config("capture thread panicked".into()))?;
 
     let mut errored = files_failed > 0;
-    if let Some(log) = event_log {
-        let EventStats { failed, error, .. } = log.finish();
-        if let Some(e) = error {
-            errored = true;
-            say(&format!(
-                "error: event log: {e} ({failed} events not written)"
-            ));
-        }
+    if let Some(msg) = event_log.and_then(EventLog::finish_message) {
+        errored = true;
+        say(&msg);
     }
 
     let hosts = shared.inventory.snapshot();
