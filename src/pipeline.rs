@@ -27,7 +27,6 @@ use crate::inventory::{Inventory, Recorded};
 use crate::metrics::Metrics;
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
-use std::net::IpAddr;
 
 const BATCH_SEGMENTS: usize = 128;
 const BATCH_BYTES: usize = 128 * 1024;
@@ -116,41 +115,33 @@ impl Dispatcher {
             ..
         } = self;
         let mut touched = None;
-        let result = decode::decode_with_fragments(
-            frame.ts_ns,
-            frame.linktype,
-            frame.data,
-            frag,
-            &mut |src, dst, seg| {
-                if let Some((key, dir)) = flow_of(src, dst, seg) {
-                    use crate::decode::l4::{ACK, FIN, RST, SYN};
-                    let h = key.dispatch_hash();
-                    if seg.flags & (SYN | FIN | RST) == 0 {
-                        if settled.is_settled(h) {
-                            *skipped += 1;
-                            return;
-                        }
-                    } else if seg.flags & (SYN | ACK) == SYN {
-                        settled.syn(h);
-                    }
-                    *segments += 1;
-                    let w = (h % senders.len() as u64) as usize;
-                    let batch = &mut current[w];
-                    let start = batch.bytes.len() as u32;
-                    batch.bytes.extend_from_slice(seg.payload);
-                    batch.segs.push(SegMeta {
-                        ts: frame.ts_ns,
-                        key,
-                        dir,
-                        seq: seg.seq,
-                        flags: seg.flags,
-                        start,
-                        len: seg.payload.len() as u32,
-                    });
-                    touched = Some(w);
+        let result = flow_segments(frame, frag, |key, dir, seg| {
+            use crate::decode::l4::{ACK, FIN, RST, SYN};
+            let h = key.dispatch_hash();
+            if seg.flags & (SYN | FIN | RST) == 0 {
+                if settled.is_settled(h) {
+                    *skipped += 1;
+                    return;
                 }
-            },
-        );
+            } else if seg.flags & (SYN | ACK) == SYN {
+                settled.syn(h);
+            }
+            *segments += 1;
+            let w = (h % senders.len() as u64) as usize;
+            let batch = &mut current[w];
+            let start = batch.bytes.len() as u32;
+            batch.bytes.extend_from_slice(seg.payload);
+            batch.segs.push(SegMeta {
+                ts: frame.ts_ns,
+                key,
+                dir,
+                seq: seg.seq,
+                flags: seg.flags,
+                start,
+                len: seg.payload.len() as u32,
+            });
+            touched = Some(w);
+        });
         if let Err(e) = result {
             self.count_error(e);
         }
@@ -254,16 +245,31 @@ impl Dispatcher {
     }
 }
 
-/// The flow a segment belongs to, or None for a bare ACK (nothing to learn).
-fn flow_of(src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) -> Option<(FlowKey, Direction)> {
+/// The front both paths share: decodes a frame (joining IP fragments) and
+/// hands each TCP segment that can teach us something, with its flow key and
+/// direction, to `f`. Bare ACKs (no payload, no SYN/FIN/RST) are left out.
+fn flow_segments(
+    frame: &Frame<'_>,
+    frag: &mut FragmentCache,
+    mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
+) -> Result<(), DecodeError> {
     use crate::decode::l4::{FIN, RST, SYN};
-    if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
-        return None;
-    }
-    Some(FlowKey::new(
-        Endpoint::new(src, seg.src_port),
-        Endpoint::new(dst, seg.dst_port),
-    ))
+    decode::decode_with_fragments(
+        frame.ts_ns,
+        frame.linktype,
+        frame.data,
+        frag,
+        &mut |src, dst, seg| {
+            if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
+                return;
+            }
+            let (key, dir) = FlowKey::new(
+                Endpoint::new(src, seg.src_port),
+                Endpoint::new(dst, seg.dst_port),
+            );
+            f(key, dir, seg);
+        },
+    )
 }
 
 /// The whole per-packet path on the calling thread, without channels: decode,
@@ -291,27 +297,19 @@ impl InlineCensus {
         let InlineCensus {
             frag, table, out, ..
         } = self;
-        let result = decode::decode_with_fragments(
-            frame.ts_ns,
-            frame.linktype,
-            frame.data,
-            frag,
-            &mut |src, dst, seg| {
-                if let Some((key, dir)) = flow_of(src, dst, seg) {
-                    table.ingest(
-                        SegmentIn {
-                            ts: frame.ts_ns,
-                            key,
-                            dir,
-                            seq: seg.seq,
-                            flags: seg.flags,
-                            payload: seg.payload,
-                        },
-                        out,
-                    );
-                }
-            },
-        );
+        let result = flow_segments(frame, frag, |key, dir, seg| {
+            table.ingest(
+                SegmentIn {
+                    ts: frame.ts_ns,
+                    key,
+                    dir,
+                    seq: seg.seq,
+                    flags: seg.flags,
+                    payload: seg.payload,
+                },
+                out,
+            );
+        });
         if result.is_err() {
             self.decode_errors += 1;
         }

@@ -85,10 +85,6 @@ impl SettledSet {
             .slot(h)
             .compare_exchange(tag(h), 0, Ordering::Relaxed, Ordering::Relaxed);
     }
-
-    pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * 8
-    }
 }
 
 #[cfg(test)]
