@@ -136,6 +136,34 @@ struct Flow {
     steps: VecDeque<Step>,
 }
 
+impl Flow {
+    /// Writes the next segment from one side (with `w.payload`) and advances
+    /// that side's sequence number by `advance`.
+    fn send(
+        &mut self,
+        w: &mut Writer,
+        ts: u64,
+        from_server: bool,
+        flags: u8,
+        handshake: bool,
+        advance: u32,
+    ) -> std::io::Result<()> {
+        let (c, s) = ((self.client, self.cport), (self.server, self.sport));
+        if from_server {
+            w.packet(
+                ts, s.0, c.0, s.1, c.1, self.sseq, self.cseq, flags, handshake,
+            )?;
+            self.sseq = self.sseq.wrapping_add(advance);
+        } else {
+            w.packet(
+                ts, c.0, s.0, c.1, s.1, self.cseq, self.sseq, flags, handshake,
+            )?;
+            self.cseq = self.cseq.wrapping_add(advance);
+        }
+        Ok(())
+    }
+}
+
 struct Writer {
     out: BufWriter<File>,
     written: u64,
@@ -348,28 +376,14 @@ fn run(a: &Args) -> std::io::Result<()> {
             continue;
         };
         w.payload.clear();
-        let (c, s) = ((f.client, f.cport), (f.server, f.sport));
         match step {
-            Step::Syn => {
-                w.packet(ts, c.0, s.0, c.1, s.1, f.cseq, 0, 0x02, true)?;
-                f.cseq = f.cseq.wrapping_add(1);
-            }
-            Step::SynAck => {
-                w.packet(ts, s.0, c.0, s.1, c.1, f.sseq, f.cseq, 0x12, true)?;
-                f.sseq = f.sseq.wrapping_add(1);
-            }
-            Step::Ack => w.packet(ts, c.0, s.0, c.1, s.1, f.cseq, f.sseq, 0x10, true)?,
+            Step::Syn => f.send(&mut w, ts, false, 0x02, true, 1)?,
+            Step::SynAck => f.send(&mut w, ts, true, 0x12, true, 1)?,
+            Step::Ack => f.send(&mut w, ts, false, 0x10, true, 0)?,
             Step::Handshake(k) => {
                 let (from_server, bytes) = &templates[f.template].segments[k];
                 w.payload.extend_from_slice(bytes);
-                let n = bytes.len() as u32;
-                if *from_server {
-                    w.packet(ts, s.0, c.0, s.1, c.1, f.sseq, f.cseq, 0x18, true)?;
-                    f.sseq = f.sseq.wrapping_add(n);
-                } else {
-                    w.packet(ts, c.0, s.0, c.1, s.1, f.cseq, f.sseq, 0x18, true)?;
-                    f.cseq = f.cseq.wrapping_add(n);
-                }
+                f.send(&mut w, ts, *from_server, 0x18, true, bytes.len() as u32)?;
             }
             Step::Bulk { from_server, len } => {
                 // One TLS application_data record filling the segment.
@@ -380,24 +394,11 @@ fn run(a: &Args) -> std::io::Result<()> {
                     w.payload.extend_from_slice(&rng.next().to_le_bytes());
                 }
                 w.payload.resize(len, 0xa5);
-                let n = len as u32;
-                if from_server {
-                    w.packet(ts, s.0, c.0, s.1, c.1, f.sseq, f.cseq, 0x18, false)?;
-                    f.sseq = f.sseq.wrapping_add(n);
-                } else {
-                    w.packet(ts, c.0, s.0, c.1, s.1, f.cseq, f.sseq, 0x18, false)?;
-                    f.cseq = f.cseq.wrapping_add(n);
-                }
+                f.send(&mut w, ts, from_server, 0x18, false, len as u32)?;
             }
-            Step::BulkAck => w.packet(ts, c.0, s.0, c.1, s.1, f.cseq, f.sseq, 0x10, false)?,
-            Step::FinClient => {
-                w.packet(ts, c.0, s.0, c.1, s.1, f.cseq, f.sseq, 0x11, false)?;
-                f.cseq = f.cseq.wrapping_add(1);
-            }
-            Step::FinServer => {
-                w.packet(ts, s.0, c.0, s.1, c.1, f.sseq, f.cseq, 0x11, false)?;
-                f.sseq = f.sseq.wrapping_add(1);
-            }
+            Step::BulkAck => f.send(&mut w, ts, false, 0x10, false, 0)?,
+            Step::FinClient => f.send(&mut w, ts, false, 0x11, false, 1)?,
+            Step::FinServer => f.send(&mut w, ts, true, 0x11, false, 1)?,
         }
     }
     w.out.flush()?;
