@@ -355,8 +355,19 @@ impl Metrics {
     }
 }
 
-fn series(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+/// Expected non-zero series of `name`, one flow each: every row holds the
+/// values of `labels` (given in the exposition's alphabetical order).
+fn one_each(name: &str, labels: [&str; 3], rows: &[[&str; 3]]) -> BTreeMap<String, f64> {
+    rows.iter()
+        .map(|r| {
+            let l: Vec<String> = labels
+                .iter()
+                .zip(r)
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            (format!("{name}{{{}}}", l.join(",")), 1.0)
+        })
+        .collect()
 }
 
 /// Real OpenSSL clients at TLS 1.0 to 1.3 from two hosts, two interfaces:
@@ -408,49 +419,30 @@ fn live_openssl_versions_per_source() {
     });
     assert_eq!(
         m.family("tlscensus_legacy_flows_total"),
-        series(&[
-            (
-                r#"tlscensus_legacy_flows_total{outcome="negotiated",source="10.77.1.2",version="TLSv1.1"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_legacy_flows_total{outcome="rejected",source="10.77.1.2",version="TLSv1.0"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_legacy_flows_total{outcome="rejected",source="10.77.2.2",version="TLSv1.1"}"#,
-                1.0
-            ),
-        ])
+        one_each(
+            "tlscensus_legacy_flows_total",
+            ["outcome", "source", "version"],
+            &[
+                ["negotiated", "10.77.1.2", "TLSv1.1"],
+                ["rejected", "10.77.1.2", "TLSv1.0"],
+                ["rejected", "10.77.2.2", "TLSv1.1"],
+            ]
+        )
     );
     assert_eq!(
         m.family("tlscensus_flows_total"),
-        series(&[
-            (
-                r#"tlscensus_flows_total{outcome="negotiated",target="false",version="TLSv1.3"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.1"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.2"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.3"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_flows_total{outcome="rejected",target="true",version="TLSv1.0"}"#,
-                1.0
-            ),
-            (
-                r#"tlscensus_flows_total{outcome="rejected",target="true",version="TLSv1.1"}"#,
-                1.0
-            ),
-        ])
+        one_each(
+            "tlscensus_flows_total",
+            ["outcome", "target", "version"],
+            &[
+                ["negotiated", "false", "TLSv1.3"],
+                ["negotiated", "true", "TLSv1.1"],
+                ["negotiated", "true", "TLSv1.2"],
+                ["negotiated", "true", "TLSv1.3"],
+                ["rejected", "true", "TLSv1.0"],
+                ["rejected", "true", "TLSv1.1"],
+            ]
+        )
     );
     for i in [&i1, &i2] {
         assert_eq!(
