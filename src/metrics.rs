@@ -7,9 +7,14 @@
 //! are labelled `source="other"` and counted in
 //! `tlscensus_bound_hits_total{bound="legacy_sources"}`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashSet;
+use dashmap::{DashMap, DashSet};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -19,6 +24,8 @@ use std::path::Path;
 use crate::decode::DecodeError;
 use crate::error::SetupError;
 use crate::tls::extract::Malformed;
+use crate::tls::summary::Outcome;
+use crate::tls::version::Version;
 
 /// Every `bound` label value.
 pub const BOUNDS: [&str; 9] = [
@@ -44,7 +51,7 @@ pub struct Metrics {
     pub segments: IntCounter,
     pub settled_skips: IntCounter,
     pub flows: IntCounterVec,
-    pub legacy_flows: IntCounterVec,
+    pub legacy_flows: Arc<LegacyFlows>,
     pub non_tls: IntCounter,
     pub midstream: IntCounter,
     pub parse_errors: IntCounterVec,
@@ -58,9 +65,6 @@ pub struct Metrics {
     pub inputs: IntCounterVec,
     pub queue_drops: IntCounter,
     pub build_info: IntGaugeVec,
-    legacy_sources: DashSet<IpAddr, ahash::RandomState>,
-    legacy_admit: std::sync::Mutex<()>,
-    max_legacy_sources: usize,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -213,12 +217,11 @@ impl Metrics {
                 "TLS flows by version (negotiated, else highest offered), outcome and whether the server is a target.",
                 &["version", "outcome", "target"],
             )?,
-            legacy_flows: counter_vec(
-                &r,
-                "tlscensus_legacy_flows_total",
-                "Inventoried TLS flows below the minimum version, by source host.",
-                &["source", "version", "outcome"],
-            )?,
+            legacy_flows: {
+                let c = Arc::new(LegacyFlows::new(max_legacy_sources)?);
+                r.register(Box::new(LegacyFlowsCollector(Arc::clone(&c))))?;
+                c
+            },
             non_tls: counter(
                 &r,
                 "tlscensus_non_tls_flows_total",
@@ -283,9 +286,6 @@ impl Metrics {
                 &["version"],
             )?,
             registry: r,
-            legacy_sources: DashSet::with_hasher(ahash::RandomState::new()),
-            legacy_admit: std::sync::Mutex::new(()),
-            max_legacy_sources,
         };
         // Make the fixed-label series exist from the start (rate() needs a zero,
         // and an alert on "no TLS seen" needs a series that stays at zero).
@@ -329,24 +329,12 @@ impl Metrics {
         }
     }
 
-    /// The `source` label for a legacy flow of `ip`, within the cap.
-    pub fn legacy_source_label(&self, ip: IpAddr) -> String {
-        if self.legacy_sources.contains(&ip) {
-            return ip.to_string();
+    /// Counts one inventoried legacy flow of `source`; a source beyond the cap
+    /// is counted as `source="other"` and as a `legacy_sources` bound hit.
+    pub fn legacy_flow(&self, source: IpAddr, version: Option<Version>, outcome: Outcome) {
+        if !self.legacy_flows.inc(source, version, outcome) {
+            self.bound("legacy_sources", 1);
         }
-        {
-            // New sources are rare: admit them one at a time so the cap is exact
-            // even when several workers race.
-            let _admit = self.legacy_admit.lock().unwrap_or_else(|p| p.into_inner());
-            if self.legacy_sources.contains(&ip)
-                || self.legacy_sources.len() < self.max_legacy_sources
-            {
-                self.legacy_sources.insert(ip);
-                return ip.to_string();
-            }
-        }
-        self.bound("legacy_sources", 1);
-        "other".to_string()
     }
 
     /// The registry in Prometheus text format.
@@ -379,6 +367,148 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
     })
 }
 
+/// `tlscensus_legacy_flows_total{source,version,outcome}`, the one series set
+/// with a per-host label. A collector of its own rather than an
+/// `IntCounterVec`: the vec builds and validates a descriptor for every new
+/// series (about 9,000 instructions each under callgrind), and a census meets a
+/// new legacy source every few flows. Here a new series is one map insertion,
+/// and labels are formatted only when scraped. Sources are capped at
+/// `max_sources`; further ones share `source="other"`.
+pub struct LegacyFlows {
+    desc: Desc,
+    series: DashMap<LegacyKey, AtomicU64, ahash::RandomState>,
+    sources: DashSet<IpAddr, ahash::RandomState>,
+    admit: std::sync::Mutex<()>,
+    max_sources: usize,
+}
+
+/// One series: source (`None`: "other"), version (`None`: "unknown"), outcome.
+type LegacyKey = (Option<IpAddr>, Option<Version>, Outcome);
+
+impl LegacyFlows {
+    fn new(max_sources: usize) -> prometheus::Result<LegacyFlows> {
+        Ok(LegacyFlows {
+            desc: Desc::new(
+                "tlscensus_legacy_flows_total".into(),
+                "Inventoried TLS flows below the minimum version, by source host.".into(),
+                vec!["source".into(), "version".into(), "outcome".into()],
+                HashMap::new(),
+            )?,
+            series: DashMap::with_hasher(ahash::RandomState::new()),
+            sources: DashSet::with_hasher(ahash::RandomState::new()),
+            admit: std::sync::Mutex::new(()),
+            max_sources,
+        })
+    }
+
+    /// Counts one flow; false when `source` was beyond the cap (counted as "other").
+    pub fn inc(&self, source: IpAddr, version: Option<Version>, outcome: Outcome) -> bool {
+        let admitted = self.admit(source);
+        let key = (admitted.then_some(source), version, outcome);
+        if let Some(n) = self.series.get(&key) {
+            n.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.series
+                .entry(key)
+                .or_insert_with(|| AtomicU64::new(0))
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    fn admit(&self, ip: IpAddr) -> bool {
+        if self.sources.contains(&ip) {
+            return true;
+        }
+        // New sources are rare: admit them one at a time so the cap is exact
+        // even when several workers race.
+        let _admit = self.admit.lock().unwrap_or_else(|p| p.into_inner());
+        if self.sources.contains(&ip) || self.sources.len() < self.max_sources {
+            self.sources.insert(ip);
+            return true;
+        }
+        false
+    }
+
+    /// The value of one series (tests, reports).
+    pub fn get(&self, source: Option<IpAddr>, version: Option<Version>, outcome: Outcome) -> u64 {
+        self.series
+            .get(&(source, version, outcome))
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+}
+
+struct LegacyFlowsCollector(Arc<LegacyFlows>);
+
+impl Collector for LegacyFlowsCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.0.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let pair = |name: &str, value: String| {
+            let mut p = LabelPair::default();
+            p.set_name(name.to_string());
+            p.set_value(value);
+            p
+        };
+        let metrics: Vec<Metric> = self
+            .0
+            .series
+            .iter()
+            .map(|e| {
+                let (source, version, outcome) = *e.key();
+                let mut counter = Counter::default();
+                counter.set_value(e.value().load(Ordering::Relaxed) as f64);
+                let mut m = Metric::default();
+                // Label pairs sorted by name, as the registry expects.
+                m.set_label(vec![
+                    pair("outcome", outcome.as_str().to_string()),
+                    pair(
+                        "source",
+                        source.map_or_else(|| "other".into(), |ip| ip.to_string()),
+                    ),
+                    pair(
+                        "version",
+                        version.map_or_else(|| "unknown".into(), |v| v.to_string()),
+                    ),
+                ]);
+                m.set_counter(counter);
+                m
+            })
+            .collect();
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.0.desc.fq_name.clone());
+        mf.set_help(self.0.desc.help.clone());
+        mf.set_field_type(MetricType::COUNTER);
+        mf.set_metric(metrics);
+        vec![mf]
+    }
+}
+
+/// A worker's own handles on `tlscensus_flows_total`, one per label set it has
+/// met: counting a flow is then one atomic add, without formatting the version
+/// or hashing label strings (STYLE: resolve labelled counters once per worker).
+/// At most every (version, outcome, target) triple: 65,536 x 3 x 2 entries.
+#[derive(Default)]
+pub struct FlowCounters {
+    handles: HashMap<(Option<Version>, Outcome, bool), IntCounter, ahash::RandomState>,
+}
+
+impl FlowCounters {
+    pub fn inc(&mut self, m: &Metrics, version: Option<Version>, outcome: Outcome, target: bool) {
+        self.handles
+            .entry((version, outcome, target))
+            .or_insert_with(|| {
+                let v = version.map_or_else(|| "unknown".into(), |v| v.to_string());
+                let t = if target { "true" } else { "false" };
+                m.flows
+                    .with_label_values(&[v.as_str(), outcome.as_str(), t])
+            })
+            .inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,11 +517,55 @@ mod tests {
     fn legacy_source_cap() {
         let m = Metrics::new(2).unwrap();
         let ip = |n| IpAddr::from([10, 0, 0, n]);
-        assert_eq!(m.legacy_source_label(ip(1)), "10.0.0.1");
-        assert_eq!(m.legacy_source_label(ip(2)), "10.0.0.2");
-        assert_eq!(m.legacy_source_label(ip(3)), "other");
-        assert_eq!(m.legacy_source_label(ip(1)), "10.0.0.1");
-        assert_eq!(m.bound_hits.with_label_values(&["legacy_sources"]).get(), 1);
+        let (v10, rej) = (Some(Version::TLS10), Outcome::Rejected);
+        for n in [1, 2, 3, 1, 4] {
+            m.legacy_flow(ip(n), v10, rej);
+        }
+        let get = |s| m.legacy_flows.get(s, v10, rej);
+        assert_eq!((get(Some(ip(1))), get(Some(ip(2))), get(None)), (2, 1, 2));
+        assert_eq!(get(Some(ip(3))), 0);
+        assert_eq!(m.bound_hits.with_label_values(&["legacy_sources"]).get(), 2);
+    }
+
+    /// The collector's exposition is what an `IntCounterVec` would print.
+    #[test]
+    fn legacy_flows_render() {
+        let m = Metrics::new(1).unwrap();
+        m.legacy_flow(
+            IpAddr::from([10, 0, 0, 1]),
+            Some(Version::TLS10),
+            Outcome::Rejected,
+        );
+        m.legacy_flow(IpAddr::from([10, 0, 0, 2]), None, Outcome::Unanswered);
+        m.legacy_flow(
+            IpAddr::from([10, 0, 0, 1]),
+            Some(Version(0x0299)),
+            Outcome::Negotiated,
+        );
+        let text = m.render();
+        for line in [
+            "# HELP tlscensus_legacy_flows_total Inventoried TLS flows below the minimum version, by source host.",
+            "# TYPE tlscensus_legacy_flows_total counter",
+            "tlscensus_legacy_flows_total{outcome=\"rejected\",source=\"10.0.0.1\",version=\"TLSv1.0\"} 1",
+            "tlscensus_legacy_flows_total{outcome=\"unanswered\",source=\"other\",version=\"unknown\"} 1",
+            "tlscensus_legacy_flows_total{outcome=\"negotiated\",source=\"10.0.0.1\",version=\"0x0299\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn flow_counters_cache() {
+        let m = Metrics::new(1).unwrap();
+        let mut c = FlowCounters::default();
+        for _ in 0..3 {
+            c.inc(&m, Some(Version::TLS12), Outcome::Negotiated, true);
+        }
+        c.inc(&m, None, Outcome::Unanswered, false);
+        let f = |l: [&str; 3]| m.flows.with_label_values(&l).get();
+        assert_eq!(f(["TLSv1.2", "negotiated", "true"]), 3);
+        assert_eq!(f(["unknown", "unanswered", "false"]), 1);
+        assert_eq!(c.handles.len(), 2);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::events::FlowEvent;
 use crate::flow::table::TableStats;
 use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
 use crate::inventory::{Inventory, Recorded};
-use crate::metrics::Metrics;
+use crate::metrics::{FlowCounters, Metrics};
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
 
@@ -410,6 +410,7 @@ fn worker_loop(
     mut table: FlowTable,
 ) {
     let mut out: Vec<HandshakeSummary> = Vec::new();
+    let mut counters = FlowCounters::default();
     let mut tracked = 0i64;
     let wall_clock = shared.config.wall_clock;
     loop {
@@ -419,7 +420,7 @@ fn worker_loop(
                 // A quiet link: idle flows still time out on the wall clock.
                 if wall_clock {
                     table.tick(wall_clock_ns(), &mut out);
-                    report(&shared, events.as_ref(), &mut out);
+                    report(&shared, events.as_ref(), &mut counters, &mut out);
                     flush_table_stats(&shared, &mut table, &mut tracked);
                 }
                 continue;
@@ -444,13 +445,13 @@ fn worker_loop(
         if wall_clock {
             table.tick(wall_clock_ns(), &mut out);
         }
-        report(&shared, events.as_ref(), &mut out);
+        report(&shared, events.as_ref(), &mut counters, &mut out);
         flush_table_stats(&shared, &mut table, &mut tracked);
         batch.clear();
         let _ = recycle.try_send(batch);
     }
     table.drain(&mut out);
-    report(&shared, events.as_ref(), &mut out);
+    report(&shared, events.as_ref(), &mut counters, &mut out);
     flush_table_stats(&shared, &mut table, &mut tracked);
 }
 
@@ -461,23 +462,20 @@ fn wall_clock_ns() -> u64 {
 }
 
 /// Sends settled flows to the inventory, the counters and the event log.
-fn report(shared: &Shared, events: Option<&Sender<FlowEvent>>, out: &mut Vec<HandshakeSummary>) {
+fn report(
+    shared: &Shared,
+    events: Option<&Sender<FlowEvent>>,
+    counters: &mut FlowCounters,
+    out: &mut Vec<HandshakeSummary>,
+) {
     let cfg = &shared.config;
     let m = &shared.metrics;
     for s in out.drain(..) {
         let target = s.sni().is_some_and(|n| cfg.targets.matches(n));
         let legacy = s.is_legacy(cfg.min_version);
-        let version = s
-            .effective_version()
-            .map_or_else(|| "unknown".to_string(), |v| v.to_string());
-        let outcome = s.outcome().as_str();
-        m.flows
-            .with_label_values(&[
-                version.as_str(),
-                outcome,
-                if target { "true" } else { "false" },
-            ])
-            .inc();
+        let version = s.effective_version();
+        let outcome = s.outcome();
+        counters.inc(m, version, outcome, target);
         shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
         if !(target || cfg.all) {
             continue;
@@ -488,10 +486,7 @@ fn report(shared: &Shared, events: Option<&Sender<FlowEvent>>, out: &mut Vec<Han
             Recorded::HostDropped => m.bound("hosts", 1),
         }
         if legacy {
-            let source = m.legacy_source_label(s.client_ip);
-            m.legacy_flows
-                .with_label_values(&[source.as_str(), version.as_str(), outcome])
-                .inc();
+            m.legacy_flow(s.client_ip, version, outcome);
         }
         if let Some(tx) = events {
             if tx.send(FlowEvent::new(&s, legacy, target)).is_ok() {

@@ -32,9 +32,11 @@ fn have(tool: &str) -> bool {
 fn exported() -> BTreeSet<String> {
     let m = tlscensus::metrics::Metrics::new(10).unwrap();
     let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()]).unwrap();
-    m.legacy_flows
-        .with_label_values(&["10.0.0.1", "TLSv1.0", "rejected"])
-        .inc();
+    m.legacy_flow(
+        "10.0.0.1".parse().unwrap(),
+        Some(tlscensus::tls::version::Version::TLS10),
+        tlscensus::tls::summary::Outcome::Rejected,
+    );
     m.render()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

@@ -9,8 +9,10 @@
 //! (or it is known not to be a TLS handshake) its buffers are freed and only a
 //! small tombstone remains until FIN/RST or idle timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
@@ -96,15 +98,20 @@ enum State {
 }
 
 struct Flow {
+    key: FlowKey,
     generation: u64,
     last_seen: u64,
     state: State,
 }
 
 pub struct FlowTable {
+    /// Flows by key, hashed once per segment with `hasher` (a `HashTable`
+    /// takes the hash as an argument: a `HashMap` rehashed the key on each of
+    /// the two or three lookups a segment needs).
+    map: HashTable<Flow>,
     /// aHash with a random key: flow keys come from the wire, so the hash
     /// must resist crafted collisions, and SipHash was a tenth of the run time.
-    map: HashMap<FlowKey, Flow, ahash::RandomState>,
+    hasher: ahash::RandomState,
     /// Creation order, for evicting the oldest when full (stale entries skipped).
     order: VecDeque<(FlowKey, u64)>,
     next_gen: u64,
@@ -121,7 +128,8 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(limits: TableLimits) -> Self {
         FlowTable {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
+            map: HashTable::new(),
+            hasher: ahash::RandomState::new(),
             order: VecDeque::new(),
             next_gen: 0,
             limits,
@@ -168,19 +176,21 @@ impl FlowTable {
             set.syn_processed(seg.key.dispatch_hash());
         }
 
-        if let Some(flow) = self.map.get_mut(&seg.key) {
-            let reused = syn
-                && match &flow.state {
-                    State::Done { .. } => seg.flags & ACK == 0,
-                    State::Active(a) => a.streams[seg.dir.index()].conflicts_with_syn(seg.seq),
-                };
+        let key = seg.key;
+        let hash = self.hasher.hash_one(key);
+        let is_key = |f: &Flow| f.key == key;
+        if syn && let Some(flow) = self.map.find(hash, is_key) {
+            let reused = match &flow.state {
+                State::Done { .. } => seg.flags & ACK == 0,
+                State::Active(a) => a.streams[seg.dir.index()].conflicts_with_syn(seg.seq),
+            };
             if reused {
                 self.stats.reused += 1;
-                self.remove(&seg.key, out);
+                self.remove_hashed(hash, &key, out);
             }
         }
 
-        if !self.map.contains_key(&seg.key) {
+        if self.map.find(hash, is_key).is_none() {
             if seg.payload.is_empty() && !syn || seg.flags & RST != 0 {
                 return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
             }
@@ -191,14 +201,18 @@ impl FlowTable {
             self.next_gen += 1;
             self.order.push_back((seg.key, generation));
             if self.order.len() > self.limits.max_flows.saturating_mul(2) + 64 {
-                let map = &self.map;
-                self.order
-                    .retain(|(k, g)| map.get(k).is_some_and(|f| f.generation == *g));
+                let (map, hasher) = (&self.map, &self.hasher);
+                self.order.retain(|(k, g)| {
+                    map.find(hasher.hash_one(k), |f| f.key == *k)
+                        .is_some_and(|f| f.generation == *g)
+                });
             }
             self.stats.flows_created += 1;
-            self.map.insert(
-                seg.key,
+            let hasher = &self.hasher;
+            self.map.insert_unique(
+                hash,
                 Flow {
+                    key,
                     generation,
                     last_seen: seg.ts,
                     state: State::Active(Box::new(Active {
@@ -208,10 +222,11 @@ impl FlowTable {
                         footprint: 0,
                     })),
                 },
+                |f| hasher.hash_one(f.key),
             );
         }
 
-        let Some(flow) = self.map.get_mut(&seg.key) else {
+        let Some(flow) = self.map.find_mut(hash, is_key) else {
             return;
         };
         flow.last_seen = flow.last_seen.max(seg.ts);
@@ -221,7 +236,9 @@ impl FlowTable {
                     fin[seg.dir.index()] = true;
                 }
                 if seg.flags & RST != 0 || *fin == [true, true] {
-                    self.map.remove(&seg.key);
+                    if let Ok(e) = self.map.find_entry(hash, is_key) {
+                        e.remove();
+                    }
                     if let Some(set) = &self.settled {
                         set.unmark(seg.key.dispatch_hash());
                     }
@@ -296,7 +313,9 @@ impl FlowTable {
         if settled {
             self.buffered -= active.footprint.min(self.buffered);
             if seg.flags & RST != 0 || active.fin == [true, true] {
-                self.map.remove(&seg.key);
+                if let Ok(e) = self.map.find_entry(hash, is_key) {
+                    e.remove();
+                }
             } else {
                 flow.state = State::Done { fin: active.fin };
                 if let Some(set) = &self.settled {
@@ -304,18 +323,18 @@ impl FlowTable {
                 }
             }
         } else if closed {
-            self.remove(&seg.key, out);
+            self.remove_hashed(hash, &key, out);
         }
     }
 
     /// Ends every flow (end of input or shutdown), emitting what is known.
     pub fn drain(&mut self, out: &mut Vec<HandshakeSummary>) {
-        let keys: Vec<FlowKey> = self.map.keys().copied().collect();
-        for k in keys {
-            if matches!(self.map.get(&k), Some(f) if matches!(f.state, State::Active(_))) {
+        for flow in self.map.drain() {
+            if let State::Active(active) = flow.state {
                 self.stats.ended_open += 1;
+                self.buffered -= active.footprint.min(self.buffered);
+                finish(&active, &flow.key, &mut self.stats, out);
             }
-            self.remove(&k, out);
         }
         self.order.clear();
     }
@@ -338,8 +357,8 @@ impl FlowTable {
         let stale: Vec<FlowKey> = self
             .map
             .iter()
-            .filter(|(_, f)| f.last_seen < cutoff)
-            .map(|(k, _)| *k)
+            .filter(|f| f.last_seen < cutoff)
+            .map(|f| f.key)
             .collect();
         for k in stale {
             self.stats.evicted_idle += 1;
@@ -349,7 +368,8 @@ impl FlowTable {
 
     fn evict_oldest(&mut self, out: &mut Vec<HandshakeSummary>) {
         while let Some((k, generation)) = self.order.pop_front() {
-            if self.map.get(&k).is_some_and(|f| f.generation == generation) {
+            let found = self.map.find(self.hasher.hash_one(k), |f| f.key == k);
+            if found.is_some_and(|f| f.generation == generation) {
                 self.stats.evicted_table_full += 1;
                 self.remove(&k, out);
                 return;
@@ -359,9 +379,14 @@ impl FlowTable {
 
     /// Removes a flow, emitting a summary if it had unreported facts.
     fn remove(&mut self, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
-        let Some(flow) = self.map.remove(key) else {
+        self.remove_hashed(self.hasher.hash_one(key), key, out);
+    }
+
+    fn remove_hashed(&mut self, hash: u64, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
+        let Ok(entry) = self.map.find_entry(hash, |f| f.key == *key) else {
             return;
         };
+        let (flow, _) = entry.remove();
         if let State::Active(active) = flow.state {
             self.buffered -= active.footprint.min(self.buffered);
             finish(&active, key, &mut self.stats, out);
