@@ -27,13 +27,15 @@ gen=target/release/examples/gen_capture
 [ -s "$out/bulk.pcap" ] || $gen "$out/bulk.pcap" --bytes "$bulk_bytes" --handshake-share 0.07 --seed 1 --concurrent 64
 [ -s "$out/handshake.pcap" ] || $gen "$out/handshake.pcap" --bytes "$hs_bytes" --handshake-share 0.40 --seed 2 --concurrent 256
 
-# One timed run: prints "seconds maxrss_kb".
+# One timed run: prints "seconds maxrss_kb". Wall time from bash's
+# microsecond clock (/usr/bin/time -v rounds to 10 ms); RSS from time -v.
 timed() {
+  local t0 t1 rss
+  t0=$EPOCHREALTIME
   /usr/bin/time -v "$@" >/dev/null 2>"$out/time.log" || { cat "$out/time.log" >&2; return 1; }
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$out/time.log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  t1=$EPOCHREALTIME
   rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$out/time.log")
-  echo "$wall $rss"
+  awk -v a="$t0" -v b="$t1" -v r="$rss" 'BEGIN{printf "%.4f %s\n", b-a, r}'
 }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 

@@ -9,6 +9,7 @@
 //! batch. In [`SendMode::Block`] (offline) the capture thread waits for a worker;
 //! in [`SendMode::DropWhenFull`] (live) a full queue drops the batch and counts it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -22,6 +23,7 @@ use crate::decode::{self, DecodeError, FragmentCache, TcpSegment};
 use crate::error::SetupError;
 use crate::events::FlowEvent;
 use crate::flow::table::TableStats;
+use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
 use crate::inventory::{Inventory, Recorded};
 use crate::metrics::{FlowCounters, Metrics};
@@ -103,8 +105,27 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Feeds one frame.
     pub fn push(&mut self, frame: &Frame<'_>) {
+        use crate::decode::l4::{FIN, RST, SYN};
         self.packets += 1;
         self.bytes += u64::from(frame.wire_len.max(frame.data.len() as u32));
+        if self.packets.is_multiple_of(4096) {
+            self.flush_counters();
+        }
+        // Most packets on a busy link are bulk data of settled flows and bare
+        // ACKs. For plain Ethernet/IPv4/TCP, decide that from the header bytes
+        // with the IPv4 form of the dispatch hash, before building a flow key.
+        if let Some((IpAddr::V4(src), IpAddr::V4(dst), seg)) =
+            decode::fast_ipv4_tcp(frame.linktype, frame.data)
+            && seg.flags & (SYN | FIN | RST) == 0
+        {
+            if seg.payload.is_empty() {
+                return; // bare ACK: what flow_segments leaves out
+            }
+            if self.settled.is_settled(dispatch_hash_v4(src, seg.src_port, dst, seg.dst_port)) {
+                self.skipped += 1;
+                return;
+            }
+        }
         let Dispatcher {
             frag,
             senders,
@@ -150,9 +171,6 @@ impl Dispatcher {
             if b.segs.len() >= BATCH_SEGMENTS || b.bytes.len() >= BATCH_BYTES {
                 self.send(w);
             }
-        }
-        if self.packets.is_multiple_of(4096) {
-            self.flush_counters();
         }
     }
 
