@@ -178,16 +178,8 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
 /// Reads one file into the pipeline; the error names the file.
 fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<(), String> {
     let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
-    loop {
-        match source.next_frame() {
-            Ok(Some(frame)) => pipeline.dispatcher.push(&frame),
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                return Err(format!(
-                    "{}: {e} (packets before it were read)",
-                    source.name()
-                ));
-            }
-        }
-    }
+    let dispatcher = &mut pipeline.dispatcher;
+    source
+        .for_each_frame(|frame| dispatcher.push(frame))
+        .map_err(|e| format!("{}: {e} (packets before it were read)", source.name()))
 }

@@ -167,7 +167,15 @@ mod tests {
     /// way (equal addresses, equal ports, high bits set).
     #[test]
     fn dispatch_hash_v4_matches_key() {
-        let ips = [0u32, 1, 0x0a00_0001, 0x0a00_0002, 0x7f00_0001, 0xc000_0201, 0xffff_ffff];
+        let ips = [
+            0u32,
+            1,
+            0x0a00_0001,
+            0x0a00_0002,
+            0x7f00_0001,
+            0xc000_0201,
+            0xffff_ffff,
+        ];
         let ports = [0u16, 1, 443, 50123, 65535];
         for &a in &ips {
             for &b in &ips {
