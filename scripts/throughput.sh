@@ -39,7 +39,10 @@ timed() {
 }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
-printf "%-16s %-10s %-10s %-10s %-7s %-12s %-12s %-10s %-10s\n" capture packets loop_s tlsc_s ratio tlsc_Mpps tlsc_MB/s loop_RSS tlsc_RSS
+# ratio: of the median times; pair_r: median of the ratios of each adjacent
+# (loop, tlscensus) pair, which cancels slow drifts of a shared machine;
+# min_r: of the fastest runs.
+printf "%-12s %-9s %-8s %-8s %-6s %-7s %-6s %-10s %-10s %-9s %-9s\n" capture packets loop_s tlsc_s ratio pair_r min_r tlsc_Mpps tlsc_MB/s loop_RSS tlsc_RSS
 for name in bulk handshake; do
   f="$out/$name.pcap"
   cat "$f" >/dev/null   # page cache
@@ -52,8 +55,11 @@ for name in bulk handshake; do
   done
   lt=$(awk '{print $1}' "$out/loop.t" | median); tt=$(awk '{print $1}' "$out/tlsc.t" | median)
   lr=$(awk '{print $2}' "$out/loop.t" | sort -n | tail -1); tr=$(awk '{print $2}' "$out/tlsc.t" | sort -n | tail -1)
-  printf "%-16s %-10s %-10s %-10s %-7s %-12s %-12s %-10s %-10s\n" "$name" "$packets" "$lt" "$tt" \
-    "$(awk -v a="$tt" -v b="$lt" 'BEGIN{printf "%.2f", a/b}')" \
+  pr=$(paste "$out/loop.t" "$out/tlsc.t" | awk '{print $3/$1}' | median)
+  lm=$(awk '{print $1}' "$out/loop.t" | sort -g | head -1); tm=$(awk '{print $1}' "$out/tlsc.t" | sort -g | head -1)
+  printf "%-12s %-9s %-8s %-8s %-6s %-7s %-6s %-10s %-10s %-9s %-9s\n" "$name" "$packets" "$lt" "$tt" \
+    "$(awk -v a="$tt" -v b="$lt" 'BEGIN{printf "%.2f", a/b}')" "$(printf %.2f "$pr")" \
+    "$(awk -v a="$tm" -v b="$lm" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v p="$packets" -v t="$tt" 'BEGIN{printf "%.2f", p/t/1e6}')" \
     "$(awk -v p="$bytes" -v t="$tt" 'BEGIN{printf "%.0f", p/t/1e6}')" "${lr}K" "${tr}K"
   if command -v ndpiReader >/dev/null; then

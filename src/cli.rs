@@ -118,7 +118,7 @@ pub struct CensusArgs {
     #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
     pub min_version: String,
 
-    /// Parser worker threads [default: available cores].
+    /// Parser worker threads [default: available cores - 1, at least 1].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 

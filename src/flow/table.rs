@@ -200,7 +200,11 @@ impl FlowTable {
             let generation = self.next_gen;
             self.next_gen += 1;
             self.order.push_back((seg.key, generation));
-            if self.order.len() > self.limits.max_flows.saturating_mul(2) + 64 {
+            // Entries of flows that ended stay until here: drop them once they
+            // are as many as the live flows, so the queue follows the live
+            // flows (not `max_flows`) and memory stays flat on a long capture.
+            // Amortized O(1): a pass over n entries follows at least n/2 pushes.
+            if self.order.len() > self.map.len().saturating_mul(2) + 1024 {
                 let (map, hasher) = (&self.map, &self.hasher);
                 self.order.retain(|(k, g)| {
                     map.find(hasher.hash_one(k), |f| f.key == *k)
@@ -514,4 +518,90 @@ fn emit(a: &Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
         client,
         answer: answer.map(|(ans, _)| ans),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Endpoint;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn limits(max_flows: usize) -> TableLimits {
+        TableLimits {
+            max_flows,
+            idle_timeout_ns: 60_000_000_000,
+            stream: StreamLimits {
+                max_bytes: 16384,
+                max_pending: 32,
+            },
+            max_buffer_bytes: 1 << 20,
+        }
+    }
+
+    fn key(n: u32) -> FlowKey {
+        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | n)), 40000);
+        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 443);
+        FlowKey::new(client, server).0
+    }
+
+    fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
+        SegmentIn {
+            ts,
+            key,
+            dir: Direction::LoToHi,
+            seq: 1000,
+            flags,
+            payload,
+        }
+    }
+
+    /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
+    /// kept an entry per flow ever seen until it reached twice `max_flows`
+    /// (25 MB at the default); it now follows the live flows.
+    #[test]
+    fn table_order_follows_live_flows() {
+        let mut t = FlowTable::new(limits(262_144));
+        let mut out = Vec::new();
+        for n in 0..100_000u32 {
+            let k = key(n);
+            t.ingest(
+                seg(k, u64::from(n), ACK, b"GET / HTTP/1.1\r\n\r\n"),
+                &mut out,
+            );
+            t.ingest(seg(k, u64::from(n), ACK | RST, b""), &mut out);
+            assert!(t.order.len() <= 2 * t.map.len() + 1024 + 1);
+        }
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.stats.non_tls, 100_000);
+        assert!(out.is_empty());
+    }
+
+    /// The oldest live flow is still the one evicted when the table is full,
+    /// after the queue was compacted.
+    #[test]
+    fn table_full_evicts_oldest_after_compaction() {
+        let mut t = FlowTable::new(limits(4));
+        let mut out = Vec::new();
+        // Many short flows, then four that stay open (half a ClientHello each).
+        for n in 0..5000u32 {
+            let k = key(n);
+            t.ingest(seg(k, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut out);
+            t.ingest(seg(k, 1, ACK | RST, b""), &mut out);
+        }
+        for n in 10_000..10_005u32 {
+            t.ingest(
+                seg(key(n), 2, ACK, &[0x16, 0x03, 0x01, 0x00, 0x40, 0x01]),
+                &mut out,
+            );
+        }
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.stats.evicted_table_full, 1);
+        let h = t.hasher.hash_one(key(10_000));
+        assert!(
+            t.map.find(h, |f| f.key == key(10_000)).is_none(),
+            "the oldest went"
+        );
+        let h = t.hasher.hash_one(key(10_004));
+        assert!(t.map.find(h, |f| f.key == key(10_004)).is_some());
+    }
 }
