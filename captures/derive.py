@@ -166,6 +166,107 @@ def relink(frame, linktype):
     raise ValueError(linktype)
 
 
+TUNNEL_A, TUNNEL_B = bytes([198, 51, 100, 1]), bytes([198, 51, 100, 2])
+OUTER_ETH = bytes.fromhex("020000000001020000000002")
+
+
+def outer_ipv4(proto, payload, ident=0x5151):
+    """An IPv4 packet between the tunnel endpoints (which must never become hosts)."""
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0, 64, proto, 0, TUNNEL_A, TUNNEL_B)
+    h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+    return h + payload
+
+
+def udp(dport, payload):
+    return struct.pack("!HHHH", 49152, dport, 8 + len(payload), 0) + payload
+
+
+def vxlan(frame):
+    return struct.pack("!BBBBI", 0x08, 0, 0, 0, 4242 << 8) + frame
+
+
+def geneve(frame):
+    # One 8-byte option (class 0x0103, type 0x80, length 1 word), as Azure and OVS send options.
+    opt = struct.pack("!HBBI", 0x0103, 0x80, 1, 0xDEADBEEF)
+    return struct.pack("!BBHI", len(opt) // 4, 0, 0x6558, 4242 << 8) + opt + frame
+
+
+def gre(proto, inner, key=None, seq=None, checksum=False):
+    flags = (0x8000 if checksum else 0) | (0x2000 if key is not None else 0) | (0x1000 if seq is not None else 0)
+    h = struct.pack("!HH", flags, proto)
+    if checksum:
+        h += struct.pack("!HH", 0, 0)
+    if key is not None:
+        h += struct.pack("!I", key)
+    if seq is not None:
+        h += struct.pack("!I", seq)
+    return h + inner
+
+
+def erspan2(frame, seq):
+    # Version 1 (type II), VLAN 0, CoS 0, session 7, index 0.
+    return gre(0x88BE, struct.pack("!HHI", 0x1000, 7, 0) + frame, seq=seq)
+
+
+def erspan3(frame, seq, platform):
+    h = struct.pack("!HHIHH", 0x2000, 7, seq * 1000, 0, 0x0001 if platform else 0)
+    sub = struct.pack("!II", 0x0800_0000, 0) if platform else b""
+    return gre(0x22EB, h + sub + frame, seq=seq)
+
+
+def mpls(labels, inner):
+    out = b""
+    for i, label in enumerate(labels):
+        bos = 1 if i == len(labels) - 1 else 0
+        out += struct.pack("!I", label << 12 | bos << 8 | 64)
+    return out + inner
+
+
+def tunnel(frame, kind, seq):
+    """The frame as a mirror port in a tunnel delivers it (outer Ethernet included)."""
+    hdr, et, net = eth_split(frame)
+    if kind == "vxlan":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(17, udp(4789, vxlan(frame)), seq)
+    if kind == "vxlan-8472":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(17, udp(8472, vxlan(frame)), seq)
+    if kind == "geneve":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(17, udp(6081, geneve(frame)), seq)
+    if kind == "gre-teb":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(47, gre(0x6558, frame, key=9, checksum=True), seq)
+    if kind == "gre-ip":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(47, gre(et, net), seq)
+    if kind == "erspan2":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(47, erspan2(frame, seq), seq)
+    if kind == "erspan3":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(47, erspan3(frame, seq, seq % 2 == 0), seq)
+    if kind == "mpls":
+        return hdr[:12] + b"\x88\x47" + mpls([1001, 2002], net)
+    if kind == "mpls-pw":
+        return OUTER_ETH + b"\x88\x47" + mpls([3003, 4004], b"\x00\x00\x00\x00" + frame)
+    if kind == "nested":
+        # VXLAN inside GRE inside MPLS: VXLAN's outer frame is itself tunnelled.
+        inner = tunnel(frame, "vxlan", seq)
+        return OUTER_ETH + b"\x88\x47" + mpls([5005], outer_ipv4(47, gre(0x6558, inner), seq))
+    raise ValueError(kind)
+
+
+def fragment_outer(frame, size):
+    """The outer IPv4 packet of a tunnelled frame cut into fragments (last first)."""
+    hdr, et, ip = frame[:14], None, frame[14:]
+    payload = ip[20:]
+    frags = []
+    for off in range(0, len(payload), size):
+        chunk = payload[off:off + size]
+        more = off + len(chunk) < len(payload)
+        h = bytearray(ip[:20])
+        h[2:4] = struct.pack("!H", 20 + len(chunk))
+        h[6:8] = struct.pack("!H", (0x2000 if more else 0) | (off // 8))
+        h[10:12] = b"\x00\x00"
+        h[10:12] = struct.pack("!H", csum(bytes(h)))
+        frags.append(hdr + bytes(h) + chunk)
+    return frags[::-1]
+
+
 def main(d):
     d = Path(d)
     load = lambda n: read_pcap(d / f"{n}.pcap")[1]
@@ -177,6 +278,22 @@ def main(d):
                           ("null", LT_NULL, LT_NULL), ("loop", LT_LOOP, LT_LOOP)]:
         write_pcap(d / f"link-{name}.pcap", dlt, [[s, u, relink(f, lt), len(relink(f, lt))] for s, u, f, _ in base])
     write_pcap(d / "link-ethernet-nsec-bigendian.pcap", LT_ETHERNET, base, nsec=True, big=True)
+
+    # Mirror-port tunnels around the same frames (issue 5): the inner flows must
+    # come out exactly as from the plain frames.
+    for kind in ["vxlan", "vxlan-8472", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls",
+                 "mpls-pw", "nested"]:
+        pkts = []
+        for i, (s, u, f, _) in enumerate(base):
+            t = tunnel(f, kind, i + 1)
+            pkts.append([s, u, t, len(t)])
+        write_pcap(d / f"tunnel-{kind}.pcap", LT_ETHERNET, pkts)
+    # VXLAN whose outer packets the tunnel fragmented (every frame, 256-byte pieces).
+    pkts = []
+    for i, (s, u, f, _) in enumerate(base):
+        for piece in fragment_outer(tunnel(f, "vxlan", i + 1), 256):
+            pkts.append([s, u, piece, len(piece)])
+    write_pcap(d / "tunnel-vxlan-fragmented.pcap", LT_ETHERNET, pkts)
 
     # pcapng with two interfaces of different link types (libpcap refuses these).
     a = [(0, s, u, f) for s, u, f, _ in load("openssl-tls10-rejected")]

@@ -149,4 +149,12 @@ pub struct CensusArgs {
     /// Most IP datagrams in reassembly at once.
     #[arg(long, default_value_t = 4_096, value_name = "N")]
     pub max_fragments: usize,
+
+    /// UDP destination port of VXLAN (repeatable; replaces the default 4789).
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    pub vxlan_ports: Vec<u16>,
+
+    /// UDP destination port of Geneve (repeatable; replaces the default 6081).
+    #[arg(long = "geneve-port", value_name = "PORT")]
+    pub geneve_ports: Vec<u16>,
 }

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::capture::live::{DEFAULT_BPF, LiveOptions};
+use crate::capture::live::{LiveOptions, default_bpf};
 use crate::cli::{CensusArgs, Format, LiveArgs, ReadArgs};
+use crate::decode::{TunnelPorts, tunnel};
 use crate::error::SetupError;
 use crate::flow::{StreamLimits, TableLimits};
 use crate::target::TargetSet;
@@ -25,6 +26,8 @@ pub struct Config {
     pub max_legacy_sources: usize,
     pub max_fragments: usize,
     pub fragment_timeout_ns: u64,
+    /// UDP ports VXLAN and Geneve are decoded on.
+    pub tunnels: TunnelPorts,
     pub events: Option<String>,
     /// Live mode: idle flows also time out on the wall clock when no packets come.
     pub wall_clock: bool,
@@ -82,6 +85,23 @@ impl Config {
         if a.flow_timeout == 0 {
             return Err(bad("--flow-timeout must be at least 1 second".into()));
         }
+        let pick = |given: &[u16], default: u16| {
+            if given.is_empty() {
+                vec![default]
+            } else {
+                given.to_vec()
+            }
+        };
+        let tunnels = TunnelPorts::new(
+            &pick(&a.vxlan_ports, tunnel::VXLAN_PORT),
+            &pick(&a.geneve_ports, tunnel::GENEVE_PORT),
+        )
+        .ok_or_else(|| {
+            bad(format!(
+                "--vxlan-port and --geneve-port: at most {} ports each, none 0, none in both",
+                tunnel::MAX_PORTS
+            ))
+        })?;
         let table = TableLimits {
             max_flows: (a.max_flows / workers).max(1),
             idle_timeout_ns: a.flow_timeout.saturating_mul(1_000_000_000),
@@ -100,6 +120,7 @@ impl Config {
             max_hosts: a.max_hosts,
             max_legacy_sources: a.max_legacy_sources,
             max_fragments: a.max_fragments,
+            tunnels,
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),
             wall_clock: false,
@@ -154,6 +175,10 @@ impl LiveConfig {
         if a.user.is_empty() {
             return Err(bad("--user must not be empty".into()));
         }
+        let bpf = a
+            .bpf
+            .clone()
+            .unwrap_or_else(|| default_bpf(&census.tunnels));
         Ok(LiveConfig {
             census,
             interfaces,
@@ -161,7 +186,7 @@ impl LiveConfig {
                 promisc: !a.no_promisc,
                 snaplen: a.snaplen as i32,
                 buffer_bytes: (a.buffer_mib as i32) << 20,
-                bpf: a.bpf.clone().unwrap_or_else(|| DEFAULT_BPF.to_string()),
+                bpf,
             },
             listen: a.listen.clone(),
             user: a.user.clone(),

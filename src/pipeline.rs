@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use crate::capture::Frame;
 use crate::config::Config;
 use crate::decode::frag::FragStats;
-use crate::decode::{self, DecodeError, FragmentCache, TcpSegment};
+use crate::decode::{self, DecodeError, FragmentCache, TcpSegment, TunnelPorts};
 use crate::error::SetupError;
 use crate::events::FlowEvent;
 use crate::flow::key::dispatch_hash_v4;
@@ -100,6 +100,7 @@ pub struct Dispatcher {
     dropped_batches: u64,
     dropped_segments: u64,
     decode_errors: [u64; DecodeError::LABELS.len()],
+    tunnels: TunnelPorts,
 }
 
 impl Dispatcher {
@@ -140,6 +141,7 @@ impl Dispatcher {
     fn push_segments(&mut self, frame: &Frame<'_>) {
         let Dispatcher {
             frag,
+            tunnels,
             senders,
             current,
             segments,
@@ -148,7 +150,7 @@ impl Dispatcher {
             ..
         } = self;
         let mut touched = None;
-        let result = flow_segments(frame, frag, |key, dir, seg| {
+        let result = flow_segments(frame, tunnels, frag, |key, dir, seg| {
             use crate::decode::l4::{ACK, FIN, RST, SYN};
             let h = key.dispatch_hash();
             if seg.flags & (SYN | FIN | RST) == 0 {
@@ -280,6 +282,7 @@ impl Dispatcher {
 /// direction, to `f`. Bare ACKs (no payload, no SYN/FIN/RST) are left out.
 fn flow_segments(
     frame: &Frame<'_>,
+    tunnels: &TunnelPorts,
     frag: &mut FragmentCache,
     mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
@@ -288,6 +291,7 @@ fn flow_segments(
         frame.ts_ns,
         frame.linktype,
         frame.data,
+        tunnels,
         frag,
         &mut |src, dst, seg| {
             if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
@@ -307,6 +311,7 @@ fn flow_segments(
 /// these stages; this form serves fuzzing, benchmarks and tests.
 pub struct InlineCensus {
     frag: FragmentCache,
+    tunnels: TunnelPorts,
     table: FlowTable,
     /// Summaries of flows settled so far.
     pub out: Vec<HandshakeSummary>,
@@ -317,6 +322,7 @@ impl InlineCensus {
     pub fn new(config: &Config) -> Self {
         InlineCensus {
             frag: FragmentCache::new(config.max_fragments, config.fragment_timeout_ns),
+            tunnels: config.tunnels,
             table: FlowTable::new(config.table),
             out: Vec::new(),
             decode_errors: 0,
@@ -325,9 +331,13 @@ impl InlineCensus {
 
     pub fn push(&mut self, frame: &Frame<'_>) {
         let InlineCensus {
-            frag, table, out, ..
+            frag,
+            tunnels,
+            table,
+            out,
+            ..
         } = self;
-        let result = flow_segments(frame, frag, |key, dir, seg| {
+        let result = flow_segments(frame, tunnels, frag, |key, dir, seg| {
             table.ingest(
                 SegmentIn {
                     ts: frame.ts_ns,
@@ -393,6 +403,7 @@ impl Pipeline {
             senders.push(tx);
             workers.push(handle);
         }
+        let tunnels = shared.config.tunnels;
         let frag = FragmentCache::new(
             shared.config.max_fragments,
             shared.config.fragment_timeout_ns,
@@ -414,6 +425,7 @@ impl Pipeline {
                 dropped_batches: 0,
                 dropped_segments: 0,
                 decode_errors: [0; DecodeError::LABELS.len()],
+                tunnels,
             },
             workers,
         })

@@ -579,6 +579,45 @@ fn link_layers_and_encapsulations_match_plain_ethernet() {
     }
 }
 
+/// Issue 5: mirror-port tunnels. The inner flows of every tunnel (and of a
+/// tunnel whose outer packets were fragmented) are exactly the plain flows;
+/// the tunnel endpoints (198.51.100.1/2) never become hosts.
+#[test]
+fn tunnels_match_plain_ethernet() {
+    let plain = by_port(events(
+        &[
+            &capture("openssl-tls10-rejected.pcap"),
+            &capture("openssl-tls12.pcap"),
+            &capture("openssl-ipv6-tls11.pcap"),
+        ],
+        &["--all"],
+    ));
+    assert_eq!(plain.len(), 3);
+    for variant in [
+        "tunnel-vxlan.pcap",
+        "tunnel-geneve.pcap",
+        "tunnel-gre-teb.pcap",
+        "tunnel-gre-ip.pcap",
+        "tunnel-erspan2.pcap",
+        "tunnel-erspan3.pcap",
+        "tunnel-mpls.pcap",
+        "tunnel-mpls-pw.pcap",
+        "tunnel-nested.pcap",
+        "tunnel-vxlan-fragmented.pcap",
+    ] {
+        let got = by_port(events_all(variant));
+        assert_eq!(strip(&got), strip(&plain), "{variant}");
+        for e in &got {
+            assert!(!e.to_string().contains("198.51.100."), "{variant}: {e}");
+        }
+    }
+    // VXLAN on a port of its own is decoded only when told.
+    let path = capture("tunnel-vxlan-8472.pcap");
+    assert!(events(&[&path], &["--all"]).is_empty());
+    let got = by_port(events(&[&path], &["--all", "--vxlan-port", "8472"]));
+    assert_eq!(strip(&got), strip(&plain));
+}
+
 #[test]
 fn pcapng_with_mixed_link_types() {
     let plain = by_port(events(

@@ -15,17 +15,38 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pcap::{Active, Capture};
 
 use super::Frame;
+use crate::decode::TunnelPorts;
 use crate::error::SetupError;
 
 /// The default capture filter: every TCP packet (any port; TLS is found by
 /// content), IPv6 packets whose first header is an extension header (TCP may
-/// follow it, or a fragment of it), and the same inside one or two VLAN tags
-/// that the kernel did not strip. Non-first IPv4 fragments of TCP match `tcp`
-/// because the protocol field is in every fragment's IP header. The `vlan`
-/// keyword shifts the offsets of everything after it, so the untagged cases
-/// come first and the second tag is nested inside the first.
-pub const DEFAULT_BPF: &str = "tcp or (ip6 and not ip6[6] == 17 and not ip6[6] == 58) \
-     or (vlan and (tcp or (ip6 and ip6[6] == 44) or (vlan and (tcp or (ip6 and ip6[6] == 44)))))";
+/// follow it, or a fragment of it), the tunnels tlscensus unwraps (VXLAN and
+/// Geneve on `ports`, GRE, IP-in-IP, MPLS) and non-first fragments of UDP (a
+/// tunnel's outer packets may be fragmented), and TCP and tunnels inside one or
+/// two VLAN tags that the kernel did not strip. Non-first IPv4 fragments of TCP
+/// match `tcp` because the protocol field is in every fragment's IP header.
+/// The `vlan` keyword shifts the offsets of everything after it, so the
+/// untagged cases come first and the second tag is nested inside the first;
+/// MPLS is matched by ethertype, which shifts nothing.
+pub fn default_bpf(ports: &TunnelPorts) -> String {
+    let udp_ports: Vec<String> = ports
+        .vxlan()
+        .iter()
+        .chain(ports.geneve())
+        .map(|p| format!("udp dst port {p}"))
+        .collect();
+    let tunnels = format!(
+        "{} or ip proto 47 or ip proto 4 or ip proto 41 or ip6 proto 47 or ip6 proto 4 \
+         or ip6 proto 41 or (ip proto 17 and ip[6:2] & 0x1fff != 0)",
+        udp_ports.join(" or ")
+    );
+    format!(
+        "tcp or {tunnels} or ether proto 0x8847 or ether proto 0x8848 \
+         or (ip6 and not ip6[6] == 17 and not ip6[6] == 58) \
+         or (vlan and (tcp or {tunnels} or (ip6 and ip6[6] == 44) \
+         or (vlan and (tcp or {tunnels} or (ip6 and ip6[6] == 44)))))"
+    )
+}
 
 /// libpcap read timeout, and the longest the capture loop waits for packets.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -333,7 +354,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
         let prog = Capture::dead(pcap::Linktype::ETHERNET)
             .unwrap()
-            .compile(DEFAULT_BPF, true)
+            .compile(&default_bpf(&TunnelPorts::default()), true)
             .unwrap();
         let mut seen = 0;
         for name in [
@@ -343,6 +364,16 @@ mod tests {
             "ipv6-fragments.pcap",
             "openssl-ipv6-tls11.pcap",
             "demo.pcapng",
+            "tunnel-vxlan.pcap",
+            "tunnel-vxlan-fragmented.pcap",
+            "tunnel-geneve.pcap",
+            "tunnel-gre-teb.pcap",
+            "tunnel-gre-ip.pcap",
+            "tunnel-erspan2.pcap",
+            "tunnel-erspan3.pcap",
+            "tunnel-mpls.pcap",
+            "tunnel-mpls-pw.pcap",
+            "tunnel-nested.pcap",
         ] {
             let mut cap = Capture::from_file(dir.join(name)).unwrap();
             while let Ok(p) = cap.next_packet() {
@@ -372,7 +403,7 @@ mod tests {
             promisc: false,
             snaplen: 65535,
             buffer_bytes: 1 << 20,
-            bpf: DEFAULT_BPF.into(),
+            bpf: default_bpf(&TunnelPorts::default()),
         };
         let err = LiveSource::open("tlsc-missing0", &opts).err().unwrap();
         let msg = err.to_string();

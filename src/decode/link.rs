@@ -34,6 +34,8 @@ pub const MAX_VLAN_TAGS: usize = 4;
 pub enum Network<'a> {
     Ipv4(&'a [u8]),
     Ipv6(&'a [u8]),
+    /// An MPLS label stack (ethertype 0x8847/0x8848), unwrapped by the tunnel decoder.
+    Mpls(&'a [u8]),
     Other,
 }
 
@@ -85,6 +87,9 @@ fn by_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Network<'_>, Deco
         match ethertype {
             ETHERTYPE_IPV4 => return Ok(Network::Ipv4(data)),
             ETHERTYPE_IPV6 => return Ok(Network::Ipv6(data)),
+            super::tunnel::ETHERTYPE_MPLS | super::tunnel::ETHERTYPE_MPLS_MULTICAST => {
+                return Ok(Network::Mpls(data));
+            }
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD1 | ETHERTYPE_QINQ_OLD2 => {
                 tags += 1;
                 if tags > MAX_VLAN_TAGS {

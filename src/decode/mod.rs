@@ -10,12 +10,19 @@ pub mod frag;
 pub mod ip;
 pub mod l4;
 pub mod link;
+pub mod tunnel;
 
 use std::net::IpAddr;
 
 pub use frag::FragmentCache;
 pub use ip::{FragInfo, IpPacket};
 pub use l4::TcpSegment;
+pub use tunnel::TunnelPorts;
+
+/// Most network layers one frame may nest (an IP packet, each tunnel, the
+/// inner packet): enough for VXLAN in GRE in MPLS, and a bound on hostile
+/// frames that nest tunnels in themselves.
+pub const MAX_TUNNEL_DEPTH: usize = 8;
 
 /// The layer a decode error happened at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,6 +31,14 @@ pub enum Layer {
     Ipv4,
     Ipv6,
     Tcp,
+    Udp,
+    Gre,
+    Vxlan,
+    Geneve,
+    Erspan,
+    Mpls,
+    /// The nesting of tunnels as a whole.
+    Tunnel,
 }
 
 /// Why a frame could not be decoded.
@@ -69,11 +84,25 @@ impl DecodeError {
             (Tcp, Truncated) => "tcp_truncated",
             (Tcp, BadHeader) => "tcp_bad_header",
             (Tcp, _) => "tcp_other",
+            (Udp, Truncated) => "udp_truncated",
+            (Udp, _) => "udp_bad_header",
+            (Gre, Truncated) => "gre_truncated",
+            (Gre, _) => "gre_bad_header",
+            (Vxlan, Truncated) => "vxlan_truncated",
+            (Vxlan, _) => "vxlan_bad_header",
+            (Geneve, Truncated) => "geneve_truncated",
+            (Geneve, _) => "geneve_bad_header",
+            (Erspan, Truncated) => "erspan_truncated",
+            (Erspan, _) => "erspan_bad_header",
+            (Mpls, Truncated) => "mpls_truncated",
+            (Mpls, TooDeep) => "mpls_too_deep",
+            (Mpls, _) => "mpls_bad_header",
+            (Tunnel, _) => "tunnel_too_deep",
         }
     }
 
     /// Every label value, so the counter's series exist from the start.
-    pub const LABELS: [&'static str; 14] = [
+    pub const LABELS: [&'static str; 28] = [
         "link_truncated",
         "link_bad_header",
         "link_too_deep",
@@ -88,6 +117,20 @@ impl DecodeError {
         "tcp_truncated",
         "tcp_bad_header",
         "tcp_other",
+        "udp_truncated",
+        "udp_bad_header",
+        "gre_truncated",
+        "gre_bad_header",
+        "vxlan_truncated",
+        "vxlan_bad_header",
+        "geneve_truncated",
+        "geneve_bad_header",
+        "erspan_truncated",
+        "erspan_bad_header",
+        "mpls_truncated",
+        "mpls_too_deep",
+        "mpls_bad_header",
+        "tunnel_too_deep",
     ];
 }
 
@@ -106,13 +149,67 @@ pub enum Decoded<'a> {
     Other,
 }
 
-/// Decodes one frame of the given link type.
+/// Decodes one frame of the given link type (tunnels on their standard ports).
 pub fn decode_frame(linktype: i32, data: &[u8]) -> Result<Decoded<'_>, DecodeError> {
-    match link::parse_link(linktype, data)? {
-        link::Network::Ipv4(b) => decode_ip(ip::parse_ipv4(b)?),
-        link::Network::Ipv6(b) => decode_ip(ip::parse_ipv6(b)?),
-        link::Network::Other => Ok(Decoded::Other),
+    decode_frame_with(linktype, data, &TunnelPorts::default())
+}
+
+/// Decodes one frame, unwrapping tunnels (VXLAN/Geneve on `ports`, GRE,
+/// ERSPAN, MPLS, IP-in-IP) up to [`MAX_TUNNEL_DEPTH`] layers: the result is
+/// about the innermost packet; tunnel endpoints never appear in it.
+pub fn decode_frame_with<'a>(
+    linktype: i32,
+    data: &'a [u8],
+    ports: &TunnelPorts,
+) -> Result<Decoded<'a>, DecodeError> {
+    decode_network(link::parse_link(linktype, data)?, ports, 0)
+}
+
+fn decode_network<'a>(
+    mut net: link::Network<'a>,
+    ports: &TunnelPorts,
+    depth: usize,
+) -> Result<Decoded<'a>, DecodeError> {
+    for _ in depth..MAX_TUNNEL_DEPTH {
+        let pkt = match net {
+            link::Network::Ipv4(b) => ip::parse_ipv4(b)?,
+            link::Network::Ipv6(b) => ip::parse_ipv6(b)?,
+            link::Network::Mpls(b) => {
+                net = tunnel::parse_mpls(b)?;
+                continue;
+            }
+            link::Network::Other => return Ok(Decoded::Other),
+        };
+        match inner_of(&pkt, ports)? {
+            Inner::Done(d) => return Ok(d),
+            Inner::Tunnel(n) => net = n,
+        }
     }
+    Err(DecodeError::new(Layer::Tunnel, ErrorKind::TooDeep))
+}
+
+enum Inner<'a> {
+    Done(Decoded<'a>),
+    Tunnel(link::Network<'a>),
+}
+
+/// What an IP packet carries: a TCP segment, a fragment, a tunnel to unwrap.
+fn inner_of<'a>(pkt: &IpPacket<'a>, ports: &TunnelPorts) -> Result<Inner<'a>, DecodeError> {
+    if pkt.frag.is_some() {
+        return Ok(Inner::Done(Decoded::Fragment(*pkt)));
+    }
+    Ok(match pkt.proto {
+        ip::PROTO_TCP => Inner::Done(Decoded::Tcp {
+            src: pkt.src,
+            dst: pkt.dst,
+            seg: l4::parse_tcp(pkt.payload, pkt.missing)?,
+        }),
+        tunnel::PROTO_UDP => Inner::Tunnel(tunnel::parse_udp(pkt.payload, ports)?),
+        tunnel::PROTO_GRE => Inner::Tunnel(tunnel::parse_gre(pkt.payload)?),
+        tunnel::PROTO_IPIP => Inner::Tunnel(link::Network::Ipv4(pkt.payload)),
+        tunnel::PROTO_IPV6 => Inner::Tunnel(link::Network::Ipv6(pkt.payload)),
+        _ => Inner::Done(Decoded::Other),
+    })
 }
 
 /// Decodes one frame, joining IP fragments in `frag`; hands the TCP segment (if
@@ -121,6 +218,7 @@ pub fn decode_with_fragments(
     ts_ns: u64,
     linktype: i32,
     data: &[u8],
+    ports: &TunnelPorts,
     frag: &mut FragmentCache,
     segment: &mut dyn FnMut(IpAddr, IpAddr, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
@@ -128,19 +226,50 @@ pub fn decode_with_fragments(
         segment(src, dst, &seg);
         return Ok(());
     }
-    match decode_frame(linktype, data)? {
+    let ip = match decode_frame_with(linktype, data, ports)? {
+        Decoded::Tcp { src, dst, seg } => {
+            segment(src, dst, &seg);
+            return Ok(());
+        }
+        Decoded::Other => return Ok(()),
+        Decoded::Fragment(ip) => ip,
+    };
+    let Some(outer) = frag.ingest(ts_ns, &ip) else {
+        return Ok(());
+    };
+    // A joined datagram may itself be a tunnel (a fragmented VXLAN packet),
+    // whose inner packet may again be a fragment: join that too, once.
+    match decode_joined(&outer, ports)? {
         Decoded::Tcp { src, dst, seg } => segment(src, dst, &seg),
-        Decoded::Fragment(ip) => {
-            if let Some(dgram) = frag.ingest(ts_ns, &ip)
-                && dgram.proto == ip::PROTO_TCP
+        Decoded::Fragment(inner) => {
+            if let Some(d) = frag.ingest(ts_ns, &inner)
+                && let Decoded::Tcp { src, dst, seg } = decode_joined(&d, ports)?
             {
-                let seg = l4::parse_tcp(&dgram.payload, 0)?;
-                segment(dgram.src, dgram.dst, &seg);
+                segment(src, dst, &seg);
             }
         }
         Decoded::Other => {}
     }
     Ok(())
+}
+
+fn decode_joined<'a>(
+    d: &'a frag::Reassembled,
+    ports: &TunnelPorts,
+) -> Result<Decoded<'a>, DecodeError> {
+    let pkt = IpPacket {
+        src: d.src,
+        dst: d.dst,
+        proto: d.proto,
+        payload: &d.payload,
+        missing: 0,
+        frag: None,
+        is_v6: d.src.is_ipv6(),
+    };
+    match inner_of(&pkt, ports)? {
+        Inner::Done(decoded) => Ok(decoded),
+        Inner::Tunnel(net) => decode_network(net, ports, 1),
+    }
 }
 
 /// The common case without a detour: Ethernet II, IPv4 without options, not a
@@ -181,22 +310,6 @@ pub fn fast_ipv4_tcp(linktype: i32, data: &[u8]) -> Option<(IpAddr, IpAddr, TcpS
         missing: (total - end) as u32,
     };
     Some((src, dst, seg))
-}
-
-/// Turns a whole (unfragmented or reassembled) IP packet into a decoded value.
-pub fn decode_ip(pkt: IpPacket<'_>) -> Result<Decoded<'_>, DecodeError> {
-    if pkt.frag.is_some() {
-        return Ok(Decoded::Fragment(pkt));
-    }
-    if pkt.proto != ip::PROTO_TCP {
-        return Ok(Decoded::Other);
-    }
-    let seg = l4::parse_tcp(pkt.payload, pkt.missing)?;
-    Ok(Decoded::Tcp {
-        src: pkt.src,
-        dst: pkt.dst,
-        seg,
-    })
 }
 
 #[cfg(test)]
