@@ -618,6 +618,10 @@ fn replay(net: &Net, files: &[PathBuf], pace: &[&str]) -> f64 {
     frames
 }
 
+/// VXLAN on its standard port and on 8472 (captures/tunnel-vxlan-8472.pcap):
+/// the live default filter is built from these ports, so those frames pass it.
+const TUNNEL_PORTS: [&str; 4] = ["--vxlan-port", "4789", "--vxlan-port", "8472"];
+
 /// The shipped Ethernet captures replayed with tcpreplay into a veth give the
 /// same counters as `tlscensus read` on the same files.
 #[test]
@@ -631,7 +635,9 @@ fn live_replay_matches_offline_read() {
     let mut net = Net::new(1);
     let offline_metrics = net.path("offline.prom");
     let out = Command::new(BIN)
-        .args(["read", "--no-progress", "--format", "csv", "--metrics-file"])
+        .args(["read", "--no-progress", "--format", "csv"])
+        .args(TUNNEL_PORTS)
+        .arg("--metrics-file")
         .arg(&offline_metrics)
         .args(&files)
         .output()
@@ -645,14 +651,16 @@ fn live_replay_matches_offline_read() {
 
     let live_metrics = net.path("live.prom");
     let i1 = net.iface(1);
-    let mut sensor = net.tlscensus(&[
+    let mut args = vec![
         "-i",
         &i1,
         "--user",
         "root",
         "--metrics-file",
         live_metrics.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(TUNNEL_PORTS);
+    let mut sensor = net.tlscensus(&args);
     // Replay from the client side of the pair, file by file in name order.
     let frames = replay(&net, &files, &["--topspeed"]);
     let iface = format!("tlscensus_capture_received_total{{interface=\"{i1}\"}}");

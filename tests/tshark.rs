@@ -56,6 +56,12 @@ fn alert_name(code: u64) -> String {
     }
 }
 
+/// The innermost of the addresses tshark lists for a frame's IP layers.
+fn innermost<'a>(v4: &'a str, v6: &'a str) -> &'a str {
+    let v = if v6.is_empty() { v4 } else { v6 };
+    v.rsplit(',').next().unwrap_or("")
+}
+
 fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
     let out = Command::new("tshark")
         .args(["-n", "-r"])
@@ -127,8 +133,11 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
         else {
             panic!("odd tshark line {line}");
         };
-        let src = if ip4s.is_empty() { ip6s } else { ip4s };
-        let dst = if ip4d.is_empty() { ip6d } else { ip4d };
+        // In a tunnel capture tshark lists every layer's address, outermost
+        // first; the flow is the innermost. The shipped tunnels are all IPv4
+        // outside, so an IPv6 address, when present, is the inner one.
+        let src = innermost(ip4s, ip6s);
+        let dst = innermost(ip4d, ip6d);
         let (sport, dport): (u64, u64) = (sport.parse().unwrap(), dport.parse().unwrap());
         let first_type = types.split(',').next().unwrap_or("");
         let versions: Vec<u16> = versions.split(',').filter_map(hex).collect();
