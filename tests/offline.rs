@@ -553,8 +553,8 @@ fn by_port(mut e: Vec<Value>) -> Vec<Value> {
     e
 }
 
-#[test]
-fn link_layers_and_encapsulations_match_plain_ethernet() {
+/// The events of the three captures derive.py wraps in other link layers and tunnels.
+fn plain_link_base() -> Vec<Value> {
     let plain = by_port(events(
         &[
             &capture("openssl-tls10-rejected.pcap"),
@@ -564,6 +564,12 @@ fn link_layers_and_encapsulations_match_plain_ethernet() {
         &["--all"],
     ));
     assert_eq!(plain.len(), 3);
+    plain
+}
+
+#[test]
+fn link_layers_and_encapsulations_match_plain_ethernet() {
+    let plain = plain_link_base();
     for variant in [
         "link-vlan.pcap",
         "link-qinq.pcap",
@@ -584,15 +590,7 @@ fn link_layers_and_encapsulations_match_plain_ethernet() {
 /// the tunnel endpoints (198.51.100.1/2) never become hosts.
 #[test]
 fn tunnels_match_plain_ethernet() {
-    let plain = by_port(events(
-        &[
-            &capture("openssl-tls10-rejected.pcap"),
-            &capture("openssl-tls12.pcap"),
-            &capture("openssl-ipv6-tls11.pcap"),
-        ],
-        &["--all"],
-    ));
-    assert_eq!(plain.len(), 3);
+    let plain = plain_link_base();
     for variant in [
         "tunnel-vxlan.pcap",
         "tunnel-geneve.pcap",
