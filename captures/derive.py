@@ -251,20 +251,9 @@ def tunnel(frame, kind, seq):
 
 
 def fragment_outer(frame, size):
-    """The outer IPv4 packet of a tunnelled frame cut into fragments (last first)."""
-    hdr, et, ip = frame[:14], None, frame[14:]
-    payload = ip[20:]
-    frags = []
-    for off in range(0, len(payload), size):
-        chunk = payload[off:off + size]
-        more = off + len(chunk) < len(payload)
-        h = bytearray(ip[:20])
-        h[2:4] = struct.pack("!H", 20 + len(chunk))
-        h[6:8] = struct.pack("!H", (0x2000 if more else 0) | (off // 8))
-        h[10:12] = b"\x00\x00"
-        h[10:12] = struct.pack("!H", csum(bytes(h)))
-        frags.append(hdr + bytes(h) + chunk)
-    return frags[::-1]
+    """The outer IPv4 packet of a tunnelled frame cut into `size`-byte fragments, last first."""
+    payload_len = len(frame) - 14 - 20
+    return fragment_v4(frame, [size] * ((payload_len - 1) // size))[::-1]
 
 
 def main(d):
