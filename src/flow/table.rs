@@ -169,11 +169,9 @@ impl FlowTable {
             self.expire(out);
         }
         let syn = seg.flags & SYN != 0;
-        if syn
-            && seg.flags & ACK == 0
-            && let Some(set) = &self.settled
-        {
-            set.syn_processed(seg.key.dispatch_hash());
+        let control = seg.flags & (SYN | FIN | RST) != 0;
+        if control && let Some(set) = &self.settled {
+            set.control_processed(seg.key.dispatch_hash());
         }
 
         let key = seg.key;
@@ -233,23 +231,29 @@ impl FlowTable {
         let Some(flow) = self.map.find_mut(hash, is_key) else {
             return;
         };
-        flow.last_seen = flow.last_seen.max(seg.ts);
         let active = match &mut flow.state {
             State::Done { fin } => {
+                // Only control segments keep a settled flow alive: its data
+                // segments reach this table or not depending on how far it
+                // lags the capture thread (see `SettledSet`), and the outcome
+                // must not depend on that.
+                if control {
+                    flow.last_seen = flow.last_seen.max(seg.ts);
+                }
                 if seg.flags & FIN != 0 {
                     fin[seg.dir.index()] = true;
                 }
-                if seg.flags & RST != 0 || *fin == [true, true] {
-                    if let Ok(e) = self.map.find_entry(hash, is_key) {
-                        e.remove();
-                    }
-                    if let Some(set) = &self.settled {
-                        set.unmark(seg.key.dispatch_hash());
-                    }
+                if (seg.flags & RST != 0 || *fin == [true, true])
+                    && let Ok(e) = self.map.find_entry(hash, is_key)
+                {
+                    e.remove();
                 }
                 return;
             }
-            State::Active(a) => a,
+            State::Active(a) => {
+                flow.last_seen = flow.last_seen.max(seg.ts);
+                a
+            }
         };
 
         let d = seg.dir.index();
