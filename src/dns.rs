@@ -1,0 +1,645 @@
+//! Passive DNS: which server names and addresses lead to a target.
+//!
+//! Input: DNS responses seen on the wire (UDP source port 53, or DNS over TCP
+//! from port 53 when a segment holds whole length-prefixed messages), on the
+//! capture thread, in capture order. Output: a shared, bounded store that the
+//! workers ask, for a flow at time T: "does this server name (an alias that
+//! resolves through a CNAME chain to a target name) or this server address (an
+//! A/AAAA answer of such a chain) lead to a target, and to which storage
+//! account?".
+//!
+//! Invariants: the parser treats every byte as hostile: every read is
+//! bounds-checked, compression pointers must point backwards and are followed
+//! at most [`MAX_POINTERS`] times per name, names are at most 255 bytes, at most
+//! [`MAX_RECORDS`] answer records and [`MAX_CHAIN`] CNAME links are looked at.
+//! An entry is valid from the capture time of its answer to that time plus its
+//! TTL (plus `--dns-grace`); the store holds at most `--max-dns-entries`
+//! entries (names and addresses together); when full it first drops expired
+//! entries (at most once per second of capture time), then refuses new ones and
+//! counts them (`bound="dns_entries"`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+use crate::target::TargetSet;
+
+pub const MAX_POINTERS: usize = 16;
+pub const MAX_RECORDS: usize = 64;
+pub const MAX_CHAIN: usize = 16;
+/// RFC 2181 section 8: a TTL above 2^31 - 1 is treated as zero.
+const MAX_TTL: u32 = i32::MAX as u32;
+
+/// Why a DNS message taught nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsError {
+    /// Ends before a header, name or record it announces.
+    Truncated,
+    /// A label longer than 63, a name longer than 255, a forward or looping
+    /// compression pointer, a reserved label type.
+    BadName,
+    /// A query, an error answer (RCODE not 0) or a truncated (TC) answer.
+    NotAnswer,
+}
+
+impl DnsError {
+    pub fn label(self) -> &'static str {
+        match self {
+            DnsError::Truncated => "truncated",
+            DnsError::BadName => "bad_name",
+            DnsError::NotAnswer => "not_answer",
+        }
+    }
+}
+
+/// A name as read from the wire: lower case, dots between labels, no trailing dot.
+pub type Name = String;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rdata {
+    Addr(IpAddr),
+    Cname(Name),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub owner: Name,
+    pub ttl: u32,
+    pub data: Rdata,
+}
+
+/// The parts of a response the census uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The first question's name, if any.
+    pub question: Option<Name>,
+    /// A, AAAA and CNAME answers of class IN, in message order.
+    pub answers: Vec<Record>,
+}
+
+fn be16(m: &[u8], at: usize) -> Result<u16, DnsError> {
+    m.get(at..at + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or(DnsError::Truncated)
+}
+
+/// Reads the name at `at`; returns it and the offset after it (after the first
+/// pointer, if the name is compressed).
+fn read_name(m: &[u8], mut at: usize) -> Result<(Name, usize), DnsError> {
+    let mut name = String::new();
+    let mut end = None;
+    let mut pointers = 0;
+    // A pointer must go strictly backwards from the name it is part of.
+    let mut limit = at;
+    loop {
+        let len = *m.get(at).ok_or(DnsError::Truncated)?;
+        match len >> 6 {
+            0 => {
+                if len == 0 {
+                    return Ok((name, end.unwrap_or(at + 1)));
+                }
+                let label = m
+                    .get(at + 1..at + 1 + usize::from(len))
+                    .ok_or(DnsError::Truncated)?;
+                if name.len() + label.len() + 1 > 255 {
+                    return Err(DnsError::BadName);
+                }
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                // Names in the census are host names; other bytes are kept
+                // visibly escaped so they never match a pattern by accident.
+                for &b in label {
+                    if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                        name.push(char::from(b.to_ascii_lowercase()));
+                    } else {
+                        name.push('?');
+                    }
+                }
+                at += 1 + usize::from(len);
+            }
+            3 => {
+                let lo = *m.get(at + 1).ok_or(DnsError::Truncated)?;
+                let target = usize::from(len & 0x3f) << 8 | usize::from(lo);
+                pointers += 1;
+                if pointers > MAX_POINTERS || target >= limit {
+                    return Err(DnsError::BadName);
+                }
+                end.get_or_insert(at + 2);
+                limit = target;
+                at = target;
+            }
+            _ => return Err(DnsError::BadName),
+        }
+    }
+}
+
+/// Parses a DNS response (RFC 1035 section 4). Only NOERROR answers that are
+/// not truncated teach anything; other records (NS, SOA, OPT...) are skipped.
+pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
+    let flags = be16(m, 2)?;
+    let (qd, an) = (be16(m, 4)?, be16(m, 6)?);
+    let is_response = flags & 0x8000 != 0;
+    let opcode = (flags >> 11) & 0xf;
+    let truncated = flags & 0x0200 != 0;
+    let rcode = flags & 0xf;
+    if !is_response || opcode != 0 || truncated || rcode != 0 {
+        return Err(DnsError::NotAnswer);
+    }
+    let mut at = 12;
+    let mut question = None;
+    for i in 0..qd {
+        let (name, next) = read_name(m, at)?;
+        be16(m, next + 2)?; // type and class
+        if i == 0 {
+            question = Some(name);
+        }
+        at = next + 4;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..usize::from(an).min(MAX_RECORDS) {
+        let (owner, next) = read_name(m, at)?;
+        let rtype = be16(m, next)?;
+        let class = be16(m, next + 2)?;
+        let ttl = m
+            .get(next + 4..next + 8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or(DnsError::Truncated)?;
+        let rdlen = usize::from(be16(m, next + 8)?);
+        let start = next + 10;
+        let rdata = m.get(start..start + rdlen).ok_or(DnsError::Truncated)?;
+        at = start + rdlen;
+        if class != 1 {
+            continue;
+        }
+        let ttl = if ttl > MAX_TTL { 0 } else { ttl };
+        let data = match (rtype, rdlen) {
+            (1, 4) => Rdata::Addr(IpAddr::from([rdata[0], rdata[1], rdata[2], rdata[3]])),
+            (28, 16) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(rdata);
+                Rdata::Addr(IpAddr::from(a))
+            }
+            (5, _) => {
+                let (target, after) = read_name(m, start)?;
+                if after > at {
+                    return Err(DnsError::Truncated);
+                }
+                Rdata::Cname(target)
+            }
+            _ => continue,
+        };
+        answers.push(Record { owner, ttl, data });
+    }
+    Ok(Response { question, answers })
+}
+
+/// Splits DNS-over-TCP payload (RFC 1035 4.2.2: 2-byte length, message) into
+/// whole messages; `None` when a message does not end in this segment (the
+/// census does not reassemble DNS streams: counted as `tcp_split`).
+pub fn tcp_messages(mut payload: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !payload.is_empty() {
+        let len = usize::from(be16(payload, 0).ok()?);
+        let msg = payload.get(2..2 + len)?;
+        out.push(msg);
+        payload = &payload[2 + len..];
+    }
+    Some(out)
+}
+
+/// How a flow's server came to be a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Match {
+    /// The SNI matches a target pattern.
+    Sni,
+    /// The SNI is an alias (CNAME chain) of a target name.
+    Cname,
+    /// No SNI; the server address was a DNS answer for a target name.
+    DnsAddress,
+    /// No SNI; the server address is in --target-cidr or the service tags.
+    Cidr,
+    /// No SNI; the server's certificate names a target.
+    Certificate,
+}
+
+impl Match {
+    pub const ALL: [Match; 5] = [
+        Match::Sni,
+        Match::Cname,
+        Match::DnsAddress,
+        Match::Cidr,
+        Match::Certificate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Match::Sni => "sni",
+            Match::Cname => "cname",
+            Match::DnsAddress => "dns_address",
+            Match::Cidr => "cidr",
+            Match::Certificate => "certificate",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    /// The target name the chain leads to.
+    target: Arc<str>,
+    learned: u64,
+    expires: u64,
+}
+
+impl Entry {
+    fn valid_at(&self, t: u64) -> bool {
+        self.learned <= t && t <= self.expires
+    }
+}
+
+/// What one response taught.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    pub names: usize,
+    pub addresses: usize,
+    /// New entries refused: the store was full.
+    pub refused: usize,
+}
+
+/// The shared store (capture thread writes, workers read).
+pub struct PassiveDns {
+    names: DashMap<Box<str>, Entry, ahash::RandomState>,
+    addrs: DashMap<IpAddr, Entry, ahash::RandomState>,
+    max_entries: usize,
+    grace_ns: u64,
+    last_purge: AtomicU64,
+}
+
+impl PassiveDns {
+    pub fn new(max_entries: usize, grace_secs: u64) -> PassiveDns {
+        PassiveDns {
+            names: DashMap::with_hasher(ahash::RandomState::new()),
+            addrs: DashMap::with_hasher(ahash::RandomState::new()),
+            max_entries,
+            grace_ns: grace_secs.saturating_mul(1_000_000_000),
+            last_purge: AtomicU64::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len() + self.addrs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The target name `name` is an alias of, at capture time `t`.
+    pub fn alias_of(&self, name: &str, t: u64) -> Option<Arc<str>> {
+        let key = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        let e = self.names.get(key.as_str())?;
+        e.valid_at(t).then(|| Arc::clone(&e.target))
+    }
+
+    /// The target name `addr` was an answer for, at capture time `t`.
+    pub fn target_of(&self, addr: IpAddr, t: u64) -> Option<Arc<str>> {
+        let e = self.addrs.get(&addr)?;
+        e.valid_at(t).then(|| Arc::clone(&e.target))
+    }
+
+    /// Room for one more entry? Purges expired ones first when full.
+    fn room(&self, now: u64) -> bool {
+        if self.len() < self.max_entries {
+            return true;
+        }
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1_000_000_000 || now < last {
+            self.last_purge.store(now, Ordering::Relaxed);
+            self.names.retain(|_, e| e.expires >= now);
+            self.addrs.retain(|_, e| e.expires >= now);
+        }
+        self.len() < self.max_entries
+    }
+
+    fn put<K: std::hash::Hash + Eq>(
+        &self,
+        map: &DashMap<K, Entry, ahash::RandomState>,
+        key: K,
+        entry: Entry,
+        learned: &mut Learned,
+    ) -> bool {
+        if let Some(mut e) = map.get_mut(&key) {
+            // Still valid: the answer is confirmed (keep when it was first
+            // learned); expired: it starts again now.
+            if e.expires >= entry.learned && e.learned <= entry.learned {
+                e.expires = e.expires.max(entry.expires);
+                e.target = entry.target;
+            } else {
+                *e = entry;
+            }
+            return true;
+        }
+        if !self.room(entry.learned) {
+            learned.refused += 1;
+            return false;
+        }
+        map.insert(key, entry);
+        true
+    }
+
+    /// Learns from one response seen at capture time `ts`.
+    pub fn learn(&self, r: &Response, targets: &TargetSet, ts: u64) -> Learned {
+        let mut learned = Learned::default();
+        // The chain from the question (or the first answer's owner).
+        let Some(start) = r
+            .question
+            .as_deref()
+            .or_else(|| r.answers.first().map(|a| a.owner.as_str()))
+        else {
+            return learned;
+        };
+        let mut chain: Vec<(&str, u32)> = vec![(start, MAX_TTL)];
+        while chain.len() <= MAX_CHAIN {
+            let last = chain[chain.len() - 1].0;
+            let next = r.answers.iter().find_map(|a| match &a.data {
+                Rdata::Cname(t) if a.owner == last => Some((t.as_str(), a.ttl)),
+                _ => None,
+            });
+            match next {
+                Some((t, ttl)) if !chain.iter().any(|(n, _)| *n == t) => chain.push((t, ttl)),
+                _ => break,
+            }
+        }
+        // The first name of the chain that is a target (or a known alias of one).
+        let target: Option<Arc<str>> = chain.iter().find_map(|(n, _)| {
+            if targets.matches(n) {
+                Some(Arc::from(*n))
+            } else {
+                self.alias_of(n, ts)
+            }
+        });
+        let Some(target) = target else {
+            return learned;
+        };
+        let expiry = |ttl: u32| {
+            ts.saturating_add(u64::from(ttl).saturating_mul(1_000_000_000))
+                .saturating_add(self.grace_ns)
+        };
+        // Every other name of the chain is an alias of the target, valid for
+        // the TTL of the CNAME record that names it (or that it owns).
+        for (i, (name, _)) in chain.iter().enumerate() {
+            if **name == *target || targets.matches(name) {
+                continue;
+            }
+            let ttl = chain
+                .get(i + 1)
+                .map_or(chain[i].1, |(_, t)| *t)
+                .min(chain[i].1);
+            let entry = Entry {
+                target: Arc::clone(&target),
+                learned: ts,
+                expires: expiry(ttl),
+            };
+            if self.put(&self.names, Box::from(*name), entry, &mut learned) {
+                learned.names += 1;
+            }
+        }
+        for a in &r.answers {
+            if let Rdata::Addr(ip) = a.data
+                && chain.iter().any(|(n, _)| *n == a.owner)
+            {
+                let entry = Entry {
+                    target: Arc::clone(&target),
+                    learned: ts,
+                    expires: expiry(a.ttl),
+                };
+                if self.put(&self.addrs, ip, entry, &mut learned) {
+                    learned.addresses += 1;
+                }
+            }
+        }
+        learned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a response: question name, answers (owner, type, ttl, rdata).
+    fn msg(flags: u16, q: Option<&str>, answers: &[(&str, u16, u32, Vec<u8>)]) -> Vec<u8> {
+        fn name(n: &str) -> Vec<u8> {
+            let mut v = Vec::new();
+            for l in n.split('.').filter(|l| !l.is_empty()) {
+                v.push(l.len() as u8);
+                v.extend_from_slice(l.as_bytes());
+            }
+            v.push(0);
+            v
+        }
+        let mut m = vec![0x12, 0x34];
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&(q.is_some() as u16).to_be_bytes());
+        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        if let Some(q) = q {
+            m.extend(name(q));
+            m.extend_from_slice(&[0, 1, 0, 1]);
+        }
+        for (owner, t, ttl, rdata) in answers {
+            m.extend(name(owner));
+            m.extend_from_slice(&t.to_be_bytes());
+            m.extend_from_slice(&[0, 1]);
+            m.extend_from_slice(&ttl.to_be_bytes());
+            let rd = if *t == 5 {
+                name(std::str::from_utf8(rdata).unwrap())
+            } else {
+                rdata.clone()
+            };
+            m.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+            m.extend(rd);
+        }
+        m
+    }
+
+    const OK: u16 = 0x8180;
+    const S: u64 = 1_000_000_000;
+
+    fn custom_domain() -> Vec<u8> {
+        msg(
+            OK,
+            Some("files.example.com"),
+            &[
+                (
+                    "files.example.com",
+                    5,
+                    3600,
+                    b"acct.blob.core.windows.net".to_vec(),
+                ),
+                (
+                    "acct.blob.core.windows.net",
+                    5,
+                    300,
+                    b"blob.ams23prdstr02a.store.core.windows.net".to_vec(),
+                ),
+                (
+                    "blob.ams23prdstr02a.store.core.windows.net",
+                    1,
+                    60,
+                    vec![20, 60, 1, 2],
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn dns_parse_chain() {
+        let r = parse_response(&custom_domain()).unwrap();
+        assert_eq!(r.question.as_deref(), Some("files.example.com"));
+        assert_eq!(r.answers.len(), 3);
+        assert_eq!(r.answers[2].data, Rdata::Addr("20.60.1.2".parse().unwrap()));
+        assert_eq!(
+            r.answers[0].data,
+            Rdata::Cname("acct.blob.core.windows.net".into())
+        );
+    }
+
+    #[test]
+    fn dns_learn_custom_domain_and_address() {
+        let d = PassiveDns::new(100, 0);
+        let t = TargetSet::defaults();
+        let r = parse_response(&custom_domain()).unwrap();
+        let l = d.learn(&r, &t, 10 * S);
+        assert_eq!((l.names, l.addresses, l.refused), (2, 1, 0));
+        let ip = "20.60.1.2".parse().unwrap();
+        assert_eq!(
+            d.alias_of("FILES.example.com.", 11 * S).as_deref(),
+            Some("acct.blob.core.windows.net")
+        );
+        assert_eq!(
+            d.target_of(ip, 70 * S).as_deref(),
+            Some("acct.blob.core.windows.net")
+        );
+        // Expired after its TTL (60 s for the address), and not valid before it was seen.
+        assert_eq!(d.target_of(ip, 71 * S), None);
+        assert_eq!(d.target_of(ip, 9 * S), None);
+        assert!(d.alias_of("files.example.com", 3610 * S).is_some());
+        assert!(d.alias_of("files.example.com", 3611 * S).is_none());
+    }
+
+    #[test]
+    fn dns_grace_extends_validity() {
+        let d = PassiveDns::new(100, 600);
+        d.learn(
+            &parse_response(&custom_domain()).unwrap(),
+            &TargetSet::defaults(),
+            10 * S,
+        );
+        assert!(d.target_of("20.60.1.2".parse().unwrap(), 670 * S).is_some());
+    }
+
+    #[test]
+    fn dns_unrelated_answers_teach_nothing() {
+        let d = PassiveDns::new(100, 0);
+        let m = msg(
+            OK,
+            Some("www.example.com"),
+            &[("www.example.com", 1, 60, vec![93, 184, 216, 34])],
+        );
+        let l = d.learn(&parse_response(&m).unwrap(), &TargetSet::defaults(), S);
+        assert_eq!(l, Learned::default());
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn dns_refuses_when_full_and_purges_expired() {
+        let d = PassiveDns::new(2, 0);
+        let t = TargetSet::defaults();
+        let one = |i: u8, ttl: u32| {
+            let n = format!("a{i}.blob.core.windows.net");
+            parse_response(&msg(OK, Some(&n), &[(&n, 1, ttl, vec![20, 60, 0, i])])).unwrap()
+        };
+        assert_eq!(d.learn(&one(1, 10), &t, S).addresses, 1);
+        assert_eq!(d.learn(&one(2, 10), &t, S).addresses, 1);
+        let l = d.learn(&one(3, 10), &t, 2 * S);
+        assert_eq!((l.addresses, l.refused), (0, 1));
+        // Known entries are still updated when full.
+        assert_eq!(d.learn(&one(2, 10), &t, 2 * S).refused, 0);
+        // After the first two expired, there is room again.
+        assert_eq!(d.learn(&one(3, 10), &t, 30 * S).addresses, 1);
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn dns_not_answers() {
+        let q = msg(0x0100, Some("a.blob.core.windows.net"), &[]);
+        assert_eq!(parse_response(&q), Err(DnsError::NotAnswer));
+        let nx = msg(0x8183, Some("a.blob.core.windows.net"), &[]);
+        assert_eq!(parse_response(&nx), Err(DnsError::NotAnswer));
+        let tc = msg(0x8380, Some("a.blob.core.windows.net"), &[]);
+        assert_eq!(parse_response(&tc), Err(DnsError::NotAnswer));
+    }
+
+    #[test]
+    fn dns_truncated_everywhere() {
+        let m = custom_domain();
+        for cut in 0..m.len() {
+            assert!(parse_response(&m[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn dns_compression() {
+        // Question at 12; the answer's owner is a pointer to it (0xc00c).
+        let mut m = msg(OK, Some("x.blob.core.windows.net"), &[]);
+        m[7] = 1; // ANCOUNT 1
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 20, 60, 9, 9]);
+        let r = parse_response(&m).unwrap();
+        assert_eq!(r.answers[0].owner, "x.blob.core.windows.net");
+        // A pointer to itself, forwards, or a reserved label type is refused.
+        let at = m.len() - 16;
+        for bad in [[0xc0u8, at as u8], [0xc0, 200], [0x80, 12], [0x40, 12]] {
+            let mut b = m.clone();
+            b[at] = bad[0];
+            b[at + 1] = bad[1];
+            assert_eq!(parse_response(&b), Err(DnsError::BadName), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn dns_long_name_refused() {
+        let long = vec!["a".repeat(63); 5].join(".");
+        let m = msg(OK, Some(&long), &[]);
+        assert_eq!(parse_response(&m), Err(DnsError::BadName));
+    }
+
+    #[test]
+    fn dns_over_tcp_framing() {
+        let a = custom_domain();
+        let mut p = (a.len() as u16).to_be_bytes().to_vec();
+        p.extend_from_slice(&a);
+        p.extend_from_slice(&p.clone());
+        assert_eq!(tcp_messages(&p).unwrap(), vec![&a[..], &a[..]]);
+        assert_eq!(tcp_messages(&p[..p.len() - 1]), None);
+    }
+
+    #[test]
+    fn dns_cname_loop_is_bounded() {
+        let m = msg(
+            OK,
+            Some("a.example"),
+            &[
+                ("a.example", 5, 60, b"b.example".to_vec()),
+                ("b.example", 5, 60, b"a.example".to_vec()),
+            ],
+        );
+        let d = PassiveDns::new(10, 0);
+        assert_eq!(
+            d.learn(&parse_response(&m).unwrap(), &TargetSet::defaults(), S),
+            Learned::default()
+        );
+    }
+}
