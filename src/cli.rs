@@ -114,6 +114,26 @@ pub struct CensusArgs {
     #[arg(long = "target", value_name = "PATTERN")]
     pub targets: Vec<String>,
 
+    /// Server address prefix whose flows without SNI are target flows (repeatable), e.g. 20.60.0.0/16.
+    #[arg(long = "target-cidr", value_name = "CIDR")]
+    pub target_cidrs: Vec<String>,
+
+    /// Microsoft's Azure Service Tags JSON (ServiceTags_Public_*.json): the addresses of the Storage tags are targets for flows without SNI.
+    #[arg(long, value_name = "FILE")]
+    pub azure_service_tags: Option<PathBuf>,
+
+    /// Use only this tag of --azure-service-tags (repeatable), e.g. Storage.WestEurope [default: Storage and every Storage.<region>].
+    #[arg(long = "service-tag", value_name = "NAME")]
+    pub service_tags: Vec<String>,
+
+    /// Most names and addresses passive DNS holds (learned from DNS responses on port 53).
+    #[arg(long, default_value_t = 32_768, value_name = "N")]
+    pub max_dns_entries: usize,
+
+    /// Keep DNS answers this long past their TTL (clients that cache longer, e.g. old Java).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub dns_grace: u64,
+
     /// Versions below this are legacy (SSLv3, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3).
     #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
     pub min_version: String,

@@ -10,13 +10,20 @@ use crate::cli::{CensusArgs, Format, LiveArgs, ReadArgs};
 use crate::decode::{TunnelPorts, tunnel};
 use crate::error::SetupError;
 use crate::flow::{StreamLimits, TableLimits};
+use crate::prefixes::{self, PrefixSet};
 use crate::target::TargetSet;
 use crate::tls::Version;
+use std::sync::Arc;
 
 /// The census pipeline's settings (shared by offline and live modes).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub targets: TargetSet,
+    /// Server addresses that are targets when a flow has no SNI
+    /// (--target-cidr and the service tags).
+    pub prefixes: Arc<PrefixSet>,
+    pub max_dns_entries: usize,
+    pub dns_grace_secs: u64,
     pub all: bool,
     pub min_version: Version,
     pub workers: usize,
@@ -111,8 +118,36 @@ impl Config {
             },
             max_buffer_bytes: (a.max_buffer_bytes / workers).max(a.max_stream_bytes),
         };
+        let mut cidrs = Vec::new();
+        for c in &a.target_cidrs {
+            cidrs.push(prefixes::parse_cidr(c).map_err(|e| bad(format!("--target-cidr {e}")))?);
+        }
+        match &a.azure_service_tags {
+            Some(path) => cidrs.extend(
+                prefixes::service_tag_prefixes(path, &a.service_tags)
+                    .map_err(|e| bad(format!("--azure-service-tags {e}")))?,
+            ),
+            None if !a.service_tags.is_empty() => {
+                return Err(bad(
+                    "--service-tag needs --azure-service-tags FILE (Microsoft's Service Tags JSON)"
+                        .into(),
+                ));
+            }
+            None => {}
+        }
+        if a.max_dns_entries == 0 {
+            return Err(bad("--max-dns-entries must be at least 1".into()));
+        }
+        if a.dns_grace > 7 * 86_400 {
+            return Err(bad(
+                "--dns-grace must be at most 604800 seconds (7 days)".into()
+            ));
+        }
         Ok(Config {
             targets,
+            prefixes: Arc::new(PrefixSet::from_prefixes(cidrs)),
+            max_dns_entries: a.max_dns_entries,
+            dns_grace_secs: a.dns_grace,
             all: a.all,
             min_version,
             workers,

@@ -12,7 +12,11 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use crate::dns::Match;
 use crate::error::SetupError;
+use crate::target::account_of;
 use crate::tls::{HandshakeSummary, Outcome, Version};
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -30,6 +34,14 @@ pub struct FlowEvent {
     pub outcome: Outcome,
     pub legacy: bool,
     pub target: bool,
+    /// How the server was recognised as a target (sni, cname, dns_address,
+    /// cidr, certificate); null for other flows.
+    #[serde(rename = "match")]
+    pub matched: Option<Match>,
+    /// The storage account, when the target name is known (from the SNI or DNS).
+    pub account: Option<String>,
+    /// The target name the SNI or address led to through DNS.
+    pub target_name: Option<String>,
     /// The ClientHello's own version field (legacy_version).
     pub client_hello_version: Option<String>,
     /// supported_versions as offered, GREASE removed; null without the extension.
@@ -41,7 +53,15 @@ pub struct FlowEvent {
 }
 
 impl FlowEvent {
-    pub fn new(s: &HandshakeSummary, legacy: bool, target: bool) -> FlowEvent {
+    pub fn new(
+        s: &HandshakeSummary,
+        legacy: bool,
+        matched: Option<(Match, Option<Arc<str>>)>,
+    ) -> FlowEvent {
+        let (how, name) = match matched {
+            Some((how, name)) => (Some(how), name),
+            None => (None, None),
+        };
         let ts = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(s.ts_ns);
         let client = s.client.as_ref();
         FlowEvent {
@@ -56,7 +76,13 @@ impl FlowEvent {
             server_alert: s.alert_name(),
             outcome: s.outcome(),
             legacy,
-            target,
+            target: how.is_some(),
+            matched: how,
+            account: name.as_deref().and_then(account_of).map(str::to_string),
+            target_name: match how {
+                Some(Match::Cname | Match::DnsAddress) => name.as_deref().map(str::to_string),
+                _ => None,
+            },
             client_hello_version: client.map(|c| c.hello_version.to_string()),
             client_versions: client.and_then(|c| {
                 c.supported_versions.as_ref().map(|l| {

@@ -18,9 +18,8 @@ use crate::config::LiveConfig;
 use crate::error::SetupError;
 use crate::events::EventLog;
 use crate::exporter::{self, Exporter, Health};
-use crate::inventory::Inventory;
 use crate::metrics::{LiveMetrics, Metrics, write_atomic};
-use crate::pipeline::{Pipeline, Progress, SendMode, Shared};
+use crate::pipeline::{Pipeline, SendMode, Shared};
 use crate::privilege::{self, Dropped};
 
 /// Frames read from one interface before looking at the others.
@@ -76,12 +75,7 @@ pub fn run(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     );
-    let shared = Arc::new(Shared {
-        inventory: Inventory::new(census.max_hosts),
-        metrics,
-        progress: Progress::default(),
-        config: census,
-    });
+    let shared = Arc::new(Shared::new(census, metrics));
     let health = Arc::new(Health::default());
     let render: Arc<dyn Fn() -> String + Send + Sync> = {
         let (shared, live) = (Arc::clone(&shared), Arc::clone(&live));

@@ -28,7 +28,7 @@ use crate::tls::summary::Outcome;
 use crate::tls::version::Version;
 
 /// Every `bound` label value.
-pub const BOUNDS: [&str; 9] = [
+pub const BOUNDS: [&str; 10] = [
     "flow_table",
     "stream_bytes",
     "ooo_segments",
@@ -38,6 +38,17 @@ pub const BOUNDS: [&str; 9] = [
     "fragments",
     "server_names",
     "worker_queue",
+    "dns_entries",
+];
+
+/// `result` values of `tlscensus_dns_responses_total`.
+pub const DNS_RESULTS: [&str; 6] = [
+    "target",
+    "no_target",
+    "not_answer",
+    "truncated",
+    "bad_name",
+    "tcp_split",
 ];
 
 /// `kind` values of the TLS parse error counter besides [`Malformed`] kinds.
@@ -64,6 +75,9 @@ pub struct Metrics {
     pub event_errors: IntCounter,
     pub inputs: IntCounterVec,
     pub queue_drops: IntCounter,
+    pub dns_responses: IntCounterVec,
+    pub dns_entries: IntGauge,
+    pub target_flows: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -279,6 +293,23 @@ impl Metrics {
                 "tlscensus_queue_drops_total",
                 "TCP segments dropped because a worker queue was full (live mode never waits for workers).",
             )?,
+            dns_responses: counter_vec(
+                &r,
+                "tlscensus_dns_responses_total",
+                "DNS responses seen (passive DNS), by what they taught: target (a name or address leading to a target), no_target, or why they were not used.",
+                &["result"],
+            )?,
+            dns_entries: gauge(
+                &r,
+                "tlscensus_dns_entries",
+                "Names and addresses held by passive DNS (bounded by --max-dns-entries).",
+            )?,
+            target_flows: counter_vec(
+                &r,
+                "tlscensus_target_flows_total",
+                "TLS flows to target servers, by how the server was recognised (sni, cname, dns_address, cidr, certificate).",
+                &["match"],
+            )?,
             build_info: gauge_vec(
                 &r,
                 "tlscensus_build_info",
@@ -319,6 +350,12 @@ impl Metrics {
         }
         for r in ["ok", "failed"] {
             m.inputs.with_label_values(&[r]);
+        }
+        for r in DNS_RESULTS {
+            m.dns_responses.with_label_values(&[r]);
+        }
+        for k in crate::dns::Match::ALL {
+            m.target_flows.with_label_values(&[k.as_str()]);
         }
         Ok(m)
     }

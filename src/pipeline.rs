@@ -19,14 +19,16 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use crate::capture::Frame;
 use crate::config::Config;
 use crate::decode::frag::FragStats;
-use crate::decode::{self, DecodeError, FragmentCache, TcpSegment, TunnelPorts};
+use crate::decode::tunnel::DNS_PORT;
+use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
+use crate::dns::{self as passive_dns, Match, PassiveDns};
 use crate::error::SetupError;
 use crate::events::FlowEvent;
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::table::TableStats;
 use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
 use crate::inventory::{Inventory, Recorded};
-use crate::metrics::{FlowCounters, Metrics};
+use crate::metrics::{DNS_RESULTS, FlowCounters, Metrics};
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
 
@@ -41,6 +43,20 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
+    /// Passive DNS: written by the capture thread, read by the workers.
+    pub dns: PassiveDns,
+}
+
+impl Shared {
+    pub fn new(config: Config, metrics: Metrics) -> Shared {
+        Shared {
+            inventory: Inventory::new(config.max_hosts),
+            dns: PassiveDns::new(config.max_dns_entries, config.dns_grace_secs),
+            metrics,
+            progress: Progress::default(),
+            config,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -100,6 +116,8 @@ pub struct Dispatcher {
     dropped_batches: u64,
     dropped_segments: u64,
     decode_errors: [u64; DecodeError::LABELS.len()],
+    /// DNS responses by `DNS_RESULTS` index, flushed with the other counters.
+    dns_results: [u64; DNS_RESULTS.len()],
     tunnels: TunnelPorts,
 }
 
@@ -119,6 +137,7 @@ impl Dispatcher {
         if let Some((IpAddr::V4(src), IpAddr::V4(dst), seg)) =
             decode::fast_ipv4_tcp(frame.linktype, frame.data)
             && seg.flags & (SYN | FIN | RST) == 0
+            && seg.src_port != DNS_PORT
         {
             if seg.payload.is_empty() {
                 return; // bare ACK: what flow_segments leaves out
@@ -147,10 +166,13 @@ impl Dispatcher {
             segments,
             skipped,
             settled,
+            shared,
+            dns_results,
             ..
         } = self;
         let mut touched = None;
-        let result = flow_segments(frame, tunnels, frag, |key, dir, seg| {
+        let dns = |msg: &[u8]| learn_dns(shared, msg, frame.ts_ns, dns_results);
+        let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             let h = key.dispatch_hash();
             if !admit(settled, h, seg.flags) {
                 *skipped += 1;
@@ -239,6 +261,15 @@ impl Dispatcher {
         self.packets = 0;
         self.bytes = 0;
         self.segments = 0;
+        for (i, n) in self.dns_results.iter_mut().enumerate() {
+            if *n > 0 {
+                m.dns_responses
+                    .with_label_values(&[DNS_RESULTS[i]])
+                    .inc_by(*n);
+                *n = 0;
+            }
+        }
+        m.dns_entries.set(self.shared.dns.len() as i64);
         for (i, n) in self.decode_errors.iter_mut().enumerate() {
             if *n > 0 {
                 m.decode_errors
@@ -290,10 +321,13 @@ fn admit(settled: &SettledSet, h: u64, flags: u8) -> bool {
 /// The front both paths share: decodes a frame (joining IP fragments) and
 /// hands each TCP segment that can teach us something, with its flow key and
 /// direction, to `f`. Bare ACKs (no payload, no SYN/FIN/RST) are left out.
+/// DNS messages (UDP from port 53, and whole messages in TCP segments from
+/// port 53, which also go to `f`) go to `dns`.
 fn flow_segments(
     frame: &Frame<'_>,
     tunnels: &TunnelPorts,
     frag: &mut FragmentCache,
+    mut dns: impl FnMut(&[u8]),
     mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
     use crate::decode::l4::{FIN, RST, SYN};
@@ -303,9 +337,20 @@ fn flow_segments(
         frame.data,
         tunnels,
         frag,
-        &mut |src, dst, seg| {
+        &mut |seen| {
+            let (src, dst, seg) = match seen {
+                Seen::Tcp(src, dst, seg) => (src, dst, seg),
+                Seen::Dns(msg) => return dns(msg),
+            };
             if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
                 return;
+            }
+            if seg.src_port == DNS_PORT && !seg.payload.is_empty() {
+                match passive_dns::tcp_messages(seg.payload) {
+                    Some(msgs) => msgs.into_iter().for_each(&mut dns),
+                    // Marked for the counter: an empty message is never valid.
+                    None => dns(&[]),
+                }
             }
             let (key, dir) = FlowKey::new(
                 Endpoint::new(src, seg.src_port),
@@ -314,6 +359,31 @@ fn flow_segments(
             f(key, dir, seg);
         },
     )
+}
+
+/// Learns from one DNS message on the capture thread (so a flow's answer is
+/// known before the flow's ClientHello reaches a worker); counts the result.
+/// An empty message stands for a DNS-over-TCP message split across segments.
+fn learn_dns(shared: &Shared, msg: &[u8], ts: u64, results: &mut [u64; DNS_RESULTS.len()]) {
+    let result = if msg.is_empty() {
+        "tcp_split"
+    } else {
+        match passive_dns::parse_response(msg) {
+            Err(e) => e.label(),
+            Ok(r) => {
+                let l = shared.dns.learn(&r, &shared.config.targets, ts);
+                shared.metrics.bound("dns_entries", l.refused as u64);
+                if l.names + l.addresses + l.refused > 0 {
+                    "target"
+                } else {
+                    "no_target"
+                }
+            }
+        }
+    };
+    if let Some(i) = DNS_RESULTS.iter().position(|r| *r == result) {
+        results[i] += 1;
+    }
 }
 
 /// The whole per-packet path on the calling thread, without channels: decode,
@@ -347,7 +417,10 @@ impl InlineCensus {
             out,
             ..
         } = self;
-        let result = flow_segments(frame, tunnels, frag, |key, dir, seg| {
+        let dns = |msg: &[u8]| {
+            let _ = passive_dns::parse_response(msg);
+        };
+        let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             table.ingest(
                 SegmentIn {
                     ts: frame.ts_ns,
@@ -435,6 +508,7 @@ impl Pipeline {
                 dropped_batches: 0,
                 dropped_segments: 0,
                 decode_errors: [0; DecodeError::LABELS.len()],
+                dns_results: [0; DNS_RESULTS.len()],
                 tunnels,
             },
             workers,
@@ -523,7 +597,11 @@ fn report(
     let cfg = &shared.config;
     let m = &shared.metrics;
     for s in out.drain(..) {
-        let target = s.sni().is_some_and(|n| cfg.targets.matches(n));
+        let matched = target_match(shared, &s);
+        let target = matched.is_some();
+        if let Some((how, _)) = &matched {
+            m.target_flows.with_label_values(&[how.as_str()]).inc();
+        }
         let legacy = s.is_legacy(cfg.min_version);
         let version = s.effective_version();
         let outcome = s.outcome();
@@ -541,7 +619,7 @@ fn report(
             m.legacy_flow(s.client_ip, version, outcome);
         }
         if let Some(tx) = events {
-            if tx.send(FlowEvent::new(&s, legacy, target)).is_ok() {
+            if tx.send(FlowEvent::new(&s, legacy, matched)).is_ok() {
                 m.events_written.inc();
             } else {
                 m.event_errors.inc();
@@ -549,6 +627,33 @@ fn report(
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);
+}
+
+/// Whether a flow's server is a target, and how that is known, with the
+/// target name it leads to (which names the storage account), in the order
+/// of [`Match`]: the SNI itself, the SNI as a DNS alias of a target; without
+/// SNI, the server address as a DNS answer for a target, the address in the
+/// target prefixes. DNS knowledge counts only if it was valid at the time of
+/// the flow's ClientHello.
+pub fn target_match(shared: &Shared, s: &HandshakeSummary) -> Option<(Match, Option<Arc<str>>)> {
+    let cfg = &shared.config;
+    let t = s.ts_ns;
+    match s.sni() {
+        Some(name) if cfg.targets.matches(name) => Some((Match::Sni, Some(Arc::from(name)))),
+        Some(name) => shared
+            .dns
+            .alias_of(name, t)
+            .map(|target| (Match::Cname, Some(target))),
+        None => {
+            if let Some(target) = shared.dns.target_of(s.server_ip, t) {
+                Some((Match::DnsAddress, Some(target)))
+            } else if cfg.prefixes.contains(s.server_ip) {
+                Some((Match::Cidr, None))
+            } else {
+                None
+            }
+        }
+    }
 }
 
 fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {
@@ -627,16 +732,22 @@ mod tests {
         for f in files {
             let mut source = OfflineSource::open(&f).unwrap();
             let _ = source.for_each_frame(|frame| {
-                let _ = flow_segments(frame, &config.tunnels, &mut frag, |key, dir, seg| {
-                    segs.push(Queued {
-                        ts: frame.ts_ns,
-                        key,
-                        dir,
-                        seq: seg.seq,
-                        flags: seg.flags,
-                        payload: seg.payload.to_vec(),
-                    })
-                });
+                let _ = flow_segments(
+                    frame,
+                    &config.tunnels,
+                    &mut frag,
+                    |_| {},
+                    |key, dir, seg| {
+                        segs.push(Queued {
+                            ts: frame.ts_ns,
+                            key,
+                            dir,
+                            seq: seg.seq,
+                            flags: seg.flags,
+                            payload: seg.payload.to_vec(),
+                        })
+                    },
+                );
             });
         }
         segs

@@ -19,9 +19,9 @@ use crate::capture::offline::OfflineSource;
 use crate::config::{Input, ReadConfig, expand_inputs};
 use crate::error::SetupError;
 use crate::events::EventLog;
-use crate::inventory::{HostRecord, Inventory};
+use crate::inventory::HostRecord;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, Progress, SendMode, Shared};
+use crate::pipeline::{Pipeline, SendMode, Shared};
 use crate::report::RunTotals;
 
 pub struct ReadOutcome {
@@ -46,12 +46,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         Some(dest) => Some(EventLog::start(dest, false)?),
         None => None,
     };
-    let shared = Arc::new(Shared {
-        inventory: Inventory::new(census.max_hosts),
-        metrics,
-        progress: Progress::default(),
-        config: census,
-    });
+    let shared = Arc::new(Shared::new(census, metrics));
     let pipeline = Pipeline::start(
         Arc::clone(&shared),
         SendMode::Block,

@@ -78,8 +78,54 @@ impl TargetSet {
     }
 }
 
+/// The Azure Storage account a storage endpoint name belongs to: the first
+/// label of `<account>.blob.core.windows.net`, of the private-endpoint form
+/// `<account>.privatelink.blob.core.windows.net` and of the DNS-zone form
+/// `<account>.z<NN>.blob.storage.azure.net` (in every cloud; also `-secondary`
+/// names, whose account is the part before it). `None` for other names.
+pub fn account_of(name: &str) -> Option<&str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let (account, rest) = name.split_once('.')?;
+    let rest = rest.to_ascii_lowercase();
+    let rest = rest.strip_prefix("privatelink.").unwrap_or(&rest);
+    let service = DEFAULT_TARGETS.iter().any(|t| {
+        let suffix = &t[2..];
+        rest == suffix
+            || rest.split_once('.').is_some_and(|(zone, r)| {
+                r == suffix && suffix == "blob.storage.azure.net" && zone.starts_with('z')
+            })
+    });
+    let account = account.strip_suffix("-secondary").unwrap_or(account);
+    // Account names: 3 to 24 lower-case letters and digits.
+    (service
+        && (3..=24).contains(&account.len())
+        && account.bytes().all(|b| b.is_ascii_alphanumeric()))
+    .then_some(account)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn storage_account_names() {
+        for (name, want) in [
+            ("acct.blob.core.windows.net", Some("acct")),
+            ("Acct01.BLOB.core.windows.net.", Some("Acct01")),
+            ("acct-secondary.blob.core.windows.net", Some("acct")),
+            ("acct.privatelink.blob.core.windows.net", Some("acct")),
+            ("acct.blob.core.usgovcloudapi.net", Some("acct")),
+            ("acct.blob.core.chinacloudapi.cn", Some("acct")),
+            ("acct.z13.blob.storage.azure.net", Some("acct")),
+            ("acct.file.core.windows.net", None),
+            ("blob.ams23prdstr02a.store.core.windows.net", None),
+            ("a.blob.core.windows.net", None),
+            ("storage.example.com", None),
+            ("blob.core.windows.net", None),
+            ("", None),
+        ] {
+            assert_eq!(super::account_of(name), want, "{name}");
+        }
+    }
+
     use super::*;
 
     #[test]

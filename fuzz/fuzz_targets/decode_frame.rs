@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(decode_frame(lt, frame), Ok(Decoded::Tcp { src, dst, seg }));
     }
     let mut frag = FragmentCache::new(4, 1_000_000_000);
-    let _ = decode_with_fragments(1, lt, frame, &TunnelPorts::default(), &mut frag, &mut |_, _, _| {});
+    let _ = decode_with_fragments(1, lt, frame, &TunnelPorts::default(), &mut frag, &mut |_| {});
 });

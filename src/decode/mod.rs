@@ -145,6 +145,8 @@ pub enum Decoded<'a> {
     },
     /// One fragment of an IP datagram; join it in a [`FragmentCache`].
     Fragment(IpPacket<'a>),
+    /// The payload of a UDP datagram from port 53: a DNS response to learn from.
+    Dns(&'a [u8]),
     /// Not IP, or IP but not TCP: nothing for the census.
     Other,
 }
@@ -204,7 +206,11 @@ fn inner_of<'a>(pkt: &IpPacket<'a>, ports: &TunnelPorts) -> Result<Inner<'a>, De
             dst: pkt.dst,
             seg: l4::parse_tcp(pkt.payload, pkt.missing)?,
         }),
-        tunnel::PROTO_UDP => Inner::Tunnel(tunnel::parse_udp(pkt.payload, ports)?),
+        tunnel::PROTO_UDP => match tunnel::parse_udp(pkt.payload, ports)? {
+            tunnel::Udp::Tunnel(n) => Inner::Tunnel(n),
+            tunnel::Udp::Dns(payload) => Inner::Done(Decoded::Dns(payload)),
+            tunnel::Udp::Other => Inner::Done(Decoded::Other),
+        },
         tunnel::PROTO_GRE => Inner::Tunnel(tunnel::parse_gre(pkt.payload)?),
         tunnel::PROTO_IPIP => Inner::Tunnel(link::Network::Ipv4(pkt.payload)),
         tunnel::PROTO_IPV6 => Inner::Tunnel(link::Network::Ipv6(pkt.payload)),
@@ -212,27 +218,27 @@ fn inner_of<'a>(pkt: &IpPacket<'a>, ports: &TunnelPorts) -> Result<Inner<'a>, De
     })
 }
 
-/// Decodes one frame, joining IP fragments in `frag`; hands the TCP segment (if
-/// any, possibly from a datagram this fragment completed) to `segment`.
+/// Decodes one frame, joining IP fragments in `frag`; hands the TCP segment or
+/// DNS response (if any, possibly from a datagram this fragment completed) to
+/// `seen`.
 pub fn decode_with_fragments(
     ts_ns: u64,
     linktype: i32,
     data: &[u8],
     ports: &TunnelPorts,
     frag: &mut FragmentCache,
-    segment: &mut dyn FnMut(IpAddr, IpAddr, &TcpSegment<'_>),
+    seen: &mut dyn FnMut(Seen<'_, '_>),
 ) -> Result<(), DecodeError> {
     if let Some((src, dst, seg)) = fast_ipv4_tcp(linktype, data) {
-        segment(src, dst, &seg);
+        seen(Seen::Tcp(src, dst, &seg));
         return Ok(());
     }
     let ip = match decode_frame_with(linktype, data, ports)? {
-        Decoded::Tcp { src, dst, seg } => {
-            segment(src, dst, &seg);
+        Decoded::Fragment(ip) => ip,
+        d => {
+            hand(&d, seen);
             return Ok(());
         }
-        Decoded::Other => return Ok(()),
-        Decoded::Fragment(ip) => ip,
     };
     let Some(outer) = frag.ingest(ts_ns, &ip) else {
         return Ok(());
@@ -240,17 +246,29 @@ pub fn decode_with_fragments(
     // A joined datagram may itself be a tunnel (a fragmented VXLAN packet),
     // whose inner packet may again be a fragment: join that too, once.
     match decode_joined(&outer, ports)? {
-        Decoded::Tcp { src, dst, seg } => segment(src, dst, &seg),
         Decoded::Fragment(inner) => {
-            if let Some(d) = frag.ingest(ts_ns, &inner)
-                && let Decoded::Tcp { src, dst, seg } = decode_joined(&d, ports)?
-            {
-                segment(src, dst, &seg);
+            if let Some(d) = frag.ingest(ts_ns, &inner) {
+                hand(&decode_joined(&d, ports)?, seen);
             }
         }
-        Decoded::Other => {}
+        d => hand(&d, seen),
     }
     Ok(())
+}
+
+/// What [`decode_with_fragments`] found in a frame.
+pub enum Seen<'a, 'b> {
+    Tcp(IpAddr, IpAddr, &'b TcpSegment<'a>),
+    /// A DNS response over UDP (the UDP payload).
+    Dns(&'a [u8]),
+}
+
+fn hand(d: &Decoded<'_>, seen: &mut dyn FnMut(Seen<'_, '_>)) {
+    match d {
+        Decoded::Tcp { src, dst, seg } => seen(Seen::Tcp(*src, *dst, seg)),
+        Decoded::Dns(payload) => seen(Seen::Dns(payload)),
+        Decoded::Fragment(_) | Decoded::Other => {}
+    }
 }
 
 fn decode_joined<'a>(

@@ -108,7 +108,8 @@ fn ethernet(data: &[u8]) -> Result<Network<'_>, DecodeError> {
 
 /// A UDP datagram: the inner layer when its destination port is a VXLAN or
 /// Geneve port, else `Other`.
-pub fn parse_udp<'a>(data: &'a [u8], ports: &TunnelPorts) -> Result<Network<'a>, DecodeError> {
+pub fn parse_udp<'a>(data: &'a [u8], ports: &TunnelPorts) -> Result<Udp<'a>, DecodeError> {
+    let src = be16(data, 0, Layer::Udp)?;
     let dst = be16(data, 2, Layer::Udp)?;
     let len = usize::from(be16(data, 4, Layer::Udp)?);
     if len != 0 && len < 8 {
@@ -122,13 +123,28 @@ pub fn parse_udp<'a>(data: &'a [u8], ports: &TunnelPorts) -> Result<Network<'a>,
     } else {
         payload
     };
-    if ports.vxlan().contains(&dst) {
-        parse_vxlan(payload)
+    Ok(if ports.vxlan().contains(&dst) {
+        Udp::Tunnel(parse_vxlan(payload)?)
     } else if ports.geneve().contains(&dst) {
-        parse_geneve(payload)
+        Udp::Tunnel(parse_geneve(payload)?)
+    } else if src == DNS_PORT {
+        Udp::Dns(payload)
     } else {
-        Ok(Network::Other)
-    }
+        Udp::Other
+    })
+}
+
+/// DNS responses come from this port (passive DNS, see `crate::dns`).
+pub const DNS_PORT: u16 = 53;
+
+/// What a UDP datagram carries for the census.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Udp<'a> {
+    /// VXLAN or Geneve: the encapsulated network layer.
+    Tunnel(Network<'a>),
+    /// A datagram from port 53.
+    Dns(&'a [u8]),
+    Other,
 }
 
 /// RFC 7348: flags (I bit set), reserved, VNI, reserved; then Ethernet.
