@@ -277,6 +277,17 @@ def main(d):
             t = tunnel(f, kind, i + 1)
             pkts.append([s, u, t, len(t)])
         write_pcap(d / f"tunnel-{kind}.pcap", LT_ETHERNET, pkts)
+    # Passive DNS inside the tunnels: real dnsmasq answers and the handshakes
+    # that follow them (make-dns-captures.sh), merged in time order.
+    dns = sorted(load("dns-cname-custom-domain") + load("dns-privatelink-nosni") + load("dns-tcp-nosni")
+                 + load("dns-expired-nosni"), key=lambda p: (p[0], p[1]))
+    for kind in ["vxlan", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls", "mpls-pw", "nested"]:
+        pkts = []
+        for i, (s, u, f, _) in enumerate(dns):
+            t = tunnel(f, kind, i + 1)
+            pkts.append([s, u, t, len(t)])
+        write_pcap(d / f"dns-tunnel-{kind}.pcap", LT_ETHERNET, pkts)
+
     # VXLAN whose outer packets the tunnel fragmented (every frame, 256-byte pieces).
     pkts = []
     for i, (s, u, f, _) in enumerate(base):

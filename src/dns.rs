@@ -13,7 +13,9 @@
 //! at most [`MAX_POINTERS`] times per name, names are at most 255 bytes, at most
 //! [`MAX_RECORDS`] answer records and [`MAX_CHAIN`] CNAME links are looked at.
 //! An entry is valid from the capture time of its answer to that time plus its
-//! TTL (plus `--dns-grace`); the store holds at most `--max-dns-entries`
+//! TTL (plus `--dns-grace`); a name or address keeps its last
+//! [`ANSWERS_PER_KEY`] answers, and a flow is judged by the latest one valid at
+//! its ClientHello's time; the store holds at most `--max-dns-entries`
 //! entries (names and addresses together); when full it first drops expired
 //! entries (at most once per second of capture time), then refuses new ones and
 //! counts them (`bound="dns_entries"`).
@@ -260,6 +262,21 @@ impl Entry {
     }
 }
 
+/// Answers kept per name or address: a shared address (a storage stamp serves
+/// many accounts) may be answered for several targets in turn, and the worker
+/// judging a flow lags the capture thread; the answer valid at the flow's time
+/// is the latest one learned before it.
+pub const ANSWERS_PER_KEY: usize = 4;
+
+type Answers = Vec<Entry>;
+
+fn valid_at(v: &Answers, t: u64) -> Option<Arc<str>> {
+    v.iter()
+        .filter(|e| e.valid_at(t))
+        .max_by_key(|e| e.learned)
+        .map(|e| Arc::clone(&e.target))
+}
+
 /// What one response taught.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Learned {
@@ -271,8 +288,8 @@ pub struct Learned {
 
 /// The shared store (capture thread writes, workers read).
 pub struct PassiveDns {
-    names: DashMap<Box<str>, Entry, ahash::RandomState>,
-    addrs: DashMap<IpAddr, Entry, ahash::RandomState>,
+    names: DashMap<Box<str>, Answers, ahash::RandomState>,
+    addrs: DashMap<IpAddr, Answers, ahash::RandomState>,
     max_entries: usize,
     grace_ns: u64,
     last_purge: AtomicU64,
@@ -300,14 +317,12 @@ impl PassiveDns {
     /// The target name `name` is an alias of, at capture time `t`.
     pub fn alias_of(&self, name: &str, t: u64) -> Option<Arc<str>> {
         let key = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-        let e = self.names.get(key.as_str())?;
-        e.valid_at(t).then(|| Arc::clone(&e.target))
+        valid_at(&*self.names.get(key.as_str())?, t)
     }
 
     /// The target name `addr` was an answer for, at capture time `t`.
     pub fn target_of(&self, addr: IpAddr, t: u64) -> Option<Arc<str>> {
-        let e = self.addrs.get(&addr)?;
-        e.valid_at(t).then(|| Arc::clone(&e.target))
+        valid_at(&*self.addrs.get(&addr)?, t)
     }
 
     /// Room for one more entry? Purges expired ones first when full.
@@ -318,27 +333,40 @@ impl PassiveDns {
         let last = self.last_purge.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1_000_000_000 || now < last {
             self.last_purge.store(now, Ordering::Relaxed);
-            self.names.retain(|_, e| e.expires >= now);
-            self.addrs.retain(|_, e| e.expires >= now);
+            let live = |v: &mut Answers| {
+                v.retain(|e| e.expires >= now);
+                !v.is_empty()
+            };
+            self.names.retain(|_, v| live(v));
+            self.addrs.retain(|_, v| live(v));
         }
         self.len() < self.max_entries
     }
 
     fn put<K: std::hash::Hash + Eq>(
         &self,
-        map: &DashMap<K, Entry, ahash::RandomState>,
+        map: &DashMap<K, Answers, ahash::RandomState>,
         key: K,
         entry: Entry,
         learned: &mut Learned,
     ) -> bool {
-        if let Some(mut e) = map.get_mut(&key) {
-            // Still valid: the answer is confirmed (keep when it was first
-            // learned); expired: it starts again now.
-            if e.expires >= entry.learned && e.learned <= entry.learned {
-                e.expires = e.expires.max(entry.expires);
-                e.target = entry.target;
-            } else {
-                *e = entry;
+        if let Some(mut v) = map.get_mut(&key) {
+            // The latest answer repeated while still valid is confirmed (it
+            // keeps the time it was first learned); any other answer is added,
+            // and beyond ANSWERS_PER_KEY the earliest learned goes.
+            let same = v.iter_mut().max_by_key(|e| e.learned).filter(|e| {
+                e.target == entry.target && e.learned <= entry.learned && entry.learned <= e.expires
+            });
+            match same {
+                Some(e) => e.expires = e.expires.max(entry.expires),
+                None => {
+                    v.push(entry);
+                    if v.len() > ANSWERS_PER_KEY
+                        && let Some(i) = (0..v.len()).min_by_key(|&i| v[i].learned)
+                    {
+                        v.swap_remove(i);
+                    }
+                }
             }
             return true;
         }
@@ -346,7 +374,7 @@ impl PassiveDns {
             learned.refused += 1;
             return false;
         }
-        map.insert(key, entry);
+        map.insert(key, vec![entry]);
         true
     }
 
@@ -539,6 +567,36 @@ mod tests {
             10 * S,
         );
         assert!(d.target_of("20.60.1.2".parse().unwrap(), 670 * S).is_some());
+    }
+
+    #[test]
+    fn dns_shared_address_answers_by_time() {
+        // One storage stamp address answered for two accounts in turn; a flow
+        // is judged by the answer valid at its own time, even when a later
+        // answer has already been learned (the worker lags the capture thread).
+        let d = PassiveDns::new(100, 0);
+        let t = TargetSet::defaults();
+        let answer = |acct: &str| {
+            let n = format!("{acct}.blob.core.windows.net");
+            parse_response(&msg(OK, Some(&n), &[(&n, 1, 10, vec![20, 60, 7, 7])])).unwrap()
+        };
+        d.learn(&answer("acct1"), &t, 100 * S);
+        d.learn(&answer("acct2"), &t, 103 * S);
+        d.learn(&answer("acct1"), &t, 105 * S); // confirms acct1's answer
+        let ip = "20.60.7.7".parse().unwrap();
+        assert_eq!(d.target_of(ip, 102 * S).as_deref(), Some("acct1.blob.core.windows.net"));
+        assert_eq!(d.target_of(ip, 104 * S).as_deref(), Some("acct2.blob.core.windows.net"));
+        assert_eq!(d.target_of(ip, 106 * S).as_deref(), Some("acct1.blob.core.windows.net"));
+        assert_eq!(d.target_of(ip, 115 * S).as_deref(), Some("acct1.blob.core.windows.net"));
+        assert_eq!(d.target_of(ip, 116 * S), None);
+        d.learn(&answer("acct1"), &t, 108 * S); // the latest answer, confirmed
+        assert_eq!(d.addrs.get(&ip).unwrap().len(), 3);
+        assert_eq!(d.target_of(ip, 117 * S).as_deref(), Some("acct1.blob.core.windows.net"));
+        for i in 0..10u64 {
+            d.learn(&answer(&format!("acct{}", 10 + i)), &t, (200 + i) * S);
+        }
+        assert_eq!(d.addrs.get(&ip).unwrap().len(), ANSWERS_PER_KEY);
+        assert_eq!(d.target_of(ip, 209 * S).as_deref(), Some("acct19.blob.core.windows.net"));
     }
 
     #[test]
