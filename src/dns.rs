@@ -584,19 +584,37 @@ mod tests {
         d.learn(&answer("acct2"), &t, 103 * S);
         d.learn(&answer("acct1"), &t, 105 * S); // confirms acct1's answer
         let ip = "20.60.7.7".parse().unwrap();
-        assert_eq!(d.target_of(ip, 102 * S).as_deref(), Some("acct1.blob.core.windows.net"));
-        assert_eq!(d.target_of(ip, 104 * S).as_deref(), Some("acct2.blob.core.windows.net"));
-        assert_eq!(d.target_of(ip, 106 * S).as_deref(), Some("acct1.blob.core.windows.net"));
-        assert_eq!(d.target_of(ip, 115 * S).as_deref(), Some("acct1.blob.core.windows.net"));
+        assert_eq!(
+            d.target_of(ip, 102 * S).as_deref(),
+            Some("acct1.blob.core.windows.net")
+        );
+        assert_eq!(
+            d.target_of(ip, 104 * S).as_deref(),
+            Some("acct2.blob.core.windows.net")
+        );
+        assert_eq!(
+            d.target_of(ip, 106 * S).as_deref(),
+            Some("acct1.blob.core.windows.net")
+        );
+        assert_eq!(
+            d.target_of(ip, 115 * S).as_deref(),
+            Some("acct1.blob.core.windows.net")
+        );
         assert_eq!(d.target_of(ip, 116 * S), None);
         d.learn(&answer("acct1"), &t, 108 * S); // the latest answer, confirmed
         assert_eq!(d.addrs.get(&ip).unwrap().len(), 3);
-        assert_eq!(d.target_of(ip, 117 * S).as_deref(), Some("acct1.blob.core.windows.net"));
+        assert_eq!(
+            d.target_of(ip, 117 * S).as_deref(),
+            Some("acct1.blob.core.windows.net")
+        );
         for i in 0..10u64 {
             d.learn(&answer(&format!("acct{}", 10 + i)), &t, (200 + i) * S);
         }
         assert_eq!(d.addrs.get(&ip).unwrap().len(), ANSWERS_PER_KEY);
-        assert_eq!(d.target_of(ip, 209 * S).as_deref(), Some("acct19.blob.core.windows.net"));
+        assert_eq!(
+            d.target_of(ip, 209 * S).as_deref(),
+            Some("acct19.blob.core.windows.net")
+        );
     }
 
     #[test]

@@ -569,8 +569,12 @@ fn replay_files() -> Vec<PathBuf> {
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             // Ethernet captures that are whole (damaged and cut ones test the reader).
+            // Passive DNS captures are left out: replayed in one real-time
+            // stream, their answers (TTL 5 s) would still be valid for the
+            // SNI-less flows of other files to the same server address.
             (name.ends_with(".pcap") || name == "demo.pcapng")
                 && !name.starts_with("link-")
+                && !name.starts_with("dns-")
                 && !["truncated.pcap", "snaplen-96.pcap"].contains(&name.as_str())
                 || [
                     "link-vlan.pcap",

@@ -21,8 +21,9 @@ use crate::error::SetupError;
 /// The default capture filter: every TCP packet (any port; TLS is found by
 /// content), IPv6 packets whose first header is an extension header (TCP may
 /// follow it, or a fragment of it), the tunnels tlscensus unwraps (VXLAN and
-/// Geneve on `ports`, GRE, IP-in-IP, MPLS) and non-first fragments of UDP (a
-/// tunnel's outer packets may be fragmented), and TCP and tunnels inside one or
+/// Geneve on `ports`, GRE, IP-in-IP, MPLS), DNS responses (UDP from port 53;
+/// DNS over TCP is TCP), non-first fragments of UDP (a tunnel's outer packets
+/// may be fragmented), and TCP, DNS and tunnels inside one or
 /// two VLAN tags that the kernel did not strip. Non-first IPv4 fragments of TCP
 /// match `tcp` because the protocol field is in every fragment's IP header.
 /// The `vlan` keyword shifts the offsets of everything after it, so the
@@ -36,7 +37,7 @@ pub fn default_bpf(ports: &TunnelPorts) -> String {
         .map(|p| format!("udp dst port {p}"))
         .collect();
     let tunnels = format!(
-        "{} or ip proto 47 or ip proto 4 or ip proto 41 or ip6 proto 47 or ip6 proto 4 \
+        "udp src port 53 or {} or ip proto 47 or ip proto 4 or ip proto 41 or ip6 proto 47 or ip6 proto 4 \
          or ip6 proto 41 or (ip proto 17 and ip[6:2] & 0x1fff != 0)",
         udp_ports.join(" or ")
     );
@@ -374,15 +375,38 @@ mod tests {
             "tunnel-mpls.pcap",
             "tunnel-mpls-pw.pcap",
             "tunnel-nested.pcap",
+            "dns-cname-custom-domain.pcap",
+            "dns-privatelink-nosni.pcap",
+            "dns-tcp-nosni.pcap",
+            "dns-tunnel-vxlan.pcap",
+            "dns-tunnel-nested.pcap",
         ] {
             let mut cap = Capture::from_file(dir.join(name)).unwrap();
             while let Ok(p) = cap.next_packet() {
-                assert!(prog.filter(p.data), "{name}: frame {seen} filtered out");
+                // DNS queries (to port 53) are not needed; everything else is.
+                let query = matches!(
+                    etherparse::SlicedPacket::from_ethernet(p.data).map(|s| s.transport),
+                    Ok(Some(etherparse::TransportSlice::Udp(u))) if u.destination_port() == 53
+                );
+                assert!(prog.filter(p.data) != query, "{name}: frame {seen}");
                 seen += 1;
             }
         }
         assert!(seen > 200);
-        // An ARP request and a UDP datagram (DNS) are not kept.
+        // A DNS response inside a VLAN tag is kept.
+        let mut dns = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .single_vlan(7.try_into().unwrap())
+            .ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
+            .udp(53, 40000)
+            .write(&mut dns, &[0u8; 20])
+            .unwrap();
+        assert!(prog.filter(&dns));
+        // An ARP request and a UDP datagram to port 53 (a DNS query) are not kept.
         let arp = [
             0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4,
             0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2,

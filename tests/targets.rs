@@ -1,0 +1,324 @@
+//! Issue 5, end to end through the binary: target flows without a matching
+//! SNI, found by passive DNS (real dnsmasq answers, captures/make-dns-captures.sh),
+//! by --target-cidr and by the Azure Service Tags file.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// (match, account, target_name) of the only event of a capture.
+fn only(file: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--all"];
+    args.extend(extra);
+    let e = events(&[&capture(file)], &args);
+    assert_eq!(e.len(), 1, "{file}: {e:#?}");
+    e[0].clone()
+}
+
+fn matched(e: &Value) -> (Value, Value, Value, Value) {
+    (
+        e["target"].clone(),
+        e["match"].clone(),
+        e["account"].clone(),
+        e["target_name"].clone(),
+    )
+}
+
+#[test]
+fn passive_dns_finds_flows_without_a_target_sni() {
+    // A custom domain: the SNI is files.contoso.example, a CNAME of the account.
+    let e = only("dns-cname-custom-domain.pcap", &[]);
+    assert_eq!(e["sni"], json!("files.contoso.example"));
+    assert_eq!(e["negotiated_version"], json!("TLSv1.0"));
+    assert_eq!(
+        matched(&e),
+        (
+            json!(true),
+            json!("cname"),
+            json!("acct7"),
+            json!("acct7.blob.core.windows.net")
+        )
+    );
+    // No SNI, to the address of a private endpoint (privatelink chain), rejected.
+    let e = only("dns-privatelink-nosni.pcap", &[]);
+    assert_eq!(
+        (e["sni"].clone(), e["outcome"].clone()),
+        (json!(null), json!("rejected"))
+    );
+    assert_eq!(
+        matched(&e),
+        (
+            json!(true),
+            json!("dns_address"),
+            json!("acct8"),
+            json!("acct8.blob.core.windows.net")
+        )
+    );
+    // The answer came over DNS-over-TCP.
+    let e = only("dns-tcp-nosni.pcap", &[]);
+    assert_eq!(e["negotiated_version"], json!("TLSv1.1"));
+    assert_eq!(
+        matched(&e),
+        (
+            json!(true),
+            json!("dns_address"),
+            json!("acct7"),
+            json!("acct7.blob.core.windows.net")
+        )
+    );
+    // An unrelated name for the same server address teaches nothing.
+    let e = only("dns-unrelated-nosni.pcap", &[]);
+    assert_eq!(
+        matched(&e),
+        (json!(false), json!(null), json!(null), json!(null))
+    );
+    // An SNI match says so and names the account.
+    let e = only("openssl-tls10-rejected.pcap", &[]);
+    assert_eq!(
+        matched(&e),
+        (json!(true), json!("sni"), json!("legacy10"), json!(null))
+    );
+    let e = only("curl-tls10-rejected.pcap", &[]);
+    assert_eq!(
+        matched(&e),
+        (json!(true), json!("sni"), json!("curlacct"), json!(null))
+    );
+    // Without --all, only the target flows are inventoried: the DNS-matched
+    // legacy hosts are listed.
+    let out = tlscensus(&[
+        "read",
+        "--format",
+        "csv",
+        capture("dns-cname-custom-domain.pcap").to_str().unwrap(),
+        capture("dns-unrelated-nosni.pcap").to_str().unwrap(),
+    ]);
+    let csv = text(&out.stdout);
+    assert!(csv.contains("192.0.2.12,1,1,"), "{csv}");
+    assert!(!csv.contains("192.0.2.16"), "{csv}");
+}
+
+#[test]
+fn passive_dns_answer_expires_with_its_ttl() {
+    // Resolved with a 5 s TTL, connected 7 s later: not a target...
+    let e = only("dns-expired-nosni.pcap", &[]);
+    assert_eq!(e["negotiated_version"], json!("TLSv1.0"));
+    assert_eq!(
+        matched(&e),
+        (json!(false), json!(null), json!(null), json!(null))
+    );
+    // ...unless answers are kept past their TTL.
+    let e = only("dns-expired-nosni.pcap", &["--dns-grace", "10"]);
+    assert_eq!(
+        matched(&e),
+        (
+            json!(true),
+            json!("dns_address"),
+            json!("acct8"),
+            json!("acct8.blob.core.windows.net")
+        )
+    );
+}
+
+/// The DNS captures merged and wrapped in every tunnel give the same events
+/// as the plain captures: DNS is learned inside the tunnels too.
+#[test]
+fn passive_dns_inside_every_tunnel() {
+    let plain: Vec<&str> = vec![
+        "dns-cname-custom-domain.pcap",
+        "dns-privatelink-nosni.pcap",
+        "dns-tcp-nosni.pcap",
+        "dns-expired-nosni.pcap",
+    ];
+    let key = |e: &Value| {
+        let mut e = e.clone();
+        if let Some(o) = e.as_object_mut() {
+            o.remove("ts");
+        }
+        e.to_string()
+    };
+    let mut want: Vec<String> = plain
+        .iter()
+        .flat_map(|f| events(&[&capture(f)], &["--all"]))
+        .map(|e| key(&e))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 4);
+    assert_eq!(
+        want.iter()
+            .filter(|e| e.contains("\"target\":true"))
+            .count(),
+        3
+    );
+    for kind in [
+        "vxlan", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls", "mpls-pw", "nested",
+    ] {
+        let file = format!("dns-tunnel-{kind}.pcap");
+        let mut got: Vec<String> = events_all(&file).iter().map(key).collect();
+        got.sort();
+        assert_eq!(got, want, "{file}");
+    }
+}
+
+#[test]
+fn target_cidr_finds_flows_without_sni() {
+    let nosni = "openssl-tls10-nosni.pcap";
+    assert_eq!(only(nosni, &[])["target"], json!(false));
+    let e = only(
+        nosni,
+        &[
+            "--target-cidr",
+            "10.0.0.0/8",
+            "--target-cidr",
+            "192.0.2.0/28",
+        ],
+    );
+    assert_eq!(
+        matched(&e),
+        (json!(true), json!("cidr"), json!(null), json!(null))
+    );
+    // IPv6 prefixes, and a prefix that does not hold the server.
+    let e = only(
+        "openssl-ipv6-tls11.pcap",
+        &["--target-cidr", "2001:db8::/64"],
+    );
+    assert_eq!(e["match"], json!("sni"), "an SNI match comes first");
+    assert_eq!(
+        only(nosni, &["--target-cidr", "192.0.2.16/28"])["target"],
+        json!(false)
+    );
+    // A flow whose SNI names something else is not a target by its address.
+    let other = only(
+        "openssl-tls10-other-sni.pcap",
+        &["--target-cidr", "192.0.2.0/24"],
+    );
+    assert_eq!(other["target"], json!(false));
+}
+
+const TAGS: &str = r#"{
+  "changeNumber": 321, "cloud": "Public",
+  "values": [
+    {"name": "AzureCloud", "id": "AzureCloud", "properties": {"changeNumber": 1, "region": "", "platform": "Azure", "systemService": "", "addressPrefixes": ["192.0.2.0/24"]}},
+    {"name": "Storage", "id": "Storage", "properties": {"changeNumber": 9, "region": "", "platform": "Azure", "systemService": "AzureStorage", "addressPrefixes": ["20.60.0.0/16", "192.0.2.0/30", "2603:1000::/47"]}},
+    {"name": "Storage.WestEurope", "id": "Storage.WestEurope", "properties": {"changeNumber": 4, "region": "westeurope", "regionId": 18, "platform": "Azure", "systemService": "AzureStorage", "addressPrefixes": ["192.0.2.0/30"]}},
+    {"name": "Storage.EastUS", "id": "Storage.EastUS", "properties": {"changeNumber": 4, "region": "eastus", "platform": "Azure", "systemService": "AzureStorage", "addressPrefixes": ["20.60.0.0/16"]}}
+  ]
+}"#;
+
+#[test]
+fn azure_service_tags_find_flows_without_sni() {
+    let dir = tempfile::tempdir().unwrap();
+    let tags = dir.path().join("ServiceTags_Public_20261116.json");
+    std::fs::write(&tags, TAGS).unwrap();
+    let tags = tags.to_str().unwrap();
+    let nosni = "openssl-tls10-nosni.pcap";
+    let e = only(nosni, &["--azure-service-tags", tags]);
+    assert_eq!(
+        matched(&e),
+        (json!(true), json!("cidr"), json!(null), json!(null))
+    );
+    let e = only(
+        nosni,
+        &[
+            "--azure-service-tags",
+            tags,
+            "--service-tag",
+            "Storage.WestEurope",
+        ],
+    );
+    assert_eq!(e["match"], json!("cidr"));
+    let e = only(
+        nosni,
+        &[
+            "--azure-service-tags",
+            tags,
+            "--service-tag",
+            "Storage.EastUS",
+        ],
+    );
+    assert_eq!(e["target"], json!(false));
+
+    // Clear errors, exit status 2.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"values\": [{\"name\": \"Storage\"}]}").unwrap();
+    for (args, says) in [
+        (
+            vec!["--azure-service-tags", bad.to_str().unwrap()],
+            "not a Service Tags file",
+        ),
+        (
+            vec!["--azure-service-tags", "/nonexistent/tags.json"],
+            "/nonexistent/tags.json",
+        ),
+        (
+            vec![
+                "--azure-service-tags",
+                tags,
+                "--service-tag",
+                "Storage.Mars",
+            ],
+            "Storage.Mars",
+        ),
+        (vec!["--service-tag", "Storage"], "--azure-service-tags"),
+        (vec!["--target-cidr", "192.0.2.1/24"], "host bits"),
+        (vec!["--target-cidr", "blob"], "not an IP prefix"),
+        (vec!["--max-dns-entries", "0"], "--max-dns-entries"),
+    ] {
+        let mut argv = vec!["read"];
+        argv.extend(args.iter().copied());
+        argv.push(capture(nosni).to_str().unwrap().to_string().leak());
+        let out = tlscensus(&argv);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{argv:?}: {err}"
+        );
+    }
+}
+
+/// The passive DNS store is bounded; hitting the bound is counted, and the
+/// responses are counted by what they taught.
+#[test]
+fn passive_dns_bound_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("m.prom");
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["read", "--metrics-file", prom.to_str().unwrap()];
+        argv.extend(extra);
+        let files: Vec<String> = [
+            "dns-cname-custom-domain.pcap",
+            "dns-unrelated-nosni.pcap",
+            "dns-tcp-nosni.pcap",
+        ]
+        .iter()
+        .map(|f| capture(f).display().to_string())
+        .collect();
+        argv.extend(files.iter().map(String::as_str));
+        let out = tlscensus(&argv);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        std::fs::read_to_string(&prom).unwrap()
+    };
+    let m = run(&[]);
+    let has =
+        |m: &str, line: &str| assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+    has(&m, r#"tlscensus_dns_responses_total{result="target"} 2"#);
+    has(&m, r#"tlscensus_dns_responses_total{result="no_target"} 1"#);
+    has(&m, r#"tlscensus_bound_hits_total{bound="dns_entries"} 0"#);
+    has(&m, r#"tlscensus_target_flows_total{match="cname"} 1"#);
+    has(&m, r#"tlscensus_target_flows_total{match="dns_address"} 1"#);
+    // Custom domain: 2 aliases (files.contoso.example and the storage stamp's
+    // name) + 1 address; the TCP answer repeats the stamp and the address.
+    has(&m, "tlscensus_dns_entries 3");
+
+    // Room for one entry: the custom domain's first alias fits, the rest is refused.
+    let m = run(&["--max-dns-entries", "1"]);
+    has(&m, "tlscensus_dns_entries 1");
+    let refused: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"tlscensus_bound_hits_total{bound="dns_entries"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(refused >= 2, "{m}");
+    has(&m, r#"tlscensus_target_flows_total{match="dns_address"} 0"#);
+}
