@@ -761,19 +761,6 @@ mod tests {
         let mut table = FlowTable::new(config.table).with_settled(Arc::clone(&settled));
         let mut out = Vec::new();
         let mut queue: VecDeque<&Queued> = VecDeque::new();
-        let ingest = |table: &mut FlowTable, q: &Queued, out: &mut Vec<HandshakeSummary>| {
-            table.ingest(
-                SegmentIn {
-                    ts: q.ts,
-                    key: q.key,
-                    dir: q.dir,
-                    seq: q.seq,
-                    flags: q.flags,
-                    payload: &q.payload,
-                },
-                out,
-            )
-        };
         for q in segs {
             if admit(&settled, q.key.dispatch_hash(), q.flags) {
                 queue.push_back(q);
@@ -786,6 +773,23 @@ mod tests {
         for q in queue {
             ingest(&mut table, q, &mut out);
         }
+        results(table, out)
+    }
+
+    fn ingest(table: &mut FlowTable, q: &Queued, out: &mut Vec<HandshakeSummary>) {
+        let seg = SegmentIn {
+            ts: q.ts,
+            key: q.key,
+            dir: q.dir,
+            seq: q.seq,
+            flags: q.flags,
+            payload: &q.payload,
+        };
+        table.ingest(seg, out);
+    }
+
+    /// Ends the table; its summaries (sorted) and then its counters.
+    fn results(mut table: FlowTable, mut out: Vec<HandshakeSummary>) -> Vec<String> {
         table.drain(&mut out);
         let mut v: Vec<String> = out.iter().map(|s| format!("{s:?}")).collect();
         v.sort();
@@ -806,22 +810,9 @@ mod tests {
         let mut table = FlowTable::new(config.table);
         let mut out = Vec::new();
         for q in &segs {
-            table.ingest(
-                SegmentIn {
-                    ts: q.ts,
-                    key: q.key,
-                    dir: q.dir,
-                    seq: q.seq,
-                    flags: q.flags,
-                    payload: &q.payload,
-                },
-                &mut out,
-            );
+            ingest(&mut table, q, &mut out);
         }
-        table.drain(&mut out);
-        let mut want: Vec<String> = out.iter().map(|s| format!("{s:?}")).collect();
-        want.sort();
-        want.push(format!("{:?}", table.stats));
+        let want = results(table, out);
         for lag in [0, 1, 2, 3, 5, 8, 13, 40, 100, 512, 4096, usize::MAX] {
             assert_eq!(
                 with_lag(&segs, lag),
