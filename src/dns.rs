@@ -44,6 +44,8 @@ pub enum DnsError {
     BadName,
     /// A query, an error answer (RCODE not 0) or a truncated (TC) answer.
     NotAnswer,
+    /// A DNS-over-TCP message that does not end in its segment.
+    TcpSplit,
 }
 
 impl DnsError {
@@ -52,6 +54,7 @@ impl DnsError {
             DnsError::Truncated => "truncated",
             DnsError::BadName => "bad_name",
             DnsError::NotAnswer => "not_answer",
+            DnsError::TcpSplit => "tcp_split",
         }
     }
 }
@@ -198,18 +201,23 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
     Ok(Response { question, answers })
 }
 
-/// Splits DNS-over-TCP payload (RFC 1035 4.2.2: 2-byte length, message) into
-/// whole messages; `None` when a message does not end in this segment (the
-/// census does not reassemble DNS streams: counted as `tcp_split`).
-pub fn tcp_messages(mut payload: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut out = Vec::new();
-    while !payload.is_empty() {
-        let len = usize::from(be16(payload, 0).ok()?);
-        let msg = payload.get(2..2 + len)?;
-        out.push(msg);
-        payload = &payload[2 + len..];
+/// Hands each DNS message a payload holds to `f`: a UDP datagram is one
+/// message; a TCP segment from port 53 holds whole messages, each after a
+/// 2-byte length (RFC 1035 4.2.2), or part of one, which is reported as
+/// [`DnsError::TcpSplit`] (the census does not reassemble DNS streams).
+pub fn messages<'a>(payload: &'a [u8], tcp: bool, mut f: impl FnMut(Result<&'a [u8], DnsError>)) {
+    if !tcp {
+        return f(Ok(payload));
     }
-    Some(out)
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let len = usize::from(be16(rest, 0).unwrap_or(u16::MAX));
+        let Some(msg) = rest.get(2..2 + len) else {
+            return f(Err(DnsError::TcpSplit));
+        };
+        f(Ok(msg));
+        rest = &rest[2 + len..];
+    }
 }
 
 /// How a flow's server came to be a target.
@@ -698,8 +706,18 @@ mod tests {
         let mut p = (a.len() as u16).to_be_bytes().to_vec();
         p.extend_from_slice(&a);
         p.extend_from_slice(&p.clone());
-        assert_eq!(tcp_messages(&p).unwrap(), vec![&a[..], &a[..]]);
-        assert_eq!(tcp_messages(&p[..p.len() - 1]), None);
+        let all = |p: &[u8], tcp| {
+            let mut v = Vec::new();
+            messages(p, tcp, |m| v.push(m.map(<[u8]>::to_vec)));
+            v
+        };
+        assert_eq!(all(&p, true), vec![Ok(a.clone()), Ok(a.clone())]);
+        assert_eq!(
+            all(&p[..p.len() - 1], true),
+            vec![Ok(a.clone()), Err(DnsError::TcpSplit)]
+        );
+        assert_eq!(all(&p[..1], true), vec![Err(DnsError::TcpSplit)]);
+        assert_eq!(all(&a, false), vec![Ok(a.clone())]);
     }
 
     #[test]

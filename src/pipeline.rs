@@ -171,7 +171,7 @@ impl Dispatcher {
             ..
         } = self;
         let mut touched = None;
-        let dns = |msg: &[u8]| learn_dns(shared, msg, frame.ts_ns, dns_results);
+        let dns = |p: &[u8], tcp| learn_dns(shared, p, tcp, frame.ts_ns, dns_results);
         let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             let h = key.dispatch_hash();
             if !admit(settled, h, seg.flags) {
@@ -321,13 +321,13 @@ fn admit(settled: &SettledSet, h: u64, flags: u8) -> bool {
 /// The front both paths share: decodes a frame (joining IP fragments) and
 /// hands each TCP segment that can teach us something, with its flow key and
 /// direction, to `f`. Bare ACKs (no payload, no SYN/FIN/RST) are left out.
-/// DNS messages (UDP from port 53, and whole messages in TCP segments from
-/// port 53, which also go to `f`) go to `dns`.
+/// DNS payloads (UDP from port 53, flagged `false`, and TCP segments from
+/// port 53, flagged `true`, which also go to `f`) go to `dns`.
 fn flow_segments(
     frame: &Frame<'_>,
     tunnels: &TunnelPorts,
     frag: &mut FragmentCache,
-    mut dns: impl FnMut(&[u8]),
+    mut dns: impl FnMut(&[u8], bool),
     mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
     use crate::decode::l4::{FIN, RST, SYN};
@@ -340,17 +340,13 @@ fn flow_segments(
         &mut |seen| {
             let (src, dst, seg) = match seen {
                 Seen::Tcp(src, dst, seg) => (src, dst, seg),
-                Seen::Dns(msg) => return dns(msg),
+                Seen::Dns(payload) => return dns(payload, false),
             };
             if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
                 return;
             }
             if seg.src_port == DNS_PORT && !seg.payload.is_empty() {
-                match passive_dns::tcp_messages(seg.payload) {
-                    Some(msgs) => msgs.into_iter().for_each(&mut dns),
-                    // Marked for the counter: an empty message is never valid.
-                    None => dns(&[]),
-                }
+                dns(seg.payload, true);
             }
             let (key, dir) = FlowKey::new(
                 Endpoint::new(src, seg.src_port),
@@ -361,14 +357,18 @@ fn flow_segments(
     )
 }
 
-/// Learns from one DNS message on the capture thread (so a flow's answer is
-/// known before the flow's ClientHello reaches a worker); counts the result.
-/// An empty message stands for a DNS-over-TCP message split across segments.
-fn learn_dns(shared: &Shared, msg: &[u8], ts: u64, results: &mut [u64; DNS_RESULTS.len()]) {
-    let result = if msg.is_empty() {
-        "tcp_split"
-    } else {
-        match passive_dns::parse_response(msg) {
+/// Learns from the DNS messages of one payload (`tcp`: a DNS-over-TCP
+/// segment) on the capture thread, so a flow's answer is known before the
+/// flow's ClientHello reaches a worker; counts each message's result.
+fn learn_dns(
+    shared: &Shared,
+    payload: &[u8],
+    tcp: bool,
+    ts: u64,
+    results: &mut [u64; DNS_RESULTS.len()],
+) {
+    passive_dns::messages(payload, tcp, |msg| {
+        let result = match msg.and_then(passive_dns::parse_response) {
             Err(e) => e.label(),
             Ok(r) => {
                 let l = shared.dns.learn(&r, &shared.config.targets, ts);
@@ -379,11 +379,11 @@ fn learn_dns(shared: &Shared, msg: &[u8], ts: u64, results: &mut [u64; DNS_RESUL
                     "no_target"
                 }
             }
+        };
+        if let Some(i) = DNS_RESULTS.iter().position(|r| *r == result) {
+            results[i] += 1;
         }
-    };
-    if let Some(i) = DNS_RESULTS.iter().position(|r| *r == result) {
-        results[i] += 1;
-    }
+    });
 }
 
 /// The whole per-packet path on the calling thread, without channels: decode,
@@ -417,8 +417,10 @@ impl InlineCensus {
             out,
             ..
         } = self;
-        let dns = |msg: &[u8]| {
-            let _ = passive_dns::parse_response(msg);
+        let dns = |p: &[u8], tcp| {
+            passive_dns::messages(p, tcp, |m| {
+                let _ = m.and_then(passive_dns::parse_response);
+            })
         };
         let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             table.ingest(
@@ -736,7 +738,7 @@ mod tests {
                     frame,
                     &config.tunnels,
                     &mut frag,
-                    |_| {},
+                    |_, _| {},
                     |key, dir, seg| {
                         segs.push(Queued {
                             ts: frame.ts_ns,

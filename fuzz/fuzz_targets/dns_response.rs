@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use tlscensus::dns::{PassiveDns, parse_response, tcp_messages};
+use tlscensus::dns::{PassiveDns, messages, parse_response};
 use tlscensus::target::TargetSet;
 
 static TARGETS: OnceLock<TargetSet> = OnceLock::new();
@@ -12,12 +12,12 @@ static TARGETS: OnceLock<TargetSet> = OnceLock::new();
 fuzz_target!(|data: &[u8]| {
     let targets = TARGETS.get_or_init(TargetSet::defaults);
     let store = PassiveDns::new(8, 0);
-    let mut messages = vec![data];
-    if let Some(m) = tcp_messages(data) {
-        messages.extend(m);
+    let mut all = Vec::new();
+    for tcp in [false, true] {
+        messages(data, tcp, |m| all.extend(m.ok()));
     }
     let t = 1_000_000_000_000;
-    for m in messages {
+    for m in all {
         if let Ok(r) = parse_response(m) {
             assert!(r.answers.len() <= tlscensus::dns::MAX_RECORDS);
             store.learn(&r, targets, t);
