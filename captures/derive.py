@@ -250,6 +250,15 @@ def tunnel(frame, kind, seq):
     raise ValueError(kind)
 
 
+def write_tunnelled(path, pkts, kind):
+    """Every frame of `pkts` in the tunnel `kind` (outer IP ID / sequence = frame number)."""
+    out = []
+    for i, (s, u, f, _) in enumerate(pkts):
+        t = tunnel(f, kind, i + 1)
+        out.append([s, u, t, len(t)])
+    write_pcap(path, LT_ETHERNET, out)
+
+
 def fragment_outer(frame, size):
     """The outer IPv4 packet of a tunnelled frame cut into `size`-byte fragments, last first."""
     payload_len = len(frame) - 14 - 20
@@ -272,21 +281,13 @@ def main(d):
     # come out exactly as from the plain frames.
     for kind in ["vxlan", "vxlan-8472", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls",
                  "mpls-pw", "nested"]:
-        pkts = []
-        for i, (s, u, f, _) in enumerate(base):
-            t = tunnel(f, kind, i + 1)
-            pkts.append([s, u, t, len(t)])
-        write_pcap(d / f"tunnel-{kind}.pcap", LT_ETHERNET, pkts)
+        write_tunnelled(d / f"tunnel-{kind}.pcap", base, kind)
     # Passive DNS inside the tunnels: real dnsmasq answers and the handshakes
     # that follow them (make-dns-captures.sh), merged in time order.
     dns = sorted(load("dns-cname-custom-domain") + load("dns-privatelink-nosni") + load("dns-tcp-nosni")
                  + load("dns-expired-nosni"), key=lambda p: (p[0], p[1]))
     for kind in ["vxlan", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls", "mpls-pw", "nested"]:
-        pkts = []
-        for i, (s, u, f, _) in enumerate(dns):
-            t = tunnel(f, kind, i + 1)
-            pkts.append([s, u, t, len(t)])
-        write_pcap(d / f"dns-tunnel-{kind}.pcap", LT_ETHERNET, pkts)
+        write_tunnelled(d / f"dns-tunnel-{kind}.pcap", dns, kind)
 
     # VXLAN whose outer packets the tunnel fragmented (every frame, 256-byte pieces).
     pkts = []
