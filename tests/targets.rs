@@ -25,48 +25,34 @@ fn matched(e: &Value) -> (Value, Value, Value, Value) {
     )
 }
 
+/// What a flow matched through DNS gives: (target, match, account, target_name).
+fn via_dns(how: &str, account: &str) -> (Value, Value, Value, Value) {
+    (
+        json!(true),
+        json!(how),
+        json!(account),
+        json!(format!("{account}.blob.core.windows.net")),
+    )
+}
+
 #[test]
 fn passive_dns_finds_flows_without_a_target_sni() {
     // A custom domain: the SNI is files.contoso.example, a CNAME of the account.
     let e = only("dns-cname-custom-domain.pcap", &[]);
     assert_eq!(e["sni"], json!("files.contoso.example"));
     assert_eq!(e["negotiated_version"], json!("TLSv1.0"));
-    assert_eq!(
-        matched(&e),
-        (
-            json!(true),
-            json!("cname"),
-            json!("acct7"),
-            json!("acct7.blob.core.windows.net")
-        )
-    );
+    assert_eq!(matched(&e), via_dns("cname", "acct7"));
     // No SNI, to the address of a private endpoint (privatelink chain), rejected.
     let e = only("dns-privatelink-nosni.pcap", &[]);
     assert_eq!(
         (e["sni"].clone(), e["outcome"].clone()),
         (json!(null), json!("rejected"))
     );
-    assert_eq!(
-        matched(&e),
-        (
-            json!(true),
-            json!("dns_address"),
-            json!("acct8"),
-            json!("acct8.blob.core.windows.net")
-        )
-    );
+    assert_eq!(matched(&e), via_dns("dns_address", "acct8"));
     // The answer came over DNS-over-TCP.
     let e = only("dns-tcp-nosni.pcap", &[]);
     assert_eq!(e["negotiated_version"], json!("TLSv1.1"));
-    assert_eq!(
-        matched(&e),
-        (
-            json!(true),
-            json!("dns_address"),
-            json!("acct7"),
-            json!("acct7.blob.core.windows.net")
-        )
-    );
+    assert_eq!(matched(&e), via_dns("dns_address", "acct7"));
     // An unrelated name for the same server address teaches nothing.
     let e = only("dns-unrelated-nosni.pcap", &[]);
     assert_eq!(
@@ -109,15 +95,7 @@ fn passive_dns_answer_expires_with_its_ttl() {
     );
     // ...unless answers are kept past their TTL.
     let e = only("dns-expired-nosni.pcap", &["--dns-grace", "10"]);
-    assert_eq!(
-        matched(&e),
-        (
-            json!(true),
-            json!("dns_address"),
-            json!("acct8"),
-            json!("acct8.blob.core.windows.net")
-        )
-    );
+    assert_eq!(matched(&e), via_dns("dns_address", "acct8"));
 }
 
 /// The DNS captures merged and wrapped in every tunnel give the same events
@@ -241,6 +219,8 @@ fn azure_service_tags_find_flows_without_sni() {
     // Clear errors, exit status 2.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"values\": [{\"name\": \"Storage\"}]}").unwrap();
+    let nosni_path = capture(nosni);
+    let nosni_path = nosni_path.to_str().unwrap();
     for (args, says) in [
         (
             vec!["--azure-service-tags", bad.to_str().unwrap()],
@@ -266,7 +246,7 @@ fn azure_service_tags_find_flows_without_sni() {
     ] {
         let mut argv = vec!["read"];
         argv.extend(args.iter().copied());
-        argv.push(capture(nosni).to_str().unwrap().to_string().leak());
+        argv.push(nosni_path);
         let out = tlscensus(&argv);
         assert_eq!(out.status.code(), Some(2), "{argv:?}");
         let err = text(&out.stderr);
