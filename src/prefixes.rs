@@ -67,32 +67,18 @@ fn network(ip: IpAddr, len: u8) -> IpAddr {
     }
 }
 
-fn merge<T: Copy + Ord + num_like::Succ>(mut r: Vec<(T, T)>) -> Vec<(T, T)> {
+/// Sorts ranges and joins the overlapping and adjacent ones (`succ`: the next
+/// value, `None` at the family's last address).
+fn merge<T: Copy + Ord>(mut r: Vec<(T, T)>, succ: fn(T) -> Option<T>) -> Vec<(T, T)> {
     r.sort_unstable();
     let mut out: Vec<(T, T)> = Vec::with_capacity(r.len());
     for (lo, hi) in r {
         match out.last_mut() {
-            Some(last) if last.1.succ().is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
+            Some(last) if succ(last.1).is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
             _ => out.push((lo, hi)),
         }
     }
     out
-}
-
-mod num_like {
-    pub trait Succ: Sized {
-        fn succ(self) -> Option<Self>;
-    }
-    impl Succ for u32 {
-        fn succ(self) -> Option<u32> {
-            self.checked_add(1)
-        }
-    }
-    impl Succ for u128 {
-        fn succ(self) -> Option<u128> {
-            self.checked_add(1)
-        }
-    }
 }
 
 impl PrefixSet {
@@ -114,8 +100,8 @@ impl PrefixSet {
             }
         }
         PrefixSet {
-            v4: merge(v4),
-            v6: merge(v6),
+            v4: merge(v4, |x: u32| x.checked_add(1)),
+            v6: merge(v6, |x: u128| x.checked_add(1)),
         }
     }
 
