@@ -40,7 +40,8 @@ pub struct FlowEvent {
     pub matched: Option<Match>,
     /// The storage account, when the target name is known (from the SNI or DNS).
     pub account: Option<String>,
-    /// The target name the SNI or address led to through DNS.
+    /// The target name the SNI or address led to through DNS, or the
+    /// certificate name that matched a target (often a wildcard).
     pub target_name: Option<String>,
     /// The ClientHello's own version field (legacy_version).
     pub client_hello_version: Option<String>,
@@ -80,7 +81,9 @@ impl FlowEvent {
             matched: how,
             account: name.as_deref().and_then(account_of).map(str::to_string),
             target_name: match how {
-                Some(Match::Cname | Match::DnsAddress) => name.as_deref().map(str::to_string),
+                Some(Match::Cname | Match::DnsAddress | Match::Certificate) => {
+                    name.as_deref().map(str::to_string)
+                }
                 _ => None,
             },
             client_hello_version: client.map(|c| c.hello_version.to_string()),

@@ -169,6 +169,7 @@ mod tests {
                 sslv2_format: false,
             }),
             answer,
+            certificate: None,
         }
     }
 

@@ -51,6 +51,9 @@ pub const DNS_RESULTS: [&str; 6] = [
     "tcp_split",
 ];
 
+/// `result` values of `tlscensus_server_certificates_total`.
+pub const CERTIFICATE_RESULTS: [&str; 3] = ["names", "none", "failed"];
+
 /// `kind` values of the TLS parse error counter besides [`Malformed`] kinds.
 pub const PARSE_ERROR_EXTRA: [&str; 3] = ["incomplete", "conflicting_roles", "server_not_tls"];
 
@@ -78,6 +81,7 @@ pub struct Metrics {
     pub dns_responses: IntCounterVec,
     pub dns_entries: IntGauge,
     pub target_flows: IntCounterVec,
+    pub certificates: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -310,6 +314,12 @@ impl Metrics {
                 "TLS flows to target servers, by how the server was recognised (sni, cname, dns_address, cidr, certificate).",
                 &["match"],
             )?,
+            certificates: counter_vec(
+                &r,
+                "tlscensus_server_certificates_total",
+                "Server certificates looked for (flows without SNI that negotiated TLS 1.2 or older), by result: names (leaf certificate read), none (the server sent none, e.g. a resumed session), failed (malformed, over a bound, or the flow ended first).",
+                &["result"],
+            )?,
             build_info: gauge_vec(
                 &r,
                 "tlscensus_build_info",
@@ -353,6 +363,9 @@ impl Metrics {
         }
         for r in DNS_RESULTS {
             m.dns_responses.with_label_values(&[r]);
+        }
+        for r in CERTIFICATE_RESULTS {
+            m.certificates.with_label_values(&[r]);
         }
         for k in crate::dns::Match::ALL {
             m.target_flows.with_label_values(&[k.as_str()]);

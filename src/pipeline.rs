@@ -28,7 +28,7 @@ use crate::flow::key::dispatch_hash_v4;
 use crate::flow::table::TableStats;
 use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
 use crate::inventory::{Inventory, Recorded};
-use crate::metrics::{DNS_RESULTS, FlowCounters, Metrics};
+use crate::metrics::{CERTIFICATE_RESULTS, DNS_RESULTS, FlowCounters, Metrics};
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
 
@@ -635,8 +635,9 @@ fn report(
 /// target name it leads to (which names the storage account), in the order
 /// of [`Match`]: the SNI itself, the SNI as a DNS alias of a target; without
 /// SNI, the server address as a DNS answer for a target, the address in the
-/// target prefixes. DNS knowledge counts only if it was valid at the time of
-/// the flow's ClientHello.
+/// target prefixes, a name in the server's certificate (TLS ≤ 1.2; the first
+/// matching name is the target name). DNS knowledge counts only if it was
+/// valid at the time of the flow's ClientHello.
 pub fn target_match(shared: &Shared, s: &HandshakeSummary) -> Option<(Match, Option<Arc<str>>)> {
     let cfg = &shared.config;
     let t = s.ts_ns;
@@ -652,7 +653,11 @@ pub fn target_match(shared: &Shared, s: &HandshakeSummary) -> Option<(Match, Opt
             } else if cfg.prefixes.contains(s.server_ip) {
                 Some((Match::Cidr, None))
             } else {
-                None
+                let names = s.certificate.as_ref().map_or(&[][..], |c| &c.names[..]);
+                names
+                    .iter()
+                    .find(|n| cfg.targets.matches_certificate_name(n))
+                    .map(|n| (Match::Certificate, Some(Arc::from(n.as_str()))))
             }
         }
     }
@@ -676,6 +681,15 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.bound("buffer_budget", s.buffer_budget_hits);
     m.non_tls.inc_by(s.non_tls);
     m.midstream.inc_by(s.midstream);
+    let c = &s.certificates;
+    for (result, n) in CERTIFICATE_RESULTS
+        .into_iter()
+        .zip([c.names, c.none, c.failed])
+    {
+        if n > 0 {
+            m.certificates.with_label_values(&[result]).inc_by(n);
+        }
+    }
     for (i, n) in s.malformed.iter().enumerate() {
         if *n > 0 {
             m.parse_errors

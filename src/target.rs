@@ -78,6 +78,35 @@ impl TargetSet {
     }
 }
 
+impl TargetSet {
+    /// Whether a name from a server certificate (subject CN or dNSName SAN)
+    /// says the server is a target. A plain name is matched like an SNI. A
+    /// wildcard `*.R` (RFC 6125: the `*` stands for exactly one label) covers
+    /// every host `L.R`; it matches when every such host matches a target, i.e.
+    /// a `*.S` pattern with `R` equal to `S` or inside it. It never matches an
+    /// exact pattern: the certificate covers that name and any other, so it
+    /// does not tell which one the client wanted. Other `*` forms never match.
+    pub fn matches_certificate_name(&self, name: &str) -> bool {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let Some(rest) = name.strip_prefix("*.") else {
+            return !name.contains('*') && self.matches(name);
+        };
+        if rest.is_empty() || rest.contains('*') {
+            return false;
+        }
+        self.patterns.iter().any(|p| match p {
+            Pattern::Exact(_) => false,
+            // `s` is `.suffix`: R == suffix, or R ends with `.suffix`.
+            Pattern::Suffix(s) => {
+                rest.eq_ignore_ascii_case(&s[1..])
+                    || (rest.len() > s.len()
+                        && rest.is_char_boundary(rest.len() - s.len())
+                        && rest[rest.len() - s.len()..].eq_ignore_ascii_case(s))
+            }
+        })
+    }
+}
+
 /// The Azure Storage account a storage endpoint name belongs to: the first
 /// label of `<account>.blob.core.windows.net`, of the private-endpoint form
 /// `<account>.privatelink.blob.core.windows.net` and of the DNS-zone form
@@ -162,6 +191,33 @@ mod tests {
         assert!(!t.matches("x.storage.example.com"));
         assert!(t.matches("a.b.corp"));
         assert!(!t.matches("corp"));
+    }
+
+    #[test]
+    fn certificate_names() {
+        let t = TargetSet::parse(["*.blob.core.windows.net", "storage.example.com"]).unwrap();
+        for (name, want) in [
+            ("*.blob.core.windows.net", true),
+            ("*.BLOB.core.windows.net.", true),
+            ("*.privatelink.blob.core.windows.net", true),
+            ("*.z13.blob.storage.azure.net", false),
+            ("acct.blob.core.windows.net", true),
+            ("*.core.windows.net", false),
+            ("*.windows.net", false),
+            ("*.file.core.windows.net", false),
+            ("blob.core.windows.net", false),
+            ("storage.example.com", true),
+            ("*.example.com", false),
+            ("a*.blob.core.windows.net", false),
+            ("*.*.blob.core.windows.net", false),
+            ("*.", false),
+            ("*", false),
+            ("", false),
+            ("*.ü.blob.core.windows.net", true),
+            ("*.xblob.core.windows.net", false),
+        ] {
+            assert_eq!(t.matches_certificate_name(name), want, "{name}");
+        }
     }
 
     #[test]

@@ -1105,6 +1105,8 @@ fn live_dashboard_and_rules_against_prometheus() {
         "192.0.2.14",
         "192.0.2.15",
         "192.0.2.16",
+        // raw-sslv2-hello-tls10: no SNI; known by its server certificate
+        "192.0.2.17",
         "192.0.2.18",
         "2001:db8::12",
     ]

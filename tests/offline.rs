@@ -76,6 +76,14 @@ fn check(file: &str, got: &[Value], want: &[Want]) {
         assert_eq!(g["outcome"], json!(w.outcome), "{ctx}");
         assert_eq!(g["legacy"], json!(w.legacy), "{ctx}");
         assert_eq!(g["target"], json!(w.target), "{ctx}");
+        // These captures carry no DNS and no --target-cidr is given: a target
+        // without SNI can only be known by its certificate.
+        let how = match (w.target, &sni) {
+            (false, _) => None,
+            (true, Some(_)) => Some("sni"),
+            (true, None) => Some("certificate"),
+        };
+        assert_eq!(g["match"], json!(how), "{ctx}");
         let ts = g["ts"].as_str().unwrap_or("");
         assert!(
             ts.len() == 27 && ts.ends_with('Z') && ts.starts_with("20"),
@@ -146,6 +154,7 @@ fn every_real_capture_every_field() {
         ),
         (
             "openssl-tls10-nosni.pcap",
+            // No SNI, but the server's certificate is *.blob.core.windows.net.
             vec![w(
                 "192.0.2.12",
                 40005,
@@ -155,7 +164,7 @@ fn every_real_capture_every_field() {
                 None,
                 "negotiated",
                 true,
-                false,
+                true,
             )],
         ),
         (
@@ -396,6 +405,7 @@ fn every_real_capture_every_field() {
             )],
         ),
         (
+            // An SSLv2-format hello carries no SNI; the certificate tells the server.
             "raw-sslv2-hello-tls10.pcap",
             vec![w(
                 "192.0.2.17",
@@ -406,7 +416,7 @@ fn every_real_capture_every_field() {
                 None,
                 "negotiated",
                 true,
-                false,
+                true,
             )],
         ),
         (
@@ -425,6 +435,7 @@ fn every_real_capture_every_field() {
         ),
         ("plain-http.pcap", vec![]),
         // Asymmetric routing: only the server's packets. The receiver is the client.
+        // The TLS 1.2 answer shows the server's certificate, so it is a target.
         (
             "server-only.pcap",
             vec![
@@ -448,7 +459,7 @@ fn every_real_capture_every_field() {
                     None,
                     "negotiated",
                     false,
-                    false,
+                    true,
                 ),
             ],
         ),
@@ -659,8 +670,20 @@ fn default_inventories_only_target_servers() {
     ];
     let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
     let ev = events(&refs, &[]);
-    assert_eq!(ev.len(), 1);
-    assert_eq!(ev[0]["sni"], json!("modern12.blob.core.windows.net"));
+    let mut got: Vec<(Value, Value)> = ev
+        .iter()
+        .map(|e| (e["sni"].clone(), e["match"].clone()))
+        .collect();
+    got.sort_by_key(|g| g.0.to_string());
+    // The client that named another server is not a target, although that
+    // server shows a storage certificate: the SNI is what the client wanted.
+    assert_eq!(
+        got,
+        [
+            (json!("modern12.blob.core.windows.net"), json!("sni")),
+            (Value::Null, json!("certificate")),
+        ]
+    );
     // --target replaces the defaults
     let ev = events(&refs, &["--target", "*.EXAMPLE.org"]);
     assert_eq!(ev.len(), 1);

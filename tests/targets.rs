@@ -35,6 +35,17 @@ fn via_dns(how: &str, account: &str) -> (Value, Value, Value, Value) {
     )
 }
 
+/// What a flow matched by the server certificate of the sample captures gives
+/// (`captures/make-captures.sh`: CN and SAN `*.blob.core.windows.net`).
+fn via_certificate() -> (Value, Value, Value, Value) {
+    (
+        json!(true),
+        json!("certificate"),
+        json!(null),
+        json!("*.blob.core.windows.net"),
+    )
+}
+
 #[test]
 fn passive_dns_finds_flows_without_a_target_sni() {
     // A custom domain: the SNI is files.contoso.example, a CNAME of the account.
@@ -53,12 +64,10 @@ fn passive_dns_finds_flows_without_a_target_sni() {
     let e = only("dns-tcp-nosni.pcap", &[]);
     assert_eq!(e["negotiated_version"], json!("TLSv1.1"));
     assert_eq!(matched(&e), via_dns("dns_address", "acct7"));
-    // An unrelated name for the same server address teaches nothing.
+    // An unrelated name for the same server address teaches nothing: only
+    // the server's (TLS 1.0, clear-text) certificate makes it a target.
     let e = only("dns-unrelated-nosni.pcap", &[]);
-    assert_eq!(
-        matched(&e),
-        (json!(false), json!(null), json!(null), json!(null))
-    );
+    assert_eq!(matched(&e), via_certificate());
     // An SNI match says so and names the account.
     let e = only("openssl-tls10-rejected.pcap", &[]);
     assert_eq!(
@@ -71,28 +80,25 @@ fn passive_dns_finds_flows_without_a_target_sni() {
         (json!(true), json!("sni"), json!("curlacct"), json!(null))
     );
     // Without --all, only the target flows are inventoried: the DNS-matched
-    // legacy hosts are listed.
+    // legacy host is listed with one flow, not its flow to another server.
     let out = tlscensus(&[
         "read",
         "--format",
         "csv",
         capture("dns-cname-custom-domain.pcap").to_str().unwrap(),
-        capture("dns-unrelated-nosni.pcap").to_str().unwrap(),
+        capture("openssl-tls10-other-sni.pcap").to_str().unwrap(),
     ]);
     let csv = text(&out.stdout);
     assert!(csv.contains("192.0.2.12,1,1,"), "{csv}");
-    assert!(!csv.contains("192.0.2.16"), "{csv}");
 }
 
 #[test]
 fn passive_dns_answer_expires_with_its_ttl() {
-    // Resolved with a 5 s TTL, connected 7 s later: not a target...
+    // Resolved with a 5 s TTL, connected 7 s later: not known by DNS (only
+    // by the certificate)...
     let e = only("dns-expired-nosni.pcap", &[]);
     assert_eq!(e["negotiated_version"], json!("TLSv1.0"));
-    assert_eq!(
-        matched(&e),
-        (json!(false), json!(null), json!(null), json!(null))
-    );
+    assert_eq!(matched(&e), via_certificate());
     // ...unless answers are kept past their TTL.
     let e = only("dns-expired-nosni.pcap", &["--dns-grace", "10"]);
     assert_eq!(matched(&e), via_dns("dns_address", "acct8"));
@@ -124,9 +130,9 @@ fn passive_dns_inside_every_tunnel() {
     assert_eq!(want.len(), 4);
     assert_eq!(
         want.iter()
-            .filter(|e| e.contains("\"target\":true"))
+            .filter(|e| e.contains("\"match\":\"dns_address\""))
             .count(),
-        3
+        2
     );
     for kind in [
         "vxlan", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls", "mpls-pw", "nested",
@@ -141,7 +147,7 @@ fn passive_dns_inside_every_tunnel() {
 #[test]
 fn target_cidr_finds_flows_without_sni() {
     let nosni = "openssl-tls10-nosni.pcap";
-    assert_eq!(only(nosni, &[])["target"], json!(false));
+    assert_eq!(matched(&only(nosni, &[])), via_certificate());
     let e = only(
         nosni,
         &[
@@ -162,9 +168,21 @@ fn target_cidr_finds_flows_without_sni() {
     );
     assert_eq!(e["match"], json!("sni"), "an SNI match comes first");
     assert_eq!(
-        only(nosni, &["--target-cidr", "192.0.2.16/28"])["target"],
-        json!(false)
+        only(nosni, &["--target-cidr", "192.0.2.16/28"])["match"],
+        json!("certificate")
     );
+    // With target names the certificate does not match, the address decides.
+    let names = ["--target", "*.example.net"];
+    let e = only(
+        nosni,
+        &[&names[..], &["--target-cidr", "192.0.2.0/28"]].concat(),
+    );
+    assert_eq!(e["match"], json!("cidr"));
+    let e = only(
+        nosni,
+        &[&names[..], &["--target-cidr", "192.0.2.16/28"]].concat(),
+    );
+    assert_eq!(e["target"], json!(false));
     // A flow whose SNI names something else is not a target by its address.
     let other = only(
         "openssl-tls10-other-sni.pcap",
@@ -214,7 +232,7 @@ fn azure_service_tags_find_flows_without_sni() {
             "Storage.EastUS",
         ],
     );
-    assert_eq!(e["target"], json!(false));
+    assert_eq!(e["match"], json!("certificate"), "not by its address");
 
     // Clear errors, exit status 2.
     let bad = dir.path().join("bad.json");

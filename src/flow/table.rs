@@ -7,7 +7,10 @@
 //! `idle_timeout_ns` of capture time are evicted; each bound hit is counted.
 //! Only the start of a flow is reassembled: once its handshake facts are known
 //! (or it is known not to be a TLS handshake) its buffers are freed and only a
-//! small tombstone remains until FIN/RST or idle timeout.
+//! small tombstone remains until FIN/RST or idle timeout. A flow whose client
+//! sent no server name and whose server negotiated TLS 1.2 or older is read on
+//! past the ServerHello up to the server's (clear-text) leaf certificate, within
+//! the same stream cap.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,8 +21,10 @@ use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
 use crate::decode::l4::{ACK, FIN, RST, SYN};
+use crate::tls::certificate::{ServerCertificate, parse_server_certificate};
 use crate::tls::extract::{Malformed, Opening, TlsError, parse_opening};
 use crate::tls::summary::{ClientFacts, HandshakeSummary, ServerAnswer};
+use crate::tls::version::Version;
 
 #[derive(Clone, Copy, Debug)]
 pub struct TableLimits {
@@ -58,6 +63,17 @@ pub struct TableStats {
     /// Flows still in their handshake when the input ended (or at shutdown).
     pub ended_open: u64,
     pub malformed: [u64; Malformed::ALL.len()],
+    /// Server certificates looked for (flows without SNI, TLS ≤ 1.2), by
+    /// result: names read, no certificate sent, not readable (malformed, over
+    /// the stream cap or buffer budget, or the flow ended first).
+    pub certificates: CertificateStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificateStats {
+    pub names: u64,
+    pub none: u64,
+    pub failed: u64,
 }
 
 /// What one direction's stream start has told us so far.
@@ -81,11 +97,40 @@ impl DirStatus {
     }
 }
 
+/// The server certificate of a flow, looked for only when it can tell which
+/// server a client without SNI reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum Cert {
+    /// Not looked for: the client named the server, the version encrypts the
+    /// certificate, or no ServerHello yet.
+    #[default]
+    Unwanted,
+    /// The ServerHello is in: reading the server's stream on to the certificate.
+    Waiting,
+    /// Looked for: its names, or `None` (none sent, or not readable).
+    Read(Option<ServerCertificate>),
+}
+
 struct Active {
     streams: [StreamStart; 2],
     status: [DirStatus; 2],
     fin: [bool; 2],
     footprint: usize,
+    cert: Cert,
+}
+
+impl Active {
+    /// The client's hello named the server (SNI): no certificate is needed.
+    fn client_named_server(&self) -> bool {
+        self.status
+            .iter()
+            .any(|s| matches!(s, DirStatus::Hello(f) if f.sni.is_some()))
+    }
+
+    /// Still reading the certificate, and it still matters.
+    fn cert_pending(&self) -> bool {
+        self.cert == Cert::Waiting && !self.client_named_server()
+    }
 }
 
 enum State {
@@ -222,6 +267,7 @@ impl FlowTable {
                         status: [DirStatus::Empty, DirStatus::Empty],
                         fin: [false; 2],
                         footprint: 0,
+                        cert: Cert::Unwanted,
                     })),
                 },
                 |f| hasher.hash_one(f.key),
@@ -260,9 +306,11 @@ impl FlowTable {
         if syn {
             active.streams[d].on_syn(seg.seq);
         }
-        if !seg.payload.is_empty()
-            && matches!(active.status[d], DirStatus::Empty | DirStatus::Pending)
-        {
+        let reading_cert =
+            matches!(active.status[d], DirStatus::Answer(_)) && active.cert_pending();
+        let wants_bytes =
+            reading_cert || matches!(active.status[d], DirStatus::Empty | DirStatus::Pending);
+        if !seg.payload.is_empty() && wants_bytes {
             let data_seq = if syn {
                 seg.seq.wrapping_add(1)
             } else {
@@ -276,7 +324,7 @@ impl FlowTable {
             active.footprint = (active.footprint + after).saturating_sub(before);
             let mut status = None;
             match result {
-                Ingest::Grew => {
+                Ingest::Grew if !reading_cert => {
                     status = Some(parse_status(
                         &active.streams[d],
                         &mut self.scratch,
@@ -284,6 +332,7 @@ impl FlowTable {
                         &mut self.stats,
                     ));
                 }
+                Ingest::Grew => {}
                 Ingest::PendingFull => self.stats.pending_full += 1,
                 Ingest::CapReached | Ingest::NoChange | Ingest::BeforeStart => {}
             }
@@ -298,18 +347,55 @@ impl FlowTable {
                 {
                     st = DirStatus::MidStream;
                 }
+                if let DirStatus::Answer(ServerAnswer::Hello { version, .. }) = st
+                    && certificate_in_clear(version)
+                    && !active.client_named_server()
+                {
+                    active.cert = Cert::Waiting;
+                }
                 active.status[d] = st;
             }
-            if active.status[d] == DirStatus::Pending && active.streams[d].cap_reached() {
+            if matches!(result, Ingest::Grew)
+                && matches!(active.status[d], DirStatus::Answer(_))
+                && active.cert_pending()
+            {
+                let stats = &mut self.stats;
+                active.cert = match parse_server_certificate(
+                    active.streams[d].bytes(),
+                    &mut self.scratch,
+                    self.limits.stream.max_bytes,
+                ) {
+                    Ok(Some(c)) => {
+                        stats.certificates.names += 1;
+                        Cert::Read(Some(c))
+                    }
+                    Ok(None) => {
+                        stats.certificates.none += 1;
+                        Cert::Read(None)
+                    }
+                    Err(TlsError::NeedMore) => Cert::Waiting,
+                    Err(e) => {
+                        if let TlsError::Malformed(m) = e {
+                            stats.count_malformed(m);
+                        }
+                        stats.certificates.failed += 1;
+                        Cert::Read(None)
+                    }
+                };
+            }
+            let pending = active.status[d] == DirStatus::Pending;
+            let cert_pending = active.cert_pending();
+            if (pending || cert_pending) && active.streams[d].cap_reached() {
                 self.stats.stream_cap_hits += 1;
-                active.status[d] = DirStatus::Failed;
+                active.give_up(d, &mut self.stats);
             }
             if self.buffered > self.limits.max_buffer_bytes
-                && matches!(active.status[d], DirStatus::Pending | DirStatus::Empty)
+                && (matches!(active.status[d], DirStatus::Pending | DirStatus::Empty)
+                    || active.cert_pending())
             {
                 // Over the worker's buffer budget: give this direction up.
                 self.stats.buffer_budget_hits += 1;
-                active.status[d] = DirStatus::Failed;
+                active.give_up(d, &mut self.stats);
             }
         }
         if seg.flags & FIN != 0 {
@@ -338,10 +424,10 @@ impl FlowTable {
     /// Ends every flow (end of input or shutdown), emitting what is known.
     pub fn drain(&mut self, out: &mut Vec<HandshakeSummary>) {
         for flow in self.map.drain() {
-            if let State::Active(active) = flow.state {
+            if let State::Active(mut active) = flow.state {
                 self.stats.ended_open += 1;
                 self.buffered -= active.footprint.min(self.buffered);
-                finish(&active, &flow.key, &mut self.stats, out);
+                finish(&mut active, &flow.key, &mut self.stats, out);
             }
         }
         self.order.clear();
@@ -395,9 +481,9 @@ impl FlowTable {
             return;
         };
         let (flow, _) = entry.remove();
-        if let State::Active(active) = flow.state {
+        if let State::Active(mut active) = flow.state {
             self.buffered -= active.footprint.min(self.buffered);
-            finish(&active, key, &mut self.stats, out);
+            finish(&mut active, key, &mut self.stats, out);
         }
     }
 }
@@ -415,12 +501,35 @@ fn parse_status(
         Err(TlsError::NotTls) => DirStatus::NotTls,
         Err(TlsError::MidStream) => DirStatus::MidStream,
         Err(TlsError::Malformed(m)) => {
-            if let Some(i) = Malformed::ALL.iter().position(|x| *x == m) {
-                stats.malformed[i] += 1;
-            }
+            stats.count_malformed(m);
             DirStatus::Failed
         }
     }
+}
+
+impl TableStats {
+    fn count_malformed(&mut self, m: Malformed) {
+        if let Some(i) = Malformed::ALL.iter().position(|x| *x == m) {
+            self.malformed[i] += 1;
+        }
+    }
+}
+
+impl Active {
+    /// A bound stops direction `d`: its stream start, or the certificate read after it.
+    fn give_up(&mut self, d: usize, stats: &mut TableStats) {
+        if self.cert_pending() && matches!(self.status[d], DirStatus::Answer(_)) {
+            stats.certificates.failed += 1;
+            self.cert = Cert::Read(None);
+        } else {
+            self.status[d] = DirStatus::Failed;
+        }
+    }
+}
+
+/// SSL 3.0 to TLS 1.2 send the server's certificate in clear text.
+fn certificate_in_clear(v: Version) -> bool {
+    (Version::SSL3.0..=Version::TLS12.0).contains(&v.0)
 }
 
 /// Decides whether the flow's facts are complete; emits and returns true if so.
@@ -436,6 +545,8 @@ fn settle(
     let done = if hellos == 2 || answers == 2 {
         stats.conflicting_roles += 1;
         true
+    } else if a.cert_pending() {
+        false
     } else if hellos == 1 && answers == 1 {
         emit(a, key, out);
         true
@@ -473,7 +584,10 @@ fn settle(
 }
 
 /// A flow ends before it settled: report what is known.
-fn finish(a: &Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<HandshakeSummary>) {
+fn finish(a: &mut Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<HandshakeSummary>) {
+    if a.cert_pending() {
+        stats.certificates.failed += 1;
+    }
     let known = a
         .status
         .iter()
@@ -485,7 +599,7 @@ fn finish(a: &Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<Hands
     }
 }
 
-fn emit(a: &Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
+fn emit(a: &mut Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
     let mut client = None;
     let mut answer = None;
     let mut client_dir = None;
@@ -521,6 +635,10 @@ fn emit(a: &Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
         server_port: s.port,
         client,
         answer: answer.map(|(ans, _)| ans),
+        certificate: match std::mem::take(&mut a.cert) {
+            Cert::Read(c) => c,
+            Cert::Unwanted | Cert::Waiting => None,
+        },
     });
 }
 

@@ -15,17 +15,17 @@ use super::version::{Version, negotiated_version};
 
 const CT_CHANGE_CIPHER_SPEC: u8 = 20;
 const CT_ALERT: u8 = 21;
-const CT_HANDSHAKE: u8 = 22;
+pub(super) const CT_HANDSHAKE: u8 = 22;
 const CT_APPLICATION_DATA: u8 = 23;
 const CT_HEARTBEAT: u8 = 24;
 
 const HS_CLIENT_HELLO: u8 = 1;
-const HS_SERVER_HELLO: u8 = 2;
+pub(super) const HS_SERVER_HELLO: u8 = 2;
 /// HelloRetryRequest as a message of its own (TLS 1.3 drafts before 22).
-const HS_HELLO_RETRY_REQUEST_DRAFT: u8 = 6;
+pub(super) const HS_HELLO_RETRY_REQUEST_DRAFT: u8 = 6;
 
 /// Largest TLSCiphertext fragment (RFC 8446 5.2: 2^14 + 256; RFC 5246: + 2048).
-const MAX_RECORD_LEN: usize = 16384 + 2048;
+pub(super) const MAX_RECORD_LEN: usize = 16384 + 2048;
 const MAX_SNI_LEN: usize = 255;
 
 /// The special ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
@@ -65,10 +65,12 @@ pub enum Malformed {
     ServerHello,
     Alert,
     Sslv2,
+    /// The server's Certificate message or its first certificate.
+    Certificate,
 }
 
 impl Malformed {
-    pub const ALL: [Malformed; 8] = [
+    pub const ALL: [Malformed; 9] = [
         Malformed::RecordHeader,
         Malformed::RecordTooLong,
         Malformed::HandshakeTooLarge,
@@ -77,6 +79,7 @@ impl Malformed {
         Malformed::ServerHello,
         Malformed::Alert,
         Malformed::Sslv2,
+        Malformed::Certificate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +92,7 @@ impl Malformed {
             Malformed::ServerHello => "server_hello",
             Malformed::Alert => "alert",
             Malformed::Sslv2 => "sslv2",
+            Malformed::Certificate => "certificate",
         }
     }
 }
@@ -194,7 +198,7 @@ pub fn parse_opening(
 }
 
 /// True when the bytes present so far can begin a TLS record header.
-fn check_header_prefix(h: &[u8]) -> bool {
+pub(super) fn check_header_prefix(h: &[u8]) -> bool {
     let type_ok = |t: u8| (CT_CHANGE_CIPHER_SPEC..=CT_HEARTBEAT).contains(&t);
     match *h {
         [] => true,

@@ -1,9 +1,11 @@
 //! TLS: versions, stream-start extraction and owned handshake summaries.
 
+pub mod certificate;
 pub mod extract;
 pub mod summary;
 pub mod version;
 
+pub use certificate::{ServerCertificate, parse_server_certificate};
 pub use extract::{Opening, TlsError, parse_opening};
 pub use summary::{ClientFacts, HandshakeSummary, Outcome, ServerAnswer};
 pub use version::Version;

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use super::certificate::ServerCertificate;
 use super::version::{Version, client_max_version, is_below};
 
 /// What a ClientHello told us.
@@ -69,6 +70,9 @@ pub struct HandshakeSummary {
     pub server_port: u16,
     pub client: Option<ClientFacts>,
     pub answer: Option<ServerAnswer>,
+    /// The server's leaf certificate, read only for flows without SNI that
+    /// negotiated TLS 1.2 or older (see `flow::table`).
+    pub certificate: Option<ServerCertificate>,
 }
 
 impl HandshakeSummary {
@@ -171,6 +175,7 @@ mod tests {
             server_port: 443,
             client,
             answer,
+            certificate: None,
         }
     }
 

@@ -1,0 +1,358 @@
+//! The server's certificate, from the clear-text handshake of SSL 3.0 to TLS 1.2.
+//!
+//! Input: the in-order start of a server's stream whose ServerHello negotiated
+//! SSL 3.0 to TLS 1.2 (TLS 1.3 encrypts the certificate), and a reusable
+//! scratch buffer. Output: the DNS names of the first (leaf) certificate of the
+//! Certificate message that follows the ServerHello — subject common names and
+//! subjectAltName dNSNames, parsed by `x509-parser` — or `Ok(None)` when the
+//! server sent no certificate (an abbreviated handshake resuming a session, an
+//! anonymous or PSK suite, an empty list), or a [`TlsError`]: `NeedMore` until
+//! the leaf is complete, `Malformed(Certificate)` for a broken message or
+//! certificate. Only the leaf is read, so the rest of the chain never has to
+//! arrive. Bounds: a message before the Certificate and the leaf itself are at
+//! most `max_message` bytes (else `Malformed(HandshakeTooLarge)` at once); the
+//! names are bounded by the leaf's size. Nothing here panics on any input.
+
+use x509_parser::extensions::GeneralName;
+
+use super::extract::{
+    CT_HANDSHAKE, HS_HELLO_RETRY_REQUEST_DRAFT, HS_SERVER_HELLO, MAX_RECORD_LEN, Malformed,
+    TlsError, check_header_prefix,
+};
+
+const HS_CERTIFICATE: u8 = 11;
+/// Longest DNS name (RFC 1035); longer "names" are not host names and are skipped.
+const MAX_NAME_LEN: usize = 255;
+
+/// What the server's leaf certificate says it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCertificate {
+    /// Subject common names, then subjectAltName dNSNames, as sent (wildcards
+    /// included), without case-insensitive duplicates.
+    pub names: Vec<String>,
+}
+
+/// Reads the leaf certificate that follows the ServerHello in `buf`.
+pub fn parse_server_certificate(
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    max_message: usize,
+) -> Result<Option<ServerCertificate>, TlsError> {
+    let malformed = |m| Err(TlsError::Malformed(m));
+    scratch.clear();
+    let mut rest = buf;
+    let mut at = 0usize; // start of the next whole message in `scratch`
+    let mut hello_seen = false;
+    loop {
+        // Whole messages (and the start of the Certificate) gathered so far.
+        while let Some(&[mtype, a, b, c]) = scratch
+            .get(at..at + 4)
+            .and_then(|h| <&[u8; 4]>::try_from(h).ok())
+        {
+            let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
+            let body = &scratch[at + 4..];
+            if hello_seen && mtype == HS_CERTIFICATE {
+                match leaf(body, len, max_message) {
+                    Err(TlsError::NeedMore) => break, // read on: the next record may hold it
+                    done => return done,
+                }
+            }
+            if hello_seen {
+                return Ok(None); // ServerKeyExchange, ServerHelloDone, ...: no certificate
+            }
+            if !matches!(mtype, HS_SERVER_HELLO | HS_HELLO_RETRY_REQUEST_DRAFT) {
+                return malformed(Malformed::UnexpectedMessage);
+            }
+            if len > max_message {
+                return malformed(Malformed::HandshakeTooLarge);
+            }
+            if body.len() < len {
+                break;
+            }
+            at += 4 + len;
+            hello_seen = mtype == HS_SERVER_HELLO;
+        }
+        let Some(header) = rest.get(..5) else {
+            return match check_header_prefix(rest) {
+                true => Err(TlsError::NeedMore),
+                false => malformed(Malformed::RecordHeader),
+            };
+        };
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if !check_header_prefix(header) {
+            return malformed(Malformed::RecordHeader);
+        }
+        if len > MAX_RECORD_LEN {
+            return malformed(Malformed::RecordTooLong);
+        }
+        let Some(body) = rest.get(5..5 + len) else {
+            return Err(TlsError::NeedMore);
+        };
+        rest = &rest[5 + len..];
+        match header[0] {
+            CT_HANDSHAKE if len > 0 => scratch.extend_from_slice(body),
+            CT_HANDSHAKE => return malformed(Malformed::RecordHeader),
+            // Between whole messages after the ServerHello: ChangeCipherSpec
+            // (a resumed session), an alert, ...: no certificate follows.
+            _ if hello_seen && at == scratch.len() => return Ok(None),
+            _ => return malformed(Malformed::UnexpectedMessage),
+        }
+    }
+}
+
+/// The leaf of a Certificate message body (`len` bytes declared, `body` the
+/// part present): certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>.
+fn leaf(body: &[u8], len: usize, max: usize) -> Result<Option<ServerCertificate>, TlsError> {
+    let bad = TlsError::Malformed(Malformed::Certificate);
+    let u24 = |b: &[u8]| (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]);
+    let Some(list) = body.get(..3).map(u24) else {
+        return Err(TlsError::NeedMore);
+    };
+    if list + 3 != len {
+        return Err(bad);
+    }
+    if list == 0 {
+        return Ok(None); // no certificate (RFC 5246 7.4.2 allows none only for anonymous suites)
+    }
+    let Some(cert_len) = body.get(3..6).map(u24) else {
+        return Err(TlsError::NeedMore);
+    };
+    if cert_len == 0 || cert_len + 3 > list {
+        return Err(bad);
+    }
+    if cert_len > max {
+        return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
+    }
+    let Some(der) = body.get(6..6 + cert_len) else {
+        return Err(TlsError::NeedMore);
+    };
+    names_of(der).map(Some).ok_or(bad)
+}
+
+/// Subject common names and subjectAltName dNSNames of a DER certificate.
+fn names_of(der: &[u8]) -> Option<ServerCertificate> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && !names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        {
+            names.push(name.to_string());
+        }
+    };
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(name) = cn.as_str() {
+            add(name);
+        }
+    }
+    // A broken or repeated subjectAltName hides only the alternative names.
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for general in &san.value.general_names {
+            if let GeneralName::DNSName(name) = general {
+                add(name);
+            }
+        }
+    }
+    Some(ServerCertificate { names })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate made by `openssl req -x509` (see
+    /// tests/data/tls/README.md): CN `*.blob.core.windows.net`, SANs
+    /// `*.blob.core.windows.net`, `*.privatelink.blob.core.windows.net`.
+    const BLOB_CERT: &[u8] = include_bytes!("../../tests/data/tls/blob-cert.der");
+    /// The server's first bytes of a real TLS 1.2 handshake (OpenSSL
+    /// s_server, no SNI): ServerHello, Certificate, ServerKeyExchange, ...
+    const SERVER_FLIGHT: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+    /// The same for a resumed TLS 1.2 session: ServerHello, ChangeCipherSpec, Finished.
+    const RESUMED_FLIGHT: &[u8] =
+        include_bytes!("../../tests/data/tls/server-flight-tls12-resumed.bin");
+
+    const MAX: usize = 16384;
+
+    fn parse(b: &[u8]) -> Result<Option<ServerCertificate>, TlsError> {
+        parse_server_certificate(b, &mut Vec::new(), MAX)
+    }
+
+    fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![ct, 3, 3];
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut v = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn u24(n: usize) -> [u8; 3] {
+        [(n >> 16) as u8, (n >> 8) as u8, n as u8]
+    }
+
+    fn certificate_msg(certs: &[&[u8]]) -> Vec<u8> {
+        let list: Vec<u8> = certs
+            .iter()
+            .flat_map(|c| u24(c.len()).into_iter().chain(c.iter().copied()))
+            .collect();
+        let mut body = u24(list.len()).to_vec();
+        body.extend(list);
+        hs(HS_CERTIFICATE, &body)
+    }
+
+    fn blob_names() -> Vec<String> {
+        [
+            "*.blob.core.windows.net",
+            "*.privatelink.blob.core.windows.net",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    const SERVER_HELLO: [u8; 42] = {
+        let mut b = [0u8; 42];
+        b[0] = 3;
+        b[1] = 3; // version, random (zeros), empty session id, suite, compression
+        b[36] = 0x00;
+        b[37] = 0x2f;
+        b
+    };
+
+    #[test]
+    fn certificate_real_server_flight() {
+        let Ok(Some(c)) = parse(SERVER_FLIGHT) else {
+            panic!("{:?}", parse(SERVER_FLIGHT));
+        };
+        assert_eq!(c.names, blob_names());
+        // Every prefix that ends before the leaf is complete needs more.
+        let mut complete = None;
+        for cut in 0..SERVER_FLIGHT.len() {
+            match parse(&SERVER_FLIGHT[..cut]) {
+                Err(TlsError::NeedMore) => assert!(complete.is_none(), "cut {cut}"),
+                Ok(Some(c)) => {
+                    assert_eq!(c.names, blob_names());
+                    complete.get_or_insert(cut);
+                }
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+        assert!(complete.is_some_and(|c| c < SERVER_FLIGHT.len()));
+    }
+
+    #[test]
+    fn certificate_resumed_session_has_none() {
+        assert_eq!(parse(RESUMED_FLIGHT), Ok(None));
+    }
+
+    #[test]
+    fn certificate_only_the_leaf_is_needed() {
+        let intermediate = vec![0x30; 9000];
+        let msg = certificate_msg(&[BLOB_CERT, &intermediate]);
+        let mut bytes = record(22, &hs(2, &SERVER_HELLO));
+        bytes.extend(record(22, &msg[..BLOB_CERT.len() + 10]));
+        assert_eq!(
+            parse(&bytes).map(|c| c.map(|c| c.names)),
+            Ok(Some(blob_names()))
+        );
+    }
+
+    #[test]
+    fn certificate_split_over_records_at_every_point() {
+        let msg = certificate_msg(&[BLOB_CERT]);
+        let mut flight = hs(2, &SERVER_HELLO);
+        flight.extend(&msg);
+        for split in 1..flight.len() {
+            let mut bytes = record(22, &flight[..split]);
+            bytes.extend(record(22, &flight[split..]));
+            assert_eq!(
+                parse(&bytes).map(|c| c.map(|c| c.names)),
+                Ok(Some(blob_names())),
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn certificate_absent_after_hello() {
+        let hello = record(22, &hs(2, &SERVER_HELLO));
+        assert_eq!(parse(&hello), Err(TlsError::NeedMore));
+        // Anonymous suite: ServerKeyExchange follows the hello.
+        let mut anon = hello.clone();
+        anon.extend(record(22, &hs(12, &[0; 8])));
+        assert_eq!(parse(&anon), Ok(None));
+        // An empty certificate list.
+        let mut empty = hello.clone();
+        empty.extend(record(22, &certificate_msg(&[])));
+        assert_eq!(parse(&empty), Ok(None));
+        // An alert after the hello.
+        let mut alert = hello;
+        alert.extend(record(21, &[2, 40]));
+        assert_eq!(parse(&alert), Ok(None));
+    }
+
+    #[test]
+    fn certificate_malformed() {
+        let hello = record(22, &hs(2, &SERVER_HELLO));
+        let with = |msg: Vec<u8>| {
+            let mut b = hello.clone();
+            b.extend(record(22, &msg));
+            parse(&b)
+        };
+        let bad = Err(TlsError::Malformed(Malformed::Certificate));
+        // Not a certificate.
+        assert_eq!(with(certificate_msg(&[b"not DER at all"])), bad);
+        // List length disagrees with the message length.
+        let mut m = certificate_msg(&[BLOB_CERT]);
+        m[6] ^= 1;
+        assert_eq!(with(m), bad);
+        // Certificate longer than its list.
+        let mut body = u24(10).to_vec();
+        body.extend(u24(20));
+        body.extend([0; 7]);
+        assert_eq!(with(hs(11, &body)), bad);
+        // Leaf larger than the bound fails at once.
+        let mut head = vec![HS_CERTIFICATE];
+        head.extend(u24(MAX + 13));
+        head.extend(u24(MAX + 10));
+        head.extend(u24(MAX + 7));
+        assert_eq!(
+            with(head),
+            Err(TlsError::Malformed(Malformed::HandshakeTooLarge))
+        );
+        // A record that is not TLS in the middle of the flight.
+        let mut b = hello.clone();
+        b.extend([0x47, 0x45, 0x54, 0x20, 0x2f]);
+        assert_eq!(parse(&b), Err(TlsError::Malformed(Malformed::RecordHeader)));
+        // Something other than a hello first.
+        assert_eq!(
+            parse(&record(22, &certificate_msg(&[BLOB_CERT]))),
+            Err(TlsError::Malformed(Malformed::UnexpectedMessage))
+        );
+    }
+
+    #[test]
+    fn certificate_garbage_never_panics() {
+        let mut seed = 0x9e37_79b9u32;
+        let mut flight = record(22, &hs(2, &SERVER_HELLO));
+        flight.extend(record(22, &certificate_msg(&[BLOB_CERT])));
+        for round in 0..2000 {
+            let mut v = flight.clone();
+            for _ in 0..1 + round % 8 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let i = seed as usize % v.len();
+                v[i] = (seed >> 8) as u8;
+            }
+            let cut = (seed >> 3) as usize % (v.len() + 1);
+            let _ = parse(&v[..cut]);
+            let _ = parse(&v);
+        }
+    }
+}
