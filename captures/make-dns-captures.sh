@@ -10,40 +10,14 @@
 # Usage: sudo captures/make-dns-captures.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-srv=tlscdsrv$$
-cleanup() {
-  kill "${dns_pid:-}" 2>/dev/null || true
-  for n in "$srv" $(ip netns list | awk '{print $1}' | grep -E "^tlscd$$h" || true); do
-    ip netns del "$n" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Topology as in make-captures.sh: server namespace with a bridge (192.0.2.1),
-# one namespace per client host (192.0.2.1x).
-ip netns add "$srv"
-ip netns exec "$srv" ip link set lo up
-ip netns exec "$srv" ip link add br0 type bridge mcast_snooping 0
-ip netns exec "$srv" ip addr add 192.0.2.1/24 dev br0
-ip netns exec "$srv" ip link set br0 up
-for i in 2 5 6; do
-  n="tlscd$$h$i"
-  ip netns add "$n"
-  ip link add "h$i" netns "$n" type veth peer name "h$i-br" netns "$srv"
-  ip netns exec "$n" ip link set lo up
-  ip netns exec "$n" ip addr add "192.0.2.$((10 + i))/24" dev "h$i"
-  ip netns exec "$n" ip link set "h$i" up
-  ip netns exec "$srv" ip link set "h$i-br" master br0 up
-done
-sleep 1
-SERVER=192.0.2.1
+# shellcheck source=captures/lib.sh
+. "$here/lib.sh"
+topology tlscd 2:1500 5:1500 6:1500
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=*.blob.core.windows.net" \
   -addext "subjectAltName=DNS:*.blob.core.windows.net,DNS:*.privatelink.blob.core.windows.net" \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-LEGACY="DEFAULT:@SECLEVEL=0"
+CERT=$work/cert.pem KEY=$work/key.pem
 
 # The zone: a custom domain -> account name -> storage stamp (as public Azure
 # DNS answers), and an account behind a private endpoint (privatelink zone).
@@ -57,28 +31,13 @@ ip netns exec "$srv" dnsmasq --keep-in-foreground --no-resolv --no-hosts --user=
   --cname=acct8.blob.core.windows.net,acct8.privatelink.blob.core.windows.net,300 \
   --host-record=intranet.example.org,"$SERVER" \
   >"$work/dnsmasq.log" 2>&1 &
-dns_pid=$!
+on_exit_pids+=($!)
 sleep 1
 
 port=41000
-start_capture() {
-  ip netns exec "$srv" tcpdump --immediate-mode -U -s 0 -i br0 -w "$1" \
-    "tcp port $port or port 53" 2>"$work/tcpdump.log" &
-  cap_pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$work/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
-  sleep 0.3
-}
-stop_capture() { sleep 0.4; kill -TERM "$cap_pid" 2>/dev/null || true; wait "$cap_pid" 2>/dev/null || true; }
-server() {
-  ip netns exec "$srv" openssl s_server -quiet -accept "$SERVER:$port" -cert "$work/cert.pem" \
-    -key "$work/key.pem" "$@" >/dev/null 2>&1 </dev/null &
-  srv_pid=$!
-  sleep 0.5
-}
-stop_server() { kill "$srv_pid" 2>/dev/null || true; wait "$srv_pid" 2>/dev/null || true; }
 # resolve HOST NAME udp|tcp: one A query to dnsmasq, as a stub resolver sends it.
 resolve() {
-  ip netns exec "tlscd$$h$1" python3 - "$SERVER" "$2" "$3" <<'PY'
+  in_host "$1" python3 - "$SERVER" "$2" "$3" <<'PY'
 import os, socket, struct, sys
 server, name, transport = sys.argv[1], sys.argv[2], sys.argv[3]
 q = os.urandom(2) + struct.pack(">HHHHH", 0x0100, 1, 0, 0, 0)
@@ -101,17 +60,11 @@ print(f"{name}: {ancount} answers", file=sys.stderr)
 assert ancount >= 1
 PY
 }
-sclient() { # host, s_client options
-  local i=$1; shift
-  timeout 5 ip netns exec "tlscd$$h$i" openssl s_client -connect "$SERVER:$port" "$@" \
-    </dev/null >/dev/null 2>&1 || true
-}
-begin() { port=$((port + 1)); name=$1; start_capture "$work/$name.pcap"; }
-end() { stop_server; stop_capture; echo "made $name"; }
+begin_dns() { begin "$1" "tcp port $((port + 1)) or port 53"; }
 
 # A legacy client reaches storage through a custom domain: its SNI is the
 # custom name, which only the CNAME chain ties to acct7.blob.core.windows.net.
-begin dns-cname-custom-domain
+begin_dns dns-cname-custom-domain
 server -cipher "$LEGACY" -min_protocol TLSv1
 resolve 2 files.contoso.example udp
 sclient 2 -tls1 -cipher "$LEGACY" -servername files.contoso.example
@@ -119,21 +72,22 @@ end
 
 # A legacy client without SNI to a private endpoint (privatelink chain); the
 # server requires TLS 1.2 and rejects it.
-begin dns-privatelink-nosni
+begin_dns dns-privatelink-nosni
 server -min_protocol TLSv1.2
 resolve 2 acct8.blob.core.windows.net udp
 sclient 2 -tls1 -cipher "$LEGACY" -noservername
 end
 
 # The same over DNS-over-TCP (what a resolver falls back to for long answers).
-begin dns-tcp-nosni
+begin_dns dns-tcp-nosni
 server -cipher "$LEGACY" -min_protocol TLSv1
 resolve 5 acct7.blob.core.windows.net tcp
 sclient 5 -tls1_1 -cipher "$LEGACY" -noservername
 end
 
-# The answer expired (5 s TTL) before the client connected: not a target.
-begin dns-expired-nosni
+# The answer expired (5 s TTL) before the client connected: DNS no longer
+# tells (the TLS 1.0 certificate still does).
+begin_dns dns-expired-nosni
 server -cipher "$LEGACY" -min_protocol TLSv1
 resolve 6 acct8.blob.core.windows.net udp
 sleep 7
@@ -141,7 +95,7 @@ sclient 6 -tls1 -cipher "$LEGACY" -noservername
 end
 
 # An unrelated name on the same server address: teaches nothing.
-begin dns-unrelated-nosni
+begin_dns dns-unrelated-nosni
 server -cipher "$LEGACY" -min_protocol TLSv1
 resolve 6 intranet.example.org udp
 sclient 6 -tls1 -cipher "$LEGACY" -noservername

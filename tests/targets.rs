@@ -1,6 +1,7 @@
 //! Issue 5, end to end through the binary: target flows without a matching
 //! SNI, found by passive DNS (real dnsmasq answers, captures/make-dns-captures.sh),
-//! by --target-cidr and by the Azure Service Tags file.
+//! by --target-cidr, by the Azure Service Tags file and by the server certificate
+//! (captures/make-cert-captures.sh).
 
 mod common;
 
@@ -25,8 +26,9 @@ fn matched(e: &Value) -> (Value, Value, Value, Value) {
     )
 }
 
-/// What a flow matched through DNS gives: (target, match, account, target_name).
-fn via_dns(how: &str, account: &str) -> (Value, Value, Value, Value) {
+/// What a flow matched through a target name (from DNS or a certificate)
+/// gives: (target, match, account, target_name).
+fn via_name(how: &str, account: &str) -> (Value, Value, Value, Value) {
     (
         json!(true),
         json!(how),
@@ -52,18 +54,18 @@ fn passive_dns_finds_flows_without_a_target_sni() {
     let e = only("dns-cname-custom-domain.pcap", &[]);
     assert_eq!(e["sni"], json!("files.contoso.example"));
     assert_eq!(e["negotiated_version"], json!("TLSv1.0"));
-    assert_eq!(matched(&e), via_dns("cname", "acct7"));
+    assert_eq!(matched(&e), via_name("cname", "acct7"));
     // No SNI, to the address of a private endpoint (privatelink chain), rejected.
     let e = only("dns-privatelink-nosni.pcap", &[]);
     assert_eq!(
         (e["sni"].clone(), e["outcome"].clone()),
         (json!(null), json!("rejected"))
     );
-    assert_eq!(matched(&e), via_dns("dns_address", "acct8"));
+    assert_eq!(matched(&e), via_name("dns_address", "acct8"));
     // The answer came over DNS-over-TCP.
     let e = only("dns-tcp-nosni.pcap", &[]);
     assert_eq!(e["negotiated_version"], json!("TLSv1.1"));
-    assert_eq!(matched(&e), via_dns("dns_address", "acct7"));
+    assert_eq!(matched(&e), via_name("dns_address", "acct7"));
     // An unrelated name for the same server address teaches nothing: only
     // the server's (TLS 1.0, clear-text) certificate makes it a target.
     let e = only("dns-unrelated-nosni.pcap", &[]);
@@ -101,7 +103,7 @@ fn passive_dns_answer_expires_with_its_ttl() {
     assert_eq!(matched(&e), via_certificate());
     // ...unless answers are kept past their TTL.
     let e = only("dns-expired-nosni.pcap", &["--dns-grace", "10"]);
-    assert_eq!(matched(&e), via_dns("dns_address", "acct8"));
+    assert_eq!(matched(&e), via_name("dns_address", "acct8"));
 }
 
 /// The DNS captures merged and wrapped in every tunnel give the same events
@@ -319,4 +321,119 @@ fn passive_dns_bound_and_counters() {
         .unwrap();
     assert!(refused >= 2, "{m}");
     has(&m, r#"tlscensus_target_flows_total{match="dns_address"} 0"#);
+}
+
+/// Clients without SNI, made by five TLS stacks (captures/make-cert-captures.sh):
+/// up to TLS 1.2 the server's clear-text certificate tells the server.
+#[test]
+fn server_certificate_finds_flows_without_sni() {
+    let wildcard = json!("*.blob.core.windows.net");
+    // (capture, negotiated version, legacy)
+    let cases = [
+        ("cert-openssl-tls10-nosni.pcap", "TLSv1.0", true),
+        ("cert-openssl-tls12-mtu576-nosni.pcap", "TLSv1.2", false),
+        ("cert-python-tls12-nosni.pcap", "TLSv1.2", false),
+        ("cert-curl-tls10-ip-nosni.pcap", "TLSv1.0", true),
+        ("cert-java-tls10-nosni.pcap", "TLSv1.0", true),
+    ];
+    for (file, version, legacy) in cases {
+        let e = only(file, &[]);
+        assert_eq!(e["sni"], json!(null), "{file}");
+        assert_eq!(e["negotiated_version"], json!(version), "{file}");
+        assert_eq!(e["legacy"], json!(legacy), "{file}");
+        assert_eq!(matched(&e), via_certificate(), "{file}");
+        assert_eq!(e["target_name"], wildcard);
+    }
+    // An ECDSA leaf with no CN whose only SAN names the account (GnuTLS, TLS 1.1).
+    let e = only("cert-gnutls-tls11-nosni.pcap", &[]);
+    assert_eq!(e["negotiated_version"], json!("TLSv1.1"));
+    assert_eq!(matched(&e), via_name("certificate", "acct9"));
+    // An unrelated certificate; TLS 1.3 (the certificate is encrypted).
+    for file in [
+        "cert-openssl-tls10-other-nosni.pcap",
+        "cert-openssl-tls13-nosni.pcap",
+    ] {
+        let e = only(file, &[]);
+        assert_eq!(
+            matched(&e),
+            (json!(false), json!(null), json!(null), json!(null)),
+            "{file}"
+        );
+    }
+    // Targets are the configured names: a certificate for another target.
+    let e = only(
+        "cert-openssl-tls10-other-nosni.pcap",
+        &["--target", "*.example.org"],
+    );
+    assert_eq!(e["match"], json!("certificate"));
+    assert_eq!(e["target_name"], json!("intranet.example.org"));
+    // A resumed session sends no certificate: only the first flow is known.
+    let ev = events(
+        &[&capture("cert-openssl-tls12-resumed-nosni.pcap")],
+        &["--all"],
+    );
+    let how: Vec<&Value> = ev.iter().map(|e| &e["match"]).collect();
+    assert_eq!(how, [&json!("certificate"), &json!(null)]);
+}
+
+/// A leaf certificate larger than the stream cap is a counted bound hit, not
+/// a silent miss; a larger cap reads it.
+#[test]
+fn server_certificate_bound_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("m.prom");
+    let huge = "cert-openssl-tls12-huge-leaf-nosni.pcap";
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["read", "--all", "--metrics-file", prom.to_str().unwrap()];
+        argv.extend(extra);
+        let files: Vec<String> = [
+            huge,
+            "cert-openssl-tls12-resumed-nosni.pcap",
+            "cert-gnutls-tls11-nosni.pcap",
+            "cert-openssl-tls13-nosni.pcap",
+            "openssl-tls12.pcap",
+        ]
+        .iter()
+        .map(|f| capture(f).display().to_string())
+        .collect();
+        argv.extend(files.iter().map(String::as_str));
+        let out = tlscensus(&argv);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        std::fs::read_to_string(&prom).unwrap()
+    };
+    let has =
+        |m: &str, line: &str| assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+    let m = run(&[]);
+    // Looked for: huge (failed), resumed pair (names, none), gnutls (names);
+    // not for TLS 1.3 nor for the flow with SNI.
+    has(
+        &m,
+        r#"tlscensus_server_certificates_total{result="names"} 2"#,
+    );
+    has(
+        &m,
+        r#"tlscensus_server_certificates_total{result="none"} 1"#,
+    );
+    has(
+        &m,
+        r#"tlscensus_server_certificates_total{result="failed"} 1"#,
+    );
+    has(&m, r#"tlscensus_bound_hits_total{bound="stream_bytes"} 1"#);
+    has(&m, r#"tlscensus_target_flows_total{match="certificate"} 2"#);
+    assert_eq!(only(huge, &[])["target"], json!(false));
+
+    let m = run(&["--max-stream-bytes", "65536"]);
+    has(
+        &m,
+        r#"tlscensus_server_certificates_total{result="names"} 3"#,
+    );
+    has(
+        &m,
+        r#"tlscensus_server_certificates_total{result="failed"} 0"#,
+    );
+    has(&m, r#"tlscensus_bound_hits_total{bound="stream_bytes"} 0"#);
+    assert_eq!(
+        only(huge, &["--max-stream-bytes", "65536"])["match"],
+        json!("certificate")
+    );
 }

@@ -68,7 +68,7 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
         .arg(file)
         .args([
             "-d",
-            "tcp.port==40000-40100,tls",
+            "tcp.port==40000-42999,tls",
             "-Y",
             "tls.handshake.type == 1 || tls.handshake.type == 2 || tls.alert_message",
             "-T",
@@ -260,4 +260,80 @@ fn tshark_agrees_on_every_capture_it_can_decode() {
         compared += 1;
     }
     assert!(compared >= 30, "compared only {compared} captures");
+}
+
+/// Server certificates: wherever tshark sees a server certificate on a flow
+/// without SNI, tlscensus says `match: certificate` exactly when one of the
+/// leaf's dNSNames is a storage name, and names one of them. (A stream cap
+/// large enough for every leaf: the cap itself is tested in tests/targets.rs.)
+#[test]
+fn tshark_agrees_on_server_certificates() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tshark must be installed in CI"
+        );
+        return;
+    }
+    let mut compared = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(captures())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("cert-") || n.contains("nosni") || n == "server-only.pcap"
+        })
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let out = Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&path)
+            .args([
+                "-d",
+                "tcp.port==40000-42999,tls",
+                "-Y",
+                "tls.handshake.type == 11",
+            ])
+            .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"])
+            .args(["-E", "aggregator=,", "-e", "ip.dst", "-e", "tcp.dstport"])
+            .args(["-e", "x509ce.dNSName"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let ours: BTreeMap<(String, u64), Value> =
+            events(&[&path], &["--all", "--max-stream-bytes", "1048576"])
+                .into_iter()
+                .map(|e| {
+                    let k = (
+                        e["src_ip"].as_str().unwrap_or("").to_string(),
+                        e["src_port"].as_u64().unwrap_or(0),
+                    );
+                    (k, e)
+                })
+                .collect();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            let key = (f[0].to_string(), f[1].parse().unwrap_or(0));
+            let names: Vec<&str> = f[2].split(',').filter(|n| !n.is_empty()).collect();
+            let e = ours
+                .get(&key)
+                .unwrap_or_else(|| panic!("{name}: no event for {key:?}"));
+            if !e["sni"].is_null() || matches!(e["match"].as_str(), Some("dns_address" | "cidr")) {
+                continue; // decided before the certificate
+            }
+            let storage = names.iter().any(|n| n.ends_with(".blob.core.windows.net"));
+            if storage {
+                assert_eq!(e["match"], "certificate", "{name} {key:?}");
+                let got = e["target_name"].as_str().unwrap_or("");
+                assert!(names.contains(&got), "{name}: {got} not in {names:?}");
+            } else {
+                assert_eq!(e["target"], false, "{name} {key:?} {names:?}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 12, "compared only {compared} certificates");
 }
