@@ -1187,3 +1187,88 @@ fn live_dashboard_and_rules_against_prometheus() {
     }
     drop(sensor);
 }
+
+/// Passive DNS live, end to end: the default capture filter lets the DNS
+/// answers through (UDP, and TCP port 53), the sensor learns them before the
+/// handshakes that follow, and an answer expires by the capture clock. The
+/// DNS captures are replayed at their recorded pace (the expired one keeps
+/// its 7 s between answer and handshake), and the events equal those of an
+/// offline read of the same files.
+#[test]
+fn live_passive_dns_matches_offline_read() {
+    if !prerequisites() {
+        return;
+    }
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let files: Vec<PathBuf> = [
+        "dns-cname-custom-domain.pcap",
+        "dns-privatelink-nosni.pcap",
+        "dns-tcp-nosni.pcap",
+        "dns-expired-nosni.pcap",
+    ]
+    .iter()
+    .map(|f| captures.join(f))
+    .collect();
+    // What matters of an event: who, and how the server was recognised.
+    let facts = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|e| {
+                [
+                    "src_ip",
+                    "sni",
+                    "negotiated_version",
+                    "outcome",
+                    "match",
+                    "account",
+                ]
+                .map(|k| e[k].to_string())
+                .join(" ")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let out = Command::new(BIN)
+        .args(["read", "--no-progress", "--events", "-"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline = facts(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(offline.len(), 4, "{offline:#?}");
+    assert_eq!(
+        offline.iter().filter(|e| e.contains("dns_address")).count(),
+        2,
+        "{offline:#?}"
+    );
+
+    let mut net = Net::new(1);
+    let events = net.path("events.jsonl");
+    let i1 = net.iface(1);
+    let mut sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "root",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    replay(&net, &files, &[]);
+    sensor.wait_for("the four flows", |m| {
+        m.get("tlscensus_events_written_total") >= 4.0
+    });
+    let m = sensor.wait_for("the DNS answers", |m| {
+        m.get(r#"tlscensus_dns_responses_total{result="target"}"#) >= 4.0
+    });
+    assert_eq!(m.get(r#"tlscensus_target_flows_total{match="cname"}"#), 1.0);
+    let status = sensor.stop("TERM");
+    assert!(status.success(), "{}", sensor.log_text());
+    let live = facts(&std::fs::read_to_string(&events).unwrap());
+    assert_eq!(live, offline, "live (left) vs offline read (right)");
+}
