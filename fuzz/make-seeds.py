@@ -37,7 +37,8 @@ def tcp_payload(frame, lt):
 
 
 def main():
-    out = {t: here / "corpus" / t for t in ("whole_path", "decode_frame", "tls_extract", "reassembly")}
+    targets = ("whole_path", "decode_frame", "tls_extract", "reassembly", "server_certificate")
+    out = {t: here / "corpus" / t for t in targets}
     for d in out.values():
         d.mkdir(parents=True, exist_ok=True)
     for cap in sorted((here.parent / "captures").glob("*.pcap")):
@@ -56,6 +57,18 @@ def main():
             if p and n < 2:
                 (out["tls_extract"] / f"seed-{cap.stem}-{n}").write_bytes(p)
                 n += 1
+        if cap.stem.startswith("cert-") or cap.stem.endswith("resumption"):
+            # The server's stream start (source port 40000-42999) of the first
+            # flow: ServerHello, Certificate, ... as parse_server_certificate sees it.
+            flight, flow = b"", None
+            for _, _, f, _ in pkts:
+                p = tcp_payload(f, lt)
+                sport, dport = struct.unpack("!HH", f[34:38]) if lt == 1 else (0, 0)
+                if p and 40000 <= sport < 43000 and flow in (None, dport):
+                    flow = dport
+                    flight += p
+            if flight:
+                (out["server_certificate"] / f"seed-{cap.stem}").write_bytes(flight[:16384])
     (out["reassembly"] / "seed-basic").write_bytes(bytes(range(64)))
     print("seeds written")
 
