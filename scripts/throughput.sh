@@ -4,10 +4,12 @@
 # Builds the release binary and the examples, generates two benchmark captures
 # from the real handshakes in captures/ (bulk-heavy: 7% handshake packets;
 # handshake-heavy: 40%), reads each once into the page cache, then runs the
-# bare libpcap read loop (examples/pcap_loop.rs) and `tlscensus read` with
-# default settings alternately RUNS times on the same file, and prints the
-# median wall times, their ratio, packets/s, bytes/s and peak RSS
-# (/usr/bin/time -v). ndpiReader and tshark get columns when installed.
+# bare libpcap read loop (examples/pcap_loop.rs), the same loop over
+# tlscensus' own block reader (`pcap_loop --blocks`, what `read` uses for
+# classic pcap files) and `tlscensus read` with default settings alternately
+# RUNS times on the same file, and prints the median wall times, the ratios
+# to both loops, packets/s, bytes/s and peak RSS (/usr/bin/time -v).
+# ndpiReader and tshark get columns when installed.
 #
 #   scripts/throughput.sh [RUNS] [BULK_BYTES] [HS_BYTES]
 #   KEEP=1 keeps the captures in $OUT (default /tmp/tlscensus-bench).
@@ -42,24 +44,28 @@ median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else prin
 # ratio: of the median times; pair_r: median of the ratios of each adjacent
 # (loop, tlscensus) pair, which cancels slow drifts of a shared machine;
 # min_r: of the fastest runs.
-printf "%-12s %-9s %-8s %-8s %-6s %-7s %-6s %-10s %-10s %-9s %-9s\n" capture packets loop_s tlsc_s ratio pair_r min_r tlsc_Mpps tlsc_MB/s loop_RSS tlsc_RSS
+# blk_s, r_blk: the block-reader loop and tlscensus' ratio to it (median of pairs).
+printf "%-12s %-9s %-8s %-8s %-8s %-6s %-7s %-6s %-6s %-10s %-10s %-9s %-9s\n" capture packets loop_s blk_s tlsc_s ratio pair_r min_r r_blk tlsc_Mpps tlsc_MB/s loop_RSS tlsc_RSS
 for name in bulk handshake; do
   f="$out/$name.pcap"
   cat "$f" >/dev/null   # page cache
   packets=$($loop "$f" | awk '{print $1}')
   bytes=$(stat -c %s "$f")
-  : >"$out/loop.t"; : >"$out/tlsc.t"; : >"$out/ndpi.t"; : >"$out/tshark.t"
+  : >"$out/loop.t"; : >"$out/blk.t"; : >"$out/tlsc.t"; : >"$out/ndpi.t"; : >"$out/tshark.t"
   for _ in $(seq "$runs"); do
     timed $loop "$f" >>"$out/loop.t"
+    timed $loop --blocks "$f" >>"$out/blk.t"
     timed $bin read --no-progress --format csv "$f" >>"$out/tlsc.t"
   done
+  bt=$(awk '{print $1}' "$out/blk.t" | median)
+  br=$(paste "$out/blk.t" "$out/tlsc.t" | awk '{print $3/$1}' | median)
   lt=$(awk '{print $1}' "$out/loop.t" | median); tt=$(awk '{print $1}' "$out/tlsc.t" | median)
   lr=$(awk '{print $2}' "$out/loop.t" | sort -n | tail -1); tr=$(awk '{print $2}' "$out/tlsc.t" | sort -n | tail -1)
   pr=$(paste "$out/loop.t" "$out/tlsc.t" | awk '{print $3/$1}' | median)
   lm=$(awk '{print $1}' "$out/loop.t" | sort -g | head -1); tm=$(awk '{print $1}' "$out/tlsc.t" | sort -g | head -1)
-  printf "%-12s %-9s %-8s %-8s %-6s %-7s %-6s %-10s %-10s %-9s %-9s\n" "$name" "$packets" "$lt" "$tt" \
+  printf "%-12s %-9s %-8s %-8s %-8s %-6s %-7s %-6s %-6s %-10s %-10s %-9s %-9s\n" "$name" "$packets" "$lt" "$bt" "$tt" \
     "$(awk -v a="$tt" -v b="$lt" 'BEGIN{printf "%.2f", a/b}')" "$(printf %.2f "$pr")" \
-    "$(awk -v a="$tm" -v b="$lm" 'BEGIN{printf "%.2f", a/b}')" \
+    "$(awk -v a="$tm" -v b="$lm" 'BEGIN{printf "%.2f", a/b}')" "$(printf %.2f "$br")" \
     "$(awk -v p="$packets" -v t="$tt" 'BEGIN{printf "%.2f", p/t/1e6}')" \
     "$(awk -v p="$bytes" -v t="$tt" 'BEGIN{printf "%.0f", p/t/1e6}')" "${lr}K" "${tr}K"
   if command -v ndpiReader >/dev/null; then

@@ -8,6 +8,7 @@
 
 pub mod live;
 pub mod offline;
+pub mod pcapfile;
 
 use thiserror::Error;
 
