@@ -67,6 +67,11 @@ fn load_templates(dir: &Path) -> Vec<Template> {
         "python-tls10-rejected.pcap",
         "curl-tls10-rejected.pcap",
         "curl-tls13.pcap",
+        // Clients without SNI: tlscensus reads the server's certificate.
+        "cert-openssl-tls10-nosni.pcap",
+        "cert-java-tls10-nosni.pcap",
+        "cert-gnutls-tls11-nosni.pcap",
+        "cert-python-tls12-nosni.pcap",
     ];
     let mut out = Vec::new();
     for n in names {

@@ -653,11 +653,10 @@ pub fn target_match(shared: &Shared, s: &HandshakeSummary) -> Option<(Match, Opt
             } else if cfg.prefixes.contains(s.server_ip) {
                 Some((Match::Cidr, None))
             } else {
-                let names = s.certificate.as_ref().map_or(&[][..], |c| &c.names[..]);
-                names
-                    .iter()
+                let cert = s.certificate.as_ref()?;
+                cert.names()
                     .find(|n| cfg.targets.matches_certificate_name(n))
-                    .map(|n| (Match::Certificate, Some(Arc::from(n.as_str()))))
+                    .map(|n| (Match::Certificate, Some(Arc::from(n))))
             }
         }
     }

@@ -21,7 +21,7 @@ use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
 use crate::decode::l4::{ACK, FIN, RST, SYN};
-use crate::tls::certificate::{ServerCertificate, parse_server_certificate};
+use crate::tls::certificate::{CertificateCache, ServerCertificate};
 use crate::tls::extract::{Malformed, Opening, TlsError, parse_opening};
 use crate::tls::summary::{ClientFacts, HandshakeSummary, ServerAnswer};
 use crate::tls::version::Version;
@@ -108,7 +108,7 @@ enum Cert {
     /// The ServerHello is in: reading the server's stream on to the certificate.
     Waiting,
     /// Looked for: its names, or `None` (none sent, or not readable).
-    Read(Option<ServerCertificate>),
+    Read(Option<Arc<ServerCertificate>>),
 }
 
 struct Active {
@@ -165,6 +165,7 @@ pub struct FlowTable {
     last_sweep: u64,
     buffered: usize,
     scratch: Vec<u8>,
+    certificates: CertificateCache,
     /// Shared with the capture thread, which drops segments of settled flows.
     settled: Option<Arc<SettledSet>>,
     pub stats: TableStats,
@@ -182,6 +183,7 @@ impl FlowTable {
             last_sweep: 0,
             buffered: 0,
             scratch: Vec::new(),
+            certificates: CertificateCache::default(),
             settled: None,
             stats: TableStats::default(),
         }
@@ -360,7 +362,7 @@ impl FlowTable {
                 && active.cert_pending()
             {
                 let stats = &mut self.stats;
-                active.cert = match parse_server_certificate(
+                active.cert = match self.certificates.read(
                     active.streams[d].bytes(),
                     &mut self.scratch,
                     self.limits.stream.max_bytes,

@@ -13,6 +13,10 @@
 //! most `max_message` bytes (else `Malformed(HandshakeTooLarge)` at once); the
 //! names are bounded by the leaf's size. Nothing here panics on any input.
 
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+
 use x509_parser::extensions::GeneralName;
 
 use super::extract::{
@@ -28,8 +32,16 @@ const MAX_NAME_LEN: usize = 255;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerCertificate {
     /// Subject common names, then subjectAltName dNSNames, as sent (wildcards
-    /// included), without case-insensitive duplicates.
-    pub names: Vec<String>,
+    /// included), each followed by a NUL (which no DNS name holds): one
+    /// allocation for a certificate of many names.
+    names: String,
+}
+
+impl ServerCertificate {
+    /// The names, in certificate order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.split_terminator('\0')
+    }
 }
 
 /// Reads the leaf certificate that follows the ServerHello in `buf`.
@@ -38,6 +50,79 @@ pub fn parse_server_certificate(
     scratch: &mut Vec<u8>,
     max_message: usize,
 ) -> Result<Option<ServerCertificate>, TlsError> {
+    match find_leaf(buf, scratch, max_message)? {
+        Some(der) => names_of(&scratch[der])
+            .map(Some)
+            .ok_or(TlsError::Malformed(Malformed::Certificate)),
+        None => Ok(None),
+    }
+}
+
+/// Leaf certificates already parsed, by a keyed hash of their DER bytes and
+/// their length: a sensor sees the same few server certificates over and over
+/// (as Zeek's X.509 analyzer caches by certificate hash). A worker's own; at
+/// most [`CertificateCache::CAPACITY`] entries, the oldest replaced first, so
+/// at most that many leaves' names (each bounded by the stream cap) are held.
+/// Unparseable leaves are remembered too: a repeated broken certificate costs
+/// one parse.
+pub struct CertificateCache {
+    hasher: ahash::RandomState,
+    map: HashMap<(u64, usize), Option<Arc<ServerCertificate>>, ahash::RandomState>,
+    order: VecDeque<(u64, usize)>,
+}
+
+impl Default for CertificateCache {
+    fn default() -> Self {
+        CertificateCache {
+            hasher: ahash::RandomState::new(),
+            map: HashMap::with_hasher(ahash::RandomState::new()),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl CertificateCache {
+    pub const CAPACITY: usize = 128;
+
+    /// [`parse_server_certificate`], parsing each distinct leaf once.
+    pub fn read(
+        &mut self,
+        buf: &[u8],
+        scratch: &mut Vec<u8>,
+        max_message: usize,
+    ) -> Result<Option<Arc<ServerCertificate>>, TlsError> {
+        let Some(range) = find_leaf(buf, scratch, max_message)? else {
+            return Ok(None);
+        };
+        let der = &scratch[range];
+        let key = (self.hasher.hash_one(der), der.len());
+        let parsed = match self.map.get(&key) {
+            Some(hit) => hit.clone(),
+            None => {
+                let parsed = names_of(der).map(Arc::new);
+                if self.order.len() >= Self::CAPACITY
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.map.remove(&old);
+                }
+                self.order.push_back(key);
+                self.map.insert(key, parsed.clone());
+                parsed
+            }
+        };
+        parsed
+            .map(Some)
+            .ok_or(TlsError::Malformed(Malformed::Certificate))
+    }
+}
+
+/// Where the leaf's DER bytes are in `scratch` (which this fills with the
+/// handshake messages of `buf`), or `None` when no certificate follows.
+fn find_leaf(
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    max_message: usize,
+) -> Result<Option<Range<usize>>, TlsError> {
     let malformed = |m| Err(TlsError::Malformed(m));
     scratch.clear();
     let mut rest = buf;
@@ -54,7 +139,10 @@ pub fn parse_server_certificate(
             if hello_seen && mtype == HS_CERTIFICATE {
                 match leaf(body, len, max_message) {
                     Err(TlsError::NeedMore) => break, // read on: the next record may hold it
-                    done => return done,
+                    done => {
+                        let start = at + 4;
+                        return done.map(|r| r.map(|r| start + r.start..start + r.end));
+                    }
                 }
             }
             if hello_seen {
@@ -100,9 +188,9 @@ pub fn parse_server_certificate(
     }
 }
 
-/// The leaf of a Certificate message body (`len` bytes declared, `body` the
-/// part present): certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>.
-fn leaf(body: &[u8], len: usize, max: usize) -> Result<Option<ServerCertificate>, TlsError> {
+/// Where the leaf is in a Certificate message body (`len` bytes declared,
+/// `body` the part present): certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>.
+fn leaf(body: &[u8], len: usize, max: usize) -> Result<Option<Range<usize>>, TlsError> {
     let bad = TlsError::Malformed(Malformed::Certificate);
     let u24 = |b: &[u8]| (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]);
     let Some(list) = body.get(..3).map(u24) else {
@@ -123,22 +211,20 @@ fn leaf(body: &[u8], len: usize, max: usize) -> Result<Option<ServerCertificate>
     if cert_len > max {
         return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
     }
-    let Some(der) = body.get(6..6 + cert_len) else {
+    if body.len() < 6 + cert_len {
         return Err(TlsError::NeedMore);
-    };
-    names_of(der).map(Some).ok_or(bad)
+    }
+    Ok(Some(6..6 + cert_len))
 }
 
 /// Subject common names and subjectAltName dNSNames of a DER certificate.
 fn names_of(der: &[u8]) -> Option<ServerCertificate> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let mut names: Vec<String> = Vec::new();
+    let mut names = String::new();
     let mut add = |name: &str| {
-        if !name.is_empty()
-            && name.len() <= MAX_NAME_LEN
-            && !names.iter().any(|n| n.eq_ignore_ascii_case(name))
-        {
-            names.push(name.to_string());
+        if !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.contains('\0') {
+            names.push_str(name);
+            names.push('\0');
         }
     };
     for cn in cert.subject().iter_common_name() {
@@ -206,13 +292,19 @@ mod tests {
         hs(HS_CERTIFICATE, &body)
     }
 
+    /// The CN, then the SANs (the CN's name again first).
     fn blob_names() -> Vec<String> {
         [
+            "*.blob.core.windows.net",
             "*.blob.core.windows.net",
             "*.privatelink.blob.core.windows.net",
         ]
         .map(String::from)
         .to_vec()
+    }
+
+    fn names(c: &ServerCertificate) -> Vec<String> {
+        c.names().map(String::from).collect()
     }
 
     const SERVER_HELLO: [u8; 42] = {
@@ -229,20 +321,61 @@ mod tests {
         let Ok(Some(c)) = parse(SERVER_FLIGHT) else {
             panic!("{:?}", parse(SERVER_FLIGHT));
         };
-        assert_eq!(c.names, blob_names());
+        assert_eq!(names(&c), blob_names());
         // Every prefix that ends before the leaf is complete needs more.
         let mut complete = None;
         for cut in 0..SERVER_FLIGHT.len() {
             match parse(&SERVER_FLIGHT[..cut]) {
                 Err(TlsError::NeedMore) => assert!(complete.is_none(), "cut {cut}"),
                 Ok(Some(c)) => {
-                    assert_eq!(c.names, blob_names());
+                    assert_eq!(names(&c), blob_names());
                     complete.get_or_insert(cut);
                 }
                 other => panic!("cut {cut}: {other:?}"),
             }
         }
         assert!(complete.is_some_and(|c| c < SERVER_FLIGHT.len()));
+    }
+
+    #[test]
+    fn certificate_cache_parses_each_leaf_once() {
+        let mut cache = CertificateCache::default();
+        let mut scratch = Vec::new();
+        let first = cache
+            .read(SERVER_FLIGHT, &mut scratch, MAX)
+            .unwrap()
+            .unwrap();
+        let again = cache
+            .read(SERVER_FLIGHT, &mut scratch, MAX)
+            .unwrap()
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read is the cached value"
+        );
+        assert_eq!(names(&first), blob_names());
+        assert_eq!(cache.read(RESUMED_FLIGHT, &mut scratch, MAX), Ok(None));
+        // A broken leaf is remembered as broken.
+        let mut flight = record(22, &hs(2, &SERVER_HELLO));
+        flight.extend(record(22, &certificate_msg(&[b"not DER at all"])));
+        let bad = Err(TlsError::Malformed(Malformed::Certificate));
+        assert_eq!(cache.read(&flight, &mut scratch, MAX), bad);
+        assert_eq!(cache.read(&flight, &mut scratch, MAX), bad);
+        // Bounded: many distinct leaves keep at most CAPACITY entries, and a
+        // replaced entry is parsed again correctly.
+        for i in 0..CertificateCache::CAPACITY as u32 + 10 {
+            let junk = i.to_be_bytes();
+            let mut f = record(22, &hs(2, &SERVER_HELLO));
+            f.extend(record(22, &certificate_msg(&[&junk])));
+            let _ = cache.read(&f, &mut scratch, MAX);
+        }
+        assert_eq!(cache.map.len(), CertificateCache::CAPACITY);
+        assert_eq!(cache.order.len(), CertificateCache::CAPACITY);
+        let c = cache
+            .read(SERVER_FLIGHT, &mut scratch, MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&c), blob_names());
     }
 
     #[test]
@@ -257,7 +390,7 @@ mod tests {
         let mut bytes = record(22, &hs(2, &SERVER_HELLO));
         bytes.extend(record(22, &msg[..BLOB_CERT.len() + 10]));
         assert_eq!(
-            parse(&bytes).map(|c| c.map(|c| c.names)),
+            parse(&bytes).map(|c| c.as_ref().map(names)),
             Ok(Some(blob_names()))
         );
     }
@@ -271,7 +404,7 @@ mod tests {
             let mut bytes = record(22, &flight[..split]);
             bytes.extend(record(22, &flight[split..]));
             assert_eq!(
-                parse(&bytes).map(|c| c.map(|c| c.names)),
+                parse(&bytes).map(|c| c.as_ref().map(names)),
                 Ok(Some(blob_names())),
                 "split {split}"
             );

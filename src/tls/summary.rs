@@ -6,6 +6,7 @@
 //! are computed here and nowhere else.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::certificate::ServerCertificate;
 use super::version::{Version, client_max_version, is_below};
@@ -72,7 +73,7 @@ pub struct HandshakeSummary {
     pub answer: Option<ServerAnswer>,
     /// The server's leaf certificate, read only for flows without SNI that
     /// negotiated TLS 1.2 or older (see `flow::table`).
-    pub certificate: Option<ServerCertificate>,
+    pub certificate: Option<Arc<ServerCertificate>>,
 }
 
 impl HandshakeSummary {
