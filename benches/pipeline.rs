@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the per-packet stages, over frames of the
-//! shipped captures held in memory: decode, TLS extraction, and the whole
+//! shipped captures held in memory: decode, TLS extraction (hellos and the
+//! server certificate), and the whole
 //! inline path (decode → fragments → flow table → extraction).
 
 use std::hint::black_box;
@@ -9,6 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
 use tlscensus::decode::decode_frame;
 use tlscensus::pipeline::InlineCensus;
+use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
 use tlscensus::tls::extract::parse_opening;
 
 struct Owned {
@@ -77,6 +79,16 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("server_hello", |b| {
         b.iter(|| black_box(parse_opening(&server, &mut scratch, 16384)))
+    });
+    // A real TLS 1.2 server flight (OpenSSL, no SNI): the leaf certificate
+    // parsed by x509-parser each time, and through a worker's cache.
+    let flight: &[u8] = include_bytes!("../tests/data/tls/server-flight-tls12.bin");
+    g.bench_function("server_certificate", |b| {
+        b.iter(|| black_box(parse_server_certificate(flight, &mut scratch, 16384)))
+    });
+    let mut cache = CertificateCache::default();
+    g.bench_function("server_certificate_cached", |b| {
+        b.iter(|| black_box(cache.read(flight, &mut scratch, 16384)))
     });
     g.finish();
 }
