@@ -8,7 +8,8 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
-use tlscensus::decode::decode_frame;
+use tlscensus::decode::{Decoded, decode_frame};
+use tlscensus::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn};
 use tlscensus::pipeline::InlineCensus;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
 use tlscensus::tls::extract::parse_opening;
@@ -66,6 +67,43 @@ fn benches(c: &mut Criterion) {
             black_box(census.out.len())
         })
     });
+    // The flow table alone: the TCP segments of those frames, decoded once
+    // up front, ingested by a fresh table (reassembly, TLS extraction, settling).
+    let segs: Vec<(u64, FlowKey, Direction, u32, u8, Vec<u8>)> = frames
+        .iter()
+        .filter_map(|f| match decode_frame(f.linktype, &f.data) {
+            Ok(Decoded::Tcp { src, dst, seg }) => {
+                let (key, dir) = FlowKey::new(
+                    Endpoint::new(src, seg.src_port),
+                    Endpoint::new(dst, seg.dst_port),
+                );
+                Some((f.ts, key, dir, seg.seq, seg.flags, seg.payload.to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    g.throughput(Throughput::Elements(segs.len() as u64));
+    g.bench_function("flow_table", |b| {
+        b.iter(|| {
+            let mut table = FlowTable::new(cfg.table);
+            let mut out = Vec::new();
+            for (ts, key, dir, seq, flags, payload) in &segs {
+                table.ingest(
+                    SegmentIn {
+                        ts: *ts,
+                        key: *key,
+                        dir: *dir,
+                        seq: *seq,
+                        flags: *flags,
+                        payload,
+                    },
+                    &mut out,
+                );
+            }
+            table.drain(&mut out);
+            black_box(out.len())
+        })
+    });
     g.finish();
 
     // A real TLS 1.3 ClientHello (curl) and a TLS 1.2 server flight (OpenSSL).
@@ -95,7 +133,6 @@ fn benches(c: &mut Criterion) {
 
 /// The first TCP payload of the capture in the given direction (0 client, 1 server).
 fn tcp_payloads(name: &str, which: usize) -> Vec<u8> {
-    use tlscensus::decode::Decoded;
     let frames = load(&[name]);
     let mut seen = 0;
     for f in &frames {
