@@ -131,6 +131,11 @@ impl Active {
     fn cert_pending(&self) -> bool {
         self.cert == Cert::Waiting && !self.client_named_server()
     }
+
+    /// Direction `d` is the server's, read on for its certificate.
+    fn reading_certificate(&self, d: usize) -> bool {
+        matches!(self.status[d], DirStatus::Answer(_)) && self.cert_pending()
+    }
 }
 
 enum State {
@@ -308,8 +313,7 @@ impl FlowTable {
         if syn {
             active.streams[d].on_syn(seg.seq);
         }
-        let reading_cert =
-            matches!(active.status[d], DirStatus::Answer(_)) && active.cert_pending();
+        let reading_cert = active.reading_certificate(d);
         let wants_bytes =
             reading_cert || matches!(active.status[d], DirStatus::Empty | DirStatus::Pending);
         if !seg.payload.is_empty() && wants_bytes {
@@ -357,43 +361,25 @@ impl FlowTable {
                 }
                 active.status[d] = st;
             }
-            if matches!(result, Ingest::Grew)
-                && matches!(active.status[d], DirStatus::Answer(_))
-                && active.cert_pending()
-            {
-                let stats = &mut self.stats;
-                active.cert = match self.certificates.read(
+            if matches!(result, Ingest::Grew) && active.reading_certificate(d) {
+                active.cert = read_certificate(
                     active.streams[d].bytes(),
+                    &mut self.certificates,
                     &mut self.scratch,
                     self.limits.stream.max_bytes,
-                ) {
-                    Ok(Some(c)) => {
-                        stats.certificates.names += 1;
-                        Cert::Read(Some(c))
-                    }
-                    Ok(None) => {
-                        stats.certificates.none += 1;
-                        Cert::Read(None)
-                    }
-                    Err(TlsError::NeedMore) => Cert::Waiting,
-                    Err(e) => {
-                        if let TlsError::Malformed(m) = e {
-                            stats.count_malformed(m);
-                        }
-                        stats.certificates.failed += 1;
-                        Cert::Read(None)
-                    }
-                };
+                    &mut self.stats,
+                );
             }
-            let pending = active.status[d] == DirStatus::Pending;
-            let cert_pending = active.cert_pending();
-            if (pending || cert_pending) && active.streams[d].cap_reached() {
+            let reading_cert = active.reading_certificate(d);
+            if (active.status[d] == DirStatus::Pending || reading_cert)
+                && active.streams[d].cap_reached()
+            {
                 self.stats.stream_cap_hits += 1;
                 active.give_up(d, &mut self.stats);
             }
             if self.buffered > self.limits.max_buffer_bytes
                 && (matches!(active.status[d], DirStatus::Pending | DirStatus::Empty)
-                    || active.cert_pending())
+                    || reading_cert)
             {
                 // Over the worker's buffer budget: give this direction up.
                 self.stats.buffer_budget_hits += 1;
@@ -517,10 +503,39 @@ impl TableStats {
     }
 }
 
+/// The server's stream start, read for its certificate (through the worker's
+/// cache of parsed leaves), with the result counted.
+fn read_certificate(
+    server: &[u8],
+    cache: &mut CertificateCache,
+    scratch: &mut Vec<u8>,
+    max: usize,
+    stats: &mut TableStats,
+) -> Cert {
+    match cache.read(server, scratch, max) {
+        Ok(Some(c)) => {
+            stats.certificates.names += 1;
+            Cert::Read(Some(c))
+        }
+        Ok(None) => {
+            stats.certificates.none += 1;
+            Cert::Read(None)
+        }
+        Err(TlsError::NeedMore) => Cert::Waiting,
+        Err(e) => {
+            if let TlsError::Malformed(m) = e {
+                stats.count_malformed(m);
+            }
+            stats.certificates.failed += 1;
+            Cert::Read(None)
+        }
+    }
+}
+
 impl Active {
     /// A bound stops direction `d`: its stream start, or the certificate read after it.
     fn give_up(&mut self, d: usize, stats: &mut TableStats) {
-        if self.cert_pending() && matches!(self.status[d], DirStatus::Answer(_)) {
+        if self.reading_certificate(d) {
             stats.certificates.failed += 1;
             self.cert = Cert::Read(None);
         } else {
@@ -677,6 +692,104 @@ mod tests {
             flags,
             payload,
         }
+    }
+
+    /// A ClientHello (TLS 1.2, no extensions or one server_name).
+    fn client_hello(sni: Option<&str>) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([7; 32]);
+        body.extend([0, 0, 2, 0, 0x2f, 1, 0]);
+        if let Some(name) = sni {
+            let n = name.len() as u16;
+            let mut ext = vec![0, 0];
+            ext.extend((n + 5).to_be_bytes());
+            ext.extend((n + 3).to_be_bytes());
+            ext.push(0);
+            ext.extend(n.to_be_bytes());
+            ext.extend(name.as_bytes());
+            body.extend((ext.len() as u16).to_be_bytes());
+            body.extend(ext);
+        }
+        let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+        hs.extend(body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend((hs.len() as u16).to_be_bytes());
+        rec.extend(hs);
+        rec
+    }
+
+    /// One handshake: the ClientHello, then a real OpenSSL TLS 1.2 server
+    /// flight (ServerHello, Certificate, ...) in two segments.
+    fn handshake(
+        t: &mut FlowTable,
+        sni: Option<&str>,
+        out: &mut Vec<HandshakeSummary>,
+    ) -> [usize; 2] {
+        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+        let k = key(1);
+        let hello = client_hello(sni);
+        t.ingest(seg(k, 1, ACK, &hello), out);
+        let server = |seq: u32, payload| SegmentIn {
+            dir: Direction::HiToLo,
+            seq,
+            ..seg(k, 2, ACK, payload)
+        };
+        t.ingest(server(5000, &flight[..200]), out);
+        let after_first = out.len();
+        t.ingest(server(5200, &flight[200..]), out);
+        [after_first, out.len()]
+    }
+
+    #[test]
+    fn table_reads_the_certificate_only_without_sni() {
+        // No SNI: the flow waits past the ServerHello for the certificate.
+        let mut t = FlowTable::new(limits(16));
+        let mut out = Vec::new();
+        assert_eq!(handshake(&mut t, None, &mut out), [0, 1]);
+        let names: Vec<&str> = out[0].certificate.as_ref().unwrap().names().collect();
+        assert!(names.contains(&"*.blob.core.windows.net"), "{names:?}");
+        assert_eq!(
+            t.stats.certificates,
+            CertificateStats {
+                names: 1,
+                none: 0,
+                failed: 0
+            }
+        );
+        // With SNI: settled at the ServerHello, no certificate read.
+        let mut t = FlowTable::new(limits(16));
+        let mut out = Vec::new();
+        assert_eq!(handshake(&mut t, Some("a.example"), &mut out), [1, 1]);
+        assert_eq!(out[0].certificate, None);
+        assert_eq!(t.stats.certificates, CertificateStats::default());
+        // A stream cap the leaf does not fit in: counted, the flow still reported.
+        let mut l = limits(16);
+        l.stream.max_bytes = 300;
+        let mut t = FlowTable::new(l);
+        let mut out = Vec::new();
+        assert_eq!(handshake(&mut t, None, &mut out), [0, 1]);
+        assert_eq!(out[0].certificate, None);
+        assert!(out[0].negotiated().is_some());
+        assert_eq!(t.stats.stream_cap_hits, 1);
+        assert_eq!(t.stats.certificates.failed, 1);
+        // The flow ends before the certificate is complete: reported without it.
+        let mut t = FlowTable::new(limits(16));
+        let mut out = Vec::new();
+        let k = key(1);
+        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+        t.ingest(seg(k, 1, ACK, &client_hello(None)), &mut out);
+        t.ingest(
+            SegmentIn {
+                dir: Direction::HiToLo,
+                seq: 5000,
+                ..seg(k, 2, ACK, &flight[..200])
+            },
+            &mut out,
+        );
+        t.ingest(seg(k, 3, ACK | RST, b""), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].certificate, None);
+        assert_eq!(t.stats.certificates.failed, 1);
     }
 
     /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
