@@ -12,6 +12,7 @@
 //! arrive. Bounds: a message before the Certificate and the leaf itself are at
 //! most `max_message` bytes (else `Malformed(HandshakeTooLarge)` at once); the
 //! names are bounded by the leaf's size. Nothing here panics on any input.
+//! [`CertificateCache`] lets a worker parse each distinct leaf once.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
