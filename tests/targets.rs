@@ -277,31 +277,38 @@ fn azure_service_tags_find_flows_without_sni() {
     }
 }
 
+/// `tlscensus read EXTRA FILES...` with a metrics file; its text.
+fn metrics_after_read(files: &[&str], extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("m.prom");
+    let mut argv = vec!["read", "--metrics-file", prom.to_str().unwrap()];
+    argv.extend(extra);
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| capture(f).display().to_string())
+        .collect();
+    argv.extend(paths.iter().map(String::as_str));
+    let out = tlscensus(&argv);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::read_to_string(&prom).unwrap()
+}
+
+/// `line` is a line of the metrics text `m`.
+fn has(m: &str, line: &str) {
+    assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+}
+
 /// The passive DNS store is bounded; hitting the bound is counted, and the
 /// responses are counted by what they taught.
 #[test]
 fn passive_dns_bound_and_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let prom = dir.path().join("m.prom");
-    let run = |extra: &[&str]| {
-        let mut argv = vec!["read", "--metrics-file", prom.to_str().unwrap()];
-        argv.extend(extra);
-        let files: Vec<String> = [
-            "dns-cname-custom-domain.pcap",
-            "dns-unrelated-nosni.pcap",
-            "dns-tcp-nosni.pcap",
-        ]
-        .iter()
-        .map(|f| capture(f).display().to_string())
-        .collect();
-        argv.extend(files.iter().map(String::as_str));
-        let out = tlscensus(&argv);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        std::fs::read_to_string(&prom).unwrap()
-    };
+    let files = [
+        "dns-cname-custom-domain.pcap",
+        "dns-unrelated-nosni.pcap",
+        "dns-tcp-nosni.pcap",
+    ];
+    let run = |extra: &[&str]| metrics_after_read(&files, extra);
     let m = run(&[]);
-    let has =
-        |m: &str, line: &str| assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
     has(&m, r#"tlscensus_dns_responses_total{result="target"} 2"#);
     has(&m, r#"tlscensus_dns_responses_total{result="no_target"} 1"#);
     has(&m, r#"tlscensus_bound_hits_total{bound="dns_entries"} 0"#);
@@ -380,29 +387,15 @@ fn server_certificate_finds_flows_without_sni() {
 /// a silent miss; a larger cap reads it.
 #[test]
 fn server_certificate_bound_and_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let prom = dir.path().join("m.prom");
     let huge = "cert-openssl-tls12-huge-leaf-nosni.pcap";
-    let run = |extra: &[&str]| {
-        let mut argv = vec!["read", "--all", "--metrics-file", prom.to_str().unwrap()];
-        argv.extend(extra);
-        let files: Vec<String> = [
-            huge,
-            "cert-openssl-tls12-resumed-nosni.pcap",
-            "cert-gnutls-tls11-nosni.pcap",
-            "cert-openssl-tls13-nosni.pcap",
-            "openssl-tls12.pcap",
-        ]
-        .iter()
-        .map(|f| capture(f).display().to_string())
-        .collect();
-        argv.extend(files.iter().map(String::as_str));
-        let out = tlscensus(&argv);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        std::fs::read_to_string(&prom).unwrap()
-    };
-    let has =
-        |m: &str, line: &str| assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+    let files = [
+        huge,
+        "cert-openssl-tls12-resumed-nosni.pcap",
+        "cert-gnutls-tls11-nosni.pcap",
+        "cert-openssl-tls13-nosni.pcap",
+        "openssl-tls12.pcap",
+    ];
+    let run = |extra: &[&str]| metrics_after_read(&files, &[&["--all"], extra].concat());
     let m = run(&[]);
     // Looked for: huge (failed), resumed pair (names, none), gnutls (names);
     // not for TLS 1.3 nor for the flow with SNI.
