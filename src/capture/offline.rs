@@ -113,13 +113,11 @@ impl OfflineSource {
                 return Ok(());
             }
             self.finished = true;
-            let mut n = 0;
-            let result = fast.for_each_frame(|frame| {
-                n += 1;
+            let delivered = &mut self.delivered;
+            return fast.for_each_frame(|frame| {
+                *delivered += 1;
                 f(frame);
             });
-            self.delivered += n;
-            return result.map(|_| ());
         }
         if !self.finished
             && self.pcapng.is_none()
