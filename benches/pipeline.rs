@@ -8,7 +8,8 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
-use tlscensus::decode::{Decoded, decode_frame};
+use tlscensus::decode::tunnel::TunnelPorts;
+use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
 use tlscensus::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn};
 use tlscensus::pipeline::InlineCensus;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
@@ -44,10 +45,12 @@ fn benches(c: &mut Criterion) {
     ]);
     let mut g = c.benchmark_group("per_packet");
     g.throughput(Throughput::Elements(frames.len() as u64));
+    // The ports set up once, as the capture thread holds them.
+    let ports = TunnelPorts::default();
     g.bench_function("decode", |b| {
         b.iter(|| {
             for f in &frames {
-                let _ = black_box(decode_frame(f.linktype, &f.data));
+                let _ = black_box(decode_frame_with(f.linktype, &f.data, &ports));
             }
         })
     });

@@ -182,6 +182,15 @@ fn decode_network<'a>(
             }
             link::Network::Other => return Ok(Decoded::Other),
         };
+        // The common case straight out, without building an `Inner` (about
+        // half the decoder's time on the criterion frames).
+        if pkt.proto == ip::PROTO_TCP && pkt.frag.is_none() {
+            return Ok(Decoded::Tcp {
+                src: pkt.src,
+                dst: pkt.dst,
+                seg: l4::parse_tcp(pkt.payload, pkt.missing)?,
+            });
+        }
         match inner_of(&pkt, ports)? {
             Inner::Done(d) => return Ok(d),
             Inner::Tunnel(n) => net = n,
