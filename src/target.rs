@@ -69,16 +69,10 @@ impl TargetSet {
         let name = name.strip_suffix('.').unwrap_or(name);
         self.patterns.iter().any(|p| match p {
             Pattern::Exact(e) => name.eq_ignore_ascii_case(e),
-            Pattern::Suffix(s) => {
-                name.len() > s.len()
-                    && name.is_char_boundary(name.len() - s.len())
-                    && name[name.len() - s.len()..].eq_ignore_ascii_case(s)
-            }
+            Pattern::Suffix(s) => has_suffix(name, s),
         })
     }
-}
 
-impl TargetSet {
     /// Whether a name from a server certificate (subject CN or dNSName SAN)
     /// says the server is a target. A plain name is matched like an SNI. A
     /// wildcard `*.R` (RFC 6125: the `*` stands for exactly one label) covers
@@ -97,14 +91,16 @@ impl TargetSet {
         self.patterns.iter().any(|p| match p {
             Pattern::Exact(_) => false,
             // `s` is `.suffix`: R == suffix, or R ends with `.suffix`.
-            Pattern::Suffix(s) => {
-                rest.eq_ignore_ascii_case(&s[1..])
-                    || (rest.len() > s.len()
-                        && rest.is_char_boundary(rest.len() - s.len())
-                        && rest[rest.len() - s.len()..].eq_ignore_ascii_case(s))
-            }
+            Pattern::Suffix(s) => rest.eq_ignore_ascii_case(&s[1..]) || has_suffix(rest, s),
         })
     }
+}
+
+/// `name` is longer than `suffix` and ends with it, ASCII case-insensitively.
+fn has_suffix(name: &str, suffix: &str) -> bool {
+    name.len() > suffix.len()
+        && name.is_char_boundary(name.len() - suffix.len())
+        && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// The Azure Storage account a storage endpoint name belongs to: the first
