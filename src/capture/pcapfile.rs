@@ -168,13 +168,8 @@ impl PcapFile {
 
     /// Hands every frame to `f`, to the end of the file or the first error.
     pub fn for_each_frame(&mut self, mut f: impl FnMut(&Frame<'_>)) -> Result<(), SourceError> {
-        while let Some((ts_ns, from, to, wire_len)) = self.next_record()? {
-            f(&Frame {
-                ts_ns,
-                linktype: self.linktype,
-                data: &self.buf[from..to],
-                wire_len,
-            });
+        while let Some(frame) = self.next_frame()? {
+            f(&frame);
         }
         Ok(())
     }
