@@ -91,6 +91,10 @@ pub struct LiveArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 
+    /// Remove a source's series from tlscensus_legacy_flows_total after this long without a legacy flow (its counts move to source="other").
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub legacy_source_ttl: u64,
+
     /// When started as root, the user to run as after opening the interfaces ('root' keeps root).
     #[arg(long, default_value = "nobody", value_name = "USER")]
     pub user: String,
@@ -134,6 +138,10 @@ pub struct CensusArgs {
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub dns_grace: u64,
 
+    /// Keep a DNS answer at most this long, whatever TTL it claims (junk answers must not pin passive DNS).
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub max_dns_ttl: u32,
+
     /// Versions below this are legacy (SSLv3, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3).
     #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
     pub min_version: String,
@@ -163,7 +171,7 @@ pub struct CensusArgs {
     pub max_hosts: usize,
 
     /// Most distinct source hosts labelled on tlscensus_legacy_flows_total; others go to source="other".
-    #[arg(long, default_value_t = 5_000, value_name = "N")]
+    #[arg(long, default_value_t = 3_000, value_name = "N")]
     pub max_legacy_sources: usize,
 
     /// Most IP datagrams in reassembly at once.

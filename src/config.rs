@@ -24,6 +24,7 @@ pub struct Config {
     pub prefixes: Arc<PrefixSet>,
     pub max_dns_entries: usize,
     pub dns_grace_secs: u64,
+    pub max_dns_ttl_secs: u32,
     pub all: bool,
     pub min_version: Version,
     pub workers: usize,
@@ -138,6 +139,9 @@ impl Config {
         if a.max_dns_entries == 0 {
             return Err(bad("--max-dns-entries must be at least 1".into()));
         }
+        if a.max_dns_ttl == 0 {
+            return Err(bad("--max-dns-ttl must be at least 1 second".into()));
+        }
         if a.dns_grace > 7 * 86_400 {
             return Err(bad(
                 "--dns-grace must be at most 604800 seconds (7 days)".into()
@@ -148,6 +152,7 @@ impl Config {
             prefixes: Arc::new(PrefixSet::from_prefixes(cidrs)),
             max_dns_entries: a.max_dns_entries,
             dns_grace_secs: a.dns_grace,
+            max_dns_ttl_secs: a.max_dns_ttl,
             all: a.all,
             min_version,
             workers,
@@ -185,6 +190,8 @@ pub struct LiveConfig {
     pub listen: String,
     pub user: String,
     pub metrics_file: Option<PathBuf>,
+    /// Seconds without a legacy flow after which a source's series go.
+    pub legacy_source_ttl: u64,
 }
 
 impl LiveConfig {
@@ -207,6 +214,9 @@ impl LiveConfig {
         if !(1..=2048).contains(&a.buffer_mib) {
             return Err(bad("--buffer-mib must be between 1 and 2048".into()));
         }
+        if a.legacy_source_ttl == 0 {
+            return Err(bad("--legacy-source-ttl must be at least 1 second".into()));
+        }
         if a.user.is_empty() {
             return Err(bad("--user must not be empty".into()));
         }
@@ -226,6 +236,7 @@ impl LiveConfig {
             listen: a.listen.clone(),
             user: a.user.clone(),
             metrics_file: a.metrics_file.clone(),
+            legacy_source_ttl: a.legacy_source_ttl,
         })
     }
 }

@@ -15,14 +15,17 @@
 //! An entry is valid from the capture time of its answer to that time plus its
 //! TTL (plus `--dns-grace`); a name or address keeps its last
 //! [`ANSWERS_PER_KEY`] answers, and a flow is judged by the latest one valid at
-//! its ClientHello's time; the store holds at most `--max-dns-entries`
-//! entries (names and addresses together); when full it first drops expired
-//! entries (at most once per second of capture time), then refuses new ones and
-//! counts them (`bound="dns_entries"`).
+//! its ClientHello's time; a TTL is kept only up to `--max-dns-ttl` (junk
+//! answers with TTLs of decades cannot pin the store); the store holds at most
+//! `--max-dns-entries` entries (names and addresses together); when full it
+//! first drops expired entries (at most once per second of capture time), then
+//! evicts the entry created first, so the newest answers always get in; each
+//! eviction is counted (`bound="dns_entries"`).
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 
@@ -290,26 +293,39 @@ fn valid_at(v: &Answers, t: u64) -> Option<Arc<str>> {
 pub struct Learned {
     pub names: usize,
     pub addresses: usize,
-    /// New entries refused: the store was full.
-    pub refused: usize,
+    /// Older entries evicted to make room: the store was full.
+    pub evicted: usize,
+}
+
+/// A key of either map, in the order entries were created (eviction order).
+enum DnsKey {
+    Name(Box<str>),
+    Addr(IpAddr),
 }
 
 /// The shared store (capture thread writes, workers read).
 pub struct PassiveDns {
     names: DashMap<Box<str>, Answers, ahash::RandomState>,
     addrs: DashMap<IpAddr, Answers, ahash::RandomState>,
+    /// Keys in creation order; entries purged meanwhile are skipped when
+    /// met. Only the capture thread writes the store, so the lock is uncontended.
+    order: Mutex<VecDeque<DnsKey>>,
     max_entries: usize,
     grace_ns: u64,
+    max_ttl: u32,
     last_purge: AtomicU64,
 }
 
 impl PassiveDns {
-    pub fn new(max_entries: usize, grace_secs: u64) -> PassiveDns {
+    /// `max_ttl_secs` caps the TTL an answer is kept for.
+    pub fn new(max_entries: usize, grace_secs: u64, max_ttl_secs: u32) -> PassiveDns {
         PassiveDns {
             names: DashMap::with_hasher(ahash::RandomState::new()),
             addrs: DashMap::with_hasher(ahash::RandomState::new()),
+            order: Mutex::new(VecDeque::new()),
             max_entries,
             grace_ns: grace_secs.saturating_mul(1_000_000_000),
+            max_ttl: max_ttl_secs,
             last_purge: AtomicU64::new(0),
         }
     }
@@ -333,6 +349,27 @@ impl PassiveDns {
         valid_at(&*self.addrs.get(&addr)?, t)
     }
 
+    /// Makes room for one more entry: purges expired ones when full, then
+    /// evicts the oldest; returns how many were evicted.
+    fn make_room(&self, now: u64) -> usize {
+        if self.room(now) {
+            return 0;
+        }
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = 0;
+        while self.len() >= self.max_entries {
+            let Some(key) = order.pop_front() else {
+                break;
+            };
+            let gone = match key {
+                DnsKey::Name(n) => self.names.remove(&n).is_some(),
+                DnsKey::Addr(a) => self.addrs.remove(&a).is_some(),
+            };
+            evicted += usize::from(gone);
+        }
+        evicted
+    }
+
     /// Room for one more entry? Purges expired ones first when full.
     fn room(&self, now: u64) -> bool {
         if self.len() < self.max_entries {
@@ -347,16 +384,23 @@ impl PassiveDns {
             };
             self.names.retain(|_, v| live(v));
             self.addrs.retain(|_, v| live(v));
+            // Keys of purged entries: drop them, so the queue follows the store.
+            let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            order.retain(|k| match k {
+                DnsKey::Name(n) => self.names.contains_key(n),
+                DnsKey::Addr(a) => self.addrs.contains_key(a),
+            });
         }
         self.len() < self.max_entries
     }
 
-    fn put<K: std::hash::Hash + Eq>(
+    fn put<K: std::hash::Hash + Eq + Clone>(
         &self,
         map: &DashMap<K, Answers, ahash::RandomState>,
         key: K,
         entry: Entry,
         learned: &mut Learned,
+        order_key: impl FnOnce(K) -> DnsKey,
     ) -> bool {
         if let Some(mut v) = map.get_mut(&key) {
             // The latest answer repeated while still valid is confirmed (it
@@ -378,10 +422,11 @@ impl PassiveDns {
             }
             return true;
         }
-        if !self.room(entry.learned) {
-            learned.refused += 1;
-            return false;
-        }
+        learned.evicted += self.make_room(entry.learned);
+        self.order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(order_key(key.clone()));
         map.insert(key, vec![entry]);
         true
     }
@@ -421,7 +466,7 @@ impl PassiveDns {
             return learned;
         };
         let expiry = |ttl: u32| {
-            ts.saturating_add(u64::from(ttl).saturating_mul(1_000_000_000))
+            ts.saturating_add(u64::from(ttl.min(self.max_ttl)).saturating_mul(1_000_000_000))
                 .saturating_add(self.grace_ns)
         };
         // Every other name of the chain is an alias of the target, valid for
@@ -439,7 +484,13 @@ impl PassiveDns {
                 learned: ts,
                 expires: expiry(ttl),
             };
-            if self.put(&self.names, Box::from(*name), entry, &mut learned) {
+            if self.put(
+                &self.names,
+                Box::from(*name),
+                entry,
+                &mut learned,
+                DnsKey::Name,
+            ) {
                 learned.names += 1;
             }
         }
@@ -452,7 +503,7 @@ impl PassiveDns {
                     learned: ts,
                     expires: expiry(a.ttl),
                 };
-                if self.put(&self.addrs, ip, entry, &mut learned) {
+                if self.put(&self.addrs, ip, entry, &mut learned, DnsKey::Addr) {
                     learned.addresses += 1;
                 }
             }
@@ -545,11 +596,11 @@ mod tests {
 
     #[test]
     fn dns_learn_custom_domain_and_address() {
-        let d = PassiveDns::new(100, 0);
+        let d = PassiveDns::new(100, 0, 86_400);
         let t = TargetSet::defaults();
         let r = parse_response(&custom_domain()).unwrap();
         let l = d.learn(&r, &t, 10 * S);
-        assert_eq!((l.names, l.addresses, l.refused), (2, 1, 0));
+        assert_eq!((l.names, l.addresses, l.evicted), (2, 1, 0));
         let ip = "20.60.1.2".parse().unwrap();
         assert_eq!(
             d.alias_of("FILES.example.com.", 11 * S).as_deref(),
@@ -568,7 +619,7 @@ mod tests {
 
     #[test]
     fn dns_grace_extends_validity() {
-        let d = PassiveDns::new(100, 600);
+        let d = PassiveDns::new(100, 600, 86_400);
         d.learn(
             &parse_response(&custom_domain()).unwrap(),
             &TargetSet::defaults(),
@@ -582,7 +633,7 @@ mod tests {
         // One storage stamp address answered for two accounts in turn; a flow
         // is judged by the answer valid at its own time, even when a later
         // answer has already been learned (the worker lags the capture thread).
-        let d = PassiveDns::new(100, 0);
+        let d = PassiveDns::new(100, 0, 86_400);
         let t = TargetSet::defaults();
         let answer = |acct: &str| {
             let n = format!("{acct}.blob.core.windows.net");
@@ -627,7 +678,7 @@ mod tests {
 
     #[test]
     fn dns_unrelated_answers_teach_nothing() {
-        let d = PassiveDns::new(100, 0);
+        let d = PassiveDns::new(100, 0, 86_400);
         let m = msg(
             OK,
             Some("www.example.com"),
@@ -638,23 +689,56 @@ mod tests {
         assert!(d.is_empty());
     }
 
+    /// regression_12: a full store evicts its oldest entry instead of
+    /// refusing the newest, and purges expired ones first.
     #[test]
-    fn dns_refuses_when_full_and_purges_expired() {
-        let d = PassiveDns::new(2, 0);
+    fn dns_evicts_oldest_when_full_and_purges_expired() {
+        let d = PassiveDns::new(2, 0, 86_400);
         let t = TargetSet::defaults();
         let one = |i: u8, ttl: u32| {
             let n = format!("a{i}.blob.core.windows.net");
             parse_response(&msg(OK, Some(&n), &[(&n, 1, ttl, vec![20, 60, 0, i])])).unwrap()
         };
+        let ip = |i: u8| IpAddr::from([20, 60, 0, i]);
         assert_eq!(d.learn(&one(1, 10), &t, S).addresses, 1);
         assert_eq!(d.learn(&one(2, 10), &t, S).addresses, 1);
         let l = d.learn(&one(3, 10), &t, 2 * S);
-        assert_eq!((l.addresses, l.refused), (0, 1));
-        // Known entries are still updated when full.
-        assert_eq!(d.learn(&one(2, 10), &t, 2 * S).refused, 0);
-        // After the first two expired, there is room again.
-        assert_eq!(d.learn(&one(3, 10), &t, 30 * S).addresses, 1);
+        assert_eq!((l.addresses, l.evicted), (1, 1));
+        assert!(d.target_of(ip(1), 2 * S).is_none());
+        assert!(d.target_of(ip(3), 2 * S).is_some());
+        // Known entries are updated in place when full.
+        assert_eq!(d.learn(&one(3, 10), &t, 2 * S).evicted, 0);
+        // After both expired, the purge makes room without evicting.
+        let l = d.learn(&one(4, 10), &t, 30 * S);
+        assert_eq!((l.addresses, l.evicted), (1, 0));
         assert_eq!(d.len(), 1);
+    }
+
+    /// regression_12: junk answers with a TTL of decades are kept only for
+    /// --max-dns-ttl, and cannot keep a real answer out.
+    #[test]
+    fn dns_ttl_capped_and_junk_cannot_pin() {
+        let d = PassiveDns::new(8, 0, 3_600);
+        let t = TargetSet::defaults();
+        let answer = |name: &str, addr: [u8; 4], ttl: u32| {
+            parse_response(&msg(OK, Some(name), &[(name, 1, ttl, addr.to_vec())])).unwrap()
+        };
+        for i in 0..64u8 {
+            let n = format!("junk{i}.blob.core.windows.net");
+            d.learn(&answer(&n, [10, 9, 0, i], i32::MAX as u32), &t, S);
+        }
+        assert!(
+            d.target_of(IpAddr::from([10, 9, 0, 63]), 3_000 * S)
+                .is_some()
+        );
+        assert!(
+            d.target_of(IpAddr::from([10, 9, 0, 63]), 3_602 * S)
+                .is_none()
+        );
+        let real = answer("real.blob.core.windows.net", [10, 1, 2, 3], 60);
+        assert_eq!(d.learn(&real, &t, 2 * S).addresses, 1);
+        assert!(d.target_of(IpAddr::from([10, 1, 2, 3]), 3 * S).is_some());
+        assert!(d.len() <= 8);
     }
 
     #[test]
@@ -730,7 +814,7 @@ mod tests {
                 ("b.example", 5, 60, b"a.example".to_vec()),
             ],
         );
-        let d = PassiveDns::new(10, 0);
+        let d = PassiveDns::new(10, 0, 86_400);
         assert_eq!(
             d.learn(&parse_response(&m).unwrap(), &TargetSet::defaults(), S),
             Learned::default()

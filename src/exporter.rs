@@ -320,7 +320,7 @@ mod tests {
     use super::*;
 
     fn start() -> (Exporter, Arc<Health>) {
-        let m = Arc::new(Metrics::new(10).unwrap());
+        let m = Arc::new(Metrics::new(10, None).unwrap());
         let live = Arc::new(LiveMetrics::new(&m, &["eth9".to_string()]).unwrap());
         let health = Arc::new(Health::default());
         health.capturing.store(true, Ordering::Relaxed);

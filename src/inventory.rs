@@ -12,27 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
-use crate::tls::{HandshakeSummary, Outcome, Version};
+use crate::tls::version::VersionClass;
+use crate::tls::{HandshakeSummary, Outcome};
 
 pub const MAX_NAMES: usize = 16;
 
-/// Version buckets of the inventory, in column order.
-pub const VERSION_COLUMNS: [&str; 8] = [
-    "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other", "unknown",
-];
-
-pub fn version_column(v: Option<Version>) -> usize {
-    match v.map(Version::canonical) {
-        Some(Version::SSL2) => 0,
-        Some(Version::SSL3) => 1,
-        Some(Version::TLS10) => 2,
-        Some(Version::TLS11) => 3,
-        Some(Version::TLS12) => 4,
-        Some(Version::TLS13) => 5,
-        Some(_) => 6,
-        None => 7,
+/// Version buckets of the inventory, in column order: the names of
+/// [`VersionClass::ALL`].
+pub const VERSION_COLUMNS: [&str; 8] = {
+    let mut names = [""; 8];
+    let mut i = 0;
+    while i < 8 {
+        names[i] = VersionClass::ALL[i].as_str();
+        i += 1;
     }
-}
+    names
+};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostRecord {
@@ -41,12 +36,24 @@ pub struct HostRecord {
     pub legacy: u64,
     pub rejected: u64,
     pub unanswered: u64,
-    /// Legacy versions seen (negotiated, or offered when not negotiated).
-    pub legacy_versions: BTreeSet<String>,
+    /// Legacy versions seen (negotiated, or offered when not negotiated): a
+    /// bit per [`VersionClass`], so a host holds at most eight whatever the wire says.
+    pub legacy_classes: u8,
     pub server_names: BTreeSet<String>,
     pub names_dropped: u64,
     pub first_ns: u64,
     pub last_ns: u64,
+}
+
+impl HostRecord {
+    /// Names of the legacy versions seen, in version order.
+    pub fn legacy_versions(&self) -> Vec<&'static str> {
+        VersionClass::ALL
+            .iter()
+            .filter(|c| self.legacy_classes & (1 << c.index()) != 0)
+            .map(|c| c.as_str())
+            .collect()
+    }
 }
 
 /// What [`Inventory::record`] did with a flow.
@@ -99,7 +106,8 @@ impl Inventory {
         r.last_ns = r.last_ns.max(s.ts_ns);
         r.flows += 1;
         let version = s.effective_version();
-        r.by_version[version_column(version)] += 1;
+        let class = VersionClass::of(version);
+        r.by_version[class.index()] += 1;
         match s.outcome() {
             Outcome::Rejected => r.rejected += 1,
             Outcome::Unanswered => r.unanswered += 1,
@@ -107,11 +115,7 @@ impl Inventory {
         }
         if legacy {
             r.legacy += 1;
-            if let Some(v) = version
-                && !r.legacy_versions.contains(&v.to_string())
-            {
-                r.legacy_versions.insert(v.to_string());
-            }
+            r.legacy_classes |= 1 << class.index();
         }
         if let Some(name) = s.sni() {
             let name = name.to_ascii_lowercase();
@@ -147,7 +151,7 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{ClientFacts, ServerAnswer};
+    use crate::tls::{ClientFacts, ServerAnswer, Version};
 
     fn flow(
         ip: [u8; 4],
@@ -167,6 +171,7 @@ mod tests {
                 supported_versions: None,
                 sni: Some(sni.into()),
                 sslv2_format: false,
+                duplicate_extension: false,
             }),
             answer,
             certificate: None,
@@ -195,10 +200,7 @@ mod tests {
         let snap = inv.snapshot();
         assert_eq!(snap[0].0, IpAddr::from([10, 0, 0, 2]));
         assert_eq!(snap[0].1.rejected, 1);
-        assert_eq!(
-            snap[0].1.legacy_versions.iter().next().map(String::as_str),
-            Some("TLSv1.0")
-        );
+        assert_eq!(snap[0].1.legacy_versions(), ["TLSv1.0"]);
         let a = &snap[1].1;
         assert_eq!((a.flows, a.first_ns, a.last_ns), (2, 3, 5));
         assert_eq!(a.server_names.len(), 1);

@@ -63,7 +63,7 @@ pub fn run(
     }
 
     let census = cfg.census.clone();
-    let metrics = Metrics::new(census.max_legacy_sources)
+    let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))
         .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
     let live = Arc::new(
         LiveMetrics::new(&metrics, &cfg.interfaces)

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
@@ -25,7 +25,7 @@ use crate::decode::DecodeError;
 use crate::error::SetupError;
 use crate::tls::extract::Malformed;
 use crate::tls::summary::Outcome;
-use crate::tls::version::Version;
+use crate::tls::version::{Version, VersionClass};
 
 /// Every `bound` label value.
 pub const BOUNDS: [&str; 10] = [
@@ -53,6 +53,39 @@ pub const DNS_RESULTS: [&str; 6] = [
 
 /// `result` values of `tlscensus_server_certificates_total`.
 pub const CERTIFICATE_RESULTS: [&str; 3] = ["names", "none", "failed"];
+
+/// `kind` values of `tlscensus_anomalies_total`: traffic that breaks a
+/// protocol rule in a way that could hide or fake a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// A ServerHello chose a version above anything the client offered; the
+    /// flow is counted under the client's highest version.
+    VersionNotOffered,
+    /// server_name or supported_versions repeated in a ClientHello; the first is kept.
+    DuplicateExtension,
+    /// Overlapping TCP segments carried different bytes; the first arrival is kept.
+    OverlapConflict,
+    /// A second SYN-ACK with another ISN while the client kept its own; ignored.
+    ServerIsnChanged,
+}
+
+impl Anomaly {
+    pub const ALL: [Anomaly; 4] = [
+        Anomaly::VersionNotOffered,
+        Anomaly::DuplicateExtension,
+        Anomaly::OverlapConflict,
+        Anomaly::ServerIsnChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::VersionNotOffered => "version_not_offered",
+            Anomaly::DuplicateExtension => "duplicate_extension",
+            Anomaly::OverlapConflict => "overlap_conflict",
+            Anomaly::ServerIsnChanged => "server_isn_changed",
+        }
+    }
+}
 
 /// `kind` values of the TLS parse error counter besides [`Malformed`] kinds.
 pub const PARSE_ERROR_EXTRA: [&str; 3] = ["incomplete", "conflicting_roles", "server_not_tls"];
@@ -82,6 +115,7 @@ pub struct Metrics {
     pub dns_entries: IntGauge,
     pub target_flows: IntCounterVec,
     pub certificates: IntCounterVec,
+    pub anomalies: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -200,7 +234,12 @@ impl LiveMetrics {
 }
 
 impl Metrics {
-    pub fn new(max_legacy_sources: usize) -> prometheus::Result<Metrics> {
+    /// `legacy_source_ttl`: seconds after which a quiet legacy source's
+    /// series are removed (live mode); `None` keeps them for the whole run.
+    pub fn new(
+        max_legacy_sources: usize,
+        legacy_source_ttl: Option<u64>,
+    ) -> prometheus::Result<Metrics> {
         let r = Registry::new();
         let m = Metrics {
             packets: counter(
@@ -236,7 +275,7 @@ impl Metrics {
                 &["version", "outcome", "target"],
             )?,
             legacy_flows: {
-                let c = Arc::new(LegacyFlows::new(max_legacy_sources)?);
+                let c = Arc::new(LegacyFlows::new(max_legacy_sources, legacy_source_ttl)?);
                 r.register(Box::new(LegacyFlowsCollector(Arc::clone(&c))))?;
                 c
             },
@@ -320,6 +359,12 @@ impl Metrics {
                 "Server certificates looked for (flows without SNI that negotiated TLS 1.2 or older), by result: names (leaf certificate read), none (the server sent none, e.g. a resumed session), failed (malformed, over a bound, or the flow ended first).",
                 &["result"],
             )?,
+            anomalies: counter_vec(
+                &r,
+                "tlscensus_anomalies_total",
+                "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (README: Anomalies).",
+                &["kind"],
+            )?,
             build_info: gauge_vec(
                 &r,
                 "tlscensus_build_info",
@@ -367,6 +412,9 @@ impl Metrics {
         for r in CERTIFICATE_RESULTS {
             m.certificates.with_label_values(&[r]);
         }
+        for a in Anomaly::ALL {
+            m.anomalies.with_label_values(&[a.as_str()]);
+        }
         for k in crate::dns::Match::ALL {
             m.target_flows.with_label_values(&[k.as_str()]);
         }
@@ -379,10 +427,25 @@ impl Metrics {
         }
     }
 
+    pub fn anomaly(&self, a: Anomaly, n: u64) {
+        if n > 0 {
+            self.anomalies.with_label_values(&[a.as_str()]).inc_by(n);
+        }
+    }
+
     /// Counts one inventoried legacy flow of `source`; a source beyond the cap
     /// is counted as `source="other"` and as a `legacy_sources` bound hit.
-    pub fn legacy_flow(&self, source: IpAddr, version: Option<Version>, outcome: Outcome) {
-        if !self.legacy_flows.inc(source, version, outcome) {
+    pub fn legacy_flow(
+        &self,
+        source: IpAddr,
+        version: Option<Version>,
+        outcome: Outcome,
+        ts_ns: u64,
+    ) {
+        if !self
+            .legacy_flows
+            .inc(source, VersionClass::of(version), outcome, ts_ns)
+        {
             self.bound("legacy_sources", 1);
         }
     }
@@ -421,22 +484,74 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
 /// with a per-host label. A collector of its own rather than an
 /// `IntCounterVec`: the vec builds and validates a descriptor for every new
 /// series (about 9,000 instructions each under callgrind), and a census meets a
-/// new legacy source every few flows. Here a new series is one map insertion,
-/// and labels are formatted only when scraped. Sources are capped at
-/// `max_sources`; further ones share `source="other"`.
+/// new legacy source every few flows. Here a source is one map entry holding
+/// its counters (one per version class and outcome), and labels are formatted
+/// only when scraped.
+///
+/// At most `max_sources` sources are labelled; when the set is full, room is
+/// made by (1) removing sources not seen for `ttl` (live mode), then (2) for a
+/// flow the server answered, removing the longest-quiet source whose flows
+/// were all unanswered (a ClientHello needs no handshake: spoofed sources
+/// must not keep out a host a server really talked to). A removed source's
+/// counts move to `source="other"`, so the series always add up to every
+/// legacy flow; flows of a source that finds no room count there too, and as
+/// a `legacy_sources` bound hit.
 pub struct LegacyFlows {
     desc: Desc,
-    series: DashMap<LegacyKey, AtomicU64, ahash::RandomState>,
-    sources: DashSet<IpAddr, ahash::RandomState>,
-    admit: std::sync::Mutex<()>,
+    sources: DashMap<IpAddr, SourceSeries, ahash::RandomState>,
+    other: SourceSeries,
+    /// Serialises admissions and removals, so the cap is exact.
+    admit: std::sync::Mutex<AdmitState>,
+    /// Sources labelled now (not `sources.len()`: that locks every shard).
+    labelled: AtomicU64,
+    /// Labelled sources none of whose flows was answered.
+    unanswered: AtomicU64,
+    /// Latest flow time seen (capture clock), for aging at scrape time.
+    now_ns: AtomicU64,
     max_sources: usize,
+    ttl_ns: Option<u64>,
 }
 
-/// One series: source (`None`: "other"), version (`None`: "unknown"), outcome.
-type LegacyKey = (Option<IpAddr>, Option<Version>, Outcome);
+/// Counters of one source: version class x outcome.
+#[derive(Default)]
+struct SourceSeries {
+    counts: [AtomicU64; VersionClass::ALL.len() * 3],
+    last_ns: AtomicU64,
+    answered: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct AdmitState {
+    last_sweep_ns: u64,
+}
+
+fn outcome_index(o: Outcome) -> usize {
+    match o {
+        Outcome::Negotiated => 0,
+        Outcome::Rejected => 1,
+        Outcome::Unanswered => 2,
+    }
+}
+
+const OUTCOMES: [Outcome; 3] = [Outcome::Negotiated, Outcome::Rejected, Outcome::Unanswered];
+
+impl SourceSeries {
+    fn add(&self, i: usize, n: u64) {
+        self.counts[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn fold_into(&self, other: &SourceSeries) {
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                other.add(i, n);
+            }
+        }
+    }
+}
 
 impl LegacyFlows {
-    fn new(max_sources: usize) -> prometheus::Result<LegacyFlows> {
+    fn new(max_sources: usize, ttl_secs: Option<u64>) -> prometheus::Result<LegacyFlows> {
         Ok(LegacyFlows {
             desc: Desc::new(
                 "tlscensus_legacy_flows_total".into(),
@@ -444,47 +559,140 @@ impl LegacyFlows {
                 vec!["source".into(), "version".into(), "outcome".into()],
                 HashMap::new(),
             )?,
-            series: DashMap::with_hasher(ahash::RandomState::new()),
-            sources: DashSet::with_hasher(ahash::RandomState::new()),
-            admit: std::sync::Mutex::new(()),
+            sources: DashMap::with_hasher(ahash::RandomState::new()),
+            other: SourceSeries::default(),
+            admit: std::sync::Mutex::new(AdmitState::default()),
+            labelled: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
+            now_ns: AtomicU64::new(0),
             max_sources,
+            ttl_ns: ttl_secs.map(|s| s.saturating_mul(1_000_000_000)),
         })
     }
 
-    /// Counts one flow; false when `source` was beyond the cap (counted as "other").
-    pub fn inc(&self, source: IpAddr, version: Option<Version>, outcome: Outcome) -> bool {
-        let admitted = self.admit(source);
-        let key = (admitted.then_some(source), version, outcome);
-        if let Some(n) = self.series.get(&key) {
-            n.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.series
-                .entry(key)
-                .or_insert_with(|| AtomicU64::new(0))
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        admitted
-    }
-
-    fn admit(&self, ip: IpAddr) -> bool {
-        if self.sources.contains(&ip) {
+    /// Counts one flow at capture time `ts_ns`; false when `source` found no
+    /// room (counted as "other").
+    pub fn inc(&self, source: IpAddr, version: VersionClass, outcome: Outcome, ts_ns: u64) -> bool {
+        let i = version.index() * 3 + outcome_index(outcome);
+        let answered = outcome != Outcome::Unanswered;
+        self.now_ns.fetch_max(ts_ns, Ordering::Relaxed);
+        if let Some(s) = self.sources.get(&source) {
+            s.add(i, 1);
+            self.touch(&s, ts_ns, answered);
             return true;
         }
-        // New sources are rare: admit them one at a time so the cap is exact
-        // even when several workers race.
-        let _admit = self.admit.lock().unwrap_or_else(|p| p.into_inner());
-        if self.sources.contains(&ip) || self.sources.len() < self.max_sources {
-            self.sources.insert(ip);
+        // New sources are rare: admit them one at a time.
+        let mut state = self.admit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = self.sources.get(&source) {
+            s.add(i, 1);
+            self.touch(&s, ts_ns, answered);
             return true;
         }
-        false
+        if self.labelled.load(Ordering::Relaxed) as usize >= self.max_sources {
+            self.make_room(&mut state, ts_ns, answered);
+        }
+        if self.labelled.load(Ordering::Relaxed) as usize >= self.max_sources {
+            self.other.add(i, 1);
+            return false;
+        }
+        let s = SourceSeries::default();
+        s.add(i, 1);
+        s.last_ns.store(ts_ns, Ordering::Relaxed);
+        s.answered.store(answered, Ordering::Relaxed);
+        if !answered {
+            self.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sources.insert(source, s);
+        self.labelled.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
-    /// The value of one series (tests, reports).
+    fn touch(&self, s: &SourceSeries, ts_ns: u64, answered: bool) {
+        s.last_ns.fetch_max(ts_ns, Ordering::Relaxed);
+        if answered && !s.answered.swap(true, Ordering::Relaxed) {
+            self.unanswered.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes one source, moving its counts to "other".
+    fn remove(&self, ip: &IpAddr) {
+        if let Some((_, s)) = self.sources.remove(ip) {
+            s.fold_into(&self.other);
+            self.labelled.fetch_sub(1, Ordering::Relaxed);
+            if !s.answered.load(Ordering::Relaxed) {
+                self.unanswered.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Called with the admission lock held and the set full.
+    fn make_room(&self, state: &mut AdmitState, now: u64, answered: bool) {
+        if self.ttl_ns.is_some() && now.saturating_sub(state.last_sweep_ns) >= 1_000_000_000 {
+            state.last_sweep_ns = now;
+            self.expire(now);
+        }
+        if (self.labelled.load(Ordering::Relaxed) as usize) < self.max_sources
+            || !answered
+            || self.unanswered.load(Ordering::Relaxed) == 0
+        {
+            return;
+        }
+        // The longest-quiet source that no server ever answered. A full scan,
+        // but only while such sources exist: each scan removes one of them.
+        let victim = self
+            .sources
+            .iter()
+            .filter(|e| !e.answered.load(Ordering::Relaxed))
+            .min_by_key(|e| e.last_ns.load(Ordering::Relaxed))
+            .map(|e| *e.key());
+        if let Some(ip) = victim {
+            self.remove(&ip);
+        }
+    }
+
+    /// Removes sources not seen for the TTL before `now`.
+    fn expire(&self, now: u64) {
+        let Some(ttl) = self.ttl_ns else {
+            return;
+        };
+        let cutoff = now.saturating_sub(ttl);
+        let stale: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|e| e.last_ns.load(Ordering::Relaxed) < cutoff)
+            .map(|e| *e.key())
+            .collect();
+        for ip in stale {
+            self.remove(&ip);
+        }
+    }
+
+    /// Ages sources out at scrape time too, so a quiet network's stale
+    /// series go away without new sources arriving.
+    fn expire_at_scrape(&self) {
+        if self.ttl_ns.is_some() {
+            let mut state = self.admit.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.now_ns.load(Ordering::Relaxed);
+            state.last_sweep_ns = now;
+            self.expire(now);
+        }
+    }
+
+    /// Sources labelled now.
+    pub fn sources(&self) -> usize {
+        self.labelled.load(Ordering::Relaxed) as usize
+    }
+
+    /// The value of one series (tests, reports); `None` is "other".
     pub fn get(&self, source: Option<IpAddr>, version: Option<Version>, outcome: Outcome) -> u64 {
-        self.series
-            .get(&(source, version, outcome))
-            .map_or(0, |n| n.load(Ordering::Relaxed))
+        let i = VersionClass::of(version).index() * 3 + outcome_index(outcome);
+        match source {
+            Some(ip) => self
+                .sources
+                .get(&ip)
+                .map_or(0, |s| s.counts[i].load(Ordering::Relaxed)),
+            None => self.other.counts[i].load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -496,37 +704,38 @@ impl Collector for LegacyFlowsCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        self.0.expire_at_scrape();
         let pair = |name: &str, value: String| {
             let mut p = LabelPair::default();
             p.set_name(name.to_string());
             p.set_value(value);
             p
         };
-        let metrics: Vec<Metric> = self
-            .0
-            .series
-            .iter()
-            .map(|e| {
-                let (source, version, outcome) = *e.key();
+        let mut metrics: Vec<Metric> = Vec::new();
+        let mut push = |source: String, s: &SourceSeries| {
+            for (i, c) in s.counts.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let (class, outcome) = (VersionClass::ALL[i / 3], OUTCOMES[i % 3]);
                 let mut counter = Counter::default();
-                counter.set_value(e.value().load(Ordering::Relaxed) as f64);
+                counter.set_value(n as f64);
                 let mut m = Metric::default();
                 // Label pairs sorted by name, as the registry expects.
                 m.set_label(vec![
                     pair("outcome", outcome.as_str().to_string()),
-                    pair(
-                        "source",
-                        source.map_or_else(|| "other".into(), |ip| ip.to_string()),
-                    ),
-                    pair(
-                        "version",
-                        version.map_or_else(|| "unknown".into(), |v| v.to_string()),
-                    ),
+                    pair("source", source.clone()),
+                    pair("version", class.as_str().to_string()),
                 ]);
                 m.set_counter(counter);
-                m
-            })
-            .collect();
+                metrics.push(m);
+            }
+        };
+        for e in self.0.sources.iter() {
+            push(e.key().to_string(), e.value());
+        }
+        push("other".to_string(), &self.0.other);
         let mut mf = MetricFamily::default();
         mf.set_name(self.0.desc.fq_name.clone());
         mf.set_help(self.0.desc.help.clone());
@@ -539,21 +748,21 @@ impl Collector for LegacyFlowsCollector {
 /// A worker's own handles on `tlscensus_flows_total`, one per label set it has
 /// met: counting a flow is then one atomic add, without formatting the version
 /// or hashing label strings (STYLE: resolve labelled counters once per worker).
-/// At most every (version, outcome, target) triple: 65,536 x 3 x 2 entries.
+/// At most every (version class, outcome, target) triple: 8 x 3 x 2 entries.
 #[derive(Default)]
 pub struct FlowCounters {
-    handles: HashMap<(Option<Version>, Outcome, bool), IntCounter, ahash::RandomState>,
+    handles: HashMap<(VersionClass, Outcome, bool), IntCounter, ahash::RandomState>,
 }
 
 impl FlowCounters {
     pub fn inc(&mut self, m: &Metrics, version: Option<Version>, outcome: Outcome, target: bool) {
+        let class = VersionClass::of(version);
         self.handles
-            .entry((version, outcome, target))
+            .entry((class, outcome, target))
             .or_insert_with(|| {
-                let v = version.map_or_else(|| "unknown".into(), |v| v.to_string());
                 let t = if target { "true" } else { "false" };
                 m.flows
-                    .with_label_values(&[v.as_str(), outcome.as_str(), t])
+                    .with_label_values(&[class.as_str(), outcome.as_str(), t])
             })
             .inc();
     }
@@ -565,11 +774,11 @@ mod tests {
 
     #[test]
     fn legacy_source_cap() {
-        let m = Metrics::new(2).unwrap();
+        let m = Metrics::new(2, None).unwrap();
         let ip = |n| IpAddr::from([10, 0, 0, n]);
         let (v10, rej) = (Some(Version::TLS10), Outcome::Rejected);
         for n in [1, 2, 3, 1, 4] {
-            m.legacy_flow(ip(n), v10, rej);
+            m.legacy_flow(ip(n), v10, rej, 1);
         }
         let get = |s| m.legacy_flows.get(s, v10, rej);
         assert_eq!((get(Some(ip(1))), get(Some(ip(2))), get(None)), (2, 1, 2));
@@ -580,17 +789,19 @@ mod tests {
     /// The collector's exposition is what an `IntCounterVec` would print.
     #[test]
     fn legacy_flows_render() {
-        let m = Metrics::new(1).unwrap();
+        let m = Metrics::new(1, None).unwrap();
         m.legacy_flow(
             IpAddr::from([10, 0, 0, 1]),
             Some(Version::TLS10),
             Outcome::Rejected,
+            1,
         );
-        m.legacy_flow(IpAddr::from([10, 0, 0, 2]), None, Outcome::Unanswered);
+        m.legacy_flow(IpAddr::from([10, 0, 0, 2]), None, Outcome::Unanswered, 1);
         m.legacy_flow(
             IpAddr::from([10, 0, 0, 1]),
             Some(Version(0x0299)),
             Outcome::Negotiated,
+            1,
         );
         let text = m.render();
         for line in [
@@ -598,15 +809,49 @@ mod tests {
             "# TYPE tlscensus_legacy_flows_total counter",
             "tlscensus_legacy_flows_total{outcome=\"rejected\",source=\"10.0.0.1\",version=\"TLSv1.0\"} 1",
             "tlscensus_legacy_flows_total{outcome=\"unanswered\",source=\"other\",version=\"unknown\"} 1",
-            "tlscensus_legacy_flows_total{outcome=\"negotiated\",source=\"10.0.0.1\",version=\"0x0299\"} 1",
+            "tlscensus_legacy_flows_total{outcome=\"negotiated\",source=\"10.0.0.1\",version=\"other\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
     }
 
+    /// regression_12: spoofed hello-only sources filling the cap neither keep
+    /// a host whose server answered out, nor stay forever: quiet sources age
+    /// out, and their counts move to "other" so the totals stay true.
+    #[test]
+    fn legacy_sources_age_out_and_answered_wins() {
+        const S: u64 = 1_000_000_000;
+        let m = Metrics::new(100, Some(600)).unwrap();
+        let spoofed = |n: u32| IpAddr::from(std::net::Ipv4Addr::from_bits(0x0a63_0000 + n));
+        let v10 = Some(Version::TLS10);
+        for n in 0..100 {
+            m.legacy_flow(spoofed(n), v10, Outcome::Unanswered, S);
+        }
+        let real = IpAddr::from([10, 1, 1, 1]);
+        let lone = IpAddr::from([10, 1, 1, 2]);
+        // A real host's answered handshake takes a spoofed source's place ...
+        m.legacy_flow(real, v10, Outcome::Rejected, 2 * S);
+        assert_eq!(m.legacy_flows.get(Some(real), v10, Outcome::Rejected), 1);
+        assert_eq!(m.legacy_flows.get(None, v10, Outcome::Unanswered), 1);
+        // ... a hello-only newcomer does not.
+        m.legacy_flow(lone, v10, Outcome::Unanswered, 3 * S);
+        assert_eq!(m.legacy_flows.get(Some(lone), v10, Outcome::Unanswered), 0);
+        assert_eq!(m.legacy_flows.sources(), 100);
+        // Ten minutes later every quiet source is gone, at the next scrape too.
+        m.legacy_flow(real, v10, Outcome::Rejected, 700 * S);
+        let text = m.render();
+        assert!(!text.contains("10.99.0.5\""), "{text}");
+        assert_eq!(m.legacy_flows.sources(), 1);
+        assert_eq!(m.legacy_flows.get(Some(real), v10, Outcome::Rejected), 2);
+        // Nothing was lost: 100 spoofed + 1 lone flow in "other".
+        assert_eq!(m.legacy_flows.get(None, v10, Outcome::Unanswered), 101);
+        m.legacy_flow(lone, v10, Outcome::Unanswered, 701 * S);
+        assert_eq!(m.legacy_flows.get(Some(lone), v10, Outcome::Unanswered), 1);
+    }
+
     #[test]
     fn flow_counters_cache() {
-        let m = Metrics::new(1).unwrap();
+        let m = Metrics::new(1, None).unwrap();
         let mut c = FlowCounters::default();
         for _ in 0..3 {
             c.inc(&m, Some(Version::TLS12), Outcome::Negotiated, true);
@@ -620,7 +865,7 @@ mod tests {
 
     #[test]
     fn render_has_names() {
-        let m = Metrics::new(1).unwrap();
+        let m = Metrics::new(1, None).unwrap();
         m.flows
             .with_label_values(&["TLSv1.0", "rejected", "true"])
             .inc();

@@ -28,7 +28,7 @@ use crate::flow::key::dispatch_hash_v4;
 use crate::flow::table::TableStats;
 use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
 use crate::inventory::{Inventory, Recorded};
-use crate::metrics::{CERTIFICATE_RESULTS, DNS_RESULTS, FlowCounters, Metrics};
+use crate::metrics::{Anomaly, CERTIFICATE_RESULTS, DNS_RESULTS, FlowCounters, Metrics};
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
 
@@ -51,7 +51,11 @@ impl Shared {
     pub fn new(config: Config, metrics: Metrics) -> Shared {
         Shared {
             inventory: Inventory::new(config.max_hosts),
-            dns: PassiveDns::new(config.max_dns_entries, config.dns_grace_secs),
+            dns: PassiveDns::new(
+                config.max_dns_entries,
+                config.dns_grace_secs,
+                config.max_dns_ttl_secs,
+            ),
             metrics,
             progress: Progress::default(),
             config,
@@ -372,8 +376,8 @@ fn learn_dns(
             Err(e) => e.label(),
             Ok(r) => {
                 let l = shared.dns.learn(&r, &shared.config.targets, ts);
-                shared.metrics.bound("dns_entries", l.refused as u64);
-                if l.names + l.addresses + l.refused > 0 {
+                shared.metrics.bound("dns_entries", l.evicted as u64);
+                if l.names + l.addresses > 0 {
                     "target"
                 } else {
                     "no_target"
@@ -604,6 +608,12 @@ fn report(
         if let Some((how, _)) = &matched {
             m.target_flows.with_label_values(&[how.as_str()]).inc();
         }
+        if s.version_not_offered() {
+            m.anomaly(Anomaly::VersionNotOffered, 1);
+        }
+        if s.client.as_ref().is_some_and(|c| c.duplicate_extension) {
+            m.anomaly(Anomaly::DuplicateExtension, 1);
+        }
         let legacy = s.is_legacy(cfg.min_version);
         let version = s.effective_version();
         let outcome = s.outcome();
@@ -618,7 +628,7 @@ fn report(
             Recorded::HostDropped => m.bound("hosts", 1),
         }
         if legacy {
-            m.legacy_flow(s.client_ip, version, outcome);
+            m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
         }
         if let Some(tx) = events {
             if tx.send(FlowEvent::new(&s, legacy, matched)).is_ok() {

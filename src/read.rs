@@ -40,7 +40,7 @@ enum Note {
 /// Runs the census. `say` prints one line to the user (stderr).
 pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, SetupError> {
     let census = cfg.census.clone();
-    let metrics = Metrics::new(census.max_legacy_sources)
+    let metrics = Metrics::new(census.max_legacy_sources, None)
         .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
     let event_log = match &census.events {
         Some(dest) => Some(EventLog::start(dest, false)?),

@@ -57,7 +57,7 @@ struct JsonHost<'a> {
     rejected_flows: u64,
     unanswered_flows: u64,
     versions: std::collections::BTreeMap<&'static str, u64>,
-    legacy_versions: &'a std::collections::BTreeSet<String>,
+    legacy_versions: Vec<&'static str>,
     server_names: &'a std::collections::BTreeSet<String>,
     server_names_dropped: u64,
     first_seen: String,
@@ -85,7 +85,7 @@ pub fn json(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals) -> String {
                 .filter(|(_, n)| *n > 0)
                 .map(|(k, n)| (*k, n))
                 .collect(),
-            legacy_versions: &r.legacy_versions,
+            legacy_versions: r.legacy_versions(),
             server_names: &r.server_names,
             server_names_dropped: r.names_dropped,
             first_seen: rfc3339(r.first_ns),
@@ -130,7 +130,7 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)]) -> String {
         for n in r.by_version {
             let _ = write!(out, ",{n}");
         }
-        let lv: Vec<&str> = r.legacy_versions.iter().map(String::as_str).collect();
+        let lv = r.legacy_versions();
         let names: Vec<&str> = r.server_names.iter().map(String::as_str).collect();
         let _ = writeln!(
             out,

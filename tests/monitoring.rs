@@ -30,12 +30,13 @@ fn have(tool: &str) -> bool {
 
 /// Every metric name tlscensus exports, offline and live, from its own registry.
 fn exported() -> BTreeSet<String> {
-    let m = tlscensus::metrics::Metrics::new(10).unwrap();
+    let m = tlscensus::metrics::Metrics::new(10, None).unwrap();
     let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()]).unwrap();
     m.legacy_flow(
         "10.0.0.1".parse().unwrap(),
         Some(tlscensus::tls::version::Version::TLS10),
         tlscensus::tls::summary::Outcome::Rejected,
+        1,
     );
     m.render()
         .lines()

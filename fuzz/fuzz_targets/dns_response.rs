@@ -11,7 +11,7 @@ static TARGETS: OnceLock<TargetSet> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let targets = TARGETS.get_or_init(TargetSet::defaults);
-    let store = PassiveDns::new(8, 0);
+    let store = PassiveDns::new(8, 0, 86_400);
     let mut all = Vec::new();
     for tcp in [false, true] {
         messages(data, tcp, |m| all.extend(m.ok()));

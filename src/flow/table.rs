@@ -81,6 +81,9 @@ pub struct CertificateStats {
 enum DirStatus {
     Empty,
     Pending,
+    /// A HelloRetryRequest (selecting this version) and nothing after it yet:
+    /// waits like `Pending`, and is the answer if the flow ends here.
+    Retried(Version),
     Hello(ClientFacts),
     Answer(ServerAnswer),
     NotTls,
@@ -89,6 +92,14 @@ enum DirStatus {
 }
 
 impl DirStatus {
+    /// Still reading this direction's opening.
+    fn is_open(&self) -> bool {
+        matches!(
+            self,
+            DirStatus::Empty | DirStatus::Pending | DirStatus::Retried(_)
+        )
+    }
+
     fn is_terminal_non_hello(&self) -> bool {
         matches!(
             self,
@@ -314,8 +325,7 @@ impl FlowTable {
             active.streams[d].on_syn(seg.seq);
         }
         let reading_cert = active.reading_certificate(d);
-        let wants_bytes =
-            reading_cert || matches!(active.status[d], DirStatus::Empty | DirStatus::Pending);
+        let wants_bytes = reading_cert || active.status[d].is_open();
         if !seg.payload.is_empty() && wants_bytes {
             let data_seq = if syn {
                 seg.seq.wrapping_add(1)
@@ -371,15 +381,15 @@ impl FlowTable {
                 );
             }
             let reading_cert = active.reading_certificate(d);
-            if (active.status[d] == DirStatus::Pending || reading_cert)
+            if (matches!(active.status[d], DirStatus::Pending | DirStatus::Retried(_))
+                || reading_cert)
                 && active.streams[d].cap_reached()
             {
                 self.stats.stream_cap_hits += 1;
                 active.give_up(d, &mut self.stats);
             }
             if self.buffered > self.limits.max_buffer_bytes
-                && (matches!(active.status[d], DirStatus::Pending | DirStatus::Empty)
-                    || reading_cert)
+                && (active.status[d].is_open() || reading_cert)
             {
                 // Over the worker's buffer budget: give this direction up.
                 self.stats.buffer_budget_hits += 1;
@@ -486,6 +496,7 @@ fn parse_status(
         Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
         Ok(Opening::Answer(a)) => DirStatus::Answer(a),
         Err(TlsError::NeedMore) => DirStatus::Pending,
+        Err(TlsError::AfterRetry(v)) => DirStatus::Retried(v),
         Err(TlsError::NotTls) => DirStatus::NotTls,
         Err(TlsError::MidStream) => DirStatus::MidStream,
         Err(TlsError::Malformed(m)) => {
@@ -604,6 +615,15 @@ fn settle(
 fn finish(a: &mut Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<HandshakeSummary>) {
     if a.cert_pending() {
         stats.certificates.failed += 1;
+    }
+    // A HelloRetryRequest that was the server's last word is its answer.
+    for st in &mut a.status {
+        if let DirStatus::Retried(version) = *st {
+            *st = DirStatus::Answer(ServerAnswer::Hello {
+                version,
+                retried: true,
+            });
+        }
     }
     let known = a
         .status

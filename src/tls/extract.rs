@@ -46,6 +46,9 @@ pub enum Opening {
 pub enum TlsError {
     /// Looks like TLS so far; more bytes are needed.
     NeedMore,
+    /// A HelloRetryRequest selecting this version, then nothing whole yet:
+    /// more bytes are needed, but if none come, the HRR is the server's answer.
+    AfterRetry(Version),
     /// The first bytes are not a TLS (or SSLv2) record.
     NotTls,
     /// TLS records, but not the start of a handshake (capture began mid-flow).
@@ -113,9 +116,23 @@ pub fn parse_opening(
     if first & 0x80 != 0 {
         return parse_sslv2(buf);
     }
+    let mut retry = None;
+    match parse_records(buf, scratch, max_message, &mut retry) {
+        Err(TlsError::NeedMore) => Err(retry.map_or(TlsError::NeedMore, TlsError::AfterRetry)),
+        other => other,
+    }
+}
+
+/// The record walk of [`parse_opening`]; `retry` is set to the version a
+/// HelloRetryRequest selected, when one was read.
+fn parse_records(
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    max_message: usize,
+    retry: &mut Option<Version>,
+) -> Result<Opening, TlsError> {
     scratch.clear();
     let mut consumed = 0usize; // bytes of `scratch` already taken by whole messages
-    let mut retried = false;
     let mut rest = buf;
     let mut at_start = true;
     loop {
@@ -172,9 +189,10 @@ pub fn parse_opening(
                     match msg {
                         Message::Client(facts) => return Ok(Opening::ClientHello(facts)),
                         Message::Server(version) => {
+                            let retried = retry.is_some();
                             return Ok(Opening::Answer(ServerAnswer::Hello { version, retried }));
                         }
-                        Message::Retry => retried = true,
+                        Message::Retry(version) => *retry = Some(version),
                     }
                 }
             }
@@ -182,6 +200,11 @@ pub fn parse_opening(
                 // Only a plaintext alert (two bytes) before any hello is an answer.
                 if consumed != scratch.len() {
                     return Err(TlsError::Malformed(Malformed::Alert));
+                }
+                // A warning (level 1, e.g. the unrecognized_name OpenSSL sends
+                // before its ServerHello) rejects nothing: read on.
+                if let [1, _] = body {
+                    continue;
                 }
                 return match body {
                     [level @ 1..=2, description] => Ok(Opening::Answer(ServerAnswer::Alert {
@@ -211,7 +234,8 @@ pub(super) fn check_header_prefix(h: &[u8]) -> bool {
 enum Message {
     Client(ClientFacts),
     Server(Version),
-    Retry,
+    /// A HelloRetryRequest and the version it selected.
+    Retry(Version),
 }
 
 /// Takes the next whole handshake message from `scratch[*consumed..]`.
@@ -235,7 +259,13 @@ fn next_message(
     match mtype {
         HS_CLIENT_HELLO => parse_client_hello(body).map(|f| Some(Message::Client(f))),
         HS_SERVER_HELLO => parse_server_hello(body).map(Some),
-        HS_HELLO_RETRY_REQUEST_DRAFT => Ok(Some(Message::Retry)),
+        HS_HELLO_RETRY_REQUEST_DRAFT => {
+            let version = match body {
+                [hi, lo, ..] => Version(u16::from_be_bytes([*hi, *lo])).canonical(),
+                _ => return Err(TlsError::Malformed(Malformed::ServerHello)),
+            };
+            Ok(Some(Message::Retry(version)))
+        }
         _ => Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
     }
 }
@@ -248,7 +278,9 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
         supported_versions: None,
         sni: None,
         sslv2_format: false,
+        duplicate_extension: false,
     };
+    let (mut sni_seen, mut versions_seen) = (false, false);
     let mut exts = hello.ext.unwrap_or(&[]);
     // Walk the extension framing ourselves so one odd extension does not hide the rest.
     while exts.len() >= 4 {
@@ -261,6 +293,18 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
         if ext_type != 0 && ext_type != 43 {
             continue;
         }
+        // A repeated extension (RFC 8446 4.2: a server must abort) is an
+        // anomaly; the first occurrence is the one a server would have read.
+        let seen = if ext_type == 0 {
+            &mut sni_seen
+        } else {
+            &mut versions_seen
+        };
+        if *seen {
+            facts.duplicate_extension = true;
+            continue;
+        }
+        *seen = true;
         match parse_tls_client_hello_extension(one) {
             Ok((_, TlsExtension::SNI(names))) => {
                 if let Some((_, name)) = names.iter().find(|(t, _)| t.0 == 0) {
@@ -268,9 +312,7 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
                     facts.sni = Some(String::from_utf8_lossy(name).into_owned());
                 }
             }
-            Ok((_, TlsExtension::SupportedVersions(list)))
-                if facts.supported_versions.is_none() =>
-            {
+            Ok((_, TlsExtension::SupportedVersions(list))) => {
                 facts.supported_versions = Some(list.iter().map(|v| Version(v.0)).collect());
             }
             _ => {}
@@ -290,9 +332,6 @@ fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
     }
     let (_, hello) = tls_parser::parse_tls_handshake_server_hello(body)
         .map_err(|_| TlsError::Malformed(Malformed::ServerHello))?;
-    if hello.random == HRR_RANDOM {
-        return Ok(Message::Retry);
-    }
     let mut selected = None;
     let mut exts = hello.ext.unwrap_or(&[]);
     while exts.len() >= 4 {
@@ -309,7 +348,11 @@ fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
         }
         exts = &exts[4 + ext_len..];
     }
-    Ok(Message::Server(negotiated_version(version, selected)))
+    let version = negotiated_version(version, selected);
+    if hello.random == HRR_RANDOM {
+        return Ok(Message::Retry(version));
+    }
+    Ok(Message::Server(version))
 }
 
 /// SSLv2 record format (2-byte header): a CLIENT-HELLO, possibly carrying a
@@ -358,6 +401,7 @@ fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
         supported_versions: None,
         sni: None,
         sslv2_format: true,
+        duplicate_extension: false,
     }))
 }
 
@@ -549,7 +593,9 @@ mod tests {
                 &server_hello_body(0x0303, HRR_RANDOM, &[ext(43, &[3, 4]), ext(51, &[0, 0x1d])]),
             ),
         );
-        assert_eq!(parse(&hrr), Err(TlsError::NeedMore));
+        // The HRR alone: more is needed, and its version is kept in case
+        // nothing follows (regression_12: hello_retry was lost).
+        assert_eq!(parse(&hrr), Err(TlsError::AfterRetry(Version::TLS13)));
         let mut full = hrr.clone();
         full.extend(record(20, 0x0303, &[1]));
         full.extend(record(
@@ -593,6 +639,63 @@ mod tests {
             Err(TlsError::NotTls)
         );
         assert_eq!(parse(&[0x00; 64]), Err(TlsError::NotTls));
+    }
+
+    /// regression_12: a warning alert (unrecognized_name) before the
+    /// ServerHello is not a rejection; a fatal one is.
+    #[test]
+    fn warning_alert_is_not_a_rejection() {
+        let warning = record(21, 0x0303, &[1, 112]);
+        assert_eq!(parse(&warning), Err(TlsError::NeedMore));
+        let mut both = warning.clone();
+        both.extend(record(
+            22,
+            0x0303,
+            &hs(2, &server_hello_body(0x0301, [7; 32], &[])),
+        ));
+        assert_eq!(
+            parse(&both),
+            Ok(Opening::Answer(ServerAnswer::Hello {
+                version: Version::TLS10,
+                retried: false
+            }))
+        );
+        assert_eq!(
+            parse(&record(21, 0x0303, &[2, 70])),
+            Ok(Opening::Answer(ServerAnswer::Alert {
+                level: 2,
+                description: 70
+            }))
+        );
+    }
+
+    /// regression_12: a repeated server_name or supported_versions is an
+    /// anomaly; the first occurrence counts.
+    #[test]
+    fn duplicate_extensions_keep_the_first() {
+        let sni = |name: &[u8]| {
+            let mut entry = vec![0u8];
+            entry.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            entry.extend_from_slice(name);
+            let mut list = (entry.len() as u16).to_be_bytes().to_vec();
+            list.extend(entry);
+            ext(0, &list)
+        };
+        let body = client_hello_body(
+            0x0301,
+            &[
+                sni(b"first.example"),
+                ext(43, &[2, 3, 1]),
+                sni(b"second.example"),
+                ext(43, &[2, 3, 4]),
+            ],
+        );
+        let Ok(Opening::ClientHello(f)) = parse(&record(22, 0x0301, &hs(1, &body))) else {
+            panic!("not a hello");
+        };
+        assert_eq!(f.sni.as_deref(), Some("first.example"));
+        assert_eq!(f.supported_versions, Some(vec![Version::TLS10]));
+        assert!(f.duplicate_extension);
     }
 
     #[test]

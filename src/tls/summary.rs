@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::certificate::ServerCertificate;
-use super::version::{Version, client_max_version, is_below};
+use super::version::{Version, above_offer, client_max_version, is_below};
 
 /// What a ClientHello told us.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub struct ClientFacts {
     pub sni: Option<String>,
     /// The hello came in the SSLv2-compatible record format.
     pub sslv2_format: bool,
+    /// server_name or supported_versions appeared more than once; the first
+    /// occurrence is kept (what a server reads before it aborts).
+    pub duplicate_extension: bool,
 }
 
 impl ClientFacts {
@@ -96,9 +99,23 @@ impl HandshakeSummary {
         self.client.as_ref().map(ClientFacts::max_version)
     }
 
+    /// The server chose a version above anything the client offered (a TLS
+    /// 1.0-only client "answered" with TLS 1.3): a broken or spoofed reply,
+    /// counted as an anomaly; it must not hide a legacy client.
+    pub fn version_not_offered(&self) -> bool {
+        match (self.negotiated(), self.client_max()) {
+            (Some(n), Some(c)) => above_offer(n, c),
+            _ => false,
+        }
+    }
+
     /// The version a census counts the flow under: negotiated when known, else
-    /// the highest the client offered.
+    /// the highest the client offered; the client's highest also when the
+    /// server claims a version the client never offered.
     pub fn effective_version(&self) -> Option<Version> {
+        if self.version_not_offered() {
+            return self.client_max();
+        }
         self.negotiated().or_else(|| self.client_max())
     }
 
@@ -186,6 +203,7 @@ mod tests {
             supported_versions: list.map(|l| l.iter().map(|&x| Version(x)).collect()),
             sni: None,
             sslv2_format: false,
+            duplicate_extension: false,
         }
     }
 
@@ -248,6 +266,21 @@ mod tests {
                 Outcome::Negotiated,
                 Some(0x0302),
                 true,
+            ),
+            // a server "choosing" TLS 1.3 for a TLS 1.0-only client: stays legacy
+            (
+                Some(ch(0x0301, None)),
+                hello(0x0304),
+                Outcome::Negotiated,
+                Some(0x0301),
+                true,
+            ),
+            (
+                Some(ch(0x0303, Some(&[0x0303, 0x0302]))),
+                hello(0x0304),
+                Outcome::Negotiated,
+                Some(0x0303),
+                false,
             ),
         ];
         for (i, (c, a, outcome, eff, legacy)) in cases.into_iter().enumerate() {

@@ -35,23 +35,27 @@ impl Version {
         }
     }
 
-    /// The order used for "highest" and "below the minimum": wire value after
-    /// [`canonical`](Self::canonical). SSLv2 (0x0002) sorts below SSLv3 (0x0300).
-    pub fn rank(self) -> u16 {
-        self.canonical().0
+    /// The order used for "highest" and "below the minimum": the wire value
+    /// after [`canonical`](Self::canonical), for SSLv2 and the `0x03xx` family
+    /// (SSLv2 sorts below SSLv3; a future `0x0305` above TLS 1.3). Any other
+    /// value (`0xfb1a`, `0x7e01`, DTLS `0xfefd`) has no place in that order:
+    /// `None`, and it never counts as higher or lower than a known version.
+    pub fn rank(self) -> Option<u16> {
+        let c = self.canonical();
+        (c == Version::SSL2 || c.0 >> 8 == 0x03).then_some(c.0)
     }
 
-    /// True for the versions a census reports by name.
-    pub fn is_known(self) -> bool {
-        matches!(
-            self.canonical(),
-            Version::SSL2
-                | Version::SSL3
-                | Version::TLS10
-                | Version::TLS11
-                | Version::TLS12
-                | Version::TLS13
-        )
+    /// The closed set of names a metric label or inventory column may take.
+    pub fn class(self) -> VersionClass {
+        match self.canonical() {
+            Version::SSL2 => VersionClass::Ssl2,
+            Version::SSL3 => VersionClass::Ssl3,
+            Version::TLS10 => VersionClass::Tls10,
+            Version::TLS11 => VersionClass::Tls11,
+            Version::TLS12 => VersionClass::Tls12,
+            Version::TLS13 => VersionClass::Tls13,
+            _ => VersionClass::Other,
+        }
     }
 
     /// Parses a user-supplied version: `TLSv1.2`, `tls1.2`, `1.2`, `SSLv3`, `0x0303`.
@@ -71,11 +75,6 @@ impl Version {
             _ => None,
         }
     }
-
-    /// The short name used in metric labels and tables.
-    pub fn label(self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for Version {
@@ -92,16 +91,73 @@ impl fmt::Display for Version {
     }
 }
 
-/// The highest version a client offers: the supported_versions list when the
-/// extension is present and holds a non-GREASE value, else the hello's own version.
+/// A version as a label value: every wire value maps to one of eight names
+/// (`other`: a value outside the known set; `unknown`: no version seen), so a
+/// label or a column can never take more values than these, whatever the wire says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VersionClass {
+    Ssl2,
+    Ssl3,
+    Tls10,
+    Tls11,
+    Tls12,
+    Tls13,
+    Other,
+    Unknown,
+}
+
+impl VersionClass {
+    pub const ALL: [VersionClass; 8] = [
+        VersionClass::Ssl2,
+        VersionClass::Ssl3,
+        VersionClass::Tls10,
+        VersionClass::Tls11,
+        VersionClass::Tls12,
+        VersionClass::Tls13,
+        VersionClass::Other,
+        VersionClass::Unknown,
+    ];
+
+    /// `None` (no version seen) is `Unknown`.
+    pub fn of(v: Option<Version>) -> VersionClass {
+        v.map_or(VersionClass::Unknown, Version::class)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VersionClass::Ssl2 => "SSLv2",
+            VersionClass::Ssl3 => "SSLv3",
+            VersionClass::Tls10 => "TLSv1.0",
+            VersionClass::Tls11 => "TLSv1.1",
+            VersionClass::Tls12 => "TLSv1.2",
+            VersionClass::Tls13 => "TLSv1.3",
+            VersionClass::Other => "other",
+            VersionClass::Unknown => "unknown",
+        }
+    }
+
+    /// Position in [`ALL`](Self::ALL) (inventory columns).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The highest version a client offers: the highest ranked non-GREASE value of
+/// the supported_versions list when the extension is present and holds one,
+/// else the hello's own version. A listed value without a rank (see
+/// [`Version::rank`]) is the answer only when nothing ranked is listed.
 pub fn client_max_version(hello_version: Version, supported: Option<&[Version]>) -> Version {
-    let listed = supported
+    let mut listed = supported
         .into_iter()
         .flatten()
         .copied()
-        .filter(|v| !v.is_grease())
-        .max_by_key(|v| v.rank());
-    match listed {
+        .filter(|v| !v.is_grease());
+    let first = listed.next();
+    let best = listed.fold(first, |best, v| match (best, v.rank()) {
+        (Some(b), Some(r)) if b.rank().is_none_or(|br| r > br) => Some(v),
+        (best, _) => best,
+    });
+    match best {
         Some(v) => v.canonical(),
         None => hello_version.canonical(),
     }
@@ -116,9 +172,22 @@ pub fn negotiated_version(server_hello_version: Version, selected: Option<Versio
     }
 }
 
-/// True when `v` is below the configured minimum.
+/// True when `v` is below the configured minimum. A value without a rank is
+/// never below it: the census cannot call an unknown version legacy.
 pub fn is_below(v: Version, min: Version) -> bool {
-    v.rank() < min.rank()
+    match (v.rank(), min.rank()) {
+        (Some(v), Some(min)) => v < min,
+        _ => false,
+    }
+}
+
+/// True when a server's chosen version is above anything the client offered
+/// (a broken or spoofed reply): the client's own limit then decides.
+pub fn above_offer(negotiated: Version, client_max: Version) -> bool {
+    match (negotiated.rank(), client_max.rank()) {
+        (Some(n), Some(c)) => n > c,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -172,8 +241,14 @@ mod tests {
             (0x0303, Some(&[0x5a5a]), 0x0303),
             // empty list: fall back
             (0x0301, Some(&[]), 0x0301),
-            // unknown future value is kept
+            // a future 0x03xx value ranks above TLS 1.3
             (0x0303, Some(&[0x0305, 0x0304]), 0x0305),
+            // values outside the order never beat a known version (regression_12)
+            (0x0303, Some(&[0xfb1a, 0x0304, 0x0303]), 0x0304),
+            (0x0303, Some(&[0x0303, 0x7e01]), 0x0303),
+            (0x0303, Some(&[0xfefd, 0x0302]), 0x0302),
+            // ... but are the answer when nothing known is listed
+            (0x0303, Some(&[0x7e01]), 0x7e01),
         ];
         for (hello, list, want) in cases {
             let list: Option<Vec<V>> = list.map(|l| l.iter().map(|&v| V(v)).collect());
@@ -201,6 +276,37 @@ mod tests {
         assert!(is_below(Version::SSL2, Version::TLS12));
         assert!(!is_below(Version::TLS12, Version::TLS12));
         assert!(!is_below(Version(0x7f1c), Version::TLS12));
+        assert!(!is_below(Version(0xfb1a), Version::TLS12));
+        assert!(!is_below(Version(0x0100), Version::TLS12));
+    }
+
+    #[test]
+    fn version_classes() {
+        let table = [
+            (0x0002, "SSLv2"),
+            (0x0301, "TLSv1.0"),
+            (0x7f17, "TLSv1.3"),
+            (0x0305, "other"),
+            (0x0a0a, "other"),
+            (0xfb1a, "other"),
+        ];
+        for (raw, name) in table {
+            assert_eq!(Version(raw).class().as_str(), name, "{raw:#06x}");
+        }
+        assert_eq!(VersionClass::of(None).as_str(), "unknown");
+        for (i, c) in VersionClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
+
+    #[test]
+    fn above_offer_table() {
+        use Version as V;
+        assert!(above_offer(V::TLS13, V::TLS10));
+        assert!(above_offer(V::TLS12, V::TLS11));
+        assert!(!above_offer(V::TLS10, V::TLS12));
+        assert!(!above_offer(V::TLS12, V::TLS12));
+        assert!(!above_offer(V(0xfb1a), V::TLS10));
     }
 
     #[test]
