@@ -2,20 +2,28 @@
 //! written by a dedicated thread so workers never wait on the disk for long.
 //!
 //! Input: [`FlowEvent`] values over a bounded channel. Output: NDJSON lines in a
-//! file or on stdout. Invariant: a write error (full disk, closed pipe) stops
-//! the writing, is counted and reported once; it never stops the census.
+//! file or on stdout. Invariants: in live mode the workers never wait for the
+//! writer (a full queue drops the event, counted by reason); a write error is
+//! said on stderr when it happens, counted, shown by `/healthz`, and retried
+//! every second with the unwritten lines held (up to 1 MiB; beyond, dropped and
+//! counted), so a freed disk resumes the log; a closed pipe (`| head`) ends the
+//! writing quietly; `tlscensus_events_written_total` counts lines whose last
+//! byte was written, nothing queued.
 
-use std::io::{self, BufWriter, Write};
+use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::net::IpAddr;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use prometheus::IntCounter;
 use serde::Serialize;
-
-use std::sync::Arc;
 
 use crate::dns::Match;
 use crate::error::SetupError;
+use crate::metrics::Metrics;
 use crate::target::account_of;
 use crate::tls::{HandshakeSummary, Outcome, Version};
 
@@ -104,24 +112,124 @@ impl FlowEvent {
     }
 }
 
-/// Handle to the writer thread.
-pub struct EventLog {
-    pub sender: Sender<FlowEvent>,
-    handle: JoinHandle<EventStats>,
+/// Why an event was not written: the `reason` label of
+/// `tlscensus_events_dropped_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventDrop {
+    /// Live mode: the writer fell behind and its queue was full.
+    QueueFull,
+    /// The output kept failing and the events held for the retry filled their buffer.
+    WriteFailed,
+    /// The reader of the pipe is gone (EPIPE): nothing more can be written.
+    BrokenPipe,
+    /// Still queued when the sensor stopped with the output stuck.
+    Shutdown,
 }
 
-#[derive(Debug, Default)]
-pub struct EventStats {
-    pub written: u64,
-    pub failed: u64,
-    pub error: Option<String>,
+impl EventDrop {
+    pub const ALL: [EventDrop; 4] = [
+        EventDrop::QueueFull,
+        EventDrop::WriteFailed,
+        EventDrop::BrokenPipe,
+        EventDrop::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventDrop::QueueFull => "queue_full",
+            EventDrop::WriteFailed => "write_failed",
+            EventDrop::BrokenPipe => "broken_pipe",
+            EventDrop::Shutdown => "shutdown",
+        }
+    }
 }
 
-impl EventLog {
-    /// Opens `dest` (a path, or `-` for stdout) and starts the writer thread.
-    /// `append` keeps what the file holds (live mode: a restart must not erase
-    /// the log, and `copytruncate` rotation works with appending writes).
-    pub fn start(dest: &str, append: bool) -> Result<EventLog, SetupError> {
+/// Events queued between the workers and the writer.
+const QUEUE_EVENTS: usize = 4096;
+/// Bytes of whole event lines held while the output fails (retried as they are).
+const HOLD_BYTES: usize = 1 << 20;
+/// Bytes gathered before a write while events keep coming.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Pause between retries of a failing output.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// A writer that has made no progress for this long with events waiting is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// The counters the writer and the workers keep (handles into the registry).
+#[derive(Clone)]
+pub struct EventCounters {
+    pub written: IntCounter,
+    pub write_errors: IntCounter,
+    pub dropped: [IntCounter; EventDrop::ALL.len()],
+}
+
+impl EventCounters {
+    pub fn from_metrics(m: &Metrics) -> EventCounters {
+        EventCounters {
+            written: m.events_written.clone(),
+            write_errors: m.event_errors.clone(),
+            dropped: EventDrop::ALL.map(|r| m.events_dropped.with_label_values(&[r.as_str()])),
+        }
+    }
+
+    pub fn drop(&self, reason: EventDrop, n: u64) {
+        self.dropped[reason as usize].inc_by(n);
+    }
+}
+
+/// What the exporter's `/healthz` reads about the event log.
+#[derive(Default)]
+pub struct EventHealth {
+    /// Milliseconds since `epoch` of the writer's last progress (a write that
+    /// moved bytes, or nothing left to write).
+    progress_ms: AtomicU64,
+    /// Events queued or held unwritten.
+    waiting: AtomicBool,
+    /// The last write error, while the output is failing.
+    error: Mutex<Option<String>>,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl EventHealth {
+    fn now_ms(&self) -> u64 {
+        let epoch = self.epoch.get_or_init(Instant::now);
+        u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn progressed(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// `None` when healthy; else why the event log is not keeping up.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Some(format!("event log failing: {e}"));
+        }
+        let idle = self
+            .now_ms()
+            .saturating_sub(self.progress_ms.load(Ordering::Relaxed));
+        if self.waiting.load(Ordering::Relaxed) && idle >= STUCK_AFTER.as_millis() as u64 {
+            return Some(format!(
+                "event log stuck: no write has completed for {} s",
+                idle / 1000
+            ));
+        }
+        None
+    }
+}
+
+/// An opened event output, before the writer starts (opening may need the
+/// privileges the sensor drops).
+pub struct EventOutput {
+    out: Box<dyn Write + Send>,
+    name: String,
+}
+
+impl EventOutput {
+    /// Opens `dest` (a path, or `-` for stdout). `append` keeps what the file
+    /// holds (live mode: a restart must not erase the log, and `copytruncate`
+    /// rotation works with appending writes).
+    pub fn open(dest: &str, append: bool) -> Result<EventOutput, SetupError> {
         let out: Box<dyn Write + Send> = if dest == "-" {
             Box::new(io::stdout())
         } else {
@@ -137,67 +245,487 @@ impl EventLog {
                 source,
             })?)
         };
-        let (sender, rx) = bounded(4096);
-        let handle = std::thread::Builder::new()
+        Ok(EventOutput {
+            out,
+            name: if dest == "-" {
+                "stdout".into()
+            } else {
+                dest.to_string()
+            },
+        })
+    }
+
+    /// An output for tests and benchmarks.
+    pub fn from_writer(out: Box<dyn Write + Send>, name: &str) -> EventOutput {
+        EventOutput {
+            out,
+            name: name.to_string(),
+        }
+    }
+}
+
+/// The workers' side: a cheap clone each. In live mode a full queue drops
+/// the event (counted); offline, the worker waits for the writer.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: Sender<FlowEvent>,
+    wait: bool,
+    counters: EventCounters,
+}
+
+impl EventSink {
+    pub fn send(&self, ev: FlowEvent) {
+        if self.wait {
+            // Disconnected only if the writer died; then nothing can be written.
+            if self.tx.send(ev).is_err() {
+                self.counters.drop(EventDrop::Shutdown, 1);
+            }
+        } else {
+            match self.tx.try_send(ev) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.counters.drop(EventDrop::QueueFull, 1),
+                Err(TrySendError::Disconnected(_)) => self.counters.drop(EventDrop::Shutdown, 1),
+            }
+        }
+    }
+}
+
+/// Handle to the writer thread.
+pub struct EventLog {
+    sink: EventSink,
+    done: Receiver<EventStats>,
+    health: Arc<EventHealth>,
+}
+
+#[derive(Debug, Default)]
+pub struct EventStats {
+    pub written: u64,
+    /// Events not written (any reason but a broken pipe).
+    pub lost: u64,
+    /// The reader of a pipe went away: not an error (`| head`).
+    pub broken_pipe: bool,
+    /// The last write error, if writing was failing at the end.
+    pub error: Option<String>,
+}
+
+impl EventLog {
+    /// Starts the writer thread. `live`: workers never wait for it (a full
+    /// queue drops events, counted). Errors are said on stderr when they
+    /// happen, and when writing resumes.
+    pub fn start(
+        output: EventOutput,
+        counters: EventCounters,
+        live: bool,
+    ) -> Result<EventLog, SetupError> {
+        let (tx, rx) = bounded(QUEUE_EVENTS);
+        let (done_tx, done) = bounded(1);
+        let health = Arc::new(EventHealth::default());
+        health.progressed();
+        let writer = Writer {
+            out: output.out,
+            name: output.name,
+            counters: counters.clone(),
+            health: Arc::clone(&health),
+            held: Vec::with_capacity(WRITE_CHUNK),
+            ends: VecDeque::new(),
+            done_bytes: 0,
+            failing: None,
+            failures: 0,
+            broken: false,
+            stats: EventStats::default(),
+        };
+        std::thread::Builder::new()
             .name("events".into())
-            .spawn(move || write_loop(rx, out, append))
+            .spawn(move || {
+                let stats = writer.run(rx);
+                let _ = done_tx.send(stats);
+            })
             .map_err(SetupError::Thread)?;
-        Ok(EventLog { sender, handle })
+        Ok(EventLog {
+            sink: EventSink {
+                tx,
+                wait: !live,
+                counters,
+            },
+            done,
+            health,
+        })
     }
 
-    /// Waits for the writer like [`EventLog::finish`]; returns the one-line
-    /// error message for the user when writing failed.
-    pub fn finish_message(self) -> Option<String> {
-        let EventStats { failed, error, .. } = self.finish();
-        error.map(|e| format!("error: event log: {e} ({failed} events not written)"))
+    pub fn sink(&self) -> EventSink {
+        self.sink.clone()
     }
 
-    /// Waits for every queued event to be written (all senders must be dropped).
-    pub fn finish(self) -> EventStats {
-        drop(self.sender);
-        self.handle.join().unwrap_or_else(|_| EventStats {
-            error: Some("event writer thread panicked".into()),
-            ..EventStats::default()
+    pub fn health(&self) -> Arc<EventHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// Waits for the writer to write what is queued (every other sink must be
+    /// dropped), at most `limit` (live mode: a stuck disk must not hold the
+    /// shutdown); returns the user's one-line error message, if any.
+    pub fn finish_message(self, limit: Option<Duration>) -> Option<String> {
+        let stats = self.finish(limit);
+        if stats.broken_pipe {
+            return None;
+        }
+        stats.error.map(|e| {
+            format!(
+                "error: event log: {e} ({} events written, {} not written)",
+                stats.written, stats.lost
+            )
+        })
+    }
+
+    pub fn finish(self, limit: Option<Duration>) -> EventStats {
+        let EventLog { sink, done, .. } = self;
+        let counters = sink.counters.clone();
+        let queued = sink.tx.len() as u64;
+        drop(sink);
+        let got = match limit {
+            Some(d) => done.recv_timeout(d).ok(),
+            None => done.recv().ok(),
+        };
+        got.unwrap_or_else(|| {
+            counters.drop(EventDrop::Shutdown, queued);
+            EventStats {
+                written: counters.written.get(),
+                lost: queued,
+                error: Some(format!(
+                    "the output is stuck (no write completed within {} s of stopping)",
+                    limit.map_or(0, |d| d.as_secs())
+                )),
+                ..EventStats::default()
+            }
         })
     }
 }
 
-fn write_loop(rx: Receiver<FlowEvent>, out: Box<dyn Write + Send>, flush_idle: bool) -> EventStats {
-    let mut out = BufWriter::with_capacity(1 << 16, out);
-    let mut stats = EventStats::default();
-    let mut line = Vec::with_capacity(512);
-    for ev in rx.iter() {
-        if stats.error.is_some() {
-            stats.failed += 1;
-            continue;
-        }
-        line.clear();
-        let res = serde_json::to_writer(&mut line, &ev)
-            .map_err(io::Error::other)
-            .and_then(|_| {
-                line.push(b'\n');
-                out.write_all(&line)
-            });
-        match res {
-            // Flush when the queue is empty, so a live log is never behind.
-            Ok(()) if flush_idle && rx.is_empty() => match out.flush() {
-                Ok(()) => stats.written += 1,
-                Err(e) => {
-                    stats.failed += 1;
-                    stats.error = Some(e.to_string());
+/// The writer thread: whole lines gathered in `held`, written with plain
+/// `write` calls so every byte's fate is known; `ends` holds the end offset
+/// of each held line, so `written` counts lines whose last byte went out.
+struct Writer {
+    out: Box<dyn Write + Send>,
+    name: String,
+    counters: EventCounters,
+    health: Arc<EventHealth>,
+    held: Vec<u8>,
+    ends: VecDeque<usize>,
+    /// Bytes of `held` already written.
+    done_bytes: usize,
+    /// The error the output is failing with, and when to retry.
+    failing: Option<(String, Instant)>,
+    failures: u64,
+    broken: bool,
+    stats: EventStats,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<FlowEvent>) -> EventStats {
+        let mut line = Vec::with_capacity(512);
+        loop {
+            let wait = match &self.failing {
+                Some((_, retry_at)) => retry_at.saturating_duration_since(Instant::now()),
+                None if self.held.is_empty() => Duration::from_secs(1),
+                None => Duration::ZERO,
+            };
+            match rx.recv_timeout(wait) {
+                Ok(ev) => {
+                    self.hold(&ev, &mut line);
+                    // Gather what is queued, up to a chunk, before writing.
+                    while self.held.len() < WRITE_CHUNK
+                        && let Ok(ev) = rx.try_recv()
+                    {
+                        self.hold(&ev, &mut line);
+                    }
                 }
-            },
-            Ok(()) => stats.written += 1,
-            Err(e) => {
-                stats.failed += 1;
-                stats.error = Some(e.to_string());
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let due = self
+                .failing
+                .as_ref()
+                .is_none_or(|(_, at)| Instant::now() >= *at);
+            if due && !self.held.is_empty() {
+                // Marked first: a write that blocks (hung disk, stalled
+                // reader) must show as stuck while it blocks.
+                self.health.waiting.store(true, Ordering::Relaxed);
+                self.write_held();
+            }
+            self.health
+                .waiting
+                .store(!self.held.is_empty() || !rx.is_empty(), Ordering::Relaxed);
+            if self.held.is_empty() {
+                self.health.progressed();
             }
         }
+        // The queue is closed: a last try for what is held.
+        if !self.held.is_empty() && !self.broken {
+            self.write_held();
+        }
+        let left = self.ends.len() as u64;
+        if left > 0 {
+            self.counters.drop(EventDrop::WriteFailed, left);
+            self.stats.lost += left;
+        }
+        self.stats.error = self.failing.take().map(|(e, _)| e);
+        self.stats
     }
-    if stats.error.is_none()
-        && let Err(e) = out.flush()
-    {
-        stats.error = Some(e.to_string());
+
+    /// Adds one event's line to `held`, or drops it when the output is gone
+    /// or failing with the hold buffer full.
+    fn hold(&mut self, ev: &FlowEvent, line: &mut Vec<u8>) {
+        if self.broken {
+            self.counters.drop(EventDrop::BrokenPipe, 1);
+            return;
+        }
+        line.clear();
+        if serde_json::to_writer(&mut *line, ev).is_err() {
+            self.counters.drop(EventDrop::WriteFailed, 1);
+            self.stats.lost += 1;
+            return;
+        }
+        line.push(b'\n');
+        if self.failing.is_some() && self.held.len() + line.len() > HOLD_BYTES {
+            self.counters.drop(EventDrop::WriteFailed, 1);
+            self.stats.lost += 1;
+            return;
+        }
+        self.held.extend_from_slice(line);
+        self.ends.push_back(self.held.len());
     }
-    stats
+
+    /// Writes what is held; counts the lines that went out whole.
+    fn write_held(&mut self) {
+        while self.done_bytes < self.held.len() {
+            match self.out.write(&self.held[self.done_bytes..]) {
+                Ok(0) => {
+                    self.fail(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing"));
+                    return;
+                }
+                Ok(n) => {
+                    self.done_bytes += n;
+                    self.health.progressed();
+                    let mut whole = 0;
+                    while self.ends.front().is_some_and(|&e| e <= self.done_bytes) {
+                        self.ends.pop_front();
+                        whole += 1;
+                    }
+                    self.counters.written.inc_by(whole);
+                    self.stats.written += whole;
+                    if let Some((_, _)) = self.failing.take() {
+                        eprintln!(
+                            "tlscensus: event log {}: writing again after {} failed attempt(s)",
+                            self.name, self.failures
+                        );
+                        *self.health.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        self.failures = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    // The reader is gone for good: `| head` is done.
+                    self.broken = true;
+                    let left = self.ends.len() as u64;
+                    self.counters.drop(EventDrop::BrokenPipe, left);
+                    self.held.clear();
+                    self.ends.clear();
+                    self.done_bytes = 0;
+                    self.stats.broken_pipe = true;
+                    return;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    return;
+                }
+            }
+        }
+        let _ = self.out.flush();
+        self.held.clear();
+        self.done_bytes = 0;
+    }
+
+    /// Counts a failed write, says it at once (again only when the error
+    /// changes), and schedules a retry.
+    fn fail(&mut self, e: io::Error) {
+        self.counters.write_errors.inc();
+        self.failures += 1;
+        let msg = e.to_string();
+        let new = self.failing.as_ref().is_none_or(|(m, _)| *m != msg);
+        if new {
+            eprintln!(
+                "tlscensus: error: event log {}: {msg}; retrying every {} s, holding up to {} KiB of events",
+                self.name,
+                RETRY_EVERY.as_secs(),
+                HOLD_BYTES / 1024
+            );
+            *self.health.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
+        }
+        self.failing = Some((msg, Instant::now() + RETRY_EVERY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output that fails with `error` while `fail` is set, then takes
+    /// everything; what it took is in `got`.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        fail: Arc<Mutex<Option<io::ErrorKind>>>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if let Some(kind) = *self.fail.lock().unwrap() {
+                return Err(io::Error::from(kind));
+            }
+            // Short writes: at most 100 bytes at a time.
+            let n = b.len().min(100);
+            self.got.lock().unwrap().extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn event(port: u16) -> FlowEvent {
+        FlowEvent {
+            ts: "2026-01-01T00:00:00.000000Z".into(),
+            src_ip: IpAddr::from([10, 0, 0, 1]),
+            src_port: port,
+            dst_ip: IpAddr::from([10, 0, 0, 2]),
+            dst_port: 443,
+            sni: None,
+            client_max_version: None,
+            negotiated_version: None,
+            server_alert: None,
+            outcome: Outcome::Unanswered,
+            legacy: false,
+            target: false,
+            matched: None,
+            account: None,
+            target_name: None,
+            client_hello_version: None,
+            client_versions: None,
+            sslv2_hello: false,
+            hello_retry: false,
+        }
+    }
+
+    fn lines(out: &Flaky) -> usize {
+        out.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < until, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// regression_12: after ENOSPC the log is retried and resumes when space
+    /// is freed; `written` counts only lines that reached the output; the
+    /// failure shows in the health check while it lasts.
+    #[test]
+    fn event_log_resumes_after_write_errors() {
+        let m = Metrics::new(1, None).unwrap();
+        let out = Flaky::default();
+        *out.fail.lock().unwrap() = Some(io::ErrorKind::StorageFull);
+        let log = EventLog::start(
+            EventOutput::from_writer(Box::new(out.clone()), "flaky"),
+            EventCounters::from_metrics(&m),
+            true,
+        )
+        .unwrap();
+        let sink = log.sink();
+        let health = log.health();
+        for p in 0..10 {
+            sink.send(event(p));
+        }
+        wait_for("the first error", || m.event_errors.get() >= 1);
+        assert_eq!(m.events_written.get(), 0);
+        assert!(health.problem().is_some_and(|p| p.contains("failing")));
+        *out.fail.lock().unwrap() = None; // space freed
+        wait_for("the retry", || m.events_written.get() == 10);
+        assert_eq!(lines(&out), 10);
+        assert_eq!(health.problem(), None);
+        sink.send(event(99));
+        drop(sink);
+        let stats = log.finish(None);
+        assert_eq!((stats.written, stats.lost, stats.error), (11, 0, None));
+        assert_eq!(m.events_written.get(), 11);
+    }
+
+    /// A broken pipe ends the writing quietly; the events are counted as dropped.
+    #[test]
+    fn event_log_broken_pipe_is_quiet() {
+        let m = Metrics::new(1, None).unwrap();
+        let out = Flaky::default();
+        *out.fail.lock().unwrap() = Some(io::ErrorKind::BrokenPipe);
+        let log = EventLog::start(
+            EventOutput::from_writer(Box::new(out), "pipe"),
+            EventCounters::from_metrics(&m),
+            false,
+        )
+        .unwrap();
+        let sink = log.sink();
+        for p in 0..5 {
+            sink.send(event(p));
+        }
+        drop(sink);
+        assert_eq!(log.finish_message(None), None);
+        let dropped = m.events_dropped.with_label_values(&["broken_pipe"]).get();
+        assert_eq!((m.events_written.get(), dropped), (0, 5));
+    }
+
+    /// An output that blocks forever.
+    struct Hung(crossbeam_channel::Receiver<()>);
+
+    impl Write for Hung {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            let _ = self.0.recv();
+            Err(io::Error::other("released"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// regression_12: a hung output never blocks the workers in live mode
+    /// (a full queue drops and counts), and the stop does not wait for it.
+    #[test]
+    fn event_log_hung_output_drops_and_stops() {
+        let m = Metrics::new(1, None).unwrap();
+        let (_release, rx) = crossbeam_channel::bounded::<()>(0);
+        let log = EventLog::start(
+            EventOutput::from_writer(Box::new(Hung(rx)), "hung"),
+            EventCounters::from_metrics(&m),
+            true,
+        )
+        .unwrap();
+        let sink = log.sink();
+        let started = Instant::now();
+        for p in 0..(QUEUE_EVENTS as u16 + 5000) {
+            sink.send(event(p));
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let full = m.events_dropped.with_label_values(&["queue_full"]).get();
+        // (the writer took up to a chunk of lines off the queue before it hung)
+        assert!(full >= 4000, "{full}");
+        drop(sink);
+        let started = Instant::now();
+        let msg = log.finish_message(Some(Duration::from_millis(300)));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(msg.is_some_and(|m| m.contains("stuck")));
+        assert!(m.events_dropped.with_label_values(&["shutdown"]).get() > 0);
+    }
 }

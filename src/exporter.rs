@@ -33,6 +33,8 @@ pub struct Health {
     /// Interfaces currently down, with the reason; empty when all are up.
     pub down: Mutex<Vec<String>>,
     pub capturing: AtomicBool,
+    /// The event log's state, when there is one.
+    pub events: Option<Arc<crate::events::EventHealth>>,
 }
 
 pub struct Exporter {
@@ -215,13 +217,16 @@ fn serve(
         ),
         "/healthz" => {
             let down = health.down.lock().map(|d| d.clone()).unwrap_or_default();
+            let events = health.events.as_ref().and_then(|e| e.problem());
             if !health.capturing.load(Ordering::Relaxed) {
                 (503, "text/plain", b"not capturing\n".to_vec(), "ok")
-            } else if down.is_empty() {
-                (200, "text/plain", b"ok\n".to_vec(), "ok")
-            } else {
+            } else if !down.is_empty() {
                 let text = format!("interfaces down: {}\n", down.join("; "));
                 (503, "text/plain", text.into_bytes(), "ok")
+            } else if let Some(problem) = events {
+                (503, "text/plain", format!("{problem}\n").into_bytes(), "ok")
+            } else {
+                (200, "text/plain", b"ok\n".to_vec(), "ok")
             }
         }
         "/" => (

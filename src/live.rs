@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::capture::live::{IfaceEvent, KernelStats, LiveSource, wait_readable};
 use crate::config::LiveConfig;
 use crate::error::SetupError;
-use crate::events::EventLog;
+use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::exporter::{self, Exporter, Health};
 use crate::metrics::{LiveMetrics, Metrics, write_atomic};
 use crate::pipeline::{Pipeline, SendMode, Shared};
@@ -26,6 +26,8 @@ use crate::privilege::{self, Dropped};
 const READ_BUDGET: usize = 4096;
 /// How often kernel statistics and local counters are published.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest the stop waits for the event log to write what is queued.
+const SHUTDOWN_EVENTS_WAIT: Duration = Duration::from_secs(3);
 /// How often `--metrics-file` is rewritten while running.
 const METRICS_FILE_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -50,8 +52,8 @@ pub fn run(
         sources.push(LiveSource::open(name, &cfg.capture)?);
     }
     let listener = exporter::bind(&cfg.listen)?;
-    let event_log = match &cfg.census.events {
-        Some(dest) => Some(EventLog::start(dest, true)?),
+    let event_output = match &cfg.census.events {
+        Some(dest) => Some(EventOutput::open(dest, true)?),
         None => None,
     };
     match privilege::drop_to(&cfg.user)? {
@@ -75,8 +77,19 @@ pub fn run(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     );
+    let event_log = match event_output {
+        Some(out) => Some(EventLog::start(
+            out,
+            EventCounters::from_metrics(&metrics),
+            true,
+        )?),
+        None => None,
+    };
     let shared = Arc::new(Shared::new(census, metrics));
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health {
+        events: event_log.as_ref().map(EventLog::health),
+        ..Health::default()
+    });
     let render: Arc<dyn Fn() -> String + Send + Sync> = {
         let (shared, live) = (Arc::clone(&shared), Arc::clone(&live));
         Arc::new(move || exporter::render_metrics(&shared.metrics, &live, started))
@@ -85,7 +98,7 @@ pub fn run(
     let mut pipeline = Pipeline::start(
         Arc::clone(&shared),
         SendMode::DropWhenFull,
-        event_log.as_ref().map(|l| l.sender.clone()),
+        event_log.as_ref().map(EventLog::sink),
     )?;
     say(&format!(
         "capturing on {} (filter: {}); metrics at http://{}/metrics",
@@ -145,7 +158,7 @@ pub fn run(
     }
     pipeline.finish();
     let mut errored = false;
-    if let Some(msg) = event_log.and_then(EventLog::finish_message) {
+    if let Some(msg) = event_log.and_then(|l| l.finish_message(Some(SHUTDOWN_EVENTS_WAIT))) {
         errored = true;
         say(&msg);
     }

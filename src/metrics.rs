@@ -109,6 +109,7 @@ pub struct Metrics {
     pub inventory_hosts: IntGauge,
     pub events_written: IntCounter,
     pub event_errors: IntCounter,
+    pub events_dropped: IntCounterVec,
     pub inputs: IntCounterVec,
     pub queue_drops: IntCounter,
     pub dns_responses: IntCounterVec,
@@ -319,11 +320,21 @@ impl Metrics {
                 &["result"],
             )?,
             inventory_hosts: gauge(&r, "tlscensus_inventory_hosts", "Hosts in the inventory.")?,
-            events_written: counter(&r, "tlscensus_events_written_total", "Flow events written.")?,
+            events_written: counter(
+                &r,
+                "tlscensus_events_written_total",
+                "Flow events written to the event log (the whole line reached the file or pipe).",
+            )?,
             event_errors: counter(
                 &r,
                 "tlscensus_event_write_errors_total",
-                "Flow events that could not be written.",
+                "Failed writes to the event log (each failed attempt; the lines are held and retried).",
+            )?,
+            events_dropped: counter_vec(
+                &r,
+                "tlscensus_events_dropped_total",
+                "Flow events not written, by reason: queue_full (live: the writer fell behind), write_failed (the output kept failing and the held lines filled 1 MiB), broken_pipe (the reader went away), shutdown (still queued when a stuck output held the stop).",
+                &["reason"],
             )?,
             inputs: counter_vec(
                 &r,
@@ -411,6 +422,9 @@ impl Metrics {
         }
         for r in CERTIFICATE_RESULTS {
             m.certificates.with_label_values(&[r]);
+        }
+        for r in crate::events::EventDrop::ALL {
+            m.events_dropped.with_label_values(&[r.as_str()]);
         }
         for a in Anomaly::ALL {
             m.anomalies.with_label_values(&[a.as_str()]);

@@ -23,7 +23,7 @@ use crate::decode::tunnel::DNS_PORT;
 use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
 use crate::dns::{self as passive_dns, Match, PassiveDns};
 use crate::error::SetupError;
-use crate::events::FlowEvent;
+use crate::events::{EventSink, FlowEvent};
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::table::TableStats;
 use crate::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn, SettledSet};
@@ -470,7 +470,7 @@ impl Pipeline {
     pub fn start(
         shared: Arc<Shared>,
         mode: SendMode,
-        events: Option<Sender<FlowEvent>>,
+        events: Option<EventSink>,
     ) -> Result<Pipeline, SetupError> {
         let n = shared.config.workers;
         let settled = Arc::new(SettledSet::new(
@@ -538,7 +538,7 @@ fn worker_loop(
     rx: Receiver<Batch>,
     recycle: Sender<Batch>,
     shared: Arc<Shared>,
-    events: Option<Sender<FlowEvent>>,
+    events: Option<EventSink>,
     mut table: FlowTable,
 ) {
     let mut out: Vec<HandshakeSummary> = Vec::new();
@@ -596,7 +596,7 @@ fn wall_clock_ns() -> u64 {
 /// Sends settled flows to the inventory, the counters and the event log.
 fn report(
     shared: &Shared,
-    events: Option<&Sender<FlowEvent>>,
+    events: Option<&EventSink>,
     counters: &mut FlowCounters,
     out: &mut Vec<HandshakeSummary>,
 ) {
@@ -630,12 +630,8 @@ fn report(
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
         }
-        if let Some(tx) = events {
-            if tx.send(FlowEvent::new(&s, legacy, matched)).is_ok() {
-                m.events_written.inc();
-            } else {
-                m.event_errors.inc();
-            }
+        if let Some(sink) = events {
+            sink.send(FlowEvent::new(&s, legacy, matched));
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);

@@ -18,7 +18,7 @@ use crate::capture::PacketSource;
 use crate::capture::offline::OfflineSource;
 use crate::config::{Input, ReadConfig, expand_inputs};
 use crate::error::SetupError;
-use crate::events::EventLog;
+use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::inventory::HostRecord;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, SendMode, Shared};
@@ -43,14 +43,18 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     let metrics = Metrics::new(census.max_legacy_sources, None)
         .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
     let event_log = match &census.events {
-        Some(dest) => Some(EventLog::start(dest, false)?),
+        Some(dest) => Some(EventLog::start(
+            EventOutput::open(dest, false)?,
+            EventCounters::from_metrics(&metrics),
+            false,
+        )?),
         None => None,
     };
     let shared = Arc::new(Shared::new(census, metrics));
     let pipeline = Pipeline::start(
         Arc::clone(&shared),
         SendMode::Block,
-        event_log.as_ref().map(|l| l.sender.clone()),
+        event_log.as_ref().map(EventLog::sink),
     )?;
 
     let inputs = expand_inputs(&cfg.inputs);
@@ -132,7 +136,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         .map_err(|_| SetupError::Config("capture thread panicked".into()))?;
 
     let mut errored = files_failed > 0;
-    if let Some(msg) = event_log.and_then(EventLog::finish_message) {
+    if let Some(msg) = event_log.and_then(|l| l.finish_message(None)) {
         errored = true;
         say(&msg);
     }

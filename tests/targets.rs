@@ -277,27 +277,6 @@ fn azure_service_tags_find_flows_without_sni() {
     }
 }
 
-/// `tlscensus read EXTRA FILES...` with a metrics file; its text.
-fn metrics_after_read(files: &[&str], extra: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let prom = dir.path().join("m.prom");
-    let mut argv = vec!["read", "--metrics-file", prom.to_str().unwrap()];
-    argv.extend(extra);
-    let paths: Vec<String> = files
-        .iter()
-        .map(|f| capture(f).display().to_string())
-        .collect();
-    argv.extend(paths.iter().map(String::as_str));
-    let out = tlscensus(&argv);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    std::fs::read_to_string(&prom).unwrap()
-}
-
-/// `line` is a line of the metrics text `m`.
-fn has(m: &str, line: &str) {
-    assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
-}
-
 /// The passive DNS store is bounded; hitting the bound is counted, and the
 /// responses are counted by what they taught.
 #[test]

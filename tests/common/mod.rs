@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: run the real binary on the shipped captures.
 #![allow(dead_code)]
 
+pub mod craft;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -54,4 +56,31 @@ pub fn events(files: &[&Path], extra: &[&str]) -> Vec<Value> {
 /// Events of one capture file with `--all`.
 pub fn events_all(name: &str) -> Vec<Value> {
     events(&[&capture(name)], &["--all"])
+}
+
+/// `tlscensus read EXTRA FILES...` with a metrics file; its text.
+pub fn metrics_after_read(files: &[&str], extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("m.prom");
+    let mut argv = vec!["read", "--metrics-file", prom.to_str().unwrap()];
+    argv.extend(extra);
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| capture(f).display().to_string())
+        .collect();
+    argv.extend(paths.iter().map(String::as_str));
+    let out = tlscensus(&argv);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::read_to_string(&prom).unwrap()
+}
+
+/// `line` is a line of the metrics text `m`.
+pub fn has(m: &str, line: &str) {
+    assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+}
+
+/// The value of one series line (exact labels) in the metrics text `m`.
+pub fn value(m: &str, series: &str) -> Option<f64> {
+    m.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

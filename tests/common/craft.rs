@@ -1,0 +1,223 @@
+//! Crafted traffic for tests and the flood harness: TLS hellos and alerts
+//! byte by byte, TCP flows around them (etherparse's `PacketBuilder`), and a
+//! classic pcap writer. Every field is set on purpose, so a test can break
+//! exactly one rule.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+use etherparse::PacketBuilder;
+
+/// A handshake message with its 4-byte header.
+pub fn handshake(msg_type: u8, body: &[u8]) -> Vec<u8> {
+    let n = body.len();
+    let mut v = vec![msg_type, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+    v.extend_from_slice(body);
+    v
+}
+
+/// A TLS record.
+pub fn record(content_type: u8, version: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![content_type];
+    v.extend_from_slice(&version.to_be_bytes());
+    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+pub fn extension(t: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = t.to_be_bytes().to_vec();
+    v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+pub fn sni_extension(name: &str) -> Vec<u8> {
+    let mut entry = vec![0u8];
+    entry.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    entry.extend_from_slice(name.as_bytes());
+    let mut list = (entry.len() as u16).to_be_bytes().to_vec();
+    list.extend(entry);
+    extension(0, &list)
+}
+
+pub fn supported_versions_extension(versions: &[u16]) -> Vec<u8> {
+    let mut data = vec![(versions.len() * 2) as u8];
+    for v in versions {
+        data.extend_from_slice(&v.to_be_bytes());
+    }
+    extension(43, &data)
+}
+
+/// A ClientHello record with these extensions (already framed).
+pub fn client_hello(version: u16, extensions: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = version.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0x5a; 32]); // random
+    b.push(0); // session id
+    b.extend_from_slice(&[0, 4, 0x00, 0x2f, 0x00, 0x35]); // two ciphers
+    b.extend_from_slice(&[1, 0]); // null compression
+    let all: Vec<u8> = extensions.concat();
+    b.extend_from_slice(&(all.len() as u16).to_be_bytes());
+    b.extend(all);
+    record(22, 0x0301, &handshake(1, &b))
+}
+
+/// The random of a HelloRetryRequest (RFC 8446 4.1.3).
+pub const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// A ServerHello record: `version` in the hello, `selected` in
+/// supported_versions when given.
+pub fn server_hello_with_random(version: u16, selected: Option<u16>, random: [u8; 32]) -> Vec<u8> {
+    let mut b = version.to_be_bytes().to_vec();
+    b.extend_from_slice(&random);
+    b.push(0); // session id
+    b.extend_from_slice(&[0x00, 0x2f]); // cipher
+    b.push(0); // compression
+    let exts = match selected {
+        Some(v) => extension(43, &v.to_be_bytes()),
+        None => Vec::new(),
+    };
+    b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    b.extend(exts);
+    record(22, 0x0303, &handshake(2, &b))
+}
+
+pub fn server_hello(version: u16, selected: Option<u16>) -> Vec<u8> {
+    server_hello_with_random(version, selected, [0x33; 32])
+}
+
+pub fn alert(level: u8, description: u8) -> Vec<u8> {
+    record(21, 0x0303, &[level, description])
+}
+
+/// One frame of a capture.
+pub struct Frame {
+    pub ts_ns: u64,
+    pub data: Vec<u8>,
+}
+
+/// Classic pcap (µs), Ethernet.
+pub fn write_pcap(path: &std::path::Path, frames: &[Frame]) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create pcap"));
+    write_pcap_to(&mut f, frames);
+    f.flush().expect("write pcap");
+}
+
+pub fn write_pcap_header(w: &mut impl Write, snaplen: u32) {
+    let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    h.extend_from_slice(&snaplen.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+    w.write_all(&h).expect("write pcap header");
+}
+
+pub fn write_frame(w: &mut impl Write, f: &Frame) {
+    let secs = (f.ts_ns / 1_000_000_000) as u32;
+    let usecs = ((f.ts_ns % 1_000_000_000) / 1000) as u32;
+    let mut h = Vec::with_capacity(16);
+    h.extend_from_slice(&secs.to_le_bytes());
+    h.extend_from_slice(&usecs.to_le_bytes());
+    h.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+    h.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+    w.write_all(&h).expect("write frame header");
+    w.write_all(&f.data).expect("write frame");
+}
+
+pub fn write_pcap_to(w: &mut impl Write, frames: &[Frame]) {
+    write_pcap_header(w, 262_144);
+    for f in frames {
+        write_frame(w, f);
+    }
+}
+
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const FIN: u8 = 0x01;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+
+/// An Ethernet/IPv4/TCP frame.
+pub fn tcp_frame(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src.0.octets(), dst.0.octets(), 64)
+        .tcp(src.1, dst.1, seq, 65535);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(ack);
+    }
+    if flags & FIN != 0 {
+        b = b.fin();
+    }
+    if flags & RST != 0 {
+        b = b.rst();
+    }
+    if flags & PSH != 0 {
+        b = b.psh();
+    }
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("build frame");
+    out
+}
+
+/// A TCP connection's frames: handshake, then the data given as (from the
+/// client?, bytes) in order, then FINs from both sides.
+pub struct Conn {
+    pub client: (Ipv4Addr, u16),
+    pub server: (Ipv4Addr, u16),
+    pub client_isn: u32,
+    pub server_isn: u32,
+}
+
+impl Conn {
+    pub fn new(client: Ipv4Addr, port: u16, server: Ipv4Addr) -> Conn {
+        Conn {
+            client: (client, port),
+            server: (server, 443),
+            client_isn: 1000 + u32::from(port) * 7,
+            server_isn: 900_000 + u32::from(port) * 13,
+        }
+    }
+
+    /// Frames starting at `ts_ns`, 1 ms apart.
+    pub fn frames(&self, ts_ns: u64, data: &[(bool, Vec<u8>)], close: bool) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let mut t = ts_ns;
+        let mut push = |data: Vec<u8>| {
+            out.push(Frame { ts_ns: t, data });
+            t += 1_000_000;
+        };
+        let (c, s) = (self.client, self.server);
+        let (mut cseq, mut sseq) = (self.client_isn, self.server_isn);
+        push(tcp_frame(c, s, cseq, 0, SYN, &[]));
+        push(tcp_frame(s, c, sseq, cseq + 1, SYN | ACK, &[]));
+        cseq += 1;
+        sseq += 1;
+        push(tcp_frame(c, s, cseq, sseq, ACK, &[]));
+        for (from_client, bytes) in data {
+            if *from_client {
+                push(tcp_frame(c, s, cseq, sseq, ACK | PSH, bytes));
+                cseq = cseq.wrapping_add(bytes.len() as u32);
+            } else {
+                push(tcp_frame(s, c, sseq, cseq, ACK | PSH, bytes));
+                sseq = sseq.wrapping_add(bytes.len() as u32);
+            }
+        }
+        if close {
+            push(tcp_frame(c, s, cseq, sseq, FIN | ACK, &[]));
+            push(tcp_frame(s, c, sseq, cseq + 1, FIN | ACK, &[]));
+        }
+        out
+    }
+}

@@ -1,0 +1,233 @@
+//! Issue 12, end to end through the binary: a sensor that cannot be blinded
+//! and loses nothing quietly. Crafted traffic (tests/common/craft.rs) breaks
+//! exactly one rule per test; each test is named after the item it covers.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use common::craft::*;
+use common::*;
+use serde_json::{Value, json};
+
+fn client(n: u32) -> Ipv4Addr {
+    Ipv4Addr::from_bits(0x0a00_0000 | n)
+}
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+
+/// Writes `frames` as a capture in `dir`; its path.
+fn pcap(dir: &Path, name: &str, frames: &[Frame]) -> String {
+    let p = dir.join(name);
+    write_pcap(&p, frames);
+    p.display().to_string()
+}
+
+/// Events of one crafted capture, with `--all`.
+fn crafted_events(frames: &[Frame]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", frames);
+    events(&[Path::new(&p)], &["--all"])
+}
+
+/// Item 4: ClientHellos with hundreds of different version values make at
+/// most the eight version names, in the metrics and in the inventory.
+#[test]
+fn regression_12_version_labels_closed_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = Vec::new();
+    for i in 0..600u32 {
+        let hello_version = 0x0200 + (i as u16) * 97; // all over the 16-bit space
+        let conn = Conn::new(client(i % 20 + 1), 20000 + i as u16, SERVER);
+        let hello = client_hello(hello_version, &[sni_extension("a.blob.core.windows.net")]);
+        frames.extend(conn.frames(u64::from(i) * 10_000_000, &[(true, hello)], true));
+    }
+    let p = pcap(dir.path(), "versions.pcap", &frames);
+    let m = metrics_after_read(&[&p], &["--all"]);
+    let versions: std::collections::BTreeSet<&str> = m
+        .lines()
+        .filter(|l| {
+            l.starts_with("tlscensus_flows_total{")
+                || l.starts_with("tlscensus_legacy_flows_total{")
+        })
+        .filter_map(|l| l.split("version=\"").nth(1)?.split('"').next())
+        .collect();
+    let allowed = [
+        "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other", "unknown",
+    ];
+    assert!(versions.iter().all(|v| allowed.contains(v)), "{versions:?}");
+    assert!(versions.contains("other"), "{versions:?}");
+    let series = m.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(series < 500, "{series} series");
+    // The inventory's legacy versions are names from the same set.
+    let out = tlscensus(&["read", "--all", "--format", "json", &p]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for h in report["hosts"].as_array().unwrap() {
+        for v in h["legacy_versions"].as_array().unwrap() {
+            assert!(allowed.contains(&v.as_str().unwrap()), "{v}");
+        }
+    }
+}
+
+/// Item 9: a warning alert (unrecognized_name) before the ServerHello is no
+/// rejection; a fatal alert is.
+#[test]
+fn regression_12_warning_alert_is_not_rejection() {
+    let hello = client_hello(0x0303, &[sni_extension("a.blob.core.windows.net")]);
+    let mut answer = alert(1, 112);
+    answer.extend(server_hello(0x0303, None));
+    let warned = Conn::new(client(1), 30001, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello.clone()), (false, answer)],
+        true,
+    );
+    let ev = crafted_events(&warned);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["outcome"], json!("negotiated"));
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.2"));
+    assert_eq!(ev[0]["server_alert"], Value::Null);
+
+    let fatal = Conn::new(client(1), 30002, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello), (false, alert(2, 70))],
+        true,
+    );
+    let ev = crafted_events(&fatal);
+    assert_eq!(ev[0]["outcome"], json!("rejected"));
+    assert_eq!(ev[0]["server_alert"], json!("protocol_version"));
+}
+
+/// Item 10: a TLS 1.0-only client "answered" with TLS 1.3 stays legacy, and
+/// the anomaly is counted.
+#[test]
+fn regression_12_version_not_offered_stays_legacy() {
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let frames = Conn::new(client(2), 30003, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello), (false, server_hello(0x0303, Some(0x0304)))],
+        true,
+    );
+    let ev = crafted_events(&frames);
+    assert_eq!(ev[0]["legacy"], json!(true), "{ev:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", &frames);
+    let m = metrics_after_read(&[&p], &[]);
+    has(
+        &m,
+        r#"tlscensus_anomalies_total{kind="version_not_offered"} 1"#,
+    );
+    has(
+        &m,
+        r#"tlscensus_legacy_flows_total{outcome="negotiated",source="10.0.0.2",version="TLSv1.0"} 1"#,
+    );
+}
+
+/// Item 11: a repeated server_name keeps the first, counted as an anomaly.
+#[test]
+fn regression_12_duplicate_extension_counted() {
+    let hello = client_hello(
+        0x0303,
+        &[
+            sni_extension("a.blob.core.windows.net"),
+            sni_extension("decoy.example"),
+        ],
+    );
+    let frames = Conn::new(client(3), 30004, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello), (false, server_hello(0x0303, None))],
+        true,
+    );
+    let ev = crafted_events(&frames);
+    assert_eq!(ev[0]["sni"], json!("a.blob.core.windows.net"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", &frames);
+    let m = metrics_after_read(&[&p], &[]);
+    has(
+        &m,
+        r#"tlscensus_anomalies_total{kind="duplicate_extension"} 1"#,
+    );
+}
+
+/// Item 15: a HelloRetryRequest that is the server's last message still
+/// shows as hello_retry; unknown version values do not outrank TLS 1.3.
+#[test]
+fn regression_12_hello_retry_last_and_unknown_versions() {
+    let hello = client_hello(
+        0x0303,
+        &[
+            sni_extension("a.blob.core.windows.net"),
+            supported_versions_extension(&[0xfb1a, 0x0304, 0x7e01, 0x0303]),
+        ],
+    );
+    let hrr = server_hello_with_random(0x0303, Some(0x0304), HRR_RANDOM);
+    let frames = Conn::new(client(4), 30005, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello), (false, hrr)],
+        false,
+    );
+    let ev = crafted_events(&frames);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["hello_retry"], json!(true));
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.3"));
+    assert_eq!(ev[0]["client_max_version"], json!("TLSv1.3"));
+}
+
+/// Item 2: `read --events - | head` ends quietly with status 0.
+#[test]
+fn regression_12_events_to_closed_pipe_quiet() {
+    let mut frames = Vec::new();
+    for i in 0..3000u32 {
+        let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+        let conn = Conn::new(client(i % 200 + 1), 10000 + i as u16, SERVER);
+        frames.extend(conn.frames(u64::from(i) * 1_000_000, &[(true, hello)], true));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "many.pcap", &frames);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}' read --events - '{p}' 2>'{}/err' | head -n 2 >/dev/null",
+            env!("CARGO_BIN_EXE_tlscensus"),
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("error"), "{err}");
+}
+
+/// Item 2: a full disk is said at once, and the counters are the truth:
+/// nothing counted as written that was not.
+#[test]
+fn regression_12_event_write_errors_counted() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("m.prom");
+    let out = tlscensus(&[
+        "read",
+        "--all",
+        "--events",
+        "/dev/full",
+        "--metrics-file",
+        prom.to_str().unwrap(),
+        capture("openssl-tls10.pcap").to_str().unwrap(),
+        capture("openssl-tls12.pcap").to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("event log /dev/full: No space left"), "{err}");
+    let m = std::fs::read_to_string(&prom).unwrap();
+    has(&m, "tlscensus_events_written_total 0");
+    assert!(
+        value(&m, "tlscensus_event_write_errors_total").unwrap() >= 1.0,
+        "{m}"
+    );
+    has(
+        &m,
+        r#"tlscensus_events_dropped_total{reason="write_failed"} 2"#,
+    );
+}
