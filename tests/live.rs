@@ -13,6 +13,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "common/craft.rs"]
+mod craft;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
 const TOOLS: [&str; 8] = [
     "ip",
@@ -162,6 +165,12 @@ impl Net {
 
     /// Starts `tlscensus live` in the server namespace; returns once it serves.
     fn tlscensus(&mut self, args: &[&str]) -> Sensor {
+        self.tlscensus_to(args, Stdio::null())
+    }
+
+    /// As [`Net::tlscensus`], with stdout going to `stdout` (a pipe is kept
+    /// in the sensor, unread).
+    fn tlscensus_to(&mut self, args: &[&str], stdout: Stdio) -> Sensor {
         let log = self.path(&format!("sensor-{}.log", self.children.len()));
         let mut cmd = Command::new("ip");
         cmd.args([
@@ -175,9 +184,10 @@ impl Net {
         ])
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
+        let unread_stdout = child.stdout.take();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let log2 = log.clone();
@@ -215,6 +225,7 @@ impl Net {
             ns: self.srv(),
             addr,
             log,
+            _stdout: unread_stdout,
         }
     }
 }
@@ -242,6 +253,8 @@ struct Sensor {
     ns: String,
     addr: String,
     log: PathBuf,
+    /// The read end of a stdout pipe nobody reads (a stalled event reader).
+    _stdout: Option<std::process::ChildStdout>,
 }
 
 impl Sensor {
@@ -1271,4 +1284,70 @@ fn live_passive_dns_matches_offline_read() {
     assert!(status.success(), "{}", sensor.log_text());
     let live = facts(&std::fs::read_to_string(&events).unwrap());
     assert_eq!(live, offline, "live (left) vs offline read (right)");
+}
+
+/// Issue 12 item 1: an event reader that stops reading (`--events -` into a
+/// pipe nobody drains) must not stop the census: every flow is still
+/// counted, the events that found no room are counted as dropped,
+/// `/healthz` names the stuck event log, and SIGTERM ends the sensor within
+/// a few seconds.
+#[test]
+fn regression_12_stalled_event_reader_costs_only_events() {
+    if !prerequisites() {
+        return;
+    }
+    use craft::*;
+    let mut net = Net::new(1);
+    let flows = 6000u32;
+    let mut frames = Vec::new();
+    for i in 0..flows {
+        let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+        let client = std::net::Ipv4Addr::from_bits(0x0a4d_0100 | (i % 200));
+        let conn = Conn::new(
+            client,
+            10_000 + i as u16,
+            std::net::Ipv4Addr::new(10, 77, 1, 1),
+        );
+        frames.extend(conn.frames(u64::from(i) * 1_000_000, &[(true, hello)], true));
+    }
+    let pcap = net.path("flows.pcap");
+    write_pcap(&pcap, &frames);
+    let i1 = net.iface(1);
+    let mut sensor = net.tlscensus_to(
+        &["-i", &i1, "--user", "root", "--events", "-"],
+        Stdio::piped(),
+    );
+    replay(&net, &[pcap], &["--pps", "30000"]);
+    let total = |m: &Metrics| -> f64 { m.family("tlscensus_flows_total").values().sum() };
+    let m = sensor.wait_for("every flow counted", |m| total(m) >= f64::from(flows));
+    assert_eq!(total(&m), f64::from(flows), "{}", m.dump());
+    assert_eq!(m.get("tlscensus_queue_drops_total"), 0.0, "{}", m.dump());
+    let dropped = m.get(r#"tlscensus_events_dropped_total{reason="queue_full"}"#);
+    let written = m.get("tlscensus_events_written_total");
+    assert!(dropped > 0.0, "{}", m.dump());
+    // Written counts what reached the pipe (64 KiB of lines at most), not what was queued.
+    assert!(written < 1000.0, "{written}");
+    // The writer is blocked: after the stuck threshold, /healthz says so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = sensor.get("/healthz");
+        if code == 503 && body.contains("event log stuck") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/healthz: {code} {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let started = Instant::now();
+    let _ = sensor.stop("TERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "SIGTERM took {:?}\n{}",
+        started.elapsed(),
+        sensor.log_text()
+    );
+    assert!(
+        sensor.log_text().contains("event log"),
+        "{}",
+        sensor.log_text()
+    );
 }
