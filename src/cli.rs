@@ -178,6 +178,10 @@ pub struct CensusArgs {
     #[arg(long, default_value_t = 4_096, value_name = "N")]
     pub max_fragments: usize,
 
+    /// Most bytes held by IP datagrams in reassembly (fragment payloads plus a fixed charge each).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_fragment_bytes: usize,
+
     /// UDP destination port of VXLAN (repeatable; replaces the default 4789).
     #[arg(long = "vxlan-port", value_name = "PORT")]
     pub vxlan_ports: Vec<u16>,

@@ -33,6 +33,7 @@ pub struct Config {
     pub max_hosts: usize,
     pub max_legacy_sources: usize,
     pub max_fragments: usize,
+    pub max_fragment_bytes: usize,
     pub fragment_timeout_ns: u64,
     /// UDP ports VXLAN and Geneve are decoded on.
     pub tunnels: TunnelPorts,
@@ -82,6 +83,7 @@ impl Config {
             ("--max-buffer-bytes", a.max_buffer_bytes),
             ("--max-hosts", a.max_hosts),
             ("--max-fragments", a.max_fragments),
+            ("--max-fragment-bytes", a.max_fragment_bytes),
         ] {
             if v == 0 {
                 return Err(bad(format!("{name} must be at least 1")));
@@ -160,6 +162,7 @@ impl Config {
             max_hosts: a.max_hosts,
             max_legacy_sources: a.max_legacy_sources,
             max_fragments: a.max_fragments,
+            max_fragment_bytes: a.max_fragment_bytes,
             tunnels,
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),

@@ -405,7 +405,11 @@ pub struct InlineCensus {
 impl InlineCensus {
     pub fn new(config: &Config) -> Self {
         InlineCensus {
-            frag: FragmentCache::new(config.max_fragments, config.fragment_timeout_ns),
+            frag: FragmentCache::new(
+                config.max_fragments,
+                config.max_fragment_bytes,
+                config.fragment_timeout_ns,
+            ),
             tunnels: config.tunnels,
             table: FlowTable::new(config.table),
             out: Vec::new(),
@@ -495,6 +499,7 @@ impl Pipeline {
         let tunnels = shared.config.tunnels;
         let frag = FragmentCache::new(
             shared.config.max_fragments,
+            shared.config.max_fragment_bytes,
             shared.config.fragment_timeout_ns,
         );
         Ok(Pipeline {
@@ -748,7 +753,11 @@ mod tests {
             .collect();
         files.sort();
         let config = test_config();
-        let mut frag = FragmentCache::new(config.max_fragments, config.fragment_timeout_ns);
+        let mut frag = FragmentCache::new(
+            config.max_fragments,
+            config.max_fragment_bytes,
+            config.fragment_timeout_ns,
+        );
         let mut segs = Vec::new();
         for f in files {
             let mut source = OfflineSource::open(&f).unwrap();

@@ -16,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
     if let Some((src, dst, seg)) = fast_ipv4_tcp(lt, frame) {
         assert_eq!(decode_frame(lt, frame), Ok(Decoded::Tcp { src, dst, seg }));
     }
-    let mut frag = FragmentCache::new(4, 1_000_000_000);
+    let mut frag = FragmentCache::new(4, 1 << 16, 1_000_000_000);
     let _ = decode_with_fragments(1, lt, frame, &TunnelPorts::default(), &mut frag, &mut |_| {});
 });

@@ -3,18 +3,27 @@
 //!
 //! Input: fragments ([`IpPacket`] with `frag` set) and their capture time.
 //! Output: the joined datagram's payload once every byte from 0 to the end is
-//! present. Invariants: at most `max_datagrams` datagrams in progress, each at
-//! most [`MAX_DATAGRAM`] bytes and [`MAX_PIECES`] fragments, each dropped after
-//! `timeout_ns` of capture time; every bound hit is counted in [`FragStats`].
-//! Overlapping fragments: the later bytes win.
+//! present. Invariants: at most `max_datagrams` datagrams in progress and at
+//! most `max_bytes` held over all of them (each fragment charged its bytes plus
+//! [`PIECE_OVERHEAD`], each datagram [`DATAGRAM_OVERHEAD`]): memory follows the
+//! bytes that arrived, never the offsets they claim; each datagram at most
+//! [`MAX_DATAGRAM`] bytes and [`MAX_PIECES`] fragments, dropped after
+//! `timeout_ns` of capture time. When either bound is reached the datagram
+//! begun first is evicted (O(1): a creation-order queue), so a flood of lone
+//! fragments cannot keep real datagrams out; every bound hit is counted in
+//! [`FragStats`]. Overlapping fragments: the later bytes win.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::ip::{IpPacket, walk_ipv6_exts};
 
 pub const MAX_DATAGRAM: usize = 65535;
 pub const MAX_PIECES: usize = 64;
+/// Bytes charged per fragment beyond its payload (its box and list entry).
+pub const PIECE_OVERHEAD: usize = 48;
+/// Bytes charged per datagram in progress (map entry, order entry, ranges).
+pub const DATAGRAM_OVERHEAD: usize = 160;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FragKey {
@@ -26,11 +35,15 @@ struct FragKey {
 
 struct Pending {
     first_ts: u64,
-    buf: Vec<u8>,
+    /// Creation number, to tell this datagram from a later one with the same key.
+    serial: u64,
+    /// Fragments in arrival order: (offset, bytes).
+    pieces: Vec<(u32, Box<[u8]>)>,
     /// Sorted, merged byte ranges received.
     covered: Vec<(u32, u32)>,
     total: Option<u32>,
-    pieces: usize,
+    /// Bytes charged to this datagram.
+    charged: usize,
     is_v6: bool,
 }
 
@@ -39,7 +52,7 @@ struct Pending {
 pub struct FragStats {
     pub fragments: u64,
     pub reassembled: u64,
-    /// A new datagram arrived while `max_datagrams` were in progress (it was dropped).
+    /// Datagrams in progress evicted to make room (the datagram or byte bound was reached).
     pub table_full: u64,
     pub expired: u64,
     /// Too large, too many pieces, or cut by the snap length.
@@ -57,17 +70,26 @@ pub struct Reassembled {
 
 pub struct FragmentCache {
     map: HashMap<FragKey, Pending, ahash::RandomState>,
+    /// Datagrams in creation order (entries of removed ones are skipped).
+    order: VecDeque<(FragKey, u64)>,
+    next_serial: u64,
+    held: usize,
     max_datagrams: usize,
+    max_bytes: usize,
     timeout_ns: u64,
     last_sweep: u64,
     pub stats: FragStats,
 }
 
 impl FragmentCache {
-    pub fn new(max_datagrams: usize, timeout_ns: u64) -> Self {
+    pub fn new(max_datagrams: usize, max_bytes: usize, timeout_ns: u64) -> Self {
         FragmentCache {
             map: HashMap::with_hasher(ahash::RandomState::new()),
+            order: VecDeque::new(),
+            next_serial: 0,
+            held: 0,
             max_datagrams,
+            max_bytes,
             timeout_ns,
             last_sweep: 0,
             stats: FragStats::default(),
@@ -76,6 +98,29 @@ impl FragmentCache {
 
     pub fn in_progress(&self) -> usize {
         self.map.len()
+    }
+
+    /// Bytes charged to the datagrams in progress.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    fn remove(&mut self, key: &FragKey) -> Option<Pending> {
+        let p = self.map.remove(key)?;
+        self.held -= p.charged.min(self.held);
+        Some(p)
+    }
+
+    /// Evicts the datagram begun first; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((key, serial)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|p| p.serial == serial) {
+                self.remove(&key);
+                self.stats.table_full += 1;
+                return true;
+            }
+        }
+        false
     }
 
     /// Adds one fragment; returns the datagram when it is complete.
@@ -98,51 +143,76 @@ impl FragmentCache {
             || (info.more && !pkt.payload.len().is_multiple_of(8))
         {
             self.stats.invalid += 1;
-            self.map.remove(&key);
+            self.remove(&key);
             return None;
         }
-        if !self.map.contains_key(&key) && self.map.len() >= self.max_datagrams {
-            self.sweep(ts);
-            if self.map.len() >= self.max_datagrams {
-                self.stats.table_full += 1;
-                return None;
-            }
+        let new = !self.map.contains_key(&key);
+        let charge = pkt.payload.len() + PIECE_OVERHEAD + if new { DATAGRAM_OVERHEAD } else { 0 };
+        if new {
+            while self.map.len() >= self.max_datagrams && self.evict_oldest() {}
         }
-        let entry = self.map.entry(key).or_insert_with(|| Pending {
-            first_ts: ts,
-            buf: Vec::new(),
-            covered: Vec::new(),
-            total: None,
-            pieces: 0,
-            is_v6: pkt.is_v6,
-        });
-        entry.pieces += 1;
+        while self.held + charge > self.max_bytes && self.evict_oldest() {}
+        if self.held + charge > self.max_bytes || self.map.len() >= self.max_datagrams && new {
+            // Only when the bounds are smaller than one fragment.
+            self.stats.table_full += 1;
+            return None;
+        }
+        if new {
+            let serial = self.next_serial;
+            self.next_serial += 1;
+            self.order.push_back((key, serial));
+            // Entries of datagrams that completed stay until met: compact the
+            // queue when they outnumber the live ones (amortized O(1)).
+            if self.order.len() > self.map.len() * 2 + 64 {
+                let map = &self.map;
+                self.order
+                    .retain(|(k, s)| map.get(k).is_some_and(|p| p.serial == *s));
+            }
+            self.map.insert(
+                key,
+                Pending {
+                    first_ts: ts,
+                    serial,
+                    pieces: Vec::new(),
+                    covered: Vec::new(),
+                    total: None,
+                    charged: 0,
+                    is_v6: pkt.is_v6,
+                },
+            );
+        }
+        let entry = self.map.get_mut(&key)?;
         let bad_total = |t: u32| (end as u32) > t;
-        if entry.pieces > MAX_PIECES
+        if entry.pieces.len() >= MAX_PIECES
             || entry.total.is_some_and(bad_total)
             || (!info.more && entry.total.is_some_and(|t| t != end as u32))
             || (!info.more && entry.covered.last().is_some_and(|r| r.1 > end as u32))
         {
             self.stats.invalid += 1;
-            self.map.remove(&key);
+            self.remove(&key);
             return None;
         }
         if !info.more {
             entry.total = Some(end as u32);
         }
-        if entry.buf.len() < end {
-            entry.buf.resize(end, 0);
-        }
-        entry.buf[start..end].copy_from_slice(pkt.payload);
+        entry.pieces.push((start as u32, Box::from(pkt.payload)));
+        entry.charged += charge;
+        self.held += charge;
         add_range(&mut entry.covered, start as u32, end as u32);
         let total = entry.total?;
         if entry.covered.as_slice() != [(0, total)] {
             return None;
         }
-        let done = self.map.remove(&key)?;
+        let done = self.remove(&key)?;
         self.stats.reassembled += 1;
-        let mut payload = done.buf;
-        payload.truncate(total as usize);
+        // Later fragments overwrite earlier ones where they overlap.
+        let mut payload = vec![0u8; total as usize];
+        for (off, bytes) in &done.pieces {
+            let off = *off as usize;
+            if let Some(dst) = payload.get_mut(off..off + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        }
         let proto = if done.is_v6 {
             // The fragmentable part may begin with more extension headers.
             match walk_ipv6_exts(key.proto, &payload) {
@@ -171,8 +241,15 @@ impl FragmentCache {
         self.last_sweep = now;
         let timeout = self.timeout_ns;
         let before = self.map.len();
-        self.map
-            .retain(|_, p| now.saturating_sub(p.first_ts) < timeout);
+        let mut freed = 0;
+        self.map.retain(|_, p| {
+            let keep = now.saturating_sub(p.first_ts) < timeout;
+            if !keep {
+                freed += p.charged;
+            }
+            keep
+        });
+        self.held -= freed.min(self.held);
         self.stats.expired += (before - self.map.len()) as u64;
     }
 }
@@ -216,7 +293,7 @@ mod tests {
         let data: Vec<u8> = (0..40u8).collect();
         let parts = [(0, true), (16, true), (32, false)];
         for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
-            let mut cache = FragmentCache::new(8, 30_000_000_000);
+            let mut cache = FragmentCache::new(8, 1 << 20, 30_000_000_000);
             let mut out = None;
             for &i in &order {
                 let (off, more) = parts[i];
@@ -229,19 +306,48 @@ mod tests {
         }
     }
 
+    /// A full table evicts the datagram begun first: a flood of lone
+    /// fragments cannot keep a real datagram out, and it is counted.
     #[test]
     fn fragment_table_bound_counted() {
-        let mut cache = FragmentCache::new(2, 30_000_000_000);
+        let mut cache = FragmentCache::new(2, 1 << 20, 30_000_000_000);
         for id in 0..3 {
             assert!(cache.ingest(1, &frag(id, 0, true, &[0; 8])).is_none());
         }
         assert_eq!(cache.stats.table_full, 1);
         assert_eq!(cache.in_progress(), 2);
+        // id 0 went; 1 and 2 are still joinable.
+        assert!(cache.ingest(1, &frag(0, 8, false, &[0; 8])).is_none());
+        assert!(cache.ingest(1, &frag(2, 8, false, &[0; 8])).is_some());
+    }
+
+    /// regression_12: memory follows the bytes that arrived: a lone last
+    /// fragment at offset 65,520 is charged its 8 bytes, not 64 KiB, and the
+    /// byte bound evicts the oldest datagrams.
+    #[test]
+    fn fragment_memory_follows_bytes() {
+        let mut cache = FragmentCache::new(4096, 64 * 1024, 30_000_000_000);
+        assert!(cache.ingest(1, &frag(1, 65520, false, &[0; 8])).is_none());
+        assert_eq!(cache.held_bytes(), 8 + PIECE_OVERHEAD + DATAGRAM_OVERHEAD);
+        for id in 2..2000 {
+            cache.ingest(1, &frag(id, 65520, false, &[0; 8]));
+        }
+        assert!(cache.held_bytes() <= 64 * 1024);
+        assert!(cache.stats.table_full > 1000, "{:?}", cache.stats);
+        // The newest is still there and completes.
+        let first = vec![7u8; 65520];
+        let r = cache.ingest(2, &frag(1999, 0, true, &first));
+        assert!(r.is_none(), "byte bound smaller than the datagram");
+        let mut big = FragmentCache::new(4096, 1 << 20, 30_000_000_000);
+        big.ingest(1, &frag(5, 65520, false, &[1; 8]));
+        let r = big.ingest(2, &frag(5, 0, true, &first)).expect("complete");
+        assert_eq!(r.payload.len(), 65528);
+        assert_eq!(big.held_bytes(), 0);
     }
 
     #[test]
     fn fragment_timeout() {
-        let mut cache = FragmentCache::new(2, 1_000_000_000);
+        let mut cache = FragmentCache::new(2, 1 << 20, 1_000_000_000);
         cache.ingest(0, &frag(1, 0, true, &[0; 8]));
         cache.ingest(5_000_000_000, &frag(2, 0, true, &[0; 8]));
         assert_eq!(cache.stats.expired, 1);
@@ -254,7 +360,7 @@ mod tests {
 
     #[test]
     fn fragment_too_large_or_inconsistent() {
-        let mut cache = FragmentCache::new(4, 30_000_000_000);
+        let mut cache = FragmentCache::new(4, 1 << 20, 30_000_000_000);
         assert!(cache.ingest(1, &frag(1, 65528, false, &[0; 16])).is_none());
         assert_eq!(cache.stats.invalid, 1);
         cache.ingest(1, &frag(2, 0, true, &[0; 16]));

@@ -36,8 +36,13 @@ pub struct StreamStart {
     base: Option<u32>,
     syn_seen: bool,
     buf: Vec<u8>,
-    /// Out-of-order data: (offset from base, bytes).
-    pending: Vec<(usize, Vec<u8>)>,
+    /// Out-of-order segments: (offset from base, start in `held`, length).
+    /// Their bytes share one buffer, so the memory charged to the flow (see
+    /// [`StreamStart::footprint`]) is the memory allocated, whatever the
+    /// segment sizes: 32 one-byte segments cost 32 bytes plus 12 per entry,
+    /// not 32 allocations.
+    pending: Vec<(u32, u32, u32)>,
+    held: Vec<u8>,
     /// Capture time of the first payload byte seen in this direction.
     pub first_ts: Option<u64>,
     cap_reached: bool,
@@ -57,14 +62,11 @@ impl StreamStart {
         self.cap_reached
     }
 
-    /// Memory held by this direction, for the table's budget.
+    /// Memory allocated by this direction, for the table's budget.
     pub fn footprint(&self) -> usize {
         self.buf.capacity()
-            + self
-                .pending
-                .iter()
-                .map(|(_, b)| b.capacity())
-                .sum::<usize>()
+            + self.held.capacity()
+            + self.pending.capacity() * std::mem::size_of::<(u32, u32, u32)>()
     }
 
     /// The ISN of a SYN: the stream starts at `isn + 1`.
@@ -117,7 +119,10 @@ impl StreamStart {
         } else if self.pending.len() >= limits.max_pending {
             Ingest::PendingFull
         } else {
-            self.pending.push((offset, data.to_vec()));
+            // Offsets and lengths are below max_bytes (at most 2^24).
+            self.pending
+                .push((offset as u32, self.held.len() as u32, data.len() as u32));
+            self.held.extend_from_slice(data);
             Ingest::NoChange
         };
         if capped {
@@ -133,14 +138,24 @@ impl StreamStart {
     fn drain_pending(&mut self) {
         loop {
             let len = self.buf.len();
-            let Some(i) = self.pending.iter().position(|(off, _)| *off <= len) else {
-                return;
+            let Some(i) = self
+                .pending
+                .iter()
+                .position(|(off, _, _)| *off as usize <= len)
+            else {
+                break;
             };
-            let (off, data) = self.pending.swap_remove(i);
-            let end = off + data.len();
-            if end > len {
-                self.buf.extend_from_slice(&data[len - off..]);
+            let (off, at, n) = self.pending.swap_remove(i);
+            let (off, at, n) = (off as usize, at as usize, n as usize);
+            let end = off + n;
+            if end > len
+                && let Some(data) = self.held.get(at + (len - off)..at + n)
+            {
+                self.buf.extend_from_slice(data);
             }
+        }
+        if self.pending.is_empty() {
+            self.held.clear();
         }
     }
 
@@ -148,6 +163,7 @@ impl StreamStart {
     pub fn release(&mut self) {
         self.buf = Vec::new();
         self.pending = Vec::new();
+        self.held = Vec::new();
     }
 }
 
@@ -225,6 +241,26 @@ mod tests {
         s.on_syn(0);
         assert_eq!(s.ingest(1, 10, b"x", limits), Ingest::NoChange);
         assert_eq!(s.ingest(1, 20, b"y", limits), Ingest::PendingFull);
+    }
+
+    /// regression_12: many one-byte out-of-order segments are charged what
+    /// they really take (one shared buffer plus 12 bytes each), and leave
+    /// nothing behind once joined.
+    #[test]
+    fn reassembly_pending_footprint_is_allocated_memory() {
+        let mut s = StreamStart::default();
+        s.on_syn(0);
+        for i in 0..32u32 {
+            assert_eq!(s.ingest(1, 2 + 2 * i, b"x", LIMITS), Ingest::NoChange);
+        }
+        let f = s.footprint();
+        assert!((32 + 32 * 12..=2 * (32 + 32 * 12)).contains(&f), "{f}");
+        // Fill every gap: the prefix runs through all of them.
+        for i in 0..33u32 {
+            s.ingest(2, 1 + 2 * i, b"y", LIMITS);
+        }
+        assert_eq!(s.bytes().len(), 65);
+        assert_eq!(s.bytes()[..4], *b"yxyx");
     }
 
     #[test]

@@ -386,14 +386,14 @@ impl FlowTable {
                 && active.streams[d].cap_reached()
             {
                 self.stats.stream_cap_hits += 1;
-                active.give_up(d, &mut self.stats);
+                active.give_up(d, &mut self.stats, &mut self.buffered);
             }
             if self.buffered > self.limits.max_buffer_bytes
                 && (active.status[d].is_open() || reading_cert)
             {
                 // Over the worker's buffer budget: give this direction up.
                 self.stats.buffer_budget_hits += 1;
-                active.give_up(d, &mut self.stats);
+                active.give_up(d, &mut self.stats, &mut self.buffered);
             }
         }
         if seg.flags & FIN != 0 {
@@ -544,14 +544,20 @@ fn read_certificate(
 }
 
 impl Active {
-    /// A bound stops direction `d`: its stream start, or the certificate read after it.
-    fn give_up(&mut self, d: usize, stats: &mut TableStats) {
+    /// A bound stops direction `d`: its stream start, or the certificate read
+    /// after it. Its bytes are freed at once (and taken off `buffered`), so a
+    /// flow that hit a bound holds no buffer while it waits to end.
+    fn give_up(&mut self, d: usize, stats: &mut TableStats, buffered: &mut usize) {
         if self.reading_certificate(d) {
             stats.certificates.failed += 1;
             self.cert = Cert::Read(None);
         } else {
             self.status[d] = DirStatus::Failed;
         }
+        let freed = self.streams[d].footprint();
+        self.streams[d].release();
+        *buffered -= freed.min(*buffered);
+        self.footprint -= freed.min(self.footprint);
     }
 }
 

@@ -221,3 +221,64 @@ impl Conn {
         out
     }
 }
+
+/// An Ethernet/IPv4 frame with a hand-set fragment field (`offset` in bytes,
+/// a multiple of 8) around `payload` (the bytes of that fragment).
+pub fn ipv4_fragment_frame(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    id: u16,
+    offset: u16,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = (20 + payload.len()) as u16;
+    let frag = (offset / 8) | if more { 0x2000 } else { 0 };
+    let mut h = vec![0x45, 0];
+    h.extend_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h.extend_from_slice(&frag.to_be_bytes());
+    h.extend_from_slice(&[64, proto, 0, 0]);
+    h.extend_from_slice(&src.octets());
+    h.extend_from_slice(&dst.octets());
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let ck = !(sum as u16);
+    h[10..12].copy_from_slice(&ck.to_be_bytes());
+    f.extend(h);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An Ethernet/IPv4/UDP frame.
+pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src.0.octets(), dst.0.octets(), 64)
+        .udp(src.1, dst.1);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("build frame");
+    out
+}
+
+/// A DNS response (id 1, NOERROR) for `name` with one A record.
+pub fn dns_a_response(name: &str, addr: Ipv4Addr, ttl: u32) -> Vec<u8> {
+    let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&[0, 1, 0, 1]); // A, IN
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]); // pointer to the question name, A, IN
+    m.extend_from_slice(&ttl.to_be_bytes());
+    m.extend_from_slice(&[0, 4]);
+    m.extend_from_slice(&addr.octets());
+    m
+}

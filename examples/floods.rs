@@ -1,0 +1,239 @@
+//! The flood harness' traffic (issue 12): writes one capture per flood, each
+//! built to hit one bound of the sensor as hard as the bound allows.
+//!
+//! ```text
+//! cargo run --release --example floods -- OUT_DIR [--scale F] [FLOOD...]
+//! ```
+//!
+//! Floods (at `--scale 1`, the sizes that broke the sensor before issue 12):
+//! - `versions`: 2,000 hosts x 771 ClientHello version values, one hello each
+//!   (no TCP handshake: a hello needs none), TLS 1.0-1.1 range and beyond.
+//! - `sources`: 5,000 spoofed sources' lone TLS 1.0 hellos, then 50 real hosts
+//!   whose TLS 1.0 hellos a server answers.
+//! - `ooo`: 262,144 flows, each direction 32 one-byte out-of-order segments
+//!   after a gap that never fills.
+//! - `frag_big`: 4,096 lone last fragments at offset 65,520 (8 bytes each).
+//! - `frag_lone`: 1,000,000 lone first fragments (distinct IDs).
+//! - `syn`: 1,000,000 SYNs from distinct ports (the CPU baseline of `frag_lone`).
+//! - `dns`: 32,768 junk DNS answers with a TTL of 2^31-1 s for target names,
+//!   then a real answer and an SNI-less TLS 1.0 flow to its address (the
+//!   flow must be matched: `tlscensus_target_flows_total{match="dns_address"} 1`).
+//!
+//! The script `scripts/floods.sh` runs `tlscensus read` over each with
+//! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
+
+#[path = "../tests/common/craft.rs"]
+mod craft;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use craft::*;
+
+struct Out {
+    w: BufWriter<File>,
+    ts: u64,
+}
+
+impl Out {
+    fn create(dir: &Path, name: &str) -> Out {
+        let path = dir.join(format!("{name}.pcap"));
+        let f = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        write_pcap_header(&mut w, 262_144);
+        eprintln!("writing {}", path.display());
+        Out {
+            w,
+            ts: 1_700_000_000_000_000_000,
+        }
+    }
+
+    /// One frame, 1 µs after the previous one.
+    fn frame(&mut self, data: Vec<u8>) {
+        self.ts += 1_000;
+        write_frame(
+            &mut self.w,
+            &Frame {
+                ts_ns: self.ts,
+                data,
+            },
+        );
+    }
+
+    fn frames(&mut self, frames: Vec<Frame>) {
+        for f in frames {
+            self.frame(f.data);
+        }
+    }
+}
+
+fn host(n: u32) -> Ipv4Addr {
+    Ipv4Addr::from_bits(0x0a00_0000 | (n & 0x00ff_ffff))
+}
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SNI: &str = "acct.blob.core.windows.net";
+
+fn scaled(n: u64, scale: f64) -> u64 {
+    ((n as f64 * scale).round() as u64).max(1)
+}
+
+fn versions(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "versions");
+    let hosts = scaled(2000, scale.sqrt()) as u32;
+    let values = scaled(771, scale.sqrt()) as u32;
+    let sni = sni_extension(SNI);
+    for v in 0..values {
+        // 0x0200..0x0502 in steps of one: SSL 2 framing aside, every value a
+        // parser accepts, most of them below TLS 1.2.
+        let version = 0x0200u16 + v as u16;
+        let hello = client_hello(version, std::slice::from_ref(&sni));
+        for h in 0..hosts {
+            let port = 1024 + (v % 60_000) as u16;
+            o.frame(tcp_frame(
+                (host(h), port),
+                (SERVER, 443),
+                1,
+                0,
+                ACK | PSH,
+                &hello,
+            ));
+        }
+    }
+}
+
+fn sources(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "sources");
+    let hello = client_hello(0x0301, &[sni_extension(SNI)]);
+    for n in 0..scaled(5000, scale) as u32 {
+        o.frame(tcp_frame(
+            (host(0x10_0000 + n), 40000),
+            (SERVER, 443),
+            1,
+            0,
+            ACK | PSH,
+            &hello,
+        ));
+    }
+    for n in 0..50u32 {
+        let conn = Conn::new(host(0x20_0000 + n), 50000, SERVER);
+        let data = [(true, hello.clone()), (false, alert(2, 70))];
+        o.frames(conn.frames(0, &data, true));
+    }
+}
+
+fn ooo(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "ooo");
+    for n in 0..scaled(262_144, scale) as u32 {
+        let (c, s) = (
+            (host(n / 60_000), 1024 + (n % 60_000) as u16),
+            (SERVER, 443),
+        );
+        o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
+        o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
+        for i in 0..32u32 {
+            // Offsets 1, 3, 5, ...: byte 0 never comes.
+            o.frame(tcp_frame(c, s, 1002 + 2 * i, 5001, ACK, b"x"));
+            o.frame(tcp_frame(s, c, 5002 + 2 * i, 1001, ACK, b"y"));
+        }
+    }
+}
+
+fn frag_big(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "frag_big");
+    for n in 0..scaled(4096, scale) as u32 {
+        o.frame(ipv4_fragment_frame(
+            host(n % 250 + 1),
+            SERVER,
+            6,
+            n as u16,
+            65520,
+            false,
+            &[0; 8],
+        ));
+    }
+}
+
+fn frag_lone(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "frag_lone");
+    for n in 0..scaled(1_000_000, scale) as u32 {
+        o.frame(ipv4_fragment_frame(
+            host(n >> 16),
+            SERVER,
+            6,
+            n as u16,
+            0,
+            true,
+            &[0; 24],
+        ));
+    }
+}
+
+fn syn(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "syn");
+    for n in 0..scaled(1_000_000, scale) as u32 {
+        let c = (host(n >> 16), 1024 + (n & 0xffff) as u16 % 60_000);
+        o.frame(tcp_frame(c, (SERVER, 443), n, 0, SYN, &[]));
+    }
+}
+
+fn dns(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "dns");
+    let resolver = (Ipv4Addr::new(192, 0, 2, 53), 53);
+    for n in 0..scaled(32_768, scale) as u32 {
+        let name = format!("junk{n}.blob.core.windows.net");
+        let answer = dns_a_response(&name, host(0x30_0000 + n), i32::MAX as u32);
+        o.frame(udp_frame(resolver, (host(1), 5353), &answer));
+    }
+    let real = Ipv4Addr::new(192, 0, 2, 77);
+    let answer = dns_a_response("realacct.blob.core.windows.net", real, 300);
+    o.frame(udp_frame(resolver, (host(2), 5353), &answer));
+    let conn = Conn {
+        client: (host(2), 51000),
+        server: (real, 443),
+        client_isn: 7,
+        server_isn: 9,
+    };
+    let data = [
+        (true, client_hello(0x0301, &[])),
+        (false, server_hello(0x0301, None)),
+    ];
+    o.frames(conn.frames(0, &data, true));
+}
+
+/// Writes one flood into a directory at a scale.
+type Writer = fn(&Path, f64);
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut scale = 1.0;
+    if let Some(i) = args.iter().position(|a| a == "--scale") {
+        scale = args
+            .get(i + 1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("--scale needs a number"));
+        args.drain(i..i + 2);
+    }
+    let Some(dir) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: floods OUT_DIR [--scale F] [FLOOD...]");
+        std::process::exit(2);
+    };
+    std::fs::create_dir_all(&dir).expect("create OUT_DIR");
+    let all: [(&str, Writer); 7] = [
+        ("versions", versions),
+        ("sources", sources),
+        ("ooo", ooo),
+        ("frag_big", frag_big),
+        ("frag_lone", frag_lone),
+        ("syn", syn),
+        ("dns", dns),
+    ];
+    let wanted = &args[1..];
+    for (name, f) in all {
+        if wanted.is_empty() || wanted.iter().any(|w| w == name) {
+            f(&dir, scale);
+        }
+    }
+}
