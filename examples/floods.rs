@@ -8,8 +8,9 @@
 //! Floods (at `--scale 1`, the sizes that broke the sensor before issue 12):
 //! - `versions`: 2,000 hosts x 771 ClientHello version values, one hello each
 //!   (no TCP handshake: a hello needs none), TLS 1.0-1.1 range and beyond.
-//! - `sources`: 5,000 spoofed sources' lone TLS 1.0 hellos, then 50 real hosts
-//!   whose TLS 1.0 hellos a server answers.
+//! - `sources`: 5,000 spoofed sources' lone TLS 1.0 hellos (each reset, so
+//!   reported at once), then 50 real hosts whose TLS 1.0 hellos a server
+//!   answers (with an alert): those 50 must be labelled.
 //! - `ooo`: 262,144 flows, each direction 32 one-byte out-of-order segments
 //!   after a gap that never fills.
 //! - `frag_big`: 4,096 lone last fragments at offset 65,520 (8 bytes each).
@@ -108,14 +109,11 @@ fn sources(dir: &Path, scale: f64) {
     let mut o = Out::create(dir, "sources");
     let hello = client_hello(0x0301, &[sni_extension(SNI)]);
     for n in 0..scaled(5000, scale) as u32 {
-        o.frame(tcp_frame(
-            (host(0x10_0000 + n), 40000),
-            (SERVER, 443),
-            1,
-            0,
-            ACK | PSH,
-            &hello,
-        ));
+        // A hello and the server's RST (no answer): reported at once.
+        let c = (host(0x10_0000 + n), 40000);
+        let len = hello.len() as u32;
+        o.frame(tcp_frame(c, (SERVER, 443), 1, 0, ACK | PSH, &hello));
+        o.frame(tcp_frame((SERVER, 443), c, 1, 1 + len, RST | ACK, &[]));
     }
     for n in 0..50u32 {
         let conn = Conn::new(host(0x20_0000 + n), 50000, SERVER);

@@ -395,6 +395,19 @@ impl FlowTable {
                 self.stats.buffer_budget_hits += 1;
                 active.give_up(d, &mut self.stats, &mut self.buffered);
             }
+            // A direction whose opening is known needs its bytes no more
+            // (unless the certificate is read on): free them now, not when
+            // the other side settles, so a flood of lone hellos holds no
+            // buffers while the hellos wait for an answer.
+            if !active.status[d].is_open()
+                && !active.reading_certificate(d)
+                && active.streams[d].footprint() > 0
+            {
+                let freed = active.streams[d].footprint();
+                active.streams[d].release();
+                self.buffered -= freed.min(self.buffered);
+                active.footprint -= freed.min(active.footprint);
+            }
         }
         if seg.flags & FIN != 0 {
             active.fin[d] = true;
