@@ -231,3 +231,90 @@ fn regression_12_event_write_errors_counted() {
         r#"tlscensus_events_dropped_total{reason="write_failed"} 2"#,
     );
 }
+
+/// Item 12: a second SYN-ACK with another ISN does not restart the flow:
+/// one event, with the ServerHello that follows the new ISN, and the
+/// anomaly counted.
+#[test]
+fn regression_12_second_synack_new_isn() {
+    let (c, s) = ((client(5), 30006), (SERVER, 443));
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let answer = server_hello(0x0301, None);
+    let (cisn, old_isn, new_isn) = (5000u32, 70_000u32, 9_000_000u32);
+    let t = |n: u64| 1_000_000_000 + n * 1_000_000;
+    // The client has sent its hello when the SYN-ACK comes again, with
+    // another ISN; the ServerHello follows the new one.
+    let frames = vec![
+        Frame {
+            ts_ns: t(0),
+            data: tcp_frame(c, s, cisn, 0, SYN, &[]),
+        },
+        Frame {
+            ts_ns: t(1),
+            data: tcp_frame(s, c, old_isn, cisn + 1, SYN | ACK, &[]),
+        },
+        Frame {
+            ts_ns: t(2),
+            data: tcp_frame(c, s, cisn + 1, old_isn + 1, ACK, &[]),
+        },
+        Frame {
+            ts_ns: t(3),
+            data: tcp_frame(c, s, cisn + 1, old_isn + 1, ACK | PSH, &hello),
+        },
+        Frame {
+            ts_ns: t(4),
+            data: tcp_frame(s, c, new_isn, cisn + 1, SYN | ACK, &[]),
+        },
+        Frame {
+            ts_ns: t(5),
+            data: tcp_frame(
+                s,
+                c,
+                new_isn + 1,
+                cisn + 1 + hello.len() as u32,
+                ACK | PSH,
+                &answer,
+            ),
+        },
+    ];
+    let ev = crafted_events(&frames);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["outcome"], json!("negotiated"));
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.0"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", &frames);
+    let m = metrics_after_read(&[&p], &[]);
+    has(
+        &m,
+        r#"tlscensus_anomalies_total{kind="server_isn_changed"} 1"#,
+    );
+}
+
+/// Item 13: a plaintext banner from the server before the client's
+/// ClientHello does not make the flow non-TLS: the hello is read.
+#[test]
+fn regression_12_server_banner_before_hello() {
+    let hello = client_hello(0x0302, &[sni_extension("a.blob.core.windows.net")]);
+    let frames = Conn::new(client(6), 30007, SERVER).frames(
+        1_000_000_000,
+        &[
+            (false, b"220 welcome to the service\r\n".to_vec()),
+            (true, hello),
+        ],
+        true,
+    );
+    let ev = crafted_events(&frames);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["client_max_version"], json!("TLSv1.1"));
+    assert_eq!(ev[0]["legacy"], json!(true));
+    // A banner the client never answers is still a non-TLS flow.
+    let frames = Conn::new(client(6), 30008, SERVER).frames(
+        1_000_000_000,
+        &[(false, b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())],
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", &frames);
+    let m = metrics_after_read(&[&p], &["--all"]);
+    has(&m, "tlscensus_non_tls_flows_total 1");
+}

@@ -77,6 +77,14 @@ impl StreamStart {
         self.syn_seen = true;
     }
 
+    /// A SYN-ACK repeated with another ISN: the stream starts after the new
+    /// one, unless bytes already came after the old one.
+    pub fn rebase_syn(&mut self, isn: u32) {
+        if self.buf.is_empty() && self.pending.is_empty() {
+            self.base = Some(isn.wrapping_add(1));
+        }
+    }
+
     /// True when a SYN with this ISN starts a different stream than ours.
     pub fn conflicts_with_syn(&self, isn: u32) -> bool {
         self.syn_seen && self.base != Some(isn.wrapping_add(1))

@@ -60,6 +60,8 @@ pub struct TableStats {
     pub conflicting_roles: u64,
     pub server_not_tls: u64,
     pub reused: u64,
+    /// SYN-ACKs whose ISN differs from the server's first one.
+    pub server_isn_changed: u64,
     /// Flows still in their handshake when the input ended (or at shutdown).
     pub ended_open: u64,
     pub malformed: [u64; Malformed::ALL.len()],
@@ -128,6 +130,8 @@ struct Active {
     fin: [bool; 2],
     footprint: usize,
     cert: Cert,
+    /// The server's direction, once a SYN or SYN-ACK told it.
+    server: Option<usize>,
 }
 
 impl Active {
@@ -141,6 +145,14 @@ impl Active {
     /// Still reading the certificate, and it still matters.
     fn cert_pending(&self) -> bool {
         self.cert == Cert::Waiting && !self.client_named_server()
+    }
+
+    /// Only the server has spoken, and not TLS (a banner on a TLS port):
+    /// each direction is judged on its own, so the client's first bytes,
+    /// which may be a ClientHello, are still awaited.
+    fn server_spoke_first(&self) -> bool {
+        self.server
+            .is_some_and(|s| self.status[s] == DirStatus::NotTls && self.status[1 - s].is_open())
     }
 
     /// Direction `d` is the server's, read on for its certificate.
@@ -240,10 +252,23 @@ impl FlowTable {
         let key = seg.key;
         let hash = self.hasher.hash_one(key);
         let is_key = |f: &Flow| f.key == key;
-        if syn && let Some(flow) = self.map.find(hash, is_key) {
-            let reused = match &flow.state {
-                State::Done { .. } => seg.flags & ACK == 0,
-                State::Active(a) => a.streams[seg.dir.index()].conflicts_with_syn(seg.seq),
+        if syn && let Some(flow) = self.map.find_mut(hash, is_key) {
+            // Only a new client SYN starts a new connection. A SYN-ACK with
+            // another ISN (a retransmission after a lost ACK, TCP Fast Open
+            // fallbacks, a middlebox) does not: it is an anomaly, and the
+            // server's stream follows the new ISN if no data came yet.
+            let client_syn = seg.flags & ACK == 0;
+            let reused = match &mut flow.state {
+                State::Done { .. } => client_syn,
+                State::Active(a) => {
+                    let stream = &mut a.streams[seg.dir.index()];
+                    let conflict = stream.conflicts_with_syn(seg.seq);
+                    if conflict && !client_syn {
+                        self.stats.server_isn_changed += 1;
+                        stream.rebase_syn(seg.seq);
+                    }
+                    conflict && client_syn
+                }
             };
             if reused {
                 self.stats.reused += 1;
@@ -286,6 +311,7 @@ impl FlowTable {
                         fin: [false; 2],
                         footprint: 0,
                         cert: Cert::Unwanted,
+                        server: None,
                     })),
                 },
                 |f| hasher.hash_one(f.key),
@@ -323,6 +349,9 @@ impl FlowTable {
         let d = seg.dir.index();
         if syn {
             active.streams[d].on_syn(seg.seq);
+            if active.server.is_none() {
+                active.server = Some(if seg.flags & ACK != 0 { d } else { 1 - d });
+            }
         }
         let reading_cert = active.reading_certificate(d);
         let wants_bytes = reading_cert || active.status[d].is_open();
@@ -613,7 +642,7 @@ fn settle(
         } else {
             false
         }
-    } else if a.status.contains(&NotTls) {
+    } else if a.status.contains(&NotTls) && !a.server_spoke_first() {
         stats.non_tls += 1;
         true
     } else if a.status.contains(&MidStream) {
@@ -650,6 +679,9 @@ fn finish(a: &mut Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<H
         .any(|s| matches!(s, DirStatus::Hello(_) | DirStatus::Answer(_)));
     if known {
         emit(a, key, out);
+    } else if a.status.contains(&DirStatus::NotTls) {
+        // A server banner the client never answered.
+        stats.non_tls += 1;
     } else if a.status.contains(&DirStatus::Pending) {
         stats.incomplete += 1;
     }
