@@ -253,27 +253,30 @@ const MAGICS: [[u8; 4]; 5] = [
     [0x0a, 0x0d, 0x0d, 0x0a],
 ];
 
-/// True when the file starts like a pcap or pcapng file.
-pub fn looks_like_capture(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|_| MAGICS.contains(&head))
-}
-
 /// One input as the run will read it: a file, or an error about an argument.
 pub enum Input {
     File(PathBuf),
-    /// A directory was read; `skipped` files in it were not captures.
+    /// A directory was read; what in it was not read, and why.
     DirNote {
         dir: PathBuf,
-        skipped: usize,
+        /// Files that are not pcap/pcapng captures (by their first bytes).
+        not_captures: usize,
+        /// Entries that are not files to read: (path, why), e.g. a FIFO, a
+        /// dangling link, a directory loop.
+        special: Vec<(PathBuf, &'static str)>,
     },
     Error(SetupError),
 }
 
-/// Expands directory arguments into their capture files, sorted by name.
+/// How deep `read DIR` descends into subdirectories.
+pub const MAX_DIR_DEPTH: usize = 32;
+
+/// Expands directory arguments into their capture files, recursively (files
+/// of a directory sorted by name before its subdirectories, also sorted), so
+/// rotated captures are read in order. A file in a directory that cannot be
+/// opened is an error naming it; files that are not captures, and entries that
+/// are not regular files (FIFOs, sockets, devices, dangling links, directory
+/// loops), are named in one note per directory argument.
 pub fn expand_inputs(args: &[PathBuf]) -> Vec<Input> {
     let mut out = Vec::new();
     for arg in args {
@@ -281,34 +284,119 @@ pub fn expand_inputs(args: &[PathBuf]) -> Vec<Input> {
             out.push(Input::File(arg.clone()));
             continue;
         }
-        let entries = match std::fs::read_dir(arg) {
-            Ok(e) => e,
+        let mut note = (0usize, Vec::new());
+        let mut seen = Vec::new();
+        walk(arg, 0, &mut seen, &mut out, &mut note);
+        if note.0 > 0 || !note.1.is_empty() {
+            out.push(Input::DirNote {
+                dir: arg.clone(),
+                not_captures: note.0,
+                special: note.1,
+            });
+        }
+    }
+    out
+}
+
+/// (device, inode) of a directory, to notice loops through symbolic links.
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+type DirNoteParts = (usize, Vec<(PathBuf, &'static str)>);
+
+fn walk(
+    dir: &Path,
+    depth: usize,
+    seen: &mut Vec<(u64, u64)>,
+    out: &mut Vec<Input>,
+    note: &mut DirNoteParts,
+) {
+    use std::os::unix::fs::FileTypeExt;
+    let id = dir_id(dir);
+    if let Some(id) = id {
+        if seen.contains(&id) {
+            note.1.push((dir.to_path_buf(), "directory loop"));
+            return;
+        }
+        seen.push(id);
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(source) => {
+            out.push(Input::Error(SetupError::ListDir {
+                path: dir.display().to_string(),
+                source,
+            }));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    let mut subdirs = Vec::new();
+    for p in paths {
+        // Follows symbolic links; a link to nothing fails here.
+        let meta = match std::fs::metadata(&p) {
+            Ok(m) => m,
+            Err(_) if std::fs::symlink_metadata(&p).is_ok() => {
+                note.1.push((p, "dangling link"));
+                continue;
+            }
             Err(source) => {
-                out.push(Input::Error(SetupError::ListDir {
-                    path: arg.display().to_string(),
+                out.push(Input::Error(SetupError::Open {
+                    path: p.display().to_string(),
                     source,
                 }));
                 continue;
             }
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        let before = files.len();
-        files.retain(|p| looks_like_capture(p));
-        let skipped = before - files.len();
-        out.extend(files.into_iter().map(Input::File));
-        if skipped > 0 {
-            out.push(Input::DirNote {
-                dir: arg.clone(),
-                skipped,
-            });
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            subdirs.push(p);
+        } else if ft.is_file() {
+            match capture_magic(&p) {
+                Ok(true) => out.push(Input::File(p)),
+                Ok(false) => note.0 += 1,
+                Err(source) => out.push(Input::Error(SetupError::Open {
+                    path: p.display().to_string(),
+                    source,
+                })),
+            }
+        } else if ft.is_fifo() {
+            note.1.push((p, "FIFO"));
+        } else if ft.is_socket() {
+            note.1.push((p, "socket"));
+        } else {
+            note.1.push((p, "device"));
         }
     }
-    out
+    for sub in subdirs {
+        if depth + 1 >= MAX_DIR_DEPTH {
+            note.1.push((sub, "too deep"));
+            continue;
+        }
+        walk(&sub, depth + 1, seen, out, note);
+    }
+    if id.is_some() {
+        seen.pop();
+    }
+}
+
+/// Whether a regular file starts like a capture; an error when it cannot be
+/// opened or read (a file too short for a magic number is no capture).
+fn capture_magic(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match f.read(&mut head[got..])? {
+            0 => return Ok(false),
+            n => got += n,
+        }
+    }
+    Ok(MAGICS.contains(&head))
 }
 
 /// The configuration `tlscensus read` uses when no option is given (for

@@ -7,7 +7,7 @@
 //! Invariant: a bad input never stops the run; it is reported and counted.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use crossbeam_channel::{RecvTimeoutError, unbounded};
 use crate::capture::PacketSource;
 use crate::capture::offline::OfflineSource;
 use crate::config::{Input, ReadConfig, expand_inputs};
+use crate::decode::link::is_supported_link;
 use crate::error::SetupError;
 use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::inventory::HostRecord;
@@ -68,11 +69,12 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
             for input in inputs {
                 let path = match input {
                     Input::File(p) => p,
-                    Input::DirNote { dir, skipped } => {
-                        let _ = note_tx.send(Note::Info(format!(
-                            "{}: skipped {skipped} file(s) that are not pcap/pcapng captures",
-                            dir.display()
-                        )));
+                    Input::DirNote {
+                        dir,
+                        not_captures,
+                        special,
+                    } => {
+                        let _ = note_tx.send(Note::Info(dir_note(&dir, not_captures, &special)));
                         continue;
                     }
                     Input::Error(e) => {
@@ -82,7 +84,11 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
                     }
                 };
                 match read_one(&path, &mut pipeline) {
-                    Ok(()) => ok += 1,
+                    Ok(None) => ok += 1,
+                    Ok(Some(note)) => {
+                        ok += 1;
+                        let _ = note_tx.send(Note::Info(note));
+                    }
                     Err(msg) => {
                         failed += 1;
                         let _ = note_tx.send(Note::Error(msg));
@@ -174,11 +180,58 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     })
 }
 
-/// Reads one file into the pipeline; the error names the file.
-fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<(), String> {
+/// The note about what a directory argument held besides captures; at most
+/// ten entries are named.
+fn dir_note(dir: &Path, not_captures: usize, special: &[(PathBuf, &str)]) -> String {
+    let mut parts = Vec::new();
+    if not_captures > 0 {
+        parts.push(format!(
+            "skipped {not_captures} file(s) that are not pcap/pcapng captures"
+        ));
+    }
+    if !special.is_empty() {
+        let named: Vec<String> = special
+            .iter()
+            .take(10)
+            .map(|(p, why)| format!("{} ({why})", p.display()))
+            .collect();
+        let more = special.len().saturating_sub(10);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        parts.push(format!("skipped {}{tail}", named.join(", ")));
+    }
+    format!("{}: {}", dir.display(), parts.join("; "))
+}
+
+/// Reads one file into the pipeline; the error names the file. A note when
+/// some of its packets have a link type tlscensus does not decode.
+fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<Option<String>, String> {
     let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
     let dispatcher = &mut pipeline.dispatcher;
+    // The link type changes rarely (pcapng interfaces): test it only then.
+    let (mut last, mut supported) = (None, true);
+    let (mut unsupported, mut example) = (0u64, 0);
     source
-        .for_each_frame(|frame| dispatcher.push(frame))
-        .map_err(|e| format!("{}: {e} (packets before it were read)", source.name()))
+        .for_each_frame(|frame| {
+            if last != Some(frame.linktype) {
+                last = Some(frame.linktype);
+                supported = is_supported_link(frame.linktype);
+            }
+            if !supported {
+                unsupported += 1;
+                example = frame.linktype;
+            }
+            dispatcher.push(frame)
+        })
+        .map_err(|e| format!("{}: {e} (packets before it were read)", source.name()))?;
+    Ok((unsupported > 0).then(|| {
+        format!(
+            "{}: {unsupported} packet(s) have link type {example}, which tlscensus does not decode \
+             (it reads Ethernet, Linux cooked SLL/SLL2, raw IP and BSD loopback); they were skipped",
+            source.name()
+        )
+    }))
 }

@@ -318,3 +318,94 @@ fn regression_12_server_banner_before_hello() {
     let m = metrics_after_read(&[&p], &["--all"]);
     has(&m, "tlscensus_non_tls_flows_total 1");
 }
+
+/// Item 14: a pcapng whose interfaces have different snapshot lengths
+/// (npcap, `mergecap -I none`) is read whole.
+#[test]
+fn regression_12_pcapng_mixed_snaplens() {
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let frames = Conn::new(client(7), 30009, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello), (false, server_hello(0x0301, None))],
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mixed.pcapng");
+    write_pcapng(&p, &[65535, 262_144], &frames);
+    let ev = events(&[&p], &["--all"]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.0"));
+}
+
+/// Items 15 and 17: `read DIR` descends into subdirectories; a capture it
+/// cannot open is an error naming it (status 2); FIFOs, dangling links and
+/// loops are named in the note; an unsupported link type is said.
+#[test]
+fn regression_12_directory_inputs() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sub = root.join("day2");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::copy(capture("openssl-tls10.pcap"), root.join("a.pcap")).unwrap();
+    std::fs::copy(capture("openssl-tls12.pcap"), sub.join("b.pcap")).unwrap();
+    std::fs::write(root.join("notes.txt"), "not a capture").unwrap();
+    symlink(root.join("gone.pcap"), root.join("dangling.pcap")).unwrap();
+    symlink(root, sub.join("loop")).unwrap();
+    let fifo = root.join("pipe.pcap");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()));
+    // Ethernet bytes under link type 105 (802.11).
+    let mut wifi = std::fs::read(capture("openssl-tls11.pcap")).unwrap();
+    wifi[20..24].copy_from_slice(&105u32.to_le_bytes());
+    std::fs::write(sub.join("wifi.pcap"), wifi).unwrap();
+    let locked = root.join("locked.pcap");
+    std::fs::copy(capture("openssl-tls10.pcap"), &locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+
+    let bin = env!("CARGO_BIN_EXE_tlscensus");
+    let root_s = root.display().to_string();
+    let mut cmd = if is_root() {
+        // Root reads any file: run as nobody, for whom the file is locked.
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        std::process::Command::new(bin)
+    };
+    let out = cmd
+        .args(["read", "--all", "--no-progress", &root_s])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{err}\n{report}");
+    assert!(err.contains("locked.pcap: Permission denied"), "{err}");
+    assert!(
+        err.contains("skipped 1 file(s) that are not pcap/pcapng captures"),
+        "{err}"
+    );
+    for named in [
+        "dangling.pcap (dangling link)",
+        "pipe.pcap (FIFO)",
+        "loop (directory loop)",
+    ] {
+        assert!(err.contains(named), "{named} not in {err}");
+    }
+    assert!(
+        err.contains("wifi.pcap: 14 packet(s) have link type 105"),
+        "{err}"
+    );
+    // Both captures were read, the one in the subdirectory too.
+    assert!(report.contains("in 4 files"), "{report}");
+    assert!(report.contains("2 TLS flows seen"), "{report}");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+    })
+}

@@ -5,8 +5,8 @@
 //! everything else — pcapng, other variants, and files that are not captures —
 //! goes through libpcap (the `pcap` crate), which also words the errors.
 //! libpcap refuses pcapng files whose interfaces have different link types
-//! ("an interface has a type ... different from the type of the first
-//! interface"). When it does, this source carries on with `pcap-parser`, which
+//! or snapshot lengths ("an interface has a type / snapshot length ...
+//! different from the ... of the first interface"). When it does, this source carries on with `pcap-parser`, which
 //! knows each interface's own link type, skipping the packets libpcap already
 //! delivered. Input: a path. Output: frames with nanosecond timestamps.
 //! Invariant: a damaged or cut-off file yields every packet before the damage,
@@ -164,7 +164,10 @@ fn libpcap_stopped(
     }
     let msg = e.to_string();
     let msg = msg.trim_start_matches("libpcap error: ").trim().to_string();
-    if msg.contains("different from the type of the first interface") {
+    // libpcap reads a pcapng file only while every interface has the first
+    // one's link type and snapshot length; multi-interface captures (npcap,
+    // `mergecap -I none`) often differ in either.
+    if msg.contains("different from the") && msg.contains("of the first interface") {
         *pcapng = Some(Box::new(
             NgReader::open(path, delivered).map_err(SourceError::Read)?,
         ));
@@ -267,7 +270,7 @@ const MAX_INTERFACES: usize = 4096;
 impl NgReader {
     fn open(path: &Path, skip: u64) -> Result<NgReader, String> {
         let file = File::open(path).map_err(|e| e.to_string())?;
-        let reader = PcapNGReader::new(1 << 20, file).map_err(|e| format!("pcapng: {e:?}"))?;
+        let reader = PcapNGReader::new(1 << 20, file).map_err(|e| describe(&e))?;
         Ok(NgReader {
             reader,
             interfaces: Vec::new(),
@@ -334,13 +337,13 @@ impl NgReader {
                 Err(PcapError::Incomplete(_)) => {
                     self.reader
                         .refill()
-                        .map_err(|e| SourceError::Read(format!("{e:?}")))?;
+                        .map_err(|e| SourceError::Read(describe(&e)))?;
                     continue;
                 }
                 Err(PcapError::UnexpectedEof) => {
                     return Err(SourceError::Truncated("file ends inside a block".into()));
                 }
-                Err(e) => return Err(SourceError::Read(format!("pcapng: {e:?}"))),
+                Err(e) => return Err(SourceError::Read(describe(&e))),
             };
             self.reader.consume(consumed);
             if let Some((ts_ns, linktype, wire_len)) = found {
@@ -359,6 +362,22 @@ impl NgReader {
     }
 }
 
+/// A pcapng reader's error in words, without the bytes some variants carry
+/// (their Debug and Display forms print the whole remaining buffer).
+fn describe<I>(e: &PcapError<I>) -> String {
+    match e {
+        PcapError::Eof => "pcapng: end of file".into(),
+        PcapError::BufferTooSmall => "pcapng: a block is larger than 1 MiB".into(),
+        PcapError::UnexpectedEof => "pcapng: file ends inside a block".into(),
+        PcapError::ReadError => "pcapng: read error".into(),
+        PcapError::Incomplete(n) => format!("pcapng: file ends {n} bytes short of a block"),
+        PcapError::HeaderNotRecognized => "not a pcap or pcapng file".into(),
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+            format!("pcapng: malformed block ({})", kind.description())
+        }
+    }
+}
+
 /// pcapng timestamp units to nanoseconds.
 fn scale_ts(raw: u64, resolution: u64, offset_s: i64) -> u64 {
     let secs = raw / resolution;
@@ -371,6 +390,16 @@ fn scale_ts(raw: u64, resolution: u64, offset_s: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// regression_12: a parse error never prints the buffer it failed on.
+    #[test]
+    fn pcapng_errors_name_no_bytes() {
+        let big = vec![0x41u8; 3 << 20];
+        let e = PcapError::NomError(&big[..], pcap_parser::nom::error::ErrorKind::Verify);
+        let msg = describe(&e);
+        assert!(msg.len() < 100, "{msg}");
+        assert!(!msg.contains("AAAA"), "{msg}");
+    }
 
     #[test]
     fn ts_scaling() {

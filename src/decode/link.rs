@@ -43,6 +43,23 @@ const fn err(kind: ErrorKind) -> DecodeError {
     DecodeError::new(Layer::Link, kind)
 }
 
+/// The link types [`parse_link`] decodes.
+pub fn is_supported_link(linktype: i32) -> bool {
+    matches!(
+        linktype,
+        LINKTYPE_ETHERNET
+            | LINKTYPE_LINUX_SLL
+            | LINKTYPE_LINUX_SLL2
+            | LINKTYPE_RAW
+            | LINKTYPE_RAW_ALT1
+            | LINKTYPE_RAW_ALT2
+            | LINKTYPE_IPV4
+            | LINKTYPE_IPV6
+            | LINKTYPE_NULL
+            | LINKTYPE_LOOP
+    )
+}
+
 /// Strips the link header of `data`.
 pub fn parse_link(linktype: i32, data: &[u8]) -> Result<Network<'_>, DecodeError> {
     match linktype {

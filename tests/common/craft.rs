@@ -282,3 +282,46 @@ pub fn dns_a_response(name: &str, addr: Ipv4Addr, ttl: u32) -> Vec<u8> {
     m.extend_from_slice(&addr.octets());
     m
 }
+
+/// A pcapng file: one section, one Ethernet interface per snapshot length in
+/// `snaplens`, the frames spread over them in turn (each cut to its
+/// interface's snapshot length when that is not 0).
+pub fn write_pcapng(path: &std::path::Path, snaplens: &[u32], frames: &[Frame]) {
+    fn block(t: u32, mut body: Vec<u8>) -> Vec<u8> {
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (12 + body.len()) as u32;
+        let mut b = t.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend(body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+    let mut out = Vec::new();
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    out.extend(block(0x0A0D_0D0A, shb));
+    for snap in snaplens {
+        let mut idb = vec![1, 0, 0, 0];
+        idb.extend_from_slice(&snap.to_le_bytes());
+        out.extend(block(1, idb));
+    }
+    for (i, f) in frames.iter().enumerate() {
+        let ifc = i % snaplens.len().max(1);
+        let snap = snaplens.get(ifc).copied().unwrap_or(0) as usize;
+        let data = if snap > 0 && f.data.len() > snap {
+            &f.data[..snap]
+        } else {
+            &f.data[..]
+        };
+        let us = f.ts_ns / 1000;
+        let mut epb = (ifc as u32).to_le_bytes().to_vec();
+        epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(us as u32).to_le_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(data);
+        out.extend(block(6, epb));
+    }
+    std::fs::write(path, out).expect("write pcapng");
+}
