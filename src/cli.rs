@@ -95,6 +95,10 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     pub legacy_source_ttl: u64,
 
+    /// HTTPS and basic authentication for the exporter, in the Prometheus exporter-toolkit format (tls_server_config, basic_auth_users, http_server_config).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// When started as root, the user to run as after opening the interfaces ('root' keeps root).
     #[arg(long, default_value = "nobody", value_name = "USER")]
     pub user: String,

@@ -195,6 +195,8 @@ pub struct LiveConfig {
     pub metrics_file: Option<PathBuf>,
     /// Seconds without a legacy flow after which a source's series go.
     pub legacy_source_ttl: u64,
+    /// `--web.config.file`.
+    pub web_config: Option<PathBuf>,
 }
 
 impl LiveConfig {
@@ -240,6 +242,7 @@ impl LiveConfig {
             user: a.user.clone(),
             metrics_file: a.metrics_file.clone(),
             legacy_source_ttl: a.legacy_source_ttl,
+            web_config: a.web_config_file.clone(),
         })
     }
 }

@@ -52,6 +52,22 @@ pub fn run(
         sources.push(LiveSource::open(name, &cfg.capture)?);
     }
     let listener = exporter::bind(&cfg.listen)?;
+    // Read before privileges are dropped: key files are often root's only.
+    let web = match &cfg.web_config {
+        Some(path) => {
+            let w = exporter::web_config::load(path).map_err(SetupError::Config)?;
+            for what in &w.ignored {
+                say(&format!("note: web config: ignored {what}"));
+            }
+            Some(w)
+        }
+        None => None,
+    };
+    let scheme = if web.as_ref().is_some_and(|w| w.tls.is_some()) {
+        "https"
+    } else {
+        "http"
+    };
     let event_output = match &cfg.census.events {
         Some(dest) => Some(EventOutput::open(dest, true)?),
         None => None,
@@ -90,18 +106,24 @@ pub fn run(
         events: event_log.as_ref().map(EventLog::health),
         ..Health::default()
     });
-    let render: Arc<dyn Fn() -> String + Send + Sync> = {
+    let render: Box<dyn Fn() -> String + Send + Sync> = {
         let (shared, live) = (Arc::clone(&shared), Arc::clone(&live));
-        Arc::new(move || exporter::render_metrics(&shared.metrics, &live, started))
+        Box::new(move || exporter::render_metrics(&shared.metrics, &live, started))
     };
-    let exporter = Exporter::start(listener, render, Arc::clone(&live), Arc::clone(&health))?;
+    let exporter = Exporter::start(
+        listener,
+        render,
+        Arc::clone(&live),
+        Arc::clone(&health),
+        web,
+    )?;
     let mut pipeline = Pipeline::start(
         Arc::clone(&shared),
         SendMode::DropWhenFull,
         event_log.as_ref().map(EventLog::sink),
     )?;
     say(&format!(
-        "capturing on {} (filter: {}); metrics at http://{}/metrics",
+        "capturing on {} (filter: {}); metrics at {scheme}://{}/metrics",
         cfg.interfaces.join(", "),
         if cfg.capture.bpf.is_empty() {
             "none"

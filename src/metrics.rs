@@ -227,7 +227,7 @@ impl LiveMetrics {
             l.interface_down.with_label_values(&[i]);
             l.interface_up.with_label_values(&[i]).set(1);
         }
-        for res in ["ok", "not_found", "bad_request", "timeout", "rejected"] {
+        for res in crate::exporter::RESULTS {
             l.scrapes.with_label_values(&[res]);
         }
         Ok(l)

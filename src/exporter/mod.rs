@@ -1,0 +1,824 @@
+//! The HTTP exporter of live mode: `/metrics` (Prometheus text format) and
+//! `/healthz`, over HTTP or HTTPS, with optional basic authentication
+//! (`--web.config.file`, see [`web_config`]).
+//!
+//! Input: a bound listener, the page renderer and the health state. Output:
+//! one HTTP/1.x response per connection. Invariants:
+//! - Scrapes never block the capture thread or the workers, and cost them
+//!   little however many come: the page is rendered by one scrape at a time
+//!   and shared (one copy in memory) by every scrape within [`PAGE_FRESH`].
+//! - Every connection has its own thread, a [`HEAD_DEADLINE`] for the TLS
+//!   handshake and request head, a [`WRITE_DEADLINE`] for the answer, and a
+//!   size cap on the request.
+//! - At most [`MAX_CONNECTIONS`] connections, [`MAX_PER_PEER`] from one
+//!   address. A new connection beyond either cap evicts the oldest one that
+//!   has not finished its request head (else the oldest): slow or idle
+//!   clients cannot keep Prometheus out, even from its own address, because a
+//!   real scrape sends its request at once and is done in milliseconds.
+//! - Password checks (bcrypt, tens of milliseconds each) run one at a time
+//!   and at most [`BCRYPT_PER_SECOND`] a second; credentials that passed are
+//!   remembered (a keyed hash, [`AUTH_CACHE`] entries), so a scraper costs
+//!   one check, and wrong passwords cannot take a core from the census.
+
+mod http;
+pub mod web_config;
+
+pub use http::{HttpError, MAX_REQUEST, Request, find_head_end, parse_request};
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::error::SetupError;
+use crate::metrics::{LiveMetrics, Metrics};
+use web_config::WebConfig;
+
+/// Longest a client may take for the TLS handshake and its request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest a client may take to read the answer.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections served at once, in total and from one address.
+pub const MAX_CONNECTIONS: usize = 64;
+pub const MAX_PER_PEER: usize = 8;
+/// A rendered page serves every scrape that starts within this time.
+pub const PAGE_FRESH: Duration = Duration::from_secs(1);
+/// Password checks allowed per second (all clients together).
+pub const BCRYPT_PER_SECOND: u32 = 4;
+/// Credentials remembered after they passed.
+pub const AUTH_CACHE: usize = 16;
+
+/// `result` values of `tlscensus_http_requests_total`.
+pub const RESULTS: [&str; 7] = [
+    "ok",
+    "not_found",
+    "bad_request",
+    "timeout",
+    "rejected",
+    "evicted",
+    "unauthorized",
+];
+
+/// What `/healthz` reports: set by the capture thread.
+#[derive(Default)]
+pub struct Health {
+    /// Interfaces currently down, with the reason; empty when all are up.
+    pub down: Mutex<Vec<String>>,
+    pub capturing: AtomicBool,
+    /// The event log's state, when there is one.
+    pub events: Option<Arc<crate::events::EventHealth>>,
+}
+
+pub struct Exporter {
+    pub local_addr: SocketAddr,
+    handle: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Binds the listen address (before privileges are dropped).
+pub fn bind(addr: &str) -> Result<TcpListener, SetupError> {
+    let err = |source| SetupError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(err)?;
+    // Non-blocking accept, so the loop can notice shutdown.
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+/// Renders the registry with the uptime refreshed.
+pub fn render_metrics(m: &Metrics, live: &LiveMetrics, started: Instant) -> String {
+    live.uptime.set(started.elapsed().as_secs() as i64);
+    m.render()
+}
+
+/// The metrics page, rendered by one scrape at a time and shared.
+pub struct Page {
+    render: Box<dyn Fn() -> String + Send + Sync>,
+    state: Mutex<PageState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct PageState {
+    cached: Option<(Instant, Arc<[u8]>)>,
+    rendering: bool,
+}
+
+impl Page {
+    pub fn new(render: Box<dyn Fn() -> String + Send + Sync>) -> Page {
+        Page {
+            render,
+            state: Mutex::new(PageState::default()),
+            done: Condvar::new(),
+        }
+    }
+
+    /// The page as of at most [`PAGE_FRESH`] ago; renders it if older,
+    /// unless another scrape is rendering it already (then waits for that).
+    pub fn get(&self) -> Arc<[u8]> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some((at, page)) = &st.cached
+                && at.elapsed() < PAGE_FRESH
+            {
+                return Arc::clone(page);
+            }
+            if !st.rendering {
+                break;
+            }
+            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.rendering = true;
+        drop(st);
+        let page: Arc<[u8]> = Arc::from((self.render)().into_bytes());
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.rendering = false;
+        st.cached = Some((Instant::now(), Arc::clone(&page)));
+        self.done.notify_all();
+        page
+    }
+}
+
+/// Basic authentication: the users and what has passed.
+struct Auth {
+    users: std::collections::HashMap<String, String>,
+    /// Keyed hashes of `user:password` strings that passed, newest last.
+    passed: Mutex<VecDeque<u64>>,
+    hasher: ahash::RandomState,
+    /// One bcrypt at a time, and when the last ones ran.
+    checks: Mutex<VecDeque<Instant>>,
+}
+
+impl Auth {
+    fn new(users: std::collections::HashMap<String, String>) -> Auth {
+        Auth {
+            users,
+            passed: Mutex::new(VecDeque::new()),
+            hasher: ahash::RandomState::new(),
+            checks: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// True when the request may be served.
+    fn allows(&self, authorization: Option<&str>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some(b64) = authorization.and_then(|a| {
+            let (scheme, rest) = a.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
+        }) else {
+            return false;
+        };
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            return false;
+        };
+        let Some((user, password)) = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| s.split_once(':'))
+        else {
+            return false;
+        };
+        let Some(hash) = self.users.get(user) else {
+            return false;
+        };
+        let key = self.hasher.hash_one(&raw[..]);
+        if self.lock_passed().contains(&key) {
+            return true;
+        }
+        {
+            // One check at a time, at most BCRYPT_PER_SECOND a second.
+            let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            while checks
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                checks.pop_front();
+            }
+            if checks.len() >= BCRYPT_PER_SECOND as usize {
+                return false;
+            }
+            checks.push_back(now);
+            if !bcrypt::verify(password, hash).unwrap_or(false) {
+                return false;
+            }
+        }
+        let mut passed = self.lock_passed();
+        passed.push_back(key);
+        if passed.len() > AUTH_CACHE {
+            passed.pop_front();
+        }
+        true
+    }
+
+    fn lock_passed(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+        self.passed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Everything a connection's thread needs.
+struct Service {
+    page: Page,
+    health: Arc<Health>,
+    live: Arc<LiveMetrics>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    auth: Auth,
+    headers: Vec<String>,
+}
+
+impl Exporter {
+    /// Starts the accept loop. `web`: HTTPS, users and headers from
+    /// `--web.config.file`; `None` serves plain HTTP to anyone.
+    pub fn start(
+        listener: TcpListener,
+        render: Box<dyn Fn() -> String + Send + Sync>,
+        live: Arc<LiveMetrics>,
+        health: Arc<Health>,
+        web: Option<WebConfig>,
+    ) -> Result<Exporter, SetupError> {
+        let local_addr = listener.local_addr().map_err(|source| SetupError::Listen {
+            addr: "listener".into(),
+            source,
+        })?;
+        let web = web.unwrap_or(WebConfig {
+            tls: None,
+            users: Default::default(),
+            headers: Vec::new(),
+            ignored: Vec::new(),
+        });
+        let service = Arc::new(Service {
+            page: Page::new(render),
+            health,
+            live,
+            tls: web.tls,
+            auth: Auth::new(web.users),
+            headers: web.headers,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("exporter".into())
+            .spawn(move || accept_loop(listener, service, stop2))
+            .map_err(SetupError::Thread)?;
+        Ok(Exporter {
+            local_addr,
+            handle,
+            stop,
+        })
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.join();
+    }
+}
+
+/// A connection's phase, for choosing whom to evict.
+const PHASE_HEAD: u8 = 0;
+const PHASE_ANSWER: u8 = 1;
+
+/// One admitted connection.
+struct Slot {
+    id: u64,
+    peer: IpAddr,
+    since: Instant,
+    phase: Arc<AtomicU8>,
+    /// A handle on the socket, to shut it down when evicted.
+    socket: TcpStream,
+}
+
+#[derive(Default)]
+struct Slots {
+    open: Vec<Slot>,
+    next_id: u64,
+}
+
+impl Slots {
+    /// Makes room for a connection from `peer`: evicts, if a cap is reached,
+    /// the oldest connection still in its head (of that peer when the peer's
+    /// cap is the one reached), else the oldest. Returns the number evicted.
+    fn make_room(&mut self, peer: IpAddr) -> u64 {
+        let mut evicted = 0;
+        loop {
+            let mine = self.open.iter().filter(|s| s.peer == peer).count();
+            let over_peer = mine >= MAX_PER_PEER;
+            if !over_peer && self.open.len() < MAX_CONNECTIONS {
+                return evicted;
+            }
+            let candidates = self
+                .open
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !over_peer || s.peer == peer);
+            let victim = candidates
+                .min_by_key(|(_, s)| (s.phase.load(Ordering::Relaxed) != PHASE_HEAD, s.since))
+                .map(|(i, _)| i);
+            let Some(i) = victim else {
+                return evicted;
+            };
+            let s = self.open.swap_remove(i);
+            let _ = s.socket.shutdown(Shutdown::Both);
+            evicted += 1;
+        }
+    }
+
+    fn release(&mut self, id: u64) {
+        if let Some(i) = self.open.iter().position(|s| s.id == id) {
+            self.open.swap_remove(i);
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBool>) {
+    let slots = Arc::new(Mutex::new(Slots::default()));
+    while !stop.load(Ordering::Relaxed) {
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Err(_) => {
+                // EMFILE and the like: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let Ok(socket) = stream.try_clone() else {
+            service.live.scrapes.with_label_values(&["rejected"]).inc();
+            continue;
+        };
+        let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
+        let id = {
+            let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
+            let evicted = s.make_room(peer.ip());
+            if evicted > 0 {
+                service
+                    .live
+                    .scrapes
+                    .with_label_values(&["evicted"])
+                    .inc_by(evicted);
+            }
+            let id = s.next_id;
+            s.next_id += 1;
+            s.open.push(Slot {
+                id,
+                peer: peer.ip(),
+                since: Instant::now(),
+                phase: Arc::clone(&phase),
+                socket,
+            });
+            id
+        };
+        let (service2, held) = (Arc::clone(&service), Arc::clone(&slots));
+        let spawned = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                let result = serve(stream, &service2, &phase);
+                // An evicted connection was counted when it was evicted.
+                let mut s = held.lock().unwrap_or_else(|p| p.into_inner());
+                if s.open.iter().any(|slot| slot.id == id) {
+                    s.release(id);
+                    drop(s);
+                    service2.live.scrapes.with_label_values(&[result]).inc();
+                }
+            });
+        if spawned.is_err() {
+            slots.lock().unwrap_or_else(|p| p.into_inner()).release(id);
+            service.live.scrapes.with_label_values(&["rejected"]).inc();
+        }
+    }
+}
+
+/// A connection, in clear or in TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// Serves one request; returns the result label.
+fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
+    if stream.set_nonblocking(false).is_err() {
+        return "bad_request";
+    }
+    let mut conn = match &svc.tls {
+        None => Conn::Plain(stream),
+        Some(cfg) => match rustls::ServerConnection::new(Arc::clone(cfg)) {
+            Ok(c) => Conn::Tls(Box::new(rustls::StreamOwned::new(c, stream))),
+            Err(_) => return "bad_request",
+        },
+    };
+    let head_deadline = Instant::now() + HEAD_DEADLINE;
+    let head = match read_head(&mut conn, head_deadline) {
+        Ok(h) => h,
+        Err(label) => {
+            if label == "bad_request" {
+                let _ = respond(&mut conn, svc, 400, "text/plain", b"bad request\n", false);
+            }
+            return label;
+        }
+    };
+    phase.store(PHASE_ANSWER, Ordering::Relaxed);
+    let req = match parse_request(&head) {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = respond(&mut conn, svc, 400, "text/plain", b"bad request\n", false);
+            return "bad_request";
+        }
+    };
+    let head_only = req.method == "HEAD";
+    if req.method != "GET" && !head_only {
+        let _ = respond(
+            &mut conn,
+            svc,
+            405,
+            "text/plain",
+            b"method not allowed\n",
+            false,
+        );
+        return "bad_request";
+    }
+    if !svc.auth.allows(req.authorization) {
+        let _ = respond(&mut conn, svc, 401, "text/plain", b"unauthorized\n", false);
+        return "unauthorized";
+    }
+    let (status, ctype, body, label): (u16, &str, Arc<[u8]>, &'static str) = match req.path {
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            svc.page.get(),
+            "ok",
+        ),
+        "/healthz" => {
+            let (status, text) = health_text(&svc.health);
+            (status, "text/plain", Arc::from(text.into_bytes()), "ok")
+        }
+        "/" => (
+            200,
+            "text/html; charset=utf-8",
+            Arc::from(
+                &b"<html><head><title>tlscensus</title></head><body><h1>tlscensus</h1>\
+<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n"[..],
+            ),
+            "ok",
+        ),
+        _ => (404, "text/plain", Arc::from(&b"not found\n"[..]), "not_found"),
+    };
+    match respond(&mut conn, svc, status, ctype, &body, head_only) {
+        Ok(()) => label,
+        Err(_) => "timeout",
+    }
+}
+
+/// `/healthz`: capturing, interfaces, event log.
+fn health_text(health: &Health) -> (u16, String) {
+    let down = health.down.lock().map(|d| d.clone()).unwrap_or_default();
+    let events = health.events.as_ref().and_then(|e| e.problem());
+    if !health.capturing.load(Ordering::Relaxed) {
+        (503, "not capturing\n".into())
+    } else if !down.is_empty() {
+        (503, format!("interfaces down: {}\n", down.join("; ")))
+    } else if let Some(problem) = events {
+        (503, format!("{problem}\n"))
+    } else {
+        (200, "ok\n".into())
+    }
+}
+
+/// Reads up to the end of the request head, within the deadline and size cap.
+fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, &'static str> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.socket().set_read_timeout(Some(left)).is_err() {
+            return Err("timeout");
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) => return Err("bad_request"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("timeout");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A failed TLS handshake, a reset, an eviction.
+            Err(_) => return Err("bad_request"),
+        }
+        if let Some(end) = find_head_end(&buf) {
+            buf.truncate(end);
+            return Ok(buf);
+        }
+        if buf.len() > MAX_REQUEST {
+            return Err("bad_request");
+        }
+    }
+}
+
+fn respond(
+    conn: &mut Conn,
+    svc: &Service,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
+    let deadline = Instant::now() + WRITE_DEADLINE;
+    let mut extra = svc.headers.clone();
+    if status == 401 {
+        extra.push("WWW-Authenticate: Basic realm=\"tlscensus\"".into());
+    }
+    let head = http::response_head(status, ctype, body.len(), &extra);
+    let body = if head_only { &[][..] } else { body };
+    // Write in pieces so the deadline holds against a client that reads slowly.
+    for piece in head.chunks(16 * 1024).chain(body.chunks(16 * 1024)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        conn.socket().set_write_timeout(Some(left))?;
+        conn.write_all(piece)?;
+    }
+    conn.flush()?;
+    if let Conn::Tls(t) = conn {
+        t.conn.send_close_notify();
+        let _ = t.flush();
+    }
+    let _ = conn.socket().shutdown(Shutdown::Write);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn start_with(web: Option<WebConfig>) -> (Exporter, Arc<Health>) {
+        let m = Arc::new(Metrics::new(10, None).unwrap());
+        let live = Arc::new(LiveMetrics::new(&m, &["eth9".to_string()]).unwrap());
+        let health = Arc::new(Health::default());
+        health.capturing.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let (m2, l2) = (Arc::clone(&m), Arc::clone(&live));
+        let render: Box<dyn Fn() -> String + Send + Sync> =
+            Box::new(move || render_metrics(&m2, &l2, started));
+        let listener = bind("127.0.0.1:0").unwrap();
+        (
+            Exporter::start(listener, render, live, Arc::clone(&health), web).unwrap(),
+            health,
+        )
+    }
+
+    fn start() -> (Exporter, Arc<Health>) {
+        start_with(None)
+    }
+
+    fn get(addr: SocketAddr, req: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(req).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn exporter_serves_metrics_and_health() {
+        let (e, health) = start();
+        let r = get(e.local_addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("tlscensus_build_info{version="), "{r}");
+        assert!(r.contains("tlscensus_interface_up{interface=\"eth9\"} 1"));
+        let r = get(e.local_addr, b"GET /healthz HTTP/1.0\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("ok\n"), "{r}");
+        health.down.lock().unwrap().push("eth9: went down".into());
+        let r = get(e.local_addr, b"GET /healthz HTTP/1.0\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 503") && r.contains("eth9"), "{r}");
+        let r = get(e.local_addr, b"GET /nope HTTP/1.0\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+        let r = get(e.local_addr, b"POST /metrics HTTP/1.0\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+        let r = get(e.local_addr, b"GET metrics\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+        let r = get(e.local_addr, b"HEAD /metrics HTTP/1.0\r\n\r\n");
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.ends_with("\r\n\r\n"),
+            "{r}"
+        );
+        e.stop();
+    }
+
+    /// regression_12: slow or idle connections from the scraper's own
+    /// address, as many as the caps allow and more, cannot keep a scrape out.
+    #[test]
+    fn exporter_slow_clients_cannot_deny_scrapes() {
+        let (e, _) = start();
+        let mut slow: Vec<TcpStream> = (0..MAX_PER_PEER * 3)
+            .map(|_| TcpStream::connect(e.local_addr).unwrap())
+            .collect();
+        for s in &mut slow {
+            let _ = s.write_all(b"GET /met");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for _ in 0..5 {
+            let t = Instant::now();
+            let r = get(e.local_addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+            assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+            assert!(
+                t.elapsed() < HEAD_DEADLINE,
+                "served while slow clients wait"
+            );
+        }
+        let r = get(e.local_addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(
+            r.contains("tlscensus_http_requests_total{result=\"evicted\"}"),
+            "{r}"
+        );
+        drop(slow);
+        e.stop();
+    }
+
+    /// The eviction order: over the total cap, connections still in their
+    /// head go first, oldest first; over a peer's cap, only that peer's.
+    #[test]
+    fn exporter_eviction_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut keep = Vec::new();
+        let t0 = Instant::now();
+        let mut slot = |id: u64, peer: u8, phase: u8| {
+            let c = TcpStream::connect(addr).unwrap();
+            keep.push(listener.accept().unwrap().0);
+            Slot {
+                id,
+                peer: IpAddr::from([10, 0, 0, peer]),
+                since: t0 + Duration::from_millis(id),
+                phase: Arc::new(AtomicU8::new(phase)),
+                socket: c,
+            }
+        };
+        let mut slots = Slots::default();
+        for i in 0..MAX_CONNECTIONS as u64 {
+            let phase = if i == 5 { PHASE_HEAD } else { PHASE_ANSWER };
+            slots.open.push(slot(i, (i / 7) as u8, phase));
+        }
+        assert_eq!(slots.make_room(IpAddr::from([10, 9, 9, 9])), 1);
+        assert!(!slots.open.iter().any(|s| s.id == 5), "the one in its head");
+        slots.open.push(slot(100, 99, PHASE_ANSWER));
+        assert_eq!(slots.make_room(IpAddr::from([10, 9, 9, 9])), 1);
+        assert!(!slots.open.iter().any(|s| s.id == 0), "then the oldest");
+
+        let mut slots = Slots::default();
+        for i in 0..3 {
+            slots.open.push(slot(i, 2, PHASE_HEAD));
+        }
+        for i in 3..3 + MAX_PER_PEER as u64 {
+            slots.open.push(slot(i, 1, PHASE_ANSWER));
+        }
+        assert_eq!(slots.make_room(IpAddr::from([10, 0, 0, 1])), 1);
+        assert!(
+            !slots.open.iter().any(|s| s.id == 3),
+            "the peer's own oldest"
+        );
+        assert_eq!(
+            slots
+                .open
+                .iter()
+                .filter(|s| s.peer.to_string() == "10.0.0.2")
+                .count(),
+            3
+        );
+    }
+
+    /// regression_12: concurrent scrapes share one rendering and one copy.
+    #[test]
+    fn exporter_page_rendered_once_for_concurrent_scrapes() {
+        let renders = Arc::new(AtomicUsize::new(0));
+        let r2 = Arc::clone(&renders);
+        let page = Arc::new(Page::new(Box::new(move || {
+            r2.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(200));
+            "x".repeat(1 << 20)
+        })));
+        let pages: Vec<Arc<[u8]>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..16)
+                .map(|_| {
+                    let p = Arc::clone(&page);
+                    s.spawn(move || p.get())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(renders.load(Ordering::Relaxed), 1);
+        assert!(pages.iter().all(|p| Arc::ptr_eq(p, &pages[0])));
+        std::thread::sleep(PAGE_FRESH);
+        page.get();
+        assert_eq!(renders.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn exporter_oversized_request_rejected() {
+        let (e, _) = start();
+        let mut req = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        req.extend(std::iter::repeat_n(b'a', MAX_REQUEST + 10));
+        let mut s = TcpStream::connect(e.local_addr).unwrap();
+        let _ = s.write_all(&req);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.is_empty() || out.starts_with("HTTP/1.1 400"), "{out}");
+        e.stop();
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    }
+
+    /// Basic authentication: the right password passes (and is remembered),
+    /// anything else is 401; checks are limited per second.
+    #[test]
+    fn exporter_basic_auth() {
+        let users = [("prom".to_string(), bcrypt::hash("s3cret", 4).unwrap())]
+            .into_iter()
+            .collect();
+        let web = WebConfig {
+            tls: None,
+            users,
+            headers: vec!["X-Test: 1".into()],
+            ignored: Vec::new(),
+        };
+        let (e, _) = start_with(Some(web));
+        let req = |auth: Option<String>| {
+            let h = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
+            get(
+                e.local_addr,
+                format!("GET /metrics HTTP/1.1\r\n{h}\r\n").as_bytes(),
+            )
+        };
+        let r = req(None);
+        assert!(
+            r.starts_with("HTTP/1.1 401") && r.contains("WWW-Authenticate: Basic"),
+            "{r}"
+        );
+        assert!(req(Some(basic("prom", "wrong"))).starts_with("HTTP/1.1 401"));
+        assert!(req(Some(basic("nobody", "s3cret"))).starts_with("HTTP/1.1 401"));
+        assert!(req(Some("%%%".into())).starts_with("HTTP/1.1 401"));
+        let r = req(Some(basic("prom", "s3cret")));
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.contains("X-Test: 1"),
+            "{r}"
+        );
+        // Many wrong passwords: at most BCRYPT_PER_SECOND checks a second,
+        // and the remembered right one still passes at once.
+        for i in 0..20 {
+            req(Some(basic("prom", &format!("guess{i}"))));
+        }
+        let t = Instant::now();
+        assert!(req(Some(basic("prom", "s3cret"))).starts_with("HTTP/1.1 200"));
+        assert!(t.elapsed() < Duration::from_millis(500));
+        e.stop();
+    }
+}
