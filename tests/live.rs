@@ -204,7 +204,11 @@ impl Net {
         while Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
-                    if let Some(rest) = line.split("metrics at http://").nth(1) {
+                    if let Some(rest) = line
+                        .split("metrics at http://")
+                        .nth(1)
+                        .or_else(|| line.split("metrics at https://").nth(1))
+                    {
                         addr = rest.split('/').next().map(str::to_string);
                         break;
                     }
@@ -959,6 +963,18 @@ fn live_interface_down_and_back() {
 /// every second and evaluates `rules` (if any) every second. Returns a query
 /// function over its HTTP API.
 fn start_prometheus(net: &mut Net, sensor: &Sensor, port: u16, rules: Option<&Path>) {
+    start_prometheus_with(net, sensor, port, rules, "");
+}
+
+/// As [`start_prometheus`], with `scrape_extra` (YAML lines indented for the
+/// scrape config: scheme, tls_config, basic_auth) added to the job.
+fn start_prometheus_with(
+    net: &mut Net,
+    sensor: &Sensor,
+    port: u16,
+    rules: Option<&Path>,
+    scrape_extra: &str,
+) {
     let config = net.path("prometheus.yml");
     let rule_files = rules.map_or(String::new(), |r| {
         format!("rule_files:\n  - {}\n", r.display())
@@ -966,7 +982,7 @@ fn start_prometheus(net: &mut Net, sensor: &Sensor, port: u16, rules: Option<&Pa
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: tlscensus\n    static_configs:\n      - targets: ['{}']\n        labels:\n          sensor: test-mirror\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: tlscensus\n{scrape_extra}    static_configs:\n      - targets: ['{}']\n        labels:\n          sensor: test-mirror\n",
             sensor.addr
         ),
     )
@@ -1349,5 +1365,190 @@ fn regression_12_stalled_event_reader_costs_only_events() {
         sensor.log_text().contains("event log"),
         "{}",
         sensor.log_text()
+    );
+}
+
+/// Issue 12 item 3: the page lists every weak host, so it can be served over
+/// HTTPS with client certificates and basic authentication
+/// (`--web.config.file`, exporter-toolkit format); a real Prometheus scrapes
+/// it that way, and clients without the certificate or the password get nothing.
+#[test]
+fn live_prometheus_scrapes_over_tls_with_client_cert_and_basic_auth() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let d = net.dir.path().display().to_string();
+    sh(&format!(
+        "cd {d} && \
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=test CA' -keyout ca.key -out ca.pem 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' -keyout srv.key -out srv.csr 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && \
+         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile srv.ext -out srv.pem 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -subj '/CN=prometheus' -keyout client.key -out client.csr 2>/dev/null && \
+         printf 'extendedKeyUsage=clientAuth\\n' > client.ext && \
+         openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.pem 2>/dev/null && \
+         chmod 644 *.key"
+    ));
+    let hash = bcrypt::hash("s3cret", 6).unwrap();
+    let web = net.path("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS12\nbasic_auth_users:\n  prom: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let i1 = net.iface(1);
+    let sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "nobody",
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]);
+    assert!(
+        sensor.log_text().contains("metrics at https://"),
+        "{}",
+        sensor.log_text()
+    );
+    net.openssl_server(4431, "-min_protocol TLSv1.2");
+    net.openssl_client(
+        1,
+        4431,
+        &format!("-tls1 -cipher {LEGACY} -servername acct.blob.core.windows.net"),
+    );
+    let curl = |extra: &str| -> (String, String) {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd {d} && ip netns exec {} curl -s --max-time 10 --cacert ca.pem {extra} -w '\\n%{{http_code}}' https://{}/metrics",
+                net.srv(),
+                sensor.addr
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "000"));
+        (code.trim().to_string(), body.to_string())
+    };
+    // Plain HTTP, no client certificate, or no password: nothing.
+    let plain = Command::new("ip")
+        .args(["netns", "exec", &net.srv(), "curl", "-s", "--max-time", "5"])
+        .arg(format!("http://{}/metrics", sensor.addr))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("tlscensus_"));
+    assert_eq!(curl("-u prom:s3cret").0, "000", "no client certificate");
+    assert_eq!(curl("--cert client.pem --key client.key").0, "401");
+    assert_eq!(
+        curl("--cert client.pem --key client.key -u prom:wrong").0,
+        "401"
+    );
+    let (code, body) = curl("--cert client.pem --key client.key -u prom:s3cret");
+    assert_eq!(code, "200");
+    assert!(body.contains("tlscensus_build_info"), "{body}");
+
+    let extra = format!(
+        "    scheme: https\n    tls_config:\n      ca_file: {d}/ca.pem\n      cert_file: {d}/client.pem\n      key_file: {d}/client.key\n    basic_auth:\n      username: prom\n      password: s3cret\n"
+    );
+    start_prometheus_with(&mut net, &sensor, 19092, None, &extra);
+    let query = |q: &str| prom_api(&net, 19092, "/api/v1/query", Some(q));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = query("tlscensus_legacy_flows_total");
+        if let Some(r) = v["data"]["result"].as_array()
+            && !r.is_empty()
+        {
+            assert_eq!(r[0]["metric"]["source"], "10.77.1.2");
+            assert_eq!(r[0]["metric"]["version"], "TLSv1.0");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped over TLS: {v}\n{}\n{}",
+            std::fs::read_to_string(net.path("prometheus.log")).unwrap_or_default(),
+            sensor.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let up = query("up{job=\"tlscensus\"}");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+}
+
+/// Issue 12 item 3: slow clients from the scraper's own address (64 of them,
+/// each sending half a request head and reconnecting when cut off) do not
+/// make a real Prometheus miss scrapes.
+#[test]
+fn live_slow_clients_cannot_starve_prometheus() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    let (host, port) = sensor.addr.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import socket, time
+end = time.time() + 25
+socks = []
+def fresh():
+    s = socket.create_connection(("{host}", {port}))
+    s.sendall(b"GET /met")
+    return s
+while time.time() < end:
+    while len(socks) < 64:
+        try:
+            socks.append(fresh())
+        except OSError:
+            time.sleep(0.05)
+            break
+    alive = []
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                s.close()
+                continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            s.close()
+            continue
+        alive.append(s)
+    socks = alive
+    time.sleep(0.05)
+"#
+    );
+    let attacker = Command::new("ip")
+        .args(["netns", "exec", &net.srv(), "python3", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    net.children.push(attacker);
+    std::thread::sleep(Duration::from_secs(2));
+    start_prometheus(&mut net, &sensor, 19093, None);
+    std::thread::sleep(Duration::from_secs(15));
+    let query = |q: &str| prom_api(&net, 19093, "/api/v1/query", Some(q));
+    let scrapes = query("count_over_time(up{job=\"tlscensus\"}[12s])");
+    let ok = query("sum_over_time(up{job=\"tlscensus\"}[12s])");
+    let n: f64 = scrapes["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let good: f64 = ok["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    assert!(n >= 8.0, "too few scrapes: {scrapes}");
+    assert_eq!(good, n, "failed scrapes: {ok} of {scrapes}");
+    let m = sensor.metrics();
+    assert!(
+        m.get(r#"tlscensus_http_requests_total{result="evicted"}"#) > 0.0,
+        "{}",
+        m.dump()
     );
 }
