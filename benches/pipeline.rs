@@ -93,6 +93,7 @@ fn benches(c: &mut Criterion) {
             for (ts, key, dir, seq, flags, payload) in &segs {
                 table.ingest(
                     SegmentIn {
+                        cut: false,
                         ts: *ts,
                         key: *key,
                         dir: *dir,

@@ -59,6 +59,9 @@ pub struct FlowEvent {
     pub sslv2_hello: bool,
     /// The server sent a HelloRetryRequest before its ServerHello.
     pub hello_retry: bool,
+    /// The capture's snap length cut the handshake: only what its first bytes
+    /// show is reported (client_max_version and negotiated_version may be null).
+    pub incomplete: bool,
 }
 
 impl FlowEvent {
@@ -108,6 +111,7 @@ impl FlowEvent {
                 s.answer,
                 Some(crate::tls::ServerAnswer::Hello { retried: true, .. })
             ),
+            incomplete: s.incomplete(),
         }
     }
 }
@@ -612,6 +616,7 @@ mod tests {
             client_versions: None,
             sslv2_hello: false,
             hello_retry: false,
+            incomplete: false,
         }
     }
 

@@ -172,6 +172,7 @@ mod tests {
                 sni: Some(sni.into()),
                 sslv2_format: false,
                 duplicate_extension: false,
+                cut: false,
             }),
             answer,
             certificate: None,

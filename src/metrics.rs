@@ -117,6 +117,7 @@ pub struct Metrics {
     pub target_flows: IntCounterVec,
     pub certificates: IntCounterVec,
     pub anomalies: IntCounterVec,
+    pub cut_handshakes: IntCounter,
     pub build_info: IntGaugeVec,
 }
 
@@ -375,6 +376,11 @@ impl Metrics {
                 "tlscensus_anomalies_total",
                 "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (README: Anomalies).",
                 &["kind"],
+            )?,
+            cut_handshakes: counter(
+                &r,
+                "tlscensus_cut_handshakes_total",
+                "Handshake directions whose start the capture cut (snap length): reported with what their first bytes show, marked incomplete.",
             )?,
             build_info: gauge_vec(
                 &r,

@@ -84,6 +84,8 @@ struct SegMeta {
     dir: Direction,
     seq: u32,
     flags: u8,
+    /// The capture cut the payload (snap length).
+    cut: bool,
     start: u32,
     len: u32,
 }
@@ -193,6 +195,7 @@ impl Dispatcher {
                 dir,
                 seq: seg.seq,
                 flags: seg.flags,
+                cut: seg.missing > 0,
                 start,
                 len: seg.payload.len() as u32,
             });
@@ -433,6 +436,7 @@ impl InlineCensus {
         let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             table.ingest(
                 SegmentIn {
+                    cut: seg.missing > 0,
                     ts: frame.ts_ns,
                     key,
                     dir,
@@ -569,6 +573,7 @@ fn worker_loop(
             let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
             table.ingest(
                 SegmentIn {
+                    cut: m.cut,
                     ts: m.ts,
                     key: m.key,
                     dir: m.dir,
@@ -690,6 +695,7 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.bound("ooo_segments", s.pending_full);
     m.bound("buffer_budget", s.buffer_budget_hits);
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
+    m.cut_handshakes.inc_by(s.cut_handshakes);
     m.non_tls.inc_by(s.non_tls);
     m.midstream.inc_by(s.midstream);
     let c = &s.certificates;
@@ -742,6 +748,7 @@ mod tests {
         dir: Direction,
         seq: u32,
         flags: u8,
+        cut: bool,
         payload: Vec<u8>,
     }
 
@@ -775,6 +782,7 @@ mod tests {
                             dir,
                             seq: seg.seq,
                             flags: seg.flags,
+                            cut: seg.missing > 0,
                             payload: seg.payload.to_vec(),
                         })
                     },
@@ -809,6 +817,7 @@ mod tests {
 
     fn ingest(table: &mut FlowTable, q: &Queued, out: &mut Vec<HandshakeSummary>) {
         let seg = SegmentIn {
+            cut: q.cut,
             ts: q.ts,
             key: q.key,
             dir: q.dir,

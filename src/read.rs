@@ -149,6 +149,14 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
 
     let hosts = shared.inventory.snapshot();
     let m = &shared.metrics;
+    let cut = m.cut_handshakes.get();
+    if cut > 0 {
+        say(&format!(
+            "note: the capture's snap length cut {cut} TLS handshake direction(s) short: those flows \
+             are reported with what their first bytes show (\"incomplete\": true in events; highest \
+             offered and negotiated versions unknown). Capture whole packets (tcpdump -s 0) to see them."
+        ));
+    }
     let totals = RunTotals {
         files_read: files_ok + files_failed,
         files_failed,

@@ -409,3 +409,50 @@ fn is_root() -> bool {
             .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
     })
 }
+
+/// Item 16: a capture cut by its snap length reports what the bytes show,
+/// marks the flows incomplete, and says once how to capture them whole.
+#[test]
+fn regression_12_snaplen_cut_capture() {
+    let out = tlscensus(&[
+        "read",
+        "--all",
+        "--events",
+        "-",
+        capture("snaplen-96.pcap").to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let ev: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["incomplete"], json!(true));
+    assert_eq!(ev[0]["client_hello_version"], json!("TLSv1.2"));
+    assert_eq!(ev[0]["client_max_version"], Value::Null);
+    assert_eq!(ev[0]["negotiated_version"], Value::Null);
+    assert_eq!(
+        err.matches("snap length cut 2 TLS handshake").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("tcpdump -s 0"), "{err}");
+
+    // A TLS 1.0 hello cut after its version, and the server's fatal alert.
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let mut frames = Conn::new(client(8), 30010, SERVER).frames(
+        1_000_000_000,
+        &[(true, hello), (false, alert(2, 70))],
+        true,
+    );
+    for f in &mut frames {
+        f.data.truncate(54 + 20); // Ethernet, IPv4, TCP and 20 bytes of payload
+    }
+    let ev = crafted_events(&frames);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["client_hello_version"], json!("TLSv1.0"));
+    assert_eq!(ev[0]["outcome"], json!("rejected"));
+    assert_eq!(ev[0]["server_alert"], json!("protocol_version"));
+    assert_eq!(ev[0]["incomplete"], json!(true));
+}

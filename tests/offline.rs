@@ -519,7 +519,22 @@ fn every_real_capture_every_field() {
                 ),
             ],
         ),
-        ("snaplen-96.pcap", vec![]),
+        // Cut to 96 bytes: the hello's own version is all that shows
+        // (regression_12: it was silently nothing); checked in detail below.
+        (
+            "snaplen-96.pcap",
+            vec![w(
+                "192.0.2.13",
+                40007,
+                None,
+                None,
+                None,
+                None,
+                "negotiated",
+                false,
+                false,
+            )],
+        ),
     ];
     for (file, want) in &cases {
         check(file, &events_all(file), want);
@@ -792,7 +807,8 @@ fn metrics_file_holds_the_counters() {
         r#"tlscensus_legacy_flows_total{outcome="negotiated",source="192.0.2.14",version="TLSv1.1"} 1"#,
     );
     has("tlscensus_non_tls_flows_total 1");
-    has(r#"tlscensus_tls_parse_errors_total{kind="incomplete"} 1"#);
+    has(r#"tlscensus_tls_parse_errors_total{kind="incomplete"} 0"#);
+    has("tlscensus_cut_handshakes_total 2");
     has(r#"tlscensus_bound_hits_total{bound="flow_table"} 0"#);
     has(r#"tlscensus_inputs_total{result="ok"} 3"#);
     // the other-SNI host is not a target: no per-host series for it

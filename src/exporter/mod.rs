@@ -11,10 +11,12 @@
 //!   handshake and request head, a [`WRITE_DEADLINE`] for the answer, and a
 //!   size cap on the request.
 //! - At most [`MAX_CONNECTIONS`] connections, [`MAX_PER_PEER`] from one
-//!   address. A new connection beyond either cap evicts the oldest one that
-//!   has not finished its request head (else the oldest): slow or idle
-//!   clients cannot keep Prometheus out, even from its own address, because a
-//!   real scrape sends its request at once and is done in milliseconds.
+//!   address. A new connection beyond either cap evicts the oldest one still
+//!   in its request head (else the oldest), never one whose whole request
+//!   head already waits in its socket: slow or idle clients cannot keep
+//!   Prometheus out, even from its own address, because a real scrape sends
+//!   its request at once and is done in milliseconds, and a burst of new
+//!   connections cannot cut off a real request whose thread has not run yet.
 //! - Password checks (bcrypt, tens of milliseconds each) run one at a time
 //!   and at most [`BCRYPT_PER_SECOND`] a second; credentials that passed are
 //!   remembered (a keyed hash, [`AUTH_CACHE`] entries), so a scraper costs
@@ -302,28 +304,31 @@ struct Slots {
 }
 
 impl Slots {
-    /// Makes room for a connection from `peer`: evicts, if a cap is reached,
-    /// the oldest connection still in its head (of that peer when the peer's
-    /// cap is the one reached), else the oldest. Returns the number evicted.
-    fn make_room(&mut self, peer: IpAddr) -> u64 {
+    /// Makes room for a connection from `peer`: if a cap is reached, evicts
+    /// the oldest connection (of that peer when the peer's cap is the one
+    /// reached), those still in their request head first; a connection whose
+    /// whole request head already waits in its socket (a real client whose
+    /// thread has not run yet) is never chosen. `Some(evicted)` when there is
+    /// room, `None` when no connection may be evicted (the newcomer is refused).
+    fn make_room(&mut self, peer: IpAddr) -> Option<u64> {
         let mut evicted = 0;
         loop {
             let mine = self.open.iter().filter(|s| s.peer == peer).count();
             let over_peer = mine >= MAX_PER_PEER;
             if !over_peer && self.open.len() < MAX_CONNECTIONS {
-                return evicted;
+                return Some(evicted);
             }
-            let candidates = self
+            let victim = self
                 .open
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| !over_peer || s.peer == peer);
-            let victim = candidates
+                .filter(|(_, s)| !over_peer || s.peer == peer)
+                .filter(|(_, s)| {
+                    s.phase.load(Ordering::Relaxed) != PHASE_HEAD || !head_waiting(&s.socket)
+                })
                 .min_by_key(|(_, s)| (s.phase.load(Ordering::Relaxed) != PHASE_HEAD, s.since))
                 .map(|(i, _)| i);
-            let Some(i) = victim else {
-                return evicted;
-            };
+            let i = victim?;
             let s = self.open.swap_remove(i);
             let _ = s.socket.shutdown(Shutdown::Both);
             evicted += 1;
@@ -334,6 +339,22 @@ impl Slots {
         if let Some(i) = self.open.iter().position(|s| s.id == id) {
             self.open.swap_remove(i);
         }
+    }
+}
+
+/// True when a whole plain-HTTP request head waits unread in the socket
+/// (peeked without blocking and without disturbing the reader).
+fn head_waiting(socket: &TcpStream) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 2048];
+    match recv(
+        socket.as_raw_fd(),
+        &mut buf,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => find_head_end(&buf[..n]).is_some(),
+        Err(_) => false,
     }
 }
 
@@ -359,7 +380,11 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
         let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
         let id = {
             let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
-            let evicted = s.make_room(peer.ip());
+            let Some(evicted) = s.make_room(peer.ip()) else {
+                drop(s);
+                service.live.scrapes.with_label_values(&["rejected"]).inc();
+                continue;
+            };
             if evicted > 0 {
                 service
                     .live
@@ -688,50 +713,65 @@ mod tests {
     fn exporter_eviction_order() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut keep = Vec::new();
         let t0 = Instant::now();
-        let mut slot = |id: u64, peer: u8, phase: u8| {
+        // A slot (its socket is one end of a connection) and the other end.
+        let slot = |id: u64, peer: u8, phase: u8| {
             let c = TcpStream::connect(addr).unwrap();
-            keep.push(listener.accept().unwrap().0);
-            Slot {
+            let other = listener.accept().unwrap().0;
+            let s = Slot {
                 id,
                 peer: IpAddr::from([10, 0, 0, peer]),
                 since: t0 + Duration::from_millis(id),
                 phase: Arc::new(AtomicU8::new(phase)),
                 socket: c,
-            }
+            };
+            (s, other)
         };
+        let mut keep = Vec::new();
         let mut slots = Slots::default();
         for i in 0..MAX_CONNECTIONS as u64 {
-            let phase = if i == 5 { PHASE_HEAD } else { PHASE_ANSWER };
-            slots.open.push(slot(i, (i / 7) as u8, phase));
+            let phase = if i == 3 || i == 5 {
+                PHASE_HEAD
+            } else {
+                PHASE_ANSWER
+            };
+            let (s, other) = slot(i, (i / 7) as u8, phase);
+            slots.open.push(s);
+            keep.push(other);
         }
-        assert_eq!(slots.make_room(IpAddr::from([10, 9, 9, 9])), 1);
+        // Id 3 is in its head too, but its whole request waits unread.
+        keep[3].write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(slots.make_room(IpAddr::from([10, 9, 9, 9])), Some(1));
         assert!(!slots.open.iter().any(|s| s.id == 5), "the one in its head");
-        slots.open.push(slot(100, 99, PHASE_ANSWER));
-        assert_eq!(slots.make_room(IpAddr::from([10, 9, 9, 9])), 1);
+        let (s, other) = slot(100, 99, PHASE_ANSWER);
+        slots.open.push(s);
+        keep.push(other);
+        assert_eq!(slots.make_room(IpAddr::from([10, 9, 9, 9])), Some(1));
         assert!(!slots.open.iter().any(|s| s.id == 0), "then the oldest");
+        assert!(
+            slots.open.iter().any(|s| s.id == 3),
+            "a waiting request stays"
+        );
 
         let mut slots = Slots::default();
         for i in 0..3 {
-            slots.open.push(slot(i, 2, PHASE_HEAD));
+            let (s, other) = slot(i, 2, PHASE_HEAD);
+            slots.open.push(s);
+            keep.push(other);
         }
         for i in 3..3 + MAX_PER_PEER as u64 {
-            slots.open.push(slot(i, 1, PHASE_ANSWER));
+            let (s, other) = slot(i, 1, PHASE_ANSWER);
+            slots.open.push(s);
+            keep.push(other);
         }
-        assert_eq!(slots.make_room(IpAddr::from([10, 0, 0, 1])), 1);
+        assert_eq!(slots.make_room(IpAddr::from([10, 0, 0, 1])), Some(1));
         assert!(
             !slots.open.iter().any(|s| s.id == 3),
             "the peer's own oldest"
         );
-        assert_eq!(
-            slots
-                .open
-                .iter()
-                .filter(|s| s.peer.to_string() == "10.0.0.2")
-                .count(),
-            3
-        );
+        let peer2 = IpAddr::from([10, 0, 0, 2]);
+        assert_eq!(slots.open.iter().filter(|s| s.peer == peer2).count(), 3);
     }
 
     /// regression_12: concurrent scrapes share one rendering and one copy.

@@ -22,7 +22,7 @@ use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
 use crate::decode::l4::{ACK, FIN, RST, SYN};
 use crate::tls::certificate::{CertificateCache, ServerCertificate};
-use crate::tls::extract::{Malformed, Opening, TlsError, parse_opening};
+use crate::tls::extract::{Malformed, Opening, TlsError, parse_cut_opening, parse_opening};
 use crate::tls::summary::{ClientFacts, HandshakeSummary, ServerAnswer};
 use crate::tls::version::Version;
 
@@ -43,6 +43,8 @@ pub struct SegmentIn<'a> {
     pub seq: u32,
     pub flags: u8,
     pub payload: &'a [u8],
+    /// The capture cut this segment's payload (snap length).
+    pub cut: bool,
 }
 
 /// Counters kept by the table; the worker flushes them to metrics.
@@ -62,6 +64,9 @@ pub struct TableStats {
     pub reused: u64,
     /// SYN-ACKs whose ISN differs from the server's first one.
     pub server_isn_changed: u64,
+    /// Handshake directions the capture cut (snap length) before their
+    /// opening could be read whole.
+    pub cut_handshakes: u64,
     /// Flows still in their handshake when the input ended (or at shutdown).
     pub ended_open: u64,
     pub malformed: [u64; Malformed::ALL.len()],
@@ -380,6 +385,23 @@ impl FlowTable {
                 Ingest::Grew => {}
                 Ingest::PendingFull => self.stats.pending_full += 1,
                 Ingest::CapReached | Ingest::NoChange | Ingest::BeforeStart => {}
+            }
+            // The capture cut this segment (snap length): the bytes after it
+            // will never come, so what the stream start shows is all there is.
+            if seg.cut
+                && !reading_cert
+                && matches!(
+                    status.as_ref().unwrap_or(&active.status[d]),
+                    DirStatus::Pending | DirStatus::Retried(_) | DirStatus::Empty
+                )
+                && !active.streams[d].bytes().is_empty()
+            {
+                self.stats.cut_handshakes += 1;
+                status = Some(match parse_cut_opening(active.streams[d].bytes()) {
+                    Some(Opening::ClientHello(f)) => DirStatus::Hello(f),
+                    Some(Opening::Answer(a)) => DirStatus::Answer(a),
+                    None => DirStatus::Failed,
+                });
             }
             if let Some(mut st) = status {
                 // A bare alert is an answer only where the stream start is known
@@ -756,6 +778,7 @@ mod tests {
 
     fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
         SegmentIn {
+            cut: false,
             ts,
             key,
             dir: Direction::LoToHi,

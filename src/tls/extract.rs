@@ -279,6 +279,7 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
         sni: None,
         sslv2_format: false,
         duplicate_extension: false,
+        cut: false,
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     let mut exts = hello.ext.unwrap_or(&[]);
@@ -355,6 +356,44 @@ fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
     Ok(Message::Server(version))
 }
 
+/// What the first bytes of a direction show when the capture cut them (snap
+/// length): a ClientHello's own version field (11 bytes in: record header,
+/// handshake header, version), that a ServerHello came, or a whole alert. The
+/// facts beyond (supported_versions, SNI, the server's real choice in TLS 1.3)
+/// are unknown, so a cut hello is marked `cut`.
+pub fn parse_cut_opening(buf: &[u8]) -> Option<Opening> {
+    match *buf {
+        [
+            CT_HANDSHAKE,
+            3,
+            minor,
+            _,
+            _,
+            HS_CLIENT_HELLO,
+            _,
+            _,
+            _,
+            hi,
+            lo,
+            ..,
+        ] if minor <= 4 => Some(Opening::ClientHello(ClientFacts {
+            hello_version: Version(u16::from_be_bytes([hi, lo])),
+            supported_versions: None,
+            sni: None,
+            sslv2_format: false,
+            duplicate_extension: false,
+            cut: true,
+        })),
+        [CT_HANDSHAKE, 3, minor, _, _, HS_SERVER_HELLO, ..] if minor <= 4 && buf.len() >= 11 => {
+            Some(Opening::Answer(ServerAnswer::CutHello))
+        }
+        [CT_ALERT, 3, minor, 0, 2, level @ 1..=2, description, ..] if minor <= 4 && level == 2 => {
+            Some(Opening::Answer(ServerAnswer::Alert { level, description }))
+        }
+        _ => None,
+    }
+}
+
 /// SSLv2 record format (2-byte header): a CLIENT-HELLO, possibly carrying a
 /// TLS version (the "SSLv2-compatible ClientHello" of RFC 5246 E.2), or an
 /// SSLv2 SERVER-HELLO.
@@ -402,6 +441,7 @@ fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
         sni: None,
         sslv2_format: true,
         duplicate_extension: false,
+        cut: false,
     }))
 }
 
@@ -696,6 +736,31 @@ mod tests {
         assert_eq!(f.sni.as_deref(), Some("first.example"));
         assert_eq!(f.supported_versions, Some(vec![Version::TLS10]));
         assert!(f.duplicate_extension);
+    }
+
+    /// regression_12: what a snap-length-cut hello shows.
+    #[test]
+    fn cut_openings() {
+        let body = client_hello_body(0x0301, &[]);
+        let hello = record(22, 0x0301, &hs(1, &body));
+        let Some(Opening::ClientHello(f)) = parse_cut_opening(&hello[..30]) else {
+            panic!("not read");
+        };
+        assert_eq!((f.hello_version, f.cut), (Version::TLS10, true));
+        assert_eq!(parse_cut_opening(&hello[..10]), None);
+        let sh = record(22, 0x0303, &hs(2, &server_hello_body(0x0303, [7; 32], &[])));
+        assert_eq!(
+            parse_cut_opening(&sh[..20]),
+            Some(Opening::Answer(ServerAnswer::CutHello))
+        );
+        assert_eq!(
+            parse_cut_opening(&record(21, 0x0303, &[2, 70])),
+            Some(Opening::Answer(ServerAnswer::Alert {
+                level: 2,
+                description: 70
+            }))
+        );
+        assert_eq!(parse_cut_opening(b"GET / HTTP/1.1\r\n"), None);
     }
 
     #[test]

@@ -25,9 +25,18 @@ pub struct ClientFacts {
     /// server_name or supported_versions appeared more than once; the first
     /// occurrence is kept (what a server reads before it aborts).
     pub duplicate_extension: bool,
+    /// The capture cut the hello (snap length): only its own version field
+    /// is known; what it offers beyond that is unknown.
+    pub cut: bool,
 }
 
 impl ClientFacts {
+    /// Highest version offered (GREASE ignored, drafts as TLS 1.3); not
+    /// known when the capture cut the hello.
+    pub fn max_offered(&self) -> Option<Version> {
+        (!self.cut).then(|| self.max_version())
+    }
+
     /// Highest version offered (GREASE ignored, drafts as TLS 1.3).
     pub fn max_version(&self) -> Version {
         client_max_version(self.hello_version, self.supported_versions.as_deref())
@@ -41,6 +50,9 @@ pub enum ServerAnswer {
     Hello { version: Version, retried: bool },
     /// An alert instead of a ServerHello.
     Alert { level: u8, description: u8 },
+    /// A ServerHello the capture cut (snap length) before its version could
+    /// be trusted (TLS 1.3 says so only in an extension).
+    CutHello,
 }
 
 /// The three outcomes of a handshake start.
@@ -82,7 +94,7 @@ pub struct HandshakeSummary {
 impl HandshakeSummary {
     pub fn outcome(&self) -> Outcome {
         match self.answer {
-            Some(ServerAnswer::Hello { .. }) => Outcome::Negotiated,
+            Some(ServerAnswer::Hello { .. } | ServerAnswer::CutHello) => Outcome::Negotiated,
             Some(ServerAnswer::Alert { .. }) => Outcome::Rejected,
             None => Outcome::Unanswered,
         }
@@ -96,7 +108,13 @@ impl HandshakeSummary {
     }
 
     pub fn client_max(&self) -> Option<Version> {
-        self.client.as_ref().map(ClientFacts::max_version)
+        self.client.as_ref().and_then(ClientFacts::max_offered)
+    }
+
+    /// The capture cut this handshake: some of its facts are unknown.
+    pub fn incomplete(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.cut)
+            || matches!(self.answer, Some(ServerAnswer::CutHello))
     }
 
     /// The server chose a version above anything the client offered (a TLS
@@ -204,6 +222,7 @@ mod tests {
             sni: None,
             sslv2_format: false,
             duplicate_extension: false,
+            cut: false,
         }
     }
 
