@@ -695,6 +695,7 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.bound("ooo_segments", s.pending_full);
     m.bound("buffer_budget", s.buffer_budget_hits);
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
+    m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
     m.cut_handshakes.inc_by(s.cut_handshakes);
     m.non_tls.inc_by(s.non_tls);
     m.midstream.inc_by(s.midstream);

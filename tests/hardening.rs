@@ -456,3 +456,55 @@ fn regression_12_snaplen_cut_capture() {
     assert_eq!(ev[0]["server_alert"], json!("protocol_version"));
     assert_eq!(ev[0]["incomplete"], json!(true));
 }
+
+/// Item 11: overlapping segments with different bytes: the bytes already
+/// received are kept (documented policy) and the conflict is counted.
+#[test]
+fn regression_12_overlap_conflict_first_bytes_win() {
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let (c, s) = ((client(9), 30011), (SERVER, 443));
+    let isn = 7000u32;
+    let mut forged = hello[20..].to_vec();
+    forged[..10].copy_from_slice(&[0xee; 10]); // differs from hello[20..30]
+    let t = |n: u64| 1_000_000_000 + n * 1_000_000;
+    let frames = vec![
+        Frame {
+            ts_ns: t(0),
+            data: tcp_frame(c, s, isn, 0, SYN, &[]),
+        },
+        Frame {
+            ts_ns: t(1),
+            data: tcp_frame(s, c, 50, isn + 1, SYN | ACK, &[]),
+        },
+        Frame {
+            ts_ns: t(2),
+            data: tcp_frame(c, s, isn + 1, 51, ACK | PSH, &hello[..30]),
+        },
+        Frame {
+            ts_ns: t(3),
+            data: tcp_frame(c, s, isn + 21, 51, ACK | PSH, &forged),
+        },
+        Frame {
+            ts_ns: t(4),
+            data: tcp_frame(
+                s,
+                c,
+                51,
+                isn + 1 + hello.len() as u32,
+                ACK | PSH,
+                &alert(2, 70),
+            ),
+        },
+    ];
+    let ev = crafted_events(&frames);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["sni"], json!("a.blob.core.windows.net"));
+    assert_eq!(ev[0]["outcome"], json!("rejected"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", &frames);
+    let m = metrics_after_read(&[&p], &[]);
+    has(
+        &m,
+        r#"tlscensus_anomalies_total{kind="overlap_conflict"} 1"#,
+    );
+}

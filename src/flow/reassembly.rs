@@ -4,8 +4,12 @@
 //! order, retransmitted or overlapping. Output: the contiguous stream prefix from
 //! the first byte (the byte after the SYN when one was seen, else the first data
 //! segment seen). Invariants: at most `max_bytes` are kept; at most
-//! `max_pending` out-of-order segments wait for a gap to fill; when segments
-//! overlap, the bytes that arrived first win. Any split or reordering of the same
+//! `max_pending` out-of-order segments wait for a gap to fill. Overlap policy:
+//! bytes already in the contiguous prefix are never replaced (the "first"
+//! policy of Suricata's and Zeek's reassemblers for data already delivered);
+//! a waiting out-of-order segment joins the prefix when it touches its end,
+//! and only its bytes beyond that end are added. An overlap whose bytes differ
+//! from the prefix is counted in `conflicts` (anomaly `overlap_conflict`). Any split or reordering of the same
 //! bytes yields the same prefix (see the proptest below).
 
 /// Bounds for one direction.
@@ -45,6 +49,9 @@ pub struct StreamStart {
     held: Vec<u8>,
     /// Capture time of the first payload byte seen in this direction.
     pub first_ts: Option<u64>,
+    /// Overlapping segments whose bytes differed from those already in the
+    /// prefix (which were kept); read and reset by the flow table.
+    pub conflicts: u32,
     cap_reached: bool,
 }
 
@@ -115,6 +122,12 @@ impl StreamStart {
         let capped = data.len() > room;
         let data = &data[..data.len().min(room)];
         let end = offset + data.len();
+        // Overlap with the prefix: the prefix's bytes stay; different bytes
+        // are a conflict (an evasion attempt or a broken middlebox).
+        let overlap = end.min(self.buf.len()).saturating_sub(offset);
+        if overlap > 0 && self.buf[offset..offset + overlap] != data[..overlap] {
+            self.conflicts += 1;
+        }
         let mut result = if offset <= self.buf.len() {
             if end > self.buf.len() {
                 let new = &data[self.buf.len() - offset..];
@@ -156,6 +169,16 @@ impl StreamStart {
             let (off, at, n) = self.pending.swap_remove(i);
             let (off, at, n) = (off as usize, at as usize, n as usize);
             let end = off + n;
+            let overlap = end.min(len) - off;
+            if overlap > 0
+                && let (Some(old), Some(new)) = (
+                    self.buf.get(off..off + overlap),
+                    self.held.get(at..at + overlap),
+                )
+                && old != new
+            {
+                self.conflicts += 1;
+            }
             if end > len
                 && let Some(data) = self.held.get(at + (len - off)..at + n)
             {
@@ -214,6 +237,24 @@ mod tests {
         assert_eq!(s.ingest(2, 3, b"XXef", LIMITS), Ingest::Grew);
         assert_eq!(s.bytes(), b"abcdef");
         assert_eq!(s.ingest(3, 1, b"abcdef", LIMITS), Ingest::NoChange);
+    }
+
+    /// regression_12: overlaps with different bytes keep the prefix and are
+    /// counted; identical retransmissions are not.
+    #[test]
+    fn reassembly_overlap_conflicts_counted() {
+        let mut s = StreamStart::default();
+        s.on_syn(0);
+        s.ingest(1, 1, b"abcd", LIMITS);
+        s.ingest(2, 1, b"abcd", LIMITS);
+        assert_eq!(s.conflicts, 0);
+        s.ingest(3, 3, b"XXef", LIMITS);
+        assert_eq!((s.bytes(), s.conflicts), (&b"abcdef"[..], 1));
+        // Out of order, then the prefix reaches it with other bytes.
+        s.ingest(4, 9, b"ghij", LIMITS);
+        s.ingest(5, 7, b"gHIj", LIMITS);
+        assert_eq!(s.bytes(), b"abcdefgHIjij");
+        assert_eq!(s.conflicts, 2);
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct TableStats {
     pub reused: u64,
     /// SYN-ACKs whose ISN differs from the server's first one.
     pub server_isn_changed: u64,
+    /// Overlapping segments with bytes other than those kept.
+    pub overlap_conflicts: u64,
     /// Handshake directions the capture cut (snap length) before their
     /// opening could be read whole.
     pub cut_handshakes: u64,
@@ -370,6 +372,8 @@ impl FlowTable {
             let result =
                 active.streams[d].ingest(seg.ts, data_seq, seg.payload, self.limits.stream);
             let after = active.streams[d].footprint();
+            self.stats.overlap_conflicts +=
+                u64::from(std::mem::take(&mut active.streams[d].conflicts));
             self.buffered = (self.buffered + after).saturating_sub(before);
             active.footprint = (active.footprint + after).saturating_sub(before);
             let mut status = None;
