@@ -176,6 +176,7 @@ mod tests {
             }),
             answer,
             certificate: None,
+            dns: None,
         }
     }
 

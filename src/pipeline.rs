@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::decode::frag::FragStats;
 use crate::decode::tunnel::DNS_PORT;
 use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
-use crate::dns::{self as passive_dns, Match, PassiveDns};
+use crate::dns::{self as passive_dns, Match, PassiveDns, Response};
 use crate::error::SetupError;
 use crate::events::{EventSink, FlowEvent};
 use crate::flow::key::dispatch_hash_v4;
@@ -31,6 +31,7 @@ use crate::inventory::{Inventory, Recorded};
 use crate::metrics::{Anomaly, CERTIFICATE_RESULTS, DNS_RESULTS, FlowCounters, Metrics};
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
+use crate::tls::summary::{DnsAtHello, DnsLookup};
 
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 256 * 1024;
@@ -43,23 +44,22 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
-    /// Passive DNS: written by the capture thread, read by the workers.
-    pub dns: PassiveDns,
 }
 
 impl Shared {
     pub fn new(config: Config, metrics: Metrics) -> Shared {
         Shared {
             inventory: Inventory::new(config.max_hosts),
-            dns: PassiveDns::new(
-                config.max_dns_entries,
-                config.dns_grace_secs,
-                config.max_dns_ttl_secs,
-            ),
             metrics,
             progress: Progress::default(),
             config,
         }
+    }
+
+    /// A worker's own passive DNS store.
+    pub fn passive_dns(&self) -> PassiveDns {
+        let c = &self.config;
+        PassiveDns::new(c.max_dns_entries, c.dns_grace_secs, c.max_dns_ttl_secs)
     }
 }
 
@@ -90,19 +90,38 @@ struct SegMeta {
     len: u32,
 }
 
-/// Segments for one worker; payloads live in `bytes`.
+/// A DNS response for the workers' passive DNS, in its place in the stream:
+/// it is learned before segment number `before` of the batch.
+struct DnsItem {
+    before: u32,
+    ts: u64,
+    response: Arc<Response>,
+}
+
+/// Segments for one worker; payloads live in `bytes`. DNS responses travel
+/// in every worker's batch, so each worker learns them in capture order,
+/// between the same segments as on the wire.
 #[derive(Default)]
 pub struct Batch {
     segs: Vec<SegMeta>,
     bytes: Vec<u8>,
+    dns: Vec<DnsItem>,
 }
 
 impl Batch {
     fn clear(&mut self) {
         self.segs.clear();
         self.bytes.clear();
+        self.dns.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.segs.is_empty() && self.dns.is_empty()
     }
 }
+
+/// DNS responses gathered in a batch before it is sent anyway.
+const BATCH_DNS: usize = 256;
 
 /// The capture thread's half: decode, join fragments, hash, batch, send.
 pub struct Dispatcher {
@@ -172,12 +191,13 @@ impl Dispatcher {
             segments,
             skipped,
             settled,
-            shared,
             dns_results,
             ..
         } = self;
         let mut touched = None;
-        let dns = |p: &[u8], tcp| learn_dns(shared, p, tcp, frame.ts_ns, dns_results);
+        // Responses are queued to the workers after the frame's segments.
+        let mut responses: Vec<Response> = Vec::new();
+        let dns = |p: &[u8], tcp| parse_dns(p, tcp, dns_results, &mut responses);
         let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             let h = key.dispatch_hash();
             if !admit(settled, h, seg.flags) {
@@ -204,11 +224,28 @@ impl Dispatcher {
         if let Err(e) = result {
             self.count_error(e);
         }
+        for r in responses {
+            let response = Arc::new(r);
+            for b in self.current.iter_mut() {
+                b.dns.push(DnsItem {
+                    before: b.segs.len() as u32,
+                    ts: frame.ts_ns,
+                    response: Arc::clone(&response),
+                });
+            }
+        }
         if let Some(w) = touched {
             let b = &self.current[w];
             if b.segs.len() >= BATCH_SEGMENTS || b.bytes.len() >= BATCH_BYTES {
                 self.send(w);
             }
+        }
+        if self
+            .current
+            .first()
+            .is_some_and(|b| b.dns.len() >= BATCH_DNS)
+        {
+            self.flush_batches();
         }
     }
 
@@ -219,7 +256,7 @@ impl Dispatcher {
     }
 
     fn send(&mut self, w: usize) {
-        if self.current[w].segs.is_empty() {
+        if self.current[w].is_empty() {
             return;
         }
         let fresh = self.recycle.try_recv().unwrap_or_default();
@@ -276,7 +313,6 @@ impl Dispatcher {
                 *n = 0;
             }
         }
-        m.dns_entries.set(self.shared.dns.len() as i64);
         for (i, n) in self.decode_errors.iter_mut().enumerate() {
             if *n > 0 {
                 m.decode_errors
@@ -364,33 +400,42 @@ fn flow_segments(
     )
 }
 
-/// Learns from the DNS messages of one payload (`tcp`: a DNS-over-TCP
-/// segment) on the capture thread, so a flow's answer is known before the
-/// flow's ClientHello reaches a worker; counts each message's result.
-fn learn_dns(
-    shared: &Shared,
+/// Parses the DNS messages of one payload (`tcp`: a DNS-over-TCP segment)
+/// on the capture thread into `out`, for every worker to learn in its place
+/// among the segments; counts the messages that teach nothing (the first
+/// worker counts what the others taught).
+fn parse_dns(
     payload: &[u8],
     tcp: bool,
-    ts: u64,
     results: &mut [u64; DNS_RESULTS.len()],
+    out: &mut Vec<Response>,
 ) {
     passive_dns::messages(payload, tcp, |msg| {
-        let result = match msg.and_then(passive_dns::parse_response) {
-            Err(e) => e.label(),
-            Ok(r) => {
-                let l = shared.dns.learn(&r, &shared.config.targets, ts);
-                shared.metrics.bound("dns_entries", l.evicted as u64);
-                if l.names + l.addresses > 0 {
-                    "target"
-                } else {
-                    "no_target"
+        match msg.and_then(passive_dns::parse_response) {
+            Err(e) => {
+                if let Some(i) = DNS_RESULTS.iter().position(|r| *r == e.label()) {
+                    results[i] += 1;
                 }
             }
-        };
-        if let Some(i) = DNS_RESULTS.iter().position(|r| *r == result) {
-            results[i] += 1;
+            Ok(r) => out.push(r),
         }
     });
+}
+
+/// A worker learns one response; the first worker counts what it taught.
+fn learn_dns(shared: &Shared, dns: &PassiveDns, item: &DnsItem, counting: bool) {
+    let l = dns.learn(&item.response, &shared.config.targets, item.ts);
+    if counting {
+        let m = &shared.metrics;
+        m.bound("dns_entries", l.evicted as u64);
+        let result = if l.names + l.addresses > 0 {
+            "target"
+        } else {
+            "no_target"
+        };
+        m.dns_responses.with_label_values(&[result]).inc();
+        m.dns_entries.set(dns.len() as i64);
+    }
 }
 
 /// The whole per-packet path on the calling thread, without channels: decode,
@@ -492,10 +537,23 @@ impl Pipeline {
             let shared = Arc::clone(&shared);
             let recycle = recycle_tx.clone();
             let events = events.clone();
-            let table = FlowTable::new(shared.config.table).with_settled(Arc::clone(&settled));
+            let dns = Arc::new(shared.passive_dns());
+            let lookup: DnsLookup = {
+                let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
+                Arc::new(move |server, sni, t| dns_at_hello(&shared, &dns, server, sni, t))
+            };
+            let table = FlowTable::new(shared.config.table)
+                .with_settled(Arc::clone(&settled))
+                .with_dns_lookup(lookup);
+            let worker = Worker {
+                id,
+                shared,
+                events,
+                dns,
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{id}"))
-                .spawn(move || worker_loop(rx, recycle, shared, events, table))
+                .spawn(move || worker_loop(rx, recycle, worker, table))
                 .map_err(SetupError::Thread)?;
             senders.push(tx);
             workers.push(handle);
@@ -543,13 +601,23 @@ impl Pipeline {
     }
 }
 
-fn worker_loop(
-    rx: Receiver<Batch>,
-    recycle: Sender<Batch>,
+/// What a worker thread owns besides its flow table.
+struct Worker {
+    id: usize,
     shared: Arc<Shared>,
     events: Option<EventSink>,
-    mut table: FlowTable,
-) {
+    /// This worker's passive DNS (the table's lookup shares it).
+    dns: Arc<PassiveDns>,
+}
+
+fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut table: FlowTable) {
+    let Worker {
+        id,
+        shared,
+        events,
+        dns,
+    } = worker;
+    let counting = id == 0;
     let mut out: Vec<HandshakeSummary> = Vec::new();
     let mut counters = FlowCounters::default();
     let mut tracked = 0i64;
@@ -561,14 +629,18 @@ fn worker_loop(
                 // A quiet link: idle flows still time out on the wall clock.
                 if wall_clock {
                     table.tick(wall_clock_ns(), &mut out);
-                    report(&shared, events.as_ref(), &mut counters, &mut out);
+                    report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
                     flush_table_stats(&shared, &mut table, &mut tracked);
                 }
                 continue;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
-        for m in &batch.segs {
+        let mut items = batch.dns.iter().peekable();
+        for (i, m) in batch.segs.iter().enumerate() {
+            while let Some(item) = items.next_if(|d| d.before as usize <= i) {
+                learn_dns(&shared, &dns, item, counting);
+            }
             let (start, len) = (m.start as usize, m.len as usize);
             let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
             table.ingest(
@@ -584,16 +656,19 @@ fn worker_loop(
                 &mut out,
             );
         }
+        for item in items {
+            learn_dns(&shared, &dns, item, counting);
+        }
         if wall_clock {
             table.tick(wall_clock_ns(), &mut out);
         }
-        report(&shared, events.as_ref(), &mut counters, &mut out);
+        report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
         flush_table_stats(&shared, &mut table, &mut tracked);
         batch.clear();
         let _ = recycle.try_send(batch);
     }
     table.drain(&mut out);
-    report(&shared, events.as_ref(), &mut counters, &mut out);
+    report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
     flush_table_stats(&shared, &mut table, &mut tracked);
 }
 
@@ -606,6 +681,7 @@ fn wall_clock_ns() -> u64 {
 /// Sends settled flows to the inventory, the counters and the event log.
 fn report(
     shared: &Shared,
+    dns: &PassiveDns,
     events: Option<&EventSink>,
     counters: &mut FlowCounters,
     out: &mut Vec<HandshakeSummary>,
@@ -613,7 +689,7 @@ fn report(
     let cfg = &shared.config;
     let m = &shared.metrics;
     for s in out.drain(..) {
-        let matched = target_match(shared, &s);
+        let matched = target_match(shared, dns, &s);
         let target = matched.is_some();
         if let Some((how, _)) = &matched {
             m.target_flows.with_label_values(&[how.as_str()]).inc();
@@ -654,17 +730,26 @@ fn report(
 /// target prefixes, a name in the server's certificate (TLS ≤ 1.2; the first
 /// matching name is the target name). DNS knowledge counts only if it was
 /// valid at the time of the flow's ClientHello.
-pub fn target_match(shared: &Shared, s: &HandshakeSummary) -> Option<(Match, Option<Arc<str>>)> {
+pub fn target_match(
+    shared: &Shared,
+    dns: &PassiveDns,
+    s: &HandshakeSummary,
+) -> Option<(Match, Option<Arc<str>>)> {
     let cfg = &shared.config;
-    let t = s.ts_ns;
+    // What passive DNS said at the ClientHello, when the worker asked then;
+    // else (no hello seen, or no lookup) what it says for that time now.
+    let dns = s
+        .dns
+        .clone()
+        .unwrap_or_else(|| dns_at_hello(shared, dns, s.server_ip, s.sni(), s.ts_ns));
     match s.sni() {
         Some(name) if cfg.targets.matches(name) => Some((Match::Sni, Some(Arc::from(name)))),
-        Some(name) => shared
-            .dns
-            .alias_of(name, t)
-            .map(|target| (Match::Cname, Some(target))),
+        Some(_) => match dns {
+            DnsAtHello::Alias(target) => Some((Match::Cname, Some(target))),
+            _ => None,
+        },
         None => {
-            if let Some(target) = shared.dns.target_of(s.server_ip, t) {
+            if let DnsAtHello::Address(target) = dns {
                 Some((Match::DnsAddress, Some(target)))
             } else if cfg.prefixes.contains(s.server_ip) {
                 Some((Match::Cidr, None))
@@ -675,6 +760,27 @@ pub fn target_match(shared: &Shared, s: &HandshakeSummary) -> Option<(Match, Opt
                     .map(|n| (Match::Certificate, Some(Arc::from(n))))
             }
         }
+    }
+}
+
+/// Passive DNS about a flow's server at time `t`: the SNI as an alias of a
+/// target (when the SNI is not a target itself), else the address as an
+/// answer for one.
+fn dns_at_hello(
+    shared: &Shared,
+    dns: &PassiveDns,
+    server: IpAddr,
+    sni: Option<&str>,
+    t: u64,
+) -> DnsAtHello {
+    match sni {
+        Some(name) if shared.config.targets.matches(name) => DnsAtHello::Nothing,
+        Some(name) => dns
+            .alias_of(name, t)
+            .map_or(DnsAtHello::Nothing, DnsAtHello::Alias),
+        None => dns
+            .target_of(server, t)
+            .map_or(DnsAtHello::Nothing, DnsAtHello::Address),
     }
 }
 

@@ -508,3 +508,57 @@ fn regression_12_overlap_conflict_first_bytes_win() {
         r#"tlscensus_anomalies_total{kind="overlap_conflict"} 1"#,
     );
 }
+
+/// Item 8: DNS seen after a flow never changes that flow's match: junk
+/// answers that evict the flow's answer from a full store, while the flow
+/// waits to be reported, leave it matched; junk with a TTL of decades
+/// cannot keep a later real answer out.
+#[test]
+fn regression_12_dns_after_flow_does_not_change_match() {
+    let resolver = (Ipv4Addr::new(192, 0, 2, 53), 53);
+    let real = Ipv4Addr::new(192, 0, 2, 77);
+    let mut frames = Vec::new();
+    let mut t = 1_000_000_000u64;
+    let mut push = |data: Vec<u8>, frames: &mut Vec<Frame>| {
+        frames.push(Frame { ts_ns: t, data });
+        t += 1_000_000;
+    };
+    // Junk first: a full store of answers that claim to live for decades.
+    for n in 0..40u32 {
+        let name = format!("junk{n}.blob.core.windows.net");
+        let answer = dns_a_response(&name, client(0x30_0000 + n), i32::MAX as u32);
+        push(udp_frame(resolver, (client(1), 5353), &answer), &mut frames);
+    }
+    let answer = dns_a_response("realacct.blob.core.windows.net", real, 300);
+    push(udp_frame(resolver, (client(2), 5353), &answer), &mut frames);
+    // The SNI-less TLS 1.0 hello; the server never answers.
+    let conn = Conn {
+        client: (client(2), 51000),
+        server: (real, 443),
+        client_isn: 7,
+        server_isn: 9,
+    };
+    for f in conn.frames(0, &[(true, client_hello(0x0301, &[]))], false) {
+        push(f.data, &mut frames);
+    }
+    // More junk evicts the real answer while the flow waits.
+    for n in 40..80u32 {
+        let name = format!("junk{n}.blob.core.windows.net");
+        let answer = dns_a_response(&name, client(0x30_0000 + n), i32::MAX as u32);
+        push(udp_frame(resolver, (client(1), 5353), &answer), &mut frames);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "dns.pcap", &frames);
+    let ev = events(&[Path::new(&p)], &["--all", "--max-dns-entries", "8"]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["match"], json!("dns_address"), "{ev:?}");
+    assert_eq!(ev[0]["account"], json!("realacct"));
+    assert_eq!(ev[0]["legacy"], json!(true));
+    let m = metrics_after_read(&[&p], &["--max-dns-entries", "8"]);
+    has(&m, r#"tlscensus_target_flows_total{match="dns_address"} 1"#);
+    assert!(
+        value(&m, r#"tlscensus_bound_hits_total{bound="dns_entries"}"#).unwrap() >= 70.0,
+        "{m}"
+    );
+    has(&m, "tlscensus_dns_entries 8");
+}

@@ -23,7 +23,7 @@ use super::settled::SettledSet;
 use crate::decode::l4::{ACK, FIN, RST, SYN};
 use crate::tls::certificate::{CertificateCache, ServerCertificate};
 use crate::tls::extract::{Malformed, Opening, TlsError, parse_cut_opening, parse_opening};
-use crate::tls::summary::{ClientFacts, HandshakeSummary, ServerAnswer};
+use crate::tls::summary::{ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer};
 use crate::tls::version::Version;
 
 #[derive(Clone, Copy, Debug)]
@@ -139,6 +139,8 @@ struct Active {
     cert: Cert,
     /// The server's direction, once a SYN or SYN-ACK told it.
     server: Option<usize>,
+    /// Passive DNS at the ClientHello (see [`FlowTable::with_dns_lookup`]).
+    dns: Option<DnsAtHello>,
 }
 
 impl Active {
@@ -203,6 +205,8 @@ pub struct FlowTable {
     certificates: CertificateCache,
     /// Shared with the capture thread, which drops segments of settled flows.
     settled: Option<Arc<SettledSet>>,
+    /// Asked when a ClientHello is read (see [`DnsAtHello`]).
+    dns_lookup: Option<DnsLookup>,
     pub stats: TableStats,
 }
 
@@ -220,8 +224,16 @@ impl FlowTable {
             scratch: Vec::new(),
             certificates: CertificateCache::default(),
             settled: None,
+            dns_lookup: None,
             stats: TableStats::default(),
         }
+    }
+
+    /// Asks `lookup` about the server when a flow's ClientHello is read, and
+    /// reports the answer with the flow.
+    pub fn with_dns_lookup(mut self, lookup: DnsLookup) -> Self {
+        self.dns_lookup = Some(lookup);
+        self
     }
 
     /// Publishes settled flows to `set` (see [`SettledSet`]).
@@ -319,6 +331,7 @@ impl FlowTable {
                         footprint: 0,
                         cert: Cert::Unwanted,
                         server: None,
+                        dns: None,
                     })),
                 },
                 |f| hasher.hash_one(f.key),
@@ -423,6 +436,11 @@ impl FlowTable {
                     && !active.client_named_server()
                 {
                     active.cert = Cert::Waiting;
+                }
+                if let (DirStatus::Hello(facts), Some(lookup)) = (&st, &self.dns_lookup) {
+                    let server = seg.key.endpoints(seg.dir.reverse()).0;
+                    let ts = active.streams[d].first_ts.unwrap_or(seg.ts);
+                    active.dns = Some(lookup(server.ip(), facts.sni.as_deref(), ts));
                 }
                 active.status[d] = st;
             }
@@ -749,6 +767,7 @@ fn emit(a: &mut Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
         server_port: s.port,
         client,
         answer: answer.map(|(ans, _)| ans),
+        dns: a.dns.take(),
         certificate: match std::mem::take(&mut a.cert) {
             Cert::Read(c) => c,
             Cert::Unwanted | Cert::Waiting => None,

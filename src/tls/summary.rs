@@ -74,6 +74,22 @@ impl Outcome {
     }
 }
 
+/// What passive DNS said about a flow's server when its ClientHello was
+/// read, so that DNS seen later (answers, evictions, purges while the flow
+/// waits to be reported) cannot change the flow's match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsAtHello {
+    /// The SNI was an alias of this target name.
+    Alias(Arc<str>),
+    /// The server's address was an answer for this target name.
+    Address(Arc<str>),
+    /// Passive DNS knew nothing that leads to a target.
+    Nothing,
+}
+
+/// Looks up passive DNS for a ClientHello: (server address, SNI, time).
+pub type DnsLookup = Arc<dyn Fn(IpAddr, Option<&str>, u64) -> DnsAtHello + Send + Sync>;
+
 /// One TLS flow as the census sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandshakeSummary {
@@ -89,6 +105,8 @@ pub struct HandshakeSummary {
     /// The server's leaf certificate, read only for flows without SNI that
     /// negotiated TLS 1.2 or older (see `flow::table`).
     pub certificate: Option<Arc<ServerCertificate>>,
+    /// Passive DNS at the ClientHello, when the table was given a lookup.
+    pub dns: Option<DnsAtHello>,
 }
 
 impl HandshakeSummary {
@@ -212,6 +230,7 @@ mod tests {
             client,
             answer,
             certificate: None,
+            dns: None,
         }
     }
 
