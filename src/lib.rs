@@ -9,14 +9,29 @@
 //!                                               bounded      │      └─ evictions, bound counters   ▼
 //!                                               channels     └─► ...                     HandshakeSummary
 //!                                                                                              │
+//!  DNS responses ─► every worker's batch ─► per-worker PassiveDns (looked up at the ClientHello)
 //!                     shared: Inventory (DashMap) ◄───────────────────────────────────────────┤
 //!                             Metrics (prometheus) ◄──────────────────────────────────────────┤
 //!                             event log (NDJSON writer thread) ◄──────────────────────────────┘
 //! ```
 //!
 //! Each stage borrows its bytes and returns a typed outcome; nothing on the packet
-//! path panics or allocates per packet in steady state. Only the inventory and
-//! the counters are shared between threads.
+//! path panics or allocates per packet in steady state. Shared between threads,
+//! each bounded and with one writer per entry:
+//! - the inventory (`inventory::Inventory`, `--max-hosts`) and the metrics
+//!   (`metrics::Metrics`; the per-source legacy series capped by
+//!   `--max-legacy-sources`, quiet sources aged out in live mode);
+//! - the settled-flow set (`flow::SettledSet`): workers mark, the capture thread
+//!   skips those flows' segments;
+//! - the event queue (`events::EventLog`, 4,096 events): workers send, one writer
+//!   thread writes; in live mode a full queue drops events, never packets;
+//! - the exporter's page (`exporter::Page`): rendered by one scrape, shared by the
+//!   others for a second.
+//!
+//! Passive DNS is not shared: the capture thread parses DNS responses and sends
+//! each to every worker in its batch, between the same segments as on the wire;
+//! each worker keeps its own store (`--max-dns-entries`), so a flow is judged by
+//! exactly the DNS seen before its ClientHello.
 #![forbid(unsafe_code)]
 
 pub mod capture;
