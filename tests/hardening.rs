@@ -562,3 +562,51 @@ fn regression_12_dns_after_flow_does_not_change_match() {
     );
     has(&m, "tlscensus_dns_entries 8");
 }
+
+/// Item 5: spoofed sources that only sent a hello (each reset, so reported
+/// first) fill the labelled sources; hosts whose server answered still get
+/// their own series, and every flow is still counted (in `other`).
+#[test]
+fn regression_12_answered_sources_win_over_spoofed() {
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let mut frames = Vec::new();
+    let mut t = 1_000_000_000u64;
+    for n in 0..20u32 {
+        let c = (client(0x10_0000 + n), 40000);
+        let len = hello.len() as u32;
+        frames.push(Frame {
+            ts_ns: t,
+            data: tcp_frame(c, (SERVER, 443), 1, 0, ACK | PSH, &hello),
+        });
+        frames.push(Frame {
+            ts_ns: t + 1000,
+            data: tcp_frame((SERVER, 443), c, 1, 1 + len, RST | ACK, &[]),
+        });
+        t += 1_000_000;
+    }
+    for n in 0..3u32 {
+        let conn = Conn::new(client(0x20_0000 + n), 50000, SERVER);
+        frames.extend(conn.frames(t, &[(true, hello.clone()), (false, alert(2, 70))], true));
+        t += 100_000_000;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "sources.pcap", &frames);
+    let m = metrics_after_read(&[&p], &["--max-legacy-sources", "10"]);
+    for n in 0..3u32 {
+        let series = format!(
+            r#"tlscensus_legacy_flows_total{{outcome="rejected",source="{}",version="TLSv1.0"}} 1"#,
+            client(0x20_0000 + n)
+        );
+        has(&m, &series);
+    }
+    let labelled = m
+        .lines()
+        .filter(|l| l.starts_with("tlscensus_legacy_flows_total{"))
+        .count();
+    assert_eq!(labelled, 11, "10 sources and other:\n{m}");
+    // 20 spoofed flows: 7 still labelled, 13 in other (10 never admitted, 3 displaced).
+    has(
+        &m,
+        r#"tlscensus_legacy_flows_total{outcome="unanswered",source="other",version="TLSv1.0"} 13"#,
+    );
+}
