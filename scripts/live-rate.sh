@@ -15,13 +15,7 @@ rates=("$@")
 cargo build --release --quiet
 bin=$PWD/target/release/tlscensus
 p=lr$$
-work=$(mktemp -d)
-cleanup() { ip netns del ${p}a 2>/dev/null || true; ip netns del ${p}b 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-ip netns add ${p}a; ip netns add ${p}b
-ip link add ${p}a netns ${p}a type veth peer name ${p}b netns ${p}b
-ip -n ${p}a link set ${p}a mtu 9000 up; ip -n ${p}b link set ${p}b mtu 9000 up
-ip -n ${p}b link set lo up
+. scripts/veth.sh
 frames=$(tcpdump -r "$cap" 2>/dev/null | wc -l)
 total=$((frames * loops))
 replay() { # rate

@@ -17,13 +17,7 @@ scrapers=("$@")
 cargo build --release --quiet --bin tlscensus
 bin=$PWD/target/release/tlscensus
 p=sl$$
-work=$(mktemp -d)
-cleanup() { ip netns del ${p}a 2>/dev/null || true; ip netns del ${p}b 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-ip netns add ${p}a; ip netns add ${p}b
-ip link add ${p}a netns ${p}a type veth peer name ${p}b netns ${p}b
-ip -n ${p}a link set ${p}a mtu 9000 up; ip -n ${p}b link set ${p}b mtu 9000 up
-ip -n ${p}b link set lo up
+. scripts/veth.sh
 "$bin" read --no-progress --format csv --metrics-file "$work/offline.prom" "$cap" >/dev/null 2>&1
 flows() { awk '/^tlscensus_flows_total\{/{s+=$2} END{print s+0}' "$1"; }
 want=$(flows "$work/offline.prom")

@@ -31,6 +31,13 @@ fn crafted_events(frames: &[Frame]) -> Vec<Value> {
     events(&[Path::new(&p)], &["--all"])
 }
 
+/// The metrics text of `read EXTRA` over one crafted capture.
+fn crafted_metrics(frames: &[Frame], extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", frames);
+    metrics_after_read(&[&p], extra)
+}
+
 /// Item 4: ClientHellos with hundreds of different version values make at
 /// most the eight version names, in the metrics and in the inventory.
 #[test]
@@ -110,9 +117,7 @@ fn regression_12_version_not_offered_stays_legacy() {
     );
     let ev = crafted_events(&frames);
     assert_eq!(ev[0]["legacy"], json!(true), "{ev:?}");
-    let dir = tempfile::tempdir().unwrap();
-    let p = pcap(dir.path(), "c.pcap", &frames);
-    let m = metrics_after_read(&[&p], &[]);
+    let m = crafted_metrics(&frames, &[]);
     has(
         &m,
         r#"tlscensus_anomalies_total{kind="version_not_offered"} 1"#,
@@ -140,9 +145,7 @@ fn regression_12_duplicate_extension_counted() {
     );
     let ev = crafted_events(&frames);
     assert_eq!(ev[0]["sni"], json!("a.blob.core.windows.net"));
-    let dir = tempfile::tempdir().unwrap();
-    let p = pcap(dir.path(), "c.pcap", &frames);
-    let m = metrics_after_read(&[&p], &[]);
+    let m = crafted_metrics(&frames, &[]);
     has(
         &m,
         r#"tlscensus_anomalies_total{kind="duplicate_extension"} 1"#,
@@ -281,9 +284,7 @@ fn regression_12_second_synack_new_isn() {
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["outcome"], json!("negotiated"));
     assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.0"));
-    let dir = tempfile::tempdir().unwrap();
-    let p = pcap(dir.path(), "c.pcap", &frames);
-    let m = metrics_after_read(&[&p], &[]);
+    let m = crafted_metrics(&frames, &[]);
     has(
         &m,
         r#"tlscensus_anomalies_total{kind="server_isn_changed"} 1"#,
@@ -313,9 +314,7 @@ fn regression_12_server_banner_before_hello() {
         &[(false, b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())],
         true,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let p = pcap(dir.path(), "c.pcap", &frames);
-    let m = metrics_after_read(&[&p], &["--all"]);
+    let m = crafted_metrics(&frames, &["--all"]);
     has(&m, "tlscensus_non_tls_flows_total 1");
 }
 
@@ -500,9 +499,7 @@ fn regression_12_overlap_conflict_first_bytes_win() {
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["sni"], json!("a.blob.core.windows.net"));
     assert_eq!(ev[0]["outcome"], json!("rejected"));
-    let dir = tempfile::tempdir().unwrap();
-    let p = pcap(dir.path(), "c.pcap", &frames);
-    let m = metrics_after_read(&[&p], &[]);
+    let m = crafted_metrics(&frames, &[]);
     has(
         &m,
         r#"tlscensus_anomalies_total{kind="overlap_conflict"} 1"#,
