@@ -231,9 +231,74 @@ struct Service {
     page: Page,
     health: Arc<Health>,
     live: Arc<LiveMetrics>,
+    /// What `--web.config.file` asks for now (replaced when its files change).
+    web: std::sync::RwLock<Arc<Web>>,
+    /// The web configuration's files and how they looked when last read.
+    watch: Option<Mutex<Watch>>,
+}
+
+/// The served form of a [`WebConfig`].
+struct Web {
     tls: Option<Arc<rustls::ServerConfig>>,
     auth: Auth,
     headers: Vec<String>,
+}
+
+impl Web {
+    fn from_config(web: WebConfig) -> Web {
+        Web {
+            tls: web.tls,
+            auth: Auth::new(web.users),
+            headers: web.headers,
+        }
+    }
+}
+
+struct Watch {
+    path: std::path::PathBuf,
+    files: Vec<std::path::PathBuf>,
+    stamp: Vec<Option<(std::time::SystemTime, u64)>>,
+    checked: Instant,
+}
+
+/// How often the web configuration's files are looked at.
+pub const WEB_CONFIG_CHECK: Duration = Duration::from_secs(1);
+
+impl Service {
+    fn web(&self) -> Arc<Web> {
+        Arc::clone(&self.web.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Re-reads the web configuration when it or a file it names changed
+    /// (certificate rotation); a broken new version is said and the running
+    /// one kept.
+    fn refresh_web(&self) {
+        let Some(watch) = &self.watch else {
+            return;
+        };
+        let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
+        if w.checked.elapsed() < WEB_CONFIG_CHECK {
+            return;
+        }
+        w.checked = Instant::now();
+        let now = web_config::stamp(&w.files);
+        if now == w.stamp {
+            return;
+        }
+        w.stamp = now;
+        match web_config::load(&w.path) {
+            Ok(cfg) => {
+                w.files = cfg.files.clone();
+                w.stamp = web_config::stamp(&w.files);
+                *self.web.write().unwrap_or_else(|p| p.into_inner()) =
+                    Arc::new(Web::from_config(cfg));
+                eprintln!("tlscensus: {}: reloaded", w.path.display());
+            }
+            Err(e) => {
+                eprintln!("tlscensus: error: {e}; still serving the previous configuration")
+            }
+        }
+    }
 }
 
 impl Exporter {
@@ -250,19 +315,28 @@ impl Exporter {
             addr: "listener".into(),
             source,
         })?;
+        let watch = web.as_ref().and_then(|w| {
+            let path = w.files.first()?.clone();
+            Some(Mutex::new(Watch {
+                path,
+                files: w.files.clone(),
+                stamp: web_config::stamp(&w.files),
+                checked: Instant::now(),
+            }))
+        });
         let web = web.unwrap_or(WebConfig {
             tls: None,
             users: Default::default(),
             headers: Vec::new(),
             ignored: Vec::new(),
+            files: Vec::new(),
         });
         let service = Arc::new(Service {
             page: Page::new(render),
             health,
             live,
-            tls: web.tls,
-            auth: Auth::new(web.users),
-            headers: web.headers,
+            web: std::sync::RwLock::new(Arc::new(Web::from_config(web))),
+            watch,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
@@ -373,6 +447,7 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
                 continue;
             }
         };
+        service.refresh_web();
         let Ok(socket) = stream.try_clone() else {
             service.live.scrapes.with_label_values(&["rejected"]).inc();
             continue;
@@ -467,7 +542,8 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
     if stream.set_nonblocking(false).is_err() {
         return "bad_request";
     }
-    let mut conn = match &svc.tls {
+    let web = svc.web();
+    let mut conn = match &web.tls {
         None => Conn::Plain(stream),
         Some(cfg) => match rustls::ServerConnection::new(Arc::clone(cfg)) {
             Ok(c) => Conn::Tls(Box::new(rustls::StreamOwned::new(c, stream))),
@@ -479,7 +555,7 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
         Ok(h) => h,
         Err(label) => {
             if label == "bad_request" {
-                let _ = respond(&mut conn, svc, 400, "text/plain", b"bad request\n", false);
+                let _ = respond(&mut conn, &web, 400, "text/plain", b"bad request\n", false);
             }
             return label;
         }
@@ -488,7 +564,7 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
     let req = match parse_request(&head) {
         Ok(r) => r,
         Err(_) => {
-            let _ = respond(&mut conn, svc, 400, "text/plain", b"bad request\n", false);
+            let _ = respond(&mut conn, &web, 400, "text/plain", b"bad request\n", false);
             return "bad_request";
         }
     };
@@ -496,7 +572,7 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
     if req.method != "GET" && !head_only {
         let _ = respond(
             &mut conn,
-            svc,
+            &web,
             405,
             "text/plain",
             b"method not allowed\n",
@@ -504,8 +580,8 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
         );
         return "bad_request";
     }
-    if !svc.auth.allows(req.authorization) {
-        let _ = respond(&mut conn, svc, 401, "text/plain", b"unauthorized\n", false);
+    if !web.auth.allows(req.authorization) {
+        let _ = respond(&mut conn, &web, 401, "text/plain", b"unauthorized\n", false);
         return "unauthorized";
     }
     let (status, ctype, body, label): (u16, &str, Arc<[u8]>, &'static str) = match req.path {
@@ -530,7 +606,7 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
         ),
         _ => (404, "text/plain", Arc::from(&b"not found\n"[..]), "not_found"),
     };
-    match respond(&mut conn, svc, status, ctype, &body, head_only) {
+    match respond(&mut conn, &web, status, ctype, &body, head_only) {
         Ok(()) => label,
         Err(_) => "timeout",
     }
@@ -587,14 +663,14 @@ fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, &'static str
 
 fn respond(
     conn: &mut Conn,
-    svc: &Service,
+    web: &Web,
     status: u16,
     ctype: &str,
     body: &[u8],
     head_only: bool,
 ) -> std::io::Result<()> {
     let deadline = Instant::now() + WRITE_DEADLINE;
-    let mut extra = svc.headers.clone();
+    let mut extra = web.headers.clone();
     if status == 401 {
         extra.push("WWW-Authenticate: Basic realm=\"tlscensus\"".into());
     }
@@ -829,6 +905,7 @@ mod tests {
             users,
             headers: vec!["X-Test: 1".into()],
             ignored: Vec::new(),
+            files: Vec::new(),
         };
         let (e, _) = start_with(Some(web));
         let req = |auth: Option<String>| {
@@ -859,6 +936,40 @@ mod tests {
         let t = Instant::now();
         assert!(req(Some(basic("prom", "s3cret"))).starts_with("HTTP/1.1 200"));
         assert!(t.elapsed() < Duration::from_millis(500));
+        e.stop();
+    }
+
+    /// The web configuration is re-read when its file changes (a broken
+    /// version is refused and the running one kept).
+    #[test]
+    fn exporter_web_config_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        let write = |user: &str| {
+            let hash = bcrypt::hash("pw", 4).unwrap();
+            std::fs::write(&path, format!("basic_auth_users:\n  {user}: '{hash}'\n")).unwrap();
+        };
+        write("alice");
+        let (e, _) = start_with(Some(web_config::load(&path).unwrap()));
+        let req = |user: &str| {
+            let auth = basic(user, "pw");
+            get(
+                e.local_addr,
+                format!("GET /metrics HTTP/1.1\r\nAuthorization: Basic {auth}\r\n\r\n").as_bytes(),
+            )
+        };
+        assert!(req("alice").starts_with("HTTP/1.1 200"));
+        std::thread::sleep(WEB_CONFIG_CHECK + Duration::from_millis(100));
+        write("bobby");
+        std::thread::sleep(WEB_CONFIG_CHECK + Duration::from_millis(100));
+        assert!(req("alice").starts_with("HTTP/1.1 401"));
+        assert!(req("bobby").starts_with("HTTP/1.1 200"));
+        std::fs::write(&path, "basic_auth_users: [broken\n").unwrap();
+        std::thread::sleep(WEB_CONFIG_CHECK + Duration::from_millis(100));
+        assert!(
+            req("bobby").starts_with("HTTP/1.1 200"),
+            "the previous one still serves"
+        );
         e.stop();
     }
 }

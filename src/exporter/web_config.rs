@@ -44,6 +44,9 @@ pub struct WebConfig {
     pub headers: Vec<String>,
     /// Settings read but not applied, to tell the user once.
     pub ignored: Vec<String>,
+    /// The files it was made from (itself, certificates, keys), watched for
+    /// changes.
+    pub files: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -61,7 +64,20 @@ pub fn load(path: &Path) -> Result<WebConfig, String> {
     let name = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("web config {name}: {e}"))?;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    parse(&text, &base).map_err(|e| format!("web config {name}: {e}"))
+    let mut cfg = parse(&text, &base).map_err(|e| format!("web config {name}: {e}"))?;
+    cfg.files.insert(0, path.to_path_buf());
+    Ok(cfg)
+}
+
+/// What the watched files look like now: (modification time, length) each.
+pub fn stamp(files: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
 }
 
 fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
@@ -76,10 +92,13 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
         users: HashMap::new(),
         headers: Vec::new(),
         ignored: Vec::new(),
+        files: Vec::new(),
     };
     for (k, v) in doc.as_hash().into_iter().flatten() {
         match k.as_str() {
-            Some("tls_server_config") => cfg.tls = Some(tls_config(v, base, &mut cfg.ignored)?),
+            Some("tls_server_config") => {
+                cfg.tls = Some(tls_config(v, base, &mut cfg.ignored, &mut cfg.files)?)
+            }
             Some("basic_auth_users") => cfg.users = users(v)?,
             Some("http_server_config") => cfg.headers = headers(v, &mut cfg.ignored)?,
             Some(other) => return Err(format!("unknown key {other:?}")),
@@ -177,6 +196,7 @@ fn tls_config(
     v: &Yaml,
     base: &Path,
     ignored: &mut Vec<String>,
+    files: &mut Vec<PathBuf>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
     let mut cert = None;
     let mut key = None;
@@ -224,6 +244,8 @@ fn tls_config(
     }
     let cert = cert.ok_or("tls_server_config needs cert_file")?;
     let key = key.ok_or("tls_server_config needs key_file")?;
+    files.extend([cert.clone(), key.clone()]);
+    files.extend(ca.iter().cloned());
     if min > max {
         return Err("tls_server_config: min_version is above max_version".into());
     }
