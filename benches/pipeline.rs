@@ -11,7 +11,7 @@ use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
 use tlscensus::decode::tunnel::TunnelPorts;
 use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
 use tlscensus::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn};
-use tlscensus::pipeline::InlineCensus;
+use tlscensus::run::InlineCensus;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
 use tlscensus::tls::extract::parse_opening;
 

@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicBool;
 use tlscensus::cli::{Cli, Command, Format};
 
 use tlscensus::config::{LiveConfig, ReadConfig};
-use tlscensus::{live, read, report};
+use tlscensus::report;
+use tlscensus::run::{live, read};
 
 const EXIT_LEGACY: u8 = 1;
 const EXIT_ERROR: u8 = 2;

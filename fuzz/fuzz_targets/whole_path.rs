@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use tlscensus::capture::Frame;
 use tlscensus::config::Config;
-use tlscensus::pipeline::InlineCensus;
+use tlscensus::run::InlineCensus;
 
 const LINKTYPES: [i32; 10] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276];
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, unbounded};
 
+use super::{Pipeline, SendMode, Shared};
 use crate::capture::PacketSource;
 use crate::capture::offline::OfflineSource;
 use crate::config::{Input, ReadConfig, expand_inputs};
@@ -22,7 +23,6 @@ use crate::error::SetupError;
 use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::inventory::HostRecord;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, SendMode, Shared};
 use crate::report::RunTotals;
 
 pub struct ReadOutcome {

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::{Pipeline, SendMode, Shared};
 use crate::capture::live::{IfaceEvent, KernelStats, LiveSource, wait_readable};
 use crate::config::LiveConfig;
 use crate::error::SetupError;
 use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::exporter::{self, Exporter, Health};
 use crate::metrics::{LiveMetrics, Metrics, write_atomic};
-use crate::pipeline::{Pipeline, SendMode, Shared};
 use crate::privilege::{self, Dropped};
 
 /// Frames read from one interface before looking at the others.

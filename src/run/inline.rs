@@ -1,0 +1,89 @@
+//! The whole per-packet path on the calling thread, without channels or
+//! threads: the stages the pipeline runs, in one place, for fuzzing,
+//! benchmarks and tests.
+//!
+//! Input: frames. Output: the handshake summaries of flows that settled.
+//! Invariant: the same decode, fragment, flow and TLS stages as the threaded
+//! pipeline (DNS responses are parsed but not learned).
+
+use crate::capture::Frame;
+use crate::config::Config;
+use crate::decode::{FragmentCache, TunnelPorts};
+use crate::dns as passive_dns;
+use crate::flow::{FlowTable, SegmentIn};
+use crate::tls::HandshakeSummary;
+
+use super::dispatch::flow_segments;
+
+/// The whole per-packet path on the calling thread, without channels: decode,
+/// join fragments, track flows, extract. The threaded pipeline runs exactly
+/// these stages; this form serves fuzzing, benchmarks and tests.
+pub struct InlineCensus {
+    frag: FragmentCache,
+    tunnels: TunnelPorts,
+    table: FlowTable,
+    /// Summaries of flows settled so far.
+    pub out: Vec<HandshakeSummary>,
+    pub decode_errors: u64,
+}
+
+impl InlineCensus {
+    pub fn new(config: &Config) -> Self {
+        InlineCensus {
+            frag: FragmentCache::new(
+                config.max_fragments,
+                config.max_fragment_bytes,
+                config.fragment_timeout_ns,
+            ),
+            tunnels: config.tunnels,
+            table: FlowTable::new(config.table),
+            out: Vec::new(),
+            decode_errors: 0,
+        }
+    }
+
+    pub fn push(&mut self, frame: &Frame<'_>) {
+        let InlineCensus {
+            frag,
+            tunnels,
+            table,
+            out,
+            ..
+        } = self;
+        let dns = |p: &[u8], tcp| {
+            passive_dns::messages(p, tcp, |m| {
+                let _ = m.and_then(passive_dns::parse_response);
+            })
+        };
+        let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
+            table.ingest(
+                SegmentIn {
+                    cut: seg.missing > 0,
+                    ts: frame.ts_ns,
+                    key,
+                    dir,
+                    seq: seg.seq,
+                    flags: seg.flags,
+                    payload: seg.payload,
+                },
+                out,
+            );
+        });
+        if result.is_err() {
+            self.decode_errors += 1;
+        }
+    }
+
+    /// Ends every flow, as at the end of input.
+    pub fn finish(&mut self) {
+        self.table.drain(&mut self.out);
+    }
+
+    pub fn flows_tracked(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.table.buffered_bytes()
+    }
+}

@@ -1,0 +1,134 @@
+//! The runtime: the run modes and the threads they start.
+//!
+//! - [`read`] and [`live`]: `tlscensus read` and `tlscensus live`.
+//! - [`dispatch`]: the capture thread's half: decode, join fragments, parse
+//!   DNS, hash, batch, send.
+//! - [`worker`]: a worker thread: its flow table, passive DNS, matching and
+//!   reports.
+//! - [`inline`]: the same stages on the calling thread (fuzzing, benchmarks).
+//!
+//! Invariants: a flow's segments always reach the same worker, in capture
+//! order, and every worker sees every DNS response in its place among them;
+//! batches are recycled through a return channel, so steady state does not
+//! allocate per packet. In [`SendMode::Block`] (offline) the capture thread
+//! waits for a worker; in [`SendMode::DropWhenFull`] (live) a full queue drops
+//! the batch and counts it.
+
+pub mod dispatch;
+pub mod inline;
+pub mod live;
+pub mod read;
+pub mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::bounded;
+
+use crate::config::Config;
+use crate::dns::PassiveDns;
+use crate::error::SetupError;
+use crate::events::EventSink;
+use crate::flow::SettledSet;
+use crate::inventory::Inventory;
+use crate::metrics::Metrics;
+
+pub use dispatch::{Batch, Dispatcher};
+pub use inline::InlineCensus;
+
+/// Batches queued per worker.
+const QUEUE_BATCHES: usize = 8;
+
+/// What all threads share.
+pub struct Shared {
+    pub config: Config,
+    pub inventory: Inventory,
+    pub metrics: Metrics,
+    /// Live counters for progress display and run totals.
+    pub progress: Progress,
+}
+
+impl Shared {
+    pub fn new(config: Config, metrics: Metrics) -> Shared {
+        Shared {
+            inventory: Inventory::new(config.max_hosts),
+            metrics,
+            progress: Progress::default(),
+            config,
+        }
+    }
+
+    /// A worker's own passive DNS store.
+    pub fn passive_dns(&self) -> PassiveDns {
+        let c = &self.config;
+        PassiveDns::new(c.max_dns_entries, c.dns_grace_secs, c.max_dns_ttl_secs)
+    }
+}
+
+#[derive(Default)]
+pub struct Progress {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// TLS flows settled (targets or not).
+    pub tls_flows: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendMode {
+    Block,
+    DropWhenFull,
+}
+
+/// A running pipeline: the dispatcher (owned by the capture thread) and the workers.
+pub struct Pipeline {
+    pub dispatcher: Dispatcher,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the workers. Each gets its own clone of `events`, so the event log
+    /// ends when the last worker does.
+    pub fn start(
+        shared: Arc<Shared>,
+        mode: SendMode,
+        events: Option<EventSink>,
+    ) -> Result<Pipeline, SetupError> {
+        let n = shared.config.workers;
+        let settled = Arc::new(SettledSet::new(
+            shared.config.table.max_flows.saturating_mul(n),
+        ));
+        let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (QUEUE_BATCHES + 2));
+        let mut senders = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for id in 0..n {
+            let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
+            workers.push(worker::spawn(
+                id,
+                Arc::clone(&shared),
+                events.clone(),
+                Arc::clone(&settled),
+                rx,
+                recycle_tx.clone(),
+            )?);
+            senders.push(tx);
+        }
+        Ok(Pipeline {
+            dispatcher: Dispatcher::new(senders, recycle_rx, mode, shared, settled),
+            workers,
+        })
+    }
+
+    /// Sends what is batched, lets the workers drain every flow, and waits for them.
+    pub fn finish(self) {
+        let Pipeline {
+            mut dispatcher,
+            workers,
+        } = self;
+        // Block for the last batches even in live mode: shutdown must not lose them.
+        dispatcher.close();
+        for h in workers {
+            let _ = h.join();
+        }
+    }
+}

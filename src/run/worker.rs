@@ -1,0 +1,310 @@
+//! A worker thread: owns its flow table and its passive DNS, turns each
+//! batch's segments into handshake summaries, matches them to the targets and
+//! reports them to the inventory, the counters and the event log.
+//!
+//! Input: batches from the capture thread. Output: inventory records, metric
+//! counts, events. Invariants: the worker's state is its own (no locks on the
+//! hot path); DNS responses are learned in their place among the segments and
+//! the server is looked up when the ClientHello is read, so a flow is judged by
+//! the DNS seen before it; a quiet link still ages flows on the wall clock in
+//! live mode.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::Shared;
+use super::dispatch::{Batch, DnsItem};
+use crate::dns::{Match, PassiveDns};
+use crate::error::SetupError;
+use crate::events::{EventSink, FlowEvent};
+use crate::flow::table::TableStats;
+use crate::flow::{FlowTable, SegmentIn, SettledSet};
+use crate::inventory::Recorded;
+use crate::metrics::{Anomaly, CERTIFICATE_RESULTS, FlowCounters};
+use crate::tls::HandshakeSummary;
+use crate::tls::extract::Malformed;
+use crate::tls::summary::{DnsAtHello, DnsLookup};
+
+/// A worker learns one response; the first worker counts what it taught.
+fn learn_dns(shared: &Shared, dns: &PassiveDns, item: &DnsItem, counting: bool) {
+    let l = dns.learn(&item.response, &shared.config.targets, item.ts);
+    if counting {
+        let m = &shared.metrics;
+        m.bound("dns_entries", l.evicted as u64);
+        let result = if l.names + l.addresses > 0 {
+            "target"
+        } else {
+            "no_target"
+        };
+        m.dns_responses.with_label_values(&[result]).inc();
+        m.dns_entries.set(dns.len() as i64);
+    }
+}
+
+/// Starts worker `id`: its flow table (publishing settled flows to
+/// `settled`), its passive DNS, and the loop over the batches from `rx`.
+pub(super) fn spawn(
+    id: usize,
+    shared: Arc<Shared>,
+    events: Option<EventSink>,
+    settled: Arc<SettledSet>,
+    rx: Receiver<Batch>,
+    recycle: Sender<Batch>,
+) -> Result<JoinHandle<()>, SetupError> {
+    let dns = Arc::new(shared.passive_dns());
+    let lookup: DnsLookup = {
+        let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
+        Arc::new(move |server, sni, t| dns_at_hello(&shared, &dns, server, sni, t))
+    };
+    let table = FlowTable::new(shared.config.table)
+        .with_settled(settled)
+        .with_dns_lookup(lookup);
+    let worker = Worker {
+        id,
+        shared,
+        events,
+        dns,
+    };
+    std::thread::Builder::new()
+        .name(format!("worker-{id}"))
+        .spawn(move || worker_loop(rx, recycle, worker, table))
+        .map_err(SetupError::Thread)
+}
+
+/// What a worker thread owns besides its flow table.
+struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
+    events: Option<EventSink>,
+    /// This worker's passive DNS (the table's lookup shares it).
+    dns: Arc<PassiveDns>,
+}
+
+fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut table: FlowTable) {
+    let Worker {
+        id,
+        shared,
+        events,
+        dns,
+    } = worker;
+    let counting = id == 0;
+    let mut out: Vec<HandshakeSummary> = Vec::new();
+    let mut counters = FlowCounters::default();
+    let mut tracked = 0i64;
+    let wall_clock = shared.config.wall_clock;
+    loop {
+        let mut batch = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(b) => b,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                // A quiet link: idle flows still time out on the wall clock.
+                if wall_clock {
+                    table.tick(wall_clock_ns(), &mut out);
+                    report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
+                    flush_table_stats(&shared, &mut table, &mut tracked);
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut items = batch.dns.iter().peekable();
+        for (i, m) in batch.segs.iter().enumerate() {
+            while let Some(item) = items.next_if(|d| d.before as usize <= i) {
+                learn_dns(&shared, &dns, item, counting);
+            }
+            let (start, len) = (m.start as usize, m.len as usize);
+            let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
+            table.ingest(
+                SegmentIn {
+                    cut: m.cut,
+                    ts: m.ts,
+                    key: m.key,
+                    dir: m.dir,
+                    seq: m.seq,
+                    flags: m.flags,
+                    payload,
+                },
+                &mut out,
+            );
+        }
+        for item in items {
+            learn_dns(&shared, &dns, item, counting);
+        }
+        if wall_clock {
+            table.tick(wall_clock_ns(), &mut out);
+        }
+        report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
+        flush_table_stats(&shared, &mut table, &mut tracked);
+        batch.clear();
+        let _ = recycle.try_send(batch);
+    }
+    table.drain(&mut out);
+    report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
+    flush_table_stats(&shared, &mut table, &mut tracked);
+}
+
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Sends settled flows to the inventory, the counters and the event log.
+fn report(
+    shared: &Shared,
+    dns: &PassiveDns,
+    events: Option<&EventSink>,
+    counters: &mut FlowCounters,
+    out: &mut Vec<HandshakeSummary>,
+) {
+    let cfg = &shared.config;
+    let m = &shared.metrics;
+    for s in out.drain(..) {
+        let matched = target_match(shared, dns, &s);
+        let target = matched.is_some();
+        if let Some((how, _)) = &matched {
+            m.target_flows.with_label_values(&[how.as_str()]).inc();
+        }
+        if s.version_not_offered() {
+            m.anomaly(Anomaly::VersionNotOffered, 1);
+        }
+        if s.client.as_ref().is_some_and(|c| c.duplicate_extension) {
+            m.anomaly(Anomaly::DuplicateExtension, 1);
+        }
+        let legacy = s.is_legacy(cfg.min_version);
+        let version = s.effective_version();
+        let outcome = s.outcome();
+        counters.inc(m, version, outcome, target);
+        shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
+        if !(target || cfg.all) {
+            continue;
+        }
+        match shared.inventory.record(&s, legacy) {
+            Recorded::Stored => {}
+            Recorded::NameDropped => m.bound("server_names", 1),
+            Recorded::HostDropped => m.bound("hosts", 1),
+        }
+        if legacy {
+            m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
+        }
+        if let Some(sink) = events {
+            sink.send(FlowEvent::new(&s, legacy, matched));
+        }
+    }
+    m.inventory_hosts.set(shared.inventory.len() as i64);
+}
+
+/// Whether a flow's server is a target, and how that is known, with the
+/// target name it leads to (which names the storage account), in the order
+/// of [`Match`]: the SNI itself, the SNI as a DNS alias of a target; without
+/// SNI, the server address as a DNS answer for a target, the address in the
+/// target prefixes, a name in the server's certificate (TLS ≤ 1.2; the first
+/// matching name is the target name). DNS knowledge counts only if it was
+/// valid at the time of the flow's ClientHello.
+pub fn target_match(
+    shared: &Shared,
+    dns: &PassiveDns,
+    s: &HandshakeSummary,
+) -> Option<(Match, Option<Arc<str>>)> {
+    let cfg = &shared.config;
+    // What passive DNS said at the ClientHello, when the worker asked then;
+    // else (no hello seen, or no lookup) what it says for that time now.
+    let dns = s
+        .dns
+        .clone()
+        .unwrap_or_else(|| dns_at_hello(shared, dns, s.server_ip, s.sni(), s.ts_ns));
+    match s.sni() {
+        Some(name) if cfg.targets.matches(name) => Some((Match::Sni, Some(Arc::from(name)))),
+        Some(_) => match dns {
+            DnsAtHello::Alias(target) => Some((Match::Cname, Some(target))),
+            _ => None,
+        },
+        None => {
+            if let DnsAtHello::Address(target) = dns {
+                Some((Match::DnsAddress, Some(target)))
+            } else if cfg.prefixes.contains(s.server_ip) {
+                Some((Match::Cidr, None))
+            } else {
+                let cert = s.certificate.as_ref()?;
+                cert.names()
+                    .find(|n| cfg.targets.matches_certificate_name(n))
+                    .map(|n| (Match::Certificate, Some(Arc::from(n))))
+            }
+        }
+    }
+}
+
+/// Passive DNS about a flow's server at time `t`: the SNI as an alias of a
+/// target (when the SNI is not a target itself), else the address as an
+/// answer for one.
+fn dns_at_hello(
+    shared: &Shared,
+    dns: &PassiveDns,
+    server: IpAddr,
+    sni: Option<&str>,
+    t: u64,
+) -> DnsAtHello {
+    match sni {
+        Some(name) if shared.config.targets.matches(name) => DnsAtHello::Nothing,
+        Some(name) => dns
+            .alias_of(name, t)
+            .map_or(DnsAtHello::Nothing, DnsAtHello::Alias),
+        None => dns
+            .target_of(server, t)
+            .map_or(DnsAtHello::Nothing, DnsAtHello::Address),
+    }
+}
+
+fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {
+    let m = &shared.metrics;
+    let s: TableStats = std::mem::take(&mut table.stats);
+    m.evictions
+        .with_label_values(&["idle"])
+        .inc_by(s.evicted_idle);
+    m.evictions
+        .with_label_values(&["table_full"])
+        .inc_by(s.evicted_table_full);
+    m.evictions
+        .with_label_values(&["end_of_capture"])
+        .inc_by(s.ended_open);
+    m.bound("flow_table", s.evicted_table_full);
+    m.bound("stream_bytes", s.stream_cap_hits);
+    m.bound("ooo_segments", s.pending_full);
+    m.bound("buffer_budget", s.buffer_budget_hits);
+    m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
+    m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
+    m.cut_handshakes.inc_by(s.cut_handshakes);
+    m.non_tls.inc_by(s.non_tls);
+    m.midstream.inc_by(s.midstream);
+    let c = &s.certificates;
+    for (result, n) in CERTIFICATE_RESULTS
+        .into_iter()
+        .zip([c.names, c.none, c.failed])
+    {
+        if n > 0 {
+            m.certificates.with_label_values(&[result]).inc_by(n);
+        }
+    }
+    for (i, n) in s.malformed.iter().enumerate() {
+        if *n > 0 {
+            m.parse_errors
+                .with_label_values(&[Malformed::ALL[i].as_str()])
+                .inc_by(*n);
+        }
+    }
+    for (kind, n) in [
+        ("incomplete", s.incomplete),
+        ("conflicting_roles", s.conflicting_roles),
+        ("server_not_tls", s.server_not_tls),
+    ] {
+        if n > 0 {
+            m.parse_errors.with_label_values(&[kind]).inc_by(n);
+        }
+    }
+    let now = table.len() as i64;
+    m.flows_tracked.add(now - *tracked);
+    *tracked = now;
+}
