@@ -10,8 +10,8 @@ use crate::cli::{CensusArgs, Format, LiveArgs, ReadArgs};
 use crate::decode::{TunnelPorts, tunnel};
 use crate::error::SetupError;
 use crate::flow::{StreamLimits, TableLimits};
-use crate::prefixes::{self, PrefixSet};
-use crate::target::TargetSet;
+use crate::target::prefixes::{self, PrefixSet};
+use crate::target::{Matcher, TargetSet};
 use crate::tls::Version;
 use std::sync::Arc;
 
@@ -40,6 +40,16 @@ pub struct Config {
     pub events: Option<String>,
     /// Live mode: idle flows also time out on the wall clock when no packets come.
     pub wall_clock: bool,
+}
+
+impl Config {
+    /// The matching rules over the configured target names and prefixes.
+    pub fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            names: &self.targets,
+            prefixes: &self.prefixes,
+        }
+    }
 }
 
 /// Settings of `tlscensus read`.

@@ -21,10 +21,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 use prometheus::IntCounter;
 use serde::Serialize;
 
-use crate::dns::Match;
 use crate::error::SetupError;
 use crate::metrics::Metrics;
-use crate::target::account_of;
+use crate::target::{Match, account_of};
 use crate::tls::{HandshakeSummary, Outcome, Version};
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

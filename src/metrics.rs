@@ -435,7 +435,7 @@ impl Metrics {
         for a in Anomaly::ALL {
             m.anomalies.with_label_values(&[a.as_str()]);
         }
-        for k in crate::dns::Match::ALL {
+        for k in crate::target::Match::ALL {
             m.target_flows.with_label_values(&[k.as_str()]);
         }
         Ok(m)

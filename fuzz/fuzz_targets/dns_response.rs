@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use tlscensus::dns::{PassiveDns, messages, parse_response};
+use tlscensus::target::dns::{PassiveDns, messages, parse_response};
 use tlscensus::target::TargetSet;
 
 static TARGETS: OnceLock<TargetSet> = OnceLock::new();
@@ -19,12 +19,12 @@ fuzz_target!(|data: &[u8]| {
     let t = 1_000_000_000_000;
     for m in all {
         if let Ok(r) = parse_response(m) {
-            assert!(r.answers.len() <= tlscensus::dns::MAX_RECORDS);
+            assert!(r.answers.len() <= tlscensus::target::dns::MAX_RECORDS);
             store.learn(&r, targets, t);
             assert!(store.len() <= 8);
             for a in &r.answers {
                 assert!(a.owner.len() <= 255);
-                if let tlscensus::dns::Rdata::Addr(ip) = a.data {
+                if let tlscensus::target::dns::Rdata::Addr(ip) = a.data {
                     // Nothing is valid before it was seen.
                     assert!(store.target_of(ip, t - 1).is_none());
                     let _ = store.target_of(ip, t);

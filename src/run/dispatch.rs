@@ -20,10 +20,10 @@ use crate::capture::Frame;
 use crate::decode::frag::FragStats;
 use crate::decode::tunnel::DNS_PORT;
 use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
-use crate::dns::{self as passive_dns, Response};
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
 use crate::metrics::DNS_RESULTS;
+use crate::target::dns::{self as passive_dns, Response};
 
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 256 * 1024;

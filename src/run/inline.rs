@@ -9,8 +9,8 @@
 use crate::capture::Frame;
 use crate::config::Config;
 use crate::decode::{FragmentCache, TunnelPorts};
-use crate::dns as passive_dns;
 use crate::flow::{FlowTable, SegmentIn};
+use crate::target::dns as passive_dns;
 use crate::tls::HandshakeSummary;
 
 use super::dispatch::flow_segments;

@@ -27,12 +27,12 @@ use std::thread::JoinHandle;
 use crossbeam_channel::bounded;
 
 use crate::config::Config;
-use crate::dns::PassiveDns;
 use crate::error::SetupError;
 use crate::events::EventSink;
 use crate::flow::SettledSet;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
+use crate::target::dns::PassiveDns;
 
 pub use dispatch::{Batch, Dispatcher};
 pub use inline::InlineCensus;

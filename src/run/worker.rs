@@ -9,7 +9,6 @@
 //! the DNS seen before it; a quiet link still ages flows on the wall clock in
 //! live mode.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -18,16 +17,16 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Shared;
 use super::dispatch::{Batch, DnsItem};
-use crate::dns::{Match, PassiveDns};
 use crate::error::SetupError;
 use crate::events::{EventSink, FlowEvent};
 use crate::flow::table::TableStats;
 use crate::flow::{FlowTable, SegmentIn, SettledSet};
 use crate::inventory::Recorded;
 use crate::metrics::{Anomaly, CERTIFICATE_RESULTS, FlowCounters};
+use crate::target::dns::PassiveDns;
 use crate::tls::HandshakeSummary;
 use crate::tls::extract::Malformed;
-use crate::tls::summary::{DnsAtHello, DnsLookup};
+use crate::tls::summary::DnsLookup;
 
 /// A worker learns one response; the first worker counts what it taught.
 fn learn_dns(shared: &Shared, dns: &PassiveDns, item: &DnsItem, counting: bool) {
@@ -58,7 +57,7 @@ pub(super) fn spawn(
     let dns = Arc::new(shared.passive_dns());
     let lookup: DnsLookup = {
         let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
-        Arc::new(move |server, sni, t| dns_at_hello(&shared, &dns, server, sni, t))
+        Arc::new(move |server, sni, t| shared.config.matcher().dns_at_hello(&dns, server, sni, t))
     };
     let table = FlowTable::new(shared.config.table)
         .with_settled(settled)
@@ -163,7 +162,7 @@ fn report(
     let cfg = &shared.config;
     let m = &shared.metrics;
     for s in out.drain(..) {
-        let matched = target_match(shared, dns, &s);
+        let matched = shared.config.matcher().target_match(dns, &s);
         let target = matched.is_some();
         if let Some((how, _)) = &matched {
             m.target_flows.with_label_values(&[how.as_str()]).inc();
@@ -195,67 +194,6 @@ fn report(
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);
-}
-
-/// Whether a flow's server is a target, and how that is known, with the
-/// target name it leads to (which names the storage account), in the order
-/// of [`Match`]: the SNI itself, the SNI as a DNS alias of a target; without
-/// SNI, the server address as a DNS answer for a target, the address in the
-/// target prefixes, a name in the server's certificate (TLS ≤ 1.2; the first
-/// matching name is the target name). DNS knowledge counts only if it was
-/// valid at the time of the flow's ClientHello.
-pub fn target_match(
-    shared: &Shared,
-    dns: &PassiveDns,
-    s: &HandshakeSummary,
-) -> Option<(Match, Option<Arc<str>>)> {
-    let cfg = &shared.config;
-    // What passive DNS said at the ClientHello, when the worker asked then;
-    // else (no hello seen, or no lookup) what it says for that time now.
-    let dns = s
-        .dns
-        .clone()
-        .unwrap_or_else(|| dns_at_hello(shared, dns, s.server_ip, s.sni(), s.ts_ns));
-    match s.sni() {
-        Some(name) if cfg.targets.matches(name) => Some((Match::Sni, Some(Arc::from(name)))),
-        Some(_) => match dns {
-            DnsAtHello::Alias(target) => Some((Match::Cname, Some(target))),
-            _ => None,
-        },
-        None => {
-            if let DnsAtHello::Address(target) = dns {
-                Some((Match::DnsAddress, Some(target)))
-            } else if cfg.prefixes.contains(s.server_ip) {
-                Some((Match::Cidr, None))
-            } else {
-                let cert = s.certificate.as_ref()?;
-                cert.names()
-                    .find(|n| cfg.targets.matches_certificate_name(n))
-                    .map(|n| (Match::Certificate, Some(Arc::from(n))))
-            }
-        }
-    }
-}
-
-/// Passive DNS about a flow's server at time `t`: the SNI as an alias of a
-/// target (when the SNI is not a target itself), else the address as an
-/// answer for one.
-fn dns_at_hello(
-    shared: &Shared,
-    dns: &PassiveDns,
-    server: IpAddr,
-    sni: Option<&str>,
-    t: u64,
-) -> DnsAtHello {
-    match sni {
-        Some(name) if shared.config.targets.matches(name) => DnsAtHello::Nothing,
-        Some(name) => dns
-            .alias_of(name, t)
-            .map_or(DnsAtHello::Nothing, DnsAtHello::Alias),
-        None => dns
-            .target_of(server, t)
-            .map_or(DnsAtHello::Nothing, DnsAtHello::Address),
-    }
 }
 
 fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {

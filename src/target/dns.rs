@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 
-use crate::target::TargetSet;
+use super::names::TargetSet;
 
 pub const MAX_POINTERS: usize = 16;
 pub const MAX_RECORDS: usize = 64;
@@ -220,42 +220,6 @@ pub fn messages<'a>(payload: &'a [u8], tcp: bool, mut f: impl FnMut(Result<&'a [
         };
         f(Ok(msg));
         rest = &rest[2 + len..];
-    }
-}
-
-/// How a flow's server came to be a target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Match {
-    /// The SNI matches a target pattern.
-    Sni,
-    /// The SNI is an alias (CNAME chain) of a target name.
-    Cname,
-    /// No SNI; the server address was a DNS answer for a target name.
-    DnsAddress,
-    /// No SNI; the server address is in --target-cidr or the service tags.
-    Cidr,
-    /// No SNI; the server's certificate names a target.
-    Certificate,
-}
-
-impl Match {
-    pub const ALL: [Match; 5] = [
-        Match::Sni,
-        Match::Cname,
-        Match::DnsAddress,
-        Match::Cidr,
-        Match::Certificate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Match::Sni => "sni",
-            Match::Cname => "cname",
-            Match::DnsAddress => "dns_address",
-            Match::Cidr => "cidr",
-            Match::Certificate => "certificate",
-        }
     }
 }
 
