@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
@@ -69,6 +69,8 @@ pub enum Recorded {
 pub struct Inventory {
     hosts: DashMap<IpAddr, HostRecord, ahash::RandomState>,
     max_hosts: usize,
+    /// Hosts held; written only when a host is added (hosts are never removed).
+    count: AtomicUsize,
     pub hosts_dropped: AtomicU64,
     pub flows: AtomicU64,
 }
@@ -78,28 +80,33 @@ impl Inventory {
         Inventory {
             hosts: DashMap::with_hasher(ahash::RandomState::new()),
             max_hosts,
+            count: AtomicUsize::new(0),
             hosts_dropped: AtomicU64::new(0),
             flows: AtomicU64::new(0),
         }
     }
 
+    /// Hosts held (a counter: `DashMap::len` locks every shard).
     pub fn len(&self) -> usize {
-        self.hosts.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty()
+        self.len() == 0
     }
 
     /// Adds one flow.
     pub fn record(&self, s: &HandshakeSummary, legacy: bool) -> Recorded {
         self.flows.fetch_add(1, Ordering::Relaxed);
-        if !self.hosts.contains_key(&s.client_ip) && self.hosts.len() >= self.max_hosts {
+        if !self.hosts.contains_key(&s.client_ip) && self.len() >= self.max_hosts {
             self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
             return Recorded::HostDropped;
         }
         let mut result = Recorded::Stored;
-        let mut r = self.hosts.entry(s.client_ip).or_default();
+        let mut r = self.hosts.entry(s.client_ip).or_insert_with(|| {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            HostRecord::default()
+        });
         if r.flows == 0 || s.ts_ns < r.first_ns {
             r.first_ns = s.ts_ns;
         }

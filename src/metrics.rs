@@ -27,19 +27,56 @@ use crate::tls::extract::Malformed;
 use crate::tls::summary::Outcome;
 use crate::tls::version::{Version, VersionClass};
 
-/// Every `bound` label value.
-pub const BOUNDS: [&str; 10] = [
-    "flow_table",
-    "stream_bytes",
-    "ooo_segments",
-    "buffer_budget",
-    "hosts",
-    "legacy_sources",
-    "fragments",
-    "server_names",
-    "worker_queue",
-    "dns_entries",
-];
+/// The `bound` label of `tlscensus_bound_hits_total`: every memory bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    FlowTable,
+    StreamBytes,
+    OooSegments,
+    BufferBudget,
+    Hosts,
+    LegacySources,
+    Fragments,
+    ServerNames,
+    WorkerQueue,
+    DnsEntries,
+}
+
+impl Bound {
+    pub const ALL: [Bound; 10] = [
+        Bound::FlowTable,
+        Bound::StreamBytes,
+        Bound::OooSegments,
+        Bound::BufferBudget,
+        Bound::Hosts,
+        Bound::LegacySources,
+        Bound::Fragments,
+        Bound::ServerNames,
+        Bound::WorkerQueue,
+        Bound::DnsEntries,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::FlowTable => "flow_table",
+            Bound::StreamBytes => "stream_bytes",
+            Bound::OooSegments => "ooo_segments",
+            Bound::BufferBudget => "buffer_budget",
+            Bound::Hosts => "hosts",
+            Bound::LegacySources => "legacy_sources",
+            Bound::Fragments => "fragments",
+            Bound::ServerNames => "server_names",
+            Bound::WorkerQueue => "worker_queue",
+            Bound::DnsEntries => "dns_entries",
+        }
+    }
+}
+
+/// `reason` values of `tlscensus_flow_evictions_total`.
+pub const EVICTIONS: [&str; 3] = ["idle", "table_full", "end_of_capture"];
+
+/// `result` values of `tlscensus_ip_fragments_total`.
+pub const FRAGMENT_RESULTS: [&str; 4] = ["reassembled", "expired", "invalid", "table_full"];
 
 /// `result` values of `tlscensus_dns_responses_total`.
 pub const DNS_RESULTS: [&str; 6] = [
@@ -50,6 +87,20 @@ pub const DNS_RESULTS: [&str; 6] = [
     "bad_name",
     "tcp_split",
 ];
+
+/// Positions of the two results a learned response can have.
+pub const DNS_TARGET: usize = 0;
+pub const DNS_NO_TARGET: usize = 1;
+
+/// Adds each non-zero local count to its handle and zeroes it.
+pub fn flush_into<const N: usize>(counts: &mut [u64; N], to: &[IntCounter; N]) {
+    for (n, c) in counts.iter_mut().zip(to) {
+        if *n > 0 {
+            c.inc_by(*n);
+            *n = 0;
+        }
+    }
+}
 
 /// `result` values of `tlscensus_server_certificates_total`.
 pub const CERTIFICATE_RESULTS: [&str; 3] = ["names", "none", "failed"];
@@ -90,8 +141,30 @@ impl Anomaly {
 /// `kind` values of the TLS parse error counter besides [`Malformed`] kinds.
 pub const PARSE_ERROR_EXTRA: [&str; 3] = ["incomplete", "conflicting_roles", "server_not_tls"];
 
+/// Handles of every fixed-label series, resolved once when the registry is
+/// made: counting is then an atomic add, with no label string looked up on a
+/// thread's path. Each array is in the order of its label family's `ALL`
+/// (or const array).
+pub struct Handles {
+    pub bounds: [IntCounter; Bound::ALL.len()],
+    pub decode_errors: [IntCounter; DecodeError::LABELS.len()],
+    pub dns_responses: [IntCounter; DNS_RESULTS.len()],
+    pub fragments: [IntCounter; FRAGMENT_RESULTS.len()],
+    pub evictions: [IntCounter; EVICTIONS.len()],
+    pub certificates: [IntCounter; CERTIFICATE_RESULTS.len()],
+    pub malformed: [IntCounter; Malformed::ALL.len()],
+    pub parse_extra: [IntCounter; PARSE_ERROR_EXTRA.len()],
+    pub target_flows: [IntCounter; crate::target::Match::ALL.len()],
+    pub anomalies: [IntCounter; Anomaly::ALL.len()],
+}
+
+fn handles<const N: usize>(v: &IntCounterVec, labels: [&str; N]) -> [IntCounter; N] {
+    labels.map(|l| v.with_label_values(&[l]))
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    pub by: Handles,
     pub packets: IntCounter,
     pub bytes: IntCounter,
     pub decode_errors: IntCounterVec,
@@ -243,7 +316,74 @@ impl Metrics {
         legacy_source_ttl: Option<u64>,
     ) -> prometheus::Result<Metrics> {
         let r = Registry::new();
+        let bound_hits = counter_vec(
+            &r,
+            "tlscensus_bound_hits_total",
+            "Times a configured memory bound was hit, by bound.",
+            &["bound"],
+        )?;
+        let decode_errors = counter_vec(
+            &r,
+            "tlscensus_decode_errors_total",
+            "Frames that failed to decode, by layer and reason.",
+            &["reason"],
+        )?;
+        let dns_responses = counter_vec(
+            &r,
+            "tlscensus_dns_responses_total",
+            "DNS responses seen (passive DNS), by what they taught: target (a name or address leading to a target), no_target, or why they were not used.",
+            &["result"],
+        )?;
+        let fragments = counter_vec(
+            &r,
+            "tlscensus_ip_fragments_total",
+            "IP fragments and what became of them.",
+            &["result"],
+        )?;
+        let evictions = counter_vec(
+            &r,
+            "tlscensus_flow_evictions_total",
+            "Flows removed before they closed, by reason.",
+            &["reason"],
+        )?;
+        let certificates = counter_vec(
+            &r,
+            "tlscensus_server_certificates_total",
+            "Server certificates looked for (flows without SNI that negotiated TLS 1.2 or older), by result: names (leaf certificate read), none (the server sent none, e.g. a resumed session), failed (malformed, over a bound, or the flow ended first).",
+            &["result"],
+        )?;
+        let parse_errors = counter_vec(
+            &r,
+            "tlscensus_tls_parse_errors_total",
+            "Flows whose handshake start could not be parsed, by kind.",
+            &["kind"],
+        )?;
+        let target_flows = counter_vec(
+            &r,
+            "tlscensus_target_flows_total",
+            "TLS flows to target servers, by how the server was recognised (sni, cname, dns_address, cidr, certificate).",
+            &["match"],
+        )?;
+        let anomalies = counter_vec(
+            &r,
+            "tlscensus_anomalies_total",
+            "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (README: Anomalies).",
+            &["kind"],
+        )?;
+        let by = Handles {
+            bounds: handles(&bound_hits, Bound::ALL.map(Bound::as_str)),
+            decode_errors: handles(&decode_errors, DecodeError::LABELS),
+            dns_responses: handles(&dns_responses, DNS_RESULTS),
+            fragments: handles(&fragments, FRAGMENT_RESULTS),
+            evictions: handles(&evictions, EVICTIONS),
+            certificates: handles(&certificates, CERTIFICATE_RESULTS),
+            malformed: handles(&parse_errors, Malformed::ALL.map(Malformed::as_str)),
+            parse_extra: handles(&parse_errors, PARSE_ERROR_EXTRA),
+            target_flows: handles(&target_flows, crate::target::Match::ALL.map(|k| k.as_str())),
+            anomalies: handles(&anomalies, Anomaly::ALL.map(Anomaly::as_str)),
+        };
         let m = Metrics {
+            by,
             packets: counter(
                 &r,
                 "tlscensus_packets_total",
@@ -254,12 +394,7 @@ impl Metrics {
                 "tlscensus_bytes_total",
                 "Bytes of frames read (length on the wire).",
             )?,
-            decode_errors: counter_vec(
-                &r,
-                "tlscensus_decode_errors_total",
-                "Frames that failed to decode, by layer and reason.",
-                &["reason"],
-            )?,
+            decode_errors,
             segments: counter(
                 &r,
                 "tlscensus_tcp_segments_total",
@@ -291,35 +426,15 @@ impl Metrics {
                 "tlscensus_midstream_flows_total",
                 "TLS flows first seen after their handshake (capture started mid-flow).",
             )?,
-            parse_errors: counter_vec(
-                &r,
-                "tlscensus_tls_parse_errors_total",
-                "Flows whose handshake start could not be parsed, by kind.",
-                &["kind"],
-            )?,
-            bound_hits: counter_vec(
-                &r,
-                "tlscensus_bound_hits_total",
-                "Times a configured memory bound was hit, by bound.",
-                &["bound"],
-            )?,
-            evictions: counter_vec(
-                &r,
-                "tlscensus_flow_evictions_total",
-                "Flows removed before they closed, by reason.",
-                &["reason"],
-            )?,
+            parse_errors,
+            bound_hits,
+            evictions,
             flows_tracked: gauge(
                 &r,
                 "tlscensus_flows_tracked",
                 "Flows currently in the flow tables.",
             )?,
-            fragments: counter_vec(
-                &r,
-                "tlscensus_ip_fragments_total",
-                "IP fragments and what became of them.",
-                &["result"],
-            )?,
+            fragments,
             inventory_hosts: gauge(&r, "tlscensus_inventory_hosts", "Hosts in the inventory.")?,
             events_written: counter(
                 &r,
@@ -348,35 +463,15 @@ impl Metrics {
                 "tlscensus_queue_drops_total",
                 "TCP segments dropped because a worker queue was full (live mode never waits for workers).",
             )?,
-            dns_responses: counter_vec(
-                &r,
-                "tlscensus_dns_responses_total",
-                "DNS responses seen (passive DNS), by what they taught: target (a name or address leading to a target), no_target, or why they were not used.",
-                &["result"],
-            )?,
+            dns_responses,
             dns_entries: gauge(
                 &r,
                 "tlscensus_dns_entries",
                 "Names and addresses held by passive DNS (bounded by --max-dns-entries).",
             )?,
-            target_flows: counter_vec(
-                &r,
-                "tlscensus_target_flows_total",
-                "TLS flows to target servers, by how the server was recognised (sni, cname, dns_address, cidr, certificate).",
-                &["match"],
-            )?,
-            certificates: counter_vec(
-                &r,
-                "tlscensus_server_certificates_total",
-                "Server certificates looked for (flows without SNI that negotiated TLS 1.2 or older), by result: names (leaf certificate read), none (the server sent none, e.g. a resumed session), failed (malformed, over a bound, or the flow ended first).",
-                &["result"],
-            )?,
-            anomalies: counter_vec(
-                &r,
-                "tlscensus_anomalies_total",
-                "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (README: Anomalies).",
-                &["kind"],
-            )?,
+            target_flows,
+            certificates,
+            anomalies,
             cut_handshakes: counter(
                 &r,
                 "tlscensus_cut_handshakes_total",
@@ -408,18 +503,11 @@ impl Metrics {
         for k in PARSE_ERROR_EXTRA {
             m.parse_errors.with_label_values(&[k]);
         }
-        for b in BOUNDS {
-            m.bound_hits.with_label_values(&[b]);
-        }
+
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        for r in ["idle", "table_full", "end_of_capture"] {
-            m.evictions.with_label_values(&[r]);
-        }
-        for r in ["reassembled", "expired", "invalid", "table_full"] {
-            m.fragments.with_label_values(&[r]);
-        }
+
         for r in ["ok", "failed"] {
             m.inputs.with_label_values(&[r]);
         }
@@ -441,15 +529,15 @@ impl Metrics {
         Ok(m)
     }
 
-    pub fn bound(&self, bound: &str, n: u64) {
+    pub fn bound(&self, bound: Bound, n: u64) {
         if n > 0 {
-            self.bound_hits.with_label_values(&[bound]).inc_by(n);
+            self.by.bounds[bound as usize].inc_by(n);
         }
     }
 
     pub fn anomaly(&self, a: Anomaly, n: u64) {
         if n > 0 {
-            self.anomalies.with_label_values(&[a.as_str()]).inc_by(n);
+            self.by.anomalies[a as usize].inc_by(n);
         }
     }
 
@@ -466,7 +554,7 @@ impl Metrics {
             .legacy_flows
             .inc(source, VersionClass::of(version), outcome, ts_ns)
         {
-            self.bound("legacy_sources", 1);
+            self.bound(Bound::LegacySources, 1);
         }
     }
 
@@ -867,6 +955,25 @@ mod tests {
         assert_eq!(m.legacy_flows.get(None, v10, Outcome::Unanswered), 101);
         m.legacy_flow(lone, v10, Outcome::Unanswered, 701 * S);
         assert_eq!(m.legacy_flows.get(Some(lone), v10, Outcome::Unanswered), 1);
+    }
+
+    #[test]
+    fn fixed_positions_match_their_labels() {
+        assert_eq!(DNS_RESULTS[DNS_TARGET], "target");
+        assert_eq!(DNS_RESULTS[DNS_NO_TARGET], "no_target");
+        assert_eq!(
+            PARSE_ERROR_EXTRA,
+            ["incomplete", "conflicting_roles", "server_not_tls"]
+        );
+        for (i, b) in Bound::ALL.iter().enumerate() {
+            assert_eq!(*b as usize, i);
+        }
+        for (i, a) in Anomaly::ALL.iter().enumerate() {
+            assert_eq!(*a as usize, i);
+        }
+        for (i, k) in crate::target::Match::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
     }
 
     #[test]

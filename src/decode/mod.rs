@@ -65,40 +65,46 @@ impl DecodeError {
         DecodeError { layer, kind }
     }
 
-    /// `layer_reason`, the label value used on the decode error counter.
-    pub fn label(self) -> &'static str {
+    /// The position of [`label`](Self::label) in [`DecodeError::LABELS`]
+    /// (counters are kept in arrays in that order).
+    pub fn label_index(self) -> usize {
         use ErrorKind::*;
         use Layer::*;
         match (self.layer, self.kind) {
-            (Link, Truncated) => "link_truncated",
-            (Link, BadHeader) => "link_bad_header",
-            (Link, TooDeep) => "link_too_deep",
-            (Link, UnsupportedLinkType) => "link_unsupported",
-            (Ipv4, Truncated) => "ipv4_truncated",
-            (Ipv4, BadHeader) => "ipv4_bad_header",
-            (Ipv4, _) => "ipv4_other",
-            (Ipv6, Truncated) => "ipv6_truncated",
-            (Ipv6, BadHeader) => "ipv6_bad_header",
-            (Ipv6, TooDeep) => "ipv6_too_deep",
-            (Ipv6, _) => "ipv6_other",
-            (Tcp, Truncated) => "tcp_truncated",
-            (Tcp, BadHeader) => "tcp_bad_header",
-            (Tcp, _) => "tcp_other",
-            (Udp, Truncated) => "udp_truncated",
-            (Udp, _) => "udp_bad_header",
-            (Gre, Truncated) => "gre_truncated",
-            (Gre, _) => "gre_bad_header",
-            (Vxlan, Truncated) => "vxlan_truncated",
-            (Vxlan, _) => "vxlan_bad_header",
-            (Geneve, Truncated) => "geneve_truncated",
-            (Geneve, _) => "geneve_bad_header",
-            (Erspan, Truncated) => "erspan_truncated",
-            (Erspan, _) => "erspan_bad_header",
-            (Mpls, Truncated) => "mpls_truncated",
-            (Mpls, TooDeep) => "mpls_too_deep",
-            (Mpls, _) => "mpls_bad_header",
-            (Tunnel, _) => "tunnel_too_deep",
+            (Link, Truncated) => 0,           // link_truncated
+            (Link, BadHeader) => 1,           // link_bad_header
+            (Link, TooDeep) => 2,             // link_too_deep
+            (Link, UnsupportedLinkType) => 3, // link_unsupported
+            (Ipv4, Truncated) => 4,           // ipv4_truncated
+            (Ipv4, BadHeader) => 5,           // ipv4_bad_header
+            (Ipv4, _) => 6,                   // ipv4_other
+            (Ipv6, Truncated) => 7,           // ipv6_truncated
+            (Ipv6, BadHeader) => 8,           // ipv6_bad_header
+            (Ipv6, TooDeep) => 9,             // ipv6_too_deep
+            (Ipv6, _) => 10,                  // ipv6_other
+            (Tcp, Truncated) => 11,           // tcp_truncated
+            (Tcp, BadHeader) => 12,           // tcp_bad_header
+            (Tcp, _) => 13,                   // tcp_other
+            (Udp, Truncated) => 14,           // udp_truncated
+            (Udp, _) => 15,                   // udp_bad_header
+            (Gre, Truncated) => 16,           // gre_truncated
+            (Gre, _) => 17,                   // gre_bad_header
+            (Vxlan, Truncated) => 18,         // vxlan_truncated
+            (Vxlan, _) => 19,                 // vxlan_bad_header
+            (Geneve, Truncated) => 20,        // geneve_truncated
+            (Geneve, _) => 21,                // geneve_bad_header
+            (Erspan, Truncated) => 22,        // erspan_truncated
+            (Erspan, _) => 23,                // erspan_bad_header
+            (Mpls, Truncated) => 24,          // mpls_truncated
+            (Mpls, TooDeep) => 25,            // mpls_too_deep
+            (Mpls, _) => 26,                  // mpls_bad_header
+            (Tunnel, _) => 27,                // tunnel_too_deep
         }
+    }
+
+    /// `layer_reason`, the label value used on the decode error counter.
+    pub fn label(self) -> &'static str {
+        Self::LABELS[self.label_index()]
     }
 
     /// Every label value, so the counter's series exist from the start.

@@ -22,7 +22,7 @@ use crate::decode::tunnel::DNS_PORT;
 use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
-use crate::metrics::DNS_RESULTS;
+use crate::metrics::{Bound, DNS_RESULTS, flush_into};
 use crate::target::dns::{self as passive_dns, Response};
 
 const BATCH_SEGMENTS: usize = 512;
@@ -241,9 +241,7 @@ impl Dispatcher {
     }
 
     fn count_error(&mut self, e: DecodeError) {
-        if let Some(i) = DecodeError::LABELS.iter().position(|l| *l == e.label()) {
-            self.decode_errors[i] += 1;
-        }
+        self.decode_errors[e.label_index()] += 1;
     }
 
     fn send(&mut self, w: usize) {
@@ -296,43 +294,24 @@ impl Dispatcher {
         self.packets = 0;
         self.bytes = 0;
         self.segments = 0;
-        for (i, n) in self.dns_results.iter_mut().enumerate() {
-            if *n > 0 {
-                m.dns_responses
-                    .with_label_values(&[DNS_RESULTS[i]])
-                    .inc_by(*n);
-                *n = 0;
-            }
-        }
-        for (i, n) in self.decode_errors.iter_mut().enumerate() {
-            if *n > 0 {
-                m.decode_errors
-                    .with_label_values(&[DecodeError::LABELS[i]])
-                    .inc_by(*n);
-                *n = 0;
-            }
-        }
+        flush_into(&mut self.dns_results, &m.by.dns_responses);
+        flush_into(&mut self.decode_errors, &m.by.decode_errors);
         if self.dropped_batches > 0 {
-            m.bound("worker_queue", self.dropped_batches);
+            m.bound(Bound::WorkerQueue, self.dropped_batches);
             m.queue_drops.inc_by(self.dropped_segments);
             self.dropped_batches = 0;
             self.dropped_segments = 0;
         }
         let s = self.frag.stats;
         let r = self.frag_reported;
-        m.fragments
-            .with_label_values(&["reassembled"])
-            .inc_by(s.reassembled - r.reassembled);
-        m.fragments
-            .with_label_values(&["expired"])
-            .inc_by(s.expired - r.expired);
-        m.fragments
-            .with_label_values(&["invalid"])
-            .inc_by(s.invalid - r.invalid);
-        m.fragments
-            .with_label_values(&["table_full"])
-            .inc_by(s.table_full - r.table_full);
-        m.bound("fragments", s.table_full - r.table_full);
+        let mut grew = [
+            s.reassembled - r.reassembled,
+            s.expired - r.expired,
+            s.invalid - r.invalid,
+            s.table_full - r.table_full,
+        ];
+        m.bound(Bound::Fragments, grew[3]);
+        flush_into(&mut grew, &m.by.fragments);
         self.frag_reported = s;
     }
 }

@@ -22,10 +22,9 @@ use crate::events::{EventSink, FlowEvent};
 use crate::flow::table::TableStats;
 use crate::flow::{FlowTable, SegmentIn, SettledSet};
 use crate::inventory::Recorded;
-use crate::metrics::{Anomaly, CERTIFICATE_RESULTS, FlowCounters};
+use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
 use crate::target::dns::PassiveDns;
 use crate::tls::HandshakeSummary;
-use crate::tls::extract::Malformed;
 use crate::tls::summary::DnsLookup;
 
 /// A worker learns one response; the first worker counts what it taught.
@@ -33,13 +32,13 @@ fn learn_dns(shared: &Shared, dns: &PassiveDns, item: &DnsItem, counting: bool) 
     let l = dns.learn(&item.response, &shared.config.targets, item.ts);
     if counting {
         let m = &shared.metrics;
-        m.bound("dns_entries", l.evicted as u64);
+        m.bound(Bound::DnsEntries, l.evicted as u64);
         let result = if l.names + l.addresses > 0 {
-            "target"
+            DNS_TARGET
         } else {
-            "no_target"
+            DNS_NO_TARGET
         };
-        m.dns_responses.with_label_values(&[result]).inc();
+        m.by.dns_responses[result].inc();
         m.dns_entries.set(dns.len() as i64);
     }
 }
@@ -165,7 +164,7 @@ fn report(
         let matched = shared.config.matcher().target_match(dns, &s);
         let target = matched.is_some();
         if let Some((how, _)) = &matched {
-            m.target_flows.with_label_values(&[how.as_str()]).inc();
+            m.by.target_flows[*how as usize].inc();
         }
         if s.version_not_offered() {
             m.anomaly(Anomaly::VersionNotOffered, 1);
@@ -183,8 +182,8 @@ fn report(
         }
         match shared.inventory.record(&s, legacy) {
             Recorded::Stored => {}
-            Recorded::NameDropped => m.bound("server_names", 1),
-            Recorded::HostDropped => m.bound("hosts", 1),
+            Recorded::NameDropped => m.bound(Bound::ServerNames, 1),
+            Recorded::HostDropped => m.bound(Bound::Hosts, 1),
         }
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
@@ -199,49 +198,25 @@ fn report(
 fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {
     let m = &shared.metrics;
     let s: TableStats = std::mem::take(&mut table.stats);
-    m.evictions
-        .with_label_values(&["idle"])
-        .inc_by(s.evicted_idle);
-    m.evictions
-        .with_label_values(&["table_full"])
-        .inc_by(s.evicted_table_full);
-    m.evictions
-        .with_label_values(&["end_of_capture"])
-        .inc_by(s.ended_open);
-    m.bound("flow_table", s.evicted_table_full);
-    m.bound("stream_bytes", s.stream_cap_hits);
-    m.bound("ooo_segments", s.pending_full);
-    m.bound("buffer_budget", s.buffer_budget_hits);
+    let mut evicted = [s.evicted_idle, s.evicted_table_full, s.ended_open];
+    flush_into(&mut evicted, &m.by.evictions);
+    m.bound(Bound::FlowTable, s.evicted_table_full);
+    m.bound(Bound::StreamBytes, s.stream_cap_hits);
+    m.bound(Bound::OooSegments, s.pending_full);
+    m.bound(Bound::BufferBudget, s.buffer_budget_hits);
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
     m.cut_handshakes.inc_by(s.cut_handshakes);
     m.non_tls.inc_by(s.non_tls);
     m.midstream.inc_by(s.midstream);
     let c = &s.certificates;
-    for (result, n) in CERTIFICATE_RESULTS
-        .into_iter()
-        .zip([c.names, c.none, c.failed])
-    {
-        if n > 0 {
-            m.certificates.with_label_values(&[result]).inc_by(n);
-        }
-    }
-    for (i, n) in s.malformed.iter().enumerate() {
-        if *n > 0 {
-            m.parse_errors
-                .with_label_values(&[Malformed::ALL[i].as_str()])
-                .inc_by(*n);
-        }
-    }
-    for (kind, n) in [
-        ("incomplete", s.incomplete),
-        ("conflicting_roles", s.conflicting_roles),
-        ("server_not_tls", s.server_not_tls),
-    ] {
-        if n > 0 {
-            m.parse_errors.with_label_values(&[kind]).inc_by(n);
-        }
-    }
+    flush_into(&mut [c.names, c.none, c.failed], &m.by.certificates);
+    flush_into(&mut s.malformed.clone(), &m.by.malformed);
+    // In the order of PARSE_ERROR_EXTRA.
+    flush_into(
+        &mut [s.incomplete, s.conflicting_roles, s.server_not_tls],
+        &m.by.parse_extra,
+    );
     let now = table.len() as i64;
     m.flows_tracked.add(now - *tracked);
     *tracked = now;

@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -274,6 +274,8 @@ pub struct PassiveDns {
     /// Keys in creation order; entries purged meanwhile are skipped when
     /// met. Only the capture thread writes the store, so the lock is uncontended.
     order: Mutex<VecDeque<DnsKey>>,
+    /// Entries in both maps (only the owning worker writes).
+    count: AtomicUsize,
     max_entries: usize,
     grace_ns: u64,
     max_ttl: u32,
@@ -287,6 +289,7 @@ impl PassiveDns {
             names: DashMap::with_hasher(ahash::RandomState::new()),
             addrs: DashMap::with_hasher(ahash::RandomState::new()),
             order: Mutex::new(VecDeque::new()),
+            count: AtomicUsize::new(0),
             max_entries,
             grace_ns: grace_secs.saturating_mul(1_000_000_000),
             max_ttl: max_ttl_secs,
@@ -294,8 +297,9 @@ impl PassiveDns {
         }
     }
 
+    /// Names and addresses held (a counter: `DashMap::len` locks every shard).
     pub fn len(&self) -> usize {
-        self.names.len() + self.addrs.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -329,6 +333,9 @@ impl PassiveDns {
                 DnsKey::Name(n) => self.names.remove(&n).is_some(),
                 DnsKey::Addr(a) => self.addrs.remove(&a).is_some(),
             };
+            if gone {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
             evicted += usize::from(gone);
         }
         evicted
@@ -348,6 +355,9 @@ impl PassiveDns {
             };
             self.names.retain(|_, v| live(v));
             self.addrs.retain(|_, v| live(v));
+            // A purge is rare (only when full, at most once a second).
+            self.count
+                .store(self.names.len() + self.addrs.len(), Ordering::Relaxed);
             // Keys of purged entries: drop them, so the queue follows the store.
             let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
             order.retain(|k| match k {
@@ -392,6 +402,7 @@ impl PassiveDns {
             .unwrap_or_else(|p| p.into_inner())
             .push_back(order_key(key.clone()));
         map.insert(key, vec![entry]);
+        self.count.fetch_add(1, Ordering::Relaxed);
         true
     }
 
