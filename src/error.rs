@@ -39,4 +39,8 @@ pub enum SetupError {
     Privileges(String),
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
+    #[error("the {0} thread panicked")]
+    ThreadPanicked(&'static str),
+    #[error("metrics registry: {0}")]
+    Registry(#[from] prometheus::Error),
 }

@@ -81,12 +81,8 @@ pub fn run(
     }
 
     let census = cfg.census.clone();
-    let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))
-        .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?;
-    let live = Arc::new(
-        LiveMetrics::new(&metrics, &cfg.interfaces)
-            .map_err(|e| SetupError::Config(format!("metrics registry: {e}")))?,
-    );
+    let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))?;
+    let live = Arc::new(LiveMetrics::new(&metrics, &cfg.interfaces)?);
     let started = Instant::now();
     live.start_time.set(
         SystemTime::now()
