@@ -257,15 +257,6 @@ impl LiveConfig {
     }
 }
 
-/// Capture-file magic numbers: pcap (µs and ns, both byte orders) and pcapng.
-const MAGICS: [[u8; 4]; 5] = [
-    [0xd4, 0xc3, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0xc3, 0xd4],
-    [0x4d, 0x3c, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0x3c, 0x4d],
-    [0x0a, 0x0d, 0x0d, 0x0a],
-];
-
 /// One input as the run will read it: a file, or an error about an argument.
 pub enum Input {
     File(PathBuf),
@@ -409,7 +400,7 @@ fn capture_magic(path: &Path) -> std::io::Result<bool> {
             n => got += n,
         }
     }
-    Ok(MAGICS.contains(&head))
+    Ok(crate::capture::CAPTURE_MAGICS.contains(&head))
 }
 
 /// The configuration `tlscensus read` uses when no option is given (for

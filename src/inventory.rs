@@ -125,10 +125,16 @@ impl Inventory {
             r.legacy_classes |= 1 << class.index();
         }
         if let Some(name) = s.sni() {
-            let name = name.to_ascii_lowercase();
-            if !r.server_names.contains(&name) {
+            // Lowercased (case does not name another server); copied only
+            // when the host meets a new name.
+            let name: std::borrow::Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                name.to_ascii_lowercase().into()
+            } else {
+                name.into()
+            };
+            if !r.server_names.contains(name.as_ref()) {
                 if r.server_names.len() < MAX_NAMES {
-                    r.server_names.insert(name);
+                    r.server_names.insert(name.into_owned());
                 } else {
                     r.names_dropped += 1;
                     result = Recorded::NameDropped;

@@ -12,6 +12,25 @@ pub mod pcapfile;
 
 use thiserror::Error;
 
+/// Classic pcap, microsecond timestamps, as written by a little-endian host.
+pub const PCAP_USEC_LE: [u8; 4] = [0xd4, 0xc3, 0xb2, 0xa1];
+/// Classic pcap, microseconds, big-endian writer.
+pub const PCAP_USEC_BE: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
+/// Classic pcap, nanosecond timestamps, little-endian writer.
+pub const PCAP_NSEC_LE: [u8; 4] = [0x4d, 0x3c, 0xb2, 0xa1];
+/// Classic pcap, nanoseconds, big-endian writer.
+pub const PCAP_NSEC_BE: [u8; 4] = [0xa1, 0xb2, 0x3c, 0x4d];
+/// pcapng (the Section Header Block type, the same in both byte orders).
+pub const PCAPNG: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// Every capture-file magic number tlscensus reads.
+pub const CAPTURE_MAGICS: [[u8; 4]; 5] = [
+    PCAP_USEC_LE,
+    PCAP_USEC_BE,
+    PCAP_NSEC_LE,
+    PCAP_NSEC_BE,
+    PCAPNG,
+];
+
 /// One captured frame, borrowed from its source.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {

@@ -21,7 +21,7 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError, PcapNGReader};
 
 use super::pcapfile::PcapFile;
-use super::{Frame, PacketSource, SourceError};
+use super::{Frame, PCAP_NSEC_BE, PCAP_NSEC_LE, PacketSource, SourceError};
 use crate::error::SetupError;
 
 pub struct OfflineSource {
@@ -75,7 +75,7 @@ impl OfflineSource {
         let nano = File::open(path)
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
             .is_ok()
-            && (magic == [0x4d, 0x3c, 0xb2, 0xa1] || magic == [0xa1, 0xb2, 0x3c, 0x4d]);
+            && (magic == PCAP_NSEC_LE || magic == PCAP_NSEC_BE);
         let precision = if nano {
             Precision::Nano
         } else {

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
-use super::{Frame, SourceError};
+use super::{Frame, PCAP_NSEC_BE, PCAP_NSEC_LE, PCAP_USEC_BE, PCAP_USEC_LE, SourceError};
 
 const BLOCK: usize = 1 << 20;
 /// libpcap's MAXIMUM_SNAPLEN: a longer record is damage, not a packet.
@@ -60,11 +60,12 @@ impl PcapFile {
                 _ => Err(e),
             };
         }
-        let (swapped, frac_ns) = match header[..4] {
-            [0xd4, 0xc3, 0xb2, 0xa1] => (false, 1_000),
-            [0xa1, 0xb2, 0xc3, 0xd4] => (true, 1_000),
-            [0x4d, 0x3c, 0xb2, 0xa1] => (false, 1),
-            [0xa1, 0xb2, 0x3c, 0x4d] => (true, 1),
+        let magic = [header[0], header[1], header[2], header[3]];
+        let (swapped, frac_ns) = match magic {
+            PCAP_USEC_LE => (false, 1_000),
+            PCAP_USEC_BE => (true, 1_000),
+            PCAP_NSEC_LE => (false, 1),
+            PCAP_NSEC_BE => (true, 1),
             _ => return Ok(None),
         };
         let u16_at = |i: usize| {

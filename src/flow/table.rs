@@ -21,9 +21,11 @@ use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
 use crate::decode::l4::{ACK, FIN, RST, SYN};
-use crate::tls::certificate::{CertificateCache, ServerCertificate};
+use crate::tls::certificate::CertificateCache;
 use crate::tls::extract::{Malformed, Opening, TlsError, parse_cut_opening, parse_opening};
-use crate::tls::summary::{ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer};
+use crate::tls::summary::{
+    ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer, ServerCertificate,
+};
 use crate::tls::version::Version;
 
 #[derive(Clone, Copy, Debug)]

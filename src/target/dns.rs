@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 
-use super::names::TargetSet;
+use super::names::{TargetSet, name_key};
 
 pub const MAX_POINTERS: usize = 16;
 pub const MAX_RECORDS: usize = 64;
@@ -308,8 +308,8 @@ impl PassiveDns {
 
     /// The target name `name` is an alias of, at capture time `t`.
     pub fn alias_of(&self, name: &str, t: u64) -> Option<Arc<str>> {
-        let key = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-        valid_at(&*self.names.get(key.as_str())?, t)
+        let key = name_key(name);
+        valid_at(&*self.names.get(key.as_ref())?, t)
     }
 
     /// The target name `addr` was an answer for, at capture time `t`.

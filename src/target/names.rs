@@ -96,6 +96,18 @@ impl TargetSet {
     }
 }
 
+/// `name` as a lookup key: lowercase, without a trailing dot; borrowed when
+/// it already is one (most server names are), so looking a name up does not
+/// copy it.
+pub fn name_key(name: &str) -> std::borrow::Cow<'_, str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// `name` is longer than `suffix` and ends with it, ASCII case-insensitively.
 fn has_suffix(name: &str, suffix: &str) -> bool {
     name.len() > suffix.len()

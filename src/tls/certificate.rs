@@ -24,26 +24,11 @@ use super::extract::{
     CT_HANDSHAKE, HS_HELLO_RETRY_REQUEST_DRAFT, HS_SERVER_HELLO, MAX_RECORD_LEN, Malformed,
     TlsError, check_header_prefix,
 };
+use super::summary::ServerCertificate;
 
 const HS_CERTIFICATE: u8 = 11;
 /// Longest DNS name (RFC 1035); longer "names" are not host names and are skipped.
 const MAX_NAME_LEN: usize = 255;
-
-/// What the server's leaf certificate says it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerCertificate {
-    /// Subject common names, then subjectAltName dNSNames, as sent (wildcards
-    /// included), each followed by a NUL (which no DNS name holds): one
-    /// allocation for a certificate of many names.
-    names: String,
-}
-
-impl ServerCertificate {
-    /// The names, in certificate order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.split_terminator('\0')
-    }
-}
 
 /// Reads the leaf certificate that follows the ServerHello in `buf`.
 pub fn parse_server_certificate(
@@ -241,7 +226,7 @@ fn names_of(der: &[u8]) -> Option<ServerCertificate> {
             }
         }
     }
-    Some(ServerCertificate { names })
+    Some(ServerCertificate::from_nul_separated(names))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ pub mod extract;
 pub mod summary;
 pub mod version;
 
-pub use certificate::{ServerCertificate, parse_server_certificate};
+pub use certificate::parse_server_certificate;
 pub use extract::{Opening, TlsError, parse_opening};
-pub use summary::{ClientFacts, HandshakeSummary, Outcome, ServerAnswer};
+pub use summary::{ClientFacts, HandshakeSummary, Outcome, ServerAnswer, ServerCertificate};
 pub use version::Version;

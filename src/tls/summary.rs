@@ -8,8 +8,28 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::certificate::ServerCertificate;
 use super::version::{Version, above_offer, client_max_version, is_below};
+
+/// What the server's leaf certificate says it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCertificate {
+    /// Subject common names, then subjectAltName dNSNames, as sent (wildcards
+    /// included), each followed by a NUL (which no DNS name holds): one
+    /// allocation for a certificate of many names.
+    names: String,
+}
+
+impl ServerCertificate {
+    /// From names, each followed by a NUL.
+    pub(super) fn from_nul_separated(names: String) -> ServerCertificate {
+        ServerCertificate { names }
+    }
+
+    /// The names, in certificate order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.split_terminator('\0')
+    }
+}
 
 /// What a ClientHello told us.
 #[derive(Clone, Debug, PartialEq, Eq)]
