@@ -22,6 +22,7 @@ use prometheus::IntCounter;
 use serde::Serialize;
 
 use crate::error::SetupError;
+pub use crate::metrics::EventDrop;
 use crate::metrics::Metrics;
 use crate::target::{Match, account_of};
 use crate::tls::{HandshakeSummary, Outcome, Version};
@@ -111,38 +112,6 @@ impl FlowEvent {
                 Some(crate::tls::ServerAnswer::Hello { retried: true, .. })
             ),
             incomplete: s.incomplete(),
-        }
-    }
-}
-
-/// Why an event was not written: the `reason` label of
-/// `tlscensus_events_dropped_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventDrop {
-    /// Live mode: the writer fell behind and its queue was full.
-    QueueFull,
-    /// The output kept failing and the events held for the retry filled their buffer.
-    WriteFailed,
-    /// The reader of the pipe is gone (EPIPE): nothing more can be written.
-    BrokenPipe,
-    /// Still queued when the sensor stopped with the output stuck.
-    Shutdown,
-}
-
-impl EventDrop {
-    pub const ALL: [EventDrop; 4] = [
-        EventDrop::QueueFull,
-        EventDrop::WriteFailed,
-        EventDrop::BrokenPipe,
-        EventDrop::Shutdown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventDrop::QueueFull => "queue_full",
-            EventDrop::WriteFailed => "write_failed",
-            EventDrop::BrokenPipe => "broken_pipe",
-            EventDrop::Shutdown => "shutdown",
         }
     }
 }

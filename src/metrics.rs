@@ -105,6 +105,49 @@ pub fn flush_into<const N: usize>(counts: &mut [u64; N], to: &[IntCounter; N]) {
 /// `result` values of `tlscensus_server_certificates_total`.
 pub const CERTIFICATE_RESULTS: [&str; 3] = ["names", "none", "failed"];
 
+/// Why an event was not written: the `reason` label of
+/// `tlscensus_events_dropped_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventDrop {
+    /// Live mode: the writer fell behind and its queue was full.
+    QueueFull,
+    /// The output kept failing and the events held for the retry filled their buffer.
+    WriteFailed,
+    /// The reader of the pipe is gone (EPIPE): nothing more can be written.
+    BrokenPipe,
+    /// Still queued when the sensor stopped with the output stuck.
+    Shutdown,
+}
+
+impl EventDrop {
+    pub const ALL: [EventDrop; 4] = [
+        EventDrop::QueueFull,
+        EventDrop::WriteFailed,
+        EventDrop::BrokenPipe,
+        EventDrop::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventDrop::QueueFull => "queue_full",
+            EventDrop::WriteFailed => "write_failed",
+            EventDrop::BrokenPipe => "broken_pipe",
+            EventDrop::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// `result` values of `tlscensus_http_requests_total`.
+pub const HTTP_RESULTS: [&str; 7] = [
+    "ok",
+    "not_found",
+    "bad_request",
+    "timeout",
+    "rejected",
+    "evicted",
+    "unauthorized",
+];
+
 /// `kind` values of `tlscensus_anomalies_total`: traffic that breaks a
 /// protocol rule in a way that could hide or fake a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,7 +344,7 @@ impl LiveMetrics {
             l.interface_down.with_label_values(&[i]);
             l.interface_up.with_label_values(&[i]).set(1);
         }
-        for res in crate::exporter::RESULTS {
+        for res in HTTP_RESULTS {
             l.scrapes.with_label_values(&[res]);
         }
         Ok(l)
@@ -517,7 +560,7 @@ impl Metrics {
         for r in CERTIFICATE_RESULTS {
             m.certificates.with_label_values(&[r]);
         }
-        for r in crate::events::EventDrop::ALL {
+        for r in EventDrop::ALL {
             m.events_dropped.with_label_values(&[r.as_str()]);
         }
         for a in Anomaly::ALL {

@@ -21,6 +21,9 @@ pub const LINKTYPE_LINUX_SLL2: i32 = 276;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// MPLS unicast and multicast (decoded by `tunnel`, recognised here).
+pub const ETHERTYPE_MPLS: u16 = 0x8847;
+pub const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD1: u16 = 0x9100;
@@ -104,7 +107,7 @@ fn by_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Network<'_>, Deco
         match ethertype {
             ETHERTYPE_IPV4 => return Ok(Network::Ipv4(data)),
             ETHERTYPE_IPV6 => return Ok(Network::Ipv6(data)),
-            super::tunnel::ETHERTYPE_MPLS | super::tunnel::ETHERTYPE_MPLS_MULTICAST => {
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
                 return Ok(Network::Mpls(data));
             }
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD1 | ETHERTYPE_QINQ_OLD2 => {

@@ -10,7 +10,10 @@
 //! nothing allocates; nesting is bounded by the caller's depth loop
 //! ([`super::MAX_TUNNEL_DEPTH`]) and here by [`MAX_MPLS_LABELS`].
 
-use super::link::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET, Network};
+use super::link::{
+    self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MULTICAST,
+    LINKTYPE_ETHERNET, Network,
+};
 use super::{DecodeError, ErrorKind, Layer};
 
 pub const PROTO_IPIP: u8 = 4;
@@ -26,8 +29,6 @@ pub const MAX_PORTS: usize = 8;
 const GRE_TEB: u16 = 0x6558;
 const GRE_ERSPAN_I_II: u16 = 0x88be;
 const GRE_ERSPAN_III: u16 = 0x22eb;
-pub const ETHERTYPE_MPLS: u16 = 0x8847;
-pub const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 
 /// Labels beyond this many in one stack are an error (real stacks hold a few).
 pub const MAX_MPLS_LABELS: usize = 16;

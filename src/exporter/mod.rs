@@ -55,16 +55,7 @@ pub const BCRYPT_PER_SECOND: u32 = 4;
 /// Credentials remembered after they passed.
 pub const AUTH_CACHE: usize = 16;
 
-/// `result` values of `tlscensus_http_requests_total`.
-pub const RESULTS: [&str; 7] = [
-    "ok",
-    "not_found",
-    "bad_request",
-    "timeout",
-    "rejected",
-    "evicted",
-    "unauthorized",
-];
+pub use crate::metrics::HTTP_RESULTS as RESULTS;
 
 /// What `/healthz` reports: set by the capture thread.
 #[derive(Default)]
