@@ -72,7 +72,14 @@ fn benches(c: &mut Criterion) {
     });
     // The flow table alone: the TCP segments of those frames, decoded once
     // up front, ingested by a fresh table (reassembly, TLS extraction, settling).
-    let segs: Vec<(u64, FlowKey, Direction, u32, u8, Vec<u8>)> = frames
+    let segs: Vec<(
+        u64,
+        FlowKey,
+        Direction,
+        u32,
+        tlscensus::decode::l4::TcpFlags,
+        Vec<u8>,
+    )> = frames
         .iter()
         .filter_map(|f| match decode_frame(f.linktype, &f.data) {
             Ok(Decoded::Tcp { src, dst, seg }) => {

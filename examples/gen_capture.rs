@@ -87,7 +87,7 @@ fn load_templates(dir: &Path) -> Vec<Template> {
         while let Ok(Some(f)) = src.next_frame() {
             if let Ok(Decoded::Tcp { seg, .. }) = decode_frame(f.linktype, f.data) {
                 // The client is the side that sent the first SYN.
-                let cp = *client_port.get_or_insert(if seg.flags & 0x12 == 0x12 {
+                let cp = *client_port.get_or_insert(if seg.flags.syn() && seg.flags.ack() {
                     seg.dst_port
                 } else {
                     seg.src_port

@@ -14,14 +14,37 @@ pub const SYN: u8 = 0x02;
 pub const RST: u8 = 0x04;
 pub const ACK: u8 = 0x10;
 
+/// The flag bits of a TCP header (its 13th byte): FIN, SYN, RST, PSH, ACK,
+/// URG, ECE, CWR.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub fn syn(self) -> bool {
+        self.0 & SYN != 0
+    }
+    pub fn fin(self) -> bool {
+        self.0 & FIN != 0
+    }
+    pub fn rst(self) -> bool {
+        self.0 & RST != 0
+    }
+    pub fn ack(self) -> bool {
+        self.0 & ACK != 0
+    }
+    /// SYN, FIN or RST: a segment that opens or closes a connection.
+    pub fn control(self) -> bool {
+        self.0 & (SYN | FIN | RST) != 0
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpSegment<'a> {
     pub src_port: u16,
     pub dst_port: u16,
     pub seq: u32,
     pub ack: u32,
-    /// FIN, SYN, RST, PSH, ACK, URG, ECE, CWR bits as in the header's 13th byte.
-    pub flags: u8,
+    pub flags: TcpFlags,
     pub payload: &'a [u8],
     /// Payload bytes declared by IP but not captured.
     pub missing: u32,
@@ -29,16 +52,16 @@ pub struct TcpSegment<'a> {
 
 impl TcpSegment<'_> {
     pub fn syn(&self) -> bool {
-        self.flags & SYN != 0
+        self.flags.syn()
     }
     pub fn fin(&self) -> bool {
-        self.flags & FIN != 0
+        self.flags.fin()
     }
     pub fn rst(&self) -> bool {
-        self.flags & RST != 0
+        self.flags.rst()
     }
     pub fn has_ack(&self) -> bool {
-        self.flags & ACK != 0
+        self.flags.ack()
     }
 }
 
@@ -49,7 +72,7 @@ pub fn parse_tcp(data: &[u8], missing: u32) -> Result<TcpSegment<'_>, DecodeErro
         E::Content(_) => DecodeError::new(Layer::Tcp, ErrorKind::BadHeader),
     })?;
     let header = h.slice();
-    let flags = header.get(13).copied().unwrap_or(0);
+    let flags = TcpFlags(header.get(13).copied().unwrap_or(0));
     Ok(TcpSegment {
         src_port: h.source_port(),
         dst_port: h.destination_port(),

@@ -340,7 +340,7 @@ pub fn fast_ipv4_tcp(linktype: i32, data: &[u8]) -> Option<(IpAddr, IpAddr, TcpS
         dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
-        flags: tcp[13],
+        flags: l4::TcpFlags(tcp[13]),
         payload: &tcp[doff..],
         missing: (total - end) as u32,
     };

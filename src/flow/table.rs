@@ -20,7 +20,7 @@ use hashbrown::HashTable;
 use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
-use crate::decode::l4::{ACK, FIN, RST, SYN};
+use crate::decode::l4::TcpFlags;
 use crate::tls::certificate::CertificateCache;
 use crate::tls::extract::{Malformed, Opening, TlsError, parse_cut_opening, parse_opening};
 use crate::tls::summary::{
@@ -43,7 +43,7 @@ pub struct SegmentIn<'a> {
     pub key: FlowKey,
     pub dir: Direction,
     pub seq: u32,
-    pub flags: u8,
+    pub flags: TcpFlags,
     pub payload: &'a [u8],
     /// The capture cut this segment's payload (snap length).
     pub cut: bool,
@@ -264,8 +264,8 @@ impl FlowTable {
         if self.now.saturating_sub(self.last_sweep) >= 1_000_000_000 {
             self.expire(out);
         }
-        let syn = seg.flags & SYN != 0;
-        let control = seg.flags & (SYN | FIN | RST) != 0;
+        let syn = seg.flags.syn();
+        let control = seg.flags.control();
         if control && let Some(set) = &self.settled {
             set.control_processed(seg.key.dispatch_hash());
         }
@@ -278,7 +278,7 @@ impl FlowTable {
             // another ISN (a retransmission after a lost ACK, TCP Fast Open
             // fallbacks, a middlebox) does not: it is an anomaly, and the
             // server's stream follows the new ISN if no data came yet.
-            let client_syn = seg.flags & ACK == 0;
+            let client_syn = !seg.flags.ack();
             let reused = match &mut flow.state {
                 State::Done { .. } => client_syn,
                 State::Active(a) => {
@@ -298,7 +298,7 @@ impl FlowTable {
         }
 
         if self.map.find(hash, is_key).is_none() {
-            if seg.payload.is_empty() && !syn || seg.flags & RST != 0 {
+            if seg.payload.is_empty() && !syn || seg.flags.rst() {
                 return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
             }
             if self.map.len() >= self.limits.max_flows {
@@ -352,10 +352,10 @@ impl FlowTable {
                 if control {
                     flow.last_seen = flow.last_seen.max(seg.ts);
                 }
-                if seg.flags & FIN != 0 {
+                if seg.flags.fin() {
                     fin[seg.dir.index()] = true;
                 }
-                if (seg.flags & RST != 0 || *fin == [true, true])
+                if (seg.flags.rst() || *fin == [true, true])
                     && let Ok(e) = self.map.find_entry(hash, is_key)
                 {
                     e.remove();
@@ -372,7 +372,7 @@ impl FlowTable {
         if syn {
             active.streams[d].on_syn(seg.seq);
             if active.server.is_none() {
-                active.server = Some(if seg.flags & ACK != 0 { d } else { 1 - d });
+                active.server = Some(if seg.flags.ack() { d } else { 1 - d });
             }
         }
         let reading_cert = active.reading_certificate(d);
@@ -484,15 +484,15 @@ impl FlowTable {
                 active.footprint -= freed.min(active.footprint);
             }
         }
-        if seg.flags & FIN != 0 {
+        if seg.flags.fin() {
             active.fin[d] = true;
         }
 
         let settled = settle(&mut *active, &seg.key, &mut self.stats, out);
-        let closed = seg.flags & RST != 0 || active.fin == [true, true];
+        let closed = seg.flags.rst() || active.fin == [true, true];
         if settled {
             self.buffered -= active.footprint.min(self.buffered);
-            if seg.flags & RST != 0 || active.fin == [true, true] {
+            if seg.flags.rst() || active.fin == [true, true] {
                 if let Ok(e) = self.map.find_entry(hash, is_key) {
                     e.remove();
                 }
@@ -780,6 +780,7 @@ fn emit(a: &mut Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::l4::{ACK, RST};
     use crate::flow::Endpoint;
     use std::net::{IpAddr, Ipv4Addr};
 
@@ -808,7 +809,7 @@ mod tests {
             key,
             dir: Direction::LoToHi,
             seq: 1000,
-            flags,
+            flags: TcpFlags(flags),
             payload,
         }
     }

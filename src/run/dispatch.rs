@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use super::{SendMode, Shared};
 use crate::capture::Frame;
 use crate::decode::frag::FragStats;
+use crate::decode::l4::TcpFlags;
 use crate::decode::tunnel::DNS_PORT;
 use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
 use crate::flow::key::dispatch_hash_v4;
@@ -34,7 +35,7 @@ pub(super) struct SegMeta {
     pub(super) key: FlowKey,
     pub(super) dir: Direction,
     pub(super) seq: u32,
-    pub(super) flags: u8,
+    pub(super) flags: TcpFlags,
     /// The capture cut the payload (snap length).
     pub(super) cut: bool,
     pub(super) start: u32,
@@ -141,7 +142,6 @@ impl Dispatcher {
     /// Feeds one frame.
     #[inline]
     pub fn push(&mut self, frame: &Frame<'_>) {
-        use crate::decode::l4::{FIN, RST, SYN};
         self.packets += 1;
         self.bytes += u64::from(frame.wire_len.max(frame.data.len() as u32));
         if self.packets.is_multiple_of(4096) {
@@ -152,7 +152,7 @@ impl Dispatcher {
         // with the IPv4 form of the dispatch hash, before building a flow key.
         if let Some((IpAddr::V4(src), IpAddr::V4(dst), seg)) =
             decode::fast_ipv4_tcp(frame.linktype, frame.data)
-            && seg.flags & (SYN | FIN | RST) == 0
+            && !seg.flags.control()
             && seg.src_port != DNS_PORT
         {
             if seg.payload.is_empty() {
@@ -321,9 +321,8 @@ impl Dispatcher {
 /// always go on, and are reported to `settled` (see [`SettledSet`] for why
 /// dropping then never changes a result).
 #[inline]
-fn admit(settled: &SettledSet, h: u64, flags: u8) -> bool {
-    use crate::decode::l4::{FIN, RST, SYN};
-    if flags & (SYN | FIN | RST) == 0 {
+fn admit(settled: &SettledSet, h: u64, flags: TcpFlags) -> bool {
+    if !flags.control() {
         !settled.is_settled(h)
     } else {
         settled.control(h);
@@ -343,7 +342,6 @@ pub(super) fn flow_segments(
     mut dns: impl FnMut(&[u8], bool),
     mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
-    use crate::decode::l4::{FIN, RST, SYN};
     decode::decode_with_fragments(
         frame.ts_ns,
         frame.linktype,
@@ -355,7 +353,7 @@ pub(super) fn flow_segments(
                 Seen::Tcp(src, dst, seg) => (src, dst, seg),
                 Seen::Dns(payload) => return dns(payload, false),
             };
-            if seg.payload.is_empty() && seg.flags & (SYN | FIN | RST) == 0 {
+            if seg.payload.is_empty() && !seg.flags.control() {
                 return;
             }
             if seg.src_port == DNS_PORT && !seg.payload.is_empty() {
@@ -414,7 +412,7 @@ mod tests {
         key: FlowKey,
         dir: Direction,
         seq: u32,
-        flags: u8,
+        flags: TcpFlags,
         cut: bool,
         payload: Vec<u8>,
     }
