@@ -2,17 +2,21 @@
 //! clients that still speak TLS 1.0/1.1 to Azure Blob Storage.
 //!
 //! ```text
-//!  capture thread                          workers (N, each owns its flows)
-//!  ──────────────                          ───────────────────────────────
-//!  PacketSource ─ Frame ─► decode ─► frag ─► FlowKey hash ─┬─► FlowTable ─► StreamStart ─► tls::extract
-//!  (pcap file / live)      link/IP/TCP  join    batches over │      │               (bounded)      │
-//!                                               bounded      │      └─ evictions, bound counters   ▼
-//!                                               channels     └─► ...                     HandshakeSummary
-//!                                                                                              │
-//!  DNS responses ─► every worker's batch ─► per-worker PassiveDns (looked up at the ClientHello)
-//!                     shared: Inventory (DashMap) ◄───────────────────────────────────────────┤
-//!                             Metrics (prometheus) ◄──────────────────────────────────────────┤
-//!                             event log (NDJSON writer thread) ◄──────────────────────────────┘
+//!  capture thread (run::dispatch)                 workers (run::worker; N, each owns its flows)
+//!  ──────────────────────────────                 ─────────────────────────────────────────────
+//!  capture::PacketSource ─ Frame ─► decode ─► frag ─► FlowKey hash ─┬─► flow::FlowTable ─► StreamStart
+//!  (pcap/pcapng file, live)   link/IP/tunnels/TCP join   │ batches,   │        │  (bounded)     │
+//!                                                        │ bounded    │        ▼                ▼
+//!  DNS responses (parsed here) ── in every batch ────────┘ channels   │   tls::extract, tls::certificate
+//!                                                                     │        │
+//!  settled flows skipped ◄── flow::SettledSet ◄── marked by workers ──┤        ▼
+//!                                                                     │   HandshakeSummary (+ DNS at hello,
+//!                                                                     │    per-worker target::dns)
+//!                                                                     │        │
+//!                                                                     │        ▼ target::Matcher (rules)
+//!  shared:  inventory::Inventory ◄──────────────────────────────────────────────┤
+//!           metrics::Metrics (/metrics via exporter::Page) ◄────────────────────┤
+//!           events::EventLog (queue → one writer thread) ◄──────────────────────┘
 //! ```
 //!
 //! Each stage borrows its bytes and returns a typed outcome; nothing on the packet

@@ -1,6 +1,7 @@
-//! Packet sources: where frames come from. The pipeline sees only the
-//! [`PacketSource`] seam, so offline files and (later) live interfaces feed the
-//! same decode → dispatch → workers path.
+//! Packet sources: where frames come from: capture files ([`offline`], with
+//! [`pcapfile`] for classic pcap) and live interfaces ([`live`]). Both feed the
+//! same decode → dispatch → workers path; the capture-file magic numbers are
+//! defined here, once.
 //!
 //! Output: [`Frame`] views (capture time, link type, captured bytes) borrowed from
 //! the source until the next call. Invariant: a source never panics on a damaged

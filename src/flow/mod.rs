@@ -1,5 +1,7 @@
-//! Flow tracking: canonical keys, bounded stream-start reassembly, and the
-//! per-worker flow table that turns segments into handshake summaries.
+//! Flow tracking: canonical keys ([`key`]), bounded stream-start reassembly
+//! ([`reassembly`]), the per-worker flow table that turns segments into
+//! handshake summaries ([`table`]), and the settled-flow set the workers share
+//! with the capture thread ([`settled`]).
 
 pub mod key;
 pub mod reassembly;

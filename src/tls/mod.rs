@@ -1,4 +1,6 @@
-//! TLS: versions, stream-start extraction and owned handshake summaries.
+//! TLS: versions ([`version`]), what a direction's stream start opened with
+//! ([`extract`]), the server's clear-text leaf certificate ([`certificate`]),
+//! and the owned per-flow summaries that leave a worker ([`summary`]).
 
 pub mod certificate;
 pub mod extract;
