@@ -2,15 +2,15 @@
 //!
 //! Input: [`SegmentIn`] values for the flows this worker owns, in capture order.
 //! Output: one summary per TLS flow (pushed to the caller's vector) and counters
-//! in [`TableStats`]. Invariants: at most `max_flows` flows, at most
+//! in [`TableStats`]. The table tracks TCP (the hash table, creation order and
+//! eviction, idle expiry, the buffer budget, SYN reuse, FIN/RST) and reassembles
+//! each direction's stream start while the flow's [`TlsSession`] wants its
+//! bytes; what the bytes mean, and when a flow's facts are complete, is the
+//! session's business. Invariants: at most `max_flows` flows, at most
 //! `max_buffer_bytes` of stream bytes buffered over all flows, flows idle for
-//! `idle_timeout_ns` of capture time are evicted; each bound hit is counted.
-//! Only the start of a flow is reassembled: once its handshake facts are known
-//! (or it is known not to be a TLS handshake) its buffers are freed and only a
-//! small tombstone remains until FIN/RST or idle timeout. A flow whose client
-//! sent no server name and whose server negotiated TLS 1.2 or older is read on
-//! past the ServerHello up to the server's (clear-text) leaf certificate, within
-//! the same stream cap.
+//! `idle_timeout_ns` of capture time are evicted; each bound hit is counted. A
+//! direction's buffers are freed as soon as the session needs them no more; a
+//! settled flow leaves a small tombstone until FIN/RST or idle timeout.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,11 +22,8 @@ use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
 use crate::decode::l4::TcpFlags;
 use crate::tls::certificate::CertificateCache;
-use crate::tls::extract::{Malformed, Opening, TlsError, parse_cut_opening, parse_opening};
-use crate::tls::summary::{
-    ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer, ServerCertificate,
-};
-use crate::tls::version::Version;
+use crate::tls::session::{SessionCtx, SessionStats, StreamView, TlsSession};
+use crate::tls::summary::{DnsLookup, HandshakeSummary};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TableLimits {
@@ -58,117 +55,35 @@ pub struct TableStats {
     pub buffer_budget_hits: u64,
     pub stream_cap_hits: u64,
     pub pending_full: u64,
-    pub non_tls: u64,
-    pub midstream: u64,
-    pub incomplete: u64,
-    pub conflicting_roles: u64,
-    pub server_not_tls: u64,
     pub reused: u64,
     /// SYN-ACKs whose ISN differs from the server's first one.
     pub server_isn_changed: u64,
     /// Overlapping segments with bytes other than those kept.
     pub overlap_conflicts: u64,
-    /// Handshake directions the capture cut (snap length) before their
-    /// opening could be read whole.
-    pub cut_handshakes: u64,
     /// Flows still in their handshake when the input ended (or at shutdown).
     pub ended_open: u64,
-    pub malformed: [u64; Malformed::ALL.len()],
-    /// Server certificates looked for (flows without SNI, TLS ≤ 1.2), by
-    /// result: names read, no certificate sent, not readable (malformed, over
-    /// the stream cap or buffer budget, or the flow ended first).
-    pub certificates: CertificateStats,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CertificateStats {
-    pub names: u64,
-    pub none: u64,
-    pub failed: u64,
-}
-
-/// What one direction's stream start has told us so far.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum DirStatus {
-    Empty,
-    Pending,
-    /// A HelloRetryRequest (selecting this version) and nothing after it yet:
-    /// waits like `Pending`, and is the answer if the flow ends here.
-    Retried(Version),
-    Hello(ClientFacts),
-    Answer(ServerAnswer),
-    NotTls,
-    MidStream,
-    Failed,
-}
-
-impl DirStatus {
-    /// Still reading this direction's opening.
-    fn is_open(&self) -> bool {
-        matches!(
-            self,
-            DirStatus::Empty | DirStatus::Pending | DirStatus::Retried(_)
-        )
-    }
-
-    fn is_terminal_non_hello(&self) -> bool {
-        matches!(
-            self,
-            DirStatus::NotTls | DirStatus::MidStream | DirStatus::Failed
-        )
-    }
-}
-
-/// The server certificate of a flow, looked for only when it can tell which
-/// server a client without SNI reached.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-enum Cert {
-    /// Not looked for: the client named the server, the version encrypts the
-    /// certificate, or no ServerHello yet.
-    #[default]
-    Unwanted,
-    /// The ServerHello is in: reading the server's stream on to the certificate.
-    Waiting,
-    /// Looked for: its names, or `None` (none sent, or not readable).
-    Read(Option<Arc<ServerCertificate>>),
+    /// What the flows' TLS sessions counted.
+    pub tls: SessionStats,
 }
 
 struct Active {
     streams: [StreamStart; 2],
-    status: [DirStatus; 2],
     fin: [bool; 2],
     footprint: usize,
-    cert: Cert,
-    /// The server's direction, once a SYN or SYN-ACK told it.
-    server: Option<usize>,
-    /// Passive DNS at the ClientHello (see [`FlowTable::with_dns_lookup`]).
-    dns: Option<DnsAtHello>,
+    session: TlsSession,
 }
 
 impl Active {
-    /// The client's hello named the server (SNI): no certificate is needed.
-    fn client_named_server(&self) -> bool {
-        self.status
-            .iter()
-            .any(|s| matches!(s, DirStatus::Hello(f) if f.sni.is_some()))
+    fn first_ts(&self) -> [Option<u64>; 2] {
+        [self.streams[0].first_ts, self.streams[1].first_ts]
     }
 
-    /// Still reading the certificate, and it still matters.
-    fn cert_pending(&self) -> bool {
-        self.cert == Cert::Waiting && !self.client_named_server()
-    }
-
-    /// Only the server has spoken, and not TLS (a banner on a TLS port):
-    /// each direction is judged on its own, so the client's first bytes,
-    /// which may be a ClientHello, are still awaited.
-    fn server_spoke_first(&self) -> bool {
-        self.server
-            .is_some_and(|s| self.status[s] == DirStatus::NotTls && self.status[1 - s].is_open())
-    }
-
-    /// Direction `d` is the server's, read on for its certificate.
-    fn reading_certificate(&self, d: usize) -> bool {
-        matches!(self.status[d], DirStatus::Answer(_)) && self.cert_pending()
+    /// Frees direction `d`'s buffered bytes; returns how many.
+    fn release(&mut self, d: usize) -> usize {
+        let freed = self.streams[d].footprint();
+        self.streams[d].release();
+        self.footprint -= freed.min(self.footprint);
+        freed
     }
 }
 
@@ -246,6 +161,16 @@ impl FlowTable {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    fn session_ctx(&mut self) -> SessionCtx<'_> {
+        SessionCtx {
+            scratch: &mut self.scratch,
+            certificates: &mut self.certificates,
+            max_message: self.limits.stream.max_bytes,
+            dns_lookup: self.dns_lookup.as_ref(),
+            stats: &mut self.stats.tls,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -328,12 +253,9 @@ impl FlowTable {
                     last_seen: seg.ts,
                     state: State::Active(Box::new(Active {
                         streams: Default::default(),
-                        status: [DirStatus::Empty, DirStatus::Empty],
                         fin: [false; 2],
                         footprint: 0,
-                        cert: Cert::Unwanted,
-                        server: None,
-                        dns: None,
+                        session: TlsSession::default(),
                     })),
                 },
                 |f| hasher.hash_one(f.key),
@@ -371,13 +293,17 @@ impl FlowTable {
         let d = seg.dir.index();
         if syn {
             active.streams[d].on_syn(seg.seq);
-            if active.server.is_none() {
-                active.server = Some(if seg.flags.ack() { d } else { 1 - d });
-            }
+            active.session.on_syn(d, seg.flags.ack());
         }
-        let reading_cert = active.reading_certificate(d);
-        let wants_bytes = reading_cert || active.status[d].is_open();
-        if !seg.payload.is_empty() && wants_bytes {
+        let mut ctx = SessionCtx {
+            scratch: &mut self.scratch,
+            certificates: &mut self.certificates,
+            max_message: self.limits.stream.max_bytes,
+            dns_lookup: self.dns_lookup.as_ref(),
+            stats: &mut self.stats.tls,
+        };
+        if !seg.payload.is_empty() && active.session.wants_bytes(d) {
+            let reading_cert = active.session.reading_certificate(d);
             let data_seq = if syn {
                 seg.seq.wrapping_add(1)
             } else {
@@ -391,107 +317,60 @@ impl FlowTable {
                 u64::from(std::mem::take(&mut active.streams[d].conflicts));
             self.buffered = (self.buffered + after).saturating_sub(before);
             active.footprint = (active.footprint + after).saturating_sub(before);
-            let mut status = None;
-            match result {
-                Ingest::Grew if !reading_cert => {
-                    status = Some(parse_status(
-                        &active.streams[d],
-                        &mut self.scratch,
-                        self.limits.stream.max_bytes,
-                        &mut self.stats,
-                    ));
+            if result == Ingest::PendingFull {
+                self.stats.pending_full += 1;
+            }
+            fn view(s: &StreamStart) -> StreamView<'_> {
+                StreamView {
+                    bytes: s.bytes(),
+                    syn_seen: s.syn_seen(),
+                    first_ts: s.first_ts,
                 }
-                Ingest::Grew => {}
-                Ingest::PendingFull => self.stats.pending_full += 1,
-                Ingest::CapReached | Ingest::NoChange | Ingest::BeforeStart => {}
             }
-            // The capture cut this segment (snap length): the bytes after it
-            // will never come, so what the stream start shows is all there is.
-            if seg.cut
-                && !reading_cert
-                && matches!(
-                    status.as_ref().unwrap_or(&active.status[d]),
-                    DirStatus::Pending | DirStatus::Retried(_) | DirStatus::Empty
-                )
-                && !active.streams[d].bytes().is_empty()
-            {
-                self.stats.cut_handshakes += 1;
-                status = Some(match parse_cut_opening(active.streams[d].bytes()) {
-                    Some(Opening::ClientHello(f)) => DirStatus::Hello(f),
-                    Some(Opening::Answer(a)) => DirStatus::Answer(a),
-                    None => DirStatus::Failed,
-                });
-            }
-            if let Some(mut st) = status {
-                // A bare alert is an answer only where the stream start is known
-                // (SYN seen) or a ClientHello was seen; mid-flow, it is just a
-                // late packet of a connection we missed.
-                if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }))
-                    && !active.streams[d].syn_seen()
-                    && !matches!(active.status[1 - d], DirStatus::Hello(_))
-                    && !active.streams[1 - d].syn_seen()
-                {
-                    st = DirStatus::MidStream;
-                }
-                if let DirStatus::Answer(ServerAnswer::Hello { version, .. }) = st
-                    && certificate_in_clear(version)
-                    && !active.client_named_server()
-                {
-                    active.cert = Cert::Waiting;
-                }
-                if let (DirStatus::Hello(facts), Some(lookup)) = (&st, &self.dns_lookup) {
-                    let server = seg.key.endpoints(seg.dir.reverse()).0;
-                    let ts = active.streams[d].first_ts.unwrap_or(seg.ts);
-                    active.dns = Some(lookup(server.ip(), facts.sni.as_deref(), ts));
-                }
-                active.status[d] = st;
-            }
-            if matches!(result, Ingest::Grew) && active.reading_certificate(d) {
-                active.cert = read_certificate(
-                    active.streams[d].bytes(),
-                    &mut self.certificates,
-                    &mut self.scratch,
-                    self.limits.stream.max_bytes,
-                    &mut self.stats,
-                );
-            }
-            let reading_cert = active.reading_certificate(d);
-            if (matches!(active.status[d], DirStatus::Pending | DirStatus::Retried(_))
-                || reading_cert)
-                && active.streams[d].cap_reached()
-            {
-                self.stats.stream_cap_hits += 1;
-                active.give_up(d, &mut self.stats, &mut self.buffered);
-            }
-            if self.buffered > self.limits.max_buffer_bytes
-                && (active.status[d].is_open() || reading_cert)
-            {
-                // Over the worker's buffer budget: give this direction up.
-                self.stats.buffer_budget_hits += 1;
-                active.give_up(d, &mut self.stats, &mut self.buffered);
-            }
-            // A direction whose opening is known needs its bytes no more
-            // (unless the certificate is read on): free them now, not when
-            // the other side settles, so a flood of lone hellos holds no
-            // buffers while the hellos wait for an answer.
-            if !active.status[d].is_open()
-                && !active.reading_certificate(d)
+            let server = seg.key.endpoints(seg.dir).1.ip();
+            active.session.on_stream(
+                &mut ctx,
+                d,
+                [view(&active.streams[0]), view(&active.streams[1])],
+                result == Ingest::Grew,
+                seg.cut,
+                reading_cert,
+                server,
+                seg.ts,
+            );
+            let reading_cert = active.session.reading_certificate(d);
+            let (capped, budget) = active.session.on_bounds(
+                &mut ctx,
+                d,
+                active.streams[d].cap_reached(),
+                self.buffered > self.limits.max_buffer_bytes,
+                reading_cert,
+            );
+            self.stats.stream_cap_hits += u64::from(capped);
+            self.stats.buffer_budget_hits += u64::from(budget);
+            // A direction that hit a bound, or whose opening is known, needs
+            // its bytes no more (unless the certificate is read on): free them
+            // now, not when the other side settles, so a flood of lone hellos
+            // holds no buffers while the hellos wait for an answer.
+            if (capped || budget || !active.session.wants_bytes(d))
                 && active.streams[d].footprint() > 0
             {
-                let freed = active.streams[d].footprint();
-                active.streams[d].release();
+                let freed = active.release(d);
                 self.buffered -= freed.min(self.buffered);
-                active.footprint -= freed.min(active.footprint);
             }
         }
         if seg.flags.fin() {
             active.fin[d] = true;
         }
 
-        let settled = settle(&mut *active, &seg.key, &mut self.stats, out);
+        let first_ts = active.first_ts();
+        let settled = active.session.settle(&mut ctx, &seg.key, first_ts, out);
         let closed = seg.flags.rst() || active.fin == [true, true];
         if settled {
             self.buffered -= active.footprint.min(self.buffered);
+            for dir in 0..2 {
+                active.release(dir);
+            }
             if seg.flags.rst() || active.fin == [true, true] {
                 if let Ok(e) = self.map.find_entry(hash, is_key) {
                     e.remove();
@@ -509,11 +388,29 @@ impl FlowTable {
 
     /// Ends every flow (end of input or shutdown), emitting what is known.
     pub fn drain(&mut self, out: &mut Vec<HandshakeSummary>) {
-        for flow in self.map.drain() {
+        let FlowTable {
+            map,
+            scratch,
+            certificates,
+            limits,
+            dns_lookup,
+            stats,
+            buffered,
+            ..
+        } = self;
+        for flow in map.drain() {
             if let State::Active(mut active) = flow.state {
-                self.stats.ended_open += 1;
-                self.buffered -= active.footprint.min(self.buffered);
-                finish(&mut active, &flow.key, &mut self.stats, out);
+                stats.ended_open += 1;
+                *buffered -= active.footprint.min(*buffered);
+                let mut ctx = SessionCtx {
+                    scratch,
+                    certificates,
+                    max_message: limits.stream.max_bytes,
+                    dns_lookup: dns_lookup.as_ref(),
+                    stats: &mut stats.tls,
+                };
+                let first_ts = active.first_ts();
+                active.session.finish(&mut ctx, &flow.key, first_ts, out);
             }
         }
         self.order.clear();
@@ -569,212 +466,11 @@ impl FlowTable {
         let (flow, _) = entry.remove();
         if let State::Active(mut active) = flow.state {
             self.buffered -= active.footprint.min(self.buffered);
-            finish(&mut active, key, &mut self.stats, out);
+            let mut ctx = self.session_ctx();
+            let first_ts = active.first_ts();
+            active.session.finish(&mut ctx, key, first_ts, out);
         }
     }
-}
-
-fn parse_status(
-    stream: &StreamStart,
-    scratch: &mut Vec<u8>,
-    max: usize,
-    stats: &mut TableStats,
-) -> DirStatus {
-    match parse_opening(stream.bytes(), scratch, max) {
-        Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
-        Ok(Opening::Answer(a)) => DirStatus::Answer(a),
-        Err(TlsError::NeedMore) => DirStatus::Pending,
-        Err(TlsError::AfterRetry(v)) => DirStatus::Retried(v),
-        Err(TlsError::NotTls) => DirStatus::NotTls,
-        Err(TlsError::MidStream) => DirStatus::MidStream,
-        Err(TlsError::Malformed(m)) => {
-            stats.count_malformed(m);
-            DirStatus::Failed
-        }
-    }
-}
-
-impl TableStats {
-    fn count_malformed(&mut self, m: Malformed) {
-        if let Some(i) = Malformed::ALL.iter().position(|x| *x == m) {
-            self.malformed[i] += 1;
-        }
-    }
-}
-
-/// The server's stream start, read for its certificate (through the worker's
-/// cache of parsed leaves), with the result counted.
-fn read_certificate(
-    server: &[u8],
-    cache: &mut CertificateCache,
-    scratch: &mut Vec<u8>,
-    max: usize,
-    stats: &mut TableStats,
-) -> Cert {
-    match cache.read(server, scratch, max) {
-        Ok(Some(c)) => {
-            stats.certificates.names += 1;
-            Cert::Read(Some(c))
-        }
-        Ok(None) => {
-            stats.certificates.none += 1;
-            Cert::Read(None)
-        }
-        Err(TlsError::NeedMore) => Cert::Waiting,
-        Err(e) => {
-            if let TlsError::Malformed(m) = e {
-                stats.count_malformed(m);
-            }
-            stats.certificates.failed += 1;
-            Cert::Read(None)
-        }
-    }
-}
-
-impl Active {
-    /// A bound stops direction `d`: its stream start, or the certificate read
-    /// after it. Its bytes are freed at once (and taken off `buffered`), so a
-    /// flow that hit a bound holds no buffer while it waits to end.
-    fn give_up(&mut self, d: usize, stats: &mut TableStats, buffered: &mut usize) {
-        if self.reading_certificate(d) {
-            stats.certificates.failed += 1;
-            self.cert = Cert::Read(None);
-        } else {
-            self.status[d] = DirStatus::Failed;
-        }
-        let freed = self.streams[d].footprint();
-        self.streams[d].release();
-        *buffered -= freed.min(*buffered);
-        self.footprint -= freed.min(self.footprint);
-    }
-}
-
-/// SSL 3.0 to TLS 1.2 send the server's certificate in clear text.
-fn certificate_in_clear(v: Version) -> bool {
-    (Version::SSL3.0..=Version::TLS12.0).contains(&v.0)
-}
-
-/// Decides whether the flow's facts are complete; emits and returns true if so.
-fn settle(
-    a: &mut Active,
-    key: &FlowKey,
-    stats: &mut TableStats,
-    out: &mut Vec<HandshakeSummary>,
-) -> bool {
-    use DirStatus::*;
-    let hellos = a.status.iter().filter(|s| matches!(s, Hello(_))).count();
-    let answers = a.status.iter().filter(|s| matches!(s, Answer(_))).count();
-    let done = if hellos == 2 || answers == 2 {
-        stats.conflicting_roles += 1;
-        true
-    } else if a.cert_pending() {
-        false
-    } else if hellos == 1 && answers == 1 {
-        emit(a, key, out);
-        true
-    } else if hellos + answers == 1 {
-        // One side spoke TLS; settle once the other side can add nothing.
-        let other = a
-            .status
-            .iter()
-            .find(|s| !matches!(s, Hello(_) | Answer(_)))
-            .unwrap_or(&Empty);
-        if other.is_terminal_non_hello() {
-            if *other == NotTls && hellos == 1 {
-                stats.server_not_tls += 1;
-            }
-            emit(a, key, out);
-            true
-        } else {
-            false
-        }
-    } else if a.status.contains(&NotTls) && !a.server_spoke_first() {
-        stats.non_tls += 1;
-        true
-    } else if a.status.contains(&MidStream) {
-        stats.midstream += 1;
-        true
-    } else {
-        a.status == [Failed, Failed]
-    };
-    if done {
-        for s in &mut a.streams {
-            s.release();
-        }
-    }
-    done
-}
-
-/// A flow ends before it settled: report what is known.
-fn finish(a: &mut Active, key: &FlowKey, stats: &mut TableStats, out: &mut Vec<HandshakeSummary>) {
-    if a.cert_pending() {
-        stats.certificates.failed += 1;
-    }
-    // A HelloRetryRequest that was the server's last word is its answer.
-    for st in &mut a.status {
-        if let DirStatus::Retried(version) = *st {
-            *st = DirStatus::Answer(ServerAnswer::Hello {
-                version,
-                retried: true,
-            });
-        }
-    }
-    let known = a
-        .status
-        .iter()
-        .any(|s| matches!(s, DirStatus::Hello(_) | DirStatus::Answer(_)));
-    if known {
-        emit(a, key, out);
-    } else if a.status.contains(&DirStatus::NotTls) {
-        // A server banner the client never answered.
-        stats.non_tls += 1;
-    } else if a.status.contains(&DirStatus::Pending) {
-        stats.incomplete += 1;
-    }
-}
-
-fn emit(a: &mut Active, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
-    let mut client = None;
-    let mut answer = None;
-    let mut client_dir = None;
-    for (i, st) in a.status.iter().enumerate() {
-        let dir = if i == 0 {
-            Direction::LoToHi
-        } else {
-            Direction::HiToLo
-        };
-        match st {
-            DirStatus::Hello(f) => {
-                client = Some(f.clone());
-                client_dir = Some(dir);
-            }
-            DirStatus::Answer(ans) => {
-                answer = Some((*ans, dir));
-            }
-            _ => {}
-        }
-    }
-    // The client sent the ClientHello; with only the answer seen, it received it.
-    let (dir, ts) = match (client_dir, answer) {
-        (Some(d), _) => (d, a.streams[d.index()].first_ts),
-        (None, Some((_, d))) => (d.reverse(), a.streams[d.index()].first_ts),
-        (None, None) => return,
-    };
-    let (c, s) = key.endpoints(dir);
-    out.push(HandshakeSummary {
-        ts_ns: ts.unwrap_or(0),
-        client_ip: c.ip(),
-        client_port: c.port,
-        server_ip: s.ip(),
-        server_port: s.port,
-        client,
-        answer: answer.map(|(ans, _)| ans),
-        dns: a.dns.take(),
-        certificate: match std::mem::take(&mut a.cert) {
-            Cert::Read(c) => c,
-            Cert::Unwanted | Cert::Waiting => None,
-        },
-    });
 }
 
 #[cfg(test)]
@@ -782,6 +478,7 @@ mod tests {
     use super::*;
     use crate::decode::l4::{ACK, RST};
     use crate::flow::Endpoint;
+    use crate::tls::session::CertificateStats;
     use std::net::{IpAddr, Ipv4Addr};
 
     fn limits(max_flows: usize) -> TableLimits {
@@ -869,7 +566,7 @@ mod tests {
         let names: Vec<&str> = out[0].certificate.as_ref().unwrap().names().collect();
         assert!(names.contains(&"*.blob.core.windows.net"), "{names:?}");
         assert_eq!(
-            t.stats.certificates,
+            t.stats.tls.certificates,
             CertificateStats {
                 names: 1,
                 none: 0,
@@ -881,7 +578,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(handshake(&mut t, Some("a.example"), &mut out), [1, 1]);
         assert_eq!(out[0].certificate, None);
-        assert_eq!(t.stats.certificates, CertificateStats::default());
+        assert_eq!(t.stats.tls.certificates, CertificateStats::default());
         // A stream cap the leaf does not fit in: counted, the flow still reported.
         let mut l = limits(16);
         l.stream.max_bytes = 300;
@@ -891,7 +588,7 @@ mod tests {
         assert_eq!(out[0].certificate, None);
         assert!(out[0].negotiated().is_some());
         assert_eq!(t.stats.stream_cap_hits, 1);
-        assert_eq!(t.stats.certificates.failed, 1);
+        assert_eq!(t.stats.tls.certificates.failed, 1);
         // The flow ends before the certificate is complete: reported without it.
         let mut t = FlowTable::new(limits(16));
         let mut out = Vec::new();
@@ -909,7 +606,7 @@ mod tests {
         t.ingest(seg(k, 3, ACK | RST, b""), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].certificate, None);
-        assert_eq!(t.stats.certificates.failed, 1);
+        assert_eq!(t.stats.tls.certificates.failed, 1);
     }
 
     /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
@@ -929,7 +626,7 @@ mod tests {
             assert!(t.order.len() <= 2 * t.map.len() + 1024 + 1);
         }
         assert_eq!(t.len(), 0);
-        assert_eq!(t.stats.non_tls, 100_000);
+        assert_eq!(t.stats.tls.non_tls, 100_000);
         assert!(out.is_empty());
     }
 

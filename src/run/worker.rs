@@ -206,15 +206,19 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.bound(Bound::BufferBudget, s.buffer_budget_hits);
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
-    m.cut_handshakes.inc_by(s.cut_handshakes);
-    m.non_tls.inc_by(s.non_tls);
-    m.midstream.inc_by(s.midstream);
-    let c = &s.certificates;
+    m.cut_handshakes.inc_by(s.tls.cut_handshakes);
+    m.non_tls.inc_by(s.tls.non_tls);
+    m.midstream.inc_by(s.tls.midstream);
+    let c = &s.tls.certificates;
     flush_into(&mut [c.names, c.none, c.failed], &m.by.certificates);
-    flush_into(&mut s.malformed.clone(), &m.by.malformed);
+    flush_into(&mut s.tls.malformed.clone(), &m.by.malformed);
     // In the order of PARSE_ERROR_EXTRA.
     flush_into(
-        &mut [s.incomplete, s.conflicting_roles, s.server_not_tls],
+        &mut [
+            s.tls.incomplete,
+            s.tls.conflicting_roles,
+            s.tls.server_not_tls,
+        ],
         &m.by.parse_extra,
     );
     let now = table.len() as i64;
