@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
@@ -222,32 +223,40 @@ impl FlowTable {
             }
         }
 
-        if self.map.find(hash, is_key).is_none() {
-            if seg.payload.is_empty() && !syn || seg.flags.rst() {
-                return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
-            }
-            if self.map.len() >= self.limits.max_flows {
-                self.evict_oldest(out);
-            }
-            let generation = self.next_gen;
-            self.next_gen += 1;
-            self.order.push_back((seg.key, generation));
-            // Entries of flows that ended stay until here: drop them once they
-            // are as many as the live flows, so the queue follows the live
-            // flows (not `max_flows`) and memory stays flat on a long capture.
-            // Amortized O(1): a pass over n entries follows at least n/2 pushes.
-            if self.order.len() > self.map.len().saturating_mul(2) + 1024 {
-                let (map, hasher) = (&self.map, &self.hasher);
-                self.order.retain(|(k, g)| {
-                    map.find(hasher.hash_one(k), |f| f.key == *k)
-                        .is_some_and(|f| f.generation == *g)
-                });
-            }
-            self.stats.flows_created += 1;
-            let hasher = &self.hasher;
-            self.map.insert_unique(
-                hash,
-                Flow {
+        // Entries of flows that ended stay in `order` until here: drop them
+        // once they are as many as the live flows, so the queue follows the
+        // live flows (not `max_flows`) and memory stays flat on a long
+        // capture. Amortized O(1): a pass over n entries follows at least n/2
+        // pushes.
+        if self.order.len() > self.map.len().saturating_mul(2) + 1024 {
+            let (map, hasher) = (&self.map, &self.hasher);
+            self.order.retain(|(k, g)| {
+                map.find(hasher.hash_one(k), |f| f.key == *k)
+                    .is_some_and(|f| f.generation == *g)
+            });
+        }
+        // A full table makes room before a new flow goes in (a second probe,
+        // only when full: the table never grows past `max_flows`).
+        let creates = !(seg.payload.is_empty() && !syn || seg.flags.rst());
+        if creates
+            && self.map.len() >= self.limits.max_flows
+            && self.map.find(hash, is_key).is_none()
+        {
+            self.evict_oldest(out);
+        }
+        // One probe of the hash table: the flow, or the slot for a new one.
+        let hasher = &self.hasher;
+        let flow = match self.map.entry(hash, is_key, |f| hasher.hash_one(f.key)) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                if !creates {
+                    return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
+                }
+                let generation = self.next_gen;
+                self.next_gen += 1;
+                self.order.push_back((seg.key, generation));
+                self.stats.flows_created += 1;
+                v.insert(Flow {
                     key,
                     generation,
                     last_seen: seg.ts,
@@ -257,13 +266,9 @@ impl FlowTable {
                         footprint: 0,
                         session: TlsSession::default(),
                     })),
-                },
-                |f| hasher.hash_one(f.key),
-            );
-        }
-
-        let Some(flow) = self.map.find_mut(hash, is_key) else {
-            return;
+                })
+                .into_mut()
+            }
         };
         let active = match &mut flow.state {
             State::Done { fin } => {
