@@ -72,14 +72,17 @@ fn benches(c: &mut Criterion) {
     });
     // The flow table alone: the TCP segments of those frames, decoded once
     // up front, ingested by a fresh table (reassembly, TLS extraction, settling).
-    let segs: Vec<(
+    // (ts, key, dispatch hash as the capture thread computes it, dir, seq, flags, payload)
+    type Seg = (
         u64,
         FlowKey,
+        u64,
         Direction,
         u32,
         tlscensus::decode::l4::TcpFlags,
         Vec<u8>,
-    )> = frames
+    );
+    let segs: Vec<Seg> = frames
         .iter()
         .filter_map(|f| match decode_frame(f.linktype, &f.data) {
             Ok(Decoded::Tcp { src, dst, seg }) => {
@@ -87,7 +90,8 @@ fn benches(c: &mut Criterion) {
                     Endpoint::new(src, seg.src_port),
                     Endpoint::new(dst, seg.dst_port),
                 );
-                Some((f.ts, key, dir, seg.seq, seg.flags, seg.payload.to_vec()))
+                let h = key.dispatch_hash();
+                Some((f.ts, key, h, dir, seg.seq, seg.flags, seg.payload.to_vec()))
             }
             _ => None,
         })
@@ -97,9 +101,10 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut table = FlowTable::new(cfg.table);
             let mut out = Vec::new();
-            for (ts, key, dir, seq, flags, payload) in &segs {
+            for (ts, key, hash, dir, seq, flags, payload) in &segs {
                 table.ingest(
                     SegmentIn {
+                        dispatch_hash: *hash,
                         cut: false,
                         ts: *ts,
                         key: *key,

@@ -45,6 +45,8 @@ pub struct SegmentIn<'a> {
     pub payload: &'a [u8],
     /// The capture cut this segment's payload (snap length).
     pub cut: bool,
+    /// `key.dispatch_hash()`, computed once by the capture thread.
+    pub dispatch_hash: u64,
 }
 
 /// Counters kept by the table; the worker flushes them to metrics.
@@ -193,7 +195,7 @@ impl FlowTable {
         let syn = seg.flags.syn();
         let control = seg.flags.control();
         if control && let Some(set) = &self.settled {
-            set.control_processed(seg.key.dispatch_hash());
+            set.control_processed(seg.dispatch_hash);
         }
 
         let key = seg.key;
@@ -383,7 +385,7 @@ impl FlowTable {
             } else {
                 flow.state = State::Done { fin: active.fin };
                 if let Some(set) = &self.settled {
-                    set.mark(seg.key.dispatch_hash());
+                    set.mark(seg.dispatch_hash);
                 }
             }
         } else if closed {
@@ -507,6 +509,7 @@ mod tests {
     fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
         SegmentIn {
             cut: false,
+            dispatch_hash: key.dispatch_hash(),
             ts,
             key,
             dir: Direction::LoToHi,

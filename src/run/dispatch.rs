@@ -38,6 +38,8 @@ pub(super) struct SegMeta {
     pub(super) flags: TcpFlags,
     /// The capture cut the payload (snap length).
     pub(super) cut: bool,
+    /// The flow's dispatch hash (carried to the worker's settled-set calls).
+    pub(super) hash: u64,
     pub(super) start: u32,
     pub(super) len: u32,
 }
@@ -207,6 +209,7 @@ impl Dispatcher {
                 seq: seg.seq,
                 flags: seg.flags,
                 cut: seg.missing > 0,
+                hash: h,
                 start,
                 len: seg.payload.len() as u32,
             });
@@ -482,6 +485,7 @@ mod tests {
 
     fn ingest(table: &mut FlowTable, q: &Queued, out: &mut Vec<HandshakeSummary>) {
         let seg = SegmentIn {
+            dispatch_hash: q.key.dispatch_hash(),
             cut: q.cut,
             ts: q.ts,
             key: q.key,

@@ -58,6 +58,7 @@ impl InlineCensus {
         let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
             table.ingest(
                 SegmentIn {
+                    dispatch_hash: key.dispatch_hash(),
                     cut: seg.missing > 0,
                     ts: frame.ts_ns,
                     key,

@@ -117,6 +117,7 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
             table.ingest(
                 SegmentIn {
+                    dispatch_hash: m.hash,
                     cut: m.cut,
                     ts: m.ts,
                     key: m.key,
