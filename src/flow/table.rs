@@ -334,7 +334,6 @@ impl FlowTable {
                     first_ts: s.first_ts,
                 }
             }
-            let server = seg.key.endpoints(seg.dir).1.ip();
             active.session.on_stream(
                 &mut ctx,
                 d,
@@ -342,7 +341,8 @@ impl FlowTable {
                 result == Ingest::Grew,
                 seg.cut,
                 reading_cert,
-                server,
+                &seg.key,
+                seg.dir,
                 seg.ts,
             );
             let reading_cert = active.session.reading_certificate(d);

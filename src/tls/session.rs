@@ -10,7 +10,6 @@
 //! older is read on past the ServerHello up to the server's (clear-text) leaf
 //! certificate, within the same stream cap.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::certificate::CertificateCache;
@@ -90,6 +89,7 @@ enum DirStatus {
 
 impl DirStatus {
     /// Still reading this direction's opening.
+    #[inline]
     fn is_open(&self) -> bool {
         matches!(
             self,
@@ -142,6 +142,7 @@ impl Default for TlsSession {
 
 impl TlsSession {
     /// A SYN (`ack`: a SYN-ACK) in direction `d` tells which side serves.
+    #[inline]
     pub fn on_syn(&mut self, d: usize, ack: bool) {
         if self.server.is_none() {
             self.server = Some(if ack { d } else { 1 - d });
@@ -150,6 +151,7 @@ impl TlsSession {
 
     /// Whether direction `d`'s bytes still matter: its opening is not known
     /// yet, or its certificate is being read.
+    #[inline]
     pub fn wants_bytes(&self, d: usize) -> bool {
         self.status[d].is_open() || self.reading_certificate(d)
     }
@@ -157,8 +159,8 @@ impl TlsSession {
     /// Direction `d`'s stream start after a segment: `grew` when its
     /// in-order prefix grew, `cut` when the capture cut the segment (the rest
     /// will never come). `reading_cert` is [`Self::reading_certificate`] as
-    /// it was before the segment; `server_ip` and `seg_ts` serve the DNS
-    /// lookup at the ClientHello.
+    /// it was before the segment; the flow's `key` and the segment's `dir`
+    /// and `seg_ts` serve the DNS lookup at the ClientHello.
     #[allow(clippy::too_many_arguments)]
     pub fn on_stream(
         &mut self,
@@ -168,7 +170,8 @@ impl TlsSession {
         grew: bool,
         cut: bool,
         reading_cert: bool,
-        server_ip: IpAddr,
+        key: &FlowKey,
+        dir: Direction,
         seg_ts: u64,
     ) {
         let me = streams[d];
@@ -212,7 +215,8 @@ impl TlsSession {
             }
             if let (DirStatus::Hello(facts), Some(lookup)) = (&st, ctx.dns_lookup) {
                 let ts = me.first_ts.unwrap_or(seg_ts);
-                self.dns = Some(lookup(server_ip, facts.sni.as_deref(), ts));
+                let server = key.endpoints(dir).1.ip();
+                self.dns = Some(lookup(server, facts.sni.as_deref(), ts));
             }
             self.status[d] = st;
         }
@@ -225,6 +229,7 @@ impl TlsSession {
     /// reached the cap; `over_budget`: the table's buffers are over budget);
     /// `reading_cert` as it was after the segment was read. Returns whether
     /// each bound stopped the direction.
+    #[inline]
     pub fn on_bounds(
         &mut self,
         ctx: &mut SessionCtx<'_>,
@@ -259,6 +264,7 @@ impl TlsSession {
 
     /// Whether the flow's facts are complete; pushes the summary (when the
     /// flow was TLS) and returns true if so.
+    #[inline]
     pub fn settle(
         &mut self,
         ctx: &mut SessionCtx<'_>,
@@ -388,6 +394,7 @@ impl TlsSession {
     }
 
     /// The client's hello named the server (SNI): no certificate is needed.
+    #[inline]
     fn client_named_server(&self) -> bool {
         self.status
             .iter()
@@ -395,6 +402,7 @@ impl TlsSession {
     }
 
     /// Still reading the certificate, and it still matters.
+    #[inline]
     fn cert_pending(&self) -> bool {
         self.cert == Cert::Waiting && !self.client_named_server()
     }
@@ -408,6 +416,7 @@ impl TlsSession {
     }
 
     /// Direction `d` is the server's, read on for its certificate.
+    #[inline]
     pub fn reading_certificate(&self, d: usize) -> bool {
         matches!(self.status[d], DirStatus::Answer(_)) && self.cert_pending()
     }
