@@ -401,14 +401,6 @@ fn regression_12_directory_inputs() {
     assert!(report.contains("2 TLS flows seen"), "{report}");
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-    })
-}
-
 /// Item 16: a capture cut by its snap length reports what the bytes show,
 /// marks the flows incomplete, and says once how to capture them whole.
 #[test]
@@ -463,8 +455,16 @@ fn regression_12_overlap_conflict_first_bytes_win() {
     let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
     let (c, s) = ((client(9), 30011), (SERVER, 443));
     let isn = 7000u32;
-    let mut forged = hello[20..].to_vec();
-    forged[..10].copy_from_slice(&[0xee; 10]); // differs from hello[20..30]
+    // The first segment ends 4 bytes into the server name; the second starts
+    // at the name and says "evil" where the first said "a.bl". Kept bytes
+    // win: the name stays; the other policy would give "evilob.core...".
+    let at = hello
+        .windows(6)
+        .position(|w| w == b"a.blob")
+        .expect("name in hello");
+    let first = &hello[..at + 4];
+    let mut forged = hello[at..].to_vec();
+    forged[..4].copy_from_slice(b"evil");
     let t = |n: u64| 1_000_000_000 + n * 1_000_000;
     let frames = vec![
         Frame {
@@ -477,11 +477,11 @@ fn regression_12_overlap_conflict_first_bytes_win() {
         },
         Frame {
             ts_ns: t(2),
-            data: tcp_frame(c, s, isn + 1, 51, ACK | PSH, &hello[..30]),
+            data: tcp_frame(c, s, isn + 1, 51, ACK | PSH, first),
         },
         Frame {
             ts_ns: t(3),
-            data: tcp_frame(c, s, isn + 21, 51, ACK | PSH, &forged),
+            data: tcp_frame(c, s, isn + 1 + at as u32, 51, ACK | PSH, &forged),
         },
         Frame {
             ts_ns: t(4),

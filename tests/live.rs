@@ -13,8 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-#[path = "common/craft.rs"]
-mod craft;
+mod common;
+use common::craft;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
 const TOOLS: [&str; 8] = [
@@ -32,7 +32,7 @@ const LEGACY: &str = "DEFAULT:@SECLEVEL=0";
 /// True when the test can run; otherwise explains why (and fails in CI).
 fn prerequisites() -> bool {
     let mut missing = Vec::new();
-    if !nix_is_root() {
+    if !common::is_root() {
         missing.push("root".to_string());
     }
     for t in TOOLS {
@@ -54,14 +54,6 @@ fn prerequisites() -> bool {
     }
     eprintln!("skipped: {msg}");
     false
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-    })
 }
 
 fn sh(cmd: &str) {
