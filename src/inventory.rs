@@ -127,11 +127,7 @@ impl Inventory {
         if let Some(name) = s.sni() {
             // Lowercased (case does not name another server); copied only
             // when the host meets a new name.
-            let name: std::borrow::Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                name.to_ascii_lowercase().into()
-            } else {
-                name.into()
-            };
+            let name = crate::target::names::lowercase(name);
             if !r.server_names.contains(name.as_ref()) {
                 if r.server_names.len() < MAX_NAMES {
                     r.server_names.insert(name.into_owned());

@@ -112,6 +112,10 @@ impl Matcher<'_> {
         sni: Option<&str>,
         t: u64,
     ) -> DnsAtHello {
+        // Most mirrors carry no DNS: then no name is matched or hashed.
+        if dns.is_empty() {
+            return DnsAtHello::Nothing;
+        }
         match sni {
             Some(name) if self.names.matches(name) => DnsAtHello::Nothing,
             Some(name) => dns

@@ -100,7 +100,11 @@ impl TargetSet {
 /// it already is one (most server names are), so looking a name up does not
 /// copy it.
 pub fn name_key(name: &str) -> std::borrow::Cow<'_, str> {
-    let name = name.strip_suffix('.').unwrap_or(name);
+    lowercase(name.strip_suffix('.').unwrap_or(name))
+}
+
+/// `name` in lowercase, borrowed when it already is.
+pub fn lowercase(name: &str) -> std::borrow::Cow<'_, str> {
     if name.bytes().any(|b| b.is_ascii_uppercase()) {
         std::borrow::Cow::Owned(name.to_ascii_lowercase())
     } else {

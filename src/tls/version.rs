@@ -151,13 +151,13 @@ pub fn client_max_version(hello_version: Version, supported: Option<&[Version]>)
         .into_iter()
         .flatten()
         .copied()
-        .filter(|v| !v.is_grease());
-    let first = listed.next();
-    let best = listed.fold(first, |best, v| match (best, v.rank()) {
-        (Some(b), Some(r)) if b.rank().is_none_or(|br| r > br) => Some(v),
-        (best, _) => best,
-    });
-    match best {
+        .filter(|v| !v.is_grease())
+        .peekable();
+    let first = listed.peek().copied();
+    let ranked = listed
+        .filter_map(|v| Some((v.rank()?, v)))
+        .max_by_key(|(r, _)| *r);
+    match ranked.map(|(_, v)| v).or(first) {
         Some(v) => v.canonical(),
         None => hello_version.canonical(),
     }
