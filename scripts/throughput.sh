@@ -12,7 +12,8 @@
 # ndpiReader and tshark get columns when installed.
 #
 #   scripts/throughput.sh [RUNS] [BULK_BYTES] [HS_BYTES]
-#   KEEP=1 keeps the captures in $OUT (default /tmp/tlscensus-bench).
+#   KEEP=1 keeps the captures in $OUT (default /tmp/tlscensus-bench); BIN=PATH
+#   times another tlscensus build (an older commit) against the same loops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-7}
@@ -22,7 +23,7 @@ out=${OUT:-/tmp/tlscensus-bench}
 mkdir -p "$out"
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package time)"; exit 2; }
 cargo build --release --quiet --bin tlscensus --example pcap_loop --example gen_capture
-bin=target/release/tlscensus
+bin=${BIN:-target/release/tlscensus}
 loop=target/release/examples/pcap_loop
 gen=target/release/examples/gen_capture
 
