@@ -48,6 +48,7 @@ pub mod exporter;
 pub mod flow;
 pub mod inventory;
 pub mod metrics;
+pub mod order;
 pub mod privilege;
 pub mod report;
 pub mod run;

@@ -13,7 +13,9 @@
 //! fragments cannot keep real datagrams out; every bound hit is counted in
 //! [`FragStats`]. Overlapping fragments: the later bytes win.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+
+use crate::order::CreationOrder;
 use std::net::IpAddr;
 
 use super::ip::{IpPacket, walk_ipv6_exts};
@@ -70,9 +72,8 @@ pub struct Reassembled {
 
 pub struct FragmentCache {
     map: HashMap<FragKey, Pending, ahash::RandomState>,
-    /// Datagrams in creation order (entries of removed ones are skipped).
-    order: VecDeque<(FragKey, u64)>,
-    next_serial: u64,
+    /// Datagrams in creation order, for evicting the one begun first.
+    order: CreationOrder<FragKey>,
     held: usize,
     max_datagrams: usize,
     max_bytes: usize,
@@ -85,8 +86,7 @@ impl FragmentCache {
     pub fn new(max_datagrams: usize, max_bytes: usize, timeout_ns: u64) -> Self {
         FragmentCache {
             map: HashMap::with_hasher(ahash::RandomState::new()),
-            order: VecDeque::new(),
-            next_serial: 0,
+            order: CreationOrder::default(),
             held: 0,
             max_datagrams,
             max_bytes,
@@ -113,14 +113,16 @@ impl FragmentCache {
 
     /// Evicts the datagram begun first; false when there is none.
     fn evict_oldest(&mut self) -> bool {
-        while let Some((key, serial)) = self.order.pop_front() {
-            if self.map.get(&key).is_some_and(|p| p.serial == serial) {
-                self.remove(&key);
-                self.stats.table_full += 1;
-                return true;
-            }
-        }
-        false
+        let map = &self.map;
+        let Some(key) = self
+            .order
+            .pop_oldest(|k, serial| map.get(k).is_some_and(|p| p.serial == serial))
+        else {
+            return false;
+        };
+        self.remove(&key);
+        self.stats.table_full += 1;
+        true
     }
 
     /// Adds one fragment; returns the datagram when it is complete.
@@ -158,16 +160,11 @@ impl FragmentCache {
             return None;
         }
         if new {
-            let serial = self.next_serial;
-            self.next_serial += 1;
-            self.order.push_back((key, serial));
-            // Entries of datagrams that completed stay until met: compact the
-            // queue when they outnumber the live ones (amortized O(1)).
-            if self.order.len() > self.map.len() * 2 + 64 {
-                let map = &self.map;
-                self.order
-                    .retain(|(k, s)| map.get(k).is_some_and(|p| p.serial == *s));
-            }
+            let serial = self.order.push(key);
+            let map = &self.map;
+            self.order.compact(map.len(), 64, |k, s| {
+                map.get(k).is_some_and(|p| p.serial == s)
+            });
             self.map.insert(
                 key,
                 Pending {

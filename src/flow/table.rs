@@ -12,7 +12,6 @@
 //! direction's buffers are freed as soon as the session needs them no more; a
 //! settled flow leaves a small tombstone until FIN/RST or idle timeout.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -22,6 +21,7 @@ use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::settled::SettledSet;
 use crate::decode::l4::TcpFlags;
+use crate::order::CreationOrder;
 use crate::tls::certificate::CertificateCache;
 use crate::tls::session::{SessionCtx, SessionStats, StreamView, TlsSession};
 use crate::tls::summary::{DnsLookup, HandshakeSummary};
@@ -114,9 +114,8 @@ pub struct FlowTable {
     /// aHash with a random key: flow keys come from the wire, so the hash
     /// must resist crafted collisions, and SipHash was a tenth of the run time.
     hasher: ahash::RandomState,
-    /// Creation order, for evicting the oldest when full (stale entries skipped).
-    order: VecDeque<(FlowKey, u64)>,
-    next_gen: u64,
+    /// Creation order, for evicting the oldest when full.
+    order: CreationOrder<FlowKey>,
     limits: TableLimits,
     now: u64,
     last_sweep: u64,
@@ -135,8 +134,7 @@ impl FlowTable {
         FlowTable {
             map: HashTable::new(),
             hasher: ahash::RandomState::new(),
-            order: VecDeque::new(),
-            next_gen: 0,
+            order: CreationOrder::default(),
             limits,
             now: 0,
             last_sweep: 0,
@@ -230,13 +228,11 @@ impl FlowTable {
         // live flows (not `max_flows`) and memory stays flat on a long
         // capture. Amortized O(1): a pass over n entries follows at least n/2
         // pushes.
-        if self.order.len() > self.map.len().saturating_mul(2) + 1024 {
-            let (map, hasher) = (&self.map, &self.hasher);
-            self.order.retain(|(k, g)| {
-                map.find(hasher.hash_one(k), |f| f.key == *k)
-                    .is_some_and(|f| f.generation == *g)
-            });
-        }
+        let (map, hasher) = (&self.map, &self.hasher);
+        self.order.compact(map.len(), 1024, |k, g| {
+            map.find(hasher.hash_one(k), |f| f.key == *k)
+                .is_some_and(|f| f.generation == g)
+        });
         // A full table makes room before a new flow goes in (a second probe,
         // only when full: the table never grows past `max_flows`).
         let creates = !(seg.payload.is_empty() && !syn || seg.flags.rst());
@@ -254,9 +250,7 @@ impl FlowTable {
                 if !creates {
                     return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
                 }
-                let generation = self.next_gen;
-                self.next_gen += 1;
-                self.order.push_back((seg.key, generation));
+                let generation = self.order.push(seg.key);
                 self.stats.flows_created += 1;
                 v.insert(Flow {
                     key,
@@ -451,13 +445,14 @@ impl FlowTable {
     }
 
     fn evict_oldest(&mut self, out: &mut Vec<HandshakeSummary>) {
-        while let Some((k, generation)) = self.order.pop_front() {
-            let found = self.map.find(self.hasher.hash_one(k), |f| f.key == k);
-            if found.is_some_and(|f| f.generation == generation) {
-                self.stats.evicted_table_full += 1;
-                self.remove(&k, out);
-                return;
-            }
+        let (map, hasher) = (&self.map, &self.hasher);
+        let oldest = self.order.pop_oldest(|k, generation| {
+            map.find(hasher.hash_one(k), |f| f.key == *k)
+                .is_some_and(|f| f.generation == generation)
+        });
+        if let Some(k) = oldest {
+            self.stats.evicted_table_full += 1;
+            self.remove(&k, out);
         }
     }
 
