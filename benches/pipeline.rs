@@ -10,10 +10,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
 use tlscensus::decode::tunnel::TunnelPorts;
 use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
-use tlscensus::flow::{Direction, Endpoint, FlowKey, FlowTable, SegmentIn};
+use tlscensus::flow::{Direction, Endpoint, FlowKey, SegmentIn};
 use tlscensus::run::InlineCensus;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
-use tlscensus::tls::extract::parse_opening;
+use tlscensus::tls::extract::{OpeningReader, parse_opening};
+use tlscensus::tls::session::tls_table;
 
 struct Owned {
     ts: u64,
@@ -99,7 +100,7 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(segs.len() as u64));
     g.bench_function("flow_table", |b| {
         b.iter(|| {
-            let mut table = FlowTable::new(cfg.table);
+            let mut table = tls_table(cfg.table);
             let mut out = Vec::new();
             for (ts, key, hash, dir, seq, flags, payload) in &segs {
                 table.ingest(
@@ -141,8 +142,13 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(parse_server_certificate(flight, &mut scratch, 16384)))
     });
     let mut cache = CertificateCache::default();
+    let mut opening = OpeningReader::default();
+    let _ = opening.read(flight, &mut scratch, 16384);
     g.bench_function("server_certificate_cached", |b| {
-        b.iter(|| black_box(cache.read(flight, &mut scratch, 16384)))
+        b.iter(|| {
+            let mut after_hello = opening.records;
+            black_box(cache.read(&mut after_hello, flight, &mut scratch, 16384))
+        })
     });
     g.finish();
 }

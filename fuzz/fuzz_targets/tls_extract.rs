@@ -1,8 +1,10 @@
-//! Any bytes as the start of a TCP direction: extraction never panics, and a
-//! verdict on a prefix is never contradicted by "not TLS" on the whole.
+//! Any bytes as the start of a TCP direction: extraction never panics, a
+//! verdict on a prefix is never contradicted by "not TLS" on the whole, and
+//! reading the stream as it grows (one reader, which keeps its position)
+//! gives the verdict of reading it whole.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tlscensus::tls::extract::{TlsError, parse_opening};
+use tlscensus::tls::extract::{OpeningReader, TlsError, parse_opening};
 
 fuzz_target!(|data: &[u8]| {
     let mut scratch = Vec::new();
@@ -16,4 +18,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // The stream start grows by a step taken from the last byte.
+    let step = 1 + data.last().map_or(0, |b| usize::from(*b % 97));
+    let mut reader = OpeningReader::default();
+    let mut end = 0;
+    let grown = loop {
+        end = (end + step).min(data.len());
+        let r = reader.read(&data[..end], &mut scratch, 16384);
+        let waiting = matches!(r, Err(TlsError::NeedMore | TlsError::AfterRetry(_)));
+        if !waiting || end == data.len() {
+            break r;
+        }
+    };
+    assert_eq!(grown, whole, "grown by {step}");
 });

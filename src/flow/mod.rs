@@ -5,10 +5,12 @@
 
 pub mod key;
 pub mod reassembly;
+pub mod session;
 pub mod settled;
 pub mod table;
 
 pub use key::{Direction, Endpoint, FlowKey};
 pub use reassembly::{StreamLimits, StreamStart};
+pub use session::{Session, StreamEvent, StreamView};
 pub use settled::SettledSet;
 pub use table::{FlowTable, SegmentIn, TableLimits, TableStats};

@@ -1,12 +1,12 @@
-//! The per-worker flow table: TCP segments in, [`HandshakeSummary`] values out.
+//! The per-worker flow table: TCP segments in, each flow's session output out.
 //!
 //! Input: [`SegmentIn`] values for the flows this worker owns, in capture order.
-//! Output: one summary per TLS flow (pushed to the caller's vector) and counters
-//! in [`TableStats`]. The table tracks TCP (the hash table, creation order and
-//! eviction, idle expiry, the buffer budget, SYN reuse, FIN/RST) and reassembles
-//! each direction's stream start while the flow's [`TlsSession`] wants its
-//! bytes; what the bytes mean, and when a flow's facts are complete, is the
-//! session's business. Invariants: at most `max_flows` flows, at most
+//! Output: what each flow's [`Session`] yields (pushed to the caller's vector)
+//! and counters in [`TableStats`]. The table tracks TCP (the hash table,
+//! creation order and eviction, idle expiry, the buffer budget, SYN reuse,
+//! FIN/RST) and reassembles each direction's stream start while the session
+//! wants its bytes; what the bytes mean, and when a flow's facts are complete,
+//! is the session's business: the table knows no protocol. Invariants: at most `max_flows` flows, at most
 //! `max_buffer_bytes` of stream bytes buffered over all flows, flows idle for
 //! `idle_timeout_ns` of capture time are evicted; each bound hit is counted. A
 //! direction's buffers are freed as soon as the session needs them no more; a
@@ -19,12 +19,10 @@ use hashbrown::hash_table::Entry;
 
 use super::key::{Direction, FlowKey};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
+use super::session::{Session, StreamEvent, StreamView};
 use super::settled::SettledSet;
 use crate::decode::l4::TcpFlags;
 use crate::order::CreationOrder;
-use crate::tls::certificate::CertificateCache;
-use crate::tls::session::{SessionCtx, SessionStats, StreamView, TlsSession};
-use crate::tls::summary::{DnsLookup, HandshakeSummary};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TableLimits {
@@ -65,18 +63,16 @@ pub struct TableStats {
     pub overlap_conflicts: u64,
     /// Flows still in their handshake when the input ended (or at shutdown).
     pub ended_open: u64,
-    /// What the flows' TLS sessions counted.
-    pub tls: SessionStats,
 }
 
-struct Active {
+struct Active<S> {
     streams: [StreamStart; 2],
     fin: [bool; 2],
     footprint: usize,
-    session: TlsSession,
+    session: S,
 }
 
-impl Active {
+impl<S> Active<S> {
     fn first_ts(&self) -> [Option<u64>; 2] {
         [self.streams[0].first_ts, self.streams[1].first_ts]
     }
@@ -90,8 +86,8 @@ impl Active {
     }
 }
 
-enum State {
-    Active(Box<Active>),
+enum State<S> {
+    Active(Box<Active<S>>),
     /// Settled: facts emitted or not a handshake; waits for RST, a FIN from
     /// each side, or idle timeout, so late packets do not start a bogus flow.
     Done {
@@ -99,18 +95,18 @@ enum State {
     },
 }
 
-struct Flow {
+struct Flow<S> {
     key: FlowKey,
     generation: u64,
     last_seen: u64,
-    state: State,
+    state: State<S>,
 }
 
-pub struct FlowTable {
+pub struct FlowTable<S: Session> {
     /// Flows by key, hashed once per segment with `hasher` (a `HashTable`
     /// takes the hash as an argument: a `HashMap` rehashed the key on each of
     /// the two or three lookups a segment needs).
-    map: HashTable<Flow>,
+    map: HashTable<Flow<S>>,
     /// aHash with a random key: flow keys come from the wire, so the hash
     /// must resist crafted collisions, and SipHash was a tenth of the run time.
     hasher: ahash::RandomState,
@@ -120,17 +116,15 @@ pub struct FlowTable {
     now: u64,
     last_sweep: u64,
     buffered: usize,
-    scratch: Vec<u8>,
-    certificates: CertificateCache,
+    /// What the sessions share (see [`Session::Ctx`]).
+    ctx: S::Ctx,
     /// Shared with the capture thread, which drops segments of settled flows.
     settled: Option<Arc<SettledSet>>,
-    /// Asked when a ClientHello is read (see [`DnsAtHello`]).
-    dns_lookup: Option<DnsLookup>,
     pub stats: TableStats,
 }
 
-impl FlowTable {
-    pub fn new(limits: TableLimits) -> Self {
+impl<S: Session> FlowTable<S> {
+    pub fn new(limits: TableLimits, ctx: S::Ctx) -> Self {
         FlowTable {
             map: HashTable::new(),
             hasher: ahash::RandomState::new(),
@@ -139,19 +133,15 @@ impl FlowTable {
             now: 0,
             last_sweep: 0,
             buffered: 0,
-            scratch: Vec::new(),
-            certificates: CertificateCache::default(),
+            ctx,
             settled: None,
-            dns_lookup: None,
             stats: TableStats::default(),
         }
     }
 
-    /// Asks `lookup` about the server when a flow's ClientHello is read, and
-    /// reports the answer with the flow.
-    pub fn with_dns_lookup(mut self, lookup: DnsLookup) -> Self {
-        self.dns_lookup = Some(lookup);
-        self
+    /// What the sessions share, e.g. to take their counters.
+    pub fn ctx_mut(&mut self) -> &mut S::Ctx {
+        &mut self.ctx
     }
 
     /// Publishes settled flows to `set` (see [`SettledSet`]).
@@ -164,16 +154,6 @@ impl FlowTable {
         self.map.len()
     }
 
-    fn session_ctx(&mut self) -> SessionCtx<'_> {
-        SessionCtx {
-            scratch: &mut self.scratch,
-            certificates: &mut self.certificates,
-            max_message: self.limits.stream.max_bytes,
-            dns_lookup: self.dns_lookup.as_ref(),
-            stats: &mut self.stats.tls,
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -182,8 +162,8 @@ impl FlowTable {
         self.buffered
     }
 
-    /// Feeds one segment; summaries of flows that settle are pushed to `out`.
-    pub fn ingest(&mut self, seg: SegmentIn<'_>, out: &mut Vec<HandshakeSummary>) {
+    /// Feeds one segment; the output of flows that settle is pushed to `out`.
+    pub fn ingest(&mut self, seg: SegmentIn<'_>, out: &mut Vec<S::Output>) {
         if seg.ts > self.now {
             self.now = seg.ts;
         }
@@ -198,7 +178,7 @@ impl FlowTable {
 
         let key = seg.key;
         let hash = self.hasher.hash_one(key);
-        let is_key = |f: &Flow| f.key == key;
+        let is_key = |f: &Flow<S>| f.key == key;
         if syn && let Some(flow) = self.map.find_mut(hash, is_key) {
             // Only a new client SYN starts a new connection. A SYN-ACK with
             // another ISN (a retransmission after a lost ACK, TCP Fast Open
@@ -260,7 +240,7 @@ impl FlowTable {
                         streams: Default::default(),
                         fin: [false; 2],
                         footprint: 0,
-                        session: TlsSession::default(),
+                        session: S::default(),
                     })),
                 })
                 .into_mut()
@@ -296,15 +276,8 @@ impl FlowTable {
             active.streams[d].on_syn(seg.seq);
             active.session.on_syn(d, seg.flags.ack());
         }
-        let mut ctx = SessionCtx {
-            scratch: &mut self.scratch,
-            certificates: &mut self.certificates,
-            max_message: self.limits.stream.max_bytes,
-            dns_lookup: self.dns_lookup.as_ref(),
-            stats: &mut self.stats.tls,
-        };
+        let ctx = &mut self.ctx;
         if !seg.payload.is_empty() && active.session.wants_bytes(d) {
-            let reading_cert = active.session.reading_certificate(d);
             let data_seq = if syn {
                 seg.seq.wrapping_add(1)
             } else {
@@ -329,29 +302,27 @@ impl FlowTable {
                 }
             }
             active.session.on_stream(
-                &mut ctx,
-                d,
-                [view(&active.streams[0]), view(&active.streams[1])],
-                result == Ingest::Grew,
-                seg.cut,
-                reading_cert,
-                &seg.key,
-                seg.dir,
-                seg.ts,
+                ctx,
+                StreamEvent {
+                    d,
+                    dir: seg.dir,
+                    streams: [view(&active.streams[0]), view(&active.streams[1])],
+                    grew: result == Ingest::Grew,
+                    cut: seg.cut,
+                    key: &seg.key,
+                    ts: seg.ts,
+                },
             );
-            let reading_cert = active.session.reading_certificate(d);
             let (capped, budget) = active.session.on_bounds(
-                &mut ctx,
+                ctx,
                 d,
                 active.streams[d].cap_reached(),
                 self.buffered > self.limits.max_buffer_bytes,
-                reading_cert,
             );
             self.stats.stream_cap_hits += u64::from(capped);
             self.stats.buffer_budget_hits += u64::from(budget);
-            // A direction that hit a bound, or whose opening is known, needs
-            // its bytes no more (unless the certificate is read on): free them
-            // now, not when the other side settles, so a flood of lone hellos
+            // A direction that hit a bound, or whose bytes the session wants
+            // no more: free them now, not when the other side settles, so a flood of lone hellos
             // holds no buffers while the hellos wait for an answer.
             if (capped || budget || !active.session.wants_bytes(d))
                 && active.streams[d].footprint() > 0
@@ -365,7 +336,7 @@ impl FlowTable {
         }
 
         let first_ts = active.first_ts();
-        let settled = active.session.settle(&mut ctx, &seg.key, first_ts, out);
+        let settled = active.session.settle(ctx, &seg.key, first_ts, out);
         let closed = seg.flags.rst() || active.fin == [true, true];
         if settled {
             self.buffered -= active.footprint.min(self.buffered);
@@ -388,30 +359,15 @@ impl FlowTable {
     }
 
     /// Ends every flow (end of input or shutdown), emitting what is known.
-    pub fn drain(&mut self, out: &mut Vec<HandshakeSummary>) {
-        let FlowTable {
-            map,
-            scratch,
-            certificates,
-            limits,
-            dns_lookup,
-            stats,
-            buffered,
-            ..
-        } = self;
-        for flow in map.drain() {
+    pub fn drain(&mut self, out: &mut Vec<S::Output>) {
+        for flow in self.map.drain() {
             if let State::Active(mut active) = flow.state {
-                stats.ended_open += 1;
-                *buffered -= active.footprint.min(*buffered);
-                let mut ctx = SessionCtx {
-                    scratch,
-                    certificates,
-                    max_message: limits.stream.max_bytes,
-                    dns_lookup: dns_lookup.as_ref(),
-                    stats: &mut stats.tls,
-                };
+                self.stats.ended_open += 1;
+                self.buffered -= active.footprint.min(self.buffered);
                 let first_ts = active.first_ts();
-                active.session.finish(&mut ctx, &flow.key, first_ts, out);
+                active
+                    .session
+                    .finish(&mut self.ctx, &flow.key, first_ts, out);
             }
         }
         self.order.clear();
@@ -419,7 +375,7 @@ impl FlowTable {
 
     /// Advances the table's clock without a packet (live mode: the wall
     /// clock), evicting idle flows when a sweep is due.
-    pub fn tick(&mut self, now: u64, out: &mut Vec<HandshakeSummary>) {
+    pub fn tick(&mut self, now: u64, out: &mut Vec<S::Output>) {
         if now > self.now {
             self.now = now;
         }
@@ -429,7 +385,7 @@ impl FlowTable {
     }
 
     /// Evicts flows idle longer than the timeout (capture time).
-    pub fn expire(&mut self, out: &mut Vec<HandshakeSummary>) {
+    pub fn expire(&mut self, out: &mut Vec<S::Output>) {
         self.last_sweep = self.now;
         let cutoff = self.now.saturating_sub(self.limits.idle_timeout_ns);
         let stale: Vec<FlowKey> = self
@@ -444,7 +400,7 @@ impl FlowTable {
         }
     }
 
-    fn evict_oldest(&mut self, out: &mut Vec<HandshakeSummary>) {
+    fn evict_oldest(&mut self, out: &mut Vec<S::Output>) {
         let (map, hasher) = (&self.map, &self.hasher);
         let oldest = self.order.pop_oldest(|k, generation| {
             map.find(hasher.hash_one(k), |f| f.key == *k)
@@ -457,20 +413,19 @@ impl FlowTable {
     }
 
     /// Removes a flow, emitting a summary if it had unreported facts.
-    fn remove(&mut self, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
+    fn remove(&mut self, key: &FlowKey, out: &mut Vec<S::Output>) {
         self.remove_hashed(self.hasher.hash_one(key), key, out);
     }
 
-    fn remove_hashed(&mut self, hash: u64, key: &FlowKey, out: &mut Vec<HandshakeSummary>) {
+    fn remove_hashed(&mut self, hash: u64, key: &FlowKey, out: &mut Vec<S::Output>) {
         let Ok(entry) = self.map.find_entry(hash, |f| f.key == *key) else {
             return;
         };
         let (flow, _) = entry.remove();
         if let State::Active(mut active) = flow.state {
             self.buffered -= active.footprint.min(self.buffered);
-            let mut ctx = self.session_ctx();
             let first_ts = active.first_ts();
-            active.session.finish(&mut ctx, key, first_ts, out);
+            active.session.finish(&mut self.ctx, key, first_ts, out);
         }
     }
 }
@@ -478,21 +433,99 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::l4::{ACK, RST};
+    use crate::decode::l4::{ACK, RST, SYN};
     use crate::flow::Endpoint;
-    use crate::tls::session::CertificateStats;
     use std::net::{IpAddr, Ipv4Addr};
+
+    /// A session that reads lines, to test the table alone: a direction is
+    /// done at its first newline, and the flow settles with that line.
+    #[derive(Default)]
+    struct LineSession {
+        done: [bool; 2],
+        line: Option<Vec<u8>>,
+    }
+
+    /// Lines of flows that ended unsettled, and bound hits seen.
+    #[derive(Default)]
+    struct LineCtx {
+        unfinished: u64,
+        bounds: u64,
+    }
+
+    impl Session for LineSession {
+        type Ctx = LineCtx;
+        type Output = Vec<u8>;
+
+        fn on_syn(&mut self, _d: usize, _ack: bool) {}
+
+        fn wants_bytes(&self, d: usize) -> bool {
+            !self.done[d]
+        }
+
+        fn on_stream(&mut self, _ctx: &mut LineCtx, ev: StreamEvent<'_>) {
+            let bytes = ev.streams[ev.d].bytes;
+            if let Some(n) = bytes.iter().position(|b| *b == b'\n') {
+                self.done[ev.d] = true;
+                self.line = Some(bytes[..n].to_vec());
+            }
+        }
+
+        fn on_bounds(
+            &mut self,
+            ctx: &mut LineCtx,
+            d: usize,
+            cap: bool,
+            budget: bool,
+        ) -> (bool, bool) {
+            if (cap || budget) && !self.done[d] {
+                self.done[d] = true;
+                ctx.bounds += 1;
+                return (cap, budget && !cap);
+            }
+            (false, false)
+        }
+
+        fn settle(
+            &mut self,
+            _ctx: &mut LineCtx,
+            _key: &FlowKey,
+            _first_ts: [Option<u64>; 2],
+            out: &mut Vec<Vec<u8>>,
+        ) -> bool {
+            match self.line.take() {
+                Some(line) => {
+                    out.push(line);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        fn finish(
+            &mut self,
+            ctx: &mut LineCtx,
+            _key: &FlowKey,
+            _first_ts: [Option<u64>; 2],
+            _out: &mut Vec<Vec<u8>>,
+        ) {
+            ctx.unfinished += 1;
+        }
+    }
 
     fn limits(max_flows: usize) -> TableLimits {
         TableLimits {
             max_flows,
             idle_timeout_ns: 60_000_000_000,
             stream: StreamLimits {
-                max_bytes: 16384,
+                max_bytes: 64,
                 max_pending: 32,
             },
             max_buffer_bytes: 1 << 20,
         }
+    }
+
+    fn table(limits: TableLimits) -> FlowTable<LineSession> {
+        FlowTable::new(limits, LineCtx::default())
     }
 
     fn key(n: u32) -> FlowKey {
@@ -514,102 +547,58 @@ mod tests {
         }
     }
 
-    /// A ClientHello (TLS 1.2, no extensions or one server_name).
-    fn client_hello(sni: Option<&str>) -> Vec<u8> {
-        let mut body = vec![3, 3];
-        body.extend([7; 32]);
-        body.extend([0, 0, 2, 0, 0x2f, 1, 0]);
-        if let Some(name) = sni {
-            let n = name.len() as u16;
-            let mut ext = vec![0, 0];
-            ext.extend((n + 5).to_be_bytes());
-            ext.extend((n + 3).to_be_bytes());
-            ext.push(0);
-            ext.extend(n.to_be_bytes());
-            ext.extend(name.as_bytes());
-            body.extend((ext.len() as u16).to_be_bytes());
-            body.extend(ext);
-        }
-        let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
-        hs.extend(body);
-        let mut rec = vec![22, 3, 1];
-        rec.extend((hs.len() as u16).to_be_bytes());
-        rec.extend(hs);
-        rec
-    }
-
-    /// One handshake: the ClientHello, then a real OpenSSL TLS 1.2 server
-    /// flight (ServerHello, Certificate, ...) in two segments.
-    fn handshake(
-        t: &mut FlowTable,
-        sni: Option<&str>,
-        out: &mut Vec<HandshakeSummary>,
-    ) -> [usize; 2] {
-        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
-        let k = key(1);
-        let hello = client_hello(sni);
-        t.ingest(seg(k, 1, ACK, &hello), out);
-        let server = |seq: u32, payload| SegmentIn {
-            dir: Direction::HiToLo,
-            seq,
-            ..seg(k, 2, ACK, payload)
-        };
-        t.ingest(server(5000, &flight[..200]), out);
-        let after_first = out.len();
-        t.ingest(server(5200, &flight[200..]), out);
-        [after_first, out.len()]
-    }
-
     #[test]
-    fn table_reads_the_certificate_only_without_sni() {
-        // No SNI: the flow waits past the ServerHello for the certificate.
-        let mut t = FlowTable::new(limits(16));
-        let mut out = Vec::new();
-        assert_eq!(handshake(&mut t, None, &mut out), [0, 1]);
-        let names: Vec<&str> = out[0].certificate.as_ref().unwrap().names().collect();
-        assert!(names.contains(&"*.blob.core.windows.net"), "{names:?}");
-        assert_eq!(
-            t.stats.tls.certificates,
-            CertificateStats {
-                names: 1,
-                none: 0,
-                failed: 0
-            }
-        );
-        // With SNI: settled at the ServerHello, no certificate read.
-        let mut t = FlowTable::new(limits(16));
-        let mut out = Vec::new();
-        assert_eq!(handshake(&mut t, Some("a.example"), &mut out), [1, 1]);
-        assert_eq!(out[0].certificate, None);
-        assert_eq!(t.stats.tls.certificates, CertificateStats::default());
-        // A stream cap the leaf does not fit in: counted, the flow still reported.
-        let mut l = limits(16);
-        l.stream.max_bytes = 300;
-        let mut t = FlowTable::new(l);
-        let mut out = Vec::new();
-        assert_eq!(handshake(&mut t, None, &mut out), [0, 1]);
-        assert_eq!(out[0].certificate, None);
-        assert!(out[0].negotiated().is_some());
-        assert_eq!(t.stats.stream_cap_hits, 1);
-        assert_eq!(t.stats.tls.certificates.failed, 1);
-        // The flow ends before the certificate is complete: reported without it.
-        let mut t = FlowTable::new(limits(16));
+    fn table_reassembles_until_the_session_is_done() {
+        let mut t = table(limits(16));
         let mut out = Vec::new();
         let k = key(1);
-        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
-        t.ingest(seg(k, 1, ACK, &client_hello(None)), &mut out);
         t.ingest(
             SegmentIn {
-                dir: Direction::HiToLo,
-                seq: 5000,
-                ..seg(k, 2, ACK, &flight[..200])
+                seq: 999,
+                ..seg(k, 0, SYN, b"")
             },
             &mut out,
         );
-        t.ingest(seg(k, 3, ACK | RST, b""), &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].certificate, None);
-        assert_eq!(t.stats.tls.certificates.failed, 1);
+        // Out of order: the second half first, then the first.
+        t.ingest(
+            SegmentIn {
+                seq: 1004,
+                ..seg(k, 1, ACK, b"o\nrest")
+            },
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert!(t.buffered_bytes() > 0);
+        t.ingest(seg(k, 2, ACK, b"hel"), &mut out);
+        assert!(out.is_empty(), "a gap remains");
+        t.ingest(
+            SegmentIn {
+                seq: 1003,
+                ..seg(k, 3, ACK, b"l")
+            },
+            &mut out,
+        );
+        assert_eq!(out, vec![b"hello".to_vec()]);
+        // Settled: its buffers are gone, a tombstone stays until FIN/RST.
+        assert_eq!((t.buffered_bytes(), t.len()), (0, 1));
+        t.ingest(seg(k, 4, ACK, b"more\n"), &mut out);
+        assert_eq!(out.len(), 1, "a settled flow yields once");
+        t.ingest(seg(k, 5, ACK | RST, b""), &mut out);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.ctx_mut().unfinished, 0);
+    }
+
+    #[test]
+    fn table_bounds_reach_the_session() {
+        let mut t = table(limits(16));
+        let mut out = Vec::new();
+        t.ingest(seg(key(1), 1, ACK, &[b'x'; 100]), &mut out);
+        assert_eq!(t.stats.stream_cap_hits, 1);
+        assert_eq!(t.ctx_mut().bounds, 1);
+        assert_eq!(t.buffered_bytes(), 0, "freed once the session gave up");
+        t.drain(&mut out);
+        assert_eq!(t.stats.ended_open, 1);
+        assert_eq!(t.ctx_mut().unfinished, 1);
     }
 
     /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
@@ -617,7 +606,7 @@ mod tests {
     /// (25 MB at the default); it now follows the live flows.
     #[test]
     fn table_order_follows_live_flows() {
-        let mut t = FlowTable::new(limits(262_144));
+        let mut t = table(limits(262_144));
         let mut out = Vec::new();
         for n in 0..100_000u32 {
             let k = key(n);
@@ -629,30 +618,27 @@ mod tests {
             assert!(t.order.len() <= 2 * t.map.len() + 1024 + 1);
         }
         assert_eq!(t.len(), 0);
-        assert_eq!(t.stats.tls.non_tls, 100_000);
-        assert!(out.is_empty());
+        assert_eq!(out.len(), 100_000);
     }
 
     /// The oldest live flow is still the one evicted when the table is full,
     /// after the queue was compacted.
     #[test]
     fn table_full_evicts_oldest_after_compaction() {
-        let mut t = FlowTable::new(limits(4));
+        let mut t = table(limits(4));
         let mut out = Vec::new();
-        // Many short flows, then four that stay open (half a ClientHello each).
+        // Many short flows, then four that stay open (a line not ended).
         for n in 0..5000u32 {
             let k = key(n);
             t.ingest(seg(k, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut out);
             t.ingest(seg(k, 1, ACK | RST, b""), &mut out);
         }
         for n in 10_000..10_005u32 {
-            t.ingest(
-                seg(key(n), 2, ACK, &[0x16, 0x03, 0x01, 0x00, 0x40, 0x01]),
-                &mut out,
-            );
+            t.ingest(seg(key(n), 2, ACK, b"partial"), &mut out);
         }
         assert_eq!(t.len(), 4);
         assert_eq!(t.stats.evicted_table_full, 1);
+        assert_eq!(t.ctx_mut().unfinished, 1);
         let h = t.hasher.hash_one(key(10_000));
         assert!(
             t.map.find(h, |f| f.key == key(10_000)).is_none(),

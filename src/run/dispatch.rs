@@ -398,8 +398,9 @@ mod tests {
     use super::*;
     use crate::capture::offline::OfflineSource;
     use crate::config::Config;
-    use crate::flow::{FlowTable, SegmentIn};
+    use crate::flow::SegmentIn;
     use crate::tls::HandshakeSummary;
+    use crate::tls::session::{TlsTable, tls_table};
     use std::collections::VecDeque;
 
     /// The defaults, with VXLAN also on 8472 (captures/tunnel-vxlan-8472.pcap).
@@ -465,7 +466,7 @@ mod tests {
     fn with_lag(segs: &[Queued], lag: usize) -> Vec<String> {
         let config = test_config();
         let settled = Arc::new(SettledSet::new(config.table.max_flows));
-        let mut table = FlowTable::new(config.table).with_settled(Arc::clone(&settled));
+        let mut table = tls_table(config.table).with_settled(Arc::clone(&settled));
         let mut out = Vec::new();
         let mut queue: VecDeque<&Queued> = VecDeque::new();
         for q in segs {
@@ -483,7 +484,7 @@ mod tests {
         results(table, out)
     }
 
-    fn ingest(table: &mut FlowTable, q: &Queued, out: &mut Vec<HandshakeSummary>) {
+    fn ingest(table: &mut TlsTable, q: &Queued, out: &mut Vec<HandshakeSummary>) {
         let seg = SegmentIn {
             dispatch_hash: q.key.dispatch_hash(),
             cut: q.cut,
@@ -498,11 +499,12 @@ mod tests {
     }
 
     /// Ends the table; its summaries (sorted) and then its counters.
-    fn results(mut table: FlowTable, mut out: Vec<HandshakeSummary>) -> Vec<String> {
+    fn results(mut table: TlsTable, mut out: Vec<HandshakeSummary>) -> Vec<String> {
         table.drain(&mut out);
         let mut v: Vec<String> = out.iter().map(|s| format!("{s:?}")).collect();
         v.sort();
         v.push(format!("{:?}", table.stats));
+        v.push(format!("{:?}", table.ctx_mut().stats));
         v
     }
 
@@ -516,7 +518,7 @@ mod tests {
         let segs = every_segment_of_the_shipped_captures();
         assert!(segs.len() > 500, "{}", segs.len());
         let config = test_config();
-        let mut table = FlowTable::new(config.table);
+        let mut table = tls_table(config.table);
         let mut out = Vec::new();
         for q in &segs {
             ingest(&mut table, q, &mut out);

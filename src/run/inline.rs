@@ -9,9 +9,10 @@
 use crate::capture::Frame;
 use crate::config::Config;
 use crate::decode::{FragmentCache, TunnelPorts};
-use crate::flow::{FlowTable, SegmentIn};
+use crate::flow::SegmentIn;
 use crate::target::dns as passive_dns;
 use crate::tls::HandshakeSummary;
+use crate::tls::session::{TlsTable, tls_table};
 
 use super::dispatch::flow_segments;
 
@@ -21,7 +22,7 @@ use super::dispatch::flow_segments;
 pub struct InlineCensus {
     frag: FragmentCache,
     tunnels: TunnelPorts,
-    table: FlowTable,
+    table: TlsTable,
     /// Summaries of flows settled so far.
     pub out: Vec<HandshakeSummary>,
     pub decode_errors: u64,
@@ -36,7 +37,7 @@ impl InlineCensus {
                 config.fragment_timeout_ns,
             ),
             tunnels: config.tunnels,
-            table: FlowTable::new(config.table),
+            table: tls_table(config.table),
             out: Vec::new(),
             decode_errors: 0,
         }

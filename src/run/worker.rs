@@ -25,6 +25,7 @@ use crate::inventory::Recorded;
 use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
 use crate::target::dns::PassiveDns;
 use crate::tls::HandshakeSummary;
+use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
 use crate::tls::summary::DnsLookup;
 
 /// A worker learns one response; the first worker counts what it taught.
@@ -58,9 +59,9 @@ pub(super) fn spawn(
         let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
         Arc::new(move |server, sni, t| shared.config.matcher().dns_at_hello(&dns, server, sni, t))
     };
-    let table = FlowTable::new(shared.config.table)
-        .with_settled(settled)
-        .with_dns_lookup(lookup);
+    let limits = shared.config.table;
+    let sessions = TlsCtx::new(limits.stream.max_bytes).with_dns_lookup(lookup);
+    let table = FlowTable::new(limits, sessions).with_settled(settled);
     let worker = Worker {
         id,
         shared,
@@ -82,7 +83,7 @@ struct Worker {
     dns: Arc<PassiveDns>,
 }
 
-fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut table: FlowTable) {
+fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut table: TlsTable) {
     let Worker {
         id,
         shared,
@@ -196,9 +197,10 @@ fn report(
     m.inventory_hosts.set(shared.inventory.len() as i64);
 }
 
-fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) {
+fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     let m = &shared.metrics;
     let s: TableStats = std::mem::take(&mut table.stats);
+    let tls: SessionStats = std::mem::take(&mut table.ctx_mut().stats);
     let mut evicted = [s.evicted_idle, s.evicted_table_full, s.ended_open];
     flush_into(&mut evicted, &m.by.evictions);
     m.bound(Bound::FlowTable, s.evicted_table_full);
@@ -207,19 +209,15 @@ fn flush_table_stats(shared: &Shared, table: &mut FlowTable, tracked: &mut i64) 
     m.bound(Bound::BufferBudget, s.buffer_budget_hits);
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
-    m.cut_handshakes.inc_by(s.tls.cut_handshakes);
-    m.non_tls.inc_by(s.tls.non_tls);
-    m.midstream.inc_by(s.tls.midstream);
-    let c = &s.tls.certificates;
+    m.cut_handshakes.inc_by(tls.cut_handshakes);
+    m.non_tls.inc_by(tls.non_tls);
+    m.midstream.inc_by(tls.midstream);
+    let c = &tls.certificates;
     flush_into(&mut [c.names, c.none, c.failed], &m.by.certificates);
-    flush_into(&mut s.tls.malformed.clone(), &m.by.malformed);
+    flush_into(&mut tls.malformed.clone(), &m.by.malformed);
     // In the order of PARSE_ERROR_EXTRA.
     flush_into(
-        &mut [
-            s.tls.incomplete,
-            s.tls.conflicting_roles,
-            s.tls.server_not_tls,
-        ],
+        &mut [tls.incomplete, tls.conflicting_roles, tls.server_not_tls],
         &m.by.parse_extra,
     );
     let now = table.len() as i64;

@@ -20,27 +20,41 @@ use std::sync::Arc;
 
 use x509_parser::extensions::GeneralName;
 
-use super::extract::{
-    CT_HANDSHAKE, HS_HELLO_RETRY_REQUEST_DRAFT, HS_SERVER_HELLO, MAX_RECORD_LEN, Malformed,
-    TlsError, check_header_prefix,
-};
-use super::summary::ServerCertificate;
+use super::extract::{Malformed, Opening, OpeningReader, TlsError};
+use super::record::{HS_CERTIFICATE, HandshakeReader, Item};
+use super::summary::{ServerAnswer, ServerCertificate};
 
-const HS_CERTIFICATE: u8 = 11;
 /// Longest DNS name (RFC 1035); longer "names" are not host names and are skipped.
 const MAX_NAME_LEN: usize = 255;
 
-/// Reads the leaf certificate that follows the ServerHello in `buf`.
+/// Reads, in one go, the leaf certificate that follows the ServerHello in
+/// `buf` (a server's stream start from its first byte).
 pub fn parse_server_certificate(
     buf: &[u8],
     scratch: &mut Vec<u8>,
     max_message: usize,
 ) -> Result<Option<ServerCertificate>, TlsError> {
-    match find_leaf(buf, scratch, max_message)? {
-        Some(der) => names_of(&scratch[der])
+    let mut records = after_server_hello(buf, scratch, max_message)?;
+    match find_leaf(&mut records, buf, scratch, max_message)? {
+        Some(der) => names_of(der)
             .map(Some)
             .ok_or(TlsError::Malformed(Malformed::Certificate)),
         None => Ok(None),
+    }
+}
+
+/// The record position just after the ServerHello of `buf`.
+fn after_server_hello(
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    max_message: usize,
+) -> Result<HandshakeReader, TlsError> {
+    let mut opening = OpeningReader::default();
+    match opening.read(buf, scratch, max_message) {
+        Ok(Opening::Answer(ServerAnswer::Hello { .. })) => Ok(opening.records),
+        Ok(_) => Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
+        Err(TlsError::AfterRetry(_)) => Err(TlsError::NeedMore),
+        Err(e) => Err(e),
     }
 }
 
@@ -70,17 +84,19 @@ impl Default for CertificateCache {
 impl CertificateCache {
     pub const CAPACITY: usize = 128;
 
-    /// [`parse_server_certificate`], parsing each distinct leaf once.
+    /// The leaf certificate's names, reading `stream` (the server's stream
+    /// start) on from `records`, which stands just after the ServerHello and
+    /// moves on only past whole messages; each distinct leaf is parsed once.
     pub fn read(
         &mut self,
-        buf: &[u8],
+        records: &mut HandshakeReader,
+        stream: &[u8],
         scratch: &mut Vec<u8>,
         max_message: usize,
     ) -> Result<Option<Arc<ServerCertificate>>, TlsError> {
-        let Some(range) = find_leaf(buf, scratch, max_message)? else {
+        let Some(der) = find_leaf(records, stream, scratch, max_message)? else {
             return Ok(None);
         };
-        let der = &scratch[range];
         let key = (self.hasher.hash_one(der), der.len());
         let parsed = match self.map.get(&key) {
             Some(hit) => hit.clone(),
@@ -102,76 +118,35 @@ impl CertificateCache {
     }
 }
 
-/// Where the leaf's DER bytes are in `scratch` (which this fills with the
-/// handshake messages of `buf`), or `None` when no certificate follows.
-fn find_leaf(
-    buf: &[u8],
-    scratch: &mut Vec<u8>,
+/// The leaf's DER bytes, from the message after the ServerHello, or `None`
+/// when that message is not a Certificate (ServerKeyExchange,
+/// ServerHelloDone, ...) or a record of another type comes first
+/// (ChangeCipherSpec of a resumed session, an alert): no certificate follows.
+fn find_leaf<'a>(
+    records: &mut HandshakeReader,
+    stream: &'a [u8],
+    scratch: &'a mut Vec<u8>,
     max_message: usize,
-) -> Result<Option<Range<usize>>, TlsError> {
-    let malformed = |m| Err(TlsError::Malformed(m));
-    scratch.clear();
-    let mut rest = buf;
-    let mut at = 0usize; // start of the next whole message in `scratch`
-    let mut hello_seen = false;
-    loop {
-        // Whole messages (and the start of the Certificate) gathered so far.
-        while let Some(&[mtype, a, b, c]) = scratch
-            .get(at..at + 4)
-            .and_then(|h| <&[u8; 4]>::try_from(h).ok())
-        {
-            let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
-            let body = &scratch[at + 4..];
-            if hello_seen && mtype == HS_CERTIFICATE {
-                match leaf(body, len, max_message) {
-                    Err(TlsError::NeedMore) => break, // read on: the next record may hold it
-                    done => {
-                        let start = at + 4;
-                        return done.map(|r| r.map(|r| start + r.start..start + r.end));
-                    }
-                }
-            }
-            if hello_seen {
-                return Ok(None); // ServerKeyExchange, ServerHelloDone, ...: no certificate
-            }
-            if !matches!(mtype, HS_SERVER_HELLO | HS_HELLO_RETRY_REQUEST_DRAFT) {
-                return malformed(Malformed::UnexpectedMessage);
-            }
-            if len > max_message {
-                return malformed(Malformed::HandshakeTooLarge);
-            }
-            if body.len() < len {
-                break;
-            }
-            at += 4 + len;
-            hello_seen = mtype == HS_SERVER_HELLO;
-        }
-        let Some(header) = rest.get(..5) else {
-            return match check_header_prefix(rest) {
-                true => Err(TlsError::NeedMore),
-                false => malformed(Malformed::RecordHeader),
-            };
-        };
-        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if !check_header_prefix(header) {
-            return malformed(Malformed::RecordHeader);
-        }
-        if len > MAX_RECORD_LEN {
-            return malformed(Malformed::RecordTooLong);
-        }
-        let Some(body) = rest.get(5..5 + len) else {
-            return Err(TlsError::NeedMore);
-        };
-        rest = &rest[5 + len..];
-        match header[0] {
-            CT_HANDSHAKE if len > 0 => scratch.extend_from_slice(body),
-            CT_HANDSHAKE => return malformed(Malformed::RecordHeader),
-            // Between whole messages after the ServerHello: ChangeCipherSpec
-            // (a resumed session), an alert, ...: no certificate follows.
-            _ if hello_seen && at == scratch.len() => return Ok(None),
-            _ => return malformed(Malformed::UnexpectedMessage),
-        }
-    }
+) -> Result<Option<&'a [u8]>, TlsError> {
+    // Any message but a Certificate, or a Certificate whose leaf is whole
+    // (or broken), decides from its start.
+    let judged = |kind, len, head: &[u8]| {
+        kind != HS_CERTIFICATE || !matches!(leaf(head, len, max_message), Err(TlsError::NeedMore))
+    };
+    let (body, len) = match records.next(stream, scratch, judged)? {
+        Item::NeedMore => return Err(TlsError::NeedMore),
+        Item::Message {
+            kind: HS_CERTIFICATE,
+            body,
+        } => (body, body.len()),
+        Item::Partial {
+            kind: HS_CERTIFICATE,
+            len,
+            head,
+        } => (head, len),
+        Item::Message { .. } | Item::Partial { .. } | Item::Record { .. } => return Ok(None),
+    };
+    Ok(leaf(body, len, max_message)?.and_then(|r| body.get(r)))
 }
 
 /// Where the leaf is in a Certificate message body (`len` bytes declared,
@@ -248,6 +223,16 @@ mod tests {
 
     fn parse(b: &[u8]) -> Result<Option<ServerCertificate>, TlsError> {
         parse_server_certificate(b, &mut Vec::new(), MAX)
+    }
+
+    /// [`CertificateCache::read`] of a server flight from its first byte.
+    fn read(
+        cache: &mut CertificateCache,
+        flight: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<Arc<ServerCertificate>>, TlsError> {
+        let mut records = after_server_hello(flight, scratch, MAX)?;
+        cache.read(&mut records, flight, scratch, MAX)
     }
 
     fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
@@ -327,12 +312,10 @@ mod tests {
     fn certificate_cache_parses_each_leaf_once() {
         let mut cache = CertificateCache::default();
         let mut scratch = Vec::new();
-        let first = cache
-            .read(SERVER_FLIGHT, &mut scratch, MAX)
+        let first = read(&mut cache, SERVER_FLIGHT, &mut scratch)
             .unwrap()
             .unwrap();
-        let again = cache
-            .read(SERVER_FLIGHT, &mut scratch, MAX)
+        let again = read(&mut cache, SERVER_FLIGHT, &mut scratch)
             .unwrap()
             .unwrap();
         assert!(
@@ -340,25 +323,24 @@ mod tests {
             "the second read is the cached value"
         );
         assert_eq!(names(&first), blob_names());
-        assert_eq!(cache.read(RESUMED_FLIGHT, &mut scratch, MAX), Ok(None));
+        assert_eq!(read(&mut cache, RESUMED_FLIGHT, &mut scratch), Ok(None));
         // A broken leaf is remembered as broken.
         let mut flight = record(22, &hs(2, &SERVER_HELLO));
         flight.extend(record(22, &certificate_msg(&[b"not DER at all"])));
         let bad = Err(TlsError::Malformed(Malformed::Certificate));
-        assert_eq!(cache.read(&flight, &mut scratch, MAX), bad);
-        assert_eq!(cache.read(&flight, &mut scratch, MAX), bad);
+        assert_eq!(read(&mut cache, &flight, &mut scratch), bad);
+        assert_eq!(read(&mut cache, &flight, &mut scratch), bad);
         // Bounded: many distinct leaves keep at most CAPACITY entries, and a
         // replaced entry is parsed again correctly.
         for i in 0..CertificateCache::CAPACITY as u32 + 10 {
             let junk = i.to_be_bytes();
             let mut f = record(22, &hs(2, &SERVER_HELLO));
             f.extend(record(22, &certificate_msg(&[&junk])));
-            let _ = cache.read(&f, &mut scratch, MAX);
+            let _ = read(&mut cache, &f, &mut scratch);
         }
         assert_eq!(cache.map.len(), CertificateCache::CAPACITY);
         assert_eq!(cache.order.len(), CertificateCache::CAPACITY);
-        let c = cache
-            .read(SERVER_FLIGHT, &mut scratch, MAX)
+        let c = read(&mut cache, SERVER_FLIGHT, &mut scratch)
             .unwrap()
             .unwrap();
         assert_eq!(names(&c), blob_names());

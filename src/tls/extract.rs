@@ -10,22 +10,13 @@
 
 use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
 
+use super::record::{
+    CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
+    HS_SERVER_HELLO, HandshakeReader, Item,
+};
 use super::summary::{ClientFacts, ServerAnswer};
 use super::version::{Version, negotiated_version};
 
-const CT_CHANGE_CIPHER_SPEC: u8 = 20;
-const CT_ALERT: u8 = 21;
-pub(super) const CT_HANDSHAKE: u8 = 22;
-const CT_APPLICATION_DATA: u8 = 23;
-const CT_HEARTBEAT: u8 = 24;
-
-const HS_CLIENT_HELLO: u8 = 1;
-pub(super) const HS_SERVER_HELLO: u8 = 2;
-/// HelloRetryRequest as a message of its own (TLS 1.3 drafts before 22).
-pub(super) const HS_HELLO_RETRY_REQUEST_DRAFT: u8 = 6;
-
-/// Largest TLSCiphertext fragment (RFC 8446 5.2: 2^14 + 256; RFC 5246: + 2048).
-pub(super) const MAX_RECORD_LEN: usize = 16384 + 2048;
 const MAX_SNI_LEN: usize = 255;
 
 /// The special ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
@@ -100,174 +91,100 @@ impl Malformed {
     }
 }
 
-/// Parses the start of one direction.
-///
-/// `max_message` bounds a handshake message: a longer declared length is
-/// `Malformed(HandshakeTooLarge)` at once rather than a wait that cannot end.
-/// `scratch` is cleared and reused to join handshake messages split over records.
+/// Reads one direction's opening as its stream start grows: the record
+/// position (shared with whatever reads on after the opening, such as the
+/// server's certificate) and the version of a HelloRetryRequest already read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpeningReader {
+    pub records: HandshakeReader,
+    retry: Option<Version>,
+}
+
+impl OpeningReader {
+    /// The opening of `stream` (the direction's whole stream start as it now
+    /// is), reading on from where the last call stopped.
+    ///
+    /// `max_message` bounds a handshake message: a longer declared length is
+    /// `Malformed(HandshakeTooLarge)` at once rather than a wait that cannot
+    /// end. `scratch` joins a message split over records.
+    pub fn read(
+        &mut self,
+        stream: &[u8],
+        scratch: &mut Vec<u8>,
+        max_message: usize,
+    ) -> Result<Opening, TlsError> {
+        if self.records.at_start() {
+            match stream.first() {
+                None => return Err(TlsError::NeedMore),
+                Some(first) if first & 0x80 != 0 => return parse_sslv2(stream),
+                Some(_) => {}
+            }
+        }
+        loop {
+            let need_more = self.retry.map_or(TlsError::NeedMore, TlsError::AfterRetry);
+            let too_long = |_, len, _: &[u8]| len > max_message;
+            match self.records.next(stream, scratch, too_long)? {
+                Item::NeedMore => return Err(need_more),
+                Item::Partial { len, .. } if len > max_message => {
+                    return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
+                }
+                Item::Partial { .. } => return Err(need_more),
+                Item::Message { body, .. } if body.len() > max_message => {
+                    return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
+                }
+                Item::Message { kind, body } => match kind {
+                    HS_CLIENT_HELLO => return parse_client_hello(body).map(Opening::ClientHello),
+                    HS_SERVER_HELLO => match parse_server_hello(body)? {
+                        ServerHello::Hello(version) => {
+                            let retried = self.retry.is_some();
+                            return Ok(Opening::Answer(ServerAnswer::Hello { version, retried }));
+                        }
+                        ServerHello::Retry(version) => self.retry = Some(version),
+                    },
+                    HS_HELLO_RETRY_REQUEST_DRAFT => match body {
+                        [hi, lo, ..] => {
+                            self.retry = Some(Version(u16::from_be_bytes([*hi, *lo])).canonical());
+                        }
+                        _ => return Err(TlsError::Malformed(Malformed::ServerHello)),
+                    },
+                    _ => return Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
+                },
+                Item::Record { ctype, body } => match (ctype, body) {
+                    // A warning (e.g. the unrecognized_name OpenSSL sends
+                    // before its ServerHello) rejects nothing: read on.
+                    (CT_ALERT, [1, _]) => {}
+                    // Only a plaintext alert (two bytes) before any hello is an answer.
+                    (CT_ALERT, [level @ 2, description]) => {
+                        return Ok(Opening::Answer(ServerAnswer::Alert {
+                            level: *level,
+                            description: *description,
+                        }));
+                    }
+                    (CT_ALERT, _) => return Err(TlsError::Malformed(Malformed::Alert)),
+                    // TLS 1.3 middlebox compatibility after a HelloRetryRequest.
+                    (CT_CHANGE_CIPHER_SPEC, _) => {}
+                    _ => return Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
+                },
+            }
+        }
+    }
+}
+
+/// Parses the start of one direction in one go ([`OpeningReader::read`] on
+/// a fresh reader).
 pub fn parse_opening(
     buf: &[u8],
     scratch: &mut Vec<u8>,
     max_message: usize,
 ) -> Result<Opening, TlsError> {
-    let Some(&first) = buf.first() else {
-        return Err(TlsError::NeedMore);
-    };
-    if first & 0x80 != 0 {
-        return parse_sslv2(buf);
-    }
-    let mut retry = None;
-    match parse_records(buf, scratch, max_message, &mut retry) {
-        Err(TlsError::NeedMore) => Err(retry.map_or(TlsError::NeedMore, TlsError::AfterRetry)),
-        other => other,
-    }
+    OpeningReader::default().read(buf, scratch, max_message)
 }
 
-/// The record walk of [`parse_opening`]; `retry` is set to the version a
-/// HelloRetryRequest selected, when one was read.
-fn parse_records(
-    buf: &[u8],
-    scratch: &mut Vec<u8>,
-    max_message: usize,
-    retry: &mut Option<Version>,
-) -> Result<Opening, TlsError> {
-    scratch.clear();
-    let mut consumed = 0usize; // bytes of `scratch` already taken by whole messages
-    let mut rest = buf;
-    let mut at_start = true;
-    loop {
-        if rest.is_empty() {
-            return Err(TlsError::NeedMore);
-        }
-        let header = match rest.get(..5) {
-            Some(h) => h,
-            None => {
-                // A partial header: judge what we have, so garbage fails fast.
-                return match check_header_prefix(rest) {
-                    true => Err(TlsError::NeedMore),
-                    false if at_start => Err(TlsError::NotTls),
-                    false => Err(TlsError::Malformed(Malformed::RecordHeader)),
-                };
-            }
-        };
-        let ctype = header[0];
-        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if !check_header_prefix(header) {
-            return Err(if at_start {
-                TlsError::NotTls
-            } else {
-                TlsError::Malformed(Malformed::RecordHeader)
-            });
-        }
-        if len > MAX_RECORD_LEN {
-            return Err(if at_start {
-                TlsError::NotTls
-            } else {
-                TlsError::Malformed(Malformed::RecordTooLong)
-            });
-        }
-        if at_start
-            && matches!(
-                ctype,
-                CT_CHANGE_CIPHER_SPEC | CT_APPLICATION_DATA | CT_HEARTBEAT
-            )
-        {
-            return Err(TlsError::MidStream);
-        }
-        at_start = false;
-        let Some(body) = rest.get(5..5 + len) else {
-            return Err(TlsError::NeedMore);
-        };
-        rest = &rest[5 + len..];
-        match ctype {
-            CT_HANDSHAKE => {
-                if len == 0 {
-                    return Err(TlsError::Malformed(Malformed::RecordHeader));
-                }
-                scratch.extend_from_slice(body);
-                while let Some(msg) = next_message(scratch, &mut consumed, max_message)? {
-                    match msg {
-                        Message::Client(facts) => return Ok(Opening::ClientHello(facts)),
-                        Message::Server(version) => {
-                            let retried = retry.is_some();
-                            return Ok(Opening::Answer(ServerAnswer::Hello { version, retried }));
-                        }
-                        Message::Retry(version) => *retry = Some(version),
-                    }
-                }
-            }
-            CT_ALERT => {
-                // Only a plaintext alert (two bytes) before any hello is an answer.
-                if consumed != scratch.len() {
-                    return Err(TlsError::Malformed(Malformed::Alert));
-                }
-                // A warning (level 1, e.g. the unrecognized_name OpenSSL sends
-                // before its ServerHello) rejects nothing: read on.
-                if let [1, _] = body {
-                    continue;
-                }
-                return match body {
-                    [level @ 1..=2, description] => Ok(Opening::Answer(ServerAnswer::Alert {
-                        level: *level,
-                        description: *description,
-                    })),
-                    _ => Err(TlsError::Malformed(Malformed::Alert)),
-                };
-            }
-            CT_CHANGE_CIPHER_SPEC => {} // TLS 1.3 middlebox compatibility after a HRR
-            _ => return Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
-        }
-    }
-}
-
-/// True when the bytes present so far can begin a TLS record header.
-pub(super) fn check_header_prefix(h: &[u8]) -> bool {
-    let type_ok = |t: u8| (CT_CHANGE_CIPHER_SPEC..=CT_HEARTBEAT).contains(&t);
-    match *h {
-        [] => true,
-        [t] => type_ok(t),
-        [t, major] => type_ok(t) && major == 3,
-        [t, major, minor, ..] => type_ok(t) && major == 3 && minor <= 4,
-    }
-}
-
-enum Message {
-    Client(ClientFacts),
-    Server(Version),
-    /// A HelloRetryRequest and the version it selected.
+/// A ServerHello, or a HelloRetryRequest (a ServerHello with the special
+/// random), and the version it selected.
+enum ServerHello {
+    Hello(Version),
     Retry(Version),
-}
-
-/// Takes the next whole handshake message from `scratch[*consumed..]`.
-fn next_message(
-    scratch: &[u8],
-    consumed: &mut usize,
-    max_message: usize,
-) -> Result<Option<Message>, TlsError> {
-    let avail = scratch.get(*consumed..).unwrap_or(&[]);
-    let Some(&[mtype, a, b, c]) = avail.get(..4).and_then(|h| <&[u8; 4]>::try_from(h).ok()) else {
-        return Ok(None);
-    };
-    let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
-    if len > max_message {
-        return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
-    }
-    let Some(body) = avail.get(4..4 + len) else {
-        return Ok(None);
-    };
-    *consumed += 4 + len;
-    match mtype {
-        HS_CLIENT_HELLO => parse_client_hello(body).map(|f| Some(Message::Client(f))),
-        HS_SERVER_HELLO => parse_server_hello(body).map(Some),
-        HS_HELLO_RETRY_REQUEST_DRAFT => {
-            let version = match body {
-                [hi, lo, ..] => Version(u16::from_be_bytes([*hi, *lo])).canonical(),
-                _ => return Err(TlsError::Malformed(Malformed::ServerHello)),
-            };
-            Ok(Some(Message::Retry(version)))
-        }
-        _ => Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
-    }
 }
 
 fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
@@ -322,14 +239,14 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
     Ok(facts)
 }
 
-fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
+fn parse_server_hello(body: &[u8]) -> Result<ServerHello, TlsError> {
     let Some(&[hi, lo]) = body.get(..2).and_then(|v| <&[u8; 2]>::try_from(v).ok()) else {
         return Err(TlsError::Malformed(Malformed::ServerHello));
     };
     let version = Version(u16::from_be_bytes([hi, lo]));
     if !(0x0300..=0x0303).contains(&version.0) {
         // Drafts (0x7f..) and anything else: the version field is all we can trust.
-        return Ok(Message::Server(version.canonical()));
+        return Ok(ServerHello::Hello(version.canonical()));
     }
     let (_, hello) = tls_parser::parse_tls_handshake_server_hello(body)
         .map_err(|_| TlsError::Malformed(Malformed::ServerHello))?;
@@ -351,9 +268,9 @@ fn parse_server_hello(body: &[u8]) -> Result<Message, TlsError> {
     }
     let version = negotiated_version(version, selected);
     if hello.random == HRR_RANDOM {
-        return Ok(Message::Retry(version));
+        return Ok(ServerHello::Retry(version));
     }
-    Ok(Message::Server(version))
+    Ok(ServerHello::Hello(version))
 }
 
 /// What the first bytes of a direction show when the capture cut them (snap

@@ -4,6 +4,7 @@
 
 pub mod certificate;
 pub mod extract;
+pub mod record;
 pub mod session;
 pub mod summary;
 pub mod version;

@@ -1,24 +1,31 @@
-//! The TLS side of one flow: what each direction's stream start opened with,
-//! the server-certificate policy, and when the flow's facts are complete.
+//! The TLS side of one flow ([`TlsSession`], the flow table's [`Session`]):
+//! what each direction's stream start opened with, the server-certificate
+//! policy, and when the flow's facts are complete.
 //!
 //! Input: from the flow table, each direction's in-order stream start as it
-//! grows ([`StreamView`]), SYNs, and the bounds it hits. Output: the flow's
-//! [`HandshakeSummary`] once settled or ended, and counts in [`SessionStats`].
-//! The flow table knows nothing of TLS: it asks [`TlsSession::wants_bytes`]
-//! whether to keep reassembling a direction and hands the bytes over. A flow
-//! whose client sent no server name and whose server negotiated TLS 1.2 or
-//! older is read on past the ServerHello up to the server's (clear-text) leaf
-//! certificate, within the same stream cap.
+//! grows, SYNs, and the bounds it hits. Output: the flow's
+//! [`HandshakeSummary`] once settled or ended, and counts in [`SessionStats`]
+//! (in the table's [`TlsCtx`]). Each direction is read through one
+//! incremental record layer ([`OpeningReader`] over `record.rs`): its opening,
+//! then, for a flow whose client sent no server name and whose server
+//! negotiated TLS 1.2 or older, on past the ServerHello to the server's
+//! (clear-text) leaf certificate, within the same stream cap. No byte is
+//! parsed twice.
 
 use std::sync::Arc;
 
 use super::certificate::CertificateCache;
-use super::extract::{Malformed, Opening, TlsError, parse_cut_opening, parse_opening};
+use super::extract::{Malformed, Opening, OpeningReader, TlsError, parse_cut_opening};
 use super::summary::{
     ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer, ServerCertificate,
 };
 use super::version::Version;
 use crate::flow::key::{Direction, FlowKey};
+use crate::flow::session::{Session, StreamEvent};
+use crate::flow::{FlowTable, TableLimits};
+
+/// A flow table of TLS sessions.
+pub type TlsTable = FlowTable<TlsSession>;
 
 /// Counts of what the sessions of one table saw; the worker flushes them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,23 +60,41 @@ impl SessionStats {
     }
 }
 
-/// What the sessions of one table share: scratch space, the certificate
-/// cache, the passive DNS lookup and the counters.
-pub struct SessionCtx<'a> {
-    pub scratch: &'a mut Vec<u8>,
-    pub certificates: &'a mut CertificateCache,
+/// What the sessions of one table share: scratch space for messages that
+/// span records, the certificate cache, the passive DNS lookup and the
+/// counters.
+pub struct TlsCtx {
+    scratch: Vec<u8>,
+    certificates: CertificateCache,
     /// Largest handshake message (the stream cap).
-    pub max_message: usize,
-    pub dns_lookup: Option<&'a DnsLookup>,
-    pub stats: &'a mut SessionStats,
+    max_message: usize,
+    /// Asked when a ClientHello is read (see [`DnsAtHello`]).
+    dns_lookup: Option<DnsLookup>,
+    pub stats: SessionStats,
 }
 
-/// One direction's stream start as the session reads it.
-#[derive(Clone, Copy)]
-pub struct StreamView<'a> {
-    pub bytes: &'a [u8],
-    pub syn_seen: bool,
-    pub first_ts: Option<u64>,
+impl TlsCtx {
+    pub fn new(max_message: usize) -> Self {
+        TlsCtx {
+            scratch: Vec::new(),
+            certificates: CertificateCache::default(),
+            max_message,
+            dns_lookup: None,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// Asks `lookup` about the server when a flow's ClientHello is read, and
+    /// reports the answer with the flow.
+    pub fn with_dns_lookup(mut self, lookup: DnsLookup) -> Self {
+        self.dns_lookup = Some(lookup);
+        self
+    }
+}
+
+/// A flow table of TLS sessions, handshake messages bounded by the stream cap.
+pub fn tls_table(limits: TableLimits) -> TlsTable {
+    FlowTable::new(limits, TlsCtx::new(limits.stream.max_bytes))
 }
 
 /// What one direction's stream start has told us so far.
@@ -122,6 +147,8 @@ enum Cert {
 /// The TLS state of one flow (indexed by direction: 0 low-to-high, 1 high-to-low).
 pub struct TlsSession {
     status: [DirStatus; 2],
+    /// Where each direction's record walk stands.
+    readers: [OpeningReader; 2],
     cert: Cert,
     /// The server's direction, once a SYN or SYN-ACK told it.
     server: Option<usize>,
@@ -133,6 +160,7 @@ impl Default for TlsSession {
     fn default() -> Self {
         TlsSession {
             status: [DirStatus::Empty, DirStatus::Empty],
+            readers: Default::default(),
             cert: Cert::Unwanted,
             server: None,
             dns: None,
@@ -140,10 +168,13 @@ impl Default for TlsSession {
     }
 }
 
-impl TlsSession {
+impl Session for TlsSession {
+    type Ctx = TlsCtx;
+    type Output = HandshakeSummary;
+
     /// A SYN (`ack`: a SYN-ACK) in direction `d` tells which side serves.
     #[inline]
-    pub fn on_syn(&mut self, d: usize, ack: bool) {
+    fn on_syn(&mut self, d: usize, ack: bool) {
         if self.server.is_none() {
             self.server = Some(if ack { d } else { 1 - d });
         }
@@ -152,36 +183,21 @@ impl TlsSession {
     /// Whether direction `d`'s bytes still matter: its opening is not known
     /// yet, or its certificate is being read.
     #[inline]
-    pub fn wants_bytes(&self, d: usize) -> bool {
+    fn wants_bytes(&self, d: usize) -> bool {
         self.status[d].is_open() || self.reading_certificate(d)
     }
 
-    /// Direction `d`'s stream start after a segment: `grew` when its
-    /// in-order prefix grew, `cut` when the capture cut the segment (the rest
-    /// will never come). `reading_cert` is [`Self::reading_certificate`] as
-    /// it was before the segment; the flow's `key` and the segment's `dir`
-    /// and `seg_ts` serve the DNS lookup at the ClientHello.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_stream(
-        &mut self,
-        ctx: &mut SessionCtx<'_>,
-        d: usize,
-        streams: [StreamView<'_>; 2],
-        grew: bool,
-        cut: bool,
-        reading_cert: bool,
-        key: &FlowKey,
-        dir: Direction,
-        seg_ts: u64,
-    ) {
-        let me = streams[d];
+    fn on_stream(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) {
+        let d = ev.d;
+        let me = ev.streams[d];
+        let reading_cert = self.reading_certificate(d);
         let mut status = None;
-        if grew && !reading_cert {
-            status = Some(parse_status(me.bytes, ctx));
+        if ev.grew && !reading_cert {
+            status = Some(self.read_status(ctx, d, me.bytes));
         }
         // The capture cut this segment (snap length): the bytes after it
         // will never come, so what the stream start shows is all there is.
-        if cut
+        if ev.cut
             && !reading_cert
             && matches!(
                 status.as_ref().unwrap_or(&self.status[d]),
@@ -203,7 +219,7 @@ impl TlsSession {
             if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }))
                 && !me.syn_seen
                 && !matches!(self.status[1 - d], DirStatus::Hello(_))
-                && !streams[1 - d].syn_seen
+                && !ev.streams[1 - d].syn_seen
             {
                 st = DirStatus::MidStream;
             }
@@ -213,31 +229,27 @@ impl TlsSession {
             {
                 self.cert = Cert::Waiting;
             }
-            if let (DirStatus::Hello(facts), Some(lookup)) = (&st, ctx.dns_lookup) {
-                let ts = me.first_ts.unwrap_or(seg_ts);
-                let server = key.endpoints(dir).1.ip();
+            if let (DirStatus::Hello(facts), Some(lookup)) = (&st, &ctx.dns_lookup) {
+                let ts = me.first_ts.unwrap_or(ev.ts);
+                let server = ev.key.endpoints(ev.dir).1.ip();
                 self.dns = Some(lookup(server, facts.sni.as_deref(), ts));
             }
             self.status[d] = st;
         }
-        if grew && self.reading_certificate(d) {
-            self.cert = read_certificate(me.bytes, ctx);
+        if ev.grew && self.reading_certificate(d) {
+            self.cert = self.read_certificate(ctx, d, me.bytes);
         }
     }
 
-    /// Bounds hit by direction `d` after a segment (`cap`: its stream start
-    /// reached the cap; `over_budget`: the table's buffers are over budget);
-    /// `reading_cert` as it was after the segment was read. Returns whether
-    /// each bound stopped the direction.
     #[inline]
-    pub fn on_bounds(
+    fn on_bounds(
         &mut self,
-        ctx: &mut SessionCtx<'_>,
+        ctx: &mut TlsCtx,
         d: usize,
         cap: bool,
         over_budget: bool,
-        reading_cert: bool,
     ) -> (bool, bool) {
+        let reading_cert = self.reading_certificate(d);
         let capped = cap
             && (matches!(self.status[d], DirStatus::Pending | DirStatus::Retried(_))
                 || reading_cert);
@@ -251,29 +263,16 @@ impl TlsSession {
         (capped, budget)
     }
 
-    /// A bound stops direction `d`: its stream start, or the certificate read
-    /// after it.
-    fn give_up(&mut self, ctx: &mut SessionCtx<'_>, d: usize) {
-        if self.reading_certificate(d) {
-            ctx.stats.certificates.failed += 1;
-            self.cert = Cert::Read(None);
-        } else {
-            self.status[d] = DirStatus::Failed;
-        }
-    }
-
-    /// Whether the flow's facts are complete; pushes the summary (when the
-    /// flow was TLS) and returns true if so.
     #[inline]
-    pub fn settle(
+    fn settle(
         &mut self,
-        ctx: &mut SessionCtx<'_>,
+        ctx: &mut TlsCtx,
         key: &FlowKey,
         first_ts: [Option<u64>; 2],
         out: &mut Vec<HandshakeSummary>,
     ) -> bool {
         use DirStatus::*;
-        let stats = &mut *ctx.stats;
+        let stats = &mut ctx.stats;
         let hellos = self.status.iter().filter(|s| matches!(s, Hello(_))).count();
         let answers = self
             .status
@@ -316,9 +315,9 @@ impl TlsSession {
     }
 
     /// The flow ends before it settled: report what is known.
-    pub fn finish(
+    fn finish(
         &mut self,
-        ctx: &mut SessionCtx<'_>,
+        ctx: &mut TlsCtx,
         key: &FlowKey,
         first_ts: [Option<u64>; 2],
         out: &mut Vec<HandshakeSummary>,
@@ -346,6 +345,63 @@ impl TlsSession {
             ctx.stats.non_tls += 1;
         } else if self.status.contains(&DirStatus::Pending) {
             ctx.stats.incomplete += 1;
+        }
+    }
+}
+
+impl TlsSession {
+    /// A bound stops direction `d`: its stream start, or the certificate read
+    /// after it.
+    fn give_up(&mut self, ctx: &mut TlsCtx, d: usize) {
+        if self.reading_certificate(d) {
+            ctx.stats.certificates.failed += 1;
+            self.cert = Cert::Read(None);
+        } else {
+            self.status[d] = DirStatus::Failed;
+        }
+    }
+
+    /// Reads direction `d`'s opening on from where its reader stands.
+    fn read_status(&mut self, ctx: &mut TlsCtx, d: usize, bytes: &[u8]) -> DirStatus {
+        match self.readers[d].read(bytes, &mut ctx.scratch, ctx.max_message) {
+            Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
+            Ok(Opening::Answer(a)) => DirStatus::Answer(a),
+            Err(TlsError::NeedMore) => DirStatus::Pending,
+            Err(TlsError::AfterRetry(v)) => DirStatus::Retried(v),
+            Err(TlsError::NotTls) => DirStatus::NotTls,
+            Err(TlsError::MidStream) => DirStatus::MidStream,
+            Err(TlsError::Malformed(m)) => {
+                ctx.stats.count_malformed(m);
+                DirStatus::Failed
+            }
+        }
+    }
+
+    /// Reads the server's stream (direction `d`) on from its ServerHello to
+    /// the certificate (through the worker's cache of parsed leaves), with
+    /// the result counted.
+    fn read_certificate(&mut self, ctx: &mut TlsCtx, d: usize, server: &[u8]) -> Cert {
+        let records = &mut self.readers[d].records;
+        match ctx
+            .certificates
+            .read(records, server, &mut ctx.scratch, ctx.max_message)
+        {
+            Ok(Some(c)) => {
+                ctx.stats.certificates.names += 1;
+                Cert::Read(Some(c))
+            }
+            Ok(None) => {
+                ctx.stats.certificates.none += 1;
+                Cert::Read(None)
+            }
+            Err(TlsError::NeedMore) => Cert::Waiting,
+            Err(e) => {
+                if let TlsError::Malformed(m) = e {
+                    ctx.stats.count_malformed(m);
+                }
+                ctx.stats.certificates.failed += 1;
+                Cert::Read(None)
+            }
         }
     }
 
@@ -417,50 +473,189 @@ impl TlsSession {
 
     /// Direction `d` is the server's, read on for its certificate.
     #[inline]
-    pub fn reading_certificate(&self, d: usize) -> bool {
+    fn reading_certificate(&self, d: usize) -> bool {
         matches!(self.status[d], DirStatus::Answer(_)) && self.cert_pending()
-    }
-}
-
-fn parse_status(bytes: &[u8], ctx: &mut SessionCtx<'_>) -> DirStatus {
-    match parse_opening(bytes, ctx.scratch, ctx.max_message) {
-        Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
-        Ok(Opening::Answer(a)) => DirStatus::Answer(a),
-        Err(TlsError::NeedMore) => DirStatus::Pending,
-        Err(TlsError::AfterRetry(v)) => DirStatus::Retried(v),
-        Err(TlsError::NotTls) => DirStatus::NotTls,
-        Err(TlsError::MidStream) => DirStatus::MidStream,
-        Err(TlsError::Malformed(m)) => {
-            ctx.stats.count_malformed(m);
-            DirStatus::Failed
-        }
-    }
-}
-
-/// The server's stream start, read for its certificate (through the worker's
-/// cache of parsed leaves), with the result counted.
-fn read_certificate(server: &[u8], ctx: &mut SessionCtx<'_>) -> Cert {
-    match ctx.certificates.read(server, ctx.scratch, ctx.max_message) {
-        Ok(Some(c)) => {
-            ctx.stats.certificates.names += 1;
-            Cert::Read(Some(c))
-        }
-        Ok(None) => {
-            ctx.stats.certificates.none += 1;
-            Cert::Read(None)
-        }
-        Err(TlsError::NeedMore) => Cert::Waiting,
-        Err(e) => {
-            if let TlsError::Malformed(m) = e {
-                ctx.stats.count_malformed(m);
-            }
-            ctx.stats.certificates.failed += 1;
-            Cert::Read(None)
-        }
     }
 }
 
 /// SSL 3.0 to TLS 1.2 send the server's certificate in clear text.
 fn certificate_in_clear(v: Version) -> bool {
     (Version::SSL3.0..=Version::TLS12.0).contains(&v.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::l4::{ACK, RST, TcpFlags};
+    use crate::flow::{Endpoint, SegmentIn, StreamLimits};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn limits(max_flows: usize) -> TableLimits {
+        TableLimits {
+            max_flows,
+            idle_timeout_ns: 60_000_000_000,
+            stream: StreamLimits {
+                max_bytes: 16384,
+                max_pending: 32,
+            },
+            max_buffer_bytes: 1 << 20,
+        }
+    }
+
+    fn key(n: u32) -> FlowKey {
+        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | n)), 40000);
+        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 443);
+        FlowKey::new(client, server).0
+    }
+
+    fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
+        SegmentIn {
+            cut: false,
+            dispatch_hash: key.dispatch_hash(),
+            ts,
+            key,
+            dir: Direction::LoToHi,
+            seq: 1000,
+            flags: TcpFlags(flags),
+            payload,
+        }
+    }
+
+    /// A ClientHello (TLS 1.2, no extensions or one server_name).
+    fn client_hello(sni: Option<&str>) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([7; 32]);
+        body.extend([0, 0, 2, 0, 0x2f, 1, 0]);
+        if let Some(name) = sni {
+            let n = name.len() as u16;
+            let mut ext = vec![0, 0];
+            ext.extend((n + 5).to_be_bytes());
+            ext.extend((n + 3).to_be_bytes());
+            ext.push(0);
+            ext.extend(n.to_be_bytes());
+            ext.extend(name.as_bytes());
+            body.extend((ext.len() as u16).to_be_bytes());
+            body.extend(ext);
+        }
+        let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+        hs.extend(body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend((hs.len() as u16).to_be_bytes());
+        rec.extend(hs);
+        rec
+    }
+
+    /// One handshake: the ClientHello, then a real OpenSSL TLS 1.2 server
+    /// flight (ServerHello, Certificate, ...) in two segments.
+    fn handshake(
+        t: &mut TlsTable,
+        sni: Option<&str>,
+        out: &mut Vec<HandshakeSummary>,
+    ) -> [usize; 2] {
+        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+        let k = key(1);
+        let hello = client_hello(sni);
+        t.ingest(seg(k, 1, ACK, &hello), out);
+        let server = |seq: u32, payload| SegmentIn {
+            dir: Direction::HiToLo,
+            seq,
+            ..seg(k, 2, ACK, payload)
+        };
+        t.ingest(server(5000, &flight[..200]), out);
+        let after_first = out.len();
+        t.ingest(server(5200, &flight[200..]), out);
+        [after_first, out.len()]
+    }
+
+    #[test]
+    fn table_reads_the_certificate_only_without_sni() {
+        // No SNI: the flow waits past the ServerHello for the certificate.
+        let mut t = tls_table(limits(16));
+        let mut out = Vec::new();
+        assert_eq!(handshake(&mut t, None, &mut out), [0, 1]);
+        let names: Vec<&str> = out[0].certificate.as_ref().unwrap().names().collect();
+        assert!(names.contains(&"*.blob.core.windows.net"), "{names:?}");
+        assert_eq!(
+            t.ctx_mut().stats.certificates,
+            CertificateStats {
+                names: 1,
+                none: 0,
+                failed: 0
+            }
+        );
+        // With SNI: settled at the ServerHello, no certificate read.
+        let mut t = tls_table(limits(16));
+        let mut out = Vec::new();
+        assert_eq!(handshake(&mut t, Some("a.example"), &mut out), [1, 1]);
+        assert_eq!(out[0].certificate, None);
+        assert_eq!(t.ctx_mut().stats.certificates, CertificateStats::default());
+        // A stream cap the leaf does not fit in: counted, the flow still reported.
+        let mut l = limits(16);
+        l.stream.max_bytes = 300;
+        let mut t = tls_table(l);
+        let mut out = Vec::new();
+        assert_eq!(handshake(&mut t, None, &mut out), [0, 1]);
+        assert_eq!(out[0].certificate, None);
+        assert!(out[0].negotiated().is_some());
+        assert_eq!(t.stats.stream_cap_hits, 1);
+        assert_eq!(t.ctx_mut().stats.certificates.failed, 1);
+        // The flow ends before the certificate is complete: reported without it.
+        let mut t = tls_table(limits(16));
+        let mut out = Vec::new();
+        let k = key(1);
+        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+        t.ingest(seg(k, 1, ACK, &client_hello(None)), &mut out);
+        t.ingest(
+            SegmentIn {
+                dir: Direction::HiToLo,
+                seq: 5000,
+                ..seg(k, 2, ACK, &flight[..200])
+            },
+            &mut out,
+        );
+        t.ingest(seg(k, 3, ACK | RST, b""), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].certificate, None);
+        assert_eq!(t.ctx_mut().stats.certificates.failed, 1);
+    }
+
+    /// The server's flight in every two-segment split and one byte at a
+    /// time: the record layer reads on where it stopped, with the same
+    /// result as the whole flight in one segment.
+    #[test]
+    fn session_reads_any_split_of_the_flight() {
+        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+        let k = key(1);
+        let run = |cuts: &[usize]| {
+            let mut t = tls_table(limits(16));
+            let mut out = Vec::new();
+            t.ingest(seg(k, 1, ACK, &client_hello(None)), &mut out);
+            let mut from = 0;
+            for &to in cuts.iter().chain([flight.len()].iter()) {
+                if to > from {
+                    let seq = 5000 + from as u32;
+                    t.ingest(
+                        SegmentIn {
+                            dir: Direction::HiToLo,
+                            seq,
+                            ..seg(k, 2, ACK, &flight[from..to])
+                        },
+                        &mut out,
+                    );
+                    from = to;
+                }
+            }
+            t.drain(&mut out);
+            let stats = t.ctx_mut().stats.clone();
+            (out, stats)
+        };
+        let whole = run(&[]);
+        assert_eq!(whole.0.len(), 1);
+        assert!(whole.0[0].certificate.is_some());
+        for cut in 1..flight.len() {
+            assert_eq!(run(&[cut]), whole, "cut at {cut}");
+        }
+        let every: Vec<usize> = (1..flight.len()).collect();
+        assert_eq!(run(&every), whole, "one byte at a time");
+    }
 }
