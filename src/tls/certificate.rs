@@ -1,17 +1,18 @@
 //! The server's certificate, from the clear-text handshake of SSL 3.0 to TLS 1.2.
 //!
-//! Input: the in-order start of a server's stream whose ServerHello negotiated
-//! SSL 3.0 to TLS 1.2 (TLS 1.3 encrypts the certificate), and a reusable
-//! scratch buffer. Output: the DNS names of the first (leaf) certificate of the
-//! Certificate message that follows the ServerHello — subject common names and
-//! subjectAltName dNSNames, parsed by `x509-parser` — or `Ok(None)` when the
-//! server sent no certificate (an abbreviated handshake resuming a session, an
-//! anonymous or PSK suite, an empty list), or a [`TlsError`]: `NeedMore` until
-//! the leaf is complete, `Malformed(Certificate)` for a broken message or
-//! certificate. Only the leaf is read, so the rest of the chain never has to
-//! arrive. Bounds: a message before the Certificate and the leaf itself are at
-//! most `max_message` bytes (else `Malformed(HandshakeTooLarge)` at once); the
-//! names are bounded by the leaf's size. Nothing here panics on any input.
+//! Input: a server's stream start whose ServerHello negotiated SSL 3.0 to
+//! TLS 1.2 (TLS 1.3 encrypts the certificate), read on through the record
+//! layer from just after the ServerHello (the [`HandshakeReader`] position
+//! the opening left), and a reusable scratch buffer. Output: the DNS names of
+//! the first (leaf) certificate of the Certificate message that follows the
+//! ServerHello — subject common names and subjectAltName dNSNames, parsed by
+//! `x509-parser` — or `Ok(None)` when the server sent no certificate (an
+//! abbreviated handshake resuming a session, an anonymous or PSK suite, an
+//! empty list), or a [`TlsError`]: `NeedMore` until the leaf is complete,
+//! `Malformed(Certificate)` for a broken message or certificate. Only the leaf
+//! is read, so the rest of the chain never has to arrive. Bounds: the leaf is
+//! at most `max_message` bytes (else `Malformed(HandshakeTooLarge)` at once);
+//! the names are bounded by the leaf's size. Nothing here panics on any input.
 //! [`CertificateCache`] lets a worker parse each distinct leaf once.
 
 use std::collections::{HashMap, VecDeque};
@@ -20,7 +21,8 @@ use std::sync::Arc;
 
 use x509_parser::extensions::GeneralName;
 
-use super::extract::{Malformed, Opening, OpeningReader, TlsError};
+use super::error::{Malformed, TlsError};
+use super::extract::{Opening, OpeningReader};
 use super::record::{HS_CERTIFICATE, HandshakeReader, Item};
 use super::summary::{ServerAnswer, ServerCertificate};
 

@@ -1,15 +1,19 @@
 //! From the first bytes of one TCP direction to what that direction opened with.
 //!
-//! Input: the in-order stream start of one direction (possibly incomplete) and a
-//! reusable scratch buffer. Output: [`Opening`] — a ClientHello, a ServerHello
-//! (HelloRetryRequests skipped), or an alert — or a [`TlsError`] that keeps
-//! "need more bytes", "not TLS", "TLS but not a handshake start" and "malformed"
-//! apart. Layering follows rusticata: stream bytes → records → handshake messages
-//! (defragmented across records) → tls-parser for hello bodies. Every length is
-//! checked before use; nothing here panics on any input.
+//! Input: the in-order stream start of one direction (possibly incomplete, and
+//! growing between calls) and a reusable scratch buffer. Output: [`Opening`] —
+//! a ClientHello, a ServerHello (HelloRetryRequests skipped), or an alert — or
+//! a [`TlsError`] that keeps "need more bytes", "not TLS", "TLS but not a
+//! handshake start" and "malformed" apart. Layering follows rusticata: the
+//! record layer (`record.rs`) turns stream bytes into records and handshake
+//! messages; this file judges the messages, with tls-parser for hello bodies.
+//! [`OpeningReader`] keeps its position, so a growing stream start is never
+//! read twice; SSLv2 hellos (2-byte headers, no records) are read here. Every
+//! length is checked before use; nothing here panics on any input.
 
 use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
 
+pub use super::error::{Malformed, TlsError};
 use super::record::{
     CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
     HS_SERVER_HELLO, HandshakeReader, Item,
@@ -30,65 +34,6 @@ const HRR_RANDOM: [u8; 32] = [
 pub enum Opening {
     ClientHello(ClientFacts),
     Answer(ServerAnswer),
-}
-
-/// Why a stream start did not (yet) yield an [`Opening`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TlsError {
-    /// Looks like TLS so far; more bytes are needed.
-    NeedMore,
-    /// A HelloRetryRequest selecting this version, then nothing whole yet:
-    /// more bytes are needed, but if none come, the HRR is the server's answer.
-    AfterRetry(Version),
-    /// The first bytes are not a TLS (or SSLv2) record.
-    NotTls,
-    /// TLS records, but not the start of a handshake (capture began mid-flow).
-    MidStream,
-    /// Starts like TLS, then breaks a rule.
-    Malformed(Malformed),
-}
-
-/// Kinds of malformed handshakes; each is a `kind` label on the parse error counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Malformed {
-    RecordHeader,
-    RecordTooLong,
-    HandshakeTooLarge,
-    UnexpectedMessage,
-    ClientHello,
-    ServerHello,
-    Alert,
-    Sslv2,
-    /// The server's Certificate message or its first certificate.
-    Certificate,
-}
-
-impl Malformed {
-    pub const ALL: [Malformed; 9] = [
-        Malformed::RecordHeader,
-        Malformed::RecordTooLong,
-        Malformed::HandshakeTooLarge,
-        Malformed::UnexpectedMessage,
-        Malformed::ClientHello,
-        Malformed::ServerHello,
-        Malformed::Alert,
-        Malformed::Sslv2,
-        Malformed::Certificate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Malformed::RecordHeader => "record_header",
-            Malformed::RecordTooLong => "record_too_long",
-            Malformed::HandshakeTooLarge => "handshake_too_large",
-            Malformed::UnexpectedMessage => "unexpected_message",
-            Malformed::ClientHello => "client_hello",
-            Malformed::ServerHello => "server_hello",
-            Malformed::Alert => "alert",
-            Malformed::Sslv2 => "sslv2",
-            Malformed::Certificate => "certificate",
-        }
-    }
 }
 
 /// Reads one direction's opening as its stream start grows: the record

@@ -1,8 +1,12 @@
-//! TLS: versions ([`version`]), what a direction's stream start opened with
+//! TLS: the incremental record layer ([`record`]: stream bytes → records →
+//! handshake messages), what a direction's stream start opened with
 //! ([`extract`]), the server's clear-text leaf certificate ([`certificate`]),
-//! and the owned per-flow summaries that leave a worker ([`summary`]).
+//! the per-flow session the flow table drives ([`session`]), versions
+//! ([`version`]), parse outcomes ([`error`]) and the owned per-flow summaries
+//! that leave a worker ([`summary`]).
 
 pub mod certificate;
+pub mod error;
 pub mod extract;
 pub mod record;
 pub mod session;

@@ -20,7 +20,7 @@
 //! it) are malformed. Every length is checked before use; nothing here panics
 //! on any input.
 
-use super::extract::{Malformed, TlsError};
+use super::error::{Malformed, TlsError};
 
 pub const CT_CHANGE_CIPHER_SPEC: u8 = 20;
 pub const CT_ALERT: u8 = 21;

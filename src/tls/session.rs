@@ -15,7 +15,8 @@
 use std::sync::Arc;
 
 use super::certificate::CertificateCache;
-use super::extract::{Malformed, Opening, OpeningReader, TlsError, parse_cut_opening};
+use super::error::{Malformed, TlsError};
+use super::extract::{Opening, OpeningReader, parse_cut_opening};
 use super::summary::{
     ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer, ServerCertificate,
 };
