@@ -4,12 +4,14 @@
 //! ```text
 //!  capture thread (run::dispatch)                 workers (run::worker; N, each owns its flows)
 //!  ──────────────────────────────                 ─────────────────────────────────────────────
-//!  capture::PacketSource ─ Frame ─► decode ─► frag ─► FlowKey hash ─┬─► flow::FlowTable ─► StreamStart
-//!  (pcap/pcapng file, live)   link/IP/tunnels/TCP join   │ batches,   │        │  (bounded)     │
-//!                                                        │ bounded    │        ▼                ▼
-//!  DNS responses (parsed here) ── in every batch ────────┘ channels   │   tls::extract, tls::certificate
+//!  capture::PacketSource ─ Frame ─► decode ─► frag ─► FlowKey hash ─┬─► flow::FlowTable<TlsSession>
+//!  (pcap/pcapng file, live)   link/IP/tunnels/TCP join   │ batches,   │   TCP only ─► StreamStart (bounded)
+//!                                                        │ bounded    │        │ each direction's stream start
+//!  DNS responses (parsed here) ── in every batch ────────┘ channels   │        ▼
+//!                                                                     │   tls::session (flow::Session)
+//!  settled flows skipped ◄── flow::SettledSet ◄── marked by workers ──┤   tls::record ─► extract, certificate
 //!                                                                     │        │
-//!  settled flows skipped ◄── flow::SettledSet ◄── marked by workers ──┤        ▼
+//!                                                                     │        ▼
 //!                                                                     │   HandshakeSummary (+ DNS at hello,
 //!                                                                     │    per-worker target::dns)
 //!                                                                     │        │
@@ -18,6 +20,13 @@
 //!           metrics::Metrics (/metrics via exporter::Page) ◄────────────────────┤
 //!           events::EventLog (queue → one writer thread) ◄──────────────────────┘
 //! ```
+//!
+//! The flow table tracks TCP and knows no protocol: it is generic over a
+//! `flow::Session`, one per flow, which reads each direction's stream start
+//! as it grows and says when the flow's facts are complete. The TLS session
+//! reads through one incremental record layer (`tls::record`: stream bytes →
+//! records → handshake messages), used by the opening and the server
+//! certificate alike and keeping its position, so no byte is parsed twice.
 //!
 //! Each stage borrows its bytes and returns a typed outcome; nothing on the packet
 //! path panics or allocates per packet in steady state. Shared between threads,
