@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::error::SetupError;
 pub use crate::metrics::EventDrop;
 use crate::metrics::Metrics;
+use crate::preamble::Kind as PreambleKind;
 use crate::target::{Match, account_of};
 use crate::tls::{HandshakeSummary, Outcome, Version};
 
@@ -62,6 +63,17 @@ pub struct FlowEvent {
     /// The capture's snap length cut the handshake: only what its first bytes
     /// show is reported (client_max_version and negotiated_version may be null).
     pub incomplete: bool,
+    /// What preceded TLS in the stream: none, http_connect, socks,
+    /// proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql.
+    pub preamble: PreambleKind,
+    /// The client reached the server through a proxy it asked (HTTP CONNECT,
+    /// SOCKS); src_ip is the client, dst_ip the proxy.
+    pub proxy: bool,
+    /// The host:port the client asked its proxy for (beside the SNI when
+    /// both exist).
+    pub connect_authority: Option<String>,
+    /// The original client address a PROXY protocol header carried.
+    pub proxied_src: Option<String>,
 }
 
 impl FlowEvent {
@@ -112,6 +124,18 @@ impl FlowEvent {
                 Some(crate::tls::ServerAnswer::Hello { retried: true, .. })
             ),
             incomplete: s.incomplete(),
+            preamble: s.preamble.as_ref().map_or(PreambleKind::None, |p| p.kind),
+            proxy: s.preamble.as_ref().is_some_and(|p| p.kind.is_proxy()),
+            connect_authority: s
+                .preamble
+                .as_ref()
+                .and_then(|p| p.authority.as_deref())
+                .map(str::to_string),
+            proxied_src: s
+                .preamble
+                .as_ref()
+                .and_then(|p| p.proxied_src)
+                .map(|a| a.to_string()),
         }
     }
 }
@@ -585,6 +609,10 @@ mod tests {
             sslv2_hello: false,
             hello_retry: false,
             incomplete: false,
+            preamble: PreambleKind::None,
+            proxy: false,
+            connect_authority: None,
+            proxied_src: None,
         }
     }
 

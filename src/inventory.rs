@@ -186,6 +186,7 @@ mod tests {
             answer,
             certificate: None,
             dns: None,
+            preamble: None,
         }
     }
 

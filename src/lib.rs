@@ -58,6 +58,7 @@ pub mod flow;
 pub mod inventory;
 pub mod metrics;
 pub mod order;
+pub mod preamble;
 pub mod privilege;
 pub mod report;
 pub mod run;

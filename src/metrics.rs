@@ -23,6 +23,7 @@ use std::path::Path;
 
 use crate::decode::DecodeError;
 use crate::error::SetupError;
+use crate::preamble::{Kind as PreambleKind, PreambleResult};
 use crate::tls::extract::Malformed;
 use crate::tls::summary::Outcome;
 use crate::tls::version::{Version, VersionClass};
@@ -199,6 +200,8 @@ pub struct Handles {
     pub parse_extra: [IntCounter; PARSE_ERROR_EXTRA.len()],
     pub target_flows: [IntCounter; crate::target::Match::ALL.len()],
     pub anomalies: [IntCounter; Anomaly::ALL.len()],
+    /// By preamble kind, then result (`PreambleResult::ALL` order).
+    pub preambles: [[IntCounter; PreambleResult::ALL.len()]; PreambleKind::ALL.len()],
 }
 
 fn handles<const N: usize>(v: &IntCounterVec, labels: [&str; N]) -> [IntCounter; N] {
@@ -407,6 +410,12 @@ impl Metrics {
             "TLS flows to target servers, by how the server was recognised (sni, cname, dns_address, cidr, certificate).",
             &["match"],
         )?;
+        let preambles = counter_vec(
+            &r,
+            "tlscensus_preambles_total",
+            "Flows that did not open with TLS and began with a known preamble (HTTP CONNECT, SOCKS, PROXY protocol, STARTTLS, database SSL requests), by kind and result: tls (TLS followed), no_tls (refused, or went on in clear text), gave_up (too long or broken), incomplete (the flow ended first).",
+            &["preamble", "result"],
+        )?;
         let anomalies = counter_vec(
             &r,
             "tlscensus_anomalies_total",
@@ -424,6 +433,9 @@ impl Metrics {
             parse_extra: handles(&parse_errors, PARSE_ERROR_EXTRA),
             target_flows: handles(&target_flows, crate::target::Match::ALL.map(|k| k.as_str())),
             anomalies: handles(&anomalies, Anomaly::ALL.map(Anomaly::as_str)),
+            preambles: PreambleKind::ALL.map(|k| {
+                PreambleResult::ALL.map(|r| preambles.with_label_values(&[k.as_str(), r.as_str()]))
+            }),
         };
         let m = Metrics {
             by,
@@ -451,8 +463,8 @@ impl Metrics {
             flows: counter_vec(
                 &r,
                 "tlscensus_flows_total",
-                "TLS flows by version (negotiated, else highest offered), outcome and whether the server is a target.",
-                &["version", "outcome", "target"],
+                "TLS flows by version (negotiated, else highest offered), outcome, whether the server is a target, and what preceded TLS in the stream (none, http_connect, socks, proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql).",
+                &["version", "outcome", "target", "preamble"],
             )?,
             legacy_flows: {
                 let c = Arc::new(LegacyFlows::new(max_legacy_sources, legacy_source_ttl)?);
@@ -533,7 +545,7 @@ impl Metrics {
         for v in ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"] {
             for o in ["negotiated", "rejected", "unanswered"] {
                 for t in ["true", "false"] {
-                    m.flows.with_label_values(&[v, o, t]);
+                    m.flows.with_label_values(&[v, o, t, "none"]);
                 }
             }
         }
@@ -899,21 +911,29 @@ impl Collector for LegacyFlowsCollector {
 /// A worker's own handles on `tlscensus_flows_total`, one per label set it has
 /// met: counting a flow is then one atomic add, without formatting the version
 /// or hashing label strings (STYLE: resolve labelled counters once per worker).
-/// At most every (version class, outcome, target) triple: 8 x 3 x 2 entries.
+/// At most every (version class, outcome, target, preamble) combination:
+/// 8 x 3 x 2 x 10 entries.
 #[derive(Default)]
 pub struct FlowCounters {
-    handles: HashMap<(VersionClass, Outcome, bool), IntCounter, ahash::RandomState>,
+    handles: HashMap<(VersionClass, Outcome, bool, PreambleKind), IntCounter, ahash::RandomState>,
 }
 
 impl FlowCounters {
-    pub fn inc(&mut self, m: &Metrics, version: Option<Version>, outcome: Outcome, target: bool) {
+    pub fn inc(
+        &mut self,
+        m: &Metrics,
+        version: Option<Version>,
+        outcome: Outcome,
+        target: bool,
+        preamble: PreambleKind,
+    ) {
         let class = VersionClass::of(version);
         self.handles
-            .entry((class, outcome, target))
+            .entry((class, outcome, target, preamble))
             .or_insert_with(|| {
                 let t = if target { "true" } else { "false" };
                 m.flows
-                    .with_label_values(&[class.as_str(), outcome.as_str(), t])
+                    .with_label_values(&[class.as_str(), outcome.as_str(), t, preamble.as_str()])
             })
             .inc();
     }
@@ -1024,12 +1044,24 @@ mod tests {
         let m = Metrics::new(1, None).unwrap();
         let mut c = FlowCounters::default();
         for _ in 0..3 {
-            c.inc(&m, Some(Version::TLS12), Outcome::Negotiated, true);
+            c.inc(
+                &m,
+                Some(Version::TLS12),
+                Outcome::Negotiated,
+                true,
+                PreambleKind::None,
+            );
         }
-        c.inc(&m, None, Outcome::Unanswered, false);
-        let f = |l: [&str; 3]| m.flows.with_label_values(&l).get();
-        assert_eq!(f(["TLSv1.2", "negotiated", "true"]), 3);
-        assert_eq!(f(["unknown", "unanswered", "false"]), 1);
+        c.inc(
+            &m,
+            None,
+            Outcome::Unanswered,
+            false,
+            PreambleKind::HttpConnect,
+        );
+        let f = |l: [&str; 4]| m.flows.with_label_values(&l).get();
+        assert_eq!(f(["TLSv1.2", "negotiated", "true", "none"]), 3);
+        assert_eq!(f(["unknown", "unanswered", "false", "http_connect"]), 1);
         assert_eq!(c.handles.len(), 2);
     }
 
@@ -1037,11 +1069,11 @@ mod tests {
     fn render_has_names() {
         let m = Metrics::new(1, None).unwrap();
         m.flows
-            .with_label_values(&["TLSv1.0", "rejected", "true"])
+            .with_label_values(&["TLSv1.0", "rejected", "true", "none"])
             .inc();
         let text = m.render();
         assert!(text.contains(
-            "tlscensus_flows_total{outcome=\"rejected\",target=\"true\",version=\"TLSv1.0\"} 1"
+            "tlscensus_flows_total{outcome=\"rejected\",preamble=\"none\",target=\"true\",version=\"TLSv1.0\"} 1"
         ));
         assert!(text.contains("tlscensus_bound_hits_total{bound=\"flow_table\"} 0"));
     }

@@ -23,6 +23,7 @@ use crate::flow::table::TableStats;
 use crate::flow::{FlowTable, SegmentIn, SettledSet};
 use crate::inventory::Recorded;
 use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
+use crate::preamble::Kind as PreambleKind;
 use crate::target::dns::PassiveDns;
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
@@ -177,7 +178,8 @@ fn report(
         let legacy = s.is_legacy(cfg.min_version);
         let version = s.effective_version();
         let outcome = s.outcome();
-        counters.inc(m, version, outcome, target);
+        let preamble = s.preamble.as_ref().map_or(PreambleKind::None, |p| p.kind);
+        counters.inc(m, version, outcome, target, preamble);
         shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
         if !(target || cfg.all) {
             continue;
@@ -200,7 +202,7 @@ fn report(
 fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     let m = &shared.metrics;
     let s: TableStats = std::mem::take(&mut table.stats);
-    let tls: SessionStats = std::mem::take(&mut table.ctx_mut().stats);
+    let mut tls: SessionStats = std::mem::take(&mut table.ctx_mut().stats);
     let mut evicted = [s.evicted_idle, s.evicted_table_full, s.ended_open];
     flush_into(&mut evicted, &m.by.evictions);
     m.bound(Bound::FlowTable, s.evicted_table_full);
@@ -212,6 +214,11 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.cut_handshakes.inc_by(tls.cut_handshakes);
     m.non_tls.inc_by(tls.non_tls);
     m.midstream.inc_by(tls.midstream);
+    for (kind, results) in tls.preambles.iter_mut().enumerate() {
+        if let Some(handles) = m.by.preambles.get(kind) {
+            flush_into(results, handles);
+        }
+    }
     let c = &tls.certificates;
     flush_into(&mut [c.names, c.none, c.failed], &m.by.certificates);
     flush_into(&mut tls.malformed.clone(), &m.by.malformed);

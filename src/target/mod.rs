@@ -29,6 +29,9 @@ pub enum Match {
     Sni,
     /// The SNI is an alias (CNAME chain) of a target name.
     Cname,
+    /// No SNI; the client asked a proxy for a target (HTTP CONNECT
+    /// authority, SOCKS destination name).
+    Connect,
     /// No SNI; the server address was a DNS answer for a target name.
     DnsAddress,
     /// No SNI; the server address is in --target-cidr or the service tags.
@@ -38,9 +41,10 @@ pub enum Match {
 }
 
 impl Match {
-    pub const ALL: [Match; 5] = [
+    pub const ALL: [Match; 6] = [
         Match::Sni,
         Match::Cname,
+        Match::Connect,
         Match::DnsAddress,
         Match::Cidr,
         Match::Certificate,
@@ -50,6 +54,7 @@ impl Match {
         match self {
             Match::Sni => "sni",
             Match::Cname => "cname",
+            Match::Connect => "connect",
             Match::DnsAddress => "dns_address",
             Match::Cidr => "cidr",
             Match::Certificate => "certificate",
@@ -68,7 +73,7 @@ impl Matcher<'_> {
     /// Whether a flow's server is a target, and how that is known, with the
     /// target name it leads to (which names the storage account), in the
     /// order of [`Match`]: the SNI itself, the SNI as a DNS alias of a target;
-    /// without SNI, the server address as a DNS answer for a target, the
+    /// without SNI, the host the client asked its proxy for, the server address as a DNS answer for a target, the
     /// address in the target prefixes, a name in the server's certificate
     /// (TLS ≤ 1.2; the first matching name is the target name). DNS counts as
     /// it was at the ClientHello (`s.dns`), else as `dns` says for that time.
@@ -88,7 +93,10 @@ impl Matcher<'_> {
                 _ => None,
             },
             None => {
-                if let DnsAtHello::Address(target) = dns {
+                let asked = s.preamble.as_ref().and_then(|p| p.authority_host());
+                if let Some(host) = asked.filter(|h| self.names.matches(h)) {
+                    Some((Match::Connect, Some(Arc::from(host))))
+                } else if let DnsAtHello::Address(target) = dns {
                     Some((Match::DnsAddress, Some(target)))
                 } else if self.prefixes.contains(s.server_ip) {
                     Some((Match::Cidr, None))
@@ -151,6 +159,7 @@ mod tests {
             answer: None,
             certificate: None,
             dns: Some(dns),
+            preamble: None,
         }
     }
 

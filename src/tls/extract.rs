@@ -46,6 +46,19 @@ pub struct OpeningReader {
 }
 
 impl OpeningReader {
+    /// A reader of a stream whose TLS starts at offset `start`.
+    pub fn starting_at(start: usize) -> Self {
+        OpeningReader {
+            records: HandshakeReader::starting_at(start),
+            retry: None,
+        }
+    }
+
+    /// Stream offset where TLS starts.
+    pub fn start(&self) -> usize {
+        self.records.start()
+    }
+
     /// The opening of `stream` (the direction's whole stream start as it now
     /// is), reading on from where the last call stopped.
     ///
@@ -59,9 +72,10 @@ impl OpeningReader {
         max_message: usize,
     ) -> Result<Opening, TlsError> {
         if self.records.at_start() {
-            match stream.first() {
+            let tls = stream.get(self.records.start()..).unwrap_or(&[]);
+            match tls.first() {
                 None => return Err(TlsError::NeedMore),
-                Some(first) if first & 0x80 != 0 => return parse_sslv2(stream),
+                Some(first) if first & 0x80 != 0 => return parse_sslv2(tls),
                 Some(_) => {}
             }
         }

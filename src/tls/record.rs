@@ -62,6 +62,8 @@ pub enum Item<'a> {
 /// Where one direction's record walk stands (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HandshakeReader {
+    /// Stream offset of the first record (after a preamble, where TLS starts).
+    start: u32,
     /// Stream offset of the record the next item starts in.
     record: u32,
     /// Bytes of that record's body already returned (always less than its
@@ -70,10 +72,26 @@ pub struct HandshakeReader {
 }
 
 impl HandshakeReader {
-    /// No record has been read whole yet: the stream's first bytes decide
-    /// whether it is TLS at all.
+    /// A reader whose first record starts at stream offset `start` (what a
+    /// preamble left before TLS).
+    pub fn starting_at(start: usize) -> Self {
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        HandshakeReader {
+            start,
+            record: start,
+            skip: 0,
+        }
+    }
+
+    /// Stream offset of the first record.
+    pub fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    /// No record has been read whole yet: the first bytes decide whether the
+    /// stream is TLS at all.
     pub fn at_start(&self) -> bool {
-        self.record == 0 && self.skip == 0
+        self.record == self.start && self.skip == 0
     }
 
     /// The next item of `stream` (the direction's whole stream start, as it
@@ -91,7 +109,7 @@ impl HandshakeReader {
         judged: impl Fn(u8, usize, &[u8]) -> bool,
     ) -> Result<Item<'a>, TlsError> {
         let at = self.record as usize;
-        let first = self.record == 0;
+        let first = self.record == self.start;
         let Some((ctype, body)) = record_at(stream, at, first)? else {
             return Ok(Item::NeedMore);
         };

@@ -24,6 +24,7 @@ use super::version::Version;
 use crate::flow::key::{Direction, FlowKey};
 use crate::flow::session::{Session, StreamEvent};
 use crate::flow::{FlowTable, TableLimits};
+use crate::preamble::{self, Kind, Preamble, PreambleResult, Verdict};
 
 /// A flow table of TLS sessions.
 pub type TlsTable = FlowTable<TlsSession>;
@@ -39,6 +40,9 @@ pub struct SessionStats {
     /// Handshake directions the capture cut (snap length) before their
     /// opening could be read whole.
     pub cut_handshakes: u64,
+    /// Flows that did not open with TLS and whose preamble was read, by
+    /// kind (`Kind::ALL` order) and result (`PreambleResult::ALL` order).
+    pub preambles: [[u64; PreambleResult::ALL.len()]; Kind::ALL.len()],
     pub malformed: [u64; Malformed::ALL.len()],
     /// Server certificates looked for (flows without SNI, TLS ≤ 1.2), by
     /// result: names read, no certificate sent, not readable (malformed, over
@@ -54,6 +58,10 @@ pub struct CertificateStats {
 }
 
 impl SessionStats {
+    fn count_preamble(&mut self, kind: Kind, result: PreambleResult) {
+        self.preambles[kind.index()][result as usize] += 1;
+    }
+
     fn count_malformed(&mut self, m: Malformed) {
         if let Some(i) = Malformed::ALL.iter().position(|x| *x == m) {
             self.malformed[i] += 1;
@@ -145,6 +153,32 @@ enum Cert {
     Read(Option<Arc<ServerCertificate>>),
 }
 
+/// What precedes TLS in a flow.
+#[derive(Debug, Default)]
+enum Pre {
+    /// No payload seen yet.
+    #[default]
+    Unknown,
+    /// TLS (or not) from the first byte: nothing to skip.
+    Absent,
+    /// A preamble being read (see [`Verdict::NeedMore`]).
+    Pending { kind: Kind, refused: bool },
+    /// TLS after this preamble; the readers start where it ends.
+    Tls(Box<Preamble>),
+    /// A preamble that did not lead to TLS.
+    Ended,
+}
+
+/// What [`TlsSession::read_preamble`] lets the segment do.
+enum PreStep {
+    /// Nothing to read yet (or ever).
+    Wait,
+    /// Read this direction as usual.
+    Read,
+    /// The preamble just ended: read both directions from where TLS starts.
+    ReadBoth,
+}
+
 /// The TLS state of one flow (indexed by direction: 0 low-to-high, 1 high-to-low).
 pub struct TlsSession {
     status: [DirStatus; 2],
@@ -155,6 +189,7 @@ pub struct TlsSession {
     server: Option<usize>,
     /// Passive DNS at the ClientHello.
     dns: Option<DnsAtHello>,
+    pre: Pre,
 }
 
 impl Default for TlsSession {
@@ -165,6 +200,7 @@ impl Default for TlsSession {
             cert: Cert::Unwanted,
             server: None,
             dns: None,
+            pre: Pre::Unknown,
         }
     }
 }
@@ -189,57 +225,31 @@ impl Session for TlsSession {
     }
 
     fn on_stream(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) {
-        let d = ev.d;
-        let me = ev.streams[d];
-        let reading_cert = self.reading_certificate(d);
-        let mut status = None;
-        if ev.grew && !reading_cert {
-            status = Some(self.read_status(ctx, d, me.bytes));
-        }
-        // The capture cut this segment (snap length): the bytes after it
-        // will never come, so what the stream start shows is all there is.
-        if ev.cut
-            && !reading_cert
-            && matches!(
-                status.as_ref().unwrap_or(&self.status[d]),
-                DirStatus::Pending | DirStatus::Retried(_) | DirStatus::Empty
-            )
-            && !me.bytes.is_empty()
-        {
-            ctx.stats.cut_handshakes += 1;
-            status = Some(match parse_cut_opening(me.bytes) {
-                Some(Opening::ClientHello(f)) => DirStatus::Hello(f),
-                Some(Opening::Answer(a)) => DirStatus::Answer(a),
-                None => DirStatus::Failed,
-            });
-        }
-        if let Some(mut st) = status {
-            // A bare alert is an answer only where the stream start is known
-            // (SYN seen) or a ClientHello was seen; mid-flow, it is just a
-            // late packet of a connection we missed.
-            if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }))
-                && !me.syn_seen
-                && !matches!(self.status[1 - d], DirStatus::Hello(_))
-                && !ev.streams[1 - d].syn_seen
-            {
-                st = DirStatus::MidStream;
+        if !matches!(self.pre, Pre::Absent | Pre::Tls(_)) {
+            match self.read_preamble(ctx, ev) {
+                PreStep::Wait => return,
+                PreStep::Read => {}
+                PreStep::ReadBoth => {
+                    // TLS may already wait in the other direction (a client
+                    // that sent its hello right after its CONNECT).
+                    let other = 1 - ev.d;
+                    if ev.streams[other].bytes.len() > self.readers[other].start() {
+                        let ev = StreamEvent {
+                            d: other,
+                            dir: ev.dir.reverse(),
+                            grew: true,
+                            cut: false,
+                            ..ev
+                        };
+                        self.read_direction(ctx, ev);
+                    }
+                    let ev = StreamEvent { grew: true, ..ev };
+                    self.read_direction(ctx, ev);
+                    return;
+                }
             }
-            if let DirStatus::Answer(ServerAnswer::Hello { version, .. }) = st
-                && certificate_in_clear(version)
-                && !self.client_named_server()
-            {
-                self.cert = Cert::Waiting;
-            }
-            if let (DirStatus::Hello(facts), Some(lookup)) = (&st, &ctx.dns_lookup) {
-                let ts = me.first_ts.unwrap_or(ev.ts);
-                let server = ev.key.endpoints(ev.dir).1.ip();
-                self.dns = Some(lookup(server, facts.sni.as_deref(), ts));
-            }
-            self.status[d] = st;
         }
-        if ev.grew && self.reading_certificate(d) {
-            self.cert = self.read_certificate(ctx, d, me.bytes);
-        }
+        self.read_direction(ctx, ev);
     }
 
     #[inline]
@@ -250,6 +260,15 @@ impl Session for TlsSession {
         cap: bool,
         over_budget: bool,
     ) -> (bool, bool) {
+        if let Pre::Pending { kind, .. } = self.pre
+            && (cap || over_budget)
+        {
+            // A bound stops a preamble still undecided.
+            ctx.stats.count_preamble(kind, PreambleResult::GaveUp);
+            self.pre = Pre::Ended;
+            self.status = [DirStatus::Failed, DirStatus::Failed];
+            return (cap, over_budget && !cap);
+        }
         let reading_cert = self.reading_certificate(d);
         let capped = cap
             && (matches!(self.status[d], DirStatus::Pending | DirStatus::Retried(_))
@@ -326,6 +345,20 @@ impl Session for TlsSession {
         if self.cert_pending() {
             ctx.stats.certificates.failed += 1;
         }
+        if let Pre::Pending { kind, refused } = self.pre {
+            // A refusal the client never followed up is the end of it.
+            let result = if refused {
+                PreambleResult::NoTls
+            } else {
+                PreambleResult::Incomplete
+            };
+            ctx.stats.count_preamble(kind, result);
+            if refused {
+                ctx.stats.non_tls += 1;
+            }
+            self.pre = Pre::Ended;
+            return;
+        }
         // A HelloRetryRequest that was the server's last word is its answer.
         for st in &mut self.status {
             if let DirStatus::Retried(version) = *st {
@@ -359,6 +392,108 @@ impl TlsSession {
             self.cert = Cert::Read(None);
         } else {
             self.status[d] = DirStatus::Failed;
+        }
+    }
+
+    /// Direction `ev.d`'s stream start after a segment (or after the
+    /// preamble before it ended): its opening, then its certificate.
+    fn read_direction(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) {
+        let d = ev.d;
+        let me = ev.streams[d];
+        let reading_cert = self.reading_certificate(d);
+        let mut status = None;
+        if ev.grew && !reading_cert {
+            status = Some(self.read_status(ctx, d, me.bytes));
+        }
+        // The capture cut this segment (snap length): the bytes after it
+        // will never come, so what the stream start shows is all there is.
+        if ev.cut
+            && !reading_cert
+            && matches!(
+                status.as_ref().unwrap_or(&self.status[d]),
+                DirStatus::Pending | DirStatus::Retried(_) | DirStatus::Empty
+            )
+            && me.bytes.len() > self.readers[d].start()
+        {
+            ctx.stats.cut_handshakes += 1;
+            let tls = me.bytes.get(self.readers[d].start()..).unwrap_or(&[]);
+            status = Some(match parse_cut_opening(tls) {
+                Some(Opening::ClientHello(f)) => DirStatus::Hello(f),
+                Some(Opening::Answer(a)) => DirStatus::Answer(a),
+                None => DirStatus::Failed,
+            });
+        }
+        if let Some(mut st) = status {
+            // A bare alert is an answer only where the stream start is known
+            // (SYN seen) or a ClientHello was seen; mid-flow, it is just a
+            // late packet of a connection we missed.
+            if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }))
+                && !me.syn_seen
+                && !matches!(self.status[1 - d], DirStatus::Hello(_))
+                && !ev.streams[1 - d].syn_seen
+            {
+                st = DirStatus::MidStream;
+            }
+            if let DirStatus::Answer(ServerAnswer::Hello { version, .. }) = st
+                && certificate_in_clear(version)
+                && !self.client_named_server()
+            {
+                self.cert = Cert::Waiting;
+            }
+            if let (DirStatus::Hello(facts), Some(lookup)) = (&st, &ctx.dns_lookup) {
+                let ts = me.first_ts.unwrap_or(ev.ts);
+                let server = ev.key.endpoints(ev.dir).1.ip();
+                self.dns = Some(lookup(server, facts.sni.as_deref(), ts));
+            }
+            self.status[d] = st;
+        }
+        if ev.grew && self.reading_certificate(d) {
+            self.cert = self.read_certificate(ctx, d, me.bytes);
+        }
+    }
+
+    /// Reads what precedes TLS until it is known: nothing (TLS, or
+    /// something else, from the first byte), or a preamble after which TLS
+    /// starts at a given offset of each direction, or one that did not lead
+    /// to TLS. A stream that opens like TLS skips the preamble parsers.
+    fn read_preamble(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) -> PreStep {
+        let first = ev.streams[ev.d].bytes.first();
+        if matches!(self.pre, Pre::Unknown) && first.is_some_and(|&b| opens_like_tls(b)) {
+            self.pre = Pre::Absent;
+            return PreStep::Read;
+        }
+        if matches!(self.pre, Pre::Ended) {
+            return PreStep::Wait;
+        }
+        match preamble::parse([ev.streams[0].bytes, ev.streams[1].bytes]) {
+            Verdict::Absent => {
+                self.pre = Pre::Absent;
+                PreStep::Read
+            }
+            Verdict::NeedMore { kind, refused } => {
+                self.pre = Pre::Pending { kind, refused };
+                PreStep::Wait
+            }
+            Verdict::Tls(p) => {
+                ctx.stats.count_preamble(p.kind, PreambleResult::Tls);
+                self.server.get_or_insert(1 - p.client);
+                self.readers = [
+                    OpeningReader::starting_at(p.tls_at[0]),
+                    OpeningReader::starting_at(p.tls_at[1]),
+                ];
+                self.pre = Pre::Tls(Box::new(p));
+                PreStep::ReadBoth
+            }
+            verdict @ (Verdict::NoTls(kind) | Verdict::GaveUp(kind)) => {
+                let result = match verdict {
+                    Verdict::GaveUp(_) => PreambleResult::GaveUp,
+                    _ => PreambleResult::NoTls,
+                };
+                ctx.stats.count_preamble(kind, result);
+                self.pre = Pre::Ended;
+                self.status = [DirStatus::NotTls, DirStatus::NotTls];
+                PreStep::Wait
+            }
         }
     }
 
@@ -443,6 +578,10 @@ impl TlsSession {
             client,
             answer: answer.map(|(ans, _)| ans),
             dns: self.dns.take(),
+            preamble: match std::mem::take(&mut self.pre) {
+                Pre::Tls(p) => Some(p),
+                _ => None,
+            },
             certificate: match std::mem::take(&mut self.cert) {
                 Cert::Read(c) => c,
                 Cert::Unwanted | Cert::Waiting => None,
@@ -477,6 +616,13 @@ impl TlsSession {
     fn reading_certificate(&self, d: usize) -> bool {
         matches!(self.status[d], DirStatus::Answer(_)) && self.cert_pending()
     }
+}
+
+/// A first byte that opens a TLS record (change_cipher_spec to heartbeat)
+/// or an SSLv2 hello: the stream needs no preamble parser.
+#[inline]
+fn opens_like_tls(b: u8) -> bool {
+    (20..=24).contains(&b) || b & 0x80 != 0
 }
 
 /// SSL 3.0 to TLS 1.2 send the server's certificate in clear text.

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::version::{Version, above_offer, client_max_version, is_below};
+use crate::preamble::Preamble;
 
 /// What the server's leaf certificate says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +128,8 @@ pub struct HandshakeSummary {
     pub certificate: Option<Arc<ServerCertificate>>,
     /// Passive DNS at the ClientHello, when the table was given a lookup.
     pub dns: Option<DnsAtHello>,
+    /// What preceded TLS in the stream (a proxy's CONNECT, STARTTLS, ...).
+    pub preamble: Option<Box<Preamble>>,
 }
 
 impl HandshakeSummary {
@@ -251,6 +254,7 @@ mod tests {
             answer,
             certificate: None,
             dns: None,
+            preamble: None,
         }
     }
 
