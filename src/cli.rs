@@ -126,6 +126,10 @@ pub struct CensusArgs {
     #[arg(long = "target-cidr", value_name = "CIDR")]
     pub target_cidrs: Vec<String>,
 
+    /// Address (or CIDR) of a web or SOCKS proxy on the mirrored network (repeatable). Its own outbound flows relay its clients' handshakes: they are marked relayed in events and counted in tlscensus_relayed_flows_total, not under the proxy's address in the legacy-source series or the inventory (the clients are counted on their side of the proxy).
+    #[arg(long = "proxy", value_name = "CIDR")]
+    pub proxies: Vec<String>,
+
     /// Microsoft's Azure Service Tags JSON (ServiceTags_Public_*.json): the addresses of the Storage tags are targets for flows without SNI.
     #[arg(long, value_name = "FILE")]
     pub azure_service_tags: Option<PathBuf>,

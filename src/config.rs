@@ -22,6 +22,8 @@ pub struct Config {
     /// Server addresses that are targets when a flow has no SNI
     /// (--target-cidr and the service tags).
     pub prefixes: Arc<PrefixSet>,
+    /// Proxies (--proxy): their outbound flows are relayed.
+    pub proxies: Arc<PrefixSet>,
     pub max_dns_entries: usize,
     pub dns_grace_secs: u64,
     pub max_dns_ttl_secs: u32,
@@ -148,6 +150,10 @@ impl Config {
             }
             None => {}
         }
+        let mut proxies = Vec::new();
+        for c in &a.proxies {
+            proxies.push(prefixes::parse_cidr(c).map_err(|e| bad(format!("--proxy {e}")))?);
+        }
         if a.max_dns_entries == 0 {
             return Err(bad("--max-dns-entries must be at least 1".into()));
         }
@@ -162,6 +168,7 @@ impl Config {
         Ok(Config {
             targets,
             prefixes: Arc::new(PrefixSet::from_prefixes(cidrs)),
+            proxies: Arc::new(PrefixSet::from_prefixes(proxies)),
             max_dns_entries: a.max_dns_entries,
             dns_grace_secs: a.dns_grace,
             max_dns_ttl_secs: a.max_dns_ttl,

@@ -74,6 +74,8 @@ pub struct FlowEvent {
     pub connect_authority: Option<String>,
     /// The original client address a PROXY protocol header carried.
     pub proxied_src: Option<String>,
+    /// The source is a --proxy: it relays a client's handshake.
+    pub relayed: bool,
 }
 
 impl FlowEvent {
@@ -104,7 +106,7 @@ impl FlowEvent {
             matched: how,
             account: name.as_deref().and_then(account_of).map(str::to_string),
             target_name: match how {
-                Some(Match::Cname | Match::DnsAddress | Match::Certificate) => {
+                Some(Match::Cname | Match::Connect | Match::DnsAddress | Match::Certificate) => {
                     name.as_deref().map(str::to_string)
                 }
                 _ => None,
@@ -136,7 +138,14 @@ impl FlowEvent {
                 .as_ref()
                 .and_then(|p| p.proxied_src)
                 .map(|a| a.to_string()),
+            relayed: false,
         }
+    }
+
+    /// Marks the event as a proxy's relayed flow.
+    pub fn relayed(mut self) -> FlowEvent {
+        self.relayed = true;
+        self
     }
 }
 
@@ -613,6 +622,7 @@ mod tests {
             proxy: false,
             connect_authority: None,
             proxied_src: None,
+            relayed: false,
         }
     }
 

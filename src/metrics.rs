@@ -200,6 +200,8 @@ pub struct Handles {
     pub parse_extra: [IntCounter; PARSE_ERROR_EXTRA.len()],
     pub target_flows: [IntCounter; crate::target::Match::ALL.len()],
     pub anomalies: [IntCounter; Anomaly::ALL.len()],
+    /// By version class, then outcome (`VersionClass::ALL`, `Outcome::ALL`).
+    pub relayed: [[IntCounter; Outcome::ALL.len()]; VersionClass::ALL.len()],
     /// By preamble kind, then result (`PreambleResult::ALL` order).
     pub preambles: [[IntCounter; PreambleResult::ALL.len()]; PreambleKind::ALL.len()],
 }
@@ -237,6 +239,7 @@ pub struct Metrics {
     pub certificates: IntCounterVec,
     pub anomalies: IntCounterVec,
     pub cut_handshakes: IntCounter,
+    pub relayed_flows: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -422,7 +425,16 @@ impl Metrics {
             "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (README: Anomalies).",
             &["kind"],
         )?;
+        let relayed_flows = counter_vec(
+            &r,
+            "tlscensus_relayed_flows_total",
+            "TLS flows from a --proxy address to a server (relaying a client's handshake), by version and outcome; not counted under the proxy's address in tlscensus_legacy_flows_total.",
+            &["version", "outcome"],
+        )?;
         let by = Handles {
+            relayed: VersionClass::ALL.map(|v| {
+                Outcome::ALL.map(|o| relayed_flows.with_label_values(&[v.as_str(), o.as_str()]))
+            }),
             bounds: handles(&bound_hits, Bound::ALL.map(Bound::as_str)),
             decode_errors: handles(&decode_errors, DecodeError::LABELS),
             dns_responses: handles(&dns_responses, DNS_RESULTS),
@@ -532,6 +544,7 @@ impl Metrics {
                 "tlscensus_cut_handshakes_total",
                 "Handshake directions whose start the capture cut (snap length): reported with what their first bytes show, marked incomplete.",
             )?,
+            relayed_flows,
             build_info: gauge_vec(
                 &r,
                 "tlscensus_build_info",
@@ -1033,6 +1046,18 @@ mod tests {
         }
         for (i, a) in Anomaly::ALL.iter().enumerate() {
             assert_eq!(*a as usize, i);
+        }
+        for (i, v) in VersionClass::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+        for (i, k) in PreambleKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        for (i, r) in PreambleResult::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
         }
         for (i, k) in crate::target::Match::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i);

@@ -118,9 +118,12 @@ fn socks5(client: &[u8], server: &[u8]) -> Option<Verdict> {
     }
     // Method selection: VER=5 METHOD.
     let method = match server.get(..2) {
-        Some([5, m]) => *m,
+        // The proxy picks one of the offered methods, or none (0xff); any
+        // other answer means these bytes were not a greeting (the proxy's
+        // own "05 02 01 00 ..." reads like one).
+        Some([5, m]) if *m == 0xff || methods.contains(m) => *m,
         None if server.first().is_none_or(|&v| v == 5) => return Some(need()),
-        _ => return Some(Verdict::GaveUp(KIND)),
+        _ => return None,
     };
     let mut s = 2;
     match method {
@@ -309,5 +312,8 @@ mod tests {
         assert_eq!(parse((&c, &refused)), Some(Verdict::NoTls(KIND)));
         assert_eq!(parse((&[5, 0], b"")), None);
         assert_eq!(parse((&[5, 1, 0x42], b"")), None);
+        // The proxy's side of an exchange read as a greeting: not SOCKS.
+        let proxy_side = [5, 2, 1, 0, 5, 0, 0, 1, 192, 0, 2, 1, 0xde, 0x3c];
+        assert_eq!(parse((&proxy_side, &[5, 3, 0, 1, 2])), None);
     }
 }

@@ -28,6 +28,7 @@ use crate::target::dns::PassiveDns;
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
 use crate::tls::summary::DnsLookup;
+use crate::tls::version::VersionClass;
 
 /// A worker learns one response; the first worker counts what it taught.
 fn learn_dns(shared: &Shared, dns: &PassiveDns, item: &DnsItem, counting: bool) {
@@ -182,6 +183,15 @@ fn report(
         counters.inc(m, version, outcome, target, preamble);
         shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
         if !(target || cfg.all) {
+            continue;
+        }
+        let relayed = !cfg.proxies.is_empty() && cfg.proxies.contains(s.client_ip);
+        if relayed {
+            let v = VersionClass::of(version) as usize;
+            m.by.relayed[v][outcome as usize].inc();
+            if let Some(sink) = events {
+                sink.send(FlowEvent::new(&s, legacy, matched).relayed());
+            }
             continue;
         }
         match shared.inventory.record(&s, legacy) {

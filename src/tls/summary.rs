@@ -86,6 +86,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Negotiated, Outcome::Rejected, Outcome::Unanswered];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Negotiated => "negotiated",
