@@ -62,13 +62,55 @@ fn innermost<'a>(v4: &'a str, v6: &'a str) -> &'a str {
     v.rsplit(',').next().unwrap_or("")
 }
 
+/// Captures of TLS after a preamble (make-preamble-captures.sh): their
+/// clients' ephemeral ports fall in the range the others' servers use, so
+/// they are dissected by port without it.
+fn is_preamble_capture(file: &std::path::Path) -> bool {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    [
+        "squid-",
+        "tinyproxy-",
+        "dante-",
+        "postgres-",
+        "mariadb-",
+        "starttls-",
+        "proxy-protocol-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
 fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
+    let servers = if is_preamble_capture(file) {
+        "tcp.port==443,tls"
+    } else {
+        "tcp.port==40000-42999,tls"
+    };
     let out = Command::new("tshark")
         .args(["-n", "-r"])
         .arg(file)
         .args([
             "-d",
-            "tcp.port==40000-42999,tls",
+            servers,
+            // The preamble captures (make-preamble-captures.sh): a proxy and
+            // STARTTLS servers on ports Wireshark does not know by default
+            // (3128, 1080, 5432 and 3306 it dissects as HTTP, SOCKS,
+            // PostgreSQL and MySQL, each handing the TLS that follows to
+            // its TLS dissector).
+            "-d",
+            "tcp.port==8888,http",
+            "-d",
+            "tcp.port==2501,smtp",
+            "-d",
+            "tcp.port==2587,smtp",
+            "-d",
+            "tcp.port==2502,imap",
+            "-d",
+            "tcp.port==2503,pop",
+            "-d",
+            "tcp.port==2504,ftp",
+            "-d",
+            "tcp.port==8443,tls",
             "-Y",
             "tls.handshake.type == 1 || tls.handshake.type == 2 || tls.alert_message",
             "-T",
@@ -323,7 +365,11 @@ fn tshark_agrees_on_server_certificates() {
             let e = ours
                 .get(&key)
                 .unwrap_or_else(|| panic!("{name}: no event for {key:?}"));
-            if !e["sni"].is_null() || matches!(e["match"].as_str(), Some("dns_address" | "cidr")) {
+            let decided = matches!(
+                e["match"].as_str(),
+                Some("dns_address" | "cidr" | "connect")
+            );
+            if !e["sni"].is_null() || decided {
                 continue; // decided before the certificate
             }
             let storage = names.iter().any(|n| n.ends_with(".blob.core.windows.net"));
