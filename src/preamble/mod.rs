@@ -241,15 +241,14 @@ pub(crate) fn tls(kind: Kind, client_at: usize, server_at: usize) -> Preamble {
     }
 }
 
-/// Whether `b` (possibly incomplete) can be the start of a TLS record or an
-/// SSLv2 hello: what follows a preamble.
-pub(crate) fn starts_like_tls(b: &[u8]) -> bool {
+/// Whether the bytes after a preamble open a TLS record or an SSLv2 hello:
+/// `None` until the first two bytes (the first, for SSLv2) are there, so the
+/// answer is the same however the stream grows.
+pub(crate) fn tls_follows(b: &[u8]) -> Option<bool> {
     match *b {
-        [] => true,
-        [t, ..] if t & 0x80 != 0 => true,
-        [t] => (20..=24).contains(&t),
-        [t, 3, ..] => (20..=24).contains(&t),
-        _ => false,
+        [t, ..] if t & 0x80 != 0 => Some(true),
+        [] | [_] => None,
+        [t, major, ..] => Some((20..=24).contains(&t) && major == 3),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{Kind, Pair, Verdict, line_end, starts_like_tls, tls, trim_eol};
+use super::{Kind, Pair, Verdict, line_end, tls, tls_follows, trim_eol};
 
 const KIND: Kind = Kind::ProxyProtocol;
 const V1: &[u8] = b"PROXY ";
@@ -109,8 +109,10 @@ fn v2(client: &[u8]) -> Verdict {
 /// TLS after a header of `len` bytes (what follows must look like TLS: the
 /// relayed bytes of anything else are not this module's business).
 fn after_header(client: &[u8], len: usize, src: Option<SocketAddr>) -> Verdict {
-    if !starts_like_tls(&client[len..]) {
-        return Verdict::NoTls(KIND);
+    match tls_follows(client.get(len..).unwrap_or(&[])) {
+        None => return need(),
+        Some(false) => return Verdict::NoTls(KIND),
+        Some(true) => {}
     }
     let mut p = tls(KIND, len, 0);
     p.proxied_src = src;
@@ -144,7 +146,12 @@ mod tests {
             found(parse((&s, b""))),
             (h6.len(), Some("[2001:db8::7]:51234".parse().unwrap()))
         );
-        assert_eq!(found(parse((b"PROXY UNKNOWN\r\n", b""))), (15, None));
+        assert_eq!(
+            found(parse((b"PROXY UNKNOWN\r\n\x16\x03", b""))),
+            (15, None)
+        );
+        // The header alone: TLS is not known to follow yet.
+        assert!(matches!(parse((h, b"")), Some(Verdict::NeedMore { .. })));
         for cut in 1..h.len() {
             assert!(matches!(
                 parse((&h[..cut], b"")),
@@ -180,7 +187,7 @@ mod tests {
             ));
         }
         let mut local = V2.to_vec();
-        local.extend([0x20, 0x00, 0, 0]);
+        local.extend([0x20, 0x00, 0, 0, 0x16, 0x03]);
         assert_eq!(found(parse((&local, b""))), (16, None));
         let mut bad = V2.to_vec();
         bad.extend([0x31, 0x11, 0, 0]);

@@ -14,7 +14,7 @@
 //! [`Verdict::NoTls`]. SMTP and FTP share the 220 greeting: the client's
 //! first command tells them apart.
 
-use super::{Kind, Pair, Verdict, line_end, starts_like_tls, tls, trim_eol};
+use super::{Kind, Pair, Verdict, line_end, tls, tls_follows, trim_eol};
 
 /// Commands read before the upgrade; more is a session in clear text.
 const MAX_COMMANDS: usize = 8;
@@ -125,11 +125,14 @@ fn session(family: Family, client: &[u8], server: &[u8]) -> Verdict {
             if !accepted {
                 return Verdict::NoTls(kind);
             }
-            // What follows must look like TLS (or not be here yet).
-            if !starts_like_tls(&client[c..]) || !starts_like_tls(&server[s..]) {
-                return Verdict::GaveUp(kind);
-            }
-            return Verdict::Tls(tls(kind, c, s));
+            // The client speaks first after the upgrade: its next bytes
+            // must open TLS (the server's are the TLS reader's business, so
+            // an unanswered hello is still reported).
+            return match tls_follows(&client[c..]) {
+                None => need(kind),
+                Some(true) => Verdict::Tls(tls(kind, c, s)),
+                Some(false) => Verdict::GaveUp(kind),
+            };
         }
     }
     Verdict::NoTls(kind)
@@ -237,10 +240,17 @@ mod tests {
     fn ftp_auth_tls() {
         let client = b"AUTH TLS\r\n";
         let server = b"220 (vsFTPd 3.0.3)\r\n234 Proceed with negotiation.\r\n";
+        let c = [&client[..], HELLO].concat();
         assert_eq!(
-            at(parse((client, server))),
+            at(parse((&c, server))),
             (Kind::Ftp, [client.len(), server.len()])
         );
+        assert!(matches!(
+            parse((client, server)),
+            Some(Verdict::NeedMore { .. })
+        ));
+        let not_tls = [&client[..], b"USER x\r\n"].concat();
+        assert_eq!(parse((&not_tls, server)), Some(Verdict::GaveUp(Kind::Ftp)));
         let no = b"220 ftp\r\n530 Please login with USER and PASS.\r\n";
         assert_eq!(parse((client, no)), Some(Verdict::NoTls(Kind::Ftp)));
     }
@@ -249,8 +259,9 @@ mod tests {
     fn imap_and_pop3() {
         let client = b"a001 CAPABILITY\r\na002 STARTTLS\r\n";
         let server = b"* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.\r\n* CAPABILITY IMAP4rev1 STARTTLS\r\na001 OK Pre-login capabilities listed.\r\na002 OK Begin TLS negotiation now.\r\n";
+        let c = [&client[..], HELLO].concat();
         assert_eq!(
-            at(parse((client, server))),
+            at(parse((&c, server))),
             (Kind::Imap, [client.len(), server.len()])
         );
         let refused = b"* OK ready\r\na001 OK done\r\na002 BAD no\r\n";
@@ -258,8 +269,9 @@ mod tests {
         let client = b"CAPA\r\nSTLS\r\n";
         let server =
             b"+OK Dovecot ready.\r\n+OK\r\nCAPA\r\nSTLS\r\n.\r\n+OK Begin TLS negotiation now.\r\n";
+        let c = [&client[..], HELLO].concat();
         assert_eq!(
-            at(parse((client, server))),
+            at(parse((&c, server))),
             (Kind::Pop3, [client.len(), server.len()])
         );
         assert_eq!(
