@@ -60,6 +60,12 @@ fn session(family: Family, client: &[u8], server: &[u8]) -> Verdict {
         Family::Pop3 => Kind::Pop3,
     };
     // The greeting is the server's first reply.
+    // A client that answers the greeting with TLS itself: a banner before
+    // implicit TLS, read as if there were no preamble (the server's bytes
+    // are not TLS, the client's hello is).
+    if tls_follows(client) == Some(true) {
+        return Verdict::Absent;
+    }
     let Some(mut s) = reply_end(family, server, 0, None, false) else {
         return need(kind);
     };
@@ -278,6 +284,17 @@ mod tests {
             parse((b"USER x\r\n", b"+OK ready\r\n")),
             Some(Verdict::NoTls(Kind::Pop3))
         );
+    }
+
+    /// regression_12 (server banner before the hello): TLS right after the
+    /// greeting is no STARTTLS.
+    #[test]
+    fn banner_then_tls_is_no_preamble() {
+        assert_eq!(parse((HELLO, b"220 welcome\r\n")), Some(Verdict::Absent));
+        assert!(matches!(
+            parse((&HELLO[..1], b"220 welcome\r\n")),
+            Some(Verdict::NeedMore { .. })
+        ));
     }
 
     #[test]
