@@ -62,24 +62,6 @@ fn innermost<'a>(v4: &'a str, v6: &'a str) -> &'a str {
     v.rsplit(',').next().unwrap_or("")
 }
 
-/// Captures of TLS after a preamble (make-preamble-captures.sh): their
-/// clients' ephemeral ports fall in the range the others' servers use, so
-/// they are dissected by port without it.
-fn is_preamble_capture(file: &std::path::Path) -> bool {
-    let name = file.file_name().unwrap_or_default().to_string_lossy();
-    [
-        "squid-",
-        "tinyproxy-",
-        "dante-",
-        "postgres-",
-        "mariadb-",
-        "starttls-",
-        "proxy-protocol-",
-    ]
-    .iter()
-    .any(|p| name.starts_with(p))
-}
-
 fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
     let servers = if is_preamble_capture(file) {
         "tcp.port==443,tls"

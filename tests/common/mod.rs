@@ -85,6 +85,24 @@ pub fn value(m: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// Captures of TLS after a preamble (captures/make-preamble-captures.sh),
+/// made on another day than the others and with client ports in the range
+/// the others' servers use.
+pub fn is_preamble_capture(file: &Path) -> bool {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    [
+        "squid-",
+        "tinyproxy-",
+        "dante-",
+        "postgres-",
+        "mariadb-",
+        "starttls-",
+        "proxy-protocol-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
 /// True when the tests run as root (effective uid 0).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
