@@ -456,9 +456,15 @@ fn metrics_file_holds_the_counters() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let m = std::fs::read_to_string(&path).unwrap();
     let has = |line: &str| assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
-    has(r#"tlscensus_flows_total{outcome="rejected",target="true",version="TLSv1.0"} 2"#);
-    has(r#"tlscensus_flows_total{outcome="negotiated",target="false",version="TLSv1.0"} 1"#);
-    has(r#"tlscensus_flows_total{outcome="negotiated",target="true",version="TLSv1.3"} 1"#);
+    has(
+        r#"tlscensus_flows_total{outcome="rejected",preamble="none",target="true",version="TLSv1.0"} 2"#,
+    );
+    has(
+        r#"tlscensus_flows_total{outcome="negotiated",preamble="none",target="false",version="TLSv1.0"} 1"#,
+    );
+    has(
+        r#"tlscensus_flows_total{outcome="negotiated",preamble="none",target="true",version="TLSv1.3"} 1"#,
+    );
     has(
         r#"tlscensus_legacy_flows_total{outcome="rejected",source="192.0.2.11",version="TLSv1.0"} 1"#,
     );
