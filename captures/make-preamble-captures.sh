@@ -12,7 +12,7 @@
 # namespaces created (and deleted) here; no packet leaves them.
 #
 # Needs root and Debian packages tcpdump openssl curl squid tinyproxy
-# dante-server postgresql mariadb-server mariadb-client python3
+# dante-server postgresql mariadb-server mariadb-client freetds-bin python3
 # python3-psycopg2 python3-pymysql default-jre-headless.
 # Usage: sudo captures/make-preamble-captures.sh [SCENARIO...]
 set -euo pipefail
@@ -346,10 +346,13 @@ PY
 cat >"$work/upgrade.py" <<'PY'
 import socket, ssl, sys
 proto, host, port, cert, key, minv = sys.argv[1:7]
+maxv = sys.argv[7] if len(sys.argv) > 7 else None
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
 ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
 ctx.minimum_version = getattr(ssl.TLSVersion, minv)
+if maxv:
+    ctx.maximum_version = getattr(ssl.TLSVersion, maxv)
 s = socket.create_server((host, int(port)))
 conn, _ = s.accept()
 f = conn.makefile("rb")
@@ -392,6 +395,46 @@ elif proto == "ftp":
             say("234 Proceed with negotiation."); break
         else:
             say("530 Please login"); sys.exit()
+elif proto == "tds":
+    # MS-TDS: PRELOGIN (0x12) answered by a tabular result (0x04) with
+    # ENCRYPTION on; then the TLS handshake inside PRELOGIN packets.
+    def recvn(n):
+        b = b""
+        while len(b) < n:
+            chunk = conn.recv(n - len(b))
+            if not chunk:
+                sys.exit()
+            b += chunk
+        return b
+    def read_packet():
+        h = recvn(8)
+        return h[0], recvn(int.from_bytes(h[2:4], "big") - 8)
+    def send_packet(t, payload):
+        conn.sendall(bytes([t, 1]) + (len(payload) + 8).to_bytes(2, "big") + bytes([0, 0, 1, 0]) + payload)
+    read_packet()
+    opts = bytes([0, 0, 11, 0, 6, 1, 0, 17, 0, 1, 0xFF]) + bytes([16, 0, 0x07, 0xD0, 0, 0]) + bytes([1])
+    send_packet(0x04, opts)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_side=True)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            data = out.read()
+            if data:
+                send_packet(0x12, data)
+            _, payload = read_packet()
+            inc.write(payload)
+        except ssl.SSLError:
+            data = out.read()
+            if data:
+                send_packet(0x12, data)
+            sys.exit()
+    data = out.read()
+    if data:
+        send_packet(0x12, data)
+    sys.exit()
 elif proto == "proxy":
     line = f.readline()
     assert line.startswith(b"PROXY "), line
@@ -402,8 +445,8 @@ except Exception:
     pass
 PY
 
-upgrade_server() { # protocol port min-version
-  ip netns exec "${nsp}h9" "$PY" "$work/upgrade.py" "$1" "$ORIGIN" "$2" "$CERT" "$KEY" "$3" >/dev/null 2>&1 &
+upgrade_server() { # protocol port min-version [max-version]
+  ip netns exec "${nsp}h9" "$PY" "$work/upgrade.py" "$1" "$ORIGIN" "$2" "$CERT" "$KEY" "$3" ${4:-} >/dev/null 2>&1 &
   origin_pid=$!
   sleep 0.7
 }
@@ -434,6 +477,29 @@ PY
   stop_origin
 }
 
+scenario_tds() {
+  # FreeTDS tsql (TDS 7.4, encryption required) against the Python server
+  # above: the TLS handshake inside TDS PRELOGIN packets, as SQL Server and
+  # Azure SQL carry it.
+  cat >"$work/freetds.conf" <<EOF
+[global]
+    tds version = 7.4
+    encryption = require
+EOF
+  upgrade_server tds 1433 TLSv1_2 TLSv1_2
+  capture tds-freetds-tls12
+  in_host 1 env FREETDSCONF="$work/freetds.conf" timeout 10 tsql -H "$ORIGIN" -p 1433 -U sa -P x \
+    </dev/null >/dev/null 2>&1 || true
+  done_capture
+  stop_origin
+  upgrade_server tds 1433 TLSv1_3
+  capture tds-freetds-tls13
+  in_host 2 env FREETDSCONF="$work/freetds.conf" timeout 10 tsql -H "$ORIGIN" -p 1433 -U sa -P x \
+    </dev/null >/dev/null 2>&1 || true
+  done_capture
+  stop_origin
+}
+
 scenario_proxyprotocol() {
   upgrade_server proxy 8443 TLSv1
   capture proxy-protocol-v1-python-tls10
@@ -454,6 +520,6 @@ PY
 }
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(squid tinyproxy dante postgres mariadb starttls proxyprotocol)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(squid tinyproxy dante postgres mariadb starttls tds proxyprotocol)
 for s in "${scenarios[@]}"; do "scenario_$s"; done
 cp "$work"/*.pcap "$here/" 2>/dev/null || true

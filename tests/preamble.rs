@@ -43,6 +43,16 @@ fn line(e: &Value) -> String {
 #[test]
 fn every_preamble_capture_every_flow() {
     let cases: &[(&str, &[&str])] = &[
+        // FreeTDS: the handshake inside TDS PRELOGIN packets; the TLS 1.2
+        // server's certificate is read through the framing.
+        (
+            "tds-freetds-tls12.pcap",
+            &["192.0.2.11>192.0.2.19:1433 - TLSv1.3/TLSv1.2 negotiated match=certificate tds - -"],
+        ),
+        (
+            "tds-freetds-tls13.pcap",
+            &["192.0.2.12>192.0.2.19:1433 - TLSv1.3/TLSv1.3 negotiated match=- tds - -"],
+        ),
         (
             "squid-auth-407-curl-tls12.pcap",
             &[

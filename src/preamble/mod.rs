@@ -1,6 +1,7 @@
 //! What precedes TLS in a stream: explicit proxies (HTTP CONNECT, SOCKS),
 //! the PROXY protocol of load balancers, STARTTLS upgrades of text protocols
-//! (SMTP, IMAP, POP3, FTP) and database wrappers (PostgreSQL, MySQL/MariaDB).
+//! (SMTP, IMAP, POP3, FTP) and database wrappers (PostgreSQL, MySQL/MariaDB,
+//! and TDS, whose handshake travels framed in TDS packets: [`Framing`]).
 //!
 //! Input: both directions' stream starts of a flow that does not open with
 //! TLS, as they grow (each parser is pure and re-reads its few bytes from the
@@ -20,6 +21,7 @@ pub mod http;
 pub mod proxy_protocol;
 pub mod socks;
 pub mod starttls;
+pub mod tds;
 
 use std::net::SocketAddr;
 
@@ -45,10 +47,11 @@ pub enum Kind {
     Ftp,
     Postgres,
     Mysql,
+    Tds,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::None,
         Kind::HttpConnect,
         Kind::Socks,
@@ -59,6 +62,7 @@ impl Kind {
         Kind::Ftp,
         Kind::Postgres,
         Kind::Mysql,
+        Kind::Tds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Kind {
             Kind::Ftp => "ftp",
             Kind::Postgres => "postgres",
             Kind::Mysql => "mysql",
+            Kind::Tds => "tds",
         }
     }
 
@@ -117,11 +122,23 @@ impl PreambleResult {
     }
 }
 
+/// How TLS travels after the preamble.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// TLS records straight in the stream.
+    #[default]
+    None,
+    /// The handshake inside TDS PRELOGIN packets ([`tds::unwrap`]).
+    Tds,
+}
+
 /// TLS after a preamble: where it starts in each direction, and what the
 /// preamble said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preamble {
     pub kind: Kind,
+    /// How the TLS bytes are framed from `tls_at` on.
+    pub framing: Framing,
     /// The client's direction (0 low-to-high, 1 high-to-low).
     pub client: usize,
     /// Offset of the first TLS byte in each direction's stream.
@@ -180,6 +197,7 @@ pub fn parse(streams: [&[u8]; 2]) -> Verdict {
             .or_else(|| proxy_protocol::parse(pair))
             .or_else(|| socks::parse(pair))
             .or_else(|| database::parse(pair))
+            .or_else(|| tds::parse(pair))
             .or_else(|| starttls::parse(pair));
         if let Some(v) = found {
             return place(v, client, streams);
@@ -234,6 +252,7 @@ pub(crate) fn authority(bytes: &[u8]) -> Option<Box<str>> {
 pub(crate) fn tls(kind: Kind, client_at: usize, server_at: usize) -> Preamble {
     Preamble {
         kind,
+        framing: Framing::None,
         client: 0,
         tls_at: [client_at, server_at],
         authority: None,

@@ -24,7 +24,7 @@ use super::version::Version;
 use crate::flow::key::{Direction, FlowKey};
 use crate::flow::session::{Session, StreamEvent};
 use crate::flow::{FlowTable, TableLimits};
-use crate::preamble::{self, Kind, Preamble, PreambleResult, Verdict};
+use crate::preamble::{self, Framing, Kind, Preamble, PreambleResult, Verdict, tds};
 
 /// A flow table of TLS sessions.
 pub type TlsTable = FlowTable<TlsSession>;
@@ -74,6 +74,8 @@ impl SessionStats {
 /// counters.
 pub struct TlsCtx {
     scratch: Vec<u8>,
+    /// A framed direction's handshake bytes, rebuilt per segment.
+    unwrapped: Vec<u8>,
     certificates: CertificateCache,
     /// Largest handshake message (the stream cap).
     max_message: usize,
@@ -86,6 +88,7 @@ impl TlsCtx {
     pub fn new(max_message: usize) -> Self {
         TlsCtx {
             scratch: Vec::new(),
+            unwrapped: Vec::new(),
             certificates: CertificateCache::default(),
             max_message,
             dns_lookup: None,
@@ -396,8 +399,27 @@ impl TlsSession {
     }
 
     /// Direction `ev.d`'s stream start after a segment (or after the
-    /// preamble before it ended): its opening, then its certificate.
+    /// preamble before it ended), as its TLS reader sees it: the stream
+    /// itself, or the handshake bytes a framing (TDS) carries, rebuilt in
+    /// the table's own buffer (no per-flow copy; what the reader has read
+    /// stays a prefix of it as the stream grows).
     fn read_direction(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) {
+        let tds_at = match &self.pre {
+            Pre::Tls(p) if p.framing == Framing::Tds => p.tls_at[ev.d],
+            _ => return self.read_view(ctx, ev),
+        };
+        let mut unwrapped = std::mem::take(&mut ctx.unwrapped);
+        unwrapped.clear();
+        let raw = ev.streams[ev.d].bytes;
+        tds::unwrap(raw.get(tds_at..).unwrap_or(&[]), &mut unwrapped);
+        let mut streams = ev.streams;
+        streams[ev.d].bytes = &unwrapped;
+        self.read_view(ctx, StreamEvent { streams, ..ev });
+        ctx.unwrapped = unwrapped;
+    }
+
+    /// Reads direction `ev.d`: its opening, then its certificate.
+    fn read_view(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) {
         let d = ev.d;
         let me = ev.streams[d];
         let reading_cert = self.reading_certificate(d);
@@ -477,9 +499,14 @@ impl TlsSession {
             Verdict::Tls(p) => {
                 ctx.stats.count_preamble(p.kind, PreambleResult::Tls);
                 self.server.get_or_insert(1 - p.client);
+                // Framed TLS is read from the start of its unwrapped bytes.
+                let at = |d: usize| match p.framing {
+                    Framing::None => p.tls_at[d],
+                    Framing::Tds => 0,
+                };
                 self.readers = [
-                    OpeningReader::starting_at(p.tls_at[0]),
-                    OpeningReader::starting_at(p.tls_at[1]),
+                    OpeningReader::starting_at(at(0)),
+                    OpeningReader::starting_at(at(1)),
                 ];
                 self.pre = Pre::Tls(Box::new(p));
                 PreStep::ReadBoth

@@ -98,6 +98,7 @@ pub fn is_preamble_capture(file: &Path) -> bool {
         "mariadb-",
         "starttls-",
         "proxy-protocol-",
+        "tds-",
     ]
     .iter()
     .any(|p| name.starts_with(p))
