@@ -19,6 +19,8 @@
 //! - `dns`: 32,768 junk DNS answers with a TTL of 2^31-1 s for target names,
 //!   then a real answer and an SNI-less TLS 1.0 flow to its address (the
 //!   flow must be matched: `tlscensus_target_flows_total{match="dns_address"} 1`).
+//! - `preamble` (issue 14): 262,144 flows whose client sends 1 KiB of a
+//!   CONNECT request whose headers never end, to a proxy that never answers.
 //!
 //! The script `scripts/floods.sh` runs `tlscensus read` over each with
 //! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
@@ -139,6 +141,23 @@ fn ooo(dir: &Path, scale: f64) {
     }
 }
 
+fn preamble(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "preamble");
+    let mut request = format!("CONNECT {SNI}:443 HTTP/1.1\r\n").into_bytes();
+    while request.len() < 1024 {
+        request.extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    for n in 0..scaled(262_144, scale) as u32 {
+        let (c, s) = (
+            (host(n / 60_000), 1024 + (n % 60_000) as u16),
+            (SERVER, 3128),
+        );
+        o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
+        o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
+        o.frame(tcp_frame(c, s, 1001, 5001, ACK, &request));
+    }
+}
+
 fn frag_big(dir: &Path, scale: f64) {
     let mut o = Out::create(dir, "frag_big");
     for n in 0..scaled(4096, scale) as u32 {
@@ -219,7 +238,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 7] = [
+    let all: [(&str, Writer); 8] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -227,6 +246,7 @@ fn main() {
         ("frag_lone", frag_lone),
         ("syn", syn),
         ("dns", dns),
+        ("preamble", preamble),
     ];
     let wanted = &args[1..];
     for (name, f) in all {
