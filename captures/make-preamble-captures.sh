@@ -395,6 +395,28 @@ elif proto == "ftp":
             say("234 Proceed with negotiation."); break
         else:
             say("530 Please login"); sys.exit()
+elif proto == "ldap":
+    # The StartTLS extended request, answered with success (RFC 4511 4.14).
+    req = conn.recv(4096)
+    assert b"1.3.6.1.4.1.1466.20037" in req, req
+    msgid = req[4]
+    resp_name = b"\x8a\x16" + b"1.3.6.1.4.1.1466.20037"
+    result = b"\x0a\x01\x00\x04\x00\x04\x00" + resp_name
+    op = b"\x78" + bytes([len(result)]) + result
+    body = b"\x02\x01" + bytes([msgid]) + op
+    conn.sendall(b"\x30" + bytes([len(body)]) + body)
+elif proto == "xmpp":
+    buf = b""
+    while b"<stream:stream" not in buf:
+        buf += conn.recv(4096)
+    conn.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 b"xmlns:stream='http://etherx.jabber.org/streams' id='tlsc1' from='example.org' "
+                 b"version='1.0'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
+                 b"<required/></starttls></stream:features>")
+    buf = b""
+    while b"<starttls" not in buf:
+        buf += conn.recv(4096)
+    conn.sendall(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 elif proto == "tds":
     # MS-TDS: PRELOGIN (0x12) answered by a tabular result (0x04) with
     # ENCRYPTION on; then the TLS handshake inside PRELOGIN packets.
@@ -462,6 +484,18 @@ scenario_starttls() {
     done_capture
     stop_origin
   done
+  upgrade_server ldap 2389 TLSv1_2
+  capture starttls-ldap-openssl-tls12
+  timeout 5 ip netns exec "${nsp}h3" openssl s_client -starttls ldap -connect "$ORIGIN:2389" \
+    -tls1_2 </dev/null >/dev/null 2>&1 || true
+  done_capture
+  stop_origin
+  upgrade_server xmpp 2522 TLSv1
+  capture starttls-xmpp-openssl-tls11
+  timeout 5 ip netns exec "${nsp}h4" openssl s_client -starttls xmpp -xmpphost example.org \
+    -connect "$ORIGIN:2522" -tls1_1 -cipher "$LEGACY" </dev/null >/dev/null 2>&1 || true
+  done_capture
+  stop_origin
   upgrade_server smtp 2587 TLSv1_2
   capture starttls-smtp-python-tls13
   in_host 2 timeout 10 "$PY" - "$ORIGIN" <<'PY' || true

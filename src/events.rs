@@ -64,7 +64,7 @@ pub struct FlowEvent {
     /// show is reported (client_max_version and negotiated_version may be null).
     pub incomplete: bool,
     /// What preceded TLS in the stream: none, http_connect, socks,
-    /// proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql, tds.
+    /// proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql, tds, ldap, xmpp.
     pub preamble: PreambleKind,
     /// The client reached the server through a proxy it asked (HTTP CONNECT,
     /// SOCKS); src_ip is the client, dst_ip the proxy.

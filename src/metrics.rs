@@ -475,7 +475,7 @@ impl Metrics {
             flows: counter_vec(
                 &r,
                 "tlscensus_flows_total",
-                "TLS flows by version (negotiated, else highest offered), outcome, whether the server is a target, and what preceded TLS in the stream (none, http_connect, socks, proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql, tds).",
+                "TLS flows by version (negotiated, else highest offered), outcome, whether the server is a target, and what preceded TLS in the stream (none, http_connect, socks, proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql, tds, ldap, xmpp).",
                 &["version", "outcome", "target", "preamble"],
             )?,
             legacy_flows: {

@@ -50,6 +50,14 @@ fn every_preamble_capture_every_flow() {
             &["192.0.2.11>192.0.2.19:1433 - TLSv1.3/TLSv1.2 negotiated match=certificate tds - -"],
         ),
         (
+            "starttls-ldap-openssl-tls12.pcap",
+            &["192.0.2.13>192.0.2.19:2389 - TLSv1.2/TLSv1.2 negotiated match=certificate ldap - -"],
+        ),
+        (
+            "starttls-xmpp-openssl-tls11.pcap",
+            &["192.0.2.14>192.0.2.19:2522 - TLSv1.1/TLSv1.1 negotiated match=certificate xmpp - -"],
+        ),
+        (
             "tds-freetds-tls13.pcap",
             &["192.0.2.12>192.0.2.19:1433 - TLSv1.3/TLSv1.3 negotiated match=- tds - -"],
         ),

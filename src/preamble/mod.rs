@@ -1,6 +1,6 @@
 //! What precedes TLS in a stream: explicit proxies (HTTP CONNECT, SOCKS),
-//! the PROXY protocol of load balancers, STARTTLS upgrades of text protocols
-//! (SMTP, IMAP, POP3, FTP) and database wrappers (PostgreSQL, MySQL/MariaDB,
+//! the PROXY protocol of load balancers, STARTTLS upgrades (SMTP, IMAP, POP3,
+//! FTP, LDAP, XMPP) and database wrappers (PostgreSQL, MySQL/MariaDB,
 //! and TDS, whose handshake travels framed in TDS packets: [`Framing`]).
 //!
 //! Input: both directions' stream starts of a flow that does not open with
@@ -18,10 +18,12 @@
 
 pub mod database;
 pub mod http;
+pub mod ldap;
 pub mod proxy_protocol;
 pub mod socks;
 pub mod starttls;
 pub mod tds;
+pub mod xmpp;
 
 use std::net::SocketAddr;
 
@@ -48,10 +50,12 @@ pub enum Kind {
     Postgres,
     Mysql,
     Tds,
+    Ldap,
+    Xmpp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::None,
         Kind::HttpConnect,
         Kind::Socks,
@@ -63,6 +67,8 @@ impl Kind {
         Kind::Postgres,
         Kind::Mysql,
         Kind::Tds,
+        Kind::Ldap,
+        Kind::Xmpp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +84,8 @@ impl Kind {
             Kind::Postgres => "postgres",
             Kind::Mysql => "mysql",
             Kind::Tds => "tds",
+            Kind::Ldap => "ldap",
+            Kind::Xmpp => "xmpp",
         }
     }
 
@@ -198,6 +206,8 @@ pub fn parse(streams: [&[u8]; 2]) -> Verdict {
             .or_else(|| socks::parse(pair))
             .or_else(|| database::parse(pair))
             .or_else(|| tds::parse(pair))
+            .or_else(|| ldap::parse(pair))
+            .or_else(|| xmpp::parse(pair))
             .or_else(|| starttls::parse(pair));
         if let Some(v) = found {
             return place(v, client, streams);
