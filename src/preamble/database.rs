@@ -95,7 +95,11 @@ fn packet(b: &[u8], at: usize) -> Option<(usize, u8)> {
 fn mysql((client, server): Pair<'_>) -> Option<Verdict> {
     const KIND: Kind = Kind::Mysql;
     // Greeting: packet 0, protocol 10, a NUL-terminated version string.
-    let (len, seq) = packet(server, 0)?;
+    let Some((len, seq)) = packet(server, 0) else {
+        // Too short to tell: a greeting's first bytes are a length and 0.
+        let may = !server.is_empty() && server.get(3).is_none_or(|&s| s == 0);
+        return (may && server.len() < 4).then(|| need(KIND));
+    };
     if seq != 0 || !(20..=1024).contains(&len) || server.get(4) != Some(&10) {
         return None;
     }

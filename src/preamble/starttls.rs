@@ -19,8 +19,20 @@ use super::{Kind, Pair, Verdict, line_end, tls, tls_follows, trim_eol};
 /// Commands read before the upgrade; more is a session in clear text.
 const MAX_COMMANDS: usize = 8;
 
+/// The greetings that open these protocols.
+const GREETINGS: [&[u8]; 5] = [b"220 ", b"220-", b"* OK", b"* PREAUTH", b"+OK"];
+
 pub fn parse((client, server): Pair<'_>) -> Option<Verdict> {
-    let greeting = server.get(..line_end(server)?)?;
+    let Some(end) = line_end(server) else {
+        // A greeting not whole yet: wait for it.
+        let may = !server.is_empty()
+            && server.len() < 512
+            && GREETINGS
+                .iter()
+                .any(|g| g.starts_with(server) || server.starts_with(g));
+        return may.then(|| need(Kind::Smtp));
+    };
+    let greeting = &server[..end];
     let family = if is_reply(greeting, b"220") {
         Family::SmtpOrFtp
     } else if greeting.starts_with(b"* OK") || greeting.starts_with(b"* PREAUTH") {
@@ -301,6 +313,9 @@ mod tests {
     fn not_a_greeting() {
         assert_eq!(parse((b"", b"HTTP/1.1 200 OK\r\n")), None);
         assert_eq!(parse((b"", b"2200 x\r\n")), None);
-        assert_eq!(parse((b"", b"220 partial")), None);
+        assert!(matches!(
+            parse((b"", b"220 partial")),
+            Some(Verdict::NeedMore { .. })
+        ));
     }
 }

@@ -51,9 +51,8 @@ pub fn parse((client, server): Pair<'_>) -> Option<Verdict> {
         refused: false,
     };
     if !opens_stream(client) {
-        // A prefix of an XML declaration: wait for a few bytes more.
-        let short = client.len() < 5 && !client.is_empty() && b"<?xml".starts_with(client);
-        return short.then_some(need);
+        // A prefix of a stream opening: wait for the bytes that tell.
+        return (!client.is_empty() && may_open_stream(client)).then_some(need);
     }
     let Some(ask) = find(client, b"<starttls") else {
         return Some(need);
