@@ -102,7 +102,7 @@ EOF
 }
 stop_proxy() { kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; sleep 0.3; }
 
-start_tinyproxy() {
+start_tinyproxy() { # [auth]
   cat >"$work/tinyproxy.conf" <<EOF
 Port 8888
 Listen $SERVER
@@ -112,6 +112,7 @@ ConnectPort 443
 LogLevel Critical
 MaxClients 10
 EOF
+  if [ -n "${1:-}" ]; then echo "BasicAuth u p" >>"$work/tinyproxy.conf"; fi
   ip netns exec "$srv" tinyproxy -d -c "$work/tinyproxy.conf" >"$work/tinyproxy.out" 2>&1 &
   proxy_pid=$!
   sleep 1
@@ -137,6 +138,35 @@ EOF
 curl_via() { # host-index proxy-url url [curl options]
   local i=$1 proxy=$2 url=$3; shift 3
   timeout 10 ip netns exec "${nsp}h$i" curl -sk -o /dev/null --proxy "$proxy" "$url" "$@" || true
+}
+
+# write_get_java: a Java 17 HTTPS client (trusts any certificate, answers a
+# 407 with u:p) through an HTTP proxy at ARG0:3128.
+write_get_java() {
+  cat >"$work/Get.java" <<'JAVA'
+import java.net.*;
+import javax.net.ssl.*;
+import java.security.cert.X509Certificate;
+public class Get {
+  public static void main(String[] a) throws Exception {
+    TrustManager[] all = { new X509TrustManager() {
+      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
+      public void checkClientTrusted(X509Certificate[] c, String s) {}
+      public void checkServerTrusted(X509Certificate[] c, String s) {} } };
+    SSLContext ctx = SSLContext.getInstance("TLSv1.2");
+    ctx.init(null, all, null);
+    HttpsURLConnection.setDefaultSSLSocketFactory(ctx.getSocketFactory());
+    HttpsURLConnection.setDefaultHostnameVerifier((h, s) -> true);
+    Authenticator.setDefault(new Authenticator() {
+      protected PasswordAuthentication getPasswordAuthentication() {
+        return new PasswordAuthentication("u", "p".toCharArray()); } });
+    Proxy p = new Proxy(Proxy.Type.HTTP, new InetSocketAddress(a[0], 3128));
+    HttpURLConnection c = (HttpURLConnection) new URL(a[1]).openConnection(p);
+    c.setConnectTimeout(5000); c.setReadTimeout(5000);
+    try { c.getResponseCode(); } catch (Exception e) {}
+  }
+}
+JAVA
 }
 
 scenario_squid() {
@@ -186,30 +216,7 @@ PY
   curl_via 1 "http://$SERVER:3128" https://modern12.blob.core.windows.net/ --proxy-user u:wrong
   done_capture
   capture squid-auth-java-tls12
-  cat >"$work/Get.java" <<'JAVA'
-import java.net.*;
-import javax.net.ssl.*;
-import java.security.cert.X509Certificate;
-public class Get {
-  public static void main(String[] a) throws Exception {
-    TrustManager[] all = { new X509TrustManager() {
-      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
-      public void checkClientTrusted(X509Certificate[] c, String s) {}
-      public void checkServerTrusted(X509Certificate[] c, String s) {} } };
-    SSLContext ctx = SSLContext.getInstance("TLSv1.2");
-    ctx.init(null, all, null);
-    HttpsURLConnection.setDefaultSSLSocketFactory(ctx.getSocketFactory());
-    HttpsURLConnection.setDefaultHostnameVerifier((h, s) -> true);
-    Authenticator.setDefault(new Authenticator() {
-      protected PasswordAuthentication getPasswordAuthentication() {
-        return new PasswordAuthentication("u", "p".toCharArray()); } });
-    Proxy p = new Proxy(Proxy.Type.HTTP, new InetSocketAddress(a[0], 3128));
-    HttpURLConnection c = (HttpURLConnection) new URL(a[1]).openConnection(p);
-    c.setConnectTimeout(5000); c.setReadTimeout(5000);
-    try { c.getResponseCode(); } catch (Exception e) {}
-  }
-}
-JAVA
+  write_get_java
   in_host 2 timeout 30 java -Djdk.http.auth.tunneling.disabledSchemes= -Dhttps.protocols=TLSv1.2 \
     "$work/Get.java" "$SERVER" https://modern12.blob.core.windows.net/ >/dev/null 2>&1 || true
   done_capture
@@ -224,6 +231,28 @@ scenario_tinyproxy() {
   timeout 5 ip netns exec "${nsp}h3" openssl s_client -proxy "$SERVER:8888" \
     -connect legacy11.blob.core.windows.net:443 -tls1_1 -cipher "$LEGACY" </dev/null >/dev/null 2>&1 || true
   done_capture
+  stop_proxy
+  # Proxy authentication: Python sends Proxy-Authorization with its CONNECT.
+  start_tinyproxy auth
+  capture tinyproxy-auth-python-tls12
+  in_host 1 timeout 10 "$PY" - "$SERVER" <<'PY' || true
+import base64, http.client, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+c = http.client.HTTPSConnection(sys.argv[1], 8888, context=ctx, timeout=5)
+c.set_tunnel("modern12.blob.core.windows.net", 443,
+             headers={"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()})
+try:
+    c.request("GET", "/")
+    c.getresponse()
+except Exception:
+    pass
+PY
+  done_capture
+  stop_proxy
+  start_tinyproxy
   # No server_name: the host the client asked the proxy for names the target.
   capture tinyproxy-connect-openssl-tls10-nosni
   timeout 5 ip netns exec "${nsp}h4" openssl s_client -proxy "$SERVER:8888" -noservername \
@@ -247,6 +276,14 @@ scenario_dante() {
   done_capture
   capture dante-socks5-curl-tls13
   curl_via 2 "socks5h://$SERVER:1080" https://modern13.blob.core.windows.net/
+  done_capture
+  # Java's SOCKS client (SOCKS5, the name unresolved: sent to the proxy).
+  write_get_java
+  capture dante-socks5-java-tls12
+  sed -e 's/Proxy.Type.HTTP, new InetSocketAddress(a\[0\], 3128)/Proxy.Type.SOCKS, new InetSocketAddress(a[0], 1080)/' \
+    -e 's/public class Get /public class GetSocks /' "$work/Get.java" >"$work/GetSocks.java"
+  in_host 4 timeout 30 java -Dhttps.protocols=TLSv1.2 "$work/GetSocks.java" "$SERVER" \
+    https://modern12.blob.core.windows.net/ >/dev/null 2>&1 || true
   done_capture
   stop_proxy
   # Username/password (RFC 1929) against a system account made for the run.
@@ -458,8 +495,24 @@ elif proto == "tds":
         send_packet(0x12, data)
     sys.exit()
 elif proto == "proxy":
-    line = f.readline()
-    assert line.startswith(b"PROXY "), line
+    # Read exactly the header from the socket (a buffered reader could take
+    # the ClientHello too): v2 by its 16-byte head and length, v1 to its "\n".
+    def recvn(n):
+        b = b""
+        while len(b) < n:
+            chunk = conn.recv(n - len(b))
+            if not chunk:
+                sys.exit()
+            b += chunk
+        return b
+    head = recvn(12)
+    if head == b"\r\n\r\n\x00\r\nQUIT\n":
+        rest = recvn(4)
+        recvn(int.from_bytes(rest[2:4], "big"))
+    else:
+        while not head.endswith(b"\n"):
+            head += recvn(1)
+        assert head.startswith(b"PROXY "), head
 try:
     t = ctx.wrap_socket(conn, server_side=True)
     t.recv(1)
@@ -547,6 +600,24 @@ ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
 s = socket.create_connection((sys.argv[1], 8443))
 s.sendall(b"PROXY TCP4 198.51.100.7 192.0.2.19 51234 8443\r\n")
 t = ctx.wrap_socket(s, server_hostname="legacy10.blob.core.windows.net")
+t.sendall(b"x")
+PY
+  done_capture
+  stop_origin
+  upgrade_server proxy 8444 TLSv1_2
+  capture proxy-protocol-v2-python-tls12
+  in_host 4 timeout 10 "$PY" - "$ORIGIN" <<'PY' || true
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+s = socket.create_connection((sys.argv[1], 8444))
+# PROXY v2: signature, PROXY over TCP/IPv6, the original client and server, a TLV.
+addrs = socket.inet_pton(socket.AF_INET6, "2001:db8:7::7") + socket.inet_pton(socket.AF_INET6, "2001:db8::19")
+addrs += (51234).to_bytes(2, "big") + (8444).to_bytes(2, "big") + bytes([0x04, 0, 2, 0xAA, 0xBB])
+s.sendall(b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x21]) + len(addrs).to_bytes(2, "big") + addrs)
+t = ctx.wrap_socket(s, server_hostname="modern12.blob.core.windows.net")
 t.sendall(b"x")
 PY
   done_capture

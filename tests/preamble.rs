@@ -58,6 +58,29 @@ fn every_preamble_capture_every_flow() {
             &["192.0.2.14>192.0.2.19:2522 - TLSv1.1/TLSv1.1 negotiated match=certificate xmpp - -"],
         ),
         (
+            "tinyproxy-auth-python-tls12.pcap",
+            &[
+                "192.0.2.11>192.0.2.1:8888 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni http_connect modern12.B:443 -",
+                "192.0.2.1>192.0.2.19:443 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni none - -",
+            ],
+        ),
+        // Java 17 through dante: two connections, each both sides.
+        (
+            "dante-socks5-java-tls12.pcap",
+            &[
+                "192.0.2.14>192.0.2.1:1080 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni socks modern12.B:443 -",
+                "192.0.2.14>192.0.2.1:1080 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni socks modern12.B:443 -",
+                "192.0.2.1>192.0.2.19:443 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni none - -",
+                "192.0.2.1>192.0.2.19:443 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni none - -",
+            ],
+        ),
+        (
+            "proxy-protocol-v2-python-tls12.pcap",
+            &[
+                "192.0.2.14>192.0.2.19:8444 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni proxy_protocol - [2001:db8:7::7]:51234",
+            ],
+        ),
+        (
             "tds-freetds-tls13.pcap",
             &["192.0.2.12>192.0.2.19:1433 - TLSv1.3/TLSv1.3 negotiated match=- tds - -"],
         ),
