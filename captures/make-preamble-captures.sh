@@ -394,6 +394,15 @@ s = socket.create_server((host, int(port)))
 conn, _ = s.accept()
 f = conn.makefile("rb")
 def say(line): conn.sendall(line.encode() + b"\r\n")
+def recvn(n):
+    """Exactly n bytes from the socket (not through the buffered reader)."""
+    b = b""
+    while len(b) < n:
+        chunk = conn.recv(n - len(b))
+        if not chunk:
+            sys.exit()
+        b += chunk
+    return b
 if proto == "smtp":
     say("220 mx.example ESMTP")
     while True:
@@ -457,14 +466,6 @@ elif proto == "xmpp":
 elif proto == "tds":
     # MS-TDS: PRELOGIN (0x12) answered by a tabular result (0x04) with
     # ENCRYPTION on; then the TLS handshake inside PRELOGIN packets.
-    def recvn(n):
-        b = b""
-        while len(b) < n:
-            chunk = conn.recv(n - len(b))
-            if not chunk:
-                sys.exit()
-            b += chunk
-        return b
     def read_packet():
         h = recvn(8)
         return h[0], recvn(int.from_bytes(h[2:4], "big") - 8)
@@ -497,14 +498,6 @@ elif proto == "tds":
 elif proto == "proxy":
     # Read exactly the header from the socket (a buffered reader could take
     # the ClientHello too): v2 by its 16-byte head and length, v1 to its "\n".
-    def recvn(n):
-        b = b""
-        while len(b) < n:
-            chunk = conn.recv(n - len(b))
-            if not chunk:
-                sys.exit()
-            b += chunk
-        return b
     head = recvn(12)
     if head == b"\r\n\r\n\x00\r\nQUIT\n":
         rest = recvn(4)
