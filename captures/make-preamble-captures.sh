@@ -12,7 +12,7 @@
 # namespaces created (and deleted) here; no packet leaves them.
 #
 # Needs root and Debian packages tcpdump openssl curl squid tinyproxy
-# dante-server postgresql mariadb-server mariadb-client freetds-bin python3
+# dante-server openssh-server postgresql mariadb-server mariadb-client freetds-bin python3
 # python3-psycopg2 python3-pymysql default-jre-headless.
 # Usage: sudo captures/make-preamble-captures.sh [SCENARIO...]
 set -euo pipefail
@@ -39,13 +39,15 @@ $ORIGIN legacy10.blob.core.windows.net legacy11.blob.core.windows.net
 $ORIGIN modern12.blob.core.windows.net modern13.blob.core.windows.net
 $ORIGIN rejected10.blob.core.windows.net intranet.example.org
 EOF
+mkdir -p "/etc/netns/${nsp}h9"
+cp "/etc/netns/$srv/hosts" "/etc/netns/${nsp}h9/hosts"
 cleanup_netns() {
   local n
   for n in $(ip netns list | awk '{print $1}' | grep -E "^${nsp}(srv|h)" || true); do
     ip netns pids "$n" | xargs -r kill 2>/dev/null || true
   done
   sleep 0.5
-  rm -rf "/etc/netns/$srv"
+  rm -rf "/etc/netns/$srv" "/etc/netns/${nsp}h9"
   teardown
 }
 trap cleanup_netns EXIT
@@ -286,6 +288,28 @@ scenario_dante() {
     https://modern12.blob.core.windows.net/ >/dev/null 2>&1 || true
   done_capture
   stop_proxy
+  # SOCKS4a through OpenSSH's dynamic forwarding (ssh -D), which resolves the
+  # name itself: ssh in the server namespace listens on 192.0.2.1:1081 and
+  # tunnels to an sshd on the origin host.
+  ssh-keygen -q -t ed25519 -N "" -f "$work/id" >/dev/null
+  ssh-keygen -q -t ed25519 -N "" -f "$work/hostkey" >/dev/null
+  cp "$work/id.pub" "$work/authorized_keys"
+  chmod 600 "$work/authorized_keys"
+  mkdir -p /run/sshd
+  ip netns exec "${nsp}h9" /usr/sbin/sshd -D -e -p 2222 -h "$work/hostkey" \
+    -o ListenAddress="$ORIGIN" -o PermitRootLogin=yes -o AuthorizedKeysFile="$work/authorized_keys" \
+    -o StrictModes=no -o PasswordAuthentication=no >"$work/sshd.log" 2>&1 &
+  on_exit_pids+=($!)
+  sleep 1
+  ip netns exec "$srv" ssh -N -g -D "$SERVER:1081" -p 2222 -i "$work/id" -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o BatchMode=yes "root@$ORIGIN" >"$work/ssh.log" 2>&1 &
+  ssh_pid=$!
+  sleep 2
+  capture ssh-socks4a-curl-tls12
+  curl_via 2 "socks4a://$SERVER:1081" https://modern12.blob.core.windows.net/ --tlsv1.2 --tls-max 1.2
+  done_capture
+  kill "$ssh_pid" 2>/dev/null || true
+  wait "$ssh_pid" 2>/dev/null || true
   # Username/password (RFC 1929) against a system account made for the run.
   useradd -M -s /usr/sbin/nologin tlscsocks 2>/dev/null || true
   echo "tlscsocks:s3cret" | chpasswd

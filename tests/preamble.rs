@@ -80,6 +80,13 @@ fn every_preamble_capture_every_flow() {
                 "192.0.2.14>192.0.2.19:8444 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni proxy_protocol - [2001:db8:7::7]:51234",
             ],
         ),
+        // SOCKS4a (a host name) through OpenSSH's dynamic forwarding.
+        (
+            "ssh-socks4a-curl-tls12.pcap",
+            &[
+                "192.0.2.12>192.0.2.1:1081 modern12.B TLSv1.2/TLSv1.2 negotiated match=sni socks modern12.B:443 -",
+            ],
+        ),
         (
             "tds-freetds-tls13.pcap",
             &["192.0.2.12>192.0.2.19:1433 - TLSv1.3/TLSv1.3 negotiated match=- tds - -"],

@@ -96,6 +96,8 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
             "-d",
             "tcp.port==8444,tls",
             "-d",
+            "tcp.port==1081,socks",
+            "-d",
             "tcp.port==2389,ldap",
             "-d",
             "tcp.port==2522,xmpp",

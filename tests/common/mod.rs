@@ -99,6 +99,7 @@ pub fn is_preamble_capture(file: &Path) -> bool {
         "starttls-",
         "proxy-protocol-",
         "tds-",
+        "ssh-",
     ]
     .iter()
     .any(|p| name.starts_with(p))
