@@ -76,6 +76,11 @@ pub struct FlowEvent {
     pub proxied_src: Option<String>,
     /// The source is a --proxy: it relays a client's handshake.
     pub relayed: bool,
+    /// JA4 of the ClientHello (FoxIO's TLS client fingerprint); null for an
+    /// SSLv2-format or cut hello, or none seen.
+    pub ja4: Option<String>,
+    /// MD5 of the ClientHello's JA3 string (GREASE removed, as Wireshark).
+    pub ja3_hash: Option<String>,
 }
 
 impl FlowEvent {
@@ -139,6 +144,12 @@ impl FlowEvent {
                 .and_then(|p| p.proxied_src)
                 .map(|a| a.to_string()),
             relayed: false,
+            ja4: client
+                .and_then(|c| c.fingerprint.as_ref())
+                .map(|f| f.ja4().to_string()),
+            ja3_hash: client
+                .and_then(|c| c.fingerprint.as_ref())
+                .map(|f| f.ja3_hash()),
         }
     }
 
@@ -623,6 +634,8 @@ mod tests {
             connect_authority: None,
             proxied_src: None,
             relayed: false,
+            ja4: None,
+            ja3_hash: None,
         }
     }
 

@@ -182,6 +182,7 @@ mod tests {
                 sslv2_format: false,
                 duplicate_extension: false,
                 cut: false,
+                fingerprint: None,
             }),
             answer,
             certificate: None,

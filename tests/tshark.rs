@@ -375,3 +375,79 @@ fn tshark_agrees_on_server_certificates() {
     }
     assert!(compared >= 12, "compared only {compared} certificates");
 }
+
+/// JA3 (issue 15): for every ClientHello tshark decodes in the shipped
+/// captures, tlscensus' `ja3_hash` equals Wireshark's `tls.handshake.ja3`
+/// (the first hello of a flow: a HelloRetryRequest's second hello is not
+/// the flow's fingerprint).
+#[test]
+fn tshark_agrees_on_ja3() {
+    if !tshark_installed() {
+        return;
+    }
+    let mut compared = 0;
+    for path in capture_files(|n| {
+        (n.ends_with(".pcap") || n.ends_with(".pcapng"))
+            && !["truncated.pcap", "snaplen-96.pcap"].contains(&n)
+    }) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let servers = if is_preamble_capture(&path) {
+            "tcp.port==443,tls"
+        } else {
+            "tcp.port==40000-42999,tls"
+        };
+        let out = Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&path)
+            .args([
+                "-d",
+                servers,
+                "-d",
+                "tcp.port==8888,http",
+                "-d",
+                "tcp.port==8443,tls",
+            ])
+            .args(["-d", "tcp.port==8444,tls", "-d", "tcp.port==1081,socks"])
+            .args(["-Y", "tls.handshake.type == 1", "-T", "fields"])
+            .args(["-E", "separator=|", "-E", "occurrence=l"])
+            .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"])
+            .args(["-e", "tcp.dstport", "-e", "tls.handshake.ja3"])
+            .output()
+            .unwrap();
+        // Every hello of a key (port reuse gives several connections one key).
+        let mut theirs: BTreeMap<Key, Vec<String>> = BTreeMap::new();
+        for line in text(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            let [ip4, ip6, sport, dport, ja3] = f[..] else {
+                continue;
+            };
+            if ja3.is_empty() {
+                continue;
+            }
+            let key = (
+                innermost(ip4, ip6).to_string(),
+                sport.parse().unwrap_or(0),
+                dport.parse().unwrap_or(0),
+            );
+            theirs.entry(key).or_default().push(ja3.to_string());
+        }
+        for e in events(&[&path], &["--all"]) {
+            let Some(ours) = e["ja3_hash"].as_str() else {
+                continue;
+            };
+            let key = (
+                e["src_ip"].as_str().unwrap_or("").to_string(),
+                e["src_port"].as_u64().unwrap_or(0),
+                e["dst_port"].as_u64().unwrap_or(0),
+            );
+            if let Some(t) = theirs.get(&key) {
+                assert!(
+                    t.iter().any(|j| j == ours),
+                    "{name} {key:?}: {ours} not in {t:?}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 60, "compared only {compared} hellos");
+}

@@ -155,6 +155,7 @@ mod tests {
                 sslv2_format: false,
                 duplicate_extension: false,
                 cut: false,
+                fingerprint: None,
             }),
             answer: None,
             certificate: None,

@@ -14,6 +14,7 @@
 use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
 
 pub use super::error::{Malformed, TlsError};
+use super::fingerprint::fingerprint;
 use super::record::{
     CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
     HS_SERVER_HELLO, HandshakeReader, Item,
@@ -149,6 +150,7 @@ enum ServerHello {
 fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
     let (_, hello) = tls_parser::parse_tls_handshake_client_hello(body)
         .map_err(|_| TlsError::Malformed(Malformed::ClientHello))?;
+    let ciphers: Vec<u16> = hello.ciphers.iter().map(|c| c.0).collect();
     let mut facts = ClientFacts {
         hello_version: Version(hello.version.0),
         supported_versions: None,
@@ -156,6 +158,11 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
         sslv2_format: false,
         duplicate_extension: false,
         cut: false,
+        fingerprint: Some(fingerprint(
+            hello.version.0,
+            &ciphers,
+            hello.ext.unwrap_or(&[]),
+        )),
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     let mut exts = hello.ext.unwrap_or(&[]);
@@ -259,6 +266,7 @@ pub fn parse_cut_opening(buf: &[u8]) -> Option<Opening> {
             sslv2_format: false,
             duplicate_extension: false,
             cut: true,
+            fingerprint: None,
         })),
         [CT_HANDSHAKE, 3, minor, _, _, HS_SERVER_HELLO, ..] if minor <= 4 && buf.len() >= 11 => {
             Some(Opening::Answer(ServerAnswer::CutHello))
@@ -318,6 +326,7 @@ fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
         sslv2_format: true,
         duplicate_extension: false,
         cut: false,
+        fingerprint: None,
     }))
 }
 

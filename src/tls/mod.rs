@@ -8,6 +8,7 @@
 pub mod certificate;
 pub mod error;
 pub mod extract;
+pub mod fingerprint;
 pub mod record;
 pub mod session;
 pub mod summary;

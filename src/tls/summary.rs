@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::fingerprint::Fingerprint;
 use super::version::{Version, above_offer, client_max_version, is_below};
 use crate::preamble::Preamble;
 
@@ -49,6 +50,8 @@ pub struct ClientFacts {
     /// The capture cut the hello (snap length): only its own version field
     /// is known; what it offers beyond that is unknown.
     pub cut: bool,
+    /// JA4 and JA3 of the hello (not for SSLv2-format or cut hellos).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl ClientFacts {
@@ -268,6 +271,7 @@ mod tests {
             sslv2_format: false,
             duplicate_extension: false,
             cut: false,
+            fingerprint: None,
         }
     }
 
