@@ -62,7 +62,11 @@ pub(super) fn spawn(
         Arc::new(move |server, sni, t| shared.config.matcher().dns_at_hello(&dns, server, sni, t))
     };
     let limits = shared.config.table;
-    let sessions = TlsCtx::new(limits.stream.max_bytes).with_dns_lookup(lookup);
+    // Fingerprints cost about a microsecond a hello: computed when events
+    // report them.
+    let sessions = TlsCtx::new(limits.stream.max_bytes)
+        .with_dns_lookup(lookup)
+        .with_fingerprints(events.is_some());
     let table = FlowTable::new(limits, sessions).with_settled(settled);
     let worker = Worker {
         id,

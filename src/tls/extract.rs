@@ -14,7 +14,7 @@
 use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
 
 pub use super::error::{Malformed, TlsError};
-use super::fingerprint::fingerprint;
+use super::fingerprint::fingerprint as fingerprints;
 use super::record::{
     CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
     HS_SERVER_HELLO, HandshakeReader, Item,
@@ -65,12 +65,15 @@ impl OpeningReader {
     ///
     /// `max_message` bounds a handshake message: a longer declared length is
     /// `Malformed(HandshakeTooLarge)` at once rather than a wait that cannot
-    /// end. `scratch` joins a message split over records.
+    /// end. `scratch` joins a message split over records. `fingerprint`: a
+    /// ClientHello's JA4 and JA3 are computed (about a microsecond each
+    /// hello, so only when something reports them).
     pub fn read(
         &mut self,
         stream: &[u8],
         scratch: &mut Vec<u8>,
         max_message: usize,
+        fingerprint: bool,
     ) -> Result<Opening, TlsError> {
         if self.records.at_start() {
             let tls = stream.get(self.records.start()..).unwrap_or(&[]);
@@ -93,7 +96,9 @@ impl OpeningReader {
                     return Err(TlsError::Malformed(Malformed::HandshakeTooLarge));
                 }
                 Item::Message { kind, body } => match kind {
-                    HS_CLIENT_HELLO => return parse_client_hello(body).map(Opening::ClientHello),
+                    HS_CLIENT_HELLO => {
+                        return parse_client_hello(body, fingerprint).map(Opening::ClientHello);
+                    }
                     HS_SERVER_HELLO => match parse_server_hello(body)? {
                         ServerHello::Hello(version) => {
                             let retried = self.retry.is_some();
@@ -137,7 +142,7 @@ pub fn parse_opening(
     scratch: &mut Vec<u8>,
     max_message: usize,
 ) -> Result<Opening, TlsError> {
-    OpeningReader::default().read(buf, scratch, max_message)
+    OpeningReader::default().read(buf, scratch, max_message, true)
 }
 
 /// A ServerHello, or a HelloRetryRequest (a ServerHello with the special
@@ -147,10 +152,9 @@ enum ServerHello {
     Retry(Version),
 }
 
-fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
+fn parse_client_hello(body: &[u8], fingerprint: bool) -> Result<ClientFacts, TlsError> {
     let (_, hello) = tls_parser::parse_tls_handshake_client_hello(body)
         .map_err(|_| TlsError::Malformed(Malformed::ClientHello))?;
-    let ciphers: Vec<u16> = hello.ciphers.iter().map(|c| c.0).collect();
     let mut facts = ClientFacts {
         hello_version: Version(hello.version.0),
         supported_versions: None,
@@ -158,11 +162,10 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientFacts, TlsError> {
         sslv2_format: false,
         duplicate_extension: false,
         cut: false,
-        fingerprint: Some(fingerprint(
-            hello.version.0,
-            &ciphers,
-            hello.ext.unwrap_or(&[]),
-        )),
+        fingerprint: fingerprint.then(|| {
+            let ciphers: Vec<u16> = hello.ciphers.iter().map(|c| c.0).collect();
+            fingerprints(hello.version.0, &ciphers, hello.ext.unwrap_or(&[]))
+        }),
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     let mut exts = hello.ext.unwrap_or(&[]);

@@ -81,6 +81,8 @@ pub struct TlsCtx {
     max_message: usize,
     /// Asked when a ClientHello is read (see [`DnsAtHello`]).
     dns_lookup: Option<DnsLookup>,
+    /// Compute each ClientHello's JA4 and JA3 (something reports them).
+    fingerprints: bool,
     pub stats: SessionStats,
 }
 
@@ -92,8 +94,15 @@ impl TlsCtx {
             certificates: CertificateCache::default(),
             max_message,
             dns_lookup: None,
+            fingerprints: false,
             stats: SessionStats::default(),
         }
+    }
+
+    /// Computes each ClientHello's fingerprints (JA4, JA3) for the reports.
+    pub fn with_fingerprints(mut self, on: bool) -> Self {
+        self.fingerprints = on;
+        self
     }
 
     /// Asks `lookup` about the server when a flow's ClientHello is read, and
@@ -526,7 +535,7 @@ impl TlsSession {
 
     /// Reads direction `d`'s opening on from where its reader stands.
     fn read_status(&mut self, ctx: &mut TlsCtx, d: usize, bytes: &[u8]) -> DirStatus {
-        match self.readers[d].read(bytes, &mut ctx.scratch, ctx.max_message) {
+        match self.readers[d].read(bytes, &mut ctx.scratch, ctx.max_message, ctx.fingerprints) {
             Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
             Ok(Opening::Answer(a)) => DirStatus::Answer(a),
             Err(TlsError::NeedMore) => DirStatus::Pending,
