@@ -62,45 +62,42 @@ fn innermost<'a>(v4: &'a str, v6: &'a str) -> &'a str {
     v.rsplit(',').next().unwrap_or("")
 }
 
-fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
+/// tshark's `-d` (decode as) arguments for a shipped capture: the servers'
+/// ports as TLS, and the preamble captures' proxy and STARTTLS ports
+/// (make-preamble-captures.sh) Wireshark does not know by default (3128,
+/// 1080, 5432, 3306 and 1433 it dissects as HTTP, SOCKS, PostgreSQL, MySQL
+/// and TDS, each handing the TLS that follows to its TLS dissector).
+fn decode_as(file: &std::path::Path) -> Vec<&'static str> {
     let servers = if is_preamble_capture(file) {
         "tcp.port==443,tls"
     } else {
         "tcp.port==40000-42999,tls"
     };
+    let mut args = vec!["-d", servers];
+    for d in [
+        "tcp.port==8888,http",
+        "tcp.port==2501,smtp",
+        "tcp.port==2587,smtp",
+        "tcp.port==2502,imap",
+        "tcp.port==2503,pop",
+        "tcp.port==2504,ftp",
+        "tcp.port==8443,tls",
+        "tcp.port==8444,tls",
+        "tcp.port==1081,socks",
+        "tcp.port==2389,ldap",
+        "tcp.port==2522,xmpp",
+    ] {
+        args.extend(["-d", d]);
+    }
+    args
+}
+
+fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
     let out = Command::new("tshark")
         .args(["-n", "-r"])
         .arg(file)
+        .args(decode_as(file))
         .args([
-            "-d",
-            servers,
-            // The preamble captures (make-preamble-captures.sh): a proxy and
-            // STARTTLS servers on ports Wireshark does not know by default
-            // (3128, 1080, 5432 and 3306 it dissects as HTTP, SOCKS,
-            // PostgreSQL and MySQL, each handing the TLS that follows to
-            // its TLS dissector).
-            "-d",
-            "tcp.port==8888,http",
-            "-d",
-            "tcp.port==2501,smtp",
-            "-d",
-            "tcp.port==2587,smtp",
-            "-d",
-            "tcp.port==2502,imap",
-            "-d",
-            "tcp.port==2503,pop",
-            "-d",
-            "tcp.port==2504,ftp",
-            "-d",
-            "tcp.port==8443,tls",
-            "-d",
-            "tcp.port==8444,tls",
-            "-d",
-            "tcp.port==1081,socks",
-            "-d",
-            "tcp.port==2389,ldap",
-            "-d",
-            "tcp.port==2522,xmpp",
             "-Y",
             "tls.handshake.type == 1 || tls.handshake.type == 2 || tls.alert_message",
             "-T",
@@ -391,23 +388,10 @@ fn tshark_agrees_on_ja3() {
             && !["truncated.pcap", "snaplen-96.pcap"].contains(&n)
     }) {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let servers = if is_preamble_capture(&path) {
-            "tcp.port==443,tls"
-        } else {
-            "tcp.port==40000-42999,tls"
-        };
         let out = Command::new("tshark")
             .args(["-n", "-r"])
             .arg(&path)
-            .args([
-                "-d",
-                servers,
-                "-d",
-                "tcp.port==8888,http",
-                "-d",
-                "tcp.port==8443,tls",
-            ])
-            .args(["-d", "tcp.port==8444,tls", "-d", "tcp.port==1081,socks"])
+            .args(decode_as(&path))
             .args(["-Y", "tls.handshake.type == 1", "-T", "fields"])
             .args(["-E", "separator=|", "-E", "occurrence=l"])
             .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"])
