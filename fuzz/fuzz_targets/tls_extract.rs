@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let mut end = 0;
     let grown = loop {
         end = (end + step).min(data.len());
-        let r = reader.read(&data[..end], &mut scratch, 16384);
+        let r = reader.read(&data[..end], &mut scratch, 16384, true);
         let waiting = matches!(r, Err(TlsError::NeedMore | TlsError::AfterRetry(_)));
         if !waiting || end == data.len() {
             break r;
