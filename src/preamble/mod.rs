@@ -94,8 +94,10 @@ impl Kind {
         matches!(self, Kind::HttpConnect | Kind::Socks)
     }
 
+    /// Position in [`Kind::ALL`] (the declaration order; a metrics test
+    /// checks they agree).
     pub fn index(self) -> usize {
-        Kind::ALL.iter().position(|k| *k == self).unwrap_or(0)
+        self as usize
     }
 }
 

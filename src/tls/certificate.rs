@@ -209,6 +209,7 @@ fn names_of(der: &[u8]) -> Option<ServerCertificate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::craft::{hs, record};
 
     /// A self-signed certificate made by `openssl req -x509` (see
     /// tests/data/tls/README.md): CN `*.blob.core.windows.net`, SANs
@@ -235,20 +236,6 @@ mod tests {
     ) -> Result<Option<Arc<ServerCertificate>>, TlsError> {
         let mut records = after_server_hello(flight, scratch, MAX)?;
         cache.read(&mut records, flight, scratch, MAX)
-    }
-
-    fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![ct, 3, 3];
-        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
-
-    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
-        let n = body.len();
-        let mut v = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-        v.extend_from_slice(body);
-        v
     }
 
     fn u24(n: usize) -> [u8; 3] {
@@ -327,8 +314,8 @@ mod tests {
         assert_eq!(names(&first), blob_names());
         assert_eq!(read(&mut cache, RESUMED_FLIGHT, &mut scratch), Ok(None));
         // A broken leaf is remembered as broken.
-        let mut flight = record(22, &hs(2, &SERVER_HELLO));
-        flight.extend(record(22, &certificate_msg(&[b"not DER at all"])));
+        let mut flight = record(22, 0x0303, &hs(2, &SERVER_HELLO));
+        flight.extend(record(22, 0x0303, &certificate_msg(&[b"not DER at all"])));
         let bad = Err(TlsError::Malformed(Malformed::Certificate));
         assert_eq!(read(&mut cache, &flight, &mut scratch), bad);
         assert_eq!(read(&mut cache, &flight, &mut scratch), bad);
@@ -336,8 +323,8 @@ mod tests {
         // replaced entry is parsed again correctly.
         for i in 0..CertificateCache::CAPACITY as u32 + 10 {
             let junk = i.to_be_bytes();
-            let mut f = record(22, &hs(2, &SERVER_HELLO));
-            f.extend(record(22, &certificate_msg(&[&junk])));
+            let mut f = record(22, 0x0303, &hs(2, &SERVER_HELLO));
+            f.extend(record(22, 0x0303, &certificate_msg(&[&junk])));
             let _ = read(&mut cache, &f, &mut scratch);
         }
         assert_eq!(cache.map.len(), CertificateCache::CAPACITY);
@@ -357,8 +344,8 @@ mod tests {
     fn certificate_only_the_leaf_is_needed() {
         let intermediate = vec![0x30; 9000];
         let msg = certificate_msg(&[BLOB_CERT, &intermediate]);
-        let mut bytes = record(22, &hs(2, &SERVER_HELLO));
-        bytes.extend(record(22, &msg[..BLOB_CERT.len() + 10]));
+        let mut bytes = record(22, 0x0303, &hs(2, &SERVER_HELLO));
+        bytes.extend(record(22, 0x0303, &msg[..BLOB_CERT.len() + 10]));
         assert_eq!(
             parse(&bytes).map(|c| c.as_ref().map(names)),
             Ok(Some(blob_names()))
@@ -371,8 +358,8 @@ mod tests {
         let mut flight = hs(2, &SERVER_HELLO);
         flight.extend(&msg);
         for split in 1..flight.len() {
-            let mut bytes = record(22, &flight[..split]);
-            bytes.extend(record(22, &flight[split..]));
+            let mut bytes = record(22, 0x0303, &flight[..split]);
+            bytes.extend(record(22, 0x0303, &flight[split..]));
             assert_eq!(
                 parse(&bytes).map(|c| c.as_ref().map(names)),
                 Ok(Some(blob_names())),
@@ -383,28 +370,28 @@ mod tests {
 
     #[test]
     fn certificate_absent_after_hello() {
-        let hello = record(22, &hs(2, &SERVER_HELLO));
+        let hello = record(22, 0x0303, &hs(2, &SERVER_HELLO));
         assert_eq!(parse(&hello), Err(TlsError::NeedMore));
         // Anonymous suite: ServerKeyExchange follows the hello.
         let mut anon = hello.clone();
-        anon.extend(record(22, &hs(12, &[0; 8])));
+        anon.extend(record(22, 0x0303, &hs(12, &[0; 8])));
         assert_eq!(parse(&anon), Ok(None));
         // An empty certificate list.
         let mut empty = hello.clone();
-        empty.extend(record(22, &certificate_msg(&[])));
+        empty.extend(record(22, 0x0303, &certificate_msg(&[])));
         assert_eq!(parse(&empty), Ok(None));
         // An alert after the hello.
         let mut alert = hello;
-        alert.extend(record(21, &[2, 40]));
+        alert.extend(record(21, 0x0303, &[2, 40]));
         assert_eq!(parse(&alert), Ok(None));
     }
 
     #[test]
     fn certificate_malformed() {
-        let hello = record(22, &hs(2, &SERVER_HELLO));
+        let hello = record(22, 0x0303, &hs(2, &SERVER_HELLO));
         let with = |msg: Vec<u8>| {
             let mut b = hello.clone();
-            b.extend(record(22, &msg));
+            b.extend(record(22, 0x0303, &msg));
             parse(&b)
         };
         let bad = Err(TlsError::Malformed(Malformed::Certificate));
@@ -434,7 +421,7 @@ mod tests {
         assert_eq!(parse(&b), Err(TlsError::Malformed(Malformed::RecordHeader)));
         // Something other than a hello first.
         assert_eq!(
-            parse(&record(22, &certificate_msg(&[BLOB_CERT]))),
+            parse(&record(22, 0x0303, &certificate_msg(&[BLOB_CERT]))),
             Err(TlsError::Malformed(Malformed::UnexpectedMessage))
         );
     }
@@ -442,8 +429,8 @@ mod tests {
     #[test]
     fn certificate_garbage_never_panics() {
         let mut seed = 0x9e37_79b9u32;
-        let mut flight = record(22, &hs(2, &SERVER_HELLO));
-        flight.extend(record(22, &certificate_msg(&[BLOB_CERT])));
+        let mut flight = record(22, 0x0303, &hs(2, &SERVER_HELLO));
+        flight.extend(record(22, 0x0303, &certificate_msg(&[BLOB_CERT])));
         for round in 0..2000 {
             let mut v = flight.clone();
             for _ in 0..1 + round % 8 {

@@ -351,34 +351,12 @@ fn parse_sslv2_server_hello(rest: &[u8], len: usize) -> Result<Opening, TlsError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::craft::{ext, hs, record};
 
     const MAX: usize = 16384;
 
     fn parse(b: &[u8]) -> Result<Opening, TlsError> {
         parse_opening(b, &mut Vec::new(), MAX)
-    }
-
-    /// Builds a handshake message with the 4-byte header.
-    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
-        let n = body.len();
-        let mut v = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-        v.extend_from_slice(body);
-        v
-    }
-
-    fn record(ct: u8, version: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![ct];
-        v.extend_from_slice(&version.to_be_bytes());
-        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
-
-    fn ext(t: u16, data: &[u8]) -> Vec<u8> {
-        let mut v = t.to_be_bytes().to_vec();
-        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        v.extend_from_slice(data);
-        v
     }
 
     fn client_hello_body(version: u16, exts: &[Vec<u8>]) -> Vec<u8> {

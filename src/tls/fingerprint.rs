@@ -19,6 +19,8 @@
 //! extension ends the walk with what was read.
 
 use md5::{Digest, Md5};
+
+use super::version::is_grease;
 use ring::digest::{SHA256, digest};
 
 /// The fingerprints of one ClientHello.
@@ -36,7 +38,9 @@ impl Fingerprint {
 
     /// The JA3 hash (MD5 of the JA3 string), 32 hex digits.
     pub fn ja3_hash(&self) -> String {
-        hex(&self.ja3_md5)
+        let mut h = [0u8; 32];
+        hex_into(&self.ja3_md5, &mut h);
+        String::from_utf8_lossy(&h).into_owned()
     }
 }
 
@@ -47,19 +51,7 @@ const EXT_SIGNATURE_ALGORITHMS: u16 = 13;
 const EXT_ALPN: u16 = 16;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
 
-fn is_grease(v: u16) -> bool {
-    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
-}
-
-fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(char::from(DIGITS[usize::from(x >> 4)]));
-        s.push(char::from(DIGITS[usize::from(x & 0x0f)]));
-    }
-    s
-}
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Big-endian u16 values of `b` (an odd last byte is ignored).
 fn u16s(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
@@ -77,8 +69,8 @@ fn sha12(s: &[u8], out: &mut [u8]) {
     hex_into(&d.as_ref()[..6], out);
 }
 
+/// `b` as lowercase hex into `out` (two digits a byte).
 fn hex_into(b: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (x, o) in b.iter().zip(out.chunks_exact_mut(2)) {
         o[0] = DIGITS[usize::from(x >> 4)];
         o[1] = DIGITS[usize::from(x & 0x0f)];
@@ -147,9 +139,8 @@ fn alpn_code(first: Option<&[u8]>) -> [u8; 2] {
     if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
         return [a, z];
     }
-    let h = hex(&[a, z]);
-    let h = h.as_bytes();
-    [h[0], h[3]]
+    // The hex rule: the first byte's high digit, the last byte's low digit.
+    [DIGITS[usize::from(a >> 4)], DIGITS[usize::from(z & 0x0f)]]
 }
 
 fn count(n: usize) -> [u8; 2] {
@@ -244,13 +235,7 @@ pub fn fingerprint(hello_version: u16, ciphers: &[u16], extensions: &[u8]) -> Fi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ext(t: u16, data: &[u8]) -> Vec<u8> {
-        let mut v = t.to_be_bytes().to_vec();
-        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        v.extend_from_slice(data);
-        v
-    }
+    use crate::tls::craft::ext;
 
     fn alpn(names: &[&[u8]]) -> Vec<u8> {
         let mut list = Vec::new();
@@ -306,34 +291,28 @@ mod tests {
                     sig.iter().for_each(|s| d.extend(s.to_be_bytes()));
                     d
                 }
-                0x0010 => vec![0, 3, 2, b'h', b'2'],
                 0x002b => vec![2, 3, 4],
                 _ => vec![],
             };
-            block.extend(ext(e, &data));
+            block.extend(match e {
+                0x0010 => alpn(&[b"h2", b"http/1.1"]),
+                _ => ext(e, &data),
+            });
         }
         let f = fingerprint(0x0303, &[0x1301, 0x1302], &block);
         assert_eq!(&f.ja4()[..10], "t13d0216h2");
         assert_eq!(&f.ja4()[24..], "e5627efa2ab1");
-        // Without signature algorithms the list alone is hashed.
+        // Without signature algorithms (an empty list) the extension list
+        // alone is hashed: FoxIO's 6d807ffa2a79.
         let no_sig: Vec<u8> = exts
             .iter()
-            .filter(|e| **e != 0x000d)
-            .flat_map(|e| ext(*e, &[]))
+            .flat_map(|e| match *e {
+                0x000d => ext(*e, &[0, 0]),
+                _ => ext(*e, &[]),
+            })
             .collect();
-        // (0x000d is in FoxIO's list; drop it from the expected string too.)
         let f = fingerprint(0x0303, &[], &no_sig);
-        let mut list: Vec<u16> = exts
-            .iter()
-            .copied()
-            .filter(|e| ![0, 0x10, 0x0d].contains(e))
-            .collect();
-        list.sort();
-        let mut want = [0u8; 12];
-        let mut text = Vec::new();
-        hex_list(&list, &mut text);
-        sha12(&text, &mut want);
-        assert_eq!(&f.ja4().as_bytes()[24..], &want);
+        assert_eq!(&f.ja4()[24..], "6d807ffa2a79");
         assert_eq!(&f.ja4()[11..23], "000000000000");
     }
 
@@ -371,10 +350,9 @@ mod tests {
         block.extend(ext(EXT_POINT_FORMATS, &[1, 0]));
         block.extend(ext(0x1a1a, &[]));
         let f = fingerprint(0x0303, &[0x002f, 0x0a0a, 0x0035], &block);
-        let want = hex(&Md5::digest(b"771,47-53,0-10-11,29-23,0"));
-        assert_eq!(f.ja3_hash(), want);
-        // A broken extension ends the walk without a panic.
-        let _ = fingerprint(0x0303, &[1], &[0, 1, 0xff, 0xff, 1]);
-        let _ = alpn(&[b"h2"]);
+        assert_eq!(f.ja3_hash(), "780f051449fc49c0047fdecbdb1b53c8");
+        // A broken extension ends the walk with what was read: nothing.
+        let f = fingerprint(0x0303, &[1], &[0, 1, 0xff, 0xff, 1]);
+        assert_eq!(&f.ja4()[..10], "t12i010000");
     }
 }

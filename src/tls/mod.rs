@@ -6,6 +6,8 @@
 //! that leave a worker ([`summary`]).
 
 pub mod certificate;
+#[cfg(test)]
+mod craft;
 pub mod error;
 pub mod extract;
 pub mod fingerprint;

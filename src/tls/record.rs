@@ -262,20 +262,7 @@ pub fn check_header_prefix(h: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![ct, 3, 3];
-        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
-
-    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
-        let n = body.len();
-        let mut v = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-        v.extend_from_slice(body);
-        v
-    }
+    use crate::tls::craft::{hs, record};
 
     /// Reads every item of `stream`, feeding it in prefixes ending at
     /// `cuts` (and then whole), as a growing stream start does.
@@ -300,10 +287,10 @@ mod tests {
         let a = hs(2, &[1; 70]);
         let b = hs(11, &[2; 300]);
         let c = hs(14, &[]);
-        let mut flight = record(22, &[a.clone(), b[..10].to_vec()].concat());
-        flight.extend(record(22, &b[10..200]));
-        flight.extend(record(22, &[b[200..].to_vec(), c.clone()].concat()));
-        flight.extend(record(20, &[1]));
+        let mut flight = record(22, 0x0303, &[a.clone(), b[..10].to_vec()].concat());
+        flight.extend(record(22, 0x0303, &b[10..200]));
+        flight.extend(record(22, 0x0303, &[b[200..].to_vec(), c.clone()].concat()));
+        flight.extend(record(20, 0x0303, &[1]));
         let want = vec![
             (2, vec![1; 70]),
             (11, vec![2; 300]),
@@ -322,9 +309,9 @@ mod tests {
     #[test]
     fn record_partial_message_shows_its_head() {
         let b = hs(11, &[5; 100]);
-        let mut s = record(22, &b[..40]);
-        s.extend(record(22, &b[40..60]));
-        s.extend(&record(22, &b[60..])[..10]);
+        let mut s = record(22, 0x0303, &b[..40]);
+        s.extend(record(22, 0x0303, &b[40..60]));
+        s.extend(&record(22, 0x0303, &b[60..])[..10]);
         let mut r = HandshakeReader::default();
         let mut scratch = Vec::new();
         assert_eq!(
@@ -357,18 +344,21 @@ mod tests {
         assert_eq!(first(b"GET / HTTP/1.1"), Err(TlsError::NotTls));
         assert_eq!(first(&[22, 3]), Ok("need more"));
         assert_eq!(first(&[22, 3, 9]), Err(TlsError::NotTls));
-        assert_eq!(first(&record(23, &[1, 2])[..6]), Err(TlsError::MidStream));
         assert_eq!(
-            first(&record(22, &[])),
+            first(&record(23, 0x0303, &[1, 2])[..6]),
+            Err(TlsError::MidStream)
+        );
+        assert_eq!(
+            first(&record(22, 0x0303, &[])),
             Err(TlsError::Malformed(Malformed::RecordHeader))
         );
         // An alert inside a message that spans records.
-        let mut s = record(22, &hs(1, &[0; 10])[..6]);
-        s.extend(record(21, &[2, 40]));
+        let mut s = record(22, 0x0303, &hs(1, &[0; 10])[..6]);
+        s.extend(record(21, 0x0303, &[2, 40]));
         assert_eq!(first(&s), Err(TlsError::Malformed(Malformed::Alert)));
         let mut scratch = Vec::new();
         // Garbage after a first good record is malformed, not "not TLS".
-        let mut s = record(22, &hs(2, &[0; 4]));
+        let mut s = record(22, 0x0303, &hs(2, &[0; 4]));
         s.extend(b"garbage");
         let mut r = HandshakeReader::default();
         assert!(matches!(

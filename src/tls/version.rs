@@ -12,6 +12,13 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version(pub u16);
 
+/// GREASE values (RFC 8701) of any 16-bit registry (versions, cipher
+/// suites, extensions, groups, signature algorithms): `0x?a?a` with both
+/// bytes equal.
+pub fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
 impl Version {
     pub const SSL2: Version = Version(0x0002);
     pub const SSL3: Version = Version(0x0300);
@@ -22,7 +29,7 @@ impl Version {
 
     /// GREASE values (RFC 8701): `0x?a?a` with both bytes equal.
     pub fn is_grease(self) -> bool {
-        self.0 & 0x0f0f == 0x0a0a && (self.0 >> 8) == (self.0 & 0xff)
+        is_grease(self.0)
     }
 
     /// TLS 1.3 draft versions (`0x7f00 | draft`) and the final value map to TLS 1.3;
