@@ -430,12 +430,56 @@ impl<S: Session> FlowTable<S> {
     }
 }
 
+/// Flows and segments for the unit tests of the table and of the sessions it
+/// drives.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::{SegmentIn, TableLimits};
+    use crate::decode::l4::TcpFlags;
+    use crate::flow::{Direction, Endpoint, FlowKey, StreamLimits};
+
+    /// A minute's idle timeout, 32 waiting segments, 1 MiB buffered.
+    pub fn limits(max_flows: usize, max_bytes: usize) -> TableLimits {
+        TableLimits {
+            max_flows,
+            idle_timeout_ns: 60_000_000_000,
+            stream: StreamLimits {
+                max_bytes,
+                max_pending: 32,
+            },
+            max_buffer_bytes: 1 << 20,
+        }
+    }
+
+    /// Client 10.0.0.n:40000 to 192.0.2.1:443.
+    pub fn key(n: u32) -> FlowKey {
+        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | n)), 40000);
+        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 443);
+        FlowKey::new(client, server).0
+    }
+
+    /// A low-to-high segment at sequence number 1000.
+    pub fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
+        SegmentIn {
+            cut: false,
+            dispatch_hash: key.dispatch_hash(),
+            ts,
+            key,
+            dir: Direction::LoToHi,
+            seq: 1000,
+            flags: TcpFlags(flags),
+            payload,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::{key, seg};
     use super::*;
     use crate::decode::l4::{ACK, RST, SYN};
-    use crate::flow::Endpoint;
-    use std::net::{IpAddr, Ipv4Addr};
 
     /// A session that reads lines, to test the table alone: a direction is
     /// done at its first newline, and the flow settles with that line.
@@ -513,38 +557,11 @@ mod tests {
     }
 
     fn limits(max_flows: usize) -> TableLimits {
-        TableLimits {
-            max_flows,
-            idle_timeout_ns: 60_000_000_000,
-            stream: StreamLimits {
-                max_bytes: 64,
-                max_pending: 32,
-            },
-            max_buffer_bytes: 1 << 20,
-        }
+        testing::limits(max_flows, 64)
     }
 
     fn table(limits: TableLimits) -> FlowTable<LineSession> {
         FlowTable::new(limits, LineCtx::default())
-    }
-
-    fn key(n: u32) -> FlowKey {
-        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | n)), 40000);
-        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 443);
-        FlowKey::new(client, server).0
-    }
-
-    fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
-        SegmentIn {
-            cut: false,
-            dispatch_hash: key.dispatch_hash(),
-            ts,
-            key,
-            dir: Direction::LoToHi,
-            seq: 1000,
-            flags: TcpFlags(flags),
-            payload,
-        }
     }
 
     #[test]

@@ -669,39 +669,12 @@ fn certificate_in_clear(v: Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::l4::{ACK, RST, TcpFlags};
-    use crate::flow::{Endpoint, SegmentIn, StreamLimits};
-    use std::net::{IpAddr, Ipv4Addr};
+    use crate::decode::l4::{ACK, RST};
+    use crate::flow::SegmentIn;
+    use crate::flow::table::testing::{key, seg};
 
     fn limits(max_flows: usize) -> TableLimits {
-        TableLimits {
-            max_flows,
-            idle_timeout_ns: 60_000_000_000,
-            stream: StreamLimits {
-                max_bytes: 16384,
-                max_pending: 32,
-            },
-            max_buffer_bytes: 1 << 20,
-        }
-    }
-
-    fn key(n: u32) -> FlowKey {
-        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | n)), 40000);
-        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 443);
-        FlowKey::new(client, server).0
-    }
-
-    fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
-        SegmentIn {
-            cut: false,
-            dispatch_hash: key.dispatch_hash(),
-            ts,
-            key,
-            dir: Direction::LoToHi,
-            seq: 1000,
-            flags: TcpFlags(flags),
-            payload,
-        }
+        crate::flow::table::testing::limits(max_flows, 16384)
     }
 
     /// A ClientHello (TLS 1.2, no extensions or one server_name).
