@@ -142,6 +142,28 @@ curl_via() { # host-index proxy-url url [curl options]
   timeout 10 ip netns exec "${nsp}h$i" curl -sk -o /dev/null --proxy "$proxy" "$url" "$@" || true
 }
 
+# python_tunnel INDEX PROXY_PORT [USER:PASS]: Python's http.client on host
+# INDEX through the HTTP proxy on $SERVER (set_tunnel: a CONNECT, with
+# Proxy-Authorization when credentials are given), TLS 1.2 to modern12.
+python_tunnel() {
+  in_host "$1" timeout 10 "$PY" - "$SERVER" "$2" "${3:-}" <<'PY' || true
+import base64, http.client, ssl, sys
+proxy, port, cred = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+headers = {"Proxy-Authorization": "Basic " + base64.b64encode(cred.encode()).decode()} if cred else None
+c = http.client.HTTPSConnection(proxy, port, context=ctx, timeout=5)
+c.set_tunnel("modern12.blob.core.windows.net", 443, headers=headers)
+try:
+    c.request("GET", "/")
+    c.getresponse()
+except Exception:
+    pass
+PY
+}
+
 # write_get_java: a Java 17 HTTPS client (trusts any certificate, answers a
 # 407 with u:p) through an HTTP proxy at ARG0:3128.
 write_get_java() {
@@ -182,20 +204,7 @@ scenario_squid() {
   curl_via 2 "http://$SERVER:3128" https://modern13.blob.core.windows.net/
   done_capture
   capture squid-connect-python-tls12
-  in_host 3 timeout 10 "$PY" - "$SERVER" <<'PY' || true
-import http.client, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-c = http.client.HTTPSConnection(sys.argv[1], 3128, context=ctx, timeout=5)
-c.set_tunnel("modern12.blob.core.windows.net", 443)
-try:
-    c.request("GET", "/")
-    c.getresponse()
-except Exception:
-    pass
-PY
+  python_tunnel 3 3128
   done_capture
   stop_proxy
   stop_origin
@@ -237,21 +246,7 @@ scenario_tinyproxy() {
   # Proxy authentication: Python sends Proxy-Authorization with its CONNECT.
   start_tinyproxy auth
   capture tinyproxy-auth-python-tls12
-  in_host 1 timeout 10 "$PY" - "$SERVER" <<'PY' || true
-import base64, http.client, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-c = http.client.HTTPSConnection(sys.argv[1], 8888, context=ctx, timeout=5)
-c.set_tunnel("modern12.blob.core.windows.net", 443,
-             headers={"Proxy-Authorization": "Basic " + base64.b64encode(b"u:p").decode()})
-try:
-    c.request("GET", "/")
-    c.getresponse()
-except Exception:
-    pass
-PY
+  python_tunnel 1 8888 u:p
   done_capture
   stop_proxy
   start_tinyproxy
