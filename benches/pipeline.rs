@@ -143,7 +143,7 @@ fn benches(c: &mut Criterion) {
     });
     let mut cache = CertificateCache::default();
     let mut opening = OpeningReader::default();
-    let _ = opening.read(flight, &mut scratch, 16384, false);
+    let _ = opening.read(flight, &mut scratch, 16384, None);
     g.bench_function("server_certificate_cached", |b| {
         b.iter(|| {
             let mut after_hello = opening.records;

@@ -32,6 +32,15 @@ pub enum Format {
     Csv,
 }
 
+/// What the inventory report is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// One row per client host.
+    Host,
+    /// One row per client fingerprint (JA4): which software, on which hosts.
+    Fingerprint,
+}
+
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// Capture files (.pcap or .pcapng) or directories; a directory's capture files are read in name order.
@@ -41,6 +50,10 @@ pub struct ReadArgs {
     /// Inventory output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Group the inventory by client host, or by client fingerprint (which software is legacy, and where).
+    #[arg(long, value_enum, default_value_t = By::Host)]
+    pub by: By,
 
     /// Write the Prometheus metrics (text format) to FILE at the end (atomically, for node_exporter's textfile collector).
     #[arg(long, value_name = "FILE")]
@@ -118,6 +131,14 @@ pub struct CensusArgs {
     #[arg(long)]
     pub all: bool,
 
+    /// A client-label catalogue that extends the built-in one (repeatable; later files win): CSV with a header `ja4,label[,made_by]`, or FoxIO's mapping layout `Application,Library,Device,OS,ja4,...`.
+    #[arg(long = "fingerprints", value_name = "FILE")]
+    pub fingerprint_files: Vec<PathBuf>,
+
+    /// Also write each ClientHello's raw fingerprint strings in events (ja4_r: the sorted lists JA4 hashes; ja3: the JA3 string). Held while a flow waits for its answer, at most 4 MiB per worker (beyond, counted as bound="raw_fingerprints" and left out).
+    #[arg(long)]
+    pub raw_fingerprints: bool,
+
     /// Target server-name pattern (repeatable; replaces the Azure Blob Storage defaults). A leading '*.' matches one or more labels.
     #[arg(long = "target", value_name = "PATTERN")]
     pub targets: Vec<String>,
@@ -149,6 +170,22 @@ pub struct CensusArgs {
     /// Keep a DNS answer at most this long, whatever TTL it claims (junk answers must not pin passive DNS).
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     pub max_dns_ttl: u32,
+
+    /// Sources of passive host names, best first (comma-separated; leave one out to ignore it): dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr.
+    #[arg(
+        long,
+        default_value = "dhcp,dhcpv6,kerberos,dns_ptr,nbns,mdns,llmnr",
+        value_name = "LIST"
+    )]
+    pub name_sources: String,
+
+    /// A host name from a source without a lease (all but DHCP) stays valid this long after it was last seen.
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub name_max_age: u64,
+
+    /// Most addresses passive host names holds (each with up to 4 names).
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    pub max_host_names: usize,
 
     /// Versions below this are legacy (SSLv3, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3).
     #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]

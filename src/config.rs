@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::capture::live::{LiveOptions, default_bpf};
-use crate::cli::{CensusArgs, Format, LiveArgs, ReadArgs};
+use crate::cli::{By, CensusArgs, Format, LiveArgs, ReadArgs};
 use crate::decode::{TunnelPorts, tunnel};
 use crate::error::SetupError;
 use crate::flow::{StreamLimits, TableLimits};
+use crate::hosts::labels::Labels;
+use crate::hosts::names::{NameSettings, NameSource};
 use crate::target::prefixes::{self, PrefixSet};
 use crate::target::{Matcher, TargetSet};
 use crate::tls::Version;
@@ -28,6 +30,12 @@ pub struct Config {
     pub dns_grace_secs: u64,
     pub max_dns_ttl_secs: u32,
     pub all: bool,
+    /// Keep each hello's JA4_r and JA3 strings for the events.
+    pub raw_fingerprints: bool,
+    /// Client labels by JA4 (built-in catalogue and --fingerprints files).
+    pub labels: Arc<Labels>,
+    /// Passive host names: sources in priority order, age, bound.
+    pub names: NameSettings,
     pub min_version: Version,
     pub workers: usize,
     /// Limits of one worker's flow table (its share of the totals).
@@ -60,6 +68,7 @@ pub struct ReadConfig {
     pub census: Config,
     pub inputs: Vec<PathBuf>,
     pub format: Format,
+    pub by: By,
     pub metrics_file: Option<PathBuf>,
     pub fail_on_legacy: bool,
     pub progress: bool,
@@ -173,6 +182,12 @@ impl Config {
             dns_grace_secs: a.dns_grace,
             max_dns_ttl_secs: a.max_dns_ttl,
             all: a.all,
+            raw_fingerprints: a.raw_fingerprints,
+            names: name_settings(a)?,
+            labels: Arc::new(
+                Labels::load(&a.fingerprint_files)
+                    .map_err(|e| bad(format!("--fingerprints {e}")))?,
+            ),
             min_version,
             workers,
             table,
@@ -188,12 +203,48 @@ impl Config {
     }
 }
 
+/// `--name-sources`, `--name-max-age`, `--max-host-names`.
+fn name_settings(a: &CensusArgs) -> Result<NameSettings, SetupError> {
+    let bad = |m: String| SetupError::Config(m);
+    let mut sources = Vec::new();
+    for s in a
+        .name_sources
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let src = NameSource::parse(s).ok_or_else(|| {
+            bad(format!(
+                "--name-sources: {s:?} is not one of dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr"
+            ))
+        })?;
+        if sources.contains(&src) {
+            return Err(bad(format!("--name-sources: {s} given twice")));
+        }
+        sources.push(src);
+    }
+    if a.name_max_age == 0 || a.name_max_age > 365 * 86_400 {
+        return Err(bad(
+            "--name-max-age must be between 1 second and 365 days".into()
+        ));
+    }
+    if a.max_host_names == 0 {
+        return Err(bad("--max-host-names must be at least 1".into()));
+    }
+    Ok(NameSettings {
+        sources,
+        max_age_ns: a.name_max_age * 1_000_000_000,
+        max_addresses: a.max_host_names,
+    })
+}
+
 impl ReadConfig {
     pub fn from_args(a: &ReadArgs, stderr_is_tty: bool) -> Result<ReadConfig, SetupError> {
         Ok(ReadConfig {
             census: Config::from_args(&a.census)?,
             inputs: a.inputs.clone(),
             format: a.format,
+            by: a.by,
             metrics_file: a.metrics_file.clone(),
             fail_on_legacy: a.fail_on_legacy,
             progress: stderr_is_tty && !a.no_progress,

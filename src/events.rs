@@ -22,6 +22,7 @@ use prometheus::IntCounter;
 use serde::Serialize;
 
 use crate::error::SetupError;
+use crate::hosts::Who;
 pub use crate::metrics::EventDrop;
 use crate::metrics::Metrics;
 use crate::preamble::Kind as PreambleKind;
@@ -76,11 +77,27 @@ pub struct FlowEvent {
     pub proxied_src: Option<String>,
     /// The source is a --proxy: it relays a client's handshake.
     pub relayed: bool,
-    /// JA4 of the ClientHello (FoxIO's TLS client fingerprint); null for an
-    /// SSLv2-format or cut hello, or none seen.
+    /// JA4 of the ClientHello (FoxIO's TLS client fingerprint); null for a
+    /// cut hello, or none seen.
     pub ja4: Option<String>,
     /// MD5 of the ClientHello's JA3 string (GREASE removed, as Wireshark).
     pub ja3_hash: Option<String>,
+    /// The software the client-label catalogue names for the JA4; null
+    /// when the catalogue does not know it.
+    pub client_label: Option<String>,
+    /// The source's name from passive host names (DHCP, NBNS, mDNS...) as
+    /// known when the flow was reported; null when none.
+    pub src_name: Option<String>,
+    /// Where src_name came from: dhcp, dhcpv6, kerberos, dns_ptr, nbns,
+    /// mdns, llmnr.
+    pub src_name_source: Option<&'static str>,
+    /// With --raw-fingerprints: JA4_r (the sorted cipher and extension
+    /// lists and the signature algorithms JA4 hashes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4_r: Option<String>,
+    /// With --raw-fingerprints: the JA3 string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
 }
 
 impl FlowEvent {
@@ -88,6 +105,7 @@ impl FlowEvent {
         s: &HandshakeSummary,
         legacy: bool,
         matched: Option<(Match, Option<Arc<str>>)>,
+        who: Who<'_>,
     ) -> FlowEvent {
         let (how, name) = match matched {
             Some((how, name)) => (Some(how), name),
@@ -95,6 +113,8 @@ impl FlowEvent {
         };
         let ts = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(s.ts_ns);
         let client = s.client.as_ref();
+        let raw = client.and_then(|c| c.raw_fingerprint.as_deref());
+        let src_name = who.name(s.client_ip, s.ts_ns);
         FlowEvent {
             ts: humantime::format_rfc3339_micros(ts).to_string(),
             src_ip: s.client_ip,
@@ -149,7 +169,15 @@ impl FlowEvent {
                 .map(|f| f.ja4().to_string()),
             ja3_hash: client
                 .and_then(|c| c.fingerprint.as_ref())
-                .map(|f| f.ja3_hash()),
+                .and_then(|f| f.ja3_hash()),
+            client_label: client
+                .and_then(|c| c.fingerprint.as_ref())
+                .and_then(|f| who.label(f.ja4()))
+                .map(|l| l.to_string()),
+            src_name: src_name.as_ref().map(|n| n.0.to_string()),
+            src_name_source: src_name.map(|n| n.1.as_str()),
+            ja4_r: raw.map(|r| r.ja4_r.to_string()),
+            ja3: raw.map(|r| r.ja3.to_string()),
         }
     }
 
@@ -636,6 +664,11 @@ mod tests {
             relayed: false,
             ja4: None,
             ja3_hash: None,
+            client_label: None,
+            src_name: None,
+            src_name_source: None,
+            ja4_r: None,
+            ja3: None,
         }
     }
 

@@ -3,19 +3,56 @@
 //! Input: [`HandshakeSummary`] values of inventoried flows. Output: per-host
 //! counts by version and outcome, server names, first/last seen. Invariants: at
 //! most `max_hosts` hosts (a flow of a host beyond that is counted in
-//! `hosts_dropped`); at most [`MAX_NAMES`] server names per host (the rest are
-//! counted). `entry()` scopes are short and no `Ref` is held across calls.
+//! `hosts_dropped`); at most [`MAX_NAMES`] server names and
+//! [`MAX_FINGERPRINTS`] client fingerprints per host (the rest are counted).
+//! `entry()` scopes are short and no `Ref` is held across calls.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
+use crate::tls::fingerprint::Fingerprint;
 use crate::tls::version::VersionClass;
-use crate::tls::{HandshakeSummary, Outcome};
+use crate::tls::{HandshakeSummary, Outcome, Version};
 
 pub const MAX_NAMES: usize = 16;
+/// Distinct client fingerprints (JA4) kept per host: a host runs a handful
+/// of TLS stacks; a host cycling through random hellos must not grow.
+pub const MAX_FINGERPRINTS: usize = 8;
+
+/// One client fingerprint of a host: the software behind its flows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFingerprint {
+    /// The first hello with this JA4 (its JA3 hash beside it).
+    pub fingerprint: Fingerprint,
+    pub flows: u64,
+    pub legacy: u64,
+    /// Highest version the hellos offered (None when only cut hellos).
+    pub max_offered: Option<Version>,
+    /// Versions the flows ended with (negotiated, else offered): a bit per
+    /// [`VersionClass`].
+    pub classes: u8,
+    /// Server names of these flows: a bit per entry of the host's
+    /// `server_names` (in first-seen order, so bits stay valid).
+    pub names: u16,
+}
+
+impl HostFingerprint {
+    /// Names of the versions the flows ended with, in version order.
+    pub fn versions(&self) -> Vec<&'static str> {
+        class_names(self.classes)
+    }
+}
+
+/// Names of the version classes set in `bits`, in version order.
+pub fn class_names(bits: u8) -> Vec<&'static str> {
+    VersionClass::ALL
+        .iter()
+        .filter(|c| bits & (1 << c.index()) != 0)
+        .map(|c| c.as_str())
+        .collect()
+}
 
 /// Version buckets of the inventory, in column order: the names of
 /// [`VersionClass::ALL`].
@@ -39,8 +76,13 @@ pub struct HostRecord {
     /// Legacy versions seen (negotiated, or offered when not negotiated): a
     /// bit per [`VersionClass`], so a host holds at most eight whatever the wire says.
     pub legacy_classes: u8,
-    pub server_names: BTreeSet<String>,
+    /// Lowercased, in first-seen order (at most [`MAX_NAMES`]).
+    pub server_names: Vec<String>,
     pub names_dropped: u64,
+    /// Distinct client fingerprints, first seen first (at most [`MAX_FINGERPRINTS`]).
+    pub fingerprints: Vec<HostFingerprint>,
+    /// Flows whose fingerprint was beyond [`MAX_FINGERPRINTS`].
+    pub fingerprints_dropped: u64,
     pub first_ns: u64,
     pub last_ns: u64,
 }
@@ -48,22 +90,36 @@ pub struct HostRecord {
 impl HostRecord {
     /// Names of the legacy versions seen, in version order.
     pub fn legacy_versions(&self) -> Vec<&'static str> {
-        VersionClass::ALL
-            .iter()
-            .filter(|c| self.legacy_classes & (1 << c.index()) != 0)
-            .map(|c| c.as_str())
-            .collect()
+        class_names(self.legacy_classes)
+    }
+
+    /// The server names, sorted.
+    pub fn sorted_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.server_names.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The server names a fingerprint's flows asked for, sorted.
+    pub fn names_of(&self, f: &HostFingerprint) -> Vec<&str> {
+        let mut v: Vec<&str> = (self.server_names.iter().enumerate())
+            .filter(|(i, _)| f.names & (1 << i) != 0)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        v.sort_unstable();
+        v
     }
 }
 
-/// What [`Inventory::record`] did with a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recorded {
-    Stored,
-    /// Stored, but the host already had [`MAX_NAMES`] server names.
-    NameDropped,
+/// What [`Inventory::record`] could not keep of a flow (each a bound hit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
     /// The inventory is full (`max_hosts`): the flow was only counted.
-    HostDropped,
+    pub host_dropped: bool,
+    /// The host already had [`MAX_NAMES`] server names.
+    pub name_dropped: bool,
+    /// The host already had [`MAX_FINGERPRINTS`] fingerprints.
+    pub fingerprint_dropped: bool,
 }
 
 pub struct Inventory {
@@ -100,9 +156,12 @@ impl Inventory {
         self.flows.fetch_add(1, Ordering::Relaxed);
         if !self.hosts.contains_key(&s.client_ip) && self.len() >= self.max_hosts {
             self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
-            return Recorded::HostDropped;
+            return Recorded {
+                host_dropped: true,
+                ..Recorded::default()
+            };
         }
-        let mut result = Recorded::Stored;
+        let mut result = Recorded::default();
         let mut r = self.hosts.entry(s.client_ip).or_insert_with(|| {
             self.count.fetch_add(1, Ordering::Relaxed);
             HostRecord::default()
@@ -124,16 +183,56 @@ impl Inventory {
             r.legacy += 1;
             r.legacy_classes |= 1 << class.index();
         }
+        let mut name_bit = 0u16;
         if let Some(name) = s.sni() {
             // Lowercased (case does not name another server); copied only
             // when the host meets a new name.
             let name = crate::target::names::lowercase(name);
-            if !r.server_names.contains(name.as_ref()) {
-                if r.server_names.len() < MAX_NAMES {
-                    r.server_names.insert(name.into_owned());
-                } else {
+            match r.server_names.iter().position(|n| *n == name) {
+                Some(i) => name_bit = 1 << i,
+                None if r.server_names.len() < MAX_NAMES => {
+                    name_bit = 1 << r.server_names.len();
+                    r.server_names.push(name.into_owned());
+                }
+                None => {
                     r.names_dropped += 1;
-                    result = Recorded::NameDropped;
+                    result.name_dropped = true;
+                }
+            }
+        }
+        let client = s.client.as_ref();
+        if let Some(fp) = client.and_then(|c| c.fingerprint) {
+            let offered = client.and_then(|c| c.max_offered());
+            let at = r
+                .fingerprints
+                .iter()
+                .position(|f| f.fingerprint.ja4() == fp.ja4());
+            let at = match at {
+                Some(i) => Some(i),
+                None if r.fingerprints.len() < MAX_FINGERPRINTS => {
+                    r.fingerprints.push(HostFingerprint {
+                        fingerprint: fp,
+                        flows: 0,
+                        legacy: 0,
+                        max_offered: None,
+                        classes: 0,
+                        names: 0,
+                    });
+                    Some(r.fingerprints.len() - 1)
+                }
+                None => {
+                    r.fingerprints_dropped += 1;
+                    result.fingerprint_dropped = true;
+                    None
+                }
+            };
+            if let Some(f) = at.and_then(|i| r.fingerprints.get_mut(i)) {
+                f.flows += 1;
+                f.legacy += u64::from(legacy);
+                f.classes |= 1 << class.index();
+                f.names |= name_bit;
+                if offered > f.max_offered {
+                    f.max_offered = offered;
                 }
             }
         }
@@ -183,6 +282,7 @@ mod tests {
                 duplicate_extension: false,
                 cut: false,
                 fingerprint: None,
+                raw_fingerprint: None,
             }),
             answer,
             certificate: None,
@@ -225,15 +325,15 @@ mod tests {
         let inv = Inventory::new(1);
         assert_eq!(
             inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false),
-            Recorded::Stored
+            Recorded::default()
         );
-        assert_eq!(
-            inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false),
-            Recorded::HostDropped
+        assert!(
+            inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false)
+                .host_dropped
         );
         assert_eq!(
             inv.record(&flow([10, 0, 0, 1], 0x0303, "y", None, 1), false),
-            Recorded::Stored
+            Recorded::default()
         );
         assert_eq!(inv.hosts_dropped.load(Ordering::Relaxed), 1);
         assert_eq!(inv.len(), 1);

@@ -55,6 +55,7 @@ pub mod error;
 pub mod events;
 pub mod exporter;
 pub mod flow;
+pub mod hosts;
 pub mod inventory;
 pub mod metrics;
 pub mod order;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use tlscensus::cli::{Cli, Command, Format};
+use tlscensus::cli::{By, Cli, Command, Format};
 use tlscensus::config::{LiveConfig, ReadConfig};
 use tlscensus::error::SetupError;
 use tlscensus::report;
@@ -64,10 +64,25 @@ fn run_live(cfg: &LiveConfig) -> Result<ExitCode, SetupError> {
 fn run_read(cfg: &ReadConfig) -> Result<ExitCode, SetupError> {
     let mut say = |line: &str| eprintln!("tlscensus: {line}");
     let outcome = read::run(cfg, &mut say)?;
-    let text = match cfg.format {
-        Format::Table => report::table(&outcome.hosts, &outcome.totals),
-        Format::Json => report::json(&outcome.hosts, &outcome.totals),
-        Format::Csv => report::csv(&outcome.hosts),
+    let cx = report::Context {
+        labels: &cfg.census.labels,
+        names: &outcome.shared.names,
+    };
+    let (hosts, totals) = (&outcome.hosts, &outcome.totals);
+    let text = match cfg.by {
+        By::Host => match cfg.format {
+            Format::Table => report::table(hosts, totals, cx),
+            Format::Json => report::json(hosts, totals, cx),
+            Format::Csv => report::csv(hosts, cx),
+        },
+        By::Fingerprint => {
+            let rows = report::by_fingerprint(hosts, cx);
+            match cfg.format {
+                Format::Table => report::fingerprints_table(&rows, totals),
+                Format::Json => report::fingerprints_json(&rows, totals),
+                Format::Csv => report::fingerprints_csv(&rows),
+            }
+        }
     };
     // With the event log on stdout, the inventory goes to stderr.
     let written = if cfg.census.events.as_deref() == Some("-") {

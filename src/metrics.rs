@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -23,6 +23,8 @@ use std::path::Path;
 
 use crate::decode::DecodeError;
 use crate::error::SetupError;
+use crate::hosts::learn::NameResult;
+use crate::hosts::names::{HostNames, NameSource};
 use crate::preamble::{Kind as PreambleKind, PreambleResult};
 use crate::tls::extract::Malformed;
 use crate::tls::summary::Outcome;
@@ -41,10 +43,13 @@ pub enum Bound {
     ServerNames,
     WorkerQueue,
     DnsEntries,
+    RawFingerprints,
+    HostFingerprints,
+    HostNames,
 }
 
 impl Bound {
-    pub const ALL: [Bound; 10] = [
+    pub const ALL: [Bound; 13] = [
         Bound::FlowTable,
         Bound::StreamBytes,
         Bound::OooSegments,
@@ -55,6 +60,9 @@ impl Bound {
         Bound::ServerNames,
         Bound::WorkerQueue,
         Bound::DnsEntries,
+        Bound::RawFingerprints,
+        Bound::HostFingerprints,
+        Bound::HostNames,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +77,9 @@ impl Bound {
             Bound::ServerNames => "server_names",
             Bound::WorkerQueue => "worker_queue",
             Bound::DnsEntries => "dns_entries",
+            Bound::RawFingerprints => "raw_fingerprints",
+            Bound::HostFingerprints => "host_fingerprints",
+            Bound::HostNames => "host_names",
         }
     }
 }
@@ -204,6 +215,8 @@ pub struct Handles {
     pub relayed: [[IntCounter; Outcome::ALL.len()]; VersionClass::ALL.len()],
     /// By preamble kind, then result (`PreambleResult::ALL` order).
     pub preambles: [[IntCounter; PreambleResult::ALL.len()]; PreambleKind::ALL.len()],
+    /// By name source, then result (`NameSource::ALL`, `NameResult::ALL`).
+    pub host_names: [[IntCounter; NameResult::ALL.len()]; NameSource::ALL.len()],
 }
 
 fn handles<const N: usize>(v: &IntCounterVec, labels: [&str; N]) -> [IntCounter; N] {
@@ -235,6 +248,8 @@ pub struct Metrics {
     pub queue_drops: IntCounter,
     pub dns_responses: IntCounterVec,
     pub dns_entries: IntGauge,
+    pub host_names: IntGauge,
+    pub host_name_messages: IntCounterVec,
     pub target_flows: IntCounterVec,
     pub certificates: IntCounterVec,
     pub anomalies: IntCounterVec,
@@ -431,7 +446,17 @@ impl Metrics {
             "TLS flows from a --proxy address to a server (relaying a client's handshake), by version and outcome; not counted under the proxy's address in tlscensus_legacy_flows_total.",
             &["version", "outcome"],
         )?;
+        let host_name_messages = counter_vec(
+            &r,
+            "tlscensus_host_name_messages_total",
+            "Messages of services that name hosts (passive host names), by source (dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr) and result: learned (a name bound, refreshed or ended), nothing (names no host), malformed.",
+            &["source", "result"],
+        )?;
         let by = Handles {
+            host_names: NameSource::ALL.map(|s| {
+                NameResult::ALL
+                    .map(|r| host_name_messages.with_label_values(&[s.as_str(), r.as_str()]))
+            }),
             relayed: VersionClass::ALL.map(|v| {
                 Outcome::ALL.map(|o| relayed_flows.with_label_values(&[v.as_str(), o.as_str()]))
             }),
@@ -536,6 +561,12 @@ impl Metrics {
                 "tlscensus_dns_entries",
                 "Names and addresses held by passive DNS (bounded by --max-dns-entries).",
             )?,
+            host_names: gauge(
+                &r,
+                "tlscensus_host_names",
+                "Addresses passive host names holds names for (bounded by --max-host-names).",
+            )?,
+            host_name_messages,
             target_flows,
             certificates,
             anomalies,
@@ -918,6 +949,73 @@ impl Collector for LegacyFlowsCollector {
         mf.set_field_type(MetricType::COUNTER);
         mf.set_metric(metrics);
         vec![mf]
+    }
+}
+
+/// `tlscensus_host_info{source,host_name,name_source} 1`: the passive host
+/// name of each labelled legacy source (as of the latest flow time), so
+/// dashboards and alerts can name the host by a join on `source`. At most
+/// one series per labelled source (`--max-legacy-sources`).
+struct HostInfoCollector {
+    desc: Desc,
+    legacy: Arc<LegacyFlows>,
+    names: Arc<HostNames>,
+}
+
+impl Collector for HostInfoCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let now = self.legacy.now_ns.load(Ordering::Relaxed);
+        let pair = |name: &str, value: String| {
+            let mut p = LabelPair::default();
+            p.set_name(name.to_string());
+            p.set_value(value);
+            p
+        };
+        let sources: Vec<IpAddr> = self.legacy.sources.iter().map(|e| *e.key()).collect();
+        let mut metrics = Vec::new();
+        for ip in sources {
+            let Some((name, from)) = self.names.lookup(ip, now) else {
+                continue;
+            };
+            let mut g = Gauge::default();
+            g.set_value(1.0);
+            let mut m = Metric::default();
+            m.set_label(vec![
+                pair("host_name", name.to_string()),
+                pair("name_source", from.as_str().to_string()),
+                pair("source", ip.to_string()),
+            ]);
+            m.set_gauge(g);
+            metrics.push(m);
+        }
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.desc.fq_name.clone());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(MetricType::GAUGE);
+        mf.set_metric(metrics);
+        vec![mf]
+    }
+}
+
+impl Metrics {
+    /// Exports the passive host names of the labelled legacy sources
+    /// (`tlscensus_host_info`).
+    pub fn register_host_info(&self, names: Arc<HostNames>) -> prometheus::Result<()> {
+        let desc = Desc::new(
+            "tlscensus_host_info".into(),
+            "1 for each labelled legacy source with a passive host name: join on source to name the host (name_source: dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr).".into(),
+            vec!["source".into(), "host_name".into(), "name_source".into()],
+            HashMap::new(),
+        )?;
+        self.registry.register(Box::new(HostInfoCollector {
+            desc,
+            legacy: Arc::clone(&self.legacy_flows),
+            names,
+        }))
     }
 }
 

@@ -1,16 +1,51 @@
-//! Inventory output for offline runs: an aligned table, JSON or CSV, and the
-//! one-line summary.
+//! Inventory output: an aligned table, JSON or CSV, by host or by client
+//! fingerprint, and the one-line summary.
 //!
-//! Input: a sorted inventory snapshot and run totals. Output: text. Invariant:
-//! bytes from the wire (server names) are made printable in the table and
-//! defused against spreadsheet formulas in CSV; JSON escapes them itself.
+//! Input: a sorted inventory snapshot, run totals and what names hosts and
+//! software ([`Who`]: client labels, passive host names). Output: text. Invariant: bytes
+//! from the wire (server names) are made printable in the table and defused
+//! against spreadsheet formulas in CSV; JSON escapes them itself.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::inventory::{HostRecord, VERSION_COLUMNS};
+use crate::hosts::Who;
+use crate::inventory::{HostFingerprint, HostRecord, VERSION_COLUMNS, class_names};
+use crate::tls::Version;
+
+/// What the report shows beside the inventory: labels and host names.
+pub type Context<'a> = Who<'a>;
+
+trait Describe<'a> {
+    fn fp_label(self, f: &HostFingerprint) -> Option<&'a str>;
+    /// The host's name as of its last flow, and the name's source.
+    fn host_name(self, ip: IpAddr, r: &HostRecord) -> (Option<String>, Option<&'static str>);
+}
+
+impl<'a> Describe<'a> for Who<'a> {
+    fn fp_label(self, f: &HostFingerprint) -> Option<&'a str> {
+        self.label(f.fingerprint.ja4())
+    }
+
+    fn host_name(self, ip: IpAddr, r: &HostRecord) -> (Option<String>, Option<&'static str>) {
+        match self.name(ip, r.last_ns) {
+            Some((n, src)) => (Some(n.to_string()), Some(src.as_str())),
+            None => (None, None),
+        }
+    }
+}
+
+/// The fingerprint a host table names: the one with most legacy flows,
+/// then most flows.
+fn main_fingerprint(r: &HostRecord) -> Option<&HostFingerprint> {
+    r.fingerprints.iter().max_by(|a, b| {
+        (a.legacy, a.flows)
+            .cmp(&(b.legacy, b.flows))
+            .then(b.fingerprint.ja4().cmp(a.fingerprint.ja4()))
+    })
+}
 
 /// Totals of one run.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -36,6 +71,18 @@ fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// At most about `max` bytes of `s`, cut at a character boundary with `...`.
+fn short(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
 /// Replaces anything but printable ASCII with `?` (for terminals).
 fn printable(s: &str) -> String {
     s.chars()
@@ -52,16 +99,32 @@ fn printable(s: &str) -> String {
 #[derive(Serialize)]
 struct JsonHost<'a> {
     host: IpAddr,
+    host_name: Option<String>,
+    host_name_source: Option<&'static str>,
     flows: u64,
     legacy_flows: u64,
     rejected_flows: u64,
     unanswered_flows: u64,
     versions: std::collections::BTreeMap<&'static str, u64>,
     legacy_versions: Vec<&'static str>,
-    server_names: &'a std::collections::BTreeSet<String>,
+    server_names: Vec<&'a str>,
     server_names_dropped: u64,
+    fingerprints: Vec<JsonFingerprint<'a>>,
+    fingerprints_dropped: u64,
     first_seen: String,
     last_seen: String,
+}
+
+#[derive(Serialize)]
+struct JsonFingerprint<'a> {
+    ja4: &'a str,
+    ja3_hash: Option<String>,
+    label: Option<&'a str>,
+    flows: u64,
+    legacy_flows: u64,
+    max_offered_version: Option<String>,
+    versions: Vec<&'static str>,
+    server_names: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -70,26 +133,46 @@ struct JsonReport<'a> {
     summary: &'a RunTotals,
 }
 
-pub fn json(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals) -> String {
+pub fn json(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
     let hosts = hosts
         .iter()
-        .map(|(ip, r)| JsonHost {
-            host: *ip,
-            flows: r.flows,
-            legacy_flows: r.legacy,
-            rejected_flows: r.rejected,
-            unanswered_flows: r.unanswered,
-            versions: VERSION_COLUMNS
-                .iter()
-                .zip(r.by_version)
-                .filter(|(_, n)| *n > 0)
-                .map(|(k, n)| (*k, n))
-                .collect(),
-            legacy_versions: r.legacy_versions(),
-            server_names: &r.server_names,
-            server_names_dropped: r.names_dropped,
-            first_seen: rfc3339(r.first_ns),
-            last_seen: rfc3339(r.last_ns),
+        .map(|(ip, r)| {
+            let (host_name, host_name_source) = cx.host_name(*ip, r);
+            JsonHost {
+                host: *ip,
+                host_name,
+                host_name_source,
+                flows: r.flows,
+                legacy_flows: r.legacy,
+                rejected_flows: r.rejected,
+                unanswered_flows: r.unanswered,
+                versions: VERSION_COLUMNS
+                    .iter()
+                    .zip(r.by_version)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(k, n)| (*k, n))
+                    .collect(),
+                legacy_versions: r.legacy_versions(),
+                server_names: r.sorted_names(),
+                server_names_dropped: r.names_dropped,
+                fingerprints: r
+                    .fingerprints
+                    .iter()
+                    .map(|f| JsonFingerprint {
+                        ja4: f.fingerprint.ja4(),
+                        ja3_hash: f.fingerprint.ja3_hash(),
+                        label: cx.fp_label(f),
+                        flows: f.flows,
+                        legacy_flows: f.legacy,
+                        max_offered_version: f.max_offered.map(|v| v.to_string()),
+                        versions: f.versions(),
+                        server_names: r.names_of(f),
+                    })
+                    .collect(),
+                fingerprints_dropped: r.fingerprints_dropped,
+                first_seen: rfc3339(r.first_ns),
+                last_seen: rfc3339(r.last_ns),
+            }
         })
         .collect();
     let mut s = serde_json::to_string_pretty(&JsonReport {
@@ -115,38 +198,54 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-pub fn csv(hosts: &[(IpAddr, HostRecord)]) -> String {
-    let mut out = String::from("host,flows,legacy_flows,rejected_flows,unanswered_flows");
+pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
+    let mut out = String::from(
+        "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows",
+    );
     for v in VERSION_COLUMNS {
         let _ = write!(out, ",{v}");
     }
-    out.push_str(",legacy_versions,server_names,first_seen,last_seen\n");
+    out.push_str(",legacy_versions,server_names,first_seen,last_seen,ja4,client\n");
     for (ip, r) in hosts {
+        let (name, source) = cx.host_name(*ip, r);
         let _ = write!(
             out,
-            "{ip},{},{},{},{}",
-            r.flows, r.legacy, r.rejected, r.unanswered
+            "{ip},{},{},{},{},{},{}",
+            csv_cell(name.as_deref().unwrap_or("")),
+            source.unwrap_or(""),
+            r.flows,
+            r.legacy,
+            r.rejected,
+            r.unanswered
         );
         for n in r.by_version {
             let _ = write!(out, ",{n}");
         }
         let lv = r.legacy_versions();
-        let names: Vec<&str> = r.server_names.iter().map(String::as_str).collect();
+        let fps: Vec<&str> = r.fingerprints.iter().map(|f| f.fingerprint.ja4()).collect();
+        let clients: Vec<&str> = r
+            .fingerprints
+            .iter()
+            .filter_map(|f| cx.fp_label(f))
+            .collect();
         let _ = writeln!(
             out,
-            ",{},{},{},{}",
+            ",{},{},{},{},{},{}",
             csv_cell(&lv.join(";")),
-            csv_cell(&names.join(";")),
+            csv_cell(&r.sorted_names().join(";")),
             rfc3339(r.first_ns),
-            rfc3339(r.last_ns)
+            rfc3339(r.last_ns),
+            fps.join(";"),
+            csv_cell(&clients.join(";")),
         );
     }
     out
 }
 
-pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals) -> String {
+pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
     let header = [
         "HOST",
+        "HOST NAME",
         "FLOWS",
         "LEGACY",
         "REJECTED",
@@ -158,23 +257,40 @@ pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals) -> String {
         "OTHER",
         "FIRST SEEN",
         "LAST SEEN",
+        "CLIENT",
         "SERVER NAMES",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for (ip, r) in hosts {
         let v = r.by_version;
         let mut names: Vec<String> = r
-            .server_names
-            .iter()
+            .sorted_names()
+            .into_iter()
             .take(3)
-            .map(|n| printable(n))
+            .map(printable)
             .collect();
+        let client = match main_fingerprint(r) {
+            None => "-".to_string(),
+            Some(f) => {
+                let shown = cx
+                    .fp_label(f)
+                    .map_or_else(|| f.fingerprint.ja4().to_string(), |l| short(l, 48));
+                let others = r.fingerprints.len() - 1 + usize::from(r.fingerprints_dropped > 0);
+                if others > 0 {
+                    format!("{} (+{others})", printable(&shown))
+                } else {
+                    printable(&shown)
+                }
+            }
+        };
         let more = r.server_names.len().saturating_sub(3) as u64 + r.names_dropped;
         if more > 0 {
             names.push(format!("(+{more})"));
         }
+        let (name, _) = cx.host_name(*ip, r);
         rows.push(vec![
             ip.to_string(),
+            name.map_or_else(|| "-".to_string(), |n| printable(&n)),
             r.flows.to_string(),
             r.legacy.to_string(),
             r.rejected.to_string(),
@@ -186,35 +302,213 @@ pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals) -> String {
             (v[6] + v[7]).to_string(),
             rfc3339(r.first_ns),
             rfc3339(r.last_ns),
+            client,
             names.join(" "),
         ]);
     }
-    let cols = header.len();
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
     let mut out = String::new();
     if hosts.is_empty() {
         out.push_str("(no TLS flows to the target servers)\n");
     } else {
-        for row in &rows {
-            let mut line = String::new();
-            for (c, cell) in row.iter().enumerate() {
-                let numeric = (1..=9).contains(&c);
-                if c + 1 == cols {
-                    line.push_str(cell);
-                } else if numeric {
-                    let _ = write!(line, "{cell:>w$}  ", w = widths[c]);
-                } else {
-                    let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
+        aligned(&rows, |c| (2..=10).contains(&c), &mut out);
     }
     out.push_str(&summary_line(totals));
     out.push('\n');
+    out
+}
+
+/// Rows as aligned columns (numeric ones right-aligned; the last one not padded).
+fn aligned(rows: &[Vec<String>], numeric: impl Fn(usize) -> bool, out: &mut String) {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else if numeric(c) {
+                let _ = write!(line, "{cell:>w$}  ", w = widths[c]);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// One client fingerprint over all hosts: which software, and where.
+#[derive(Serialize)]
+pub struct FingerprintRow<'a> {
+    pub ja4: &'a str,
+    pub ja3_hash: Option<String>,
+    pub label: Option<&'a str>,
+    pub flows: u64,
+    pub legacy_flows: u64,
+    pub max_offered_version: Option<String>,
+    pub versions: Vec<&'static str>,
+    /// Hosts that sent it, most legacy flows first.
+    pub hosts: Vec<IpAddr>,
+    /// Their names (passive host names), where known, in the same order.
+    pub host_names: Vec<Option<String>>,
+    pub server_names: Vec<&'a str>,
+    #[serde(skip)]
+    max_offered: Option<Version>,
+    #[serde(skip)]
+    classes: u8,
+    #[serde(skip)]
+    host_order: Vec<(u64, u64, IpAddr, Option<String>)>,
+}
+
+/// The inventory by fingerprint: most legacy flows first, then most flows.
+pub fn by_fingerprint<'a>(
+    hosts: &'a [(IpAddr, HostRecord)],
+    cx: Context<'a>,
+) -> Vec<FingerprintRow<'a>> {
+    let mut rows: Vec<FingerprintRow<'a>> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (ip, r) in hosts {
+        for f in &r.fingerprints {
+            let ja4 = f.fingerprint.ja4();
+            let i = *at.entry(ja4).or_insert_with(|| {
+                rows.push(FingerprintRow {
+                    ja4,
+                    ja3_hash: f.fingerprint.ja3_hash(),
+                    label: cx.fp_label(f),
+                    flows: 0,
+                    legacy_flows: 0,
+                    max_offered_version: None,
+                    versions: Vec::new(),
+                    hosts: Vec::new(),
+                    host_names: Vec::new(),
+                    server_names: Vec::new(),
+                    max_offered: None,
+                    classes: 0,
+                    host_order: Vec::new(),
+                });
+                rows.len() - 1
+            });
+            let row = &mut rows[i];
+            row.flows += f.flows;
+            row.legacy_flows += f.legacy;
+            row.max_offered = row.max_offered.max(f.max_offered);
+            row.classes |= f.classes;
+            row.host_order
+                .push((f.legacy, f.flows, *ip, cx.host_name(*ip, r).0));
+            for n in r.names_of(f) {
+                if !row.server_names.contains(&n) {
+                    row.server_names.push(n);
+                }
+            }
+        }
+    }
+    for row in &mut rows {
+        row.max_offered_version = row.max_offered.map(|v| v.to_string());
+        row.versions = class_names(row.classes);
+        row.host_order
+            .sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2)));
+        row.hosts = row.host_order.iter().map(|h| h.2).collect();
+        row.host_names = row.host_order.iter().map(|h| h.3.clone()).collect();
+        row.server_names.sort_unstable();
+    }
+    rows.sort_by(|a, b| {
+        (b.legacy_flows, b.flows)
+            .cmp(&(a.legacy_flows, a.flows))
+            .then(a.ja4.cmp(b.ja4))
+    });
+    rows
+}
+
+/// `--by fingerprint` as a table, JSON or CSV.
+pub fn fingerprints_table(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> String {
+    let header = [
+        "JA4",
+        "HOSTS",
+        "FLOWS",
+        "LEGACY",
+        "MAX OFFERED",
+        "VERSIONS",
+        "HOSTS SEEN",
+        "CLIENT",
+    ];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        let mut seen: Vec<String> = (r.hosts.iter().zip(&r.host_names))
+            .take(3)
+            .map(|(ip, name)| match name {
+                Some(n) => format!("{ip} ({})", printable(n)),
+                None => ip.to_string(),
+            })
+            .collect();
+        if r.hosts.len() > 3 {
+            seen.push(format!("(+{})", r.hosts.len() - 3));
+        }
+        table.push(vec![
+            r.ja4.to_string(),
+            r.hosts.len().to_string(),
+            r.flows.to_string(),
+            r.legacy_flows.to_string(),
+            r.max_offered_version.clone().unwrap_or_else(|| "-".into()),
+            r.versions.join(","),
+            seen.join(" "),
+            r.label.map_or_else(|| "-".to_string(), printable),
+        ]);
+    }
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("(no fingerprinted TLS flows to the target servers)\n");
+    } else {
+        aligned(&table, |c| (1..=3).contains(&c), &mut out);
+    }
+    out.push_str(&summary_line(totals));
+    out.push('\n');
+    out
+}
+
+pub fn fingerprints_json(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        fingerprints: &'a [FingerprintRow<'a>],
+        summary: &'a RunTotals,
+    }
+    let mut s = serde_json::to_string_pretty(&Doc {
+        fingerprints: rows,
+        summary: totals,
+    })
+    .unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+pub fn fingerprints_csv(rows: &[FingerprintRow<'_>]) -> String {
+    let mut out = String::from(
+        "ja4,ja3_hash,label,hosts,flows,legacy_flows,max_offered_version,versions,host_list,host_names,server_names\n",
+    );
+    for r in rows {
+        let hosts: Vec<String> = r.hosts.iter().map(IpAddr::to_string).collect();
+        let names: Vec<&str> = r
+            .host_names
+            .iter()
+            .map(|n| n.as_deref().unwrap_or(""))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            r.ja4,
+            r.ja3_hash.as_deref().unwrap_or(""),
+            csv_cell(r.label.unwrap_or("")),
+            r.hosts.len(),
+            r.flows,
+            r.legacy_flows,
+            r.max_offered_version.as_deref().unwrap_or(""),
+            r.versions.join(";"),
+            hosts.join(";"),
+            csv_cell(&names.join(";")),
+            csv_cell(&r.server_names.join(";")),
+        );
+    }
     out
 }
 
@@ -263,8 +557,18 @@ mod tests {
             flows: 1,
             ..Default::default()
         };
-        r.server_names.insert("evil\u{1b}[31m.example".into());
-        let out = table(&[(IpAddr::from([10, 0, 0, 1]), r)], &RunTotals::default());
+        r.server_names.push("evil\u{1b}[31m.example".into());
+        let labels = crate::hosts::labels::Labels::default();
+        let names = crate::hosts::names::HostNames::new(&Default::default());
+        let cx = Who {
+            labels: &labels,
+            names: &names,
+        };
+        let out = table(
+            &[(IpAddr::from([10, 0, 0, 1]), r)],
+            &RunTotals::default(),
+            cx,
+        );
         assert!(!out.contains('\u{1b}'));
         assert!(out.contains("evil?[31m.example"));
     }

@@ -5,6 +5,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tlscensus::tls::extract::{OpeningReader, TlsError, parse_opening};
+use tlscensus::tls::fingerprint::Fingerprinter;
 
 fuzz_target!(|data: &[u8]| {
     let mut scratch = Vec::new();
@@ -21,10 +22,11 @@ fuzz_target!(|data: &[u8]| {
     // The stream start grows by a step taken from the last byte.
     let step = 1 + data.last().map_or(0, |b| usize::from(*b % 97));
     let mut reader = OpeningReader::default();
+    let mut fingerprints = Fingerprinter::default();
     let mut end = 0;
     let grown = loop {
         end = (end + step).min(data.len());
-        let r = reader.read(&data[..end], &mut scratch, 16384, true);
+        let r = reader.read(&data[..end], &mut scratch, 16384, Some(&mut fingerprints));
         let waiting = matches!(r, Err(TlsError::NeedMore | TlsError::AfterRetry(_)));
         if !waiting || end == data.len() {
             break r;

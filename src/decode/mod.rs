@@ -17,7 +17,7 @@ use std::net::IpAddr;
 pub use frag::FragmentCache;
 pub use ip::{FragInfo, IpPacket};
 pub use l4::TcpSegment;
-pub use tunnel::TunnelPorts;
+pub use tunnel::{NamePort, TunnelPorts};
 
 /// Most network layers one frame may nest (an IP packet, each tunnel, the
 /// inner packet): enough for VXLAN in GRE in MPLS, and a bound on hostile
@@ -153,6 +153,8 @@ pub enum Decoded<'a> {
     Fragment(IpPacket<'a>),
     /// The payload of a UDP datagram from port 53: a DNS response to learn from.
     Dns(&'a [u8]),
+    /// A UDP datagram of a service that names hosts (DHCP, NBNS, mDNS...).
+    Names(NameDatagram<'a>),
     /// Not IP, or IP but not TCP: nothing for the census.
     Other,
 }
@@ -226,6 +228,13 @@ fn inner_of<'a>(pkt: &IpPacket<'a>, ports: &TunnelPorts) -> Result<Inner<'a>, De
         tunnel::PROTO_UDP => match tunnel::parse_udp(pkt.payload, ports)? {
             tunnel::Udp::Tunnel(n) => Inner::Tunnel(n),
             tunnel::Udp::Dns(payload) => Inner::Done(Decoded::Dns(payload)),
+            tunnel::Udp::Names(kind, payload) => Inner::Done(Decoded::Names(NameDatagram {
+                kind,
+                src: pkt.src,
+                dst: pkt.dst,
+                payload,
+                tcp: false,
+            })),
             tunnel::Udp::Other => Inner::Done(Decoded::Other),
         },
         tunnel::PROTO_GRE => Inner::Tunnel(tunnel::parse_gre(pkt.payload)?),
@@ -278,12 +287,27 @@ pub enum Seen<'a, 'b> {
     Tcp(IpAddr, IpAddr, &'b TcpSegment<'a>),
     /// A DNS response over UDP (the UDP payload).
     Dns(&'a [u8]),
+    /// A datagram of a service that names hosts.
+    Names(NameDatagram<'a>),
+}
+
+/// A message of a service that names hosts, with the addresses it travelled
+/// between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameDatagram<'a> {
+    pub kind: NamePort,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub payload: &'a [u8],
+    /// A TCP segment (Kerberos over TCP: a record mark first).
+    pub tcp: bool,
 }
 
 fn hand(d: &Decoded<'_>, seen: &mut dyn FnMut(Seen<'_, '_>)) {
     match d {
         Decoded::Tcp { src, dst, seg } => seen(Seen::Tcp(*src, *dst, seg)),
         Decoded::Dns(payload) => seen(Seen::Dns(payload)),
+        Decoded::Names(d) => seen(Seen::Names(*d)),
         Decoded::Fragment(_) | Decoded::Other => {}
     }
 }

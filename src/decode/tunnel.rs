@@ -130,9 +130,45 @@ pub fn parse_udp<'a>(data: &'a [u8], ports: &TunnelPorts) -> Result<Udp<'a>, Dec
         Udp::Tunnel(parse_geneve(payload)?)
     } else if src == DNS_PORT {
         Udp::Dns(payload)
+    } else if let Some(kind) = NamePort::of(src, dst) {
+        Udp::Names(kind, payload)
     } else {
         Udp::Other
     })
+}
+
+/// UDP services that say which name a host has (passive host names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamePort {
+    /// DHCPv4, ports 67/68 either way.
+    Dhcp4,
+    /// DHCPv6, ports 546/547 either way.
+    Dhcp6,
+    /// NetBIOS name service, port 137 either way.
+    Nbns,
+    /// Multicast DNS responses (from port 5353).
+    Mdns,
+    /// LLMNR responses (from port 5355).
+    Llmnr,
+    /// Kerberos requests (to port 88).
+    Kerberos,
+}
+
+pub const KERBEROS_PORT: u16 = 88;
+
+impl NamePort {
+    /// The service of a datagram between these ports, if it names hosts.
+    pub fn of(src: u16, dst: u16) -> Option<NamePort> {
+        Some(match (src, dst) {
+            (67 | 68, 67 | 68) => NamePort::Dhcp4,
+            (546 | 547, 546 | 547) => NamePort::Dhcp6,
+            (137, _) | (_, 137) => NamePort::Nbns,
+            (5353, _) => NamePort::Mdns,
+            (5355, _) => NamePort::Llmnr,
+            (_, KERBEROS_PORT) => NamePort::Kerberos,
+            _ => return None,
+        })
+    }
 }
 
 /// DNS responses come from this port (passive DNS, see `crate::dns`).
@@ -145,6 +181,8 @@ pub enum Udp<'a> {
     Tunnel(Network<'a>),
     /// A datagram from port 53.
     Dns(&'a [u8]),
+    /// A datagram of a service that names hosts.
+    Names(NamePort, &'a [u8]),
     Other,
 }
 

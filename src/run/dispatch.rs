@@ -1,6 +1,6 @@
 //! The capture thread's half of the pipeline: decode a frame, join IP
-//! fragments, parse DNS responses, skip segments of settled flows, hash each
-//! TCP segment to its worker and batch it.
+//! fragments, parse DNS responses, learn host names, skip segments of
+//! settled flows, hash each TCP segment to its worker and batch it.
 //!
 //! Input: frames in capture order. Output: batches over bounded channels, one
 //! per worker, each segment's payload copied once into its batch, and every
@@ -19,10 +19,13 @@ use super::{SendMode, Shared};
 use crate::capture::Frame;
 use crate::decode::frag::FragStats;
 use crate::decode::l4::TcpFlags;
-use crate::decode::tunnel::DNS_PORT;
-use crate::decode::{self, DecodeError, FragmentCache, Seen, TcpSegment, TunnelPorts};
+use crate::decode::tunnel::{DNS_PORT, KERBEROS_PORT};
+use crate::decode::{
+    self, DecodeError, FragmentCache, NameDatagram, NamePort, Seen, TcpSegment, TunnelPorts,
+};
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
+use crate::hosts::learn::NameLearner;
 use crate::metrics::{Bound, DNS_RESULTS, flush_into};
 use crate::target::dns::{self as passive_dns, Response};
 
@@ -98,6 +101,8 @@ pub struct Dispatcher {
     /// DNS responses by `DNS_RESULTS` index, flushed with the other counters.
     dns_results: [u64; DNS_RESULTS.len()],
     tunnels: TunnelPorts,
+    /// Passive host names: this thread is the store's only writer.
+    names: NameLearner,
 }
 
 impl Dispatcher {
@@ -110,7 +115,9 @@ impl Dispatcher {
     ) -> Dispatcher {
         let c = &shared.config;
         let frag = FragmentCache::new(c.max_fragments, c.max_fragment_bytes, c.fragment_timeout_ns);
+        let names = NameLearner::new(Arc::clone(&shared.names));
         Dispatcher {
+            names,
             current: (0..senders.len()).map(|_| Batch::default()).collect(),
             senders,
             recycle,
@@ -185,13 +192,16 @@ impl Dispatcher {
             skipped,
             settled,
             dns_results,
+            names,
             ..
         } = self;
         let mut touched = None;
         // Responses are queued to the workers after the frame's segments.
         let mut responses: Vec<Response> = Vec::new();
         let dns = |p: &[u8], tcp| parse_dns(p, tcp, dns_results, &mut responses);
-        let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
+        let ts = frame.ts_ns;
+        let learn = |d: &NameDatagram<'_>| names.learn(d, ts);
+        let result = flow_segments(frame, tunnels, frag, dns, learn, |key, dir, seg| {
             let h = key.dispatch_hash();
             if !admit(settled, h, seg.flags) {
                 *skipped += 1;
@@ -219,6 +229,7 @@ impl Dispatcher {
             self.count_error(e);
         }
         for r in responses {
+            self.names.dns_ptr(&r, frame.ts_ns);
             let response = Arc::new(r);
             for b in self.current.iter_mut() {
                 b.dns.push(DnsItem {
@@ -298,6 +309,14 @@ impl Dispatcher {
         self.bytes = 0;
         self.segments = 0;
         flush_into(&mut self.dns_results, &m.by.dns_responses);
+        let names = &mut self.names.stats;
+        for (source, results) in names.messages.iter_mut().enumerate() {
+            if let Some(handles) = m.by.host_names.get(source) {
+                flush_into(results, handles);
+            }
+        }
+        m.bound(Bound::HostNames, std::mem::take(&mut names.bound_hits));
+        m.host_names.set(self.shared.names.len() as i64);
         flush_into(&mut self.decode_errors, &m.by.decode_errors);
         if self.dropped_batches > 0 {
             m.bound(Bound::WorkerQueue, self.dropped_batches);
@@ -337,12 +356,15 @@ fn admit(settled: &SettledSet, h: u64, flags: TcpFlags) -> bool {
 /// hands each TCP segment that can teach us something, with its flow key and
 /// direction, to `f`. Bare ACKs (no payload, no SYN/FIN/RST) are left out.
 /// DNS payloads (UDP from port 53, flagged `false`, and TCP segments from
-/// port 53, flagged `true`, which also go to `f`) go to `dns`.
+/// port 53, flagged `true`, which also go to `f`) go to `dns`; datagrams of
+/// services that name hosts (and TCP segments to the Kerberos port, which
+/// also go to `f`) go to `names`.
 pub(super) fn flow_segments(
     frame: &Frame<'_>,
     tunnels: &TunnelPorts,
     frag: &mut FragmentCache,
     mut dns: impl FnMut(&[u8], bool),
+    mut names: impl FnMut(&NameDatagram<'_>),
     mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
 ) -> Result<(), DecodeError> {
     decode::decode_with_fragments(
@@ -355,12 +377,22 @@ pub(super) fn flow_segments(
             let (src, dst, seg) = match seen {
                 Seen::Tcp(src, dst, seg) => (src, dst, seg),
                 Seen::Dns(payload) => return dns(payload, false),
+                Seen::Names(d) => return names(&d),
             };
             if seg.payload.is_empty() && !seg.flags.control() {
                 return;
             }
             if seg.src_port == DNS_PORT && !seg.payload.is_empty() {
                 dns(seg.payload, true);
+            }
+            if seg.dst_port == KERBEROS_PORT && !seg.payload.is_empty() {
+                names(&NameDatagram {
+                    kind: NamePort::Kerberos,
+                    src,
+                    dst,
+                    payload: seg.payload,
+                    tcp: true,
+                });
             }
             let (key, dir) = FlowKey::new(
                 Endpoint::new(src, seg.src_port),
@@ -444,6 +476,7 @@ mod tests {
                     &config.tunnels,
                     &mut frag,
                     |_, _| {},
+                    |_| {},
                     |key, dir, seg| {
                         segs.push(Queued {
                             ts: frame.ts_ns,

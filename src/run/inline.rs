@@ -4,12 +4,17 @@
 //!
 //! Input: frames. Output: the handshake summaries of flows that settled.
 //! Invariant: the same decode, fragment, flow and TLS stages as the threaded
-//! pipeline (DNS responses are parsed but not learned).
+//! pipeline (DNS responses are parsed but not learned; host names are
+//! learned into a store of this census' own).
 
 use crate::capture::Frame;
 use crate::config::Config;
-use crate::decode::{FragmentCache, TunnelPorts};
+use std::sync::Arc;
+
+use crate::decode::{FragmentCache, NameDatagram, TunnelPorts};
 use crate::flow::SegmentIn;
+use crate::hosts::learn::NameLearner;
+use crate::hosts::names::HostNames;
 use crate::target::dns as passive_dns;
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{TlsTable, tls_table};
@@ -23,6 +28,7 @@ pub struct InlineCensus {
     frag: FragmentCache,
     tunnels: TunnelPorts,
     table: TlsTable,
+    pub names: NameLearner,
     /// Summaries of flows settled so far.
     pub out: Vec<HandshakeSummary>,
     pub decode_errors: u64,
@@ -38,6 +44,7 @@ impl InlineCensus {
             ),
             tunnels: config.tunnels,
             table: tls_table(config.table),
+            names: NameLearner::new(Arc::new(HostNames::new(&config.names))),
             out: Vec::new(),
             decode_errors: 0,
         }
@@ -49,14 +56,20 @@ impl InlineCensus {
             tunnels,
             table,
             out,
+            names,
             ..
         } = self;
+        let ts = frame.ts_ns;
+        let mut responses = Vec::new();
         let dns = |p: &[u8], tcp| {
             passive_dns::messages(p, tcp, |m| {
-                let _ = m.and_then(passive_dns::parse_response);
+                if let Ok(r) = m.and_then(passive_dns::parse_response) {
+                    responses.push(r);
+                }
             })
         };
-        let result = flow_segments(frame, tunnels, frag, dns, |key, dir, seg| {
+        let learn = |d: &NameDatagram<'_>| names.learn(d, ts);
+        let result = flow_segments(frame, tunnels, frag, dns, learn, |key, dir, seg| {
             table.ingest(
                 SegmentIn {
                     dispatch_hash: key.dispatch_hash(),
@@ -71,6 +84,9 @@ impl InlineCensus {
                 out,
             );
         });
+        for r in &responses {
+            names.dns_ptr(r, ts);
+        }
         if result.is_err() {
             self.decode_errors += 1;
         }

@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::error::SetupError;
 use crate::events::EventSink;
 use crate::flow::SettledSet;
+use crate::hosts::names::HostNames;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::target::dns::PassiveDns;
@@ -44,6 +45,8 @@ const QUEUE_BATCHES: usize = 8;
 pub struct Shared {
     pub config: Config,
     pub inventory: Inventory,
+    /// Passive host names (the capture thread writes, the others read).
+    pub names: Arc<HostNames>,
     pub metrics: Metrics,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
@@ -51,8 +54,12 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, metrics: Metrics) -> Shared {
+        let names = Arc::new(HostNames::new(&config.names));
+        // One Shared per registry: registering cannot collide.
+        let _ = metrics.register_host_info(Arc::clone(&names));
         Shared {
             inventory: Inventory::new(config.max_hosts),
+            names,
             metrics,
             progress: Progress::default(),
             config,

@@ -21,7 +21,7 @@ use crate::error::SetupError;
 use crate::events::{EventSink, FlowEvent};
 use crate::flow::table::TableStats;
 use crate::flow::{FlowTable, SegmentIn, SettledSet};
-use crate::inventory::Recorded;
+use crate::hosts::Who;
 use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
 use crate::preamble::Kind as PreambleKind;
 use crate::target::dns::PassiveDns;
@@ -62,11 +62,9 @@ pub(super) fn spawn(
         Arc::new(move |server, sni, t| shared.config.matcher().dns_at_hello(&dns, server, sni, t))
     };
     let limits = shared.config.table;
-    // Fingerprints cost about a microsecond a hello: computed when events
-    // report them.
     let sessions = TlsCtx::new(limits.stream.max_bytes)
         .with_dns_lookup(lookup)
-        .with_fingerprints(events.is_some());
+        .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
     let table = FlowTable::new(limits, sessions).with_settled(settled);
     let worker = Worker {
         id,
@@ -168,6 +166,10 @@ fn report(
 ) {
     let cfg = &shared.config;
     let m = &shared.metrics;
+    let who = Who {
+        labels: &cfg.labels,
+        names: &shared.names,
+    };
     for s in out.drain(..) {
         let matched = shared.config.matcher().target_match(dns, &s);
         let target = matched.is_some();
@@ -194,20 +196,19 @@ fn report(
             let v = VersionClass::of(version) as usize;
             m.by.relayed[v][outcome as usize].inc();
             if let Some(sink) = events {
-                sink.send(FlowEvent::new(&s, legacy, matched).relayed());
+                sink.send(FlowEvent::new(&s, legacy, matched, who).relayed());
             }
             continue;
         }
-        match shared.inventory.record(&s, legacy) {
-            Recorded::Stored => {}
-            Recorded::NameDropped => m.bound(Bound::ServerNames, 1),
-            Recorded::HostDropped => m.bound(Bound::Hosts, 1),
-        }
+        let r = shared.inventory.record(&s, legacy);
+        m.bound(Bound::Hosts, u64::from(r.host_dropped));
+        m.bound(Bound::ServerNames, u64::from(r.name_dropped));
+        m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
         }
         if let Some(sink) = events {
-            sink.send(FlowEvent::new(&s, legacy, matched));
+            sink.send(FlowEvent::new(&s, legacy, matched, who));
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);
@@ -223,6 +224,10 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.bound(Bound::StreamBytes, s.stream_cap_hits);
     m.bound(Bound::OooSegments, s.pending_full);
     m.bound(Bound::BufferBudget, s.buffer_budget_hits);
+    m.bound(
+        Bound::RawFingerprints,
+        std::mem::take(&mut table.ctx_mut().fingerprints.raw_dropped),
+    );
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
     m.cut_handshakes.inc_by(tls.cut_handshakes);

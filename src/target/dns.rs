@@ -69,6 +69,8 @@ pub type Name = String;
 pub enum Rdata {
     Addr(IpAddr),
     Cname(Name),
+    /// A PTR answer (reverse DNS; passive host names read it).
+    Ptr(Name),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +85,7 @@ pub struct Record {
 pub struct Response {
     /// The first question's name, if any.
     pub question: Option<Name>,
-    /// A, AAAA and CNAME answers of class IN, in message order.
+    /// A, AAAA, CNAME and PTR answers of class IN, in message order.
     pub answers: Vec<Record>,
 }
 
@@ -179,7 +181,8 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
         let start = next + 10;
         let rdata = m.get(start..start + rdlen).ok_or(DnsError::Truncated)?;
         at = start + rdlen;
-        if class != 1 {
+        // mDNS sets the top bit of the class (cache flush, RFC 6762 10.2).
+        if class & 0x7fff != 1 {
             continue;
         }
         let ttl = if ttl > MAX_TTL { 0 } else { ttl };
@@ -190,12 +193,16 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
                 a.copy_from_slice(rdata);
                 Rdata::Addr(IpAddr::from(a))
             }
-            (5, _) => {
+            (5 | 12, _) => {
                 let (target, after) = read_name(m, start)?;
                 if after > at {
                     return Err(DnsError::Truncated);
                 }
-                Rdata::Cname(target)
+                if rtype == 5 {
+                    Rdata::Cname(target)
+                } else {
+                    Rdata::Ptr(target)
+                }
             }
             _ => continue,
         };

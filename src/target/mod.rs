@@ -156,6 +156,7 @@ mod tests {
                 duplicate_extension: false,
                 cut: false,
                 fingerprint: None,
+                raw_fingerprint: None,
             }),
             answer: None,
             certificate: None,

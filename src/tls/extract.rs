@@ -14,7 +14,7 @@
 use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
 
 pub use super::error::{Malformed, TlsError};
-use super::fingerprint::fingerprint as fingerprints;
+use super::fingerprint::Fingerprinter;
 use super::record::{
     CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
     HS_SERVER_HELLO, HandshakeReader, Item,
@@ -65,21 +65,20 @@ impl OpeningReader {
     ///
     /// `max_message` bounds a handshake message: a longer declared length is
     /// `Malformed(HandshakeTooLarge)` at once rather than a wait that cannot
-    /// end. `scratch` joins a message split over records. `fingerprint`: a
-    /// ClientHello's JA4 and JA3 are computed (about a microsecond each
-    /// hello, so only when something reports them).
+    /// end. `scratch` joins a message split over records. `fingerprints`:
+    /// computes a ClientHello's JA4 and JA3 (once per hello).
     pub fn read(
         &mut self,
         stream: &[u8],
         scratch: &mut Vec<u8>,
         max_message: usize,
-        fingerprint: bool,
+        fingerprints: Option<&mut Fingerprinter>,
     ) -> Result<Opening, TlsError> {
         if self.records.at_start() {
             let tls = stream.get(self.records.start()..).unwrap_or(&[]);
             match tls.first() {
                 None => return Err(TlsError::NeedMore),
-                Some(first) if first & 0x80 != 0 => return parse_sslv2(tls),
+                Some(first) if first & 0x80 != 0 => return parse_sslv2(tls, fingerprints),
                 Some(_) => {}
             }
         }
@@ -97,7 +96,7 @@ impl OpeningReader {
                 }
                 Item::Message { kind, body } => match kind {
                     HS_CLIENT_HELLO => {
-                        return parse_client_hello(body, fingerprint).map(Opening::ClientHello);
+                        return parse_client_hello(body, fingerprints).map(Opening::ClientHello);
                     }
                     HS_SERVER_HELLO => match parse_server_hello(body)? {
                         ServerHello::Hello(version) => {
@@ -142,7 +141,12 @@ pub fn parse_opening(
     scratch: &mut Vec<u8>,
     max_message: usize,
 ) -> Result<Opening, TlsError> {
-    OpeningReader::default().read(buf, scratch, max_message, true)
+    OpeningReader::default().read(
+        buf,
+        scratch,
+        max_message,
+        Some(&mut Fingerprinter::with_ja3()),
+    )
 }
 
 /// A ServerHello, or a HelloRetryRequest (a ServerHello with the special
@@ -152,9 +156,20 @@ enum ServerHello {
     Retry(Version),
 }
 
-fn parse_client_hello(body: &[u8], fingerprint: bool) -> Result<ClientFacts, TlsError> {
+fn parse_client_hello(
+    body: &[u8],
+    fingerprints: Option<&mut Fingerprinter>,
+) -> Result<ClientFacts, TlsError> {
     let (_, hello) = tls_parser::parse_tls_handshake_client_hello(body)
         .map_err(|_| TlsError::Malformed(Malformed::ClientHello))?;
+    let (fingerprint, raw_fingerprint) = match fingerprints {
+        Some(f) => {
+            let ciphers = hello.ciphers.iter().map(|c| c.0);
+            let (fp, raw) = f.fingerprint(hello.version.0, ciphers, hello.ext.unwrap_or(&[]));
+            (Some(fp), raw)
+        }
+        None => (None, None),
+    };
     let mut facts = ClientFacts {
         hello_version: Version(hello.version.0),
         supported_versions: None,
@@ -162,10 +177,8 @@ fn parse_client_hello(body: &[u8], fingerprint: bool) -> Result<ClientFacts, Tls
         sslv2_format: false,
         duplicate_extension: false,
         cut: false,
-        fingerprint: fingerprint.then(|| {
-            let ciphers: Vec<u16> = hello.ciphers.iter().map(|c| c.0).collect();
-            fingerprints(hello.version.0, &ciphers, hello.ext.unwrap_or(&[]))
-        }),
+        fingerprint,
+        raw_fingerprint,
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     let mut exts = hello.ext.unwrap_or(&[]);
@@ -270,6 +283,7 @@ pub fn parse_cut_opening(buf: &[u8]) -> Option<Opening> {
             duplicate_extension: false,
             cut: true,
             fingerprint: None,
+            raw_fingerprint: None,
         })),
         [CT_HANDSHAKE, 3, minor, _, _, HS_SERVER_HELLO, ..] if minor <= 4 && buf.len() >= 11 => {
             Some(Opening::Answer(ServerAnswer::CutHello))
@@ -283,8 +297,10 @@ pub fn parse_cut_opening(buf: &[u8]) -> Option<Opening> {
 
 /// SSLv2 record format (2-byte header): a CLIENT-HELLO, possibly carrying a
 /// TLS version (the "SSLv2-compatible ClientHello" of RFC 5246 E.2), or an
-/// SSLv2 SERVER-HELLO.
-fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
+/// SSLv2 SERVER-HELLO. A CLIENT-HELLO's fingerprints take its version field
+/// and the cipher specs a TLS server reads (those whose first byte is 0, as
+/// RFC 5246 E.2 maps them); it has no SNI and no extensions.
+fn parse_sslv2(buf: &[u8], fingerprints: Option<&mut Fingerprinter>) -> Result<Opening, TlsError> {
     const NEED: TlsError = TlsError::NeedMore;
     let bad = TlsError::Malformed(Malformed::Sslv2);
     let [b0, b1, rest @ ..] = buf else {
@@ -322,6 +338,18 @@ fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
     if rest.len() < len {
         return Err(NEED);
     }
+    let specs = rest.get(9..9 + cipher_len).unwrap_or(&[]);
+    let tls_ciphers = specs
+        .chunks_exact(3)
+        .filter(|c| c[0] == 0)
+        .map(|c| u16::from_be_bytes([c[1], c[2]]));
+    let (fingerprint, raw_fingerprint) = match fingerprints {
+        Some(f) => {
+            let (fp, raw) = f.fingerprint(version, tls_ciphers, &[]);
+            (Some(fp), raw)
+        }
+        None => (None, None),
+    };
     Ok(Opening::ClientHello(ClientFacts {
         hello_version: Version(version),
         supported_versions: None,
@@ -329,7 +357,8 @@ fn parse_sslv2(buf: &[u8]) -> Result<Opening, TlsError> {
         sslv2_format: true,
         duplicate_extension: false,
         cut: false,
-        fingerprint: None,
+        fingerprint,
+        raw_fingerprint,
     }))
 }
 
@@ -669,6 +698,14 @@ mod tests {
         };
         assert!(f.sslv2_format);
         assert_eq!(f.max_version(), Version::TLS10);
+        // Fingerprinted by its version and the TLS cipher specs (the SSLv2
+        // spec 010080 is not one); no SNI, no extensions.
+        let fp = f.fingerprint.expect("fingerprinted");
+        assert_eq!(fp.ja4(), "t10i020000_f54dd463d39b_000000000000");
+        assert_eq!(
+            fp.ja3_hash().as_deref(),
+            Some("dac4920d4335e769327dbf4e1b759e15")
+        );
         for cut in 0..bytes.len() {
             assert_eq!(parse(&bytes[..cut]), Err(TlsError::NeedMore), "cut {cut}");
         }

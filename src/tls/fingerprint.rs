@@ -18,6 +18,9 @@
 //! Wireshark computes it), hashed with MD5. Nothing here panics: a broken
 //! extension ends the walk with what was read.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use md5::{Digest, Md5};
 
 use super::version::is_grease;
@@ -27,7 +30,8 @@ use ring::digest::{SHA256, digest};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fingerprint {
     ja4: [u8; 36],
-    ja3_md5: [u8; 16],
+    /// Computed when something reports it (JA3 costs an MD5 a hello).
+    ja3_md5: Option<[u8; 16]>,
 }
 
 impl Fingerprint {
@@ -36,11 +40,12 @@ impl Fingerprint {
         std::str::from_utf8(&self.ja4).unwrap_or("")
     }
 
-    /// The JA3 hash (MD5 of the JA3 string), 32 hex digits.
-    pub fn ja3_hash(&self) -> String {
+    /// The JA3 hash (MD5 of the JA3 string), 32 hex digits, when computed.
+    pub fn ja3_hash(&self) -> Option<String> {
+        let md5 = self.ja3_md5?;
         let mut h = [0u8; 32];
-        hex_into(&self.ja3_md5, &mut h);
-        String::from_utf8_lossy(&h).into_owned()
+        hex_into(&md5, &mut h);
+        Some(String::from_utf8_lossy(&h).into_owned())
     }
 }
 
@@ -148,88 +153,243 @@ fn count(n: usize) -> [u8; 2] {
     [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]
 }
 
-/// The fingerprints of a ClientHello: its version field, cipher suites and
-/// extension block (type, length, data repeated).
-pub fn fingerprint(hello_version: u16, ciphers: &[u16], extensions: &[u8]) -> Fingerprint {
-    let mut ext_types = Vec::with_capacity(24);
-    let (mut sni, mut alpn, mut sigalgs, mut versions) = (false, None, &[][..], &[][..]);
-    let (mut groups, mut formats) = (&[][..], &[][..]);
-    let mut rest = extensions;
-    while let [a, b, c, d, tail @ ..] = rest {
-        let t = u16::from_be_bytes([*a, *b]);
-        let len = usize::from(u16::from_be_bytes([*c, *d]));
-        let Some(data) = tail.get(..len) else {
-            break;
-        };
-        rest = &tail[len..];
-        ext_types.push(t);
-        match t {
-            EXT_SNI => sni = true,
-            EXT_ALPN => {
-                // protocol_name_list<2..2^16-1> of opaque<1..2^8-1>
-                if let [_, _, n, names @ ..] = data {
-                    alpn = names.get(..usize::from(*n));
-                }
-            }
-            EXT_SIGNATURE_ALGORITHMS => sigalgs = data.get(2..).unwrap_or(&[]),
-            EXT_SUPPORTED_VERSIONS => versions = data.get(1..).unwrap_or(&[]),
-            EXT_GROUPS => groups = data.get(2..).unwrap_or(&[]),
-            EXT_POINT_FORMATS => formats = data.get(1..).unwrap_or(&[]),
-            _ => {}
+/// The raw strings behind a hello's fingerprints (`--raw-fingerprints`):
+/// JA4_r (the sorted lists JA4 hashes) and the JA3 string. They are held
+/// while the flow waits for its answer, so their bytes come out of a budget
+/// shared by one table's flows and go back when the strings are dropped.
+#[derive(Debug)]
+pub struct RawFingerprint {
+    pub ja4_r: Box<str>,
+    pub ja3: Box<str>,
+    budget: Arc<AtomicUsize>,
+}
+
+impl PartialEq for RawFingerprint {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.ja4_r, &self.ja3) == (&other.ja4_r, &other.ja3)
+    }
+}
+
+impl Eq for RawFingerprint {}
+
+impl Drop for RawFingerprint {
+    fn drop(&mut self) {
+        self.budget
+            .fetch_add(self.ja4_r.len() + self.ja3.len(), Ordering::Relaxed);
+    }
+}
+
+/// Bytes of raw fingerprint strings one flow table holds at most (about
+/// 2,000 hellos of a browser's size); beyond, a hello's strings are not kept
+/// (its JA4 and JA3 hash are) and the miss is counted.
+pub const RAW_BUDGET: usize = 4 << 20;
+
+/// Entries of a [`Fingerprinter`]'s cache of hashed JA4 parts (32 bytes
+/// each, 16 KiB per flow table). A hit compares a 64-bit keyed hash of the
+/// lists: a different hello matches by chance with odds of 2^-64, and
+/// cannot be made to on purpose (the keys are random per table).
+const CACHE_SLOTS: usize = 512;
+
+/// Computes fingerprints with buffers reused from hello to hello (one per
+/// flow table: no allocation per hello once warm), and the raw strings when
+/// asked for.
+#[derive(Default)]
+pub struct Fingerprinter {
+    exts: Vec<u16>,
+    ciphers: Vec<u16>,
+    sig: Vec<u16>,
+    text: Vec<u8>,
+    ja3_text: Vec<u8>,
+    /// Compute JA3 too (the raw strings need it).
+    ja3: bool,
+    /// The hashed parts of JA4 (b and c) by a keyed hash of their sorted
+    /// lists, direct-mapped, [`CACHE_SLOTS`] entries (allocated on first use).
+    cache: Vec<(u64, [u8; 24])>,
+    /// Random keys: hellos cannot be crafted to collide in the cache.
+    keys: ahash::RandomState,
+    /// Bytes left for raw strings; `None`: raw strings are not wanted.
+    raw_budget: Option<Arc<AtomicUsize>>,
+    /// Hellos whose raw strings did not fit the budget (taken by the counters).
+    pub raw_dropped: u64,
+}
+
+impl Fingerprinter {
+    /// JA4 only (what the inventory keeps).
+    pub fn ja4_only() -> Self {
+        Fingerprinter::default()
+    }
+
+    /// JA4 and JA3.
+    pub fn with_ja3() -> Self {
+        Fingerprinter {
+            ja3: true,
+            ..Fingerprinter::default()
         }
     }
-    let version = u16s(versions)
-        .filter(|v| !is_grease(*v))
-        .max()
-        .unwrap_or(hello_version);
-    let mut ciphers_ok: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
-    let exts_ok: Vec<u16> = ext_types
-        .iter()
-        .copied()
-        .filter(|e| !is_grease(*e))
-        .collect();
 
-    let mut ja4 = [b'0'; 36];
-    ja4[0] = b't';
-    ja4[1..3].copy_from_slice(&version_code(version));
-    ja4[3] = if sni { b'd' } else { b'i' };
-    ja4[4..6].copy_from_slice(&count(ciphers_ok.len()));
-    ja4[6..8].copy_from_slice(&count(exts_ok.len()));
-    ja4[8..10].copy_from_slice(&alpn_code(alpn));
-    ja4[10] = b'_';
-    ja4[23] = b'_';
-    // JA3 keeps wire order: build it before sorting.
-    let mut text = Vec::with_capacity(256);
-    dec(hello_version, &mut text);
-    text.push(b',');
-    dec_list(ciphers_ok.iter().copied(), &mut text);
-    text.push(b',');
-    dec_list(exts_ok.iter().copied(), &mut text);
-    text.push(b',');
-    dec_list(u16s(groups).filter(|g| !is_grease(*g)), &mut text);
-    text.push(b',');
-    dec_list(formats.iter().map(|f| u16::from(*f)), &mut text);
-    let mut ja3_md5 = [0u8; 16];
-    ja3_md5.copy_from_slice(&Md5::digest(&text));
-    ciphers_ok.sort_unstable();
-    text.clear();
-    hex_list(&ciphers_ok, &mut text);
-    sha12(&text, &mut ja4[11..23]);
-    let mut sorted: Vec<u16> = exts_ok
-        .into_iter()
-        .filter(|e| *e != EXT_SNI && *e != EXT_ALPN)
-        .collect();
-    sorted.sort_unstable();
-    text.clear();
-    hex_list(&sorted, &mut text);
-    let mut sig = u16s(sigalgs).filter(|s| !is_grease(*s)).peekable();
-    if !text.is_empty() && sig.peek().is_some() {
-        text.push(b'_');
-        let sig: Vec<u16> = sig.collect();
-        hex_list(&sig, &mut text);
+    /// JA4, JA3 and each hello's raw strings, holding at most `budget`
+    /// bytes of them.
+    pub fn with_raw(budget: usize) -> Self {
+        Fingerprinter {
+            ja3: true,
+            raw_budget: Some(Arc::new(AtomicUsize::new(budget))),
+            ..Fingerprinter::default()
+        }
     }
-    sha12(&text, &mut ja4[24..36]);
-    Fingerprint { ja4, ja3_md5 }
+
+    /// The fingerprints of a ClientHello: its version field, cipher suites
+    /// and extension block (type, length, data repeated); and its raw
+    /// strings when they are wanted and fit the budget.
+    pub fn fingerprint(
+        &mut self,
+        hello_version: u16,
+        ciphers: impl Iterator<Item = u16>,
+        extensions: &[u8],
+    ) -> (Fingerprint, Option<Arc<RawFingerprint>>) {
+        let Fingerprinter {
+            exts,
+            ciphers: cs,
+            sig,
+            text,
+            ja3_text,
+            ..
+        } = self;
+        exts.clear();
+        cs.clear();
+        sig.clear();
+        let (mut sni, mut alpn, mut sigalgs, mut versions) = (false, None, &[][..], &[][..]);
+        let (mut groups, mut formats) = (&[][..], &[][..]);
+        let mut rest = extensions;
+        while let [a, b, c, d, tail @ ..] = rest {
+            let t = u16::from_be_bytes([*a, *b]);
+            let len = usize::from(u16::from_be_bytes([*c, *d]));
+            let Some(data) = tail.get(..len) else {
+                break;
+            };
+            rest = &tail[len..];
+            if is_grease(t) {
+                continue;
+            }
+            exts.push(t);
+            match t {
+                EXT_SNI => sni = true,
+                EXT_ALPN => {
+                    // protocol_name_list<2..2^16-1> of opaque<1..2^8-1>
+                    if let [_, _, n, names @ ..] = data {
+                        alpn = names.get(..usize::from(*n));
+                    }
+                }
+                EXT_SIGNATURE_ALGORITHMS => sigalgs = data.get(2..).unwrap_or(&[]),
+                EXT_SUPPORTED_VERSIONS => versions = data.get(1..).unwrap_or(&[]),
+                EXT_GROUPS => groups = data.get(2..).unwrap_or(&[]),
+                EXT_POINT_FORMATS => formats = data.get(1..).unwrap_or(&[]),
+                _ => {}
+            }
+        }
+        let version = u16s(versions)
+            .filter(|v| !is_grease(*v))
+            .max()
+            .unwrap_or(hello_version);
+        cs.extend(ciphers.filter(|c| !is_grease(*c)));
+
+        let mut ja4 = [b'0'; 36];
+        ja4[0] = b't';
+        ja4[1..3].copy_from_slice(&version_code(version));
+        ja4[3] = if sni { b'd' } else { b'i' };
+        ja4[4..6].copy_from_slice(&count(cs.len()));
+        ja4[6..8].copy_from_slice(&count(exts.len()));
+        ja4[8..10].copy_from_slice(&alpn_code(alpn));
+        ja4[10] = b'_';
+        ja4[23] = b'_';
+        // JA3 keeps wire order: build it before sorting.
+        let want_raw = self.raw_budget.is_some();
+        let mut ja3_md5 = None;
+        if self.ja3 {
+            ja3_text.clear();
+            dec(hello_version, ja3_text);
+            ja3_text.push(b',');
+            dec_list(cs.iter().copied(), ja3_text);
+            ja3_text.push(b',');
+            dec_list(exts.iter().copied(), ja3_text);
+            ja3_text.push(b',');
+            dec_list(u16s(groups).filter(|g| !is_grease(*g)), ja3_text);
+            ja3_text.push(b',');
+            dec_list(formats.iter().map(|f| u16::from(*f)), ja3_text);
+            let mut md5 = [0u8; 16];
+            md5.copy_from_slice(&Md5::digest(&ja3_text[..]));
+            ja3_md5 = Some(md5);
+        }
+        cs.sort_unstable();
+        exts.retain(|e| *e != EXT_SNI && *e != EXT_ALPN);
+        exts.sort_unstable();
+        sig.extend(u16s(sigalgs).filter(|s| !is_grease(*s)));
+        // The hashed parts depend only on the three lists: a stack that
+        // says hello again (the common case) costs a lookup, not two SHA-256s.
+        let key = self.keys.hash_one((&cs[..], &exts[..], &sig[..])) | 1;
+        let slot = (key as usize) % CACHE_SLOTS;
+        match self.cache.get(slot) {
+            Some((k, parts)) if *k == key && !want_raw => {
+                ja4[11..23].copy_from_slice(&parts[..12]);
+                ja4[24..36].copy_from_slice(&parts[12..]);
+            }
+            _ => {
+                text.clear();
+                hex_list(cs, text);
+                sha12(text, &mut ja4[11..23]);
+                text.push(b'_');
+                let exts_start = text.len();
+                hex_list(exts, text);
+                if !exts.is_empty() && !sig.is_empty() {
+                    text.push(b'_');
+                    hex_list(sig, text);
+                }
+                sha12(&text[exts_start..], &mut ja4[24..36]);
+                if self.cache.is_empty() {
+                    self.cache = vec![(0, [0; 24]); CACHE_SLOTS];
+                }
+                let mut parts = [0u8; 24];
+                parts[..12].copy_from_slice(&ja4[11..23]);
+                parts[12..].copy_from_slice(&ja4[24..36]);
+                self.cache[slot] = (key, parts);
+            }
+        }
+        let fp = Fingerprint { ja4, ja3_md5 };
+        if !want_raw {
+            return (fp, None);
+        }
+        let raw = self.keep_raw(&fp);
+        (fp, raw)
+    }
+
+    /// The raw strings of the hello just fingerprinted (in `text` and
+    /// `ja3_text`), if the budget has room.
+    fn keep_raw(&mut self, fp: &Fingerprint) -> Option<Arc<RawFingerprint>> {
+        let budget = self.raw_budget.as_ref()?;
+        let need = 11 + self.text.len() + self.ja3_text.len();
+        let taken = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(need)
+        });
+        if taken.is_err() {
+            self.raw_dropped += 1;
+            return None;
+        }
+        let mut ja4_r = String::with_capacity(11 + self.text.len());
+        ja4_r.push_str(&fp.ja4()[..11]);
+        ja4_r.push_str(&String::from_utf8_lossy(&self.text));
+        Some(Arc::new(RawFingerprint {
+            ja4_r: ja4_r.into_boxed_str(),
+            ja3: String::from_utf8_lossy(&self.ja3_text).into(),
+            budget: Arc::clone(budget),
+        }))
+    }
+}
+
+/// The fingerprints (JA4, JA3) of a ClientHello (a one-off: reports and
+/// tests; the flow tables use a [`Fingerprinter`]).
+pub fn fingerprint(hello_version: u16, ciphers: &[u16], extensions: &[u8]) -> Fingerprint {
+    Fingerprinter::with_ja3()
+        .fingerprint(hello_version, ciphers.iter().copied(), extensions)
+        .0
 }
 
 #[cfg(test)]
@@ -350,9 +510,89 @@ mod tests {
         block.extend(ext(EXT_POINT_FORMATS, &[1, 0]));
         block.extend(ext(0x1a1a, &[]));
         let f = fingerprint(0x0303, &[0x002f, 0x0a0a, 0x0035], &block);
-        assert_eq!(f.ja3_hash(), "780f051449fc49c0047fdecbdb1b53c8");
+        assert_eq!(
+            f.ja3_hash().as_deref(),
+            Some("780f051449fc49c0047fdecbdb1b53c8")
+        );
         // A broken extension ends the walk with what was read: nothing.
         let f = fingerprint(0x0303, &[1], &[0, 1, 0xff, 0xff, 1]);
         assert_eq!(&f.ja4()[..10], "t12i010000");
+    }
+
+    /// FoxIO's tls12.pcap sample (Firefox): the hello rebuilt from its
+    /// published JA4_ro (wire order) gives their JA4 and JA4_r.
+    #[test]
+    fn ja4_r_foxio_sample() {
+        let ciphers = [
+            0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c, 0xc030, 0xc00a, 0xc009,
+            0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035,
+        ];
+        let sig = [
+            0x0403u16, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203,
+            0x0201,
+        ];
+        let exts = [
+            0x0000u16, 0x0017, 0xff01, 0x000a, 0x000b, 0x0023, 0x0010, 0x0005, 0x0022, 0x0033,
+            0x002b, 0x000d, 0x002d, 0x001c, 0x0015,
+        ];
+        let mut block = Vec::new();
+        for e in exts {
+            block.extend(match e {
+                0x0010 => alpn(&[b"h2", b"http/1.1"]),
+                0x002b => ext(e, &[4, 3, 4, 3, 3]),
+                0x000d => {
+                    let mut d = ((sig.len() * 2) as u16).to_be_bytes().to_vec();
+                    sig.iter().for_each(|s| d.extend(s.to_be_bytes()));
+                    ext(e, &d)
+                }
+                _ => ext(e, &[]),
+            });
+        }
+        let mut f = Fingerprinter::with_raw(RAW_BUDGET);
+        let (fp, raw) = f.fingerprint(0x0303, ciphers.into_iter(), &block);
+        assert_eq!(fp.ja4(), "t13d1715h2_5b57614c22b0_3d5424432f57");
+        let raw = raw.expect("raw strings within the budget");
+        assert_eq!(
+            &*raw.ja4_r,
+            "t13d1715h2_002f,0035,009c,009d,1301,1302,1303,c009,c00a,c013,c014,c02b,c02c,c02f,\
+             c030,cca8,cca9_0005,000a,000b,000d,0015,0017,001c,0022,0023,002b,002d,0033,ff01_\
+             0403,0503,0603,0804,0805,0806,0401,0501,0601,0203,0201"
+        );
+        assert!(
+            raw.ja3.starts_with("771,4865-4867-4866-49195-"),
+            "{}",
+            raw.ja3
+        );
+        // The strings come out of the budget and go back when dropped.
+        let held = raw.ja4_r.len() + raw.ja3.len();
+        let left = |f: &Fingerprinter| f.raw_budget.as_ref().map(|b| b.load(Ordering::Relaxed));
+        assert_eq!(left(&f), Some(RAW_BUDGET - held));
+        drop(raw);
+        assert_eq!(left(&f), Some(RAW_BUDGET));
+    }
+
+    #[test]
+    fn raw_budget_bound_counted() {
+        let mut f = Fingerprinter::with_raw(300);
+        let ciphers = [0x1301u16, 0x1302, 0x1303];
+        let (_, first) = f.fingerprint(0x0303, ciphers.into_iter(), &[]);
+        assert!(first.is_some());
+        let mut kept = vec![first];
+        for _ in 0..20 {
+            kept.push(f.fingerprint(0x0303, ciphers.into_iter(), &[]).1);
+        }
+        let missing = kept.iter().filter(|r| r.is_none()).count() as u64;
+        assert!(missing > 0);
+        assert_eq!(f.raw_dropped, missing);
+        // Hashes are never dropped, only strings; freed room is used again.
+        kept.clear();
+        assert!(f.fingerprint(0x0303, ciphers.into_iter(), &[]).1.is_some());
+        // Without raw strings asked for, none are made; JA3 only when asked.
+        let mut plain = Fingerprinter::ja4_only();
+        let (fp, raw) = plain.fingerprint(0x0303, ciphers.into_iter(), &[]);
+        assert!(raw.is_none() && fp.ja3_hash().is_none());
+        let mut ja3 = Fingerprinter::with_ja3();
+        let (fp, raw) = ja3.fingerprint(0x0303, ciphers.into_iter(), &[]);
+        assert!(raw.is_none() && fp.ja3_hash().is_some());
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use super::certificate::CertificateCache;
 use super::error::{Malformed, TlsError};
 use super::extract::{Opening, OpeningReader, parse_cut_opening};
+use super::fingerprint::{Fingerprinter, RAW_BUDGET};
 use super::summary::{
     ClientFacts, DnsAtHello, DnsLookup, HandshakeSummary, ServerAnswer, ServerCertificate,
 };
@@ -81,8 +82,8 @@ pub struct TlsCtx {
     max_message: usize,
     /// Asked when a ClientHello is read (see [`DnsAtHello`]).
     dns_lookup: Option<DnsLookup>,
-    /// Compute each ClientHello's JA4 and JA3 (something reports them).
-    fingerprints: bool,
+    /// Each ClientHello's JA4 and JA3 (and raw strings when asked for).
+    pub fingerprints: Fingerprinter,
     pub stats: SessionStats,
 }
 
@@ -94,14 +95,20 @@ impl TlsCtx {
             certificates: CertificateCache::default(),
             max_message,
             dns_lookup: None,
-            fingerprints: false,
+            fingerprints: Fingerprinter::default(),
             stats: SessionStats::default(),
         }
     }
 
-    /// Computes each ClientHello's fingerprints (JA4, JA3) for the reports.
-    pub fn with_fingerprints(mut self, on: bool) -> Self {
-        self.fingerprints = on;
+    /// Which fingerprints each ClientHello gets beside JA4 (always, for
+    /// the inventory): JA3 (`ja3`, for the events), and the raw strings
+    /// (JA4_r, the JA3 string) within [`RAW_BUDGET`] bytes for the table.
+    pub fn with_fingerprints(mut self, ja3: bool, raw: bool) -> Self {
+        self.fingerprints = match (ja3, raw) {
+            (_, true) => Fingerprinter::with_raw(RAW_BUDGET),
+            (true, false) => Fingerprinter::with_ja3(),
+            (false, false) => Fingerprinter::ja4_only(),
+        };
         self
     }
 
@@ -535,7 +542,12 @@ impl TlsSession {
 
     /// Reads direction `d`'s opening on from where its reader stands.
     fn read_status(&mut self, ctx: &mut TlsCtx, d: usize, bytes: &[u8]) -> DirStatus {
-        match self.readers[d].read(bytes, &mut ctx.scratch, ctx.max_message, ctx.fingerprints) {
+        match self.readers[d].read(
+            bytes,
+            &mut ctx.scratch,
+            ctx.max_message,
+            Some(&mut ctx.fingerprints),
+        ) {
             Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
             Ok(Opening::Answer(a)) => DirStatus::Answer(a),
             Err(TlsError::NeedMore) => DirStatus::Pending,

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{Fingerprint, RawFingerprint};
 use super::version::{Version, above_offer, client_max_version, is_below};
 use crate::preamble::Preamble;
 
@@ -50,8 +50,10 @@ pub struct ClientFacts {
     /// The capture cut the hello (snap length): only its own version field
     /// is known; what it offers beyond that is unknown.
     pub cut: bool,
-    /// JA4 and JA3 of the hello (not for SSLv2-format or cut hellos).
+    /// JA4 and JA3 of the hello (not for cut hellos).
     pub fingerprint: Option<Fingerprint>,
+    /// JA4_r and the JA3 string, with `--raw-fingerprints` (budgeted).
+    pub raw_fingerprint: Option<Arc<RawFingerprint>>,
 }
 
 impl ClientFacts {
@@ -272,6 +274,7 @@ mod tests {
             duplicate_extension: false,
             cut: false,
             fingerprint: None,
+            raw_fingerprint: None,
         }
     }
 

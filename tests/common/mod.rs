@@ -100,6 +100,7 @@ pub fn is_preamble_capture(file: &Path) -> bool {
         "proxy-protocol-",
         "tds-",
         "ssh-",
+        "client-stacks",
     ]
     .iter()
     .any(|p| name.starts_with(p))

@@ -1,0 +1,521 @@
+//! Passive host names: which name an address had, learned from what crosses
+//! the mirror port (DHCP, DHCPv6, NBNS, mDNS, LLMNR, DNS PTR answers,
+//! Kerberos AS-REQs of machine accounts).
+//!
+//! Input: bindings (address, name, source, capture time, lifetime) from the
+//! capture thread's [`super::learn::NameLearner`], its only writer. Output:
+//! the name of an address at a time, for events, the inventory and the
+//! `tlscensus_host_info` series. Invariants: a binding is valid from when it
+//! was first seen until its lease ends (DHCP) or its last sighting plus
+//! `--name-max-age`, or until it is released or its address is handed to
+//! another client (then it ends at that time, so a flow before is still
+//! named as it was); several names of one address are kept side by side
+//! (never overwritten), at most [`BINDINGS_PER_ADDRESS`]; the answer is the
+//! valid binding of the best-ranked source (`--name-sources` order), the
+//! latest seen among equals; at most `--max-host-names` addresses are held:
+//! when full, bindings that ended are swept (at most once per second of
+//! capture time) and a new address beyond the bound is counted
+//! (`bound="host_names"`), never stored.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+
+/// Where a name came from: the `name_source` label (a closed set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    Dhcp,
+    Dhcpv6,
+    Kerberos,
+    DnsPtr,
+    Nbns,
+    Mdns,
+    Llmnr,
+}
+
+impl NameSource {
+    /// Every source, in the default priority order.
+    pub const ALL: [NameSource; 7] = [
+        NameSource::Dhcp,
+        NameSource::Dhcpv6,
+        NameSource::Kerberos,
+        NameSource::DnsPtr,
+        NameSource::Nbns,
+        NameSource::Mdns,
+        NameSource::Llmnr,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Dhcp => "dhcp",
+            NameSource::Dhcpv6 => "dhcpv6",
+            NameSource::Kerberos => "kerberos",
+            NameSource::DnsPtr => "dns_ptr",
+            NameSource::Nbns => "nbns",
+            NameSource::Mdns => "mdns",
+            NameSource::Llmnr => "llmnr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NameSource> {
+        NameSource::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Names kept per address (a dual-named host, a lease handed on, a
+/// NetBIOS name beside a DNS name).
+pub const BINDINGS_PER_ADDRESS: usize = 4;
+/// Longest name kept (a DNS name's limit); longer claims are not names.
+pub const MAX_NAME: usize = 253;
+/// Longest lease honoured (an "infinite" DHCP lease is a year).
+pub const MAX_LEASE_SECS: u64 = 365 * 86_400;
+
+/// One name of one address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub name: Arc<str>,
+    pub source: NameSource,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Valid until then (lease end, last sighting + age, or the time it was
+    /// released or the address changed hands).
+    pub until_ns: u64,
+    /// The DHCP client (a hash of its hardware address or DUID), 0 otherwise.
+    pub client: u64,
+}
+
+impl Binding {
+    fn valid_at(&self, t: u64) -> bool {
+        self.first_ns <= t && t <= self.until_ns
+    }
+}
+
+/// How long a binding lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// A lease of this many seconds from now (DHCP, DHCPv6).
+    Lease(u64),
+    /// Last sighting plus `--name-max-age`.
+    Age,
+}
+
+/// What [`HostNames::bind`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// Stored (new, or an existing binding refreshed).
+    Stored,
+    /// The address had [`BINDINGS_PER_ADDRESS`] names: the one that ended
+    /// first was replaced.
+    Replaced,
+    /// The store was full of addresses: not stored.
+    Full,
+}
+
+/// Settings of the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameSettings {
+    /// Sources used, best first (`--name-sources`).
+    pub sources: Vec<NameSource>,
+    /// `--name-max-age`, in nanoseconds.
+    pub max_age_ns: u64,
+    /// `--max-host-names`: addresses held at most.
+    pub max_addresses: usize,
+}
+
+impl Default for NameSettings {
+    fn default() -> Self {
+        NameSettings {
+            sources: NameSource::ALL.to_vec(),
+            max_age_ns: 86_400 * 1_000_000_000,
+            max_addresses: 16_384,
+        }
+    }
+}
+
+impl NameSettings {
+    /// Whether names from `s` are wanted.
+    pub fn uses(&self, s: NameSource) -> bool {
+        self.sources.contains(&s)
+    }
+}
+
+pub struct HostNames {
+    map: DashMap<IpAddr, Vec<Binding>, ahash::RandomState>,
+    /// Rank of each source (`NameSource::index`), lower is better; `u8::MAX`: unused.
+    rank: [u8; NameSource::ALL.len()],
+    max_age_ns: u64,
+    max_addresses: usize,
+    /// Addresses held (a counter: `DashMap::len` locks every shard).
+    count: AtomicUsize,
+    /// Capture time of the last sweep of ended bindings.
+    swept_ns: AtomicU64,
+    /// DHCP/DHCPv6 client → the address its name is bound to (a lease that
+    /// moves ends on the old address). At most `max_addresses` clients.
+    clients: DashMap<u64, IpAddr, ahash::RandomState>,
+}
+
+impl HostNames {
+    pub fn new(s: &NameSettings) -> HostNames {
+        let mut rank = [u8::MAX; NameSource::ALL.len()];
+        for (i, src) in s.sources.iter().enumerate() {
+            rank[src.index()] = rank[src.index()].min(i as u8);
+        }
+        HostNames {
+            map: DashMap::with_hasher(ahash::RandomState::new()),
+            rank,
+            max_age_ns: s.max_age_ns,
+            max_addresses: s.max_addresses.max(1),
+            count: AtomicUsize::new(0),
+            swept_ns: AtomicU64::new(0),
+            clients: DashMap::with_hasher(ahash::RandomState::new()),
+        }
+    }
+
+    /// Addresses held.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether names from `s` are used at all.
+    pub fn uses(&self, s: NameSource) -> bool {
+        self.rank[s.index()] != u8::MAX
+    }
+
+    fn until(&self, ts: u64, life: Lifetime) -> u64 {
+        match life {
+            Lifetime::Lease(secs) => {
+                ts.saturating_add(secs.min(MAX_LEASE_SECS).saturating_mul(1_000_000_000))
+            }
+            Lifetime::Age => ts.saturating_add(self.max_age_ns),
+        }
+    }
+
+    /// Binds `name` to `ip` at capture time `ts`. `client`: the DHCP client
+    /// (0 for other sources); its earlier address's binding ends now, and so
+    /// does another client's binding of the same source on `ip`.
+    pub fn bind(
+        &self,
+        ip: IpAddr,
+        name: &str,
+        source: NameSource,
+        ts: u64,
+        life: Lifetime,
+        client: u64,
+    ) -> Bound {
+        if !self.uses(source) || name.is_empty() || name.len() > MAX_NAME {
+            return Bound::Stored;
+        }
+        let until = self.until(ts, life);
+        if client != 0 {
+            self.move_client(client, ip, source, ts);
+        }
+        if !self.map.contains_key(&ip) && self.len() >= self.max_addresses {
+            self.sweep(ts);
+            if self.len() >= self.max_addresses {
+                return Bound::Full;
+            }
+        }
+        let mut result = Bound::Stored;
+        let mut v = self.map.entry(ip).or_insert_with(|| {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            Vec::new()
+        });
+        if client != 0 {
+            // The address changed hands: the other client's lease ended.
+            for b in v.iter_mut() {
+                if b.source == source && b.client != 0 && b.client != client && b.until_ns > ts {
+                    b.until_ns = ts;
+                }
+            }
+        }
+        if let Some(b) = v
+            .iter_mut()
+            .find(|b| b.source == source && &*b.name == name && b.client == client)
+        {
+            b.last_ns = b.last_ns.max(ts);
+            b.until_ns = b.until_ns.max(until);
+            return result;
+        }
+        let fresh = Binding {
+            name: Arc::from(name),
+            source,
+            first_ns: ts,
+            last_ns: ts,
+            until_ns: until,
+            client,
+        };
+        if v.len() >= BINDINGS_PER_ADDRESS {
+            // The binding that ends first makes room (ended ones first).
+            if let Some(i) = (0..v.len()).min_by_key(|&i| v[i].until_ns) {
+                v.swap_remove(i);
+                result = Bound::Replaced;
+            }
+        }
+        v.push(fresh);
+        result
+    }
+
+    /// A DHCP client's name moved to `ip`: its binding on the old address ends.
+    fn move_client(&self, client: u64, ip: IpAddr, source: NameSource, ts: u64) {
+        let old = self.clients.get(&client).map(|e| *e.value());
+        match old {
+            Some(old) if old == ip => return,
+            Some(old) => {
+                if let Some(mut v) = self.map.get_mut(&old) {
+                    for b in v.iter_mut() {
+                        if b.client == client && b.source == source && b.until_ns > ts {
+                            b.until_ns = ts;
+                        }
+                    }
+                }
+            }
+            None if self.clients.len() >= self.max_addresses => {
+                // Rare (a flood of clients): forget the index, keep the names.
+                self.clients.clear();
+            }
+            None => {}
+        }
+        self.clients.insert(client, ip);
+    }
+
+    /// Ends `ip`'s bindings from `source` at `ts` (a DHCP release, an NBNS
+    /// release, an mDNS goodbye); `name`: only that name's.
+    pub fn end(&self, ip: IpAddr, source: NameSource, name: Option<&str>, ts: u64) {
+        if let Some(mut v) = self.map.get_mut(&ip) {
+            for b in v.iter_mut() {
+                if b.source == source && name.is_none_or(|n| *b.name == *n) && b.until_ns > ts {
+                    b.until_ns = ts;
+                }
+            }
+        }
+    }
+
+    /// The name of `ip` at time `at`: the valid binding of the best-ranked
+    /// source, the latest seen among equals.
+    pub fn lookup(&self, ip: IpAddr, at: u64) -> Option<(Arc<str>, NameSource)> {
+        let v = self.map.get(&ip)?;
+        v.iter()
+            .filter(|b| b.valid_at(at) && self.uses(b.source))
+            .min_by(|a, b| {
+                (self.rank[a.source.index()], std::cmp::Reverse(a.last_ns))
+                    .cmp(&(self.rank[b.source.index()], std::cmp::Reverse(b.last_ns)))
+            })
+            .map(|b| (Arc::clone(&b.name), b.source))
+    }
+
+    /// Every binding of `ip` (valid or not), for reports and tests.
+    pub fn bindings(&self, ip: IpAddr) -> Vec<Binding> {
+        self.map.get(&ip).map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Drops bindings that ended before `now` and addresses left with none;
+    /// at most once per second of capture time.
+    pub fn sweep(&self, now: u64) {
+        let last = self.swept_ns.load(Ordering::Relaxed);
+        if now < last.saturating_add(1_000_000_000) {
+            return;
+        }
+        self.swept_ns.store(now, Ordering::Relaxed);
+        self.map.retain(|_, v| {
+            v.retain(|b| b.until_ns >= now);
+            if v.is_empty() {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// A name as the census shows it: lower case, one trailing dot dropped,
+/// anything but letters, digits, `-`, `_` and `.` as `?`; `None` when empty
+/// or longer than [`MAX_NAME`].
+pub fn clean_name(raw: &[u8]) -> Option<String> {
+    let raw = raw.strip_suffix(b".").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    if raw.is_empty() || raw.len() > MAX_NAME {
+        return None;
+    }
+    Some(
+        raw.iter()
+            .map(|&b| {
+                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                    char::from(b.to_ascii_lowercase())
+                } else {
+                    '?'
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    fn names() -> HostNames {
+        HostNames::new(&NameSettings {
+            max_age_ns: 100 * S,
+            max_addresses: 3,
+            ..NameSettings::default()
+        })
+    }
+
+    #[test]
+    fn lease_expires() {
+        let n = names();
+        n.bind(
+            ip(1),
+            "pc1",
+            NameSource::Dhcp,
+            10 * S,
+            Lifetime::Lease(60),
+            7,
+        );
+        assert_eq!(n.lookup(ip(1), 5 * S), None, "not before it was seen");
+        assert_eq!(n.lookup(ip(1), 69 * S).map(|x| x.1), Some(NameSource::Dhcp));
+        assert_eq!(n.lookup(ip(1), 71 * S), None, "lease over");
+        // A renewal extends it.
+        n.bind(
+            ip(1),
+            "pc1",
+            NameSource::Dhcp,
+            60 * S,
+            Lifetime::Lease(60),
+            7,
+        );
+        assert!(n.lookup(ip(1), 119 * S).is_some());
+    }
+
+    #[test]
+    fn address_changes_hands_and_name_moves() {
+        let n = names();
+        n.bind(
+            ip(1),
+            "pc1",
+            NameSource::Dhcp,
+            10 * S,
+            Lifetime::Lease(3600),
+            7,
+        );
+        // Client 8 gets the same address: pc1's lease ended then.
+        n.bind(
+            ip(1),
+            "pc2",
+            NameSource::Dhcp,
+            20 * S,
+            Lifetime::Lease(3600),
+            8,
+        );
+        assert_eq!(&*n.lookup(ip(1), 15 * S).unwrap().0, "pc1");
+        assert_eq!(&*n.lookup(ip(1), 25 * S).unwrap().0, "pc2");
+        // Client 8 moves to another address: its old one has no name after.
+        n.bind(
+            ip(2),
+            "pc2",
+            NameSource::Dhcp,
+            30 * S,
+            Lifetime::Lease(3600),
+            8,
+        );
+        assert_eq!(n.lookup(ip(1), 35 * S), None);
+        assert_eq!(&*n.lookup(ip(1), 25 * S).unwrap().0, "pc2");
+        assert_eq!(&*n.lookup(ip(2), 35 * S).unwrap().0, "pc2");
+    }
+
+    #[test]
+    fn conflicting_names_kept_and_ranked() {
+        let n = names();
+        n.bind(
+            ip(1),
+            "laptop.local",
+            NameSource::Mdns,
+            10 * S,
+            Lifetime::Age,
+            0,
+        );
+        n.bind(ip(1), "LAPTOP", NameSource::Nbns, 11 * S, Lifetime::Age, 0);
+        // NBNS ranks above mDNS by default; both are kept.
+        assert_eq!(&*n.lookup(ip(1), 12 * S).unwrap().0, "LAPTOP");
+        assert_eq!(n.bindings(ip(1)).len(), 2);
+        n.end(ip(1), NameSource::Nbns, None, 13 * S);
+        assert_eq!(&*n.lookup(ip(1), 14 * S).unwrap().0, "laptop.local");
+        // Last seen plus the age.
+        assert!(n.lookup(ip(1), 110 * S).is_some());
+        assert!(n.lookup(ip(1), 111 * S).is_none());
+        // A custom order: mDNS first, NBNS not used.
+        let m = HostNames::new(&NameSettings {
+            sources: vec![NameSource::Mdns, NameSource::Dhcp],
+            ..NameSettings::default()
+        });
+        m.bind(ip(1), "x", NameSource::Nbns, 1, Lifetime::Age, 0);
+        assert!(m.is_empty());
+        m.bind(ip(1), "d", NameSource::Dhcp, 1, Lifetime::Age, 5);
+        m.bind(ip(1), "m", NameSource::Mdns, 1, Lifetime::Age, 0);
+        assert_eq!(&*m.lookup(ip(1), 2).unwrap().0, "m");
+    }
+
+    #[test]
+    fn bounds_counted() {
+        let n = names();
+        for i in 0..BINDINGS_PER_ADDRESS as u64 + 2 {
+            let got = n.bind(
+                ip(1),
+                &format!("n{i}"),
+                NameSource::Mdns,
+                i * S,
+                Lifetime::Age,
+                0,
+            );
+            let want = if i < BINDINGS_PER_ADDRESS as u64 {
+                Bound::Stored
+            } else {
+                Bound::Replaced
+            };
+            assert_eq!(got, want, "{i}");
+        }
+        assert_eq!(n.bindings(ip(1)).len(), BINDINGS_PER_ADDRESS);
+        n.bind(ip(2), "b", NameSource::Mdns, 10 * S, Lifetime::Age, 0);
+        n.bind(ip(3), "c", NameSource::Mdns, 10 * S, Lifetime::Age, 0);
+        assert_eq!(
+            n.bind(ip(4), "d", NameSource::Mdns, 11 * S, Lifetime::Age, 0),
+            Bound::Full
+        );
+        assert_eq!(n.len(), 3);
+        // Once bindings have ended, the sweep makes room.
+        assert_eq!(
+            n.bind(ip(4), "d", NameSource::Mdns, 500 * S, Lifetime::Age, 0),
+            Bound::Stored
+        );
+        assert_eq!(n.len(), 1);
+    }
+
+    #[test]
+    fn names_cleaned() {
+        assert_eq!(
+            clean_name(b"PC-01.Corp.example."),
+            Some("pc-01.corp.example".into())
+        );
+        assert_eq!(clean_name(b"a b\x1b"), Some("a?b?".into()));
+        assert_eq!(clean_name(b""), None);
+        assert_eq!(clean_name(&[b'a'; 300]), None);
+    }
+}
