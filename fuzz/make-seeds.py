@@ -70,7 +70,44 @@ def main():
             if flight:
                 (out["server_certificate"] / f"seed-{cap.stem}").write_bytes(flight[:16384])
     (out["reassembly"] / "seed-basic").write_bytes(bytes(range(64)))
+    host_name_seeds()
     print("seeds written")
+
+
+# host_names: the first byte picks the service (fuzz_targets/host_names.rs),
+# then each datagram after a 2-byte length.
+NAME_KINDS = {67: 0, 68: 0, 546: 1, 547: 1, 137: 2, 5353: 3, 5355: 4, 88: 5, 53: 6}
+
+
+def udp_payload(f):
+    et = struct.unpack("!H", f[12:14])[0]
+    ip = f[14:]
+    if et == 0x0800 and ip[9] == 17:
+        udp = ip[(ip[0] & 15) * 4:]
+    elif et == 0x86DD and ip[6] == 17:
+        udp = ip[40:]
+    else:
+        return None
+    return struct.unpack("!HH", udp[:4]), udp[8:]
+
+
+def host_name_seeds():
+    d = here / "corpus" / "host_names"
+    d.mkdir(parents=True, exist_ok=True)
+    for cap in sorted((here.parent / "captures").glob("names-*.pcap")):
+        _, pkts = read_pcap(cap)
+        groups = {}
+        for _, _, f, _ in pkts:
+            u = udp_payload(f)
+            if u is None:
+                continue
+            (sport, dport), payload = u
+            kind = NAME_KINDS.get(sport, NAME_KINDS.get(dport))
+            if kind is not None:
+                groups.setdefault(kind, []).append(payload)
+        for kind, payloads in groups.items():
+            seed = bytes([kind]) + b"".join(struct.pack("!H", len(p)) + p for p in payloads[:12])
+            (d / f"seed-{cap.stem}-{kind}").write_bytes(seed)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,19 @@ fn have(tool: &str) -> bool {
 fn exported() -> BTreeSet<String> {
     let m = tlscensus::metrics::Metrics::new(10, None).unwrap();
     let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()]).unwrap();
+    // A legacy source with a passive host name: tlscensus_host_info.
+    use tlscensus::hosts::names::{HostNames, Lifetime, NameSource};
+    let names = std::sync::Arc::new(HostNames::new(&Default::default()));
+    let ip = "10.0.0.1".parse().unwrap();
+    names.bind(
+        ip,
+        "ws1.corp.example",
+        NameSource::Dhcp,
+        0,
+        Lifetime::Age,
+        1,
+    );
+    m.register_host_info(names).unwrap();
     m.legacy_flow(
         "10.0.0.1".parse().unwrap(),
         Some(tlscensus::tls::version::Version::TLS10),

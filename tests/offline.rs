@@ -386,8 +386,9 @@ fn demo_table_lists_legacy_hosts_first() {
     let legacy_cols: Vec<u64> = lines[1..lines.len() - 1]
         .iter()
         .map(|l| {
+            // HOST, HOST NAME ("-" here), FLOWS, LEGACY
             l.split_whitespace()
-                .nth(2)
+                .nth(3)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(99)
         })
@@ -431,7 +432,7 @@ fn json_and_csv_formats() {
     assert_eq!(
         lines.next(),
         Some(
-            "host,flows,legacy_flows,rejected_flows,unanswered_flows,SSLv2,SSLv3,TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3,other,unknown,legacy_versions,server_names,first_seen,last_seen"
+            "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows,SSLv2,SSLv3,TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3,other,unknown,legacy_versions,server_names,first_seen,last_seen,ja4,client"
         )
     );
     assert_eq!(lines.count(), 6);

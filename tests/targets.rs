@@ -91,7 +91,7 @@ fn passive_dns_finds_flows_without_a_target_sni() {
         capture("openssl-tls10-other-sni.pcap").to_str().unwrap(),
     ]);
     let csv = text(&out.stdout);
-    assert!(csv.contains("192.0.2.12,1,1,"), "{csv}");
+    assert!(csv.contains("192.0.2.12,,,1,1,"), "{csv}");
 }
 
 #[test]

@@ -68,7 +68,12 @@ fn innermost<'a>(v4: &'a str, v6: &'a str) -> &'a str {
 /// 1080, 5432, 3306 and 1433 it dissects as HTTP, SOCKS, PostgreSQL, MySQL
 /// and TDS, each handing the TLS that follows to its TLS dissector).
 fn decode_as(file: &std::path::Path) -> Vec<&'static str> {
-    let servers = if is_preamble_capture(file) {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let servers = if name.starts_with("client-stacks") {
+        // fingerprints/make-catalogue.sh: a server port per client (4420
+        // is NVMe/TCP's to Wireshark).
+        "tcp.port==4400-4431,tls"
+    } else if is_preamble_capture(file) || name.starts_with("names-") {
         "tcp.port==443,tls"
     } else {
         "tcp.port==40000-42999,tls"

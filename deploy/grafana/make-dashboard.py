@@ -17,6 +17,15 @@ SEL = 'instance=~"$instance"'
 LEGACY_RE = "SSLv2|SSLv3|TLSv1\\\\.0|TLSv1\\\\.1"
 MODERN_RE = "TLSv1\\\\.2|TLSv1\\\\.3"
 
+# Legacy flows in range by sensor, host, version and outcome (a series new in
+# the range counts too: its first sample is already a flow).
+LEGACY_HOSTS = (
+    f'sum by (instance, source, version, outcome) (increase(tlscensus_legacy_flows_total{{{SEL}}}[$__range])) > 0'
+    f' or sum by (instance, source, version, outcome) (tlscensus_legacy_flows_total{{{SEL}}} unless tlscensus_legacy_flows_total{{{SEL}}} offset $__range)'
+)
+# The passive host name of each labelled legacy source (one per sensor and host).
+HOST_INFO = f'max by (instance, source, host_name, name_source) (tlscensus_host_info{{{SEL}}})'
+
 panels = []
 next_id = 1
 
@@ -72,13 +81,16 @@ panel(
     "table",
     "Legacy hosts (host, version, outcome, flows in range)",
     [instant_table(
-        f'sum by (instance, source, version, outcome) (increase(tlscensus_legacy_flows_total{{{SEL}}}[$__range])) > 0'
-        f' or sum by (instance, source, version, outcome) (tlscensus_legacy_flows_total{{{SEL}}} unless tlscensus_legacy_flows_total{{{SEL}}} offset $__range)')],
+        f'(({LEGACY_HOSTS}) * on (instance, source) group_left (host_name, name_source) {HOST_INFO})'
+        f' or (({LEGACY_HOSTS}) unless on (instance, source) {HOST_INFO})')],
     4, 0, 20, 16,
-    description="Every source host that made a TLS 1.1-or-older flow to Azure Blob Storage in the time range. source=\"other\": more hosts than --max-legacy-sources (see the sensor's event log).",
+    description="Every source host that made a TLS 1.1-or-older flow to Azure Blob Storage in the time range, with its name where the sensor learned one passively (DHCP, DHCPv6, Kerberos, DNS PTR, NBNS, mDNS, LLMNR: tlscensus_host_info). source=\"other\": more hosts than --max-legacy-sources (see the sensor's event log).",
     transformations=[{"id": "organize", "options": {
         "excludeByName": {"Time": True},
-        "renameByName": {"instance": "sensor", "source": "host", "version": "version",
+        "indexByName": {"instance": 0, "source": 1, "host_name": 2, "name_source": 3,
+                        "version": 4, "outcome": 5, "Value": 6},
+        "renameByName": {"instance": "sensor", "source": "host", "host_name": "host name",
+                         "name_source": "name from", "version": "version",
                          "outcome": "outcome", "Value": "flows"}}}],
     fieldConfig={"defaults": {"decimals": 0}, "overrides": []},
     options={"sortBy": [{"displayName": "flows", "desc": True}], "showHeader": True},

@@ -431,6 +431,37 @@ mod tests {
         assert_eq!(reverse_address("x.ip6.arpa"), None);
     }
 
+    /// An LLMNR response (RFC 4795: DNS format, from port 5355) for
+    /// WIN10-PC's A record binds the name; a malformed one is counted.
+    #[test]
+    fn llmnr_response() {
+        let names = Arc::new(HostNames::new(&NameSettings::default()));
+        let mut l = NameLearner::new(Arc::clone(&names));
+        let mut m = vec![0x12, 0x34, 0x80, 0x00, 0, 1, 0, 1, 0, 0, 0, 0];
+        let name = [8, b'W', b'I', b'N', b'1', b'0', b'-', b'P', b'C', 0];
+        m.extend_from_slice(&name);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 0, 0, 42]);
+        let d = NameDatagram {
+            kind: NamePort::Llmnr,
+            src: IpAddr::from([10, 0, 0, 42]),
+            dst: IpAddr::from([10, 0, 0, 1]),
+            payload: &m,
+            tcp: false,
+        };
+        l.learn(&d, 5);
+        let (n, src) = names.lookup(IpAddr::from([10, 0, 0, 42]), 6).unwrap();
+        assert_eq!((&*n, src), ("win10-pc", NameSource::Llmnr));
+        let bad = NameDatagram {
+            payload: &m[..m.len() - 3],
+            ..d
+        };
+        l.learn(&bad, 7);
+        let llmnr = l.stats.messages[NameSource::Llmnr.index()];
+        assert_eq!(llmnr[NameResult::Learned as usize], 1);
+        assert_eq!(llmnr[NameResult::Malformed as usize], 1);
+    }
+
     #[test]
     fn dhcp_request_then_ack() {
         let names = Arc::new(HostNames::new(&NameSettings::default()));

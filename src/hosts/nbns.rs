@@ -39,7 +39,9 @@ fn read_name(m: &[u8], at: usize, question_end: usize) -> Result<(String, u8, us
     let bad = NameError::Malformed;
     match m.get(at) {
         // A pointer back to the question's name (the usual compression).
-        Some(&b) if b & 0xc0 == 0xc0 => {
+        // (The question's own name is read with `question_end` 0: it may
+        // not be a pointer, so this never recurses twice.)
+        Some(&b) if b & 0xc0 == 0xc0 && question_end > 12 => {
             let lo = *m.get(at + 1).ok_or(bad)?;
             let target = usize::from(b & 0x3f) << 8 | usize::from(lo);
             if target != 12 || at < question_end {
@@ -211,6 +213,11 @@ mod tests {
         for cut in 0..good.len() {
             let _ = parse_nbns(&good[..cut]);
         }
+        // A question that points to itself (found by fuzzing: it recursed).
+        let mut p = good.clone();
+        p[12] = 0xc0;
+        p[13] = 0x0c;
+        assert_eq!(parse_nbns(&p), Err(NameError::Malformed));
         // A pointer anywhere but the question, a bad nibble.
         let mut p = good.clone();
         let at = p.len() - 18;

@@ -85,9 +85,10 @@ pub fn value(m: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Captures of TLS after a preamble (captures/make-preamble-captures.sh),
-/// made on another day than the others and with client ports in the range
-/// the others' servers use.
+/// Captures replayed apart from the others in the live tests: TLS after a
+/// preamble (captures/make-preamble-captures.sh) and the client stacks
+/// (fingerprints/make-catalogue.sh), made on other days than the others and
+/// with ports in the range the others' servers use.
 pub fn is_preamble_capture(file: &Path) -> bool {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     [
