@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use tlscensus::cli::{By, Cli, Command, Format};
+use tlscensus::cli::{Cli, Command, Format};
 use tlscensus::config::{LiveConfig, ReadConfig};
 use tlscensus::error::SetupError;
 use tlscensus::report;
@@ -68,22 +68,7 @@ fn run_read(cfg: &ReadConfig) -> Result<ExitCode, SetupError> {
         labels: &cfg.census.labels,
         names: &outcome.shared.names,
     };
-    let (hosts, totals) = (&outcome.hosts, &outcome.totals);
-    let text = match cfg.by {
-        By::Host => match cfg.format {
-            Format::Table => report::table(hosts, totals, cx),
-            Format::Json => report::json(hosts, totals, cx),
-            Format::Csv => report::csv(hosts, cx),
-        },
-        By::Fingerprint => {
-            let rows = report::by_fingerprint(hosts, cx);
-            match cfg.format {
-                Format::Table => report::fingerprints_table(&rows, totals),
-                Format::Json => report::fingerprints_json(&rows, totals),
-                Format::Csv => report::fingerprints_csv(&rows),
-            }
-        }
-    };
+    let text = report::render(cfg.by, cfg.format, &outcome.hosts, &outcome.totals, cx);
     // With the event log on stdout, the inventory goes to stderr.
     let written = if cfg.census.events.as_deref() == Some("-") {
         std::io::stderr().write_all(text.as_bytes())

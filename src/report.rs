@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::cli::{By, Format};
 use crate::hosts::Who;
 use crate::inventory::{HostFingerprint, HostRecord, VERSION_COLUMNS, class_names};
 use crate::tls::Version;
@@ -69,6 +70,31 @@ pub struct RunTotals {
 fn rfc3339(ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The inventory grouped `by` host or fingerprint, in `format`.
+pub fn render(
+    by: By,
+    format: Format,
+    hosts: &[(IpAddr, HostRecord)],
+    totals: &RunTotals,
+    cx: Context<'_>,
+) -> String {
+    match by {
+        By::Host => match format {
+            Format::Table => table(hosts, totals, cx),
+            Format::Json => json(hosts, totals, cx),
+            Format::Csv => csv(hosts, cx),
+        },
+        By::Fingerprint => {
+            let rows = by_fingerprint(hosts, cx);
+            match format {
+                Format::Table => fingerprints_table(&rows, totals),
+                Format::Json => fingerprints_json(&rows, totals),
+                Format::Csv => fingerprints_csv(&rows),
+            }
+        }
+    }
 }
 
 /// At most about `max` bytes of `s`, cut at a character boundary with `...`.

@@ -722,6 +722,60 @@ fn replay_matches_offline(files: &[PathBuf], min_legacy: usize) {
     sensor.wait_for("every replayed frame", |m| {
         m.get("tlscensus_packets_total") >= frames
     });
+    // /inventory?by=fingerprint serves what `read --by fingerprint` prints,
+    // once the flows have settled.
+    let fingerprints = |json: &str| -> Vec<(String, u64, u64, Option<String>)> {
+        let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+        let mut rows: Vec<_> = doc["fingerprints"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                (
+                    r["ja4"].as_str().unwrap_or("").to_string(),
+                    r["flows"].as_u64().unwrap_or(0),
+                    r["legacy_flows"].as_u64().unwrap_or(0),
+                    r["label"].as_str().map(str::to_string),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let offline_rows = fingerprints(&String::from_utf8_lossy(
+        &Command::new(BIN)
+            .args([
+                "read",
+                "--no-progress",
+                "--by",
+                "fingerprint",
+                "--format",
+                "json",
+            ])
+            .args(TUNNEL_PORTS)
+            .args(files)
+            .output()
+            .unwrap()
+            .stdout,
+    ));
+    assert!(!offline_rows.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = sensor.get("/inventory?by=fingerprint&format=json");
+        assert_eq!(code, 200, "{body}");
+        let live_rows = fingerprints(&body);
+        if live_rows == offline_rows {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/inventory?by=fingerprint (left) vs read --by fingerprint (right)\n{live_rows:#?}\n{offline_rows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (code, _) = sensor.get("/inventory?by=nonsense");
+    assert_eq!(code, 400);
     let status = sensor.stop("TERM");
     assert!(status.success(), "{}", sensor.log_text());
     let live = Metrics::parse(&std::fs::read_to_string(&live_metrics).unwrap());

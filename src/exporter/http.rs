@@ -1,8 +1,8 @@
 //! The exporter's HTTP/1.x request head parser and response writer.
 //!
 //! Input: the bytes a client sent up to the end of its request head (at most
-//! [`MAX_REQUEST`]). Output: a borrowed [`Request`] (method, path without the
-//! query, the Authorization header's value) or an [`HttpError`]. Invariants:
+//! [`MAX_REQUEST`]). Output: a borrowed [`Request`] (method, path, query, the
+//! Authorization header's value) or an [`HttpError`]. Invariants:
 //! every byte is hostile; nothing here allocates per header or panics; header
 //! names are matched without regard to case; a request line or header with a
 //! control character, a missing version, or a repeated Authorization header is
@@ -18,6 +18,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The target's path, query removed.
     pub path: &'a str,
+    /// The target's query (after `?`), empty when none.
+    pub query: &'a str,
     /// The value of the Authorization header, trimmed.
     pub authorization: Option<&'a str>,
 }
@@ -65,7 +67,7 @@ pub fn parse_request(head: &[u8]) -> Result<Request<'_>, HttpError> {
     {
         return Err(HttpError::RequestLine);
     }
-    let path = target.split('?').next().unwrap_or(target);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut authorization = None;
     for h in lines {
         if h.is_empty() {
@@ -88,6 +90,7 @@ pub fn parse_request(head: &[u8]) -> Result<Request<'_>, HttpError> {
     Ok(Request {
         method,
         path,
+        query,
         authorization,
     })
 }

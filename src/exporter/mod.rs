@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use crate::cli::{By, Format};
 use crate::error::SetupError;
 use crate::metrics::{LiveMetrics, Metrics};
 use web_config::WebConfig;
@@ -220,6 +221,9 @@ impl Auth {
 /// Everything a connection's thread needs.
 struct Service {
     page: Page,
+    /// `/inventory` in each grouping and format, each rendered at most once
+    /// per [`PAGE_FRESH`] however many clients ask; empty: not served.
+    views: Vec<(By, Format, Page)>,
     health: Arc<Health>,
     live: Arc<LiveMetrics>,
     /// What `--web.config.file` asks for now (replaced when its files change).
@@ -298,6 +302,7 @@ impl Exporter {
     pub fn start(
         listener: TcpListener,
         render: Box<dyn Fn() -> String + Send + Sync>,
+        inventory: Option<InventoryRender>,
         live: Arc<LiveMetrics>,
         health: Arc<Health>,
         web: Option<WebConfig>,
@@ -322,8 +327,20 @@ impl Exporter {
             ignored: Vec::new(),
             files: Vec::new(),
         });
+        let views = match inventory {
+            None => Vec::new(),
+            Some(f) => [By::Host, By::Fingerprint]
+                .into_iter()
+                .flat_map(|by| [Format::Json, Format::Csv, Format::Table].map(|fmt| (by, fmt)))
+                .map(|(by, fmt)| {
+                    let f = Arc::clone(&f);
+                    (by, fmt, Page::new(Box::new(move || f(by, fmt))))
+                })
+                .collect(),
+        };
         let service = Arc::new(Service {
             page: Page::new(render),
+            views,
             health,
             live,
             web: std::sync::RwLock::new(Arc::new(Web::from_config(web))),
@@ -586,12 +603,32 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
             let (status, text) = health_text(&svc.health);
             (status, "text/plain", Arc::from(text.into_bytes()), "ok")
         }
+        "/inventory" if !svc.views.is_empty() => match inventory_view(req.query) {
+            Some((by, format)) => {
+                let page = svc.views.iter().find(|v| v.0 == by && v.1 == format);
+                let body = page.map_or_else(|| Arc::from(&b""[..]), |v| v.2.get());
+                let ctype = match format {
+                    Format::Json => "application/json",
+                    Format::Csv => "text/csv; charset=utf-8",
+                    Format::Table => "text/plain; charset=utf-8",
+                };
+                (200, ctype, body, "ok")
+            }
+            None => (
+                400,
+                "text/plain",
+                Arc::from(&b"bad request: /inventory?by=host|fingerprint&format=json|csv|table\n"[..]),
+                "bad_request",
+            ),
+        },
         "/" => (
             200,
             "text/html; charset=utf-8",
             Arc::from(
                 &b"<html><head><title>tlscensus</title></head><body><h1>tlscensus</h1>\
-<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n"[..],
+<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/healthz\">/healthz</a> &middot; \
+<a href=\"/inventory?format=table\">/inventory</a> &middot; \
+<a href=\"/inventory?by=fingerprint&amp;format=table\">/inventory?by=fingerprint</a></p></body></html>\n"[..],
             ),
             "ok",
         ),
@@ -601,6 +638,26 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
         Ok(()) => label,
         Err(_) => "timeout",
     }
+}
+
+/// Renders the inventory in a grouping and format (`/inventory`).
+pub type InventoryRender = Arc<dyn Fn(By, Format) -> String + Send + Sync>;
+
+/// `by=host|fingerprint` and `format=json|csv|table` of an `/inventory`
+/// query (defaults: host, json); `None` for anything else.
+fn inventory_view(query: &str) -> Option<(By, Format)> {
+    let (mut by, mut format) = (By::Host, Format::Json);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=')? {
+            ("by", "host") => by = By::Host,
+            ("by", "fingerprint") => by = By::Fingerprint,
+            ("format", "json") => format = Format::Json,
+            ("format", "csv") => format = Format::Csv,
+            ("format", "table") => format = Format::Table,
+            _ => return None,
+        }
+    }
+    Some((by, format))
 }
 
 /// `/healthz`: capturing, interfaces, event log.
@@ -687,6 +744,28 @@ fn respond(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inventory_queries() {
+        assert_eq!(inventory_view(""), Some((By::Host, Format::Json)));
+        assert_eq!(
+            inventory_view("by=fingerprint&format=csv"),
+            Some((By::Fingerprint, Format::Csv))
+        );
+        assert_eq!(
+            inventory_view("format=table&"),
+            Some((By::Host, Format::Table))
+        );
+        for bad in [
+            "by=dest",
+            "format=xml",
+            "by",
+            "x=1",
+            "by=host&format=json&by=%00",
+        ] {
+            assert_eq!(inventory_view(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
@@ -701,7 +780,7 @@ mod tests {
             Box::new(move || render_metrics(&m2, &l2, started));
         let listener = bind("127.0.0.1:0").unwrap();
         (
-            Exporter::start(listener, render, live, Arc::clone(&health), web).unwrap(),
+            Exporter::start(listener, render, None, live, Arc::clone(&health), web).unwrap(),
             health,
         )
     }

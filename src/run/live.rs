@@ -106,9 +106,14 @@ pub fn run(
         let (shared, live) = (Arc::clone(&shared), Arc::clone(&live));
         Box::new(move || exporter::render_metrics(&shared.metrics, &live, started))
     };
+    let inventory: exporter::InventoryRender = {
+        let shared = Arc::clone(&shared);
+        Arc::new(move |by, format| shared.inventory_view(by, format))
+    };
     let exporter = Exporter::start(
         listener,
         render,
+        Some(inventory),
         Arc::clone(&live),
         Arc::clone(&health),
         web,

@@ -21,18 +21,21 @@ pub mod read;
 pub mod worker;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::bounded;
 
+use crate::cli::{By, Format};
 use crate::config::Config;
 use crate::error::SetupError;
 use crate::events::EventSink;
 use crate::flow::SettledSet;
+use crate::hosts::Who;
 use crate::hosts::names::HostNames;
-use crate::inventory::Inventory;
+use crate::inventory::{HostRecord, Inventory};
 use crate::metrics::Metrics;
+use crate::report::RunTotals;
 use crate::target::dns::PassiveDns;
 
 pub use dispatch::{Batch, Dispatcher};
@@ -64,6 +67,34 @@ impl Shared {
             progress: Progress::default(),
             config,
         }
+    }
+
+    /// The run's totals over an inventory snapshot (files left at 0).
+    pub fn totals(&self, hosts: &[(std::net::IpAddr, HostRecord)]) -> RunTotals {
+        let m = &self.metrics;
+        RunTotals {
+            packets: m.packets.get(),
+            bytes: m.bytes.get(),
+            tls_flows: self.progress.tls_flows.load(Ordering::Relaxed),
+            inventoried_flows: self.inventory.flows.load(Ordering::Relaxed),
+            hosts: hosts.len() as u64,
+            legacy_flows: hosts.iter().map(|(_, r)| r.legacy).sum(),
+            legacy_hosts: hosts.iter().filter(|(_, r)| r.legacy > 0).count() as u64,
+            rejected_flows: hosts.iter().map(|(_, r)| r.rejected).sum(),
+            non_tls_flows: m.non_tls.get(),
+            hosts_dropped: self.inventory.hosts_dropped.load(Ordering::Relaxed),
+            ..RunTotals::default()
+        }
+    }
+
+    /// The inventory now, grouped and formatted as asked (`/inventory`).
+    pub fn inventory_view(&self, by: By, format: Format) -> String {
+        let hosts = self.inventory.snapshot();
+        let who = Who {
+            labels: &self.config.labels,
+            names: &self.names,
+        };
+        crate::report::render(by, format, &hosts, &self.totals(&hosts), who)
     }
 
     /// A worker's own passive DNS store.

@@ -164,16 +164,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     let totals = RunTotals {
         files_read: files_ok + files_failed,
         files_failed,
-        packets: m.packets.get(),
-        bytes: m.bytes.get(),
-        tls_flows: shared.progress.tls_flows.load(Ordering::Relaxed),
-        inventoried_flows: shared.inventory.flows.load(Ordering::Relaxed),
-        hosts: hosts.len() as u64,
-        legacy_flows: hosts.iter().map(|(_, r)| r.legacy).sum(),
-        legacy_hosts: hosts.iter().filter(|(_, r)| r.legacy > 0).count() as u64,
-        rejected_flows: hosts.iter().map(|(_, r)| r.rejected).sum(),
-        non_tls_flows: m.non_tls.get(),
-        hosts_dropped: shared.inventory.hosts_dropped.load(Ordering::Relaxed),
+        ..shared.totals(&hosts)
     };
     if let Some(path) = &cfg.metrics_file
         && let Err(e) = crate::metrics::write_atomic(path, m.render().as_bytes())
