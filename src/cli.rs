@@ -171,13 +171,25 @@ pub struct CensusArgs {
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     pub max_dns_ttl: u32,
 
-    /// Sources of passive host names, best first (comma-separated; leave one out to ignore it): dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr.
+    /// Sources of host names, best first (comma-separated; leave one out to ignore it): dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr, rdns (--resolve).
     #[arg(
         long,
-        default_value = "dhcp,dhcpv6,kerberos,dns_ptr,nbns,mdns,llmnr",
+        default_value = "dhcp,dhcpv6,kerberos,dns_ptr,nbns,mdns,llmnr,rdns",
         value_name = "LIST"
     )]
     pub name_sources: String,
+
+    /// Ask a DNS server for the PTR name of each legacy source that has no passive name (active: off by default; one thread, never on the packet path; each address at most once an hour).
+    #[arg(long)]
+    pub resolve: bool,
+
+    /// The DNS server --resolve asks [default: the first nameserver of /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub resolve_server: Option<String>,
+
+    /// Most --resolve queries a second.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub resolve_rate: u32,
 
     /// A host name from a source without a lease (all but DHCP) stays valid this long after it was last seen.
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]

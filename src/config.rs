@@ -12,6 +12,7 @@ use crate::error::SetupError;
 use crate::flow::{StreamLimits, TableLimits};
 use crate::hosts::labels::Labels;
 use crate::hosts::names::{NameSettings, NameSource};
+use crate::hosts::resolve::ResolveSettings;
 use crate::target::prefixes::{self, PrefixSet};
 use crate::target::{Matcher, TargetSet};
 use crate::tls::Version;
@@ -36,6 +37,8 @@ pub struct Config {
     pub labels: Arc<Labels>,
     /// Passive host names: sources in priority order, age, bound.
     pub names: NameSettings,
+    /// `--resolve`: active reverse DNS of legacy sources without a name.
+    pub resolve: Option<ResolveSettings>,
     pub min_version: Version,
     pub workers: usize,
     /// Limits of one worker's flow table (its share of the totals).
@@ -184,6 +187,7 @@ impl Config {
             all: a.all,
             raw_fingerprints: a.raw_fingerprints,
             names: name_settings(a)?,
+            resolve: resolve_settings(a)?,
             labels: Arc::new(
                 Labels::load(&a.fingerprint_files)
                     .map_err(|e| bad(format!("--fingerprints {e}")))?,
@@ -215,7 +219,7 @@ fn name_settings(a: &CensusArgs) -> Result<NameSettings, SetupError> {
     {
         let src = NameSource::parse(s).ok_or_else(|| {
             bad(format!(
-                "--name-sources: {s:?} is not one of dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr"
+                "--name-sources: {s:?} is not one of dhcp, dhcpv6, kerberos, dns_ptr, nbns, mdns, llmnr, rdns"
             ))
         })?;
         if sources.contains(&src) {
@@ -236,6 +240,56 @@ fn name_settings(a: &CensusArgs) -> Result<NameSettings, SetupError> {
         max_age_ns: a.name_max_age * 1_000_000_000,
         max_addresses: a.max_host_names,
     })
+}
+
+/// `--resolve`, `--resolve-server`, `--resolve-rate`.
+fn resolve_settings(a: &CensusArgs) -> Result<Option<ResolveSettings>, SetupError> {
+    let bad = |m: String| SetupError::Config(m);
+    if !a.resolve {
+        if a.resolve_server.is_some() {
+            return Err(bad("--resolve-server needs --resolve".into()));
+        }
+        return Ok(None);
+    }
+    if !(1..=1000).contains(&a.resolve_rate) {
+        return Err(bad("--resolve-rate must be between 1 and 1000".into()));
+    }
+    let server = match &a.resolve_server {
+        Some(s) => parse_server(s).ok_or_else(|| {
+            bad(format!(
+                "--resolve-server {s:?}: expected an address, ADDR:PORT or [ADDR]:PORT"
+            ))
+        })?,
+        None => {
+            let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            conf.lines()
+                .filter_map(|l| l.trim().strip_prefix("nameserver"))
+                .find_map(|s| parse_server(s.trim()))
+                .ok_or_else(|| {
+                    bad(
+                        "--resolve: no nameserver in /etc/resolv.conf; give --resolve-server"
+                            .into(),
+                    )
+                })?
+        }
+    };
+    Ok(Some(ResolveSettings {
+        server,
+        rate: a.resolve_rate,
+    }))
+}
+
+/// `ADDR`, `ADDR:PORT` or `[ADDR]:PORT` (port 53 by default).
+fn parse_server(s: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(sa) = s.parse() {
+        return Some(sa);
+    }
+    let ip: std::net::IpAddr = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some(std::net::SocketAddr::new(ip, 53))
 }
 
 impl ReadConfig {

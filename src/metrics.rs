@@ -25,6 +25,7 @@ use crate::decode::DecodeError;
 use crate::error::SetupError;
 use crate::hosts::learn::NameResult;
 use crate::hosts::names::{HostNames, NameSource};
+use crate::hosts::resolve::{ResolveCounts, ResolveResult};
 use crate::preamble::{Kind as PreambleKind, PreambleResult};
 use crate::tls::extract::Malformed;
 use crate::tls::summary::Outcome;
@@ -250,6 +251,7 @@ pub struct Metrics {
     pub dns_entries: IntGauge,
     pub host_names: IntGauge,
     pub host_name_messages: IntCounterVec,
+    pub resolve_queries: IntCounterVec,
     pub target_flows: IntCounterVec,
     pub certificates: IntCounterVec,
     pub anomalies: IntCounterVec,
@@ -567,6 +569,12 @@ impl Metrics {
                 "Addresses passive host names holds names for (bounded by --max-host-names).",
             )?,
             host_name_messages,
+            resolve_queries: counter_vec(
+                &r,
+                "tlscensus_resolve_queries_total",
+                "Reverse-DNS queries of --resolve (legacy sources without a passive name), by result: named, no_name, timeout, dropped (queue full).",
+                &["result"],
+            )?,
             target_flows,
             certificates,
             anomalies,
@@ -1002,6 +1010,14 @@ impl Collector for HostInfoCollector {
 }
 
 impl Metrics {
+    /// `tlscensus_resolve_queries_total`'s handles (all results, so they
+    /// show as 0 before the first query).
+    pub fn resolve_counts(&self) -> ResolveCounts {
+        ResolveCounts(
+            ResolveResult::ALL.map(|r| self.resolve_queries.with_label_values(&[r.as_str()])),
+        )
+    }
+
     /// Exports the passive host names of the labelled legacy sources
     /// (`tlscensus_host_info`).
     pub fn register_host_info(&self, names: Arc<HostNames>) -> prometheus::Result<()> {

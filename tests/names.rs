@@ -170,3 +170,97 @@ fn inventory_and_metrics_carry_names() {
     // delta.local's IPv4 and link-local IPv6 addresses, echo, golf.
     assert_eq!(value(&m, "tlscensus_host_names"), Some(4.0), "{m}");
 }
+
+/// `--resolve`: each legacy source without a passive name is asked of a DNS
+/// server once (here a Python responder on loopback that names one host and
+/// answers NXDOMAIN for the others); the inventory shows the answer with
+/// source `rdns`; a host with a passive name is not asked.
+#[test]
+fn resolve_asks_for_unnamed_legacy_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("queries.log");
+    let server = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+log = open(sys.argv[1], "a")
+while True:
+    q, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
+    name = ".".join(labels)
+    log.write(name + "\n"); log.flush()
+    question = q[12:i + 5]
+    if name == "11.2.0.192.in-addr.arpa":
+        target = b"".join(bytes([len(l)]) + l for l in [b"ws11", b"corp", b"test"]) + b"\0"
+        answer = b"\xc0\x0c" + struct.pack(">HHIH", 12, 1, 300, len(target)) + target
+        s.sendto(q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 1, 0, 0) + question + answer, peer)
+    else:
+        s.sendto(q[:2] + b"\x81\x83" + struct.pack(">HHHH", 1, 0, 0, 0) + question, peer)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", server, log.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", port.trim());
+    let prom = dir.path().join("m.prom");
+    let demo = capture("demo.pcapng");
+    let nbns = capture("names-nbns.pcap");
+    let out = tlscensus(&[
+        "read",
+        "--resolve",
+        "--resolve-server",
+        &addr,
+        "--format",
+        "json",
+        "--metrics-file",
+        prom.to_str().unwrap(),
+        demo.to_str().unwrap(),
+        nbns.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let host = |ip: &str| -> Value {
+        doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == ip)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(host("192.0.2.11")["host_name"], "ws11.corp.test");
+    assert_eq!(host("192.0.2.11")["host_name_source"], "rdns");
+    assert_eq!(host("192.0.2.12")["host_name"], Value::Null);
+    assert_eq!(host("192.0.2.15")["host_name_source"], "nbns");
+    // Each unnamed legacy source asked once; the named one never.
+    let asked = std::fs::read_to_string(&log).unwrap();
+    let mut asked: Vec<&str> = asked.lines().collect();
+    asked.sort_unstable();
+    assert_eq!(
+        asked,
+        [
+            "11.2.0.192.in-addr.arpa",
+            "12.2.0.192.in-addr.arpa",
+            "14.2.0.192.in-addr.arpa",
+            "16.2.0.192.in-addr.arpa",
+        ],
+        "demo's four legacy hosts; names-nbns' 192.0.2.15 has a NetBIOS name"
+    );
+    let m = std::fs::read_to_string(&prom).unwrap();
+    has(&m, r#"tlscensus_resolve_queries_total{result="named"} 1"#);
+    has(&m, r#"tlscensus_resolve_queries_total{result="no_name"} 3"#);
+    // Without --resolve nothing is asked; --resolve-server alone is an error.
+    let out = tlscensus(&["read", "--resolve-server", &addr, demo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

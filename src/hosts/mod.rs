@@ -7,6 +7,7 @@ pub mod labels;
 pub mod learn;
 pub mod names;
 pub mod nbns;
+pub mod resolve;
 
 use std::net::IpAddr;
 use std::sync::Arc;

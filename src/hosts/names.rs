@@ -34,11 +34,13 @@ pub enum NameSource {
     Nbns,
     Mdns,
     Llmnr,
+    /// Active reverse DNS (`--resolve`).
+    Rdns,
 }
 
 impl NameSource {
     /// Every source, in the default priority order.
-    pub const ALL: [NameSource; 7] = [
+    pub const ALL: [NameSource; 8] = [
         NameSource::Dhcp,
         NameSource::Dhcpv6,
         NameSource::Kerberos,
@@ -46,6 +48,7 @@ impl NameSource {
         NameSource::Nbns,
         NameSource::Mdns,
         NameSource::Llmnr,
+        NameSource::Rdns,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +60,7 @@ impl NameSource {
             NameSource::Nbns => "nbns",
             NameSource::Mdns => "mdns",
             NameSource::Llmnr => "llmnr",
+            NameSource::Rdns => "rdns",
         }
     }
 

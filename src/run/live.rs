@@ -97,7 +97,7 @@ pub fn run(
         )?),
         None => None,
     };
-    let shared = Arc::new(Shared::new(census, metrics));
+    let shared = Arc::new(Shared::new(census, metrics)?);
     let health = Arc::new(Health {
         events: event_log.as_ref().map(EventLog::health),
         ..Health::default()

@@ -33,6 +33,7 @@ use crate::events::EventSink;
 use crate::flow::SettledSet;
 use crate::hosts::Who;
 use crate::hosts::names::HostNames;
+use crate::hosts::resolve::Resolver;
 use crate::inventory::{HostRecord, Inventory};
 use crate::metrics::Metrics;
 use crate::report::RunTotals;
@@ -50,23 +51,39 @@ pub struct Shared {
     pub inventory: Inventory,
     /// Passive host names (the capture thread writes, the others read).
     pub names: Arc<HostNames>,
+    /// `--resolve`: the resolver thread's handle (workers ask, never wait).
+    pub resolver: Option<Resolver>,
     pub metrics: Metrics,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
 }
 
 impl Shared {
-    pub fn new(config: Config, metrics: Metrics) -> Shared {
+    pub fn new(config: Config, metrics: Metrics) -> Result<Shared, SetupError> {
         let names = Arc::new(HostNames::new(&config.names));
         // One Shared per registry: registering cannot collide.
         let _ = metrics.register_host_info(Arc::clone(&names));
-        Shared {
+        let resolver = match &config.resolve {
+            None => None,
+            Some(s) => {
+                let counts = metrics.resolve_counts();
+                let max = config.names.max_addresses;
+                let (r, _thread) =
+                    Resolver::start(s, Arc::clone(&names), max, counts).map_err(|e| {
+                        SetupError::Config(format!("--resolve: cannot reach {}: {e}", s.server))
+                    })?;
+                // The thread ends when the handle (the channel) is dropped.
+                Some(r)
+            }
+        };
+        Ok(Shared {
             inventory: Inventory::new(config.max_hosts),
             names,
+            resolver,
             metrics,
             progress: Progress::default(),
             config,
-        }
+        })
     }
 
     /// The run's totals over an inventory snapshot (files left at 0).

@@ -55,7 +55,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         )?),
         None => None,
     };
-    let shared = Arc::new(Shared::new(census, metrics));
+    let shared = Arc::new(Shared::new(census, metrics)?);
     let pipeline = Pipeline::start(
         Arc::clone(&shared),
         SendMode::Block,
@@ -151,6 +151,15 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         say(&msg);
     }
 
+    if let Some(r) = &shared.resolver {
+        // The report names hosts: let the reverse-DNS answers come in.
+        let left = r.wait_idle(Duration::from_secs(30));
+        if left > 0 {
+            say(&format!(
+                "note: --resolve: {left} reverse-DNS queries still waiting after 30 s; those hosts are reported without a name"
+            ));
+        }
+    }
     let hosts = shared.inventory.snapshot();
     let m = &shared.metrics;
     let cut = m.cut_handshakes.get();

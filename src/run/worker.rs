@@ -206,6 +206,11 @@ fn report(
         m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
+            if let Some(r) = &shared.resolver
+                && who.name(s.client_ip, s.ts_ns).is_none()
+            {
+                r.ask(s.client_ip, s.ts_ns);
+            }
         }
         if let Some(sink) = events {
             sink.send(FlowEvent::new(&s, legacy, matched, who));
