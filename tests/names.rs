@@ -228,6 +228,7 @@ while True:
         nbns.to_str().unwrap(),
     ]);
     let _ = child.kill();
+    let _ = child.wait();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let host = |ip: &str| -> Value {
