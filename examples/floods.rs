@@ -21,6 +21,10 @@
 //!   flow must be matched: `tlscensus_target_flows_total{match="dns_address"} 1`).
 //! - `preamble` (issue 14): 262,144 flows whose client sends 1 KiB of a
 //!   CONNECT request whose headers never end, to a proxy that never answers.
+//! - `names` (issue 15): a DHCP server names a host (`realhost.corp.test`),
+//!   then 1,000,000 spoofed mDNS announcements, each for its own address
+//!   and 4 names of 250 bytes, then the named host's TLS 1.0 flow: its
+//!   event must still carry its DHCP name (`--max-host-names` holds).
 //!
 //! The script `scripts/floods.sh` runs `tlscensus read` over each with
 //! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
@@ -220,6 +224,53 @@ fn dns(dir: &Path, scale: f64) {
     o.frames(conn.frames(0, &data, true));
 }
 
+fn names(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "names");
+    let real = Ipv4Addr::new(192, 0, 2, 88);
+    // A DHCP ACK (BOOTREPLY): yiaddr, chaddr, type ACK, a day's lease, host name.
+    let mut ack = vec![0u8; 240];
+    ack[0] = 2;
+    ack[1] = 1;
+    ack[2] = 6;
+    ack[4..8].copy_from_slice(&0x0bad_cafe_u32.to_be_bytes());
+    ack[16..20].copy_from_slice(&real.octets());
+    ack[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 0x88]);
+    ack[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    ack.extend_from_slice(&[53, 1, 5, 51, 4, 0, 1, 0x51, 0x80]);
+    let host_name = b"realhost.corp.test";
+    ack.push(12);
+    ack.push(host_name.len() as u8);
+    ack.extend_from_slice(host_name);
+    ack.push(255);
+    let server = (Ipv4Addr::new(192, 0, 2, 1), 67);
+    o.frame(udp_frame(server, (real, 68), &ack));
+    let group = (Ipv4Addr::new(224, 0, 0, 251), 5353);
+    for n in 0..scaled(1_000_000, scale) as u32 {
+        let claimant = host(0x40_0000 + n);
+        // Four names per address, each 250 bytes (three 63-byte labels and one more).
+        let name = |k: u32| {
+            let tag = format!("{n:08x}{k}");
+            let pad = "x".repeat(63 - tag.len());
+            format!(
+                "{tag}{pad}.{}.{}.{}.local",
+                "y".repeat(63),
+                "z".repeat(63),
+                "w".repeat(52)
+            )
+        };
+        for k in 0..4 {
+            let answer = dns_a_response(&name(k), claimant, 120);
+            o.frame(udp_frame((claimant, 5353), group, &answer));
+        }
+    }
+    let conn = Conn::new(real, 51000, SERVER);
+    let data = [
+        (true, client_hello(0x0301, &[sni_extension(SNI)])),
+        (false, server_hello(0x0301, None)),
+    ];
+    o.frames(conn.frames(0, &data, true));
+}
+
 /// Writes one flood into a directory at a scale.
 type Writer = fn(&Path, f64);
 
@@ -238,7 +289,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 8] = [
+    let all: [(&str, Writer); 9] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -247,6 +298,7 @@ fn main() {
         ("syn", syn),
         ("dns", dns),
         ("preamble", preamble),
+        ("names", names),
     ];
     let wanted = &args[1..];
     for (name, f) in all {

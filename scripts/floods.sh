@@ -27,7 +27,7 @@ cargo build --release --quiet --bin tlscensus --example floods
 bin=${bin:-target/release/tlscensus}
 dir=${keep:-$(mktemp -d)}
 [ -n "$keep" ] || trap 'rm -rf "$dir"' EXIT
-[ "${#floods[@]}" -gt 0 ] || floods=(versions sources ooo frag_big frag_lone syn dns preamble)
+[ "${#floods[@]}" -gt 0 ] || floods=(versions sources ooo frag_big frag_lone syn dns preamble names)
 for f in "${floods[@]}"; do
   [ -s "$dir/$f.pcap" ] || target/release/examples/floods "$dir" --scale "$scale" "$f"
 done

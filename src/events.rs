@@ -591,7 +591,6 @@ impl Writer {
     /// Counts a failed write, says it at once (again only when the error
     /// changes), and schedules a retry.
     fn fail(&mut self, e: io::Error) {
-        self.counters.write_errors.inc();
         self.failures += 1;
         let msg = e.to_string();
         let new = self.failing.as_ref().is_none_or(|(m, _)| *m != msg);
@@ -605,6 +604,9 @@ impl Writer {
             *self.health.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
         }
         self.failing = Some((msg, Instant::now() + RETRY_EVERY));
+        // Counted after the health check shows it: a reader that sees the
+        // count sees the failure too.
+        self.counters.write_errors.inc();
     }
 }
 

@@ -14,9 +14,13 @@
 //! valid binding of the best-ranked source (`--name-sources` order), the
 //! latest seen among equals; at most `--max-host-names` addresses are held:
 //! when full, bindings that ended are swept (at most once per second of
-//! capture time) and a new address beyond the bound is counted
-//! (`bound="host_names"`), never stored.
+//! capture time), then the address held longest among those whose best name
+//! ranks no better than the new one leaves (so spoofed mDNS or NBNS claims
+//! cannot push out DHCP leases, while they push out each other); when every
+//! held name ranks better the new one is refused. Both are counted
+//! (`bound="host_names"`); the same rule keeps an address's 4 names.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -163,6 +167,9 @@ pub struct HostNames {
     /// DHCP/DHCPv6 client → the address its name is bound to (a lease that
     /// moves ends on the old address). At most `max_addresses` clients.
     clients: DashMap<u64, IpAddr, ahash::RandomState>,
+    /// Addresses by the rank of their best name, oldest first: who leaves
+    /// when the store is full (taken only when an address is added).
+    order: std::sync::Mutex<[VecDeque<IpAddr>; NameSource::ALL.len()]>,
 }
 
 impl HostNames {
@@ -179,6 +186,7 @@ impl HostNames {
             count: AtomicUsize::new(0),
             swept_ns: AtomicU64::new(0),
             clients: DashMap::with_hasher(ahash::RandomState::new()),
+            order: std::sync::Mutex::new(Default::default()),
         }
     }
 
@@ -224,15 +232,21 @@ impl HostNames {
         if client != 0 {
             self.move_client(client, ip, source, ts);
         }
+        let rank = self.rank[source.index()];
+        let mut result = Bound::Stored;
         if !self.map.contains_key(&ip) && self.len() >= self.max_addresses {
             self.sweep(ts);
             if self.len() >= self.max_addresses {
-                return Bound::Full;
+                if !self.evict_for(rank) {
+                    return Bound::Full;
+                }
+                result = Bound::Replaced;
             }
         }
-        let mut result = Bound::Stored;
+        let mut created = false;
         let mut v = self.map.entry(ip).or_insert_with(|| {
             self.count.fetch_add(1, Ordering::Relaxed);
+            created = true;
             Vec::new()
         });
         if client != 0 {
@@ -260,14 +274,60 @@ impl HostNames {
             client,
         };
         if v.len() >= BINDINGS_PER_ADDRESS {
-            // The binding that ends first makes room (ended ones first).
-            if let Some(i) = (0..v.len()).min_by_key(|&i| v[i].until_ns) {
-                v.swap_remove(i);
-                result = Bound::Replaced;
+            // The binding that ends first among those of a source ranked no
+            // better makes room: a flood of self-claimed names (mDNS, NBNS)
+            // cannot push out a DHCP lease.
+            let victim = (0..v.len())
+                .filter(|&i| self.rank[v[i].source.index()] >= rank)
+                .min_by_key(|&i| v[i].until_ns);
+            match victim {
+                Some(i) => {
+                    v.swap_remove(i);
+                    result = Bound::Replaced;
+                }
+                None => return Bound::Full,
             }
         }
         v.push(fresh);
+        drop(v);
+        if created {
+            let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            order[usize::from(rank).min(NameSource::ALL.len() - 1)].push_back(ip);
+        }
         result
+    }
+
+    /// The best rank among an address's bindings.
+    fn best_rank(&self, v: &[Binding]) -> u8 {
+        v.iter()
+            .map(|b| self.rank[b.source.index()])
+            .min()
+            .unwrap_or(u8::MAX)
+    }
+
+    /// Makes room for an address whose name ranks `rank`: removes the
+    /// address held longest among those whose best name ranks no better
+    /// (the worst-ranked first); false when every address ranks better.
+    fn evict_for(&self, rank: u8) -> bool {
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let worst = NameSource::ALL.len() - 1;
+        for r in (usize::from(rank).min(worst)..=worst).rev() {
+            while let Some(ip) = order[r].pop_front() {
+                let best = self.map.get(&ip).map(|v| self.best_rank(&v));
+                match best {
+                    None => {} // swept already
+                    // It gained a better name since: it queues there.
+                    Some(b) if usize::from(b) < r => order[usize::from(b)].push_back(ip),
+                    Some(_) => {
+                        if self.map.remove(&ip).is_some() {
+                            self.count.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// A DHCP client's name moved to `ip`: its binding on the old address ends.
@@ -340,6 +400,11 @@ impl HostNames {
                 true
             }
         });
+        // The eviction queues follow the store (no entry for a swept address).
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        for q in order.iter_mut() {
+            q.retain(|ip| self.map.contains_key(ip));
+        }
     }
 }
 
@@ -352,17 +417,18 @@ pub fn clean_name(raw: &[u8]) -> Option<String> {
     if raw.is_empty() || raw.len() > MAX_NAME {
         return None;
     }
-    Some(
-        raw.iter()
-            .map(|&b| {
-                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
-                    char::from(b.to_ascii_lowercase())
-                } else {
-                    '?'
-                }
-            })
-            .collect(),
-    )
+    let bytes: Vec<u8> = raw
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                b.to_ascii_lowercase()
+            } else {
+                b'?'
+            }
+        })
+        .collect();
+    // Only ASCII is left.
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -499,17 +565,83 @@ mod tests {
         assert_eq!(n.bindings(ip(1)).len(), BINDINGS_PER_ADDRESS);
         n.bind(ip(2), "b", NameSource::Mdns, 10 * S, Lifetime::Age, 0);
         n.bind(ip(3), "c", NameSource::Mdns, 10 * S, Lifetime::Age, 0);
-        assert_eq!(
-            n.bind(ip(4), "d", NameSource::Mdns, 11 * S, Lifetime::Age, 0),
-            Bound::Full
-        );
+        // Full: the address held longest leaves for a name of the same rank.
+        let got = n.bind(ip(4), "d", NameSource::Mdns, 11 * S, Lifetime::Age, 0);
+        assert_eq!(got, Bound::Replaced);
         assert_eq!(n.len(), 3);
+        assert!(n.bindings(ip(1)).is_empty());
         // Once bindings have ended, the sweep makes room.
-        assert_eq!(
-            n.bind(ip(4), "d", NameSource::Mdns, 500 * S, Lifetime::Age, 0),
-            Bound::Stored
-        );
+        let got = n.bind(ip(5), "e", NameSource::Mdns, 500 * S, Lifetime::Age, 0);
+        assert_eq!(got, Bound::Stored);
         assert_eq!(n.len(), 1);
+    }
+
+    /// A flood of spoofed mDNS claims cannot push DHCP names out: it only
+    /// pushes out other self-claimed names, then is refused.
+    #[test]
+    fn flood_keeps_better_names() {
+        let n = names();
+        n.bind(ip(1), "pc1", NameSource::Dhcp, S, Lifetime::Lease(3600), 7);
+        n.bind(ip(2), "pc2", NameSource::Dhcp, S, Lifetime::Lease(3600), 8);
+        for i in 0..1000u32 {
+            let spoofed = IpAddr::from([172, 16, (i >> 8) as u8, i as u8]);
+            n.bind(
+                spoofed,
+                "x.local",
+                NameSource::Mdns,
+                2 * S,
+                Lifetime::Age,
+                0,
+            );
+            // Nor can claims on the named address itself.
+            n.bind(
+                ip(1),
+                &format!("fake{i}"),
+                NameSource::Nbns,
+                2 * S,
+                Lifetime::Age,
+                0,
+            );
+        }
+        assert_eq!(n.len(), 3);
+        assert_eq!(&*n.lookup(ip(1), 3 * S).unwrap().0, "pc1");
+        assert_eq!(&*n.lookup(ip(2), 3 * S).unwrap().0, "pc2");
+        // A worse-ranked claim (LLMNR) cannot replace the mDNS one; an
+        // mDNS claim replaces the mDNS address held longest.
+        let got = n.bind(ip(9), "late", NameSource::Llmnr, 3 * S, Lifetime::Age, 0);
+        assert_eq!(got, Bound::Full);
+        let got = n.bind(
+            ip(9),
+            "late.local",
+            NameSource::Mdns,
+            3 * S,
+            Lifetime::Age,
+            0,
+        );
+        assert_eq!(got, Bound::Replaced);
+        // A better-ranked name still gets in over the self-claimed ones.
+        let got = n.bind(
+            ip(3),
+            "pc3",
+            NameSource::Dhcp,
+            4 * S,
+            Lifetime::Lease(60),
+            9,
+        );
+        assert_eq!(got, Bound::Replaced);
+        assert_eq!(&*n.lookup(ip(3), 5 * S).unwrap().0, "pc3");
+        // Only DHCP names left: an mDNS claim is refused.
+        n.bind(
+            ip(4),
+            "pc4",
+            NameSource::Dhcp,
+            4 * S,
+            Lifetime::Lease(60),
+            10,
+        );
+        let got = n.bind(ip(5), "y.local", NameSource::Mdns, 5 * S, Lifetime::Age, 0);
+        assert_eq!(got, Bound::Full);
+        assert_eq!(n.lookup(ip(5), 6 * S), None);
     }
 
     #[test]

@@ -95,10 +95,25 @@ fn be16(m: &[u8], at: usize) -> Result<u16, DnsError> {
         .ok_or(DnsError::Truncated)
 }
 
+/// How a name's byte is kept: letters lowercased, digits, `-` and `_` as
+/// they are, anything else `?`.
+const NAME_BYTE: [u8; 256] = {
+    let mut t = [b'?'; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Reads the name at `at`; returns it and the offset after it (after the first
 /// pointer, if the name is compressed).
 fn read_name(m: &[u8], mut at: usize) -> Result<(Name, usize), DnsError> {
-    let mut name = String::new();
+    let mut name: Vec<u8> = Vec::with_capacity(64);
     let mut end = None;
     let mut pointers = 0;
     // A pointer must go strictly backwards from the name it is part of.
@@ -108,6 +123,8 @@ fn read_name(m: &[u8], mut at: usize) -> Result<(Name, usize), DnsError> {
         match len >> 6 {
             0 => {
                 if len == 0 {
+                    // Only ASCII was pushed (see NAME_BYTE).
+                    let name = String::from_utf8(name).map_err(|_| DnsError::BadName)?;
                     return Ok((name, end.unwrap_or(at + 1)));
                 }
                 let label = m
@@ -117,17 +134,11 @@ fn read_name(m: &[u8], mut at: usize) -> Result<(Name, usize), DnsError> {
                     return Err(DnsError::BadName);
                 }
                 if !name.is_empty() {
-                    name.push('.');
+                    name.push(b'.');
                 }
                 // Names in the census are host names; other bytes are kept
                 // visibly escaped so they never match a pattern by accident.
-                for &b in label {
-                    if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                        name.push(char::from(b.to_ascii_lowercase()));
-                    } else {
-                        name.push('?');
-                    }
-                }
+                name.extend(label.iter().map(|&b| NAME_BYTE[usize::from(b)]));
                 at += 1 + usize::from(len);
             }
             3 => {
