@@ -78,6 +78,9 @@ pub struct HostRecord {
     pub legacy_classes: u8,
     /// Lowercased, in first-seen order (at most [`MAX_NAMES`]).
     pub server_names: Vec<String>,
+    /// A hash of each of `server_names` (the inventory's keyed hasher): a
+    /// flow's name is looked for by its hash first, not by 16 compares.
+    name_hashes: Vec<u64>,
     pub names_dropped: u64,
     /// Distinct client fingerprints, first seen first (at most [`MAX_FINGERPRINTS`]).
     pub fingerprints: Vec<HostFingerprint>,
@@ -124,6 +127,7 @@ pub struct Recorded {
 
 pub struct Inventory {
     hosts: DashMap<IpAddr, HostRecord, ahash::RandomState>,
+    name_hasher: ahash::RandomState,
     max_hosts: usize,
     /// Hosts held; written only when a host is added (hosts are never removed).
     count: AtomicUsize,
@@ -135,6 +139,7 @@ impl Inventory {
     pub fn new(max_hosts: usize) -> Self {
         Inventory {
             hosts: DashMap::with_hasher(ahash::RandomState::new()),
+            name_hasher: ahash::RandomState::new(),
             max_hosts,
             count: AtomicUsize::new(0),
             hosts_dropped: AtomicU64::new(0),
@@ -188,11 +193,16 @@ impl Inventory {
             // Lowercased (case does not name another server); copied only
             // when the host meets a new name.
             let name = crate::target::names::lowercase(name);
-            match r.server_names.iter().position(|n| *n == name) {
+            let h = self.name_hasher.hash_one(name.as_ref());
+            let r = &mut *r;
+            let found = (r.name_hashes.iter().zip(&r.server_names))
+                .position(|(nh, n)| *nh == h && *n == name);
+            match found {
                 Some(i) => name_bit = 1 << i,
                 None if r.server_names.len() < MAX_NAMES => {
                     name_bit = 1 << r.server_names.len();
                     r.server_names.push(name.into_owned());
+                    r.name_hashes.push(h);
                 }
                 None => {
                     r.names_dropped += 1;
@@ -206,7 +216,7 @@ impl Inventory {
             let at = r
                 .fingerprints
                 .iter()
-                .position(|f| f.fingerprint.ja4() == fp.ja4());
+                .position(|f| f.fingerprint.same_ja4(&fp));
             let at = match at {
                 Some(i) => Some(i),
                 None if r.fingerprints.len() < MAX_FINGERPRINTS => {

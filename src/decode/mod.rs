@@ -287,8 +287,9 @@ pub enum Seen<'a, 'b> {
     Tcp(IpAddr, IpAddr, &'b TcpSegment<'a>),
     /// A DNS response over UDP (the UDP payload).
     Dns(&'a [u8]),
-    /// A datagram of a service that names hosts.
-    Names(NameDatagram<'a>),
+    /// A datagram of a service that names hosts (by reference: `Seen` stays
+    /// as small as the TCP case needs, which every segment moves).
+    Names(&'b NameDatagram<'a>),
 }
 
 /// A message of a service that names hosts, with the addresses it travelled
@@ -307,7 +308,7 @@ fn hand(d: &Decoded<'_>, seen: &mut dyn FnMut(Seen<'_, '_>)) {
     match d {
         Decoded::Tcp { src, dst, seg } => seen(Seen::Tcp(*src, *dst, seg)),
         Decoded::Dns(payload) => seen(Seen::Dns(payload)),
-        Decoded::Names(d) => seen(Seen::Names(*d)),
+        Decoded::Names(d) => seen(Seen::Names(d)),
         Decoded::Fragment(_) | Decoded::Other => {}
     }
 }

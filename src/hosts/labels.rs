@@ -28,7 +28,7 @@ pub const MAX_ENTRIES: usize = 200_000;
 /// JA4 → label.
 #[derive(Clone, Debug, Default)]
 pub struct Labels {
-    by_ja4: HashMap<String, Arc<str>>,
+    by_ja4: HashMap<String, Arc<str>, ahash::RandomState>,
 }
 
 /// The layout of a catalogue file, from its header line.

@@ -449,63 +449,40 @@ mod tests {
         })
     }
 
+    /// A DHCP lease of `secs` for `client`'s `name` on 10.0.0.`last` at `at`.
+    fn lease(n: &HostNames, last: u8, name: &str, at: u64, secs: u64, client: u64) -> Bound {
+        n.bind(
+            ip(last),
+            name,
+            NameSource::Dhcp,
+            at,
+            Lifetime::Lease(secs),
+            client,
+        )
+    }
+
     #[test]
     fn lease_expires() {
         let n = names();
-        n.bind(
-            ip(1),
-            "pc1",
-            NameSource::Dhcp,
-            10 * S,
-            Lifetime::Lease(60),
-            7,
-        );
+        lease(&n, 1, "pc1", 10 * S, 60, 7);
         assert_eq!(n.lookup(ip(1), 5 * S), None, "not before it was seen");
         assert_eq!(n.lookup(ip(1), 69 * S).map(|x| x.1), Some(NameSource::Dhcp));
         assert_eq!(n.lookup(ip(1), 71 * S), None, "lease over");
         // A renewal extends it.
-        n.bind(
-            ip(1),
-            "pc1",
-            NameSource::Dhcp,
-            60 * S,
-            Lifetime::Lease(60),
-            7,
-        );
+        lease(&n, 1, "pc1", 60 * S, 60, 7);
         assert!(n.lookup(ip(1), 119 * S).is_some());
     }
 
     #[test]
     fn address_changes_hands_and_name_moves() {
         let n = names();
-        n.bind(
-            ip(1),
-            "pc1",
-            NameSource::Dhcp,
-            10 * S,
-            Lifetime::Lease(3600),
-            7,
-        );
+        lease(&n, 1, "pc1", 10 * S, 3600, 7);
         // Client 8 gets the same address: pc1's lease ended then.
-        n.bind(
-            ip(1),
-            "pc2",
-            NameSource::Dhcp,
-            20 * S,
-            Lifetime::Lease(3600),
-            8,
-        );
+        lease(&n, 1, "pc2", 20 * S, 3600, 8);
         assert_eq!(&*n.lookup(ip(1), 15 * S).unwrap().0, "pc1");
         assert_eq!(&*n.lookup(ip(1), 25 * S).unwrap().0, "pc2");
         // Client 8 moves to another address: its old one has no name after.
-        n.bind(
-            ip(2),
-            "pc2",
-            NameSource::Dhcp,
-            30 * S,
-            Lifetime::Lease(3600),
-            8,
-        );
+        lease(&n, 2, "pc2", 30 * S, 3600, 8);
         assert_eq!(n.lookup(ip(1), 35 * S), None);
         assert_eq!(&*n.lookup(ip(1), 25 * S).unwrap().0, "pc2");
         assert_eq!(&*n.lookup(ip(2), 35 * S).unwrap().0, "pc2");
@@ -581,8 +558,8 @@ mod tests {
     #[test]
     fn flood_keeps_better_names() {
         let n = names();
-        n.bind(ip(1), "pc1", NameSource::Dhcp, S, Lifetime::Lease(3600), 7);
-        n.bind(ip(2), "pc2", NameSource::Dhcp, S, Lifetime::Lease(3600), 8);
+        lease(&n, 1, "pc1", S, 3600, 7);
+        lease(&n, 2, "pc2", S, 3600, 8);
         for i in 0..1000u32 {
             let spoofed = IpAddr::from([172, 16, (i >> 8) as u8, i as u8]);
             n.bind(
@@ -620,25 +597,11 @@ mod tests {
         );
         assert_eq!(got, Bound::Replaced);
         // A better-ranked name still gets in over the self-claimed ones.
-        let got = n.bind(
-            ip(3),
-            "pc3",
-            NameSource::Dhcp,
-            4 * S,
-            Lifetime::Lease(60),
-            9,
-        );
+        let got = lease(&n, 3, "pc3", 4 * S, 60, 9);
         assert_eq!(got, Bound::Replaced);
         assert_eq!(&*n.lookup(ip(3), 5 * S).unwrap().0, "pc3");
         // Only DHCP names left: an mDNS claim is refused.
-        n.bind(
-            ip(4),
-            "pc4",
-            NameSource::Dhcp,
-            4 * S,
-            Lifetime::Lease(60),
-            10,
-        );
+        lease(&n, 4, "pc4", 4 * S, 60, 10);
         let got = n.bind(ip(5), "y.local", NameSource::Mdns, 5 * S, Lifetime::Age, 0);
         assert_eq!(got, Bound::Full);
         assert_eq!(n.lookup(ip(5), 6 * S), None);

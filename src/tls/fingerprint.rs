@@ -40,6 +40,11 @@ impl Fingerprint {
         std::str::from_utf8(&self.ja4).unwrap_or("")
     }
 
+    /// Whether two hellos have the same JA4 (a byte compare).
+    pub fn same_ja4(&self, other: &Fingerprint) -> bool {
+        self.ja4 == other.ja4
+    }
+
     /// The JA3 hash (MD5 of the JA3 string), 32 hex digits, when computed.
     pub fn ja3_hash(&self) -> Option<String> {
         let md5 = self.ja3_md5?;
@@ -193,7 +198,6 @@ const CACHE_SLOTS: usize = 512;
 /// Computes fingerprints with buffers reused from hello to hello (one per
 /// flow table: no allocation per hello once warm), and the raw strings when
 /// asked for.
-#[derive(Default)]
 pub struct Fingerprinter {
     exts: Vec<u16>,
     ciphers: Vec<u16>,
@@ -207,10 +211,32 @@ pub struct Fingerprinter {
     cache: Vec<(u64, [u8; 24])>,
     /// Random keys: hellos cannot be crafted to collide in the cache.
     keys: ahash::RandomState,
+    /// Keys of the order-free sums of the cipher and extension lists.
+    sum_keys: (u64, u64),
     /// Bytes left for raw strings; `None`: raw strings are not wanted.
     raw_budget: Option<Arc<AtomicUsize>>,
     /// Hellos whose raw strings did not fit the budget (taken by the counters).
     pub raw_dropped: u64,
+}
+
+impl Default for Fingerprinter {
+    fn default() -> Self {
+        let keys = ahash::RandomState::new();
+        let sum_keys = (keys.hash_one(1u8), keys.hash_one(2u8));
+        Fingerprinter {
+            exts: Vec::new(),
+            ciphers: Vec::new(),
+            sig: Vec::new(),
+            text: Vec::new(),
+            ja3_text: Vec::new(),
+            ja3: false,
+            cache: Vec::new(),
+            keys,
+            sum_keys,
+            raw_budget: None,
+            raw_dropped: 0,
+        }
+    }
 }
 
 impl Fingerprinter {
@@ -319,13 +345,25 @@ impl Fingerprinter {
             md5.copy_from_slice(&Md5::digest(&ja3_text[..]));
             ja3_md5 = Some(md5);
         }
-        cs.sort_unstable();
         exts.retain(|e| *e != EXT_SNI && *e != EXT_ALPN);
-        exts.sort_unstable();
         sig.extend(u16s(sigalgs).filter(|s| !is_grease(*s)));
-        // The hashed parts depend only on the three lists: a stack that
-        // says hello again (the common case) costs a lookup, not two SHA-256s.
-        let key = self.keys.hash_one((&cs[..], &exts[..], &sig[..])) | 1;
+        // The hashed parts depend only on the two lists as sets (JA4 sorts
+        // them) and the signature algorithms in order: a stack that says
+        // hello again (the common case, whatever order it shuffles its
+        // extensions in) costs a keyed, order-free sum, not a sort and two
+        // SHA-256s.
+        let key = {
+            let m = |x: u16, k: u64| {
+                let v = (u64::from(x) ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                v ^ (v >> 29)
+            };
+            let (k0, k1) = self.sum_keys;
+            let ciphers: u64 = cs.iter().fold(0, |a, &c| a.wrapping_add(m(c, k0)));
+            let extensions: u64 = exts.iter().fold(0, |a, &e| a.wrapping_add(m(e, k1)));
+            self.keys
+                .hash_one((ciphers, extensions, cs.len(), exts.len(), &sig[..]))
+                | 1
+        };
         let slot = (key as usize) % CACHE_SLOTS;
         match self.cache.get(slot) {
             Some((k, parts)) if *k == key && !want_raw => {
@@ -333,6 +371,8 @@ impl Fingerprinter {
                 ja4[24..36].copy_from_slice(&parts[12..]);
             }
             _ => {
+                cs.sort_unstable();
+                exts.sort_unstable();
                 text.clear();
                 hex_list(cs, text);
                 sha12(text, &mut ja4[11..23]);
@@ -594,5 +634,37 @@ mod tests {
         let mut ja3 = Fingerprinter::with_ja3();
         let (fp, raw) = ja3.fingerprint(0x0303, ciphers.into_iter(), &[]);
         assert!(raw.is_none() && fp.ja3_hash().is_some());
+    }
+
+    /// The cache gives what a fresh computation gives: the same stack with
+    /// its extensions shuffled (as Chrome does) hits; another cipher list
+    /// does not.
+    #[test]
+    fn cache_agrees_with_fresh() {
+        let mut block = ext(EXT_SUPPORTED_VERSIONS, &[4, 3, 4, 3, 3]);
+        block.extend(ext(EXT_GROUPS, &[0, 2, 0, 29]));
+        block.extend(ext(EXT_SIGNATURE_ALGORITHMS, &[0, 4, 4, 3, 8, 4]));
+        let mut shuffled = ext(EXT_SIGNATURE_ALGORITHMS, &[0, 4, 4, 3, 8, 4]);
+        shuffled.extend(ext(EXT_GROUPS, &[0, 2, 0, 29]));
+        shuffled.extend(ext(EXT_SUPPORTED_VERSIONS, &[4, 3, 4, 3, 3]));
+        let mut warm = Fingerprinter::ja4_only();
+        let cases: [(&[u16], &[u8]); 4] = [
+            (&[0x1301, 0x1302], &block),
+            (&[0x1301, 0x1302], &shuffled),
+            (&[0x1302, 0x1301], &block),
+            (&[0x1301, 0x1303], &block),
+        ];
+        for (ciphers, exts) in cases {
+            let cached = warm.fingerprint(0x0303, ciphers.iter().copied(), exts).0;
+            let fresh = fingerprint(0x0303, ciphers, exts);
+            assert_eq!(cached.ja4(), fresh.ja4(), "{ciphers:?}");
+        }
+        let a = warm
+            .fingerprint(0x0303, [0x1301u16, 0x1302].into_iter(), &block)
+            .0;
+        let b = warm
+            .fingerprint(0x0303, [0x1301u16, 0x1303].into_iter(), &block)
+            .0;
+        assert!(!a.same_ja4(&b));
     }
 }
