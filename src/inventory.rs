@@ -80,7 +80,7 @@ pub struct HostRecord {
     pub server_names: Vec<String>,
     /// A hash of each of `server_names` (the inventory's keyed hasher): a
     /// flow's name is looked for by its hash first, not by 16 compares.
-    name_hashes: Vec<u64>,
+    pub(crate) name_hashes: Vec<u64>,
     pub names_dropped: u64,
     /// Distinct client fingerprints, first seen first (at most [`MAX_FINGERPRINTS`]).
     pub fingerprints: Vec<HostFingerprint>,
