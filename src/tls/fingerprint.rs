@@ -269,22 +269,22 @@ impl Fingerprinter {
     pub fn fingerprint(
         &mut self,
         hello_version: u16,
-        ciphers: impl Iterator<Item = u16>,
+        ciphers: impl Iterator<Item = u16> + Clone,
         extensions: &[u8],
     ) -> (Fingerprint, Option<Arc<RawFingerprint>>) {
-        let Fingerprinter {
-            exts,
-            ciphers: cs,
-            sig,
-            text,
-            ja3_text,
-            ..
-        } = self;
-        exts.clear();
-        cs.clear();
-        sig.clear();
+        // The hashed parts depend only on the two lists as sets (JA4 sorts
+        // them) and the signature algorithms in order: a stack that says
+        // hello again (the common case, whatever order it shuffles its
+        // extensions in) costs one walk with a keyed, order-free sum, not
+        // collecting, sorting and two SHA-256s.
+        let (k0, k1) = self.sum_keys;
+        let mix = |x: u16, k: u64| {
+            let v = (u64::from(x) ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            v ^ (v >> 29)
+        };
         let (mut sni, mut alpn, mut sigalgs, mut versions) = (false, None, &[][..], &[][..]);
         let (mut groups, mut formats) = (&[][..], &[][..]);
+        let (mut n_exts, mut n_hashed, mut ext_sum) = (0usize, 0usize, 0u64);
         let mut rest = extensions;
         while let [a, b, c, d, tail @ ..] = rest {
             let t = u16::from_be_bytes([*a, *b]);
@@ -296,7 +296,7 @@ impl Fingerprinter {
             if is_grease(t) {
                 continue;
             }
-            exts.push(t);
+            n_exts += 1;
             match t {
                 EXT_SNI => sni = true,
                 EXT_ALPN => {
@@ -311,24 +311,80 @@ impl Fingerprinter {
                 EXT_POINT_FORMATS => formats = data.get(1..).unwrap_or(&[]),
                 _ => {}
             }
+            if t != EXT_SNI && t != EXT_ALPN {
+                n_hashed += 1;
+                ext_sum = ext_sum.wrapping_add(mix(t, k1));
+            }
         }
         let version = u16s(versions)
             .filter(|v| !is_grease(*v))
             .max()
             .unwrap_or(hello_version);
-        cs.extend(ciphers.filter(|c| !is_grease(*c)));
+        let (mut n_ciphers, mut cipher_sum) = (0usize, 0u64);
+        for c in ciphers.clone().filter(|c| !is_grease(*c)) {
+            n_ciphers += 1;
+            cipher_sum = cipher_sum.wrapping_add(mix(c, k0));
+        }
+        let mut sig_hash = 0u64;
+        for s in u16s(sigalgs).filter(|s| !is_grease(*s)) {
+            sig_hash = (sig_hash ^ u64::from(s)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let key = self.keys.hash_one((
+            cipher_sum,
+            ext_sum,
+            n_ciphers,
+            n_hashed,
+            sig_hash,
+            sigalgs.len(),
+        )) | 1;
 
         let mut ja4 = [b'0'; 36];
         ja4[0] = b't';
         ja4[1..3].copy_from_slice(&version_code(version));
         ja4[3] = if sni { b'd' } else { b'i' };
-        ja4[4..6].copy_from_slice(&count(cs.len()));
-        ja4[6..8].copy_from_slice(&count(exts.len()));
+        ja4[4..6].copy_from_slice(&count(n_ciphers));
+        ja4[6..8].copy_from_slice(&count(n_exts));
         ja4[8..10].copy_from_slice(&alpn_code(alpn));
         ja4[10] = b'_';
         ja4[23] = b'_';
-        // JA3 keeps wire order: build it before sorting.
         let want_raw = self.raw_budget.is_some();
+        let slot = (key as usize) % CACHE_SLOTS;
+        let hit = match self.cache.get(slot) {
+            Some((k, parts)) if *k == key && !want_raw => {
+                ja4[11..23].copy_from_slice(&parts[..12]);
+                ja4[24..36].copy_from_slice(&parts[12..]);
+                true
+            }
+            _ => false,
+        };
+        if hit && !self.ja3 {
+            return (Fingerprint { ja4, ja3_md5: None }, None);
+        }
+        // The lists themselves: for JA3 (wire order) or a miss (sorted).
+        let Fingerprinter {
+            exts,
+            ciphers: cs,
+            sig,
+            text,
+            ja3_text,
+            ..
+        } = self;
+        cs.clear();
+        cs.extend(ciphers.filter(|c| !is_grease(*c)));
+        exts.clear();
+        let mut rest = extensions;
+        while let [a, b, c, d, tail @ ..] = rest {
+            let t = u16::from_be_bytes([*a, *b]);
+            let len = usize::from(u16::from_be_bytes([*c, *d]));
+            if tail.len() < len {
+                break;
+            }
+            rest = &tail[len..];
+            if !is_grease(t) {
+                exts.push(t);
+            }
+        }
+        // JA3 keeps wire order: build it before sorting.
         let mut ja3_md5 = None;
         if self.ja3 {
             ja3_text.clear();
@@ -345,54 +401,32 @@ impl Fingerprinter {
             md5.copy_from_slice(&Md5::digest(&ja3_text[..]));
             ja3_md5 = Some(md5);
         }
-        exts.retain(|e| *e != EXT_SNI && *e != EXT_ALPN);
-        sig.extend(u16s(sigalgs).filter(|s| !is_grease(*s)));
-        // The hashed parts depend only on the two lists as sets (JA4 sorts
-        // them) and the signature algorithms in order: a stack that says
-        // hello again (the common case, whatever order it shuffles its
-        // extensions in) costs a keyed, order-free sum, not a sort and two
-        // SHA-256s.
-        let key = {
-            let m = |x: u16, k: u64| {
-                let v = (u64::from(x) ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                v ^ (v >> 29)
-            };
-            let (k0, k1) = self.sum_keys;
-            let ciphers: u64 = cs.iter().fold(0, |a, &c| a.wrapping_add(m(c, k0)));
-            let extensions: u64 = exts.iter().fold(0, |a, &e| a.wrapping_add(m(e, k1)));
-            self.keys
-                .hash_one((ciphers, extensions, cs.len(), exts.len(), &sig[..]))
-                | 1
-        };
-        let slot = (key as usize) % CACHE_SLOTS;
-        match self.cache.get(slot) {
-            Some((k, parts)) if *k == key && !want_raw => {
-                ja4[11..23].copy_from_slice(&parts[..12]);
-                ja4[24..36].copy_from_slice(&parts[12..]);
-            }
-            _ => {
-                cs.sort_unstable();
-                exts.sort_unstable();
-                text.clear();
-                hex_list(cs, text);
-                sha12(text, &mut ja4[11..23]);
-                text.push(b'_');
-                let exts_start = text.len();
-                hex_list(exts, text);
-                if !exts.is_empty() && !sig.is_empty() {
-                    text.push(b'_');
-                    hex_list(sig, text);
-                }
-                sha12(&text[exts_start..], &mut ja4[24..36]);
-                if self.cache.is_empty() {
-                    self.cache = vec![(0, [0; 24]); CACHE_SLOTS];
-                }
-                let mut parts = [0u8; 24];
-                parts[..12].copy_from_slice(&ja4[11..23]);
-                parts[12..].copy_from_slice(&ja4[24..36]);
-                self.cache[slot] = (key, parts);
-            }
+        if hit {
+            return (Fingerprint { ja4, ja3_md5 }, None);
         }
+        exts.retain(|e| *e != EXT_SNI && *e != EXT_ALPN);
+        sig.clear();
+        sig.extend(u16s(sigalgs).filter(|s| !is_grease(*s)));
+        cs.sort_unstable();
+        exts.sort_unstable();
+        text.clear();
+        hex_list(cs, text);
+        sha12(text, &mut ja4[11..23]);
+        text.push(b'_');
+        let exts_start = text.len();
+        hex_list(exts, text);
+        if !exts.is_empty() && !sig.is_empty() {
+            text.push(b'_');
+            hex_list(sig, text);
+        }
+        sha12(&text[exts_start..], &mut ja4[24..36]);
+        if self.cache.is_empty() {
+            self.cache = vec![(0, [0; 24]); CACHE_SLOTS];
+        }
+        let mut parts = [0u8; 24];
+        parts[..12].copy_from_slice(&ja4[11..23]);
+        parts[12..].copy_from_slice(&ja4[24..36]);
+        self.cache[slot] = (key, parts);
         let fp = Fingerprint { ja4, ja3_md5 };
         if !want_raw {
             return (fp, None);

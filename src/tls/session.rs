@@ -655,8 +655,9 @@ impl TlsSession {
     /// each direction is judged on its own, so the client's first bytes,
     /// which may be a ClientHello, are still awaited.
     fn server_spoke_first(&self) -> bool {
-        self.server
-            .is_some_and(|s| self.status[s] == DirStatus::NotTls && self.status[1 - s].is_open())
+        self.server.is_some_and(|s| {
+            matches!(self.status[s], DirStatus::NotTls) && self.status[1 - s].is_open()
+        })
     }
 
     /// Direction `d` is the server's, read on for its certificate.
