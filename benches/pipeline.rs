@@ -14,6 +14,7 @@ use tlscensus::flow::{Direction, Endpoint, FlowKey, SegmentIn};
 use tlscensus::run::InlineCensus;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
 use tlscensus::tls::extract::{OpeningReader, parse_opening};
+use tlscensus::tls::fingerprint::Fingerprinter;
 use tlscensus::tls::session::tls_table;
 
 struct Owned {
@@ -131,6 +132,18 @@ fn benches(c: &mut Criterion) {
     let mut scratch = Vec::new();
     g.bench_function("client_hello", |b| {
         b.iter(|| black_box(parse_opening(&hello, &mut scratch, 16384)))
+    });
+    // As a flow table reads hellos: its fingerprinter (and cache) persists.
+    let mut fingerprints = Fingerprinter::ja4_only();
+    g.bench_function("client_hello_warm", |b| {
+        b.iter(|| {
+            black_box(OpeningReader::default().read(
+                &hello,
+                &mut scratch,
+                16384,
+                Some(&mut fingerprints),
+            ))
+        })
     });
     g.bench_function("server_hello", |b| {
         b.iter(|| black_box(parse_opening(&server, &mut scratch, 16384)))

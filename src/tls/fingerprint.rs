@@ -213,6 +213,8 @@ pub struct Fingerprinter {
     keys: ahash::RandomState,
     /// Keys of the order-free sums of the cipher and extension lists.
     sum_keys: (u64, u64),
+    /// Hashed parts computed (cache misses) so far.
+    computed: u64,
     /// Bytes left for raw strings; `None`: raw strings are not wanted.
     raw_budget: Option<Arc<AtomicUsize>>,
     /// Hellos whose raw strings did not fit the budget (taken by the counters).
@@ -233,6 +235,7 @@ impl Default for Fingerprinter {
             cache: Vec::new(),
             keys,
             sum_keys,
+            computed: 0,
             raw_budget: None,
             raw_dropped: 0,
         }
@@ -420,13 +423,17 @@ impl Fingerprinter {
             hex_list(sig, text);
         }
         sha12(&text[exts_start..], &mut ja4[24..36]);
-        if self.cache.is_empty() {
+        // A one-off (the first hello of a fingerprinter) allocates no cache.
+        if self.cache.is_empty() && self.computed > 0 {
             self.cache = vec![(0, [0; 24]); CACHE_SLOTS];
         }
-        let mut parts = [0u8; 24];
-        parts[..12].copy_from_slice(&ja4[11..23]);
-        parts[12..].copy_from_slice(&ja4[24..36]);
-        self.cache[slot] = (key, parts);
+        self.computed += 1;
+        if let Some(entry) = self.cache.get_mut(slot) {
+            let mut parts = [0u8; 24];
+            parts[..12].copy_from_slice(&ja4[11..23]);
+            parts[12..].copy_from_slice(&ja4[24..36]);
+            *entry = (key, parts);
+        }
         let fp = Fingerprint { ja4, ja3_md5 };
         if !want_raw {
             return (fp, None);
