@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     // The stream start grows by a step taken from the last byte.
     let step = 1 + data.last().map_or(0, |b| usize::from(*b % 97));
     let mut reader = OpeningReader::default();
-    let mut fingerprints = Fingerprinter::default();
+    let mut fingerprints = Fingerprinter::with_ja3();
     let mut end = 0;
     let grown = loop {
         end = (end + step).min(data.len());
