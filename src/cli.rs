@@ -23,6 +23,8 @@ pub enum Command {
     Read(ReadArgs),
     /// Capture live from network interfaces (a SPAN/mirror port) and serve /metrics to Prometheus.
     Live(LiveArgs),
+    /// Print the built-in table of Microsoft services (--services): endpoints, Service Tags, the day TLS 1.0/1.1 ends, sources.
+    Services,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,6 +41,8 @@ pub enum By {
     Host,
     /// One row per client fingerprint (JA4): which software, on which hosts.
     Fingerprint,
+    /// One row per destination (storage account, SQL server, namespace, vault): legacy and modern flows, legacy hosts, first and last legacy flow: "can I enforce TLS 1.2 here?".
+    Destination,
 }
 
 #[derive(Debug, Args)]
@@ -139,7 +143,11 @@ pub struct CensusArgs {
     #[arg(long)]
     pub raw_fingerprints: bool,
 
-    /// Target server-name pattern (repeatable; replaces the Azure Blob Storage defaults). A leading '*.' matches one or more labels.
+    /// Microsoft services whose endpoints are targets, comma-separated (names from `tlscensus services`; `storage` for every Storage service, `microsoft` for all) [default: storage-blob, unless --target is given].
+    #[arg(long, value_name = "LIST")]
+    pub services: Option<String>,
+
+    /// Target server-name pattern (repeatable; without --services it replaces the Azure Blob Storage defaults, with it adds to them). A leading '*.' matches one or more labels.
     #[arg(long = "target", value_name = "PATTERN")]
     pub targets: Vec<String>,
 

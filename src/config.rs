@@ -14,6 +14,7 @@ use crate::hosts::labels::Labels;
 use crate::hosts::names::{NameSettings, NameSource};
 use crate::hosts::resolve::ResolveSettings;
 use crate::target::prefixes::{self, PrefixSet};
+use crate::target::services;
 use crate::target::{Matcher, TargetSet};
 use crate::tls::Version;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub targets: TargetSet,
+    /// The chosen service rows (`target::services::SERVICES` indices).
+    pub services: Vec<usize>,
     /// Server addresses that are targets when a flow has no SNI
     /// (--target-cidr and the service tags).
     pub prefixes: Arc<PrefixSet>,
@@ -86,11 +89,26 @@ impl Config {
                 a.min_version
             ))
         })?;
-        let targets = if a.targets.is_empty() {
-            TargetSet::defaults()
-        } else {
-            TargetSet::parse(a.targets.iter().map(String::as_str)).map_err(bad)?
+        // The services' endpoints, then --target patterns (which alone
+        // replace the default, Blob Storage, as before services existed).
+        let services = match (&a.services, a.targets.is_empty()) {
+            (Some(list), _) => {
+                services::select(list).map_err(|e| bad(format!("--services: {e}")))?
+            }
+            (None, true) => vec![0],
+            (None, false) => Vec::new(),
         };
+        let mut patterns: Vec<String> = services
+            .iter()
+            .flat_map(|&i| {
+                services::SERVICES[i]
+                    .suffixes
+                    .iter()
+                    .map(|s| format!("*.{s}"))
+            })
+            .collect();
+        patterns.extend(a.targets.iter().cloned());
+        let targets = TargetSet::parse(patterns.iter().map(String::as_str)).map_err(bad)?;
         let workers = match a.workers {
             Some(0) => return Err(bad("--workers must be at least 1".into())),
             Some(n) if n > 256 => return Err(bad("--workers must be at most 256".into())),
@@ -151,7 +169,7 @@ impl Config {
         }
         match &a.azure_service_tags {
             Some(path) => cidrs.extend(
-                prefixes::service_tag_prefixes(path, &a.service_tags)
+                prefixes::service_tag_prefixes(path, &a.service_tags, &tag_families(&services))
                     .map_err(|e| bad(format!("--azure-service-tags {e}")))?,
             ),
             None if !a.service_tags.is_empty() => {
@@ -179,6 +197,7 @@ impl Config {
         }
         Ok(Config {
             targets,
+            services,
             prefixes: Arc::new(PrefixSet::from_prefixes(cidrs)),
             proxies: Arc::new(PrefixSet::from_prefixes(proxies)),
             max_dns_entries: a.max_dns_entries,
@@ -205,6 +224,22 @@ impl Config {
             wall_clock: false,
         })
     }
+}
+
+/// The Service Tag families of the chosen services (`Storage`, `Sql`...).
+fn tag_families(chosen: &[usize]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for &i in chosen {
+        for t in services::SERVICES[i].service_tags {
+            if !out.contains(t) {
+                out.push(t);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push("Storage");
+    }
+    out
 }
 
 /// `--name-sources`, `--name-max-age`, `--max-host-names`.

@@ -82,6 +82,19 @@ pub struct FlowEvent {
     pub ja4: Option<String>,
     /// MD5 of the ClientHello's JA3 string (GREASE removed, as Wireshark).
     pub ja3_hash: Option<String>,
+    /// The Microsoft service of a target flow (a name of `tlscensus
+    /// services`, or `other` for a `--target` pattern no service covers);
+    /// null for other flows.
+    pub service: Option<&'static str>,
+    /// The destination under the service: the first label of the target
+    /// name (storage account, SQL server, namespace, vault), or the target
+    /// name or server address the match came from.
+    pub destination: Option<String>,
+    /// The day the service stops accepting TLS 1.0/1.1.
+    pub service_tls_end: Option<&'static str>,
+    /// The flow's capture time is past that day: a legacy flow fails (or
+    /// will, once the service enforces it everywhere).
+    pub service_broken: Option<bool>,
     /// The software the client-label catalogue names for the JA4; null
     /// when the catalogue does not know it.
     pub client_label: Option<String>,
@@ -170,6 +183,10 @@ impl FlowEvent {
             ja3_hash: client
                 .and_then(|c| c.fingerprint.as_ref())
                 .and_then(|f| f.ja3_hash()),
+            service: None,
+            destination: None,
+            service_tls_end: None,
+            service_broken: None,
             client_label: client
                 .and_then(|c| c.fingerprint.as_ref())
                 .and_then(|f| who.label(f.ja4()))
@@ -179,6 +196,22 @@ impl FlowEvent {
             ja4_r: raw.map(|r| r.ja4_r.to_string()),
             ja3: raw.map(|r| r.ja3.to_string()),
         }
+    }
+
+    /// Names the target flow's service and destination.
+    pub fn with_service(
+        mut self,
+        service: Option<usize>,
+        destination: String,
+        ts_ns: u64,
+    ) -> FlowEvent {
+        self.service = Some(crate::target::services::label(service));
+        self.destination = Some(destination);
+        if let Some(s) = service.and_then(|i| crate::target::services::SERVICES.get(i)) {
+            self.service_tls_end = Some(s.tls_end);
+            self.service_broken = Some(s.broken_at(ts_ns));
+        }
+        self
     }
 
     /// Marks the event as a proxy's relayed flow.
@@ -666,6 +699,10 @@ mod tests {
             relayed: false,
             ja4: None,
             ja3_hash: None,
+            service: None,
+            destination: None,
+            service_tls_end: None,
+            service_broken: None,
             client_label: None,
             src_name: None,
             src_name_source: None,

@@ -266,6 +266,113 @@ impl Inventory {
     }
 }
 
+/// Destinations kept (service, destination pairs); beyond, a flow is only
+/// counted (`bound="destinations"`).
+pub const MAX_DESTINATIONS: usize = 16_384;
+/// Distinct legacy source hosts listed per destination (the rest counted).
+pub const MAX_DESTINATION_SOURCES: usize = 64;
+
+/// Readiness of one destination (a storage account, SQL server, namespace,
+/// vault): can TLS 1.2 be enforced on it?
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DestinationRecord {
+    pub legacy: u64,
+    pub modern: u64,
+    /// Distinct legacy source hosts, first seen first (at most
+    /// [`MAX_DESTINATION_SOURCES`]).
+    pub legacy_sources: Vec<IpAddr>,
+    pub sources_dropped: u64,
+    /// Capture times of the first and last legacy flow (0: none).
+    pub first_legacy_ns: u64,
+    pub last_legacy_ns: u64,
+    pub last_ns: u64,
+}
+
+/// Per-destination readiness, shared by all workers like the host inventory.
+/// Key: the service (an index of `target::services::SERVICES`, or
+/// `u16::MAX` for a target no service row covers) and the destination.
+pub struct Destinations {
+    map: DashMap<(u16, Box<str>), DestinationRecord, ahash::RandomState>,
+    count: AtomicUsize,
+    pub dropped: AtomicU64,
+}
+
+impl Default for Destinations {
+    fn default() -> Self {
+        Destinations {
+            map: DashMap::with_hasher(ahash::RandomState::new()),
+            count: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Destinations {
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds one target flow to its destination; false when the store is
+    /// full (the flow only counted).
+    pub fn record(
+        &self,
+        service: u16,
+        destination: &str,
+        src: IpAddr,
+        legacy: bool,
+        ts: u64,
+    ) -> bool {
+        let key = (service, Box::<str>::from(destination));
+        if !self.map.contains_key(&key) && self.len() >= MAX_DESTINATIONS {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut r = self.map.entry(key).or_insert_with(|| {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            DestinationRecord::default()
+        });
+        r.last_ns = r.last_ns.max(ts);
+        if !legacy {
+            r.modern += 1;
+            return true;
+        }
+        r.legacy += 1;
+        if r.first_legacy_ns == 0 || ts < r.first_legacy_ns {
+            r.first_legacy_ns = ts;
+        }
+        r.last_legacy_ns = r.last_legacy_ns.max(ts);
+        if !r.legacy_sources.contains(&src) {
+            if r.legacy_sources.len() < MAX_DESTINATION_SOURCES {
+                r.legacy_sources.push(src);
+            } else {
+                r.sources_dropped += 1;
+            }
+        }
+        true
+    }
+
+    /// A sorted copy: most recent legacy flow first, then most legacy
+    /// flows, then by service and name.
+    pub fn snapshot(&self) -> Vec<((u16, String), DestinationRecord)> {
+        let mut v: Vec<((u16, String), DestinationRecord)> = self
+            .map
+            .iter()
+            .map(|e| ((e.key().0, e.key().1.to_string()), e.value().clone()))
+            .collect();
+        v.sort_by(|a, b| {
+            b.1.last_legacy_ns
+                .cmp(&a.1.last_legacy_ns)
+                .then(b.1.legacy.cmp(&a.1.legacy))
+                .then(a.0.cmp(&b.0))
+        });
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +454,43 @@ mod tests {
         );
         assert_eq!(inv.hosts_dropped.load(Ordering::Relaxed), 1);
         assert_eq!(inv.len(), 1);
+    }
+
+    #[test]
+    fn destinations_readiness() {
+        let d = Destinations::default();
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        d.record(0, "acct", ip(1), false, 5);
+        d.record(0, "acct", ip(1), true, 7);
+        d.record(0, "acct", ip(2), true, 3);
+        d.record(0, "acct", ip(1), true, 9);
+        d.record(6, "srv", ip(3), false, 8);
+        let snap = d.snapshot();
+        assert_eq!(snap[0].0, (0, "acct".to_string()));
+        let a = &snap[0].1;
+        assert_eq!(
+            (a.legacy, a.modern, a.first_legacy_ns, a.last_legacy_ns),
+            (3, 1, 3, 9)
+        );
+        assert_eq!(a.legacy_sources, [ip(1), ip(2)]);
+        assert_eq!(snap[1].1.legacy, 0);
+        for n in 0..MAX_DESTINATION_SOURCES as u32 + 5 {
+            d.record(
+                1,
+                "many",
+                IpAddr::from(std::net::Ipv4Addr::from(n)),
+                true,
+                1,
+            );
+        }
+        let many = d
+            .snapshot()
+            .into_iter()
+            .find(|x| x.0.1 == "many")
+            .unwrap()
+            .1;
+        assert_eq!(many.legacy_sources.len(), MAX_DESTINATION_SOURCES);
+        assert_eq!(many.sources_dropped, 5);
     }
 
     #[test]

@@ -37,6 +37,10 @@ fn run(cli: Cli) -> Result<ExitCode, SetupError> {
             run_read(&cfg)
         }
         Command::Live(args) => run_live(&LiveConfig::from_args(&args)?),
+        Command::Services => {
+            print!("{}", tlscensus::report::services_table());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -68,7 +72,15 @@ fn run_read(cfg: &ReadConfig) -> Result<ExitCode, SetupError> {
         labels: &cfg.census.labels,
         names: &outcome.shared.names,
     };
-    let text = report::render(cfg.by, cfg.format, &outcome.hosts, &outcome.totals, cx);
+    let destinations = outcome.shared.destinations.snapshot();
+    let text = report::render(
+        cfg.by,
+        cfg.format,
+        &outcome.hosts,
+        &destinations,
+        &outcome.totals,
+        cx,
+    );
     // With the event log on stdout, the inventory goes to stderr.
     let written = if cfg.census.events.as_deref() == Some("-") {
         std::io::stderr().write_all(text.as_bytes())

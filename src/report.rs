@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::cli::{By, Format};
 use crate::hosts::Who;
-use crate::inventory::{HostFingerprint, HostRecord, VERSION_COLUMNS, class_names};
+use crate::inventory::{
+    DestinationRecord, HostFingerprint, HostRecord, VERSION_COLUMNS, class_names,
+};
 use crate::tls::Version;
 
 /// What the report shows beside the inventory: labels and host names.
@@ -72,15 +74,205 @@ fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// A destination's key and record, as `Destinations::snapshot` gives them.
+pub type Destination = ((u16, String), DestinationRecord);
+
+/// A destination's service, its end day, and its readiness as of its last
+/// flow: `ready` (no legacy flow), `broken` (legacy flows after the end day),
+/// `breaks YYYY-MM-DD` (legacy flows, the day not yet come), `legacy` (a
+/// target no service covers).
+fn destination_status(service: u16, r: &DestinationRecord) -> (&'static str, &'static str, String) {
+    let row = (service != u16::MAX)
+        .then(|| crate::target::services::SERVICES.get(usize::from(service)))
+        .flatten();
+    let name = row.map_or(crate::target::services::OTHER, |s| s.name);
+    let end = row.map_or("", |s| s.tls_end);
+    let status = match row {
+        _ if r.legacy == 0 => "ready".to_string(),
+        Some(s) if s.broken_at(r.last_legacy_ns) => "broken".to_string(),
+        Some(s) => format!("breaks {}", s.tls_end),
+        None => "legacy".to_string(),
+    };
+    (name, end, status)
+}
+
+#[derive(Serialize)]
+struct JsonDestination<'a> {
+    service: &'static str,
+    destination: &'a str,
+    status: String,
+    service_tls_end: Option<&'static str>,
+    legacy_flows: u64,
+    modern_flows: u64,
+    legacy_hosts: &'a [IpAddr],
+    legacy_hosts_dropped: u64,
+    first_legacy: Option<String>,
+    last_legacy: Option<String>,
+    last_seen: String,
+}
+
+fn json_destination(d: &Destination) -> JsonDestination<'_> {
+    let ((service, name), r) = d;
+    let (svc, end, status) = destination_status(*service, r);
+    JsonDestination {
+        service: svc,
+        destination: name,
+        status,
+        service_tls_end: (!end.is_empty()).then_some(end),
+        legacy_flows: r.legacy,
+        modern_flows: r.modern,
+        legacy_hosts: &r.legacy_sources,
+        legacy_hosts_dropped: r.sources_dropped,
+        first_legacy: (r.legacy > 0).then(|| rfc3339(r.first_legacy_ns)),
+        last_legacy: (r.legacy > 0).then(|| rfc3339(r.last_legacy_ns)),
+        last_seen: rfc3339(r.last_ns),
+    }
+}
+
+pub fn destinations_json(rows: &[Destination], totals: &RunTotals) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        destinations: Vec<JsonDestination<'a>>,
+        summary: &'a RunTotals,
+    }
+    let mut s = serde_json::to_string_pretty(&Doc {
+        destinations: rows.iter().map(json_destination).collect(),
+        summary: totals,
+    })
+    .unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+pub fn destinations_csv(rows: &[Destination]) -> String {
+    let mut out = String::from(
+        "service,destination,status,service_tls_end,legacy_flows,modern_flows,legacy_hosts,first_legacy,last_legacy,last_seen\n",
+    );
+    for d in rows {
+        let j = json_destination(d);
+        let hosts: Vec<String> = j.legacy_hosts.iter().map(IpAddr::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{}",
+            j.service,
+            csv_cell(j.destination),
+            j.status,
+            j.service_tls_end.unwrap_or(""),
+            j.legacy_flows,
+            j.modern_flows,
+            hosts.join(";"),
+            j.first_legacy.unwrap_or_default(),
+            j.last_legacy.unwrap_or_default(),
+            j.last_seen,
+        );
+    }
+    out
+}
+
+pub fn destinations_table(rows: &[Destination], totals: &RunTotals) -> String {
+    let mut table = vec![
+        [
+            "SERVICE",
+            "DESTINATION",
+            "STATUS",
+            "LEGACY",
+            "MODERN",
+            "LEGACY HOSTS",
+            "FIRST LEGACY",
+            "LAST LEGACY",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for d in rows {
+        let j = json_destination(d);
+        let mut hosts: Vec<String> = j
+            .legacy_hosts
+            .iter()
+            .take(3)
+            .map(IpAddr::to_string)
+            .collect();
+        let more = j.legacy_hosts.len().saturating_sub(3) as u64 + j.legacy_hosts_dropped;
+        if more > 0 {
+            hosts.push(format!("(+{more})"));
+        }
+        table.push(vec![
+            j.service.to_string(),
+            printable(j.destination),
+            j.status,
+            j.legacy_flows.to_string(),
+            j.modern_flows.to_string(),
+            if hosts.is_empty() {
+                "-".into()
+            } else {
+                hosts.join(" ")
+            },
+            j.first_legacy.unwrap_or_else(|| "-".into()),
+            j.last_legacy.unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("(no TLS flows to the target servers)\n");
+    } else {
+        aligned(&table, |c| (3..=4).contains(&c), &mut out);
+    }
+    out.push_str(&summary_line(totals));
+    out.push('\n');
+    out
+}
+
+/// `tlscensus services`: the built-in service table.
+pub fn services_table() -> String {
+    let mut rows = vec![vec![
+        "SERVICE".to_string(),
+        "TLS 1.0/1.1 END".to_string(),
+        "SERVICE TAGS".to_string(),
+        "ENDPOINTS".to_string(),
+    ]];
+    for s in crate::target::services::SERVICES {
+        rows.push(vec![
+            s.name.to_string(),
+            s.tls_end.to_string(),
+            if s.service_tags.is_empty() {
+                "-".to_string()
+            } else {
+                s.service_tags.join(",")
+            },
+            s.suffixes
+                .iter()
+                .map(|x| format!("*.{x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    let mut out = String::new();
+    aligned(&rows, |_| false, &mut out);
+    out.push_str("\nSources:\n");
+    for s in crate::target::services::SERVICES {
+        let _ = writeln!(out, "  {}: {} -- {}", s.name, s.title, s.source);
+    }
+    out.push_str(
+        "\n--services takes these names, storage (every storage-* row) or microsoft (all); the default is storage-blob.\n",
+    );
+    out
+}
+
 /// The inventory grouped `by` host or fingerprint, in `format`.
 pub fn render(
     by: By,
     format: Format,
     hosts: &[(IpAddr, HostRecord)],
+    destinations: &[Destination],
     totals: &RunTotals,
     cx: Context<'_>,
 ) -> String {
     match by {
+        By::Destination => match format {
+            Format::Table => destinations_table(destinations, totals),
+            Format::Json => destinations_json(destinations, totals),
+            Format::Csv => destinations_csv(destinations),
+        },
         By::Host => match format {
             Format::Table => table(hosts, totals, cx),
             Format::Json => json(hosts, totals, cx),

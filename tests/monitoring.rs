@@ -45,6 +45,11 @@ fn exported() -> BTreeSet<String> {
         1,
     );
     m.register_host_info(names).unwrap();
+    // A service's flows and end day, a destination with a legacy flow.
+    let _services = tlscensus::metrics::ServiceFlows::new(&m, &[0]).unwrap();
+    let destinations = std::sync::Arc::new(tlscensus::inventory::Destinations::default());
+    destinations.record(0, "acct", ip, true, 1);
+    m.register_destinations(destinations).unwrap();
     m.legacy_flow(
         "10.0.0.1".parse().unwrap(),
         Some(tlscensus::tls::version::Version::TLS10),
@@ -167,6 +172,9 @@ fn rules_name_only_exported_metrics_and_cover_every_alert() {
         "TLSCensusSensorDown",
         "TLSCensusSensorMissing",
         "TLSCensusNoTLSSeen",
+        "TLSCensusServiceAlreadyBroken",
+        "TLSCensusServiceBreaksSoon",
+        "TLSCensusSafeToEnforce",
     ] {
         assert!(alerts.contains(a), "missing alert {a}");
     }

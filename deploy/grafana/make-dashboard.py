@@ -164,6 +164,21 @@ panel(
      ts(f'sum by (instance, reason) (rate(tlscensus_decode_errors_total{{{SEL}}}[$__rate_interval]))', "{{instance}} decode error {{reason}}")],
     12, 43, 12, 5,
 )
+# Row 5: per-destination readiness (tlscensus live --services).
+panel(
+    "table",
+    "Destinations: days since the last legacy client (safe to enforce TLS 1.2 after 30)",
+    [instant_table(
+        f'(time() - max by (instance, service, destination) (tlscensus_destination_legacy_last_seen_timestamp_seconds{{{SEL}}})) / 86400')],
+    0, 48, 24, 9,
+    description="Per storage account, SQL server, namespace or vault: days since the sensor last saw a TLS 1.1-or-older flow to it (capture time). After 30 days the owner can require TLS 1.2 without breaking a client the sensor has seen (alert TLSCensusSafeToEnforce). destination=\"other\": more than 500 destinations.",
+    transformations=[{"id": "organize", "options": {
+        "excludeByName": {"Time": True},
+        "renameByName": {"instance": "sensor", "service": "service", "destination": "destination",
+                         "Value": "days since last legacy flow"}}}],
+    fieldConfig={"defaults": {"decimals": 1}, "overrides": []},
+    options={"sortBy": [{"displayName": "days since last legacy flow", "desc": False}], "showHeader": True},
+)
 
 dashboard = {
     "uid": "tlscensus",

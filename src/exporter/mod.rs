@@ -329,7 +329,7 @@ impl Exporter {
         });
         let views = match inventory {
             None => Vec::new(),
-            Some(f) => [By::Host, By::Fingerprint]
+            Some(f) => [By::Host, By::Fingerprint, By::Destination]
                 .into_iter()
                 .flat_map(|by| [Format::Json, Format::Csv, Format::Table].map(|fmt| (by, fmt)))
                 .map(|(by, fmt)| {
@@ -617,7 +617,7 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
             None => (
                 400,
                 "text/plain",
-                Arc::from(&b"bad request: /inventory?by=host|fingerprint&format=json|csv|table\n"[..]),
+                Arc::from(&b"bad request: /inventory?by=host|fingerprint|destination&format=json|csv|table\n"[..]),
                 "bad_request",
             ),
         },
@@ -651,6 +651,7 @@ fn inventory_view(query: &str) -> Option<(By, Format)> {
         match pair.split_once('=')? {
             ("by", "host") => by = By::Host,
             ("by", "fingerprint") => by = By::Fingerprint,
+            ("by", "destination") => by = By::Destination,
             ("format", "json") => format = Format::Json,
             ("format", "csv") => format = Format::Csv,
             ("format", "table") => format = Format::Table,

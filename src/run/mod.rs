@@ -34,8 +34,9 @@ use crate::flow::SettledSet;
 use crate::hosts::Who;
 use crate::hosts::names::HostNames;
 use crate::hosts::resolve::Resolver;
-use crate::inventory::{HostRecord, Inventory};
+use crate::inventory::{Destinations, HostRecord, Inventory};
 use crate::metrics::Metrics;
+use crate::metrics::ServiceFlows;
 use crate::report::RunTotals;
 use crate::target::dns::PassiveDns;
 
@@ -53,6 +54,10 @@ pub struct Shared {
     pub names: Arc<HostNames>,
     /// `--resolve`: the resolver thread's handle (workers ask, never wait).
     pub resolver: Option<Resolver>,
+    /// Per-destination readiness of the target flows.
+    pub destinations: Arc<Destinations>,
+    /// `tlscensus_service_flows_total`'s handles.
+    pub service_flows: ServiceFlows,
     pub metrics: Metrics,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
@@ -76,10 +81,16 @@ impl Shared {
                 Some(r)
             }
         };
+        let destinations = Arc::new(Destinations::default());
+        let service_flows = ServiceFlows::new(&metrics, &config.services)
+            .map_err(|e| SetupError::Config(format!("metrics: {e}")))?;
+        let _ = metrics.register_destinations(Arc::clone(&destinations));
         Ok(Shared {
             inventory: Inventory::new(config.max_hosts),
             names,
             resolver,
+            destinations,
+            service_flows,
             metrics,
             progress: Progress::default(),
             config,
@@ -111,7 +122,8 @@ impl Shared {
             labels: &self.config.labels,
             names: &self.names,
         };
-        crate::report::render(by, format, &hosts, &self.totals(&hosts), who)
+        let destinations = self.destinations.snapshot();
+        crate::report::render(by, format, &hosts, &destinations, &self.totals(&hosts), who)
     }
 
     /// A worker's own passive DNS store.

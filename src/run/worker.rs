@@ -25,6 +25,7 @@ use crate::hosts::Who;
 use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
 use crate::preamble::Kind as PreambleKind;
 use crate::target::dns::PassiveDns;
+use crate::target::services;
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
 use crate::tls::summary::DnsLookup;
@@ -173,9 +174,12 @@ fn report(
     for s in out.drain(..) {
         let matched = shared.config.matcher().target_match(dns, &s);
         let target = matched.is_some();
-        if let Some((how, _)) = &matched {
+        // A target's service and destination (relayed flows too: the
+        // proxy's flow reaches the service).
+        let service = matched.as_ref().map(|(how, name)| {
             m.by.target_flows[*how as usize].inc();
-        }
+            services::classify(&cfg.services, name.as_deref(), s.server_ip)
+        });
         if s.version_not_offered() {
             m.anomaly(Anomaly::VersionNotOffered, 1);
         }
@@ -188,6 +192,9 @@ fn report(
         let preamble = s.preamble.as_ref().map_or(PreambleKind::None, |p| p.kind);
         counters.inc(m, version, outcome, target, preamble);
         shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
+        if let Some((svc, _)) = &service {
+            shared.service_flows.inc(*svc, version, outcome);
+        }
         if !(target || cfg.all) {
             continue;
         }
@@ -196,7 +203,11 @@ fn report(
             let v = VersionClass::of(version) as usize;
             m.by.relayed[v][outcome as usize].inc();
             if let Some(sink) = events {
-                sink.send(FlowEvent::new(&s, legacy, matched, who).relayed());
+                let mut e = FlowEvent::new(&s, legacy, matched, who).relayed();
+                if let Some((svc, dest)) = service {
+                    e = e.with_service(svc, dest, s.ts_ns);
+                }
+                sink.send(e);
             }
             continue;
         }
@@ -212,8 +223,22 @@ fn report(
                 r.ask(s.client_ip, s.ts_ns);
             }
         }
+        let service_key = service
+            .as_ref()
+            .map(|(svc, dest)| (svc.map_or(u16::MAX, |i| i as u16), dest.as_str()));
+        if let Some((svc, dest)) = service_key
+            && !shared
+                .destinations
+                .record(svc, dest, s.client_ip, legacy, s.ts_ns)
+        {
+            m.bound(Bound::Destinations, 1);
+        }
         if let Some(sink) = events {
-            sink.send(FlowEvent::new(&s, legacy, matched, who));
+            let mut e = FlowEvent::new(&s, legacy, matched, who);
+            if let Some((svc, dest)) = service {
+                e = e.with_service(svc, dest, s.ts_ns);
+            }
+            sink.send(e);
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);

@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod names;
 pub mod prefixes;
+pub mod services;
 
 use std::net::IpAddr;
 use std::sync::Arc;

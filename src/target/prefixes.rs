@@ -130,9 +130,15 @@ impl PrefixSet {
 }
 
 /// The prefixes of the Service Tags whose name is one of `tags` (exact,
-/// case-insensitive), or of every tag named `Storage` or `Storage.<region>`
-/// when `tags` is empty. Errors name the file and what is wrong with it.
-pub fn service_tag_prefixes(path: &Path, tags: &[String]) -> Result<Vec<(IpAddr, u8)>, String> {
+/// case-insensitive), or, when `tags` is empty, of every tag named after one
+/// of `families` or `<family>.<region>` (the chosen services' tags, e.g.
+/// `Storage` and `Storage.WestEurope`). Errors name the file and what is
+/// wrong with it.
+pub fn service_tag_prefixes(
+    path: &Path,
+    tags: &[String],
+    families: &[&str],
+) -> Result<Vec<(IpAddr, u8)>, String> {
     #[derive(serde::Deserialize)]
     struct File {
         values: Vec<Value>,
@@ -162,10 +168,12 @@ pub fn service_tag_prefixes(path: &Path, tags: &[String]) -> Result<Vec<(IpAddr,
     })?;
     let wanted = |name: &str| {
         if tags.is_empty() {
-            name.eq_ignore_ascii_case("Storage")
-                || name
-                    .get(..8)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("Storage."))
+            families.iter().any(|f| {
+                name.eq_ignore_ascii_case(f)
+                    || (name.len() > f.len() + 1
+                        && name.as_bytes()[f.len()] == b'.'
+                        && name[..f.len()].eq_ignore_ascii_case(f))
+            })
         } else {
             tags.iter().any(|t| t.eq_ignore_ascii_case(name))
         }
@@ -286,7 +294,8 @@ mod tests {
     #[test]
     fn service_tags_storage_by_default() {
         let f = tags_file(TAGS);
-        let s = PrefixSet::from_prefixes(service_tag_prefixes(f.path(), &[]).unwrap());
+        let s =
+            PrefixSet::from_prefixes(service_tag_prefixes(f.path(), &[], &["Storage"]).unwrap());
         assert!(s.contains("20.60.200.1".parse().unwrap()));
         assert!(s.contains("52.239.153.1".parse().unwrap()));
         assert!(
@@ -303,10 +312,12 @@ mod tests {
     fn service_tags_chosen_region() {
         let f = tags_file(TAGS);
         let tags = vec!["storage.westeurope".to_string()];
-        let s = PrefixSet::from_prefixes(service_tag_prefixes(f.path(), &tags).unwrap());
+        let s =
+            PrefixSet::from_prefixes(service_tag_prefixes(f.path(), &tags, &["Storage"]).unwrap());
         assert!(s.contains("20.60.0.9".parse().unwrap()));
         assert!(!s.contains("20.60.1.9".parse().unwrap()));
-        let e = service_tag_prefixes(f.path(), &["Storage.Mars".to_string()]).unwrap_err();
+        let e = service_tag_prefixes(f.path(), &["Storage.Mars".to_string()], &["Storage"])
+            .unwrap_err();
         assert!(e.contains("Storage.Mars"), "{e}");
     }
 
@@ -322,10 +333,11 @@ mod tests {
             ),
         ] {
             let f = tags_file(text);
-            let e = service_tag_prefixes(f.path(), &[]).unwrap_err();
+            let e = service_tag_prefixes(f.path(), &[], &["Storage"]).unwrap_err();
             assert!(e.contains(says), "{text:?}: {e}");
         }
-        let e = service_tag_prefixes(Path::new("/nonexistent/tags.json"), &[]).unwrap_err();
+        let e = service_tag_prefixes(Path::new("/nonexistent/tags.json"), &[], &["Storage"])
+            .unwrap_err();
         assert!(e.contains("/nonexistent/tags.json"), "{e}");
     }
 }

@@ -1,0 +1,483 @@
+//! Service presets: Microsoft services, their endpoint names and the day
+//! each stops accepting TLS 1.0 and 1.1.
+//!
+//! Input: `--services LIST` (names of rows, `storage` for every Storage
+//! row, `microsoft` for all). Output: the target patterns of the chosen
+//! rows, the Service Tag names for SNI-less matching, and for a target name
+//! its service and destination (the first label under the service's
+//! suffix). Invariants: service names are a closed set (the table's, plus
+//! `other` for a `--target` pattern no row covers), so they can label
+//! metrics; a date is judged against a flow's capture time, never the wall
+//! clock; each row names its public source.
+
+/// One service: its name (a metric label), what it is, its endpoint
+/// suffixes (public and sovereign clouds; `privatelink.` forms match
+/// because a suffix matches one or more labels), its Service Tags, the day
+/// TLS 1.0/1.1 ends, and where that day is published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub suffixes: &'static [&'static str],
+    pub service_tags: &'static [&'static str],
+    /// `YYYY-MM-DD` (UTC midnight).
+    pub tls_end: &'static str,
+    pub source: &'static str,
+}
+
+/// Services without a date of their own: Azure's announcement of 10 November
+/// 2023, postponed on 24 October 2024 to 31 August 2025 for every service
+/// that still allowed TLS 1.0/1.1 (summarised e.g. by
+/// https://duo-infernale.ch/retirement-tls1-0-tls1-1-versions-azure-services).
+const AZURE_WIDE: &str = "https://azure.microsoft.com/updates/ (Azure-wide: TLS 1.0/1.1 end 31 August 2025; no service-specific date found)";
+const STORAGE_SOURCE: &str = "https://learn.microsoft.com/azure/storage/common/transport-layer-security-configure-minimum-version (TLS 1.0/1.1 removed 3 February 2026, every cloud)";
+
+/// The built-in table (`tlscensus services` prints it).
+pub const SERVICES: &[Service] = &[
+    Service {
+        name: "storage-blob",
+        title: "Azure Storage: Blob (and Data Lake via blob endpoints)",
+        suffixes: &[
+            "blob.core.windows.net",
+            "blob.core.usgovcloudapi.net",
+            "blob.core.chinacloudapi.cn",
+            "blob.storage.azure.net",
+        ],
+        service_tags: &["Storage"],
+        tls_end: "2026-02-03",
+        source: STORAGE_SOURCE,
+    },
+    Service {
+        name: "storage-file",
+        title: "Azure Storage: Files",
+        suffixes: &[
+            "file.core.windows.net",
+            "file.core.usgovcloudapi.net",
+            "file.core.chinacloudapi.cn",
+        ],
+        service_tags: &["Storage"],
+        tls_end: "2026-02-03",
+        source: STORAGE_SOURCE,
+    },
+    Service {
+        name: "storage-queue",
+        title: "Azure Storage: Queues",
+        suffixes: &[
+            "queue.core.windows.net",
+            "queue.core.usgovcloudapi.net",
+            "queue.core.chinacloudapi.cn",
+        ],
+        service_tags: &["Storage"],
+        tls_end: "2026-02-03",
+        source: STORAGE_SOURCE,
+    },
+    Service {
+        name: "storage-table",
+        title: "Azure Storage: Tables",
+        suffixes: &[
+            "table.core.windows.net",
+            "table.core.usgovcloudapi.net",
+            "table.core.chinacloudapi.cn",
+        ],
+        service_tags: &["Storage"],
+        tls_end: "2026-02-03",
+        source: STORAGE_SOURCE,
+    },
+    Service {
+        name: "storage-dfs",
+        title: "Azure Storage: Data Lake Storage Gen2 (dfs)",
+        suffixes: &[
+            "dfs.core.windows.net",
+            "dfs.core.usgovcloudapi.net",
+            "dfs.core.chinacloudapi.cn",
+        ],
+        service_tags: &["Storage"],
+        tls_end: "2026-02-03",
+        source: STORAGE_SOURCE,
+    },
+    Service {
+        name: "storage-web",
+        title: "Azure Storage: static websites",
+        suffixes: &[
+            "web.core.windows.net",
+            "web.core.usgovcloudapi.net",
+            "web.core.chinacloudapi.cn",
+        ],
+        service_tags: &["Storage"],
+        tls_end: "2026-02-03",
+        source: STORAGE_SOURCE,
+    },
+    Service {
+        name: "sql",
+        title: "Azure SQL Database, SQL Managed Instance, Synapse Analytics",
+        suffixes: &[
+            "database.windows.net",
+            "database.usgovcloudapi.net",
+            "database.chinacloudapi.cn",
+            "sql.azuresynapse.net",
+            "sql.azuresynapse.usgovcloudapi.net",
+            "sql.azuresynapse.azure.cn",
+        ],
+        service_tags: &["Sql"],
+        tls_end: "2025-08-31",
+        source: "https://learn.microsoft.com/azure/azure-sql/managed-instance/minimal-tls-version-configure (TLS 1.0 and 1.1 support ends 31 August 2025)",
+    },
+    Service {
+        name: "cosmosdb",
+        title: "Azure Cosmos DB",
+        suffixes: &[
+            "documents.azure.com",
+            "mongo.cosmos.azure.com",
+            "cassandra.cosmos.azure.com",
+            "gremlin.cosmos.azure.com",
+            "table.cosmos.azure.com",
+            "documents.azure.us",
+            "documents.azure.cn",
+        ],
+        service_tags: &["AzureCosmosDB"],
+        tls_end: "2025-08-31",
+        source: "https://learn.microsoft.com/azure/cosmos-db/self-serve-minimum-tls-enforcement (from 31 August 2025 all accounts must use TLS 1.2 or higher)",
+    },
+    Service {
+        name: "servicebus",
+        title: "Azure Service Bus, Event Hubs, Relay (one namespace domain)",
+        suffixes: &[
+            "servicebus.windows.net",
+            "servicebus.usgovcloudapi.net",
+            "servicebus.chinacloudapi.cn",
+        ],
+        service_tags: &["ServiceBus", "EventHub"],
+        tls_end: "2025-02-28",
+        source: "https://learn.microsoft.com/azure/event-hubs/transport-layer-security-enforce-minimum-version (as of 28 February 2025 TLS 1.0 and 1.1 are no longer supported)",
+    },
+    Service {
+        name: "eventgrid",
+        title: "Azure Event Grid",
+        suffixes: &[
+            "eventgrid.azure.net",
+            "eventgrid.azure.us",
+            "eventgrid.azure.cn",
+        ],
+        service_tags: &["AzureEventGrid"],
+        tls_end: "2025-08-31",
+        source: AZURE_WIDE,
+    },
+    Service {
+        name: "redis",
+        title: "Azure Cache for Redis",
+        suffixes: &[
+            "redis.cache.windows.net",
+            "redis.cache.usgovcloudapi.net",
+            "redis.cache.chinacloudapi.cn",
+            "redisenterprise.cache.azure.net",
+        ],
+        service_tags: &[],
+        tls_end: "2024-11-01",
+        source: "https://learn.microsoft.com/azure/azure-cache-for-redis/cache-remove-tls-10-11 (the TLS 1.2 requirement is enforced from 1 November 2024)",
+    },
+    Service {
+        name: "keyvault",
+        title: "Azure Key Vault and Managed HSM",
+        suffixes: &[
+            "vault.azure.net",
+            "vault.usgovcloudapi.net",
+            "vault.azure.cn",
+            "managedhsm.azure.net",
+        ],
+        service_tags: &["AzureKeyVault"],
+        tls_end: "2025-08-31",
+        source: AZURE_WIDE,
+    },
+    Service {
+        name: "iothub",
+        title: "Azure IoT Hub",
+        suffixes: &["azure-devices.net", "azure-devices.us", "azure-devices.cn"],
+        service_tags: &["AzureIoTHub"],
+        tls_end: "2025-08-31",
+        source: AZURE_WIDE,
+    },
+    Service {
+        name: "appservice",
+        title: "Azure App Service and Functions",
+        suffixes: &[
+            "azurewebsites.net",
+            "azurewebsites.us",
+            "chinacloudsites.cn",
+        ],
+        service_tags: &["AppService"],
+        tls_end: "2027-05-31",
+        // The date tlscensus issue 16 gives; not checked against a published
+        // page here: override with a services file if yours differs.
+        source: "https://learn.microsoft.com/azure/app-service/overview-tls (31 May 2027 as tlscensus issue 16 states; not checked here)",
+    },
+    Service {
+        name: "monitor",
+        title: "Azure Monitor ingestion (Log Analytics agents, data collection endpoints, Application Insights)",
+        suffixes: &[
+            "ods.opinsights.azure.com",
+            "oms.opinsights.azure.com",
+            "ingest.monitor.azure.com",
+            "in.applicationinsights.azure.com",
+            "ods.opinsights.azure.us",
+            "ods.opinsights.azure.cn",
+        ],
+        service_tags: &["AzureMonitor"],
+        tls_end: "2025-08-31",
+        source: AZURE_WIDE,
+    },
+    Service {
+        name: "arm",
+        title: "Azure Resource Manager",
+        suffixes: &[
+            "management.azure.com",
+            "management.usgovcloudapi.net",
+            "management.chinacloudapi.cn",
+        ],
+        service_tags: &["AzureResourceManager"],
+        tls_end: "2025-08-31",
+        source: AZURE_WIDE,
+    },
+    Service {
+        name: "entra",
+        title: "Microsoft Entra ID sign-in",
+        suffixes: &[
+            "login.microsoftonline.com",
+            "login.microsoftonline.us",
+            "login.partner.microsoftonline.cn",
+            "login.windows.net",
+        ],
+        service_tags: &["AzureActiveDirectory"],
+        tls_end: "2022-01-31",
+        source: "https://learn.microsoft.com/troubleshoot/azure/entra/ (Microsoft Entra ID TLS 1.0/1.1 deprecation, 31 January 2022; not checked here)",
+    },
+];
+
+/// The label of a target no row covers (a `--target` pattern of its own).
+pub const OTHER: &str = "other";
+
+/// The rows `--services` names: row names, `storage` (every `storage-*`
+/// row), `microsoft` (all); an unknown name is an error naming the choices.
+pub fn select(list: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let word = word.to_ascii_lowercase();
+        let picked: Vec<usize> = match word.as_str() {
+            "microsoft" | "all" => (0..SERVICES.len()).collect(),
+            "storage" => (0..SERVICES.len())
+                .filter(|&i| SERVICES[i].name.starts_with("storage-"))
+                .collect(),
+            "blob" => vec![0],
+            w => match SERVICES.iter().position(|s| s.name == w) {
+                Some(i) => vec![i],
+                None => {
+                    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+                    return Err(format!(
+                        "{word:?} is not a service: one of {}, storage, microsoft (tlscensus services lists them)",
+                        names.join(", ")
+                    ));
+                }
+            },
+        };
+        for i in picked {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no service named".into());
+    }
+    Ok(out)
+}
+
+/// The service a (lower-case, trailing-dot-free) target name belongs to,
+/// among `chosen` rows: the row with the longest matching suffix.
+pub fn service_of(name: &str, chosen: &[usize]) -> Option<usize> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    chosen
+        .iter()
+        .filter_map(|&i| {
+            SERVICES[i]
+                .suffixes
+                .iter()
+                .filter(|s| under(name, s))
+                .map(|s| s.len())
+                .max()
+                .map(|len| (len, i))
+        })
+        .max()
+        .map(|(_, i)| i)
+}
+
+/// `name` is one or more labels under `suffix` (case-insensitive).
+fn under(name: &str, suffix: &str) -> bool {
+    name.len() > suffix.len() + 1
+        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
+        && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// The destination a target name names under its service: the first label
+/// (`acct` of `acct.privatelink.blob.core.windows.net`, `srv` of
+/// `srv.database.windows.net`, `mi` of `mi.dns-zone.database.windows.net`),
+/// lower case; for a name no row covers, the name itself.
+pub fn destination_of(name: &str) -> String {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.starts_with("*.") {
+        return name; // a certificate's wildcard names no one destination
+    }
+    match name.split_once('.') {
+        Some((first, _)) if !first.is_empty() => first.to_string(),
+        _ => name,
+    }
+}
+
+/// A target flow's service (`None`: a `--target` pattern no chosen row
+/// covers, labelled `other`) and destination, from how it matched: the
+/// target name it led to, or for a `cidr` match the server address (and the
+/// service, when only one is chosen).
+pub fn classify(
+    chosen: &[usize],
+    name: Option<&str>,
+    server: std::net::IpAddr,
+) -> (Option<usize>, String) {
+    match name {
+        Some(n) => {
+            let n = n.strip_prefix("*.").unwrap_or(n);
+            let service = service_of(n, chosen).or_else(|| {
+                // A certificate's wildcard (`*.blob.core.windows.net`) is the suffix itself.
+                chosen.iter().copied().find(|&i| {
+                    SERVICES[i]
+                        .suffixes
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(n))
+                })
+            });
+            (service, destination_of(name.unwrap_or(n)))
+        }
+        None => {
+            let service = match chosen {
+                [one] => Some(*one),
+                _ => None,
+            };
+            (service, server.to_string())
+        }
+    }
+}
+
+/// The label of a service index (`other` for `None`).
+pub fn label(service: Option<usize>) -> &'static str {
+    service
+        .and_then(|i| SERVICES.get(i))
+        .map_or(OTHER, |s| s.name)
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
+pub fn days_of(date: &str) -> Option<i64> {
+    let mut parts = date.split('-');
+    let (y, m, d) = (
+        parts.next()?.parse::<i64>().ok()?,
+        parts.next()?.parse::<i64>().ok()?,
+        parts.next()?.parse::<i64>().ok()?,
+    );
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+impl Service {
+    /// The end day as nanoseconds since the epoch (UTC midnight).
+    pub fn tls_end_ns(&self) -> u64 {
+        days_of(self.tls_end).map_or(u64::MAX, |d| (d.max(0) as u64) * 86_400 * 1_000_000_000)
+    }
+
+    /// Whether a flow at capture time `ts_ns` is past the end day.
+    pub fn broken_at(&self, ts_ns: u64) -> bool {
+        ts_ns >= self.tls_end_ns()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_well_formed() {
+        for (i, s) in SERVICES.iter().enumerate() {
+            assert!(days_of(s.tls_end).is_some(), "{}", s.name);
+            assert!(s.source.starts_with("https://"), "{}", s.name);
+            assert!(!s.suffixes.is_empty(), "{}", s.name);
+            assert_eq!(
+                SERVICES.iter().position(|t| t.name == s.name),
+                Some(i),
+                "unique"
+            );
+            for suffix in s.suffixes {
+                assert_eq!(
+                    service_of(&format!("x.{suffix}"), &[i]),
+                    Some(i),
+                    "{suffix}"
+                );
+            }
+        }
+        assert_eq!(SERVICES[0].name, "storage-blob", "`blob` and the default");
+    }
+
+    #[test]
+    fn services_and_destinations() {
+        let all = select("microsoft").unwrap();
+        let name = |n: &str| service_of(n, &all).map(|i| SERVICES[i].name);
+        assert_eq!(name("acct.blob.core.windows.net"), Some("storage-blob"));
+        assert_eq!(
+            name("ACCT.privatelink.blob.core.windows.net."),
+            Some("storage-blob")
+        );
+        assert_eq!(name("srv.database.windows.net"), Some("sql"));
+        assert_eq!(name("mi.a1b2c3.database.windows.net"), Some("sql"));
+        assert_eq!(name("ns.servicebus.windows.net"), Some("servicebus"));
+        // The longest suffix wins: table.cosmos.azure.com is Cosmos DB's,
+        // table.core.windows.net Storage's.
+        assert_eq!(name("acct.table.cosmos.azure.com"), Some("cosmosdb"));
+        assert_eq!(name("acct.table.core.windows.net"), Some("storage-table"));
+        assert_eq!(name("blob.core.windows.net"), None, "the suffix alone");
+        assert_eq!(name("evilblob.core.windows.net"), None);
+        assert_eq!(
+            destination_of("Acct.privatelink.blob.core.windows.net"),
+            "acct"
+        );
+        assert_eq!(destination_of("mi.a1b2c3.database.windows.net"), "mi");
+        assert_eq!(
+            destination_of("*.blob.core.windows.net"),
+            "*.blob.core.windows.net"
+        );
+    }
+
+    #[test]
+    fn selection() {
+        assert_eq!(select("storage-blob").unwrap(), [0]);
+        assert_eq!(select("storage").unwrap().len(), 6);
+        assert_eq!(select("sql, storage-blob,sql").unwrap().len(), 2);
+        assert_eq!(select("microsoft").unwrap().len(), SERVICES.len());
+        let e = select("sql,bogus").unwrap_err();
+        assert!(e.contains("\"bogus\" is not a service"), "{e}");
+        assert!(select(" , ").is_err());
+    }
+
+    #[test]
+    fn dates_judged_by_capture_time() {
+        assert_eq!(days_of("1970-01-01"), Some(0));
+        assert_eq!(days_of("2026-02-03"), Some(20_487));
+        assert_eq!(days_of("2026-13-01"), None);
+        let blob = &SERVICES[0];
+        let day = 86_400 * 1_000_000_000u64;
+        assert!(!blob.broken_at(20_486 * day + day - 1));
+        assert!(blob.broken_at(20_487 * day));
+    }
+}
