@@ -100,12 +100,7 @@ impl Config {
         };
         let mut patterns: Vec<String> = services
             .iter()
-            .flat_map(|&i| {
-                services::SERVICES[i]
-                    .suffixes
-                    .iter()
-                    .map(|s| format!("*.{s}"))
-            })
+            .flat_map(|&i| services::patterns(&services::SERVICES[i]))
             .collect();
         patterns.extend(a.targets.iter().cloned());
         let targets = TargetSet::parse(patterns.iter().map(String::as_str)).map_err(bad)?;

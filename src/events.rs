@@ -92,8 +92,10 @@ pub struct FlowEvent {
     pub destination: Option<String>,
     /// The day the service stops accepting TLS 1.0/1.1.
     pub service_tls_end: Option<&'static str>,
-    /// The flow's capture time is past that day: a legacy flow fails (or
-    /// will, once the service enforces it everywhere).
+    /// A legacy flow on or after that day (capture time): it fails now, or
+    /// will once the service enforces it everywhere ("already broken");
+    /// false for a modern flow or a legacy one before the day ("breaks on
+    /// service_tls_end").
     pub service_broken: Option<bool>,
     /// The software the client-label catalogue names for the JA4; null
     /// when the catalogue does not know it.
@@ -209,7 +211,7 @@ impl FlowEvent {
         self.destination = Some(destination);
         if let Some(s) = service.and_then(|i| crate::target::services::SERVICES.get(i)) {
             self.service_tls_end = Some(s.tls_end);
-            self.service_broken = Some(s.broken_at(ts_ns));
+            self.service_broken = Some(self.legacy && s.broken_at(ts_ns));
         }
         self
     }

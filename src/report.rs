@@ -239,9 +239,7 @@ pub fn services_table() -> String {
             } else {
                 s.service_tags.join(",")
             },
-            s.suffixes
-                .iter()
-                .map(|x| format!("*.{x}"))
+            crate::target::services::patterns(s)
                 .collect::<Vec<_>>()
                 .join(" "),
         ]);

@@ -592,6 +592,7 @@ fn replay_files() -> Vec<PathBuf> {
                 && !name.starts_with("link-")
                 && !name.starts_with("dns-")
                 && !name.starts_with("names-")
+                && !name.starts_with("services")
                 && !["truncated.pcap", "snaplen-96.pcap"].contains(&name.as_str())
                 || [
                     "link-vlan.pcap",

@@ -19,6 +19,9 @@ pub struct Service {
     pub name: &'static str,
     pub title: &'static str,
     pub suffixes: &'static [&'static str],
+    /// Endpoints that are names of their own (`login.microsoftonline.com`),
+    /// matched exactly.
+    pub exact: &'static [&'static str],
     pub service_tags: &'static [&'static str],
     /// `YYYY-MM-DD` (UTC midnight).
     pub tls_end: &'static str,
@@ -43,6 +46,7 @@ pub const SERVICES: &[Service] = &[
             "blob.core.chinacloudapi.cn",
             "blob.storage.azure.net",
         ],
+        exact: &[],
         service_tags: &["Storage"],
         tls_end: "2026-02-03",
         source: STORAGE_SOURCE,
@@ -55,6 +59,7 @@ pub const SERVICES: &[Service] = &[
             "file.core.usgovcloudapi.net",
             "file.core.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["Storage"],
         tls_end: "2026-02-03",
         source: STORAGE_SOURCE,
@@ -67,6 +72,7 @@ pub const SERVICES: &[Service] = &[
             "queue.core.usgovcloudapi.net",
             "queue.core.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["Storage"],
         tls_end: "2026-02-03",
         source: STORAGE_SOURCE,
@@ -79,6 +85,7 @@ pub const SERVICES: &[Service] = &[
             "table.core.usgovcloudapi.net",
             "table.core.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["Storage"],
         tls_end: "2026-02-03",
         source: STORAGE_SOURCE,
@@ -91,6 +98,7 @@ pub const SERVICES: &[Service] = &[
             "dfs.core.usgovcloudapi.net",
             "dfs.core.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["Storage"],
         tls_end: "2026-02-03",
         source: STORAGE_SOURCE,
@@ -103,6 +111,7 @@ pub const SERVICES: &[Service] = &[
             "web.core.usgovcloudapi.net",
             "web.core.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["Storage"],
         tls_end: "2026-02-03",
         source: STORAGE_SOURCE,
@@ -118,6 +127,7 @@ pub const SERVICES: &[Service] = &[
             "sql.azuresynapse.usgovcloudapi.net",
             "sql.azuresynapse.azure.cn",
         ],
+        exact: &[],
         service_tags: &["Sql"],
         tls_end: "2025-08-31",
         source: "https://learn.microsoft.com/azure/azure-sql/managed-instance/minimal-tls-version-configure (TLS 1.0 and 1.1 support ends 31 August 2025)",
@@ -134,6 +144,7 @@ pub const SERVICES: &[Service] = &[
             "documents.azure.us",
             "documents.azure.cn",
         ],
+        exact: &[],
         service_tags: &["AzureCosmosDB"],
         tls_end: "2025-08-31",
         source: "https://learn.microsoft.com/azure/cosmos-db/self-serve-minimum-tls-enforcement (from 31 August 2025 all accounts must use TLS 1.2 or higher)",
@@ -146,6 +157,7 @@ pub const SERVICES: &[Service] = &[
             "servicebus.usgovcloudapi.net",
             "servicebus.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["ServiceBus", "EventHub"],
         tls_end: "2025-02-28",
         source: "https://learn.microsoft.com/azure/event-hubs/transport-layer-security-enforce-minimum-version (as of 28 February 2025 TLS 1.0 and 1.1 are no longer supported)",
@@ -158,6 +170,7 @@ pub const SERVICES: &[Service] = &[
             "eventgrid.azure.us",
             "eventgrid.azure.cn",
         ],
+        exact: &[],
         service_tags: &["AzureEventGrid"],
         tls_end: "2025-08-31",
         source: AZURE_WIDE,
@@ -171,6 +184,7 @@ pub const SERVICES: &[Service] = &[
             "redis.cache.chinacloudapi.cn",
             "redisenterprise.cache.azure.net",
         ],
+        exact: &[],
         service_tags: &[],
         tls_end: "2024-11-01",
         source: "https://learn.microsoft.com/azure/azure-cache-for-redis/cache-remove-tls-10-11 (the TLS 1.2 requirement is enforced from 1 November 2024)",
@@ -184,6 +198,7 @@ pub const SERVICES: &[Service] = &[
             "vault.azure.cn",
             "managedhsm.azure.net",
         ],
+        exact: &[],
         service_tags: &["AzureKeyVault"],
         tls_end: "2025-08-31",
         source: AZURE_WIDE,
@@ -192,6 +207,7 @@ pub const SERVICES: &[Service] = &[
         name: "iothub",
         title: "Azure IoT Hub",
         suffixes: &["azure-devices.net", "azure-devices.us", "azure-devices.cn"],
+        exact: &[],
         service_tags: &["AzureIoTHub"],
         tls_end: "2025-08-31",
         source: AZURE_WIDE,
@@ -204,6 +220,7 @@ pub const SERVICES: &[Service] = &[
             "azurewebsites.us",
             "chinacloudsites.cn",
         ],
+        exact: &[],
         service_tags: &["AppService"],
         tls_end: "2027-05-31",
         // The date tlscensus issue 16 gives; not checked against a published
@@ -221,6 +238,7 @@ pub const SERVICES: &[Service] = &[
             "ods.opinsights.azure.us",
             "ods.opinsights.azure.cn",
         ],
+        exact: &[],
         service_tags: &["AzureMonitor"],
         tls_end: "2025-08-31",
         source: AZURE_WIDE,
@@ -233,6 +251,7 @@ pub const SERVICES: &[Service] = &[
             "management.usgovcloudapi.net",
             "management.chinacloudapi.cn",
         ],
+        exact: &[],
         service_tags: &["AzureResourceManager"],
         tls_end: "2025-08-31",
         source: AZURE_WIDE,
@@ -240,7 +259,8 @@ pub const SERVICES: &[Service] = &[
     Service {
         name: "entra",
         title: "Microsoft Entra ID sign-in",
-        suffixes: &[
+        suffixes: &[],
+        exact: &[
             "login.microsoftonline.com",
             "login.microsoftonline.us",
             "login.partner.microsoftonline.cn",
@@ -297,12 +317,14 @@ pub fn service_of(name: &str, chosen: &[usize]) -> Option<usize> {
     chosen
         .iter()
         .filter_map(|&i| {
-            SERVICES[i]
-                .suffixes
+            let s = &SERVICES[i];
+            let exact = s.exact.iter().any(|e| e.eq_ignore_ascii_case(name));
+            s.suffixes
                 .iter()
-                .filter(|s| under(name, s))
-                .map(|s| s.len())
+                .filter(|x| under(name, x))
+                .map(|x| x.len())
                 .max()
+                .or(exact.then_some(usize::MAX))
                 .map(|len| (len, i))
         })
         .max()
@@ -314,6 +336,14 @@ fn under(name: &str, suffix: &str) -> bool {
     name.len() > suffix.len() + 1
         && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
         && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// The target patterns of a service: `*.suffix` and the exact names.
+pub fn patterns(s: &Service) -> impl Iterator<Item = String> + '_ {
+    s.suffixes
+        .iter()
+        .map(|x| format!("*.{x}"))
+        .chain(s.exact.iter().map(|e| e.to_string()))
 }
 
 /// The destination a target name names under its service: the first label
@@ -352,7 +382,15 @@ pub fn classify(
                         .any(|s| s.eq_ignore_ascii_case(n))
                 })
             });
-            (service, destination_of(name.unwrap_or(n)))
+            // An endpoint that is a name of its own is its own destination.
+            let own = service
+                .is_some_and(|i| SERVICES[i].exact.iter().any(|e| e.eq_ignore_ascii_case(n)));
+            let destination = if own {
+                n.trim_end_matches('.').to_ascii_lowercase()
+            } else {
+                destination_of(name.unwrap_or(n))
+            };
+            (service, destination)
         }
         None => {
             let service = match chosen {
@@ -398,7 +436,7 @@ impl Service {
         days_of(self.tls_end).map_or(u64::MAX, |d| (d.max(0) as u64) * 86_400 * 1_000_000_000)
     }
 
-    /// Whether a flow at capture time `ts_ns` is past the end day.
+    /// Whether capture time `ts_ns` is on or after the end day.
     pub fn broken_at(&self, ts_ns: u64) -> bool {
         ts_ns >= self.tls_end_ns()
     }
@@ -413,7 +451,7 @@ mod tests {
         for (i, s) in SERVICES.iter().enumerate() {
             assert!(days_of(s.tls_end).is_some(), "{}", s.name);
             assert!(s.source.starts_with("https://"), "{}", s.name);
-            assert!(!s.suffixes.is_empty(), "{}", s.name);
+            assert!(!s.suffixes.is_empty() || !s.exact.is_empty(), "{}", s.name);
             assert_eq!(
                 SERVICES.iter().position(|t| t.name == s.name),
                 Some(i),

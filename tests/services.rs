@@ -1,0 +1,168 @@
+//! Service presets and per-destination readiness (issue 16), end to end on
+//! captures/services.pcap (make-service-captures.sh: OpenSSL, curl, Python,
+//! Java and GnuTLS clients reaching eleven Microsoft service names mapped to
+//! a local server, legacy and modern, and a client without SNI that reaches
+//! a private endpoint known through passive DNS).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// `src sni-or-dash version match service destination broken` per event.
+fn flows(extra: &[&str]) -> Vec<String> {
+    let path = capture("services.pcap");
+    events(&[&path], extra)
+        .iter()
+        .map(|e: &Value| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                e["src_ip"].as_str().unwrap(),
+                e["sni"].as_str().unwrap_or("-"),
+                e["negotiated_version"].as_str().unwrap_or("-"),
+                e["match"].as_str().unwrap_or("-"),
+                e["service"].as_str().unwrap_or("-"),
+                e["destination"].as_str().unwrap_or("-"),
+                e["service_broken"],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_flow_has_its_service_destination_and_deadline() {
+    assert_eq!(
+        flows(&["--services", "microsoft"]),
+        [
+            "192.0.2.11 legacyacct.blob.core.windows.net TLSv1.0 sni storage-blob legacyacct true",
+            "192.0.2.11 srv1.database.windows.net TLSv1.1 sni sql srv1 true",
+            "192.0.2.11 ns1.servicebus.windows.net TLSv1.2 sni servicebus ns1 false",
+            "192.0.2.11 vault1.vault.azure.net TLSv1.0 sni keyvault vault1 true",
+            // App Service's day (2027-05-31) is after the capture: breaks later.
+            "192.0.2.12 app1.azurewebsites.net TLSv1.0 sni appservice app1 false",
+            "192.0.2.12 acct1.documents.azure.com TLSv1.3 sni cosmosdb acct1 false",
+            "192.0.2.12 hub1.azure-devices.net TLSv1.1 sni iothub hub1 true",
+            "192.0.2.13 cache1.redis.cache.windows.net TLSv1.0 sni redis cache1 true",
+            "192.0.2.13 login.microsoftonline.com TLSv1.3 sni entra login.microsoftonline.com false",
+            "192.0.2.14 files1.file.core.windows.net TLSv1.0 sni storage-file files1 true",
+            "192.0.2.15 legacyacct.blob.core.windows.net TLSv1.0 sni storage-blob legacyacct true",
+            "192.0.2.15 modernacct.blob.core.windows.net TLSv1.3 sni storage-blob modernacct false",
+            // No SNI: the address was passive DNS's answer for the private endpoint.
+            "192.0.2.16 - TLSv1.0 dns_address storage-blob pe1 true",
+        ]
+    );
+    // The default stays Blob Storage; --services narrows and combines with --target.
+    assert_eq!(flows(&[]).len(), 4);
+    let sql_and_target = flows(&["--services", "sql", "--target", "*.redis.cache.windows.net"]);
+    assert_eq!(
+        sql_and_target,
+        [
+            "192.0.2.11 srv1.database.windows.net TLSv1.1 sni sql srv1 true",
+            "192.0.2.13 cache1.redis.cache.windows.net TLSv1.0 sni other cache1 null",
+            // Without Storage chosen, the private endpoint's DNS names no
+            // target; the server's certificate (it lists every service's
+            // names) does, and names no one destination.
+            "192.0.2.16 - TLSv1.0 certificate sql *.database.windows.net true",
+        ]
+    );
+}
+
+#[test]
+fn by_destination_and_metrics() {
+    let path = capture("services.pcap");
+    let p = path.to_str().unwrap();
+    let out = tlscensus(&[
+        "read",
+        "--services",
+        "storage,sql,appservice",
+        "--by",
+        "destination",
+        "--format",
+        "json",
+        p,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<String> = doc["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} legacy={} modern={} hosts={}",
+                d["service"].as_str().unwrap(),
+                d["destination"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+                d["legacy_flows"],
+                d["modern_flows"],
+                d["legacy_hosts"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "storage-blob pe1 broken legacy=1 modern=0 hosts=1",
+            "storage-blob legacyacct broken legacy=2 modern=0 hosts=2",
+            "storage-file files1 broken legacy=1 modern=0 hosts=1",
+            "appservice app1 breaks 2027-05-31 legacy=1 modern=0 hosts=1",
+            "sql srv1 broken legacy=1 modern=0 hosts=1",
+            "storage-blob modernacct ready legacy=0 modern=1 hosts=0",
+        ]
+    );
+    let table =
+        text(&tlscensus(&["read", "--services", "storage", "--by", "destination", p]).stdout);
+    assert!(table.starts_with("SERVICE "), "{table}");
+    let m = metrics_after_read(&["services.pcap"], &["--services", "microsoft"]);
+    has(
+        &m,
+        r#"tlscensus_service_flows_total{outcome="negotiated",service="storage-blob",version="TLSv1.0"} 3"#,
+    );
+    has(
+        &m,
+        r#"tlscensus_service_flows_total{outcome="negotiated",service="sql",version="TLSv1.1"} 1"#,
+    );
+    has(
+        &m,
+        r#"tlscensus_service_tls_end_timestamp_seconds{service="appservice"} 1811721600"#,
+    );
+    let legacyacct = m
+        .lines()
+        .find(|l| l.starts_with(r#"tlscensus_destination_legacy_last_seen_timestamp_seconds{destination="legacyacct",service="storage-blob"}"#))
+        .unwrap_or_else(|| panic!("{m}"));
+    let secs: f64 = legacyacct.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs > 1.7e9, "{legacyacct}");
+    assert!(
+        !m.contains(r#"destination="modernacct""#),
+        "modern-only destinations have no legacy time"
+    );
+}
+
+#[test]
+fn services_listed_and_checked() {
+    let out = tlscensus(&["services"]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = text(&out.stdout);
+    for want in [
+        "storage-blob",
+        "2026-02-03",
+        "sql",
+        "2025-08-31",
+        "login.microsoftonline.com",
+        "https://",
+    ] {
+        assert!(t.contains(want), "{want}: {t}");
+    }
+    let out = tlscensus(&[
+        "read",
+        "--services",
+        "bogus",
+        capture("demo.pcapng").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("\"bogus\" is not a service"),
+        "{}",
+        text(&out.stderr)
+    );
+}
