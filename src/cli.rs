@@ -108,6 +108,10 @@ pub struct LiveArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 
+    /// Keep the inventory and the per-destination readiness in FILE: written atomically every minute and at exit, reloaded at start (a damaged file is said and set aside as FILE.damaged-<time>, never fatal), so "no legacy client for 30 days" survives restarts and upgrades. Its directory must be writable after privileges are dropped.
+    #[arg(long = "state", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
     /// Remove a source's series from tlscensus_legacy_flows_total after this long without a legacy flow (its counts move to source="other").
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     pub legacy_source_ttl: u64,

@@ -349,6 +349,8 @@ pub struct LiveConfig {
     pub legacy_source_ttl: u64,
     /// `--web.config.file`.
     pub web_config: Option<PathBuf>,
+    /// `--state`: the saved inventory and readiness.
+    pub state_file: Option<PathBuf>,
 }
 
 impl LiveConfig {
@@ -392,6 +394,7 @@ impl LiveConfig {
             },
             listen: a.listen.clone(),
             user: a.user.clone(),
+            state_file: a.state_file.clone(),
             metrics_file: a.metrics_file.clone(),
             legacy_source_ttl: a.legacy_source_ttl,
             web_config: a.web_config_file.clone(),

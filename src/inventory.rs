@@ -249,6 +249,26 @@ impl Inventory {
         result
     }
 
+    /// Puts back a host saved in a state file (with its server names);
+    /// false when the inventory is full.
+    pub fn restore(&self, ip: IpAddr, mut record: HostRecord, names: Vec<String>) -> bool {
+        if !self.hosts.contains_key(&ip) && self.len() >= self.max_hosts {
+            return false;
+        }
+        record.name_hashes = names
+            .iter()
+            .map(|n| self.name_hasher.hash_one(n.as_str()))
+            .collect();
+        record.server_names = names;
+        record.server_names.truncate(MAX_NAMES);
+        record.name_hashes.truncate(MAX_NAMES);
+        record.fingerprints.truncate(MAX_FINGERPRINTS);
+        if self.hosts.insert(ip, record).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// A sorted copy: hosts with legacy flows first (most first), then by flows, then address.
     pub fn snapshot(&self) -> Vec<(IpAddr, HostRecord)> {
         let mut v: Vec<(IpAddr, HostRecord)> = self
@@ -351,6 +371,19 @@ impl Destinations {
             } else {
                 r.sources_dropped += 1;
             }
+        }
+        true
+    }
+
+    /// Puts back a destination saved in a state file; false when full.
+    pub fn restore(&self, service: u16, destination: &str, mut record: DestinationRecord) -> bool {
+        let key = (service, Box::<str>::from(destination));
+        if !self.map.contains_key(&key) && self.len() >= MAX_DESTINATIONS {
+            return false;
+        }
+        record.legacy_sources.truncate(MAX_DESTINATION_SOURCES);
+        if self.map.insert(key, record).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
         }
         true
     }

@@ -63,5 +63,6 @@ pub mod preamble;
 pub mod privilege;
 pub mod report;
 pub mod run;
+pub mod state;
 pub mod target;
 pub mod tls;

@@ -1644,3 +1644,99 @@ while time.time() < end:
         m.dump()
     );
 }
+
+/// `--state` (issue 16): the inventory and per-destination readiness
+/// survive a restart (written at exit, reloaded at start, served at
+/// /inventory before any new traffic); a damaged file is set aside, said,
+/// and never fatal.
+#[test]
+fn live_state_survives_restart() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let state = net.path("state.json");
+    let i1 = net.iface(1);
+    let args = [
+        "-i",
+        &i1,
+        "--user",
+        "root",
+        "--services",
+        "storage,appservice",
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    let mut sensor = net.tlscensus(&args);
+    let services = captures().join("services.pcap");
+    let frames = replay(&net, std::slice::from_ref(&services), &["--topspeed"]);
+    sensor.wait_for("the replay", |m| m.get("tlscensus_packets_total") >= frames);
+    let before = wait_destinations(&sensor, 5);
+    assert!(sensor.stop("TERM").success(), "{}", sensor.log_text());
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.starts_with("{\"version\":1,"), "{saved}");
+
+    // Restarted: the same views before any packet.
+    let mut again = net.tlscensus(&args);
+    let after = wait_destinations(&again, 5);
+    assert_eq!(after, before);
+    let (code, hosts) = again.get("/inventory?format=csv");
+    assert_eq!(code, 200);
+    assert!(hosts.contains("192.0.2.15"), "{hosts}");
+    assert!(
+        again.log_text().contains("restored"),
+        "{}",
+        again.log_text()
+    );
+    assert!(again.stop("TERM").success());
+
+    // Damaged: set aside, the sensor runs with an empty census.
+    std::fs::write(&state, &saved[..saved.len() / 3]).unwrap();
+    let mut third = net.tlscensus(&args);
+    let (code, body) = third.get("/inventory?by=destination&format=json");
+    assert_eq!(code, 200, "{body}");
+    let log = third.log_text();
+    assert!(log.contains("set aside as"), "{log}");
+    assert!(third.stop("TERM").success());
+    let aside = std::fs::read_dir(state.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.damaged-")
+        });
+    assert!(aside, "the damaged file is kept aside");
+}
+
+/// Polls /inventory?by=destination until it lists `n` destinations; returns
+/// `service destination status legacy modern` rows.
+fn wait_destinations(sensor: &Sensor, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = sensor.get("/inventory?by=destination&format=json");
+        assert_eq!(code, 200, "{body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let rows: Vec<String> = doc["destinations"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} {} {} {}",
+                    d["service"],
+                    d["destination"],
+                    d["status"],
+                    d["legacy_flows"],
+                    d["modern_flows"]
+                )
+            })
+            .collect();
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}\n{}", sensor.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -22,6 +22,58 @@ use crate::exporter::{self, Exporter, Health};
 use crate::metrics::{LiveMetrics, Metrics, write_atomic};
 use crate::privilege::{self, Dropped};
 
+/// How often `--state` is written.
+const STATE_INTERVAL: Duration = Duration::from_secs(60);
+
+fn write_state(path: &std::path::Path, shared: &Shared) -> Result<(), SetupError> {
+    let text = crate::state::render(
+        &shared.inventory,
+        &shared.destinations,
+        &shared.config.services,
+    );
+    write_atomic(path, text.as_bytes()).map_err(|e| match e {
+        SetupError::Write { path, source, .. } => SetupError::Write {
+            what: "state file",
+            path,
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Writes the state every [`STATE_INTERVAL`] until `stop`; an error is said
+/// when it starts (and again when it changes), not every minute.
+fn spawn_state_writer(
+    path: std::path::PathBuf,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, SetupError> {
+    std::thread::Builder::new()
+        .name("state".into())
+        .spawn(move || {
+            let mut last = Instant::now();
+            let mut failing: Option<String> = None;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(250));
+                if last.elapsed() < STATE_INTERVAL {
+                    continue;
+                }
+                last = Instant::now();
+                match write_state(&path, &shared) {
+                    Ok(()) => failing = None,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if failing.as_deref() != Some(msg.as_str()) {
+                            eprintln!("tlscensus: error: {msg}");
+                            failing = Some(msg);
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(SetupError::Thread)
+}
+
 /// Frames read from one interface before looking at the others.
 const READ_BUDGET: usize = 4096;
 /// How often kernel statistics and local counters are published.
@@ -118,6 +170,30 @@ pub fn run(
         Arc::clone(&health),
         web,
     )?;
+    if let Some(path) = &cfg.state_file {
+        match crate::state::load(path, &shared.inventory, &shared.destinations) {
+            crate::state::Loaded::Missing => {}
+            crate::state::Loaded::Restored {
+                hosts,
+                destinations,
+            } => say(&format!(
+                "{}: restored {hosts} hosts and {destinations} destinations",
+                path.display()
+            )),
+            crate::state::Loaded::SetAside(why, aside) => say(&format!(
+                "error: {}: {why}; set aside as {}, starting with an empty census",
+                path.display(),
+                aside.display()
+            )),
+        }
+    }
+    // The state is written by a thread of its own: serialising a large
+    // inventory must not hold up capture.
+    let state_writer = cfg
+        .state_file
+        .clone()
+        .map(|path| spawn_state_writer(path, Arc::clone(&shared), Arc::clone(&stop)))
+        .transpose()?;
     let mut pipeline = Pipeline::start(
         Arc::clone(&shared),
         SendMode::DropWhenFull,
@@ -186,6 +262,15 @@ pub fn run(
         say(&msg);
     }
     exporter.stop();
+    if let Some(h) = state_writer {
+        let _ = h.join();
+    }
+    if let Some(path) = &cfg.state_file
+        && let Err(e) = write_state(path, &shared)
+    {
+        errored = true;
+        say(&format!("error: {e}"));
+    }
     if let Some(path) = &cfg.metrics_file {
         let text = exporter::render_metrics(&shared.metrics, &live, started);
         if let Err(e) = write_atomic(path, text.as_bytes()) {

@@ -40,6 +40,32 @@ impl Fingerprint {
         std::str::from_utf8(&self.ja4).unwrap_or("")
     }
 
+    /// A fingerprint from its printed forms (a saved state): a JA4 and,
+    /// optionally, a JA3 hash of 32 hex digits; `None` if either is not one.
+    pub fn from_parts(ja4: &str, ja3_hash: Option<&str>) -> Option<Fingerprint> {
+        if !crate::hosts::labels::is_ja4(ja4) {
+            return None;
+        }
+        let mut f = Fingerprint {
+            ja4: [0; 36],
+            ja3_md5: None,
+        };
+        f.ja4.copy_from_slice(ja4.as_bytes());
+        if let Some(h) = ja3_hash {
+            let b = h.as_bytes();
+            if b.len() != 32 {
+                return None;
+            }
+            let mut md5 = [0u8; 16];
+            for (i, pair) in b.chunks_exact(2).enumerate() {
+                let hex = std::str::from_utf8(pair).ok()?;
+                md5[i] = u8::from_str_radix(hex, 16).ok()?;
+            }
+            f.ja3_md5 = Some(md5);
+        }
+        Some(f)
+    }
+
     /// Whether two hellos have the same JA4 (a byte compare).
     pub fn same_ja4(&self, other: &Fingerprint) -> bool {
         self.ja4 == other.ja4
