@@ -23,8 +23,15 @@ pub enum Command {
     Read(ReadArgs),
     /// Capture live from network interfaces (a SPAN/mirror port) and serve /metrics to Prometheus.
     Live(LiveArgs),
-    /// Print the built-in table of Microsoft services (--services): endpoints, Service Tags, the day TLS 1.0/1.1 ends, sources.
-    Services,
+    /// Print the table of Microsoft services (--services): endpoints, Service Tags, the day TLS 1.0/1.1 ends, sources.
+    Services(ServicesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Show the table with this services file's rows (as --services-file).
+    #[arg(long, value_name = "FILE")]
+    pub services_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +157,10 @@ pub struct CensusArgs {
     /// Microsoft services whose endpoints are targets, comma-separated (names from `tlscensus services`; `storage` for every Storage service, `microsoft` for all) [default: storage-blob, unless --target is given].
     #[arg(long, value_name = "LIST")]
     pub services: Option<String>,
+
+    /// A JSON list of service rows that replace (same name) or add to the built-in table, e.g. an on-premises endpoint with its own deadline: [{"name": "onprem-files", "suffixes": ["files.corp.example"], "tls_end": "2026-06-30", "source": "change CHG-1234"}]. Select them with --services.
+    #[arg(long, value_name = "FILE")]
+    pub services_file: Option<PathBuf>,
 
     /// Target server-name pattern (repeatable; without --services it replaces the Azure Blob Storage defaults, with it adds to them). A leading '*.' matches one or more labels.
     #[arg(long = "target", value_name = "PATTERN")]

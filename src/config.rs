@@ -23,7 +23,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub targets: TargetSet,
-    /// The chosen service rows (`target::services::SERVICES` indices).
+    /// The chosen service rows (`target::services::table()` indices).
     pub services: Vec<usize>,
     /// Server addresses that are targets when a flow has no SNI
     /// (--target-cidr and the service tags).
@@ -91,6 +91,9 @@ impl Config {
         })?;
         // The services' endpoints, then --target patterns (which alone
         // replace the default, Blob Storage, as before services existed).
+        if let Some(path) = &a.services_file {
+            services::install_file(path).map_err(|e| bad(format!("--services-file {e}")))?;
+        }
         let services = match (&a.services, a.targets.is_empty()) {
             (Some(list), _) => {
                 services::select(list).map_err(|e| bad(format!("--services: {e}")))?
@@ -100,7 +103,7 @@ impl Config {
         };
         let mut patterns: Vec<String> = services
             .iter()
-            .flat_map(|&i| services::patterns(&services::SERVICES[i]))
+            .flat_map(|&i| services::patterns(&services::table()[i]))
             .collect();
         patterns.extend(a.targets.iter().cloned());
         let targets = TargetSet::parse(patterns.iter().map(String::as_str)).map_err(bad)?;
@@ -225,7 +228,7 @@ impl Config {
 fn tag_families(chosen: &[usize]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for &i in chosen {
-        for t in services::SERVICES[i].service_tags {
+        for t in services::table()[i].service_tags {
             if !out.contains(t) {
                 out.push(t);
             }

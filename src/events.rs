@@ -209,7 +209,7 @@ impl FlowEvent {
     ) -> FlowEvent {
         self.service = Some(crate::target::services::label(service));
         self.destination = Some(destination);
-        if let Some(s) = service.and_then(|i| crate::target::services::SERVICES.get(i)) {
+        if let Some(s) = service.and_then(|i| crate::target::services::table().get(i)) {
             self.service_tls_end = Some(s.tls_end);
             self.service_broken = Some(self.legacy && s.broken_at(ts_ns));
         }

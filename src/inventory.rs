@@ -309,7 +309,7 @@ pub struct DestinationRecord {
 }
 
 /// Per-destination readiness, shared by all workers like the host inventory.
-/// Key: the service (an index of `target::services::SERVICES`, or
+/// Key: the service (an index of `target::services::table()`, or
 /// `u16::MAX` for a target no service row covers) and the destination.
 pub struct Destinations {
     map: DashMap<(u16, Box<str>), DestinationRecord, ahash::RandomState>,

@@ -37,7 +37,11 @@ fn run(cli: Cli) -> Result<ExitCode, SetupError> {
             run_read(&cfg)
         }
         Command::Live(args) => run_live(&LiveConfig::from_args(&args)?),
-        Command::Services => {
+        Command::Services(args) => {
+            if let Some(path) = &args.services_file {
+                tlscensus::target::services::install_file(path)
+                    .map_err(|e| SetupError::Config(format!("--services-file {e}")))?;
+            }
             print!("{}", tlscensus::report::services_table());
             Ok(ExitCode::SUCCESS)
         }

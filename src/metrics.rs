@@ -1148,7 +1148,7 @@ impl ServiceFlows {
         let mut handles = Vec::new();
         let labels: Vec<&str> = chosen
             .iter()
-            .map(|&i| crate::target::services::SERVICES[i].name)
+            .map(|&i| crate::target::services::table()[i].name)
             .chain([crate::target::services::OTHER])
             .collect();
         for l in &labels {
@@ -1159,7 +1159,7 @@ impl ServiceFlows {
             );
         }
         for &i in chosen {
-            let s = &crate::target::services::SERVICES[i];
+            let s = &crate::target::services::table()[i];
             let secs = (s.tls_end_ns() / 1_000_000_000).min(i64::MAX as u64) as i64;
             end.with_label_values(&[s.name]).set(secs);
         }

@@ -83,7 +83,7 @@ pub type Destination = ((u16, String), DestinationRecord);
 /// target no service covers).
 fn destination_status(service: u16, r: &DestinationRecord) -> (&'static str, &'static str, String) {
     let row = (service != u16::MAX)
-        .then(|| crate::target::services::SERVICES.get(usize::from(service)))
+        .then(|| crate::target::services::table().get(usize::from(service)))
         .flatten();
     let name = row.map_or(crate::target::services::OTHER, |s| s.name);
     let end = row.map_or("", |s| s.tls_end);
@@ -230,7 +230,7 @@ pub fn services_table() -> String {
         "SERVICE TAGS".to_string(),
         "ENDPOINTS".to_string(),
     ]];
-    for s in crate::target::services::SERVICES {
+    for s in crate::target::services::table() {
         rows.push(vec![
             s.name.to_string(),
             s.tls_end.to_string(),
@@ -247,7 +247,7 @@ pub fn services_table() -> String {
     let mut out = String::new();
     aligned(&rows, |_| false, &mut out);
     out.push_str("\nSources:\n");
-    for s in crate::target::services::SERVICES {
+    for s in crate::target::services::table() {
         let _ = writeln!(out, "  {}: {} -- {}", s.name, s.title, s.source);
     }
     out.push_str(

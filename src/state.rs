@@ -201,7 +201,7 @@ pub fn load(path: &Path, inventory: &Inventory, destinations: &Destinations) -> 
     }
     let mut dests = 0;
     for d in state.destinations {
-        let svc = services::SERVICES
+        let svc = services::table()
             .iter()
             .position(|s| s.name == d.service)
             .map_or(u16::MAX, |i| i as u16);

@@ -166,3 +166,47 @@ fn services_listed_and_checked() {
         text(&out.stderr)
     );
 }
+
+/// `--services-file`: a row with a built-in name replaces it (here Blob
+/// Storage's day moved after the capture: its legacy destinations break
+/// later instead of being broken), a new row adds a service; a bad file is
+/// a clear error naming the row.
+#[test]
+fn services_file_overrides_and_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("services.json");
+    std::fs::write(
+        &file,
+        r#"[{"name": "storage-blob", "suffixes": ["blob.core.windows.net"], "tls_end": "2027-01-01", "source": "our own date"},
+            {"name": "vaults", "title": "Key Vault by another name", "suffixes": ["vault.azure.net"], "tls_end": "2025-01-01"}]"#,
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let got = flows(&["--services-file", f, "--services", "storage-blob,vaults"]);
+    assert!(got.contains(&"192.0.2.11 legacyacct.blob.core.windows.net TLSv1.0 sni storage-blob legacyacct false".to_string()), "{got:#?}");
+    assert!(
+        got.contains(
+            &"192.0.2.11 vault1.vault.azure.net TLSv1.0 sni vaults vault1 true".to_string()
+        ),
+        "{got:#?}"
+    );
+    let listed = text(&tlscensus(&["services", "--services-file", f]).stdout);
+    assert!(listed.contains("our own date"), "{listed}");
+    std::fs::write(
+        &file,
+        r#"[{"name": "x", "suffixes": ["a.example"], "tls_end": "soon"}]"#,
+    )
+    .unwrap();
+    let out = tlscensus(&[
+        "read",
+        "--services-file",
+        f,
+        capture("services.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("row 1") && err.contains("\"soon\" is not YYYY-MM-DD"),
+        "{err}"
+    );
+}

@@ -36,7 +36,7 @@ const AZURE_WIDE: &str = "https://azure.microsoft.com/updates/ (Azure-wide: TLS 
 const STORAGE_SOURCE: &str = "https://learn.microsoft.com/azure/storage/common/transport-layer-security-configure-minimum-version (TLS 1.0/1.1 removed 3 February 2026, every cloud)";
 
 /// The built-in table (`tlscensus services` prints it).
-pub const SERVICES: &[Service] = &[
+pub const BUILT_IN: &[Service] = &[
     Service {
         name: "storage-blob",
         title: "Azure Storage: Blob (and Data Lake via blob endpoints)",
@@ -272,6 +272,113 @@ pub const SERVICES: &[Service] = &[
     },
 ];
 
+static INSTALLED: std::sync::OnceLock<Vec<Service>> = std::sync::OnceLock::new();
+
+/// The service table in use: the built-in rows, with a services file's rows
+/// (`--services-file`) replacing and adding to them once installed.
+pub fn table() -> &'static [Service] {
+    INSTALLED.get().map_or(BUILT_IN, Vec::as_slice)
+}
+
+/// Rows a services file may hold at most, and endpoints per row.
+pub const MAX_ROWS: usize = 64;
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// One row of a services file (JSON): a built-in `name` replaces that row.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRow {
+    name: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    suffixes: Vec<String>,
+    #[serde(default)]
+    exact: Vec<String>,
+    #[serde(default)]
+    service_tags: Vec<String>,
+    tls_end: String,
+    #[serde(default)]
+    source: String,
+}
+
+/// Reads a services file (a JSON list of rows) and installs the table (the
+/// built-in rows, replaced and extended by the file's); once per process.
+/// Errors name the file and the row.
+pub fn install_file(path: &std::path::Path) -> Result<(), String> {
+    let shown = path.display();
+    let text = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    if text.len() > 1 << 20 {
+        return Err(format!("{shown}: larger than 1 MiB"));
+    }
+    let rows: Vec<FileRow> = serde_json::from_slice(&text).map_err(|e| format!("{shown}: {e}"))?;
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let leak_all = |v: Vec<String>| -> &'static [&'static str] {
+        Vec::leak(
+            v.into_iter()
+                .map(|s| leak(s.trim().trim_start_matches("*.").to_ascii_lowercase()))
+                .collect(),
+        )
+    };
+    let mut out: Vec<Service> = BUILT_IN.to_vec();
+    for (n, r) in rows.into_iter().enumerate() {
+        let at = format!("{shown}: row {} ({:?})", n + 1, r.name);
+        let name = r.name.trim().to_ascii_lowercase();
+        if name.is_empty()
+            || name == OTHER
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(format!(
+                "{at}: a name is lower-case letters, digits and '-', not \"other\""
+            ));
+        }
+        if days_of(&r.tls_end).is_none() {
+            return Err(format!("{at}: tls_end {:?} is not YYYY-MM-DD", r.tls_end));
+        }
+        if r.suffixes.is_empty() && r.exact.is_empty() {
+            return Err(format!("{at}: no suffixes or exact names"));
+        }
+        if r.suffixes.len() + r.exact.len() > MAX_ENDPOINTS {
+            return Err(format!("{at}: more than {MAX_ENDPOINTS} endpoints"));
+        }
+        let patterns: Vec<String> = r
+            .suffixes
+            .iter()
+            .map(|x| format!("*.{}", x.trim().trim_start_matches("*.")))
+            .chain(r.exact.iter().cloned())
+            .collect();
+        crate::target::names::TargetSet::parse(patterns.iter().map(String::as_str))
+            .map_err(|e| format!("{at}: {e}"))?;
+        let row = Service {
+            name: leak(name.clone()),
+            title: leak(if r.title.is_empty() {
+                name.clone()
+            } else {
+                r.title
+            }),
+            suffixes: leak_all(r.suffixes),
+            exact: leak_all(r.exact),
+            service_tags: Vec::leak(r.service_tags.into_iter().map(leak).collect()),
+            tls_end: leak(r.tls_end),
+            source: leak(if r.source.is_empty() {
+                format!("{shown}")
+            } else {
+                r.source
+            }),
+        };
+        match out.iter().position(|s| s.name == row.name) {
+            Some(i) => out[i] = row,
+            None if out.len() < MAX_ROWS => out.push(row),
+            None => return Err(format!("{at}: more than {MAX_ROWS} services in all")),
+        }
+    }
+    INSTALLED
+        .set(out)
+        .map_err(|_| format!("{shown}: a services file was already read"))
+}
+
 /// The label of a target no row covers (a `--target` pattern of its own).
 pub const OTHER: &str = "other";
 
@@ -282,15 +389,15 @@ pub fn select(list: &str) -> Result<Vec<usize>, String> {
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let word = word.to_ascii_lowercase();
         let picked: Vec<usize> = match word.as_str() {
-            "microsoft" | "all" => (0..SERVICES.len()).collect(),
-            "storage" => (0..SERVICES.len())
-                .filter(|&i| SERVICES[i].name.starts_with("storage-"))
+            "microsoft" | "all" => (0..table().len()).collect(),
+            "storage" => (0..table().len())
+                .filter(|&i| table()[i].name.starts_with("storage-"))
                 .collect(),
             "blob" => vec![0],
-            w => match SERVICES.iter().position(|s| s.name == w) {
+            w => match table().iter().position(|s| s.name == w) {
                 Some(i) => vec![i],
                 None => {
-                    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+                    let names: Vec<&str> = table().iter().map(|s| s.name).collect();
                     return Err(format!(
                         "{word:?} is not a service: one of {}, storage, microsoft (tlscensus services lists them)",
                         names.join(", ")
@@ -317,7 +424,7 @@ pub fn service_of(name: &str, chosen: &[usize]) -> Option<usize> {
     chosen
         .iter()
         .filter_map(|&i| {
-            let s = &SERVICES[i];
+            let s = &table()[i];
             let exact = s.exact.iter().any(|e| e.eq_ignore_ascii_case(name));
             s.suffixes
                 .iter()
@@ -376,15 +483,15 @@ pub fn classify(
             let service = service_of(n, chosen).or_else(|| {
                 // A certificate's wildcard (`*.blob.core.windows.net`) is the suffix itself.
                 chosen.iter().copied().find(|&i| {
-                    SERVICES[i]
+                    table()[i]
                         .suffixes
                         .iter()
                         .any(|s| s.eq_ignore_ascii_case(n))
                 })
             });
             // An endpoint that is a name of its own is its own destination.
-            let own = service
-                .is_some_and(|i| SERVICES[i].exact.iter().any(|e| e.eq_ignore_ascii_case(n)));
+            let own =
+                service.is_some_and(|i| table()[i].exact.iter().any(|e| e.eq_ignore_ascii_case(n)));
             let destination = if own {
                 n.trim_end_matches('.').to_ascii_lowercase()
             } else {
@@ -405,7 +512,7 @@ pub fn classify(
 /// The label of a service index (`other` for `None`).
 pub fn label(service: Option<usize>) -> &'static str {
     service
-        .and_then(|i| SERVICES.get(i))
+        .and_then(|i| table().get(i))
         .map_or(OTHER, |s| s.name)
 }
 
@@ -448,12 +555,12 @@ mod tests {
 
     #[test]
     fn table_is_well_formed() {
-        for (i, s) in SERVICES.iter().enumerate() {
+        for (i, s) in table().iter().enumerate() {
             assert!(days_of(s.tls_end).is_some(), "{}", s.name);
             assert!(s.source.starts_with("https://"), "{}", s.name);
             assert!(!s.suffixes.is_empty() || !s.exact.is_empty(), "{}", s.name);
             assert_eq!(
-                SERVICES.iter().position(|t| t.name == s.name),
+                table().iter().position(|t| t.name == s.name),
                 Some(i),
                 "unique"
             );
@@ -465,13 +572,13 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SERVICES[0].name, "storage-blob", "`blob` and the default");
+        assert_eq!(table()[0].name, "storage-blob", "`blob` and the default");
     }
 
     #[test]
     fn services_and_destinations() {
         let all = select("microsoft").unwrap();
-        let name = |n: &str| service_of(n, &all).map(|i| SERVICES[i].name);
+        let name = |n: &str| service_of(n, &all).map(|i| table()[i].name);
         assert_eq!(name("acct.blob.core.windows.net"), Some("storage-blob"));
         assert_eq!(
             name("ACCT.privatelink.blob.core.windows.net."),
@@ -502,7 +609,7 @@ mod tests {
         assert_eq!(select("storage-blob").unwrap(), [0]);
         assert_eq!(select("storage").unwrap().len(), 6);
         assert_eq!(select("sql, storage-blob,sql").unwrap().len(), 2);
-        assert_eq!(select("microsoft").unwrap().len(), SERVICES.len());
+        assert_eq!(select("microsoft").unwrap().len(), table().len());
         let e = select("sql,bogus").unwrap_err();
         assert!(e.contains("\"bogus\" is not a service"), "{e}");
         assert!(select(" , ").is_err());
@@ -513,7 +620,7 @@ mod tests {
         assert_eq!(days_of("1970-01-01"), Some(0));
         assert_eq!(days_of("2026-02-03"), Some(20_487));
         assert_eq!(days_of("2026-13-01"), None);
-        let blob = &SERVICES[0];
+        let blob = &table()[0];
         let day = 86_400 * 1_000_000_000u64;
         assert!(!blob.broken_at(20_486 * day + day - 1));
         assert!(blob.broken_at(20_487 * day));
