@@ -86,11 +86,23 @@ pub struct HostRecord {
     pub fingerprints: Vec<HostFingerprint>,
     /// Flows whose fingerprint was beyond [`MAX_FINGERPRINTS`].
     pub fingerprints_dropped: u64,
+    /// Services of the host's target flows: a bit per service row (bit 63:
+    /// a target no row covers), and of its legacy target flows.
+    pub services: u64,
+    pub legacy_services: u64,
     pub first_ns: u64,
     pub last_ns: u64,
 }
 
 impl HostRecord {
+    /// Names of the services of a bit set of [`HostRecord::services`].
+    pub fn service_names(bits: u64) -> Vec<&'static str> {
+        (0..64)
+            .filter(|b| bits & (1 << b) != 0)
+            .map(|b| crate::target::services::label((b != 63).then_some(b as usize)))
+            .collect()
+    }
+
     /// Names of the legacy versions seen, in version order.
     pub fn legacy_versions(&self) -> Vec<&'static str> {
         class_names(self.legacy_classes)
@@ -157,7 +169,14 @@ impl Inventory {
     }
 
     /// Adds one flow.
-    pub fn record(&self, s: &HandshakeSummary, legacy: bool) -> Recorded {
+    /// Adds one flow; `service`: a target flow's service row (`Some(None)`:
+    /// a target no row covers).
+    pub fn record(
+        &self,
+        s: &HandshakeSummary,
+        legacy: bool,
+        service: Option<Option<usize>>,
+    ) -> Recorded {
         self.flows.fetch_add(1, Ordering::Relaxed);
         if !self.hosts.contains_key(&s.client_ip) && self.len() >= self.max_hosts {
             self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
@@ -176,6 +195,13 @@ impl Inventory {
         }
         r.last_ns = r.last_ns.max(s.ts_ns);
         r.flows += 1;
+        if let Some(svc) = service {
+            let bit = 1u64 << svc.map_or(63, |i| i.min(62));
+            r.services |= bit;
+            if legacy {
+                r.legacy_services |= bit;
+            }
+        }
         let version = s.effective_version();
         let class = VersionClass::of(version);
         r.by_version[class.index()] += 1;
@@ -451,14 +477,17 @@ mod tests {
         inv.record(
             &flow([10, 0, 0, 1], 0x0303, "A.blob.core.windows.net", None, 5),
             false,
+            None,
         );
         inv.record(
             &flow([10, 0, 0, 1], 0x0303, "a.blob.core.windows.net", None, 3),
             false,
+            None,
         );
         inv.record(
             &flow([10, 0, 0, 2], 0x0301, "b.blob.core.windows.net", alert, 9),
             true,
+            None,
         );
         let snap = inv.snapshot();
         assert_eq!(snap[0].0, IpAddr::from([10, 0, 0, 2]));
@@ -474,15 +503,15 @@ mod tests {
     fn host_bound_counted() {
         let inv = Inventory::new(1);
         assert_eq!(
-            inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false),
+            inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false, None),
             Recorded::default()
         );
         assert!(
-            inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false)
+            inv.record(&flow([10, 0, 0, 2], 0x0303, "x", None, 1), false, None)
                 .host_dropped
         );
         assert_eq!(
-            inv.record(&flow([10, 0, 0, 1], 0x0303, "y", None, 1), false),
+            inv.record(&flow([10, 0, 0, 1], 0x0303, "y", None, 1), false, None),
             Recorded::default()
         );
         assert_eq!(inv.hosts_dropped.load(Ordering::Relaxed), 1);
@@ -533,6 +562,7 @@ mod tests {
             inv.record(
                 &flow([10, 0, 0, 1], 0x0303, &format!("n{i}"), None, 1),
                 false,
+                None,
             );
         }
         let snap = inv.snapshot();

@@ -327,6 +327,9 @@ struct JsonHost<'a> {
     server_names_dropped: u64,
     fingerprints: Vec<JsonFingerprint<'a>>,
     fingerprints_dropped: u64,
+    /// Services of the host's target flows, and of its legacy ones.
+    services: Vec<&'static str>,
+    legacy_services: Vec<&'static str>,
     first_seen: String,
     last_seen: String,
 }
@@ -386,6 +389,8 @@ pub fn json(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>)
                     })
                     .collect(),
                 fingerprints_dropped: r.fingerprints_dropped,
+                services: HostRecord::service_names(r.services),
+                legacy_services: HostRecord::service_names(r.legacy_services),
                 first_seen: rfc3339(r.first_ns),
                 last_seen: rfc3339(r.last_ns),
             }
@@ -421,7 +426,9 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
     for v in VERSION_COLUMNS {
         let _ = write!(out, ",{v}");
     }
-    out.push_str(",legacy_versions,server_names,first_seen,last_seen,ja4,client\n");
+    out.push_str(
+        ",legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services\n",
+    );
     for (ip, r) in hosts {
         let (name, source) = cx.host_name(*ip, r);
         let _ = write!(
@@ -446,13 +453,15 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
             .collect();
         let _ = writeln!(
             out,
-            ",{},{},{},{},{},{}",
+            ",{},{},{},{},{},{},{},{}",
             csv_cell(&lv.join(";")),
             csv_cell(&r.sorted_names().join(";")),
             rfc3339(r.first_ns),
             rfc3339(r.last_ns),
             fps.join(";"),
             csv_cell(&clients.join(";")),
+            HostRecord::service_names(r.services).join(";"),
+            HostRecord::service_names(r.legacy_services).join(";"),
         );
     }
     out

@@ -45,6 +45,10 @@ struct HostState {
     names_dropped: u64,
     fingerprints: Vec<FingerprintState>,
     fingerprints_dropped: u64,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    legacy_services: Vec<String>,
     first_ns: u64,
     last_ns: u64,
 }
@@ -103,6 +107,14 @@ pub fn render(inventory: &Inventory, destinations: &Destinations, chosen: &[usiz
             server_names: r.server_names,
             names_dropped: r.names_dropped,
             fingerprints_dropped: r.fingerprints_dropped,
+            services: HostRecord::service_names(r.services)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            legacy_services: HostRecord::service_names(r.legacy_services)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             first_ns: r.first_ns,
             last_ns: r.last_ns,
         })
@@ -191,6 +203,8 @@ pub fn load(path: &Path, inventory: &Inventory, destinations: &Destinations) -> 
             names_dropped: h.names_dropped,
             fingerprints,
             fingerprints_dropped: h.fingerprints_dropped,
+            services: service_bits(&h.services),
+            legacy_services: service_bits(&h.legacy_services),
             first_ns: h.first_ns,
             last_ns: h.last_ns,
             ..HostRecord::default()
@@ -222,6 +236,17 @@ pub fn load(path: &Path, inventory: &Inventory, destinations: &Destinations) -> 
         hosts,
         destinations: dests,
     }
+}
+
+/// Service names back to bits (by name: the table may have changed).
+fn service_bits(names: &[String]) -> u64 {
+    names.iter().fold(0, |bits, n| {
+        let b = services::table()
+            .iter()
+            .position(|s| s.name == n)
+            .map_or(63, |i| i.min(62));
+        bits | 1 << b
+    })
 }
 
 fn set_aside(path: &Path, why: String) -> Loaded {

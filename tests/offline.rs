@@ -432,7 +432,7 @@ fn json_and_csv_formats() {
     assert_eq!(
         lines.next(),
         Some(
-            "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows,SSLv2,SSLv3,TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3,other,unknown,legacy_versions,server_names,first_seen,last_seen,ja4,client"
+            "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows,SSLv2,SSLv3,TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3,other,unknown,legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services"
         )
     );
     assert_eq!(lines.count(), 6);

@@ -211,7 +211,9 @@ fn report(
             }
             continue;
         }
-        let r = shared.inventory.record(&s, legacy);
+        let r = shared
+            .inventory
+            .record(&s, legacy, service.as_ref().map(|(svc, _)| *svc));
         m.bound(Bound::Hosts, u64::from(r.host_dropped));
         m.bound(Bound::ServerNames, u64::from(r.name_dropped));
         m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
