@@ -336,9 +336,12 @@ pub struct DestinationRecord {
 
 /// Per-destination readiness, shared by all workers like the host inventory.
 /// Key: the service (an index of `target::services::table()`, or
-/// `u16::MAX` for a target no service row covers) and the destination.
+/// `u16::MAX` for a target no service row covers) and the destination; one
+/// map per service, so a known destination is found by its `&str`, without
+/// allocating.
 pub struct Destinations {
-    map: DashMap<(u16, Box<str>), DestinationRecord, ahash::RandomState>,
+    /// By service row (`services::MAX_ROWS`), then `other` last.
+    maps: Vec<DashMap<Box<str>, DestinationRecord, ahash::RandomState>>,
     count: AtomicUsize,
     pub dropped: AtomicU64,
 }
@@ -346,7 +349,9 @@ pub struct Destinations {
 impl Default for Destinations {
     fn default() -> Self {
         Destinations {
-            map: DashMap::with_hasher(ahash::RandomState::new()),
+            maps: (0..=crate::target::services::MAX_ROWS)
+                .map(|_| DashMap::with_hasher(ahash::RandomState::new()))
+                .collect(),
             count: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         }
@@ -362,6 +367,19 @@ impl Destinations {
         self.len() == 0
     }
 
+    fn map(&self, service: u16) -> &DashMap<Box<str>, DestinationRecord, ahash::RandomState> {
+        let last = self.maps.len() - 1;
+        &self.maps[usize::from(service).min(last)]
+    }
+
+    fn service_of_map(&self, i: usize) -> u16 {
+        if i + 1 == self.maps.len() {
+            u16::MAX
+        } else {
+            i as u16
+        }
+    }
+
     /// Adds one target flow to its destination; false when the store is
     /// full (the flow only counted).
     pub fn record(
@@ -372,15 +390,20 @@ impl Destinations {
         legacy: bool,
         ts: u64,
     ) -> bool {
-        let key = (service, Box::<str>::from(destination));
-        if !self.map.contains_key(&key) && self.len() >= MAX_DESTINATIONS {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        let mut r = self.map.entry(key).or_insert_with(|| {
-            self.count.fetch_add(1, Ordering::Relaxed);
-            DestinationRecord::default()
-        });
+        let map = self.map(service);
+        let mut r = match map.get_mut(destination) {
+            Some(r) => r,
+            None => {
+                if self.len() >= MAX_DESTINATIONS {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+                map.entry(Box::from(destination)).or_insert_with(|| {
+                    self.count.fetch_add(1, Ordering::Relaxed);
+                    DestinationRecord::default()
+                })
+            }
+        };
         r.last_ns = r.last_ns.max(ts);
         if !legacy {
             r.modern += 1;
@@ -403,12 +426,12 @@ impl Destinations {
 
     /// Puts back a destination saved in a state file; false when full.
     pub fn restore(&self, service: u16, destination: &str, mut record: DestinationRecord) -> bool {
-        let key = (service, Box::<str>::from(destination));
-        if !self.map.contains_key(&key) && self.len() >= MAX_DESTINATIONS {
+        let map = self.map(service);
+        if !map.contains_key(destination) && self.len() >= MAX_DESTINATIONS {
             return false;
         }
         record.legacy_sources.truncate(MAX_DESTINATION_SOURCES);
-        if self.map.insert(key, record).is_none() {
+        if map.insert(Box::from(destination), record).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
         true
@@ -417,11 +440,14 @@ impl Destinations {
     /// A sorted copy: most recent legacy flow first, then most legacy
     /// flows, then by service and name.
     pub fn snapshot(&self) -> Vec<((u16, String), DestinationRecord)> {
-        let mut v: Vec<((u16, String), DestinationRecord)> = self
-            .map
-            .iter()
-            .map(|e| ((e.key().0, e.key().1.to_string()), e.value().clone()))
-            .collect();
+        let mut v: Vec<((u16, String), DestinationRecord)> = Vec::new();
+        for (i, map) in self.maps.iter().enumerate() {
+            let service = self.service_of_map(i);
+            v.extend(
+                map.iter()
+                    .map(|e| ((service, e.key().to_string()), e.value().clone())),
+            );
+        }
         v.sort_by(|a, b| {
             b.1.last_legacy_ns
                 .cmp(&a.1.last_legacy_ns)

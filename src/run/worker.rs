@@ -203,9 +203,9 @@ fn report(
             let v = VersionClass::of(version) as usize;
             m.by.relayed[v][outcome as usize].inc();
             if let Some(sink) = events {
-                let mut e = FlowEvent::new(&s, legacy, matched, who).relayed();
-                if let Some((svc, dest)) = service {
-                    e = e.with_service(svc, dest, s.ts_ns);
+                let mut e = FlowEvent::new(&s, legacy, matched.clone(), who).relayed();
+                if let Some((svc, dest)) = &service {
+                    e = e.with_service(*svc, dest.to_string(), s.ts_ns);
                 }
                 sink.send(e);
             }
@@ -227,7 +227,7 @@ fn report(
         }
         let service_key = service
             .as_ref()
-            .map(|(svc, dest)| (svc.map_or(u16::MAX, |i| i as u16), dest.as_str()));
+            .map(|(svc, dest)| (svc.map_or(u16::MAX, |i| i as u16), dest.as_ref()));
         if let Some((svc, dest)) = service_key
             && !shared
                 .destinations
@@ -236,9 +236,9 @@ fn report(
             m.bound(Bound::Destinations, 1);
         }
         if let Some(sink) = events {
-            let mut e = FlowEvent::new(&s, legacy, matched, who);
-            if let Some((svc, dest)) = service {
-                e = e.with_service(svc, dest, s.ts_ns);
+            let mut e = FlowEvent::new(&s, legacy, matched.clone(), who);
+            if let Some((svc, dest)) = &service {
+                e = e.with_service(*svc, dest.to_string(), s.ts_ns);
             }
             sink.send(e);
         }

@@ -10,6 +10,8 @@
 //! metrics; a date is judged against a flow's capture time, never the wall
 //! clock; each row names its public source.
 
+use std::borrow::Cow;
+
 /// One service: its name (a metric label), what it is, its endpoint
 /// suffixes (public and sovereign clouds; `privatelink.` forms match
 /// because a suffix matches one or more labels), its Service Tags, the day
@@ -440,9 +442,11 @@ pub fn service_of(name: &str, chosen: &[usize]) -> Option<usize> {
 
 /// `name` is one or more labels under `suffix` (case-insensitive).
 fn under(name: &str, suffix: &str) -> bool {
-    name.len() > suffix.len() + 1
-        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
-        && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    let (n, x) = (name.as_bytes(), suffix.as_bytes());
+    // Names are nearly always lower case already: a byte compare first.
+    n.len() > x.len() + 1
+        && n[n.len() - x.len() - 1] == b'.'
+        && (n.ends_with(x) || n[n.len() - x.len()..].eq_ignore_ascii_case(x))
 }
 
 /// The target patterns of a service: `*.suffix` and the exact names.
@@ -457,14 +461,25 @@ pub fn patterns(s: &Service) -> impl Iterator<Item = String> + '_ {
 /// (`acct` of `acct.privatelink.blob.core.windows.net`, `srv` of
 /// `srv.database.windows.net`, `mi` of `mi.dns-zone.database.windows.net`),
 /// lower case; for a name no row covers, the name itself.
-pub fn destination_of(name: &str) -> String {
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    if name.starts_with("*.") {
-        return name; // a certificate's wildcard names no one destination
-    }
-    match name.split_once('.') {
-        Some((first, _)) if !first.is_empty() => first.to_string(),
-        _ => name,
+pub fn destination_of(name: &str) -> Cow<'_, str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let part = if name.starts_with("*.") {
+        name // a certificate's wildcard names no one destination
+    } else {
+        match name.split_once('.') {
+            Some((first, _)) if !first.is_empty() => first,
+            _ => name,
+        }
+    };
+    lower(part)
+}
+
+/// `s` in lower case, borrowed when it already is.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
     }
 }
 
@@ -472,11 +487,11 @@ pub fn destination_of(name: &str) -> String {
 /// covers, labelled `other`) and destination, from how it matched: the
 /// target name it led to, or for a `cidr` match the server address (and the
 /// service, when only one is chosen).
-pub fn classify(
+pub fn classify<'a>(
     chosen: &[usize],
-    name: Option<&str>,
+    name: Option<&'a str>,
     server: std::net::IpAddr,
-) -> (Option<usize>, String) {
+) -> (Option<usize>, Cow<'a, str>) {
     match name {
         Some(n) => {
             let n = n.strip_prefix("*.").unwrap_or(n);
@@ -493,7 +508,7 @@ pub fn classify(
             let own =
                 service.is_some_and(|i| table()[i].exact.iter().any(|e| e.eq_ignore_ascii_case(n)));
             let destination = if own {
-                n.trim_end_matches('.').to_ascii_lowercase()
+                lower(n.trim_end_matches('.'))
             } else {
                 destination_of(name.unwrap_or(n))
             };
@@ -504,7 +519,7 @@ pub fn classify(
                 [one] => Some(*one),
                 _ => None,
             };
-            (service, server.to_string())
+            (service, Cow::Owned(server.to_string()))
         }
     }
 }
