@@ -39,7 +39,17 @@
 //! - the event queue (`events::EventLog`, 4,096 events): workers send, one writer
 //!   thread writes; in live mode a full queue drops events, never packets;
 //! - the exporter's page (`exporter::Page`): rendered by one scrape, shared by the
-//!   others for a second.
+//!   others for a second (so are the `/inventory` views);
+//! - passive host names (`hosts::names::HostNames`, `--max-host-names`): the
+//!   capture thread's `hosts::learn::NameLearner` writes (DHCP, DHCPv6, NBNS,
+//!   mDNS, LLMNR, DNS PTR, Kerberos), and with `--resolve` the resolver thread
+//!   (`hosts::resolve`, fed by the workers through a bounded queue they never
+//!   wait on); workers, reports and the `tlscensus_host_info` collector read;
+//! - per-destination readiness (`inventory::Destinations`, 16,384
+//!   destinations): workers write, reports, the readiness collector and the
+//!   `--state` thread (`state`) read;
+//! - the service table (`target::services::table()`): the built-in rows and
+//!   a `--services-file`'s, set once before any thread starts.
 //!
 //! Passive DNS is not shared: the capture thread parses DNS responses and sends
 //! each to every worker in its batch, between the same segments as on the wire;
