@@ -89,3 +89,34 @@ begin() {
   start_capture "$work/$name.pcap" "${2:-tcp port $port}"
 }
 end() { stop_server; stop_capture; echo "made $name"; }
+
+# java_client DIR: writes DIR/Client.java (a JSSE handshake that trusts any
+# certificate: `java DIR/Client.java HOST PORT [PROTOCOL]`, PROTOCOL the only
+# one enabled) and DIR/java-legacy.security (the JDK's own
+# jdk.tls.disabledAlgorithms without TLSv1 and TLSv1.1, as an administrator
+# re-enables them: `java -Djava.security.properties=DIR/java-legacy.security`).
+java_client() {
+  cat >"$1/Client.java" <<'JAVA'
+import javax.net.ssl.*;
+import java.security.cert.X509Certificate;
+public class Client {
+  public static void main(String[] a) throws Exception {
+    TrustManager[] trustAll = { new X509TrustManager() {
+      public void checkClientTrusted(X509Certificate[] c, String t) {}
+      public void checkServerTrusted(X509Certificate[] c, String t) {}
+      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
+    } };
+    SSLContext ctx = SSLContext.getInstance("TLS");
+    ctx.init(null, trustAll, null);
+    SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(a[0], Integer.parseInt(a[1]));
+    if (a.length > 2) s.setEnabledProtocols(new String[] { a[2] });
+    s.startHandshake();
+    s.close();
+  }
+}
+JAVA
+  local sec
+  sec=$(dirname "$(readlink -f "$(command -v java)")")/../conf/security/java.security
+  awk '/^jdk.tls.disabledAlgorithms=/{f=1} f{print} f&&!/\\$/{exit}' "$sec" |
+    sed 's/TLSv1\.1, //; s/TLSv1, //' >"$1/java-legacy.security"
+}

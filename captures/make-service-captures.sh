@@ -52,28 +52,7 @@ run() { # HOST COMMAND...
 }
 L0=$LEGACY
 
-cat >"$work/Client.java" <<'EOF'
-import javax.net.ssl.*;
-import java.security.cert.X509Certificate;
-public class Client {
-  public static void main(String[] a) throws Exception {
-    TrustManager[] trustAll = { new X509TrustManager() {
-      public void checkClientTrusted(X509Certificate[] c, String t) {}
-      public void checkServerTrusted(X509Certificate[] c, String t) {}
-      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
-    } };
-    SSLContext ctx = SSLContext.getInstance("TLS");
-    ctx.init(null, trustAll, null);
-    SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(a[0], 443);
-    if (a.length > 1) s.setEnabledProtocols(new String[] { a[1] });
-    s.startHandshake();
-    s.close();
-  }
-}
-EOF
-sec=$(dirname "$(readlink -f "$(command -v java)")")/../conf/security/java.security
-awk '/^jdk.tls.disabledAlgorithms=/{f=1} f{print} f&&!/\\$/{exit}' "$sec" |
-  sed 's/TLSv1\.1, //; s/TLSv1, //' >"$work/java-legacy.security"
+java_client "$work"
 
 start_capture "$work/services.pcap" "tcp port 443 or udp port 53"
 # OpenSSL s_client (h1): Storage blob TLS 1.0, SQL TLS 1.1, Service Bus TLS 1.2, Key Vault TLS 1.0.
@@ -101,7 +80,7 @@ EOF
 run 3 /usr/bin/python3 "$work/client.py" cache1.redis.cache.windows.net TLSv1
 run 3 /usr/bin/python3 "$work/client.py" login.microsoftonline.com default
 # Java (h4): Storage files TLS 1.0.
-run 4 java -Djava.security.properties="$work/java-legacy.security" "$work/Client.java" files1.file.core.windows.net TLSv1
+run 4 java -Djava.security.properties="$work/java-legacy.security" "$work/Client.java" files1.file.core.windows.net 443 TLSv1
 # GnuTLS (h5): the legacy storage account again, TLS 1.0; a modern account.
 run 5 gnutls-cli --insecure --priority NORMAL:-VERS-ALL:+VERS-TLS1.0 -p 443 legacyacct.blob.core.windows.net
 run 5 gnutls-cli --insecure -p 443 modernacct.blob.core.windows.net

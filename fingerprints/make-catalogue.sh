@@ -44,33 +44,11 @@ PY=/usr/bin/python3
 PYV=$($PY -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PY_SSL=$($PY -c 'import ssl; print(ssl.OPENSSL_VERSION)' | mm)
 
-# The Java client: a JSSE handshake, optionally with one protocol enabled.
-cat >"$work/Client.java" <<'EOF'
-import javax.net.ssl.*;
-import java.security.cert.X509Certificate;
-public class Client {
-  public static void main(String[] a) throws Exception {
-    TrustManager[] trustAll = { new X509TrustManager() {
-      public void checkClientTrusted(X509Certificate[] c, String t) {}
-      public void checkServerTrusted(X509Certificate[] c, String t) {}
-      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
-    } };
-    SSLContext ctx = SSLContext.getInstance("TLS");
-    ctx.init(null, trustAll, null);
-    SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(a[0], Integer.parseInt(a[1]));
-    if (a.length > 2) s.setEnabledProtocols(new String[] { a[2] });
-    s.startHandshake();
-    s.close();
-  }
-}
-EOF
+# The Java client (captures/lib.sh): a JSSE handshake, optionally with one
+# protocol enabled.
 if have java; then
+  java_client "$work"
   JAVA=$(java -version 2>&1 | head -1 | grep -o '"[0-9]*' | tr -d '"')
-  # TLS 1.0/1.1 re-enabled as an administrator would: the JDK's own
-  # disabledAlgorithms without TLSv1 and TLSv1.1.
-  sec=$(dirname "$(readlink -f "$(command -v java)")")/../conf/security/java.security
-  awk '/^jdk.tls.disabledAlgorithms=/{f=1} f{print} f&&!/\\$/{exit}' "$sec" |
-    sed 's/TLSv1\.1, //; s/TLSv1, //' >"$work/java-legacy.security"
 fi
 
 cases=()   # "host<TAB>label<TAB>command" (the command is run with $port set)

@@ -963,6 +963,24 @@ impl Collector for LegacyFlowsCollector {
     }
 }
 
+/// A label of a series a collector builds.
+fn label_pair(name: &str, value: String) -> LabelPair {
+    let mut p = LabelPair::default();
+    p.set_name(name.to_string());
+    p.set_value(value);
+    p
+}
+
+/// The family of a collector's gauges.
+fn gauge_family(desc: &Desc, metrics: Vec<Metric>) -> Vec<MetricFamily> {
+    let mut mf = MetricFamily::default();
+    mf.set_name(desc.fq_name.clone());
+    mf.set_help(desc.help.clone());
+    mf.set_field_type(MetricType::GAUGE);
+    mf.set_metric(metrics);
+    vec![mf]
+}
+
 /// `tlscensus_host_info{source,host_name,name_source} 1`: the passive host
 /// name of each labelled legacy source (as of the latest flow time), so
 /// dashboards and alerts can name the host by a join on `source`. At most
@@ -980,12 +998,6 @@ impl Collector for HostInfoCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let now = self.legacy.now_ns.load(Ordering::Relaxed);
-        let pair = |name: &str, value: String| {
-            let mut p = LabelPair::default();
-            p.set_name(name.to_string());
-            p.set_value(value);
-            p
-        };
         let sources: Vec<IpAddr> = self.legacy.sources.iter().map(|e| *e.key()).collect();
         let mut metrics = Vec::new();
         for ip in sources {
@@ -996,19 +1008,14 @@ impl Collector for HostInfoCollector {
             g.set_value(1.0);
             let mut m = Metric::default();
             m.set_label(vec![
-                pair("host_name", name.to_string()),
-                pair("name_source", from.as_str().to_string()),
-                pair("source", ip.to_string()),
+                label_pair("host_name", name.to_string()),
+                label_pair("name_source", from.as_str().to_string()),
+                label_pair("source", ip.to_string()),
             ]);
             m.set_gauge(g);
             metrics.push(m);
         }
-        let mut mf = MetricFamily::default();
-        mf.set_name(self.desc.fq_name.clone());
-        mf.set_help(self.desc.help.clone());
-        mf.set_field_type(MetricType::GAUGE);
-        mf.set_metric(metrics);
-        vec![mf]
+        gauge_family(&self.desc, metrics)
     }
 }
 
@@ -1058,12 +1065,6 @@ impl Collector for DestinationCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let pair = |name: &str, value: String| {
-            let mut p = LabelPair::default();
-            p.set_name(name.to_string());
-            p.set_value(value);
-            p
-        };
         let snap = self.destinations.snapshot();
         let mut other: HashMap<u16, u64> = HashMap::new();
         let mut metrics = Vec::new();
@@ -1075,8 +1076,8 @@ impl Collector for DestinationCollector {
                 (service != u16::MAX).then_some(usize::from(service)),
             );
             m.set_label(vec![
-                pair("destination", destination),
-                pair("service", service.to_string()),
+                label_pair("destination", destination),
+                label_pair("service", service.to_string()),
             ]);
             m.set_gauge(g);
             metrics.push(m);
@@ -1095,12 +1096,7 @@ impl Collector for DestinationCollector {
         for (service, ns) in other {
             push(service, "other".to_string(), ns);
         }
-        let mut mf = MetricFamily::default();
-        mf.set_name(self.desc.fq_name.clone());
-        mf.set_help(self.desc.help.clone());
-        mf.set_field_type(MetricType::GAUGE);
-        mf.set_metric(metrics);
-        vec![mf]
+        gauge_family(&self.desc, metrics)
     }
 }
 
