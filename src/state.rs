@@ -78,8 +78,7 @@ struct DestinationState {
 }
 
 /// The state as JSON.
-pub fn render(inventory: &Inventory, destinations: &Destinations, chosen: &[usize]) -> String {
-    let _ = chosen;
+pub fn render(inventory: &Inventory, destinations: &Destinations) -> String {
     let hosts = inventory
         .snapshot()
         .into_iter()
@@ -296,7 +295,7 @@ mod tests {
         });
         assert!(inv.restore(ip, r.clone(), vec!["acct.blob.core.windows.net".into()]));
         dest.record(0, "acct", ip, true, 7);
-        let text = render(&inv, &dest, &[0]);
+        let text = render(&inv, &dest);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         std::fs::write(&path, &text).unwrap();

@@ -26,11 +26,7 @@ use crate::privilege::{self, Dropped};
 const STATE_INTERVAL: Duration = Duration::from_secs(60);
 
 fn write_state(path: &std::path::Path, shared: &Shared) -> Result<(), SetupError> {
-    let text = crate::state::render(
-        &shared.inventory,
-        &shared.destinations,
-        &shared.config.services,
-    );
+    let text = crate::state::render(&shared.inventory, &shared.destinations);
     write_atomic(path, text.as_bytes()).map_err(|e| match e {
         SetupError::Write { path, source, .. } => SetupError::Write {
             what: "state file",
