@@ -123,6 +123,18 @@ impl NameLearner {
     /// slowed every TCP segment (callgrind).
     #[inline(never)]
     pub fn learn(&mut self, d: &NameDatagram<'_>, ts: u64) {
+        let source = match d.kind {
+            NamePort::Dhcp4 => NameSource::Dhcp,
+            NamePort::Dhcp6 => NameSource::Dhcpv6,
+            NamePort::Nbns => NameSource::Nbns,
+            NamePort::Mdns => NameSource::Mdns,
+            NamePort::Llmnr => NameSource::Llmnr,
+            NamePort::Kerberos => NameSource::Kerberos,
+        };
+        // A source left out of --name-sources is not even parsed.
+        if !self.names.uses(source) {
+            return;
+        }
         let (source, result) = match d.kind {
             NamePort::Dhcp4 => (NameSource::Dhcp, self.dhcp4(d.payload, ts)),
             NamePort::Dhcp6 => (NameSource::Dhcpv6, self.dhcp6(d.payload, ts)),
@@ -137,15 +149,10 @@ impl NameLearner {
             ),
             NamePort::Kerberos => (NameSource::Kerberos, self.kerberos(d, ts)),
         };
-        if self.names.uses(source) {
-            self.count(source, result);
-        }
+        self.count(source, result);
     }
 
     fn dhcp4(&mut self, p: &[u8], ts: u64) -> NameResult {
-        if !self.names.uses(NameSource::Dhcp) {
-            return NameResult::Nothing;
-        }
         let Ok(m) = dhcp::parse_dhcp4(p) else {
             return NameResult::Malformed;
         };
@@ -204,9 +211,6 @@ impl NameLearner {
     }
 
     fn dhcp6(&mut self, p: &[u8], ts: u64) -> NameResult {
-        if !self.names.uses(NameSource::Dhcpv6) {
-            return NameResult::Nothing;
-        }
         let Ok(m) = dhcp::parse_dhcp6(p) else {
             return NameResult::Malformed;
         };
@@ -253,9 +257,6 @@ impl NameLearner {
     }
 
     fn nbns(&mut self, p: &[u8], ts: u64) -> NameResult {
-        if !self.names.uses(NameSource::Nbns) {
-            return NameResult::Nothing;
-        }
         match parse_nbns(p) {
             Err(_) => NameResult::Malformed,
             Ok(None) => NameResult::Nothing,
@@ -287,9 +288,6 @@ impl NameLearner {
     /// mDNS and LLMNR responses: A/AAAA answers bind their owner name; a
     /// TTL of 0 (an mDNS goodbye) ends it.
     fn dns_names(&mut self, p: &[u8], source: NameSource, ts: u64) -> NameResult {
-        if !self.names.uses(source) {
-            return NameResult::Nothing;
-        }
         let r = match parse_response(p) {
             Ok(r) => r,
             Err(crate::target::dns::DnsError::NotAnswer) => return NameResult::Nothing,
@@ -336,9 +334,6 @@ impl NameLearner {
     }
 
     fn kerberos(&mut self, d: &NameDatagram<'_>, ts: u64) -> NameResult {
-        if !self.names.uses(NameSource::Kerberos) {
-            return NameResult::Nothing;
-        }
         match parse_as_req(d.payload, d.tcp) {
             Err(_) => NameResult::Malformed,
             Ok(None) => NameResult::Nothing,
