@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::craft;
-use common::{captures, is_preamble_capture};
+use common::{captures, made_apart};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
 const TOOLS: [&str; 8] = [
@@ -601,7 +601,7 @@ fn replay_files() -> Vec<PathBuf> {
                 ]
                 .contains(&name.as_str())
         })
-        .filter(|p| !is_preamble_capture(p))
+        .filter(|p| !made_apart(p))
         .collect();
     files.sort();
     files
@@ -613,7 +613,7 @@ fn preamble_replay_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(captures())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| is_preamble_capture(p))
+        .filter(|p| made_apart(p))
         .collect();
     files.sort();
     files

@@ -73,10 +73,7 @@ fn decode_as(file: &std::path::Path) -> Vec<&'static str> {
         // fingerprints/make-catalogue.sh: a server port per client (4420
         // is NVMe/TCP's to Wireshark).
         "tcp.port==4400-4431,tls"
-    } else if is_preamble_capture(file)
-        || name.starts_with("names-")
-        || name.starts_with("services")
-    {
+    } else if made_apart(file) || name.starts_with("names-") || name.starts_with("services") {
         "tcp.port==443,tls"
     } else {
         "tcp.port==40000-42999,tls"

@@ -89,7 +89,7 @@ pub fn value(m: &str, series: &str) -> Option<f64> {
 /// preamble (captures/make-preamble-captures.sh) and the client stacks
 /// (fingerprints/make-catalogue.sh), made on other days than the others and
 /// with ports in the range the others' servers use.
-pub fn is_preamble_capture(file: &Path) -> bool {
+pub fn made_apart(file: &Path) -> bool {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     [
         "squid-",
