@@ -158,7 +158,7 @@ pub struct CensusArgs {
     #[arg(long, value_name = "LIST")]
     pub services: Option<String>,
 
-    /// A JSON list of service rows that replace (same name) or add to the built-in table, e.g. an on-premises endpoint with its own deadline: [{"name": "onprem-files", "suffixes": ["files.corp.example"], "tls_end": "2026-06-30", "source": "change CHG-1234"}]. Select them with --services.
+    /// Service rows (TOML [[service]] tables, or a JSON list) that replace (same name) or add to the built-in table, e.g. an on-premises endpoint with its own deadline: [{"name": "onprem-files", "suffixes": ["files.corp.example"], "tls_end": "2026-06-30", "source": "change CHG-1234"}]. Select them with --services.
     #[arg(long, value_name = "FILE")]
     pub services_file: Option<PathBuf>,
 

@@ -192,6 +192,20 @@ fn services_file_overrides_and_adds() {
     );
     let listed = text(&tlscensus(&["services", "--services-file", f]).stdout);
     assert!(listed.contains("our own date"), "{listed}");
+    // The same rows in TOML, the date bare as TOML writes dates.
+    let toml = dir.path().join("services.toml");
+    std::fs::write(
+        &toml,
+        "[[service]]\nname = \"storage-blob\"\nsuffixes = [\"blob.core.windows.net\"]\ntls_end = 2027-01-01\nsource = \"our own date\"\n\n[[service]]\nname = \"vaults\"\nsuffixes = [\"vault.azure.net\"]\ntls_end = \"2025-01-01\"\n",
+    )
+    .unwrap();
+    let from_toml = flows(&[
+        "--services-file",
+        toml.to_str().unwrap(),
+        "--services",
+        "storage-blob,vaults",
+    ]);
+    assert_eq!(from_toml, got);
     std::fs::write(
         &file,
         r#"[{"name": "x", "suffixes": ["a.example"], "tls_end": "soon"}]"#,

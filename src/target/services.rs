@@ -286,7 +286,7 @@ pub fn table() -> &'static [Service] {
 pub const MAX_ROWS: usize = 64;
 pub const MAX_ENDPOINTS: usize = 64;
 
-/// One row of a services file (JSON): a built-in `name` replaces that row.
+/// One row of a services file: a built-in `name` replaces that row.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRow {
@@ -299,21 +299,66 @@ struct FileRow {
     exact: Vec<String>,
     #[serde(default)]
     service_tags: Vec<String>,
-    tls_end: String,
+    tls_end: FileDate,
     #[serde(default)]
     source: String,
 }
 
-/// Reads a services file (a JSON list of rows) and installs the table (the
-/// built-in rows, replaced and extended by the file's); once per process.
-/// Errors name the file and the row.
+/// `tls_end`: a string in JSON; in TOML a string or a bare local date
+/// (`tls_end = 2027-05-31`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum FileDate {
+    Text(String),
+    Toml(toml::value::Datetime),
+}
+
+impl FileDate {
+    fn into_text(self) -> String {
+        match self {
+            FileDate::Text(s) => s,
+            FileDate::Toml(d) => d.to_string(),
+        }
+    }
+}
+
+/// A TOML services file: `[[service]]` tables.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    #[serde(default)]
+    service: Vec<FileRow>,
+}
+
+/// The rows of a services file: TOML when the name ends in `.toml` or the
+/// text does not start as a JSON list does (`[` then `{` or `]`), else JSON.
+fn parse_rows(path: &std::path::Path, text: &[u8]) -> Result<Vec<FileRow>, String> {
+    let shown = path.display();
+    let toml_named = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
+    let json_list = rest.next() == Some(b'[')
+        && matches!(rest.find(|b| !b.is_ascii_whitespace()), Some(b'{' | b']'));
+    if toml_named || !json_list {
+        let text = std::str::from_utf8(text).map_err(|e| format!("{shown}: not UTF-8: {e}"))?;
+        let file: TomlFile = toml::from_str(text)
+            .map_err(|e| format!("{shown} (TOML): {}", e.to_string().trim_end()))?;
+        return Ok(file.service);
+    }
+    serde_json::from_slice(text).map_err(|e| format!("{shown} (JSON): {e}"))
+}
+
+/// Reads a services file (a JSON list of rows, or TOML `[[service]]`
+/// tables) and installs the table (the built-in rows, replaced and extended
+/// by the file's); once per process. Errors name the file and the row.
 pub fn install_file(path: &std::path::Path) -> Result<(), String> {
     let shown = path.display();
     let text = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
     if text.len() > 1 << 20 {
         return Err(format!("{shown}: larger than 1 MiB"));
     }
-    let rows: Vec<FileRow> = serde_json::from_slice(&text).map_err(|e| format!("{shown}: {e}"))?;
+    let rows = parse_rows(path, &text)?;
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let leak_all = |v: Vec<String>| -> &'static [&'static str] {
         Vec::leak(
@@ -336,8 +381,9 @@ pub fn install_file(path: &std::path::Path) -> Result<(), String> {
                 "{at}: a name is lower-case letters, digits and '-', not \"other\""
             ));
         }
-        if days_of(&r.tls_end).is_none() {
-            return Err(format!("{at}: tls_end {:?} is not YYYY-MM-DD", r.tls_end));
+        let tls_end = r.tls_end.into_text();
+        if days_of(&tls_end).is_none() {
+            return Err(format!("{at}: tls_end {tls_end:?} is not YYYY-MM-DD"));
         }
         if r.suffixes.is_empty() && r.exact.is_empty() {
             return Err(format!("{at}: no suffixes or exact names"));
@@ -363,7 +409,7 @@ pub fn install_file(path: &std::path::Path) -> Result<(), String> {
             suffixes: leak_all(r.suffixes),
             exact: leak_all(r.exact),
             service_tags: Vec::leak(r.service_tags.into_iter().map(leak).collect()),
-            tls_end: leak(r.tls_end),
+            tls_end: leak(tls_end),
             source: leak(if r.source.is_empty() {
                 format!("{shown}")
             } else {
@@ -567,6 +613,42 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_files_in_json_and_toml() {
+        let p = std::path::Path::new;
+        let toml = "# on-premises\n[[service]]\nname = \"onprem\"\nexact = [\"sql.corp.example\"]\ntls_end = 2027-01-01\n\n[[service]]\nname = \"b\"\nsuffixes = [\"b.example\"]\ntls_end = \"2026-02-03\"\n";
+        for name in ["s.toml", "s.conf"] {
+            let rows = parse_rows(p(name), toml.as_bytes()).unwrap();
+            let got: Vec<(String, String)> = rows
+                .into_iter()
+                .map(|r| (r.name, r.tls_end.into_text()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("onprem".into(), "2027-01-01".into()),
+                    ("b".into(), "2026-02-03".into())
+                ]
+            );
+        }
+        let json = r#" [ {"name": "j", "exact": ["j.example"], "tls_end": "2027-01-01"} ]"#;
+        for name in ["s.json", "s.conf"] {
+            let rows = parse_rows(p(name), json.as_bytes()).unwrap();
+            assert_eq!(rows[0].name, "j");
+        }
+        assert!(parse_rows(p("e.json"), b" [ ] ").unwrap().is_empty());
+        let err = parse_rows(p("s.toml"), b"[[service]]\nname = \"x\"\ncolour = 1\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("s.toml (TOML)") && err.contains("colour"),
+            "{err}"
+        );
+        let err = parse_rows(p("s.json"), b"[{\"name\": 1}]").err().unwrap();
+        assert!(err.contains("s.json (JSON)"), "{err}");
+        assert!(parse_rows(p("s.toml"), b"\xff\xfe").is_err());
+    }
 
     #[test]
     fn table_is_well_formed() {
