@@ -25,6 +25,13 @@
 //!   then 1,000,000 spoofed mDNS announcements, each for its own address
 //!   and 4 names of 250 bytes, then the named host's TLS 1.0 flow: its
 //!   event must still carry its DHCP name (`--max-host-names` holds).
+//! - `destinations` (issue 16): 1,000,000 unanswered TLS 1.0 hellos from
+//!   65,536 sources, each to its own storage account and with its own
+//!   cipher pair (so its own JA4), then a real host's answered TLS 1.0 flow
+//!   to `realacct`: the destination table, the fingerprints per host and
+//!   the raw-fingerprint budget (run with `--raw-fingerprints`) hold their
+//!   bounds, the destination metric stays at 500 series per service and
+//!   still names `realacct`, the most recent.
 //!
 //! The script `scripts/floods.sh` runs `tlscensus read` over each with
 //! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
@@ -271,6 +278,39 @@ fn names(dir: &Path, scale: f64) {
     o.frames(conn.frames(0, &data, true));
 }
 
+/// A TLS 1.0 ClientHello with SNI `name` offering the two cipher suites of
+/// `n` (a distinct JA4 per `n` below 2^32, GREASE values aside).
+fn hello_with_ciphers(name: &str, n: u32) -> Vec<u8> {
+    let mut b = 0x0301u16.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0x5a; 32]);
+    b.push(0);
+    b.extend_from_slice(&[0, 4]);
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&[1, 0]);
+    let ext = sni_extension(name);
+    b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    b.extend(ext);
+    record(22, 0x0301, &handshake(1, &b))
+}
+
+fn destinations(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "destinations");
+    for n in 0..scaled(1_000_000, scale) as u32 {
+        let hello = hello_with_ciphers(&format!("a{n:08}.blob.core.windows.net"), n + 0x0001_0001);
+        let client = (host(0x50_0000 + (n & 0xffff)), 1024 + (n >> 16) as u16);
+        o.frame(tcp_frame(client, (SERVER, 443), 1, 0, ACK | PSH, &hello));
+    }
+    let conn = Conn::new(Ipv4Addr::new(192, 0, 2, 77), 52000, SERVER);
+    let data = [
+        (
+            true,
+            client_hello(0x0301, &[sni_extension("realacct.blob.core.windows.net")]),
+        ),
+        (false, server_hello(0x0301, None)),
+    ];
+    o.frames(conn.frames(0, &data, true));
+}
+
 /// Writes one flood into a directory at a scale.
 type Writer = fn(&Path, f64);
 
@@ -289,7 +329,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 9] = [
+    let all: [(&str, Writer); 10] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -299,6 +339,7 @@ fn main() {
         ("dns", dns),
         ("preamble", preamble),
         ("names", names),
+        ("destinations", destinations),
     ];
     let wanted = &args[1..];
     for (name, f) in all {

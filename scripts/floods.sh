@@ -27,7 +27,9 @@ cargo build --release --quiet --bin tlscensus --example floods
 bin=${bin:-target/release/tlscensus}
 dir=${keep:-$(mktemp -d)}
 [ -n "$keep" ] || trap 'rm -rf "$dir"' EXIT
-[ "${#floods[@]}" -gt 0 ] || floods=(versions sources ooo frag_big frag_lone syn dns preamble names)
+[ "${#floods[@]}" -gt 0 ] || floods=(versions sources ooo frag_big frag_lone syn dns preamble names destinations)
+# Options a flood needs to reach its bounds.
+declare -A extra=([destinations]="--raw-fingerprints --services microsoft")
 for f in "${floods[@]}"; do
   [ -s "$dir/$f.pcap" ] || target/release/examples/floods "$dir" --scale "$scale" "$f"
 done
@@ -35,7 +37,7 @@ printf '%-10s %9s %9s %8s %8s  %s\n' flood frames rss_mib secs series "bounds hi
 for f in "${floods[@]}"; do
   prom="$dir/$f.prom"
   rm -f "$prom"
-  log=$(/usr/bin/time -v "$bin" read --all --no-progress --format csv --metrics-file "$prom" "$dir/$f.pcap" 2>&1 >/dev/null) || true
+  log=$(/usr/bin/time -v "$bin" read --all --no-progress ${extra[$f]:-} --format csv --metrics-file "$prom" "$dir/$f.pcap" 2>&1 >/dev/null) || true
   rss=$(awk -F: '/Maximum resident set size/ {printf "%.1f", $2/1024}' <<<"$log")
   secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' <<<"$log")
   if [ -s "$prom" ]; then

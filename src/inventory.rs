@@ -3,11 +3,14 @@
 //! Input: [`HandshakeSummary`] values of inventoried flows. Output: per-host
 //! counts by version and outcome, server names, first/last seen. Invariants: at
 //! most `max_hosts` hosts (a flow of a host beyond that is counted in
-//! `hosts_dropped`); at most [`MAX_NAMES`] server names and
+//! `hosts_dropped`, unless a server answered it and a host no server ever
+//! answered can make room: see [`Unanswered`]); at most [`MAX_NAMES`] server names and
 //! [`MAX_FINGERPRINTS`] client fingerprints per host (the rest are counted).
 //! `entry()` scopes are short and no `Ref` is held across calls.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
@@ -126,11 +129,57 @@ impl HostRecord {
     }
 }
 
+/// Keys a full store may give up: those admitted while none of their flows
+/// was answered, oldest first. A ClientHello needs no TCP handshake, so a
+/// spoofed flood of hello-only sources (or server names) can fill a store;
+/// it must not keep out a host or a destination a server really talked to.
+/// When a store is full and a flow a server answered (negotiated or
+/// rejected) needs room, the oldest key still unanswered is removed
+/// (`remove_if_unanswered` checks and removes under the map's shard lock).
+/// Keys answered since they were queued are skipped when met. The queue
+/// holds one entry per admission still in the store, so the store's bound
+/// bounds it; each eviction pops, so the work is O(1) amortised per
+/// admission. Never call it while holding a `Ref` of the store's map.
+struct Unanswered<K> {
+    queue: Mutex<VecDeque<K>>,
+}
+
+impl<K> Default for Unanswered<K> {
+    fn default() -> Self {
+        Unanswered {
+            queue: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<K> Unanswered<K> {
+    fn admitted(&self, key: K) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(key);
+    }
+
+    /// Removes the oldest key still unanswered; false when none is left.
+    fn evict(&self, mut remove_if_unanswered: impl FnMut(&K) -> bool) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(key) = queue.pop_front() {
+            if remove_if_unanswered(&key) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// What [`Inventory::record`] could not keep of a flow (each a bound hit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recorded {
     /// The inventory is full (`max_hosts`): the flow was only counted.
     pub host_dropped: bool,
+    /// The inventory was full: a host no server ever answered was removed to
+    /// keep this flow's host, whose server answered.
+    pub host_evicted: bool,
     /// The host already had [`MAX_NAMES`] server names.
     pub name_dropped: bool,
     /// The host already had [`MAX_FINGERPRINTS`] fingerprints.
@@ -141,8 +190,9 @@ pub struct Inventory {
     hosts: DashMap<IpAddr, HostRecord, ahash::RandomState>,
     name_hasher: ahash::RandomState,
     max_hosts: usize,
-    /// Hosts held; written only when a host is added (hosts are never removed).
+    /// Hosts held (a host is removed only to make room: [`Unanswered`]).
     count: AtomicUsize,
+    unanswered: Unanswered<IpAddr>,
     pub hosts_dropped: AtomicU64,
     pub flows: AtomicU64,
 }
@@ -154,9 +204,23 @@ impl Inventory {
             name_hasher: ahash::RandomState::new(),
             max_hosts,
             count: AtomicUsize::new(0),
+            unanswered: Unanswered::default(),
             hosts_dropped: AtomicU64::new(0),
             flows: AtomicU64::new(0),
         }
+    }
+
+    /// Removes the oldest host none of whose flows was answered.
+    fn evict_unanswered(&self) -> bool {
+        let removed = self.unanswered.evict(|ip| {
+            self.hosts
+                .remove_if(ip, |_, r| r.unanswered == r.flows)
+                .is_some()
+        });
+        if removed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
     }
 
     /// Hosts held (a counter: `DashMap::len` locks every shard).
@@ -178,14 +242,21 @@ impl Inventory {
         service: Option<Option<usize>>,
     ) -> Recorded {
         self.flows.fetch_add(1, Ordering::Relaxed);
-        if !self.hosts.contains_key(&s.client_ip) && self.len() >= self.max_hosts {
-            self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
-            return Recorded {
-                host_dropped: true,
-                ..Recorded::default()
-            };
-        }
+        let outcome = s.outcome();
         let mut result = Recorded::default();
+        if !self.hosts.contains_key(&s.client_ip) {
+            if self.len() >= self.max_hosts {
+                if outcome == Outcome::Unanswered || !self.evict_unanswered() {
+                    self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
+                    result.host_dropped = true;
+                    return result;
+                }
+                result.host_evicted = true;
+            }
+            if outcome == Outcome::Unanswered {
+                self.unanswered.admitted(s.client_ip);
+            }
+        }
         let mut r = self.hosts.entry(s.client_ip).or_insert_with(|| {
             self.count.fetch_add(1, Ordering::Relaxed);
             HostRecord::default()
@@ -205,7 +276,7 @@ impl Inventory {
         let version = s.effective_version();
         let class = VersionClass::of(version);
         r.by_version[class.index()] += 1;
-        match s.outcome() {
+        match outcome {
             Outcome::Rejected => r.rejected += 1,
             Outcome::Unanswered => r.unanswered += 1,
             Outcome::Negotiated => {}
@@ -289,8 +360,12 @@ impl Inventory {
         record.server_names.truncate(MAX_NAMES);
         record.name_hashes.truncate(MAX_NAMES);
         record.fingerprints.truncate(MAX_FINGERPRINTS);
+        let unanswered = record.unanswered == record.flows;
         if self.hosts.insert(ip, record).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
+            if unanswered {
+                self.unanswered.admitted(ip);
+            }
         }
         true
     }
@@ -313,7 +388,8 @@ impl Inventory {
 }
 
 /// Destinations kept (service, destination pairs); beyond, a flow is only
-/// counted (`bound="destinations"`).
+/// counted (`bound="destinations"`), unless a server answered it and a
+/// destination no server ever answered can make room ([`Unanswered`]).
 pub const MAX_DESTINATIONS: usize = 16_384;
 /// Distinct legacy source hosts listed per destination (the rest counted).
 pub const MAX_DESTINATION_SOURCES: usize = 64;
@@ -324,6 +400,9 @@ pub const MAX_DESTINATION_SOURCES: usize = 64;
 pub struct DestinationRecord {
     pub legacy: u64,
     pub modern: u64,
+    /// Flows a server answered (negotiated or rejected); 0: perhaps only
+    /// spoofed hellos, the first to go when the store is full.
+    pub answered: u64,
     /// Distinct legacy source hosts, first seen first (at most
     /// [`MAX_DESTINATION_SOURCES`]).
     pub legacy_sources: Vec<IpAddr>,
@@ -343,7 +422,10 @@ pub struct Destinations {
     /// By service row (`services::MAX_ROWS`), then `other` last.
     maps: Vec<DashMap<Box<str>, DestinationRecord, ahash::RandomState>>,
     count: AtomicUsize,
+    unanswered: Unanswered<(u16, Box<str>)>,
     pub dropped: AtomicU64,
+    /// Destinations no server answered, removed to make room.
+    pub evicted: AtomicU64,
 }
 
 impl Default for Destinations {
@@ -353,7 +435,9 @@ impl Default for Destinations {
                 .map(|_| DashMap::with_hasher(ahash::RandomState::new()))
                 .collect(),
             count: AtomicUsize::new(0),
+            unanswered: Unanswered::default(),
             dropped: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         }
     }
 }
@@ -380,23 +464,46 @@ impl Destinations {
         }
     }
 
-    /// Adds one target flow to its destination; false when the store is
-    /// full (the flow only counted).
+    /// Removes the oldest destination no server answered.
+    fn evict_unanswered(&self) -> bool {
+        let removed = self.unanswered.evict(|(service, destination)| {
+            self.map(*service)
+                .remove_if(destination, |_, r| r.answered == 0)
+                .is_some()
+        });
+        if removed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Adds one target flow (`answered`: a server answered it) to its
+    /// destination; false when the store is full and the flow was only
+    /// counted, or a destination no server answered was given up for it.
     pub fn record(
         &self,
         service: u16,
         destination: &str,
         src: IpAddr,
         legacy: bool,
+        answered: bool,
         ts: u64,
     ) -> bool {
         let map = self.map(service);
+        let mut kept = true;
         let mut r = match map.get_mut(destination) {
             Some(r) => r,
             None => {
                 if self.len() >= MAX_DESTINATIONS {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return false;
+                    if !answered || !self.evict_unanswered() {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return false;
+                    }
+                    kept = false;
+                }
+                if !answered {
+                    self.unanswered.admitted((service, Box::from(destination)));
                 }
                 map.entry(Box::from(destination)).or_insert_with(|| {
                     self.count.fetch_add(1, Ordering::Relaxed);
@@ -404,10 +511,11 @@ impl Destinations {
                 })
             }
         };
+        r.answered += u64::from(answered);
         r.last_ns = r.last_ns.max(ts);
         if !legacy {
             r.modern += 1;
-            return true;
+            return kept;
         }
         r.legacy += 1;
         if r.first_legacy_ns == 0 || ts < r.first_legacy_ns {
@@ -421,7 +529,7 @@ impl Destinations {
                 r.sources_dropped += 1;
             }
         }
-        true
+        kept
     }
 
     /// Puts back a destination saved in a state file; false when full.
@@ -431,8 +539,12 @@ impl Destinations {
             return false;
         }
         record.legacy_sources.truncate(MAX_DESTINATION_SOURCES);
+        let unanswered = record.answered == 0;
         if map.insert(Box::from(destination), record).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
+            if unanswered {
+                self.unanswered.admitted((service, Box::from(destination)));
+            }
         }
         true
     }
@@ -548,11 +660,11 @@ mod tests {
     fn destinations_readiness() {
         let d = Destinations::default();
         let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
-        d.record(0, "acct", ip(1), false, 5);
-        d.record(0, "acct", ip(1), true, 7);
-        d.record(0, "acct", ip(2), true, 3);
-        d.record(0, "acct", ip(1), true, 9);
-        d.record(6, "srv", ip(3), false, 8);
+        d.record(0, "acct", ip(1), false, true, 5);
+        d.record(0, "acct", ip(1), true, true, 7);
+        d.record(0, "acct", ip(2), true, true, 3);
+        d.record(0, "acct", ip(1), true, true, 9);
+        d.record(6, "srv", ip(3), false, true, 8);
         let snap = d.snapshot();
         assert_eq!(snap[0].0, (0, "acct".to_string()));
         let a = &snap[0].1;
@@ -568,6 +680,7 @@ mod tests {
                 "many",
                 IpAddr::from(std::net::Ipv4Addr::from(n)),
                 true,
+                true,
                 1,
             );
         }
@@ -579,6 +692,62 @@ mod tests {
             .1;
         assert_eq!(many.legacy_sources.len(), MAX_DESTINATION_SOURCES);
         assert_eq!(many.sources_dropped, 5);
+    }
+
+    /// A full inventory gives up hosts no server ever answered (spoofed
+    /// hello-only sources), oldest first, for a host whose server answered;
+    /// never a host a server answered, and never for another unanswered one.
+    #[test]
+    fn full_inventory_gives_up_unanswered_hosts() {
+        let inv = Inventory::new(3);
+        let alert = Some(ServerAnswer::Alert {
+            level: 2,
+            description: 70,
+        });
+        let host = |n: u8| IpAddr::from([10, 0, 0, n]);
+        inv.record(&flow([10, 0, 0, 1], 0x0301, "x", None, 1), true, None);
+        inv.record(&flow([10, 0, 0, 2], 0x0301, "x", alert, 2), true, None);
+        inv.record(&flow([10, 0, 0, 3], 0x0301, "x", None, 3), true, None);
+        // Host 1 is answered later: no longer a candidate.
+        inv.record(&flow([10, 0, 0, 1], 0x0301, "x", alert, 4), true, None);
+        let r = inv.record(&flow([10, 0, 0, 4], 0x0301, "x", None, 5), true, None);
+        assert!(r.host_dropped, "an unanswered flow makes no room");
+        let r = inv.record(&flow([10, 0, 0, 5], 0x0301, "x", alert, 6), true, None);
+        assert!(r.host_evicted && !r.host_dropped);
+        let mut held: Vec<IpAddr> = inv.snapshot().into_iter().map(|(ip, _)| ip).collect();
+        held.sort();
+        assert_eq!(held, [host(1), host(2), host(5)]);
+        let r = inv.record(&flow([10, 0, 0, 6], 0x0301, "x", alert, 7), true, None);
+        assert!(r.host_dropped, "no unanswered host is left to give up");
+        assert_eq!(inv.len(), 3);
+    }
+
+    #[test]
+    fn full_destinations_give_up_unanswered_ones() {
+        let d = Destinations::default();
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        assert!(d.record(0, "real", ip, true, true, 1));
+        for n in 1..MAX_DESTINATIONS {
+            assert!(d.record(0, &format!("spoof{n}"), ip, true, false, 2));
+        }
+        // Answered later: kept.
+        assert!(d.record(0, "spoof1", ip, true, true, 3));
+        assert!(!d.record(3, "spoof-more", ip, true, false, 4));
+        assert_eq!(d.dropped.load(Ordering::Relaxed), 1);
+        assert!(
+            !d.record(3, "late-real", ip, true, true, 5),
+            "kept, by giving one up"
+        );
+        assert_eq!(d.evicted.load(Ordering::Relaxed), 1);
+        assert_eq!(d.len(), MAX_DESTINATIONS);
+        let names: Vec<String> = d.snapshot().into_iter().map(|((_, n), _)| n).collect();
+        for kept in ["real", "spoof1", "late-real", "spoof3"] {
+            assert!(names.iter().any(|n| n == kept), "{kept}");
+        }
+        assert!(
+            !names.iter().any(|n| n == "spoof2"),
+            "the oldest unanswered goes first"
+        );
     }
 
     #[test]

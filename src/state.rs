@@ -70,6 +70,10 @@ struct DestinationState {
     destination: String,
     legacy: u64,
     modern: u64,
+    /// Flows a server answered (absent in files of earlier builds: taken
+    /// as all, since a destination worth saving was real).
+    #[serde(default)]
+    answered: Option<u64>,
     legacy_sources: Vec<IpAddr>,
     sources_dropped: u64,
     first_legacy_ns: u64,
@@ -126,6 +130,7 @@ pub fn render(inventory: &Inventory, destinations: &Destinations) -> String {
             destination,
             legacy: r.legacy,
             modern: r.modern,
+            answered: Some(r.answered),
             legacy_sources: r.legacy_sources,
             sources_dropped: r.sources_dropped,
             first_legacy_ns: r.first_legacy_ns,
@@ -221,6 +226,7 @@ pub fn load(path: &Path, inventory: &Inventory, destinations: &Destinations) -> 
         let record = DestinationRecord {
             legacy: d.legacy,
             modern: d.modern,
+            answered: d.answered.unwrap_or(d.legacy + d.modern),
             legacy_sources: d.legacy_sources,
             sources_dropped: d.sources_dropped,
             first_legacy_ns: d.first_legacy_ns,
@@ -294,7 +300,7 @@ mod tests {
             names: 1,
         });
         assert!(inv.restore(ip, r.clone(), vec!["acct.blob.core.windows.net".into()]));
-        dest.record(0, "acct", ip, true, 7);
+        dest.record(0, "acct", ip, true, true, 7);
         let text = render(&inv, &dest);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");

@@ -48,7 +48,7 @@ fn exported() -> BTreeSet<String> {
     // A service's flows and end day, a destination with a legacy flow.
     let _services = tlscensus::metrics::ServiceFlows::new(&m, &[0]).unwrap();
     let destinations = std::sync::Arc::new(tlscensus::inventory::Destinations::default());
-    destinations.record(0, "acct", ip, true, 1);
+    destinations.record(0, "acct", ip, true, true, 1);
     m.register_destinations(destinations).unwrap();
     m.legacy_flow(
         "10.0.0.1".parse().unwrap(),

@@ -214,7 +214,7 @@ fn report(
         let r = shared
             .inventory
             .record(&s, legacy, service.as_ref().map(|(svc, _)| *svc));
-        m.bound(Bound::Hosts, u64::from(r.host_dropped));
+        m.bound(Bound::Hosts, u64::from(r.host_dropped || r.host_evicted));
         m.bound(Bound::ServerNames, u64::from(r.name_dropped));
         m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
         if legacy {
@@ -229,9 +229,14 @@ fn report(
             .as_ref()
             .map(|(svc, dest)| (svc.map_or(u16::MAX, |i| i as u16), dest.as_ref()));
         if let Some((svc, dest)) = service_key
-            && !shared
-                .destinations
-                .record(svc, dest, s.client_ip, legacy, s.ts_ns)
+            && !shared.destinations.record(
+                svc,
+                dest,
+                s.client_ip,
+                legacy,
+                outcome != crate::tls::Outcome::Unanswered,
+                s.ts_ns,
+            )
         {
             m.bound(Bound::Destinations, 1);
         }
