@@ -607,3 +607,71 @@ fn regression_12_answered_sources_win_over_spoofed() {
         r#"tlscensus_legacy_flows_total{outcome="unanswered",source="other",version="TLSv1.0"} 13"#,
     );
 }
+
+/// Issue 16: spoofed hello-only flows to 20,000 made-up storage accounts
+/// fill the destination table (16,384), then a real client's answered
+/// TLS 1.0 flow to `realacct` must still be listed, and a real host beyond
+/// `--max-hosts` still inventoried; what was given up is counted.
+#[test]
+fn spoofed_names_cannot_keep_real_destinations_out() {
+    let mut frames = Vec::new();
+    let mut ts = 1_700_000_000_000_000_000u64;
+    for n in 0..20_000u32 {
+        let hello = client_hello(
+            0x0301,
+            &[sni_extension(&format!("s{n}.blob.core.windows.net"))],
+        );
+        ts += 1_000;
+        frames.push(Frame {
+            ts_ns: ts,
+            data: tcp_frame((client(n), 40000), (SERVER, 443), 1, 0, ACK | PSH, &hello),
+        });
+    }
+    let conn = Conn::new(Ipv4Addr::new(192, 0, 2, 77), 52000, SERVER);
+    let data = [
+        (
+            true,
+            client_hello(0x0301, &[sni_extension("realacct.blob.core.windows.net")]),
+        ),
+        (false, server_hello(0x0301, None)),
+    ];
+    frames.extend(conn.frames(ts + 1_000_000, &data, true));
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "c.pcap", &frames);
+    let prom = dir.path().join("m.prom");
+    let out = tlscensus(&[
+        "read",
+        "--max-hosts",
+        "1000",
+        "--by",
+        "destination",
+        "--format",
+        "json",
+        "--metrics-file",
+        prom.to_str().unwrap(),
+        &p,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = doc["destinations"].as_array().unwrap();
+    assert_eq!(rows.len(), 16_384);
+    let real = rows
+        .iter()
+        .find(|d| d["destination"] == "realacct")
+        .expect("realacct listed");
+    assert_eq!(real["legacy_hosts"], json!(["192.0.2.77"]));
+    let m = std::fs::read_to_string(&prom).unwrap();
+    has(
+        &m,
+        "tlscensus_bound_hits_total{bound=\"destinations\"} 3617",
+    );
+    has(&m, "tlscensus_bound_hits_total{bound=\"hosts\"} 19001");
+    let out = tlscensus(&["read", "--max-hosts", "1000", "--format", "json", &p]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1000);
+    assert!(
+        hosts.iter().any(|h| h["host"] == "192.0.2.77"),
+        "the real host kept"
+    );
+}
