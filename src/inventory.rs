@@ -403,8 +403,9 @@ pub struct DestinationRecord {
     /// Flows a server answered (negotiated or rejected); 0: perhaps only
     /// spoofed hellos, the first to go when the store is full.
     pub answered: u64,
-    /// Distinct legacy source hosts, first seen first (at most
-    /// [`MAX_DESTINATION_SOURCES`]).
+    /// Distinct legacy source hosts, sorted by address (at most
+    /// [`MAX_DESTINATION_SOURCES`]: the first seen; a binary search per
+    /// flow finds a known one).
     pub legacy_sources: Vec<IpAddr>,
     pub sources_dropped: u64,
     /// Capture times of the first and last legacy flow (0: none).
@@ -522,9 +523,9 @@ impl Destinations {
             r.first_legacy_ns = ts;
         }
         r.last_legacy_ns = r.last_legacy_ns.max(ts);
-        if !r.legacy_sources.contains(&src) {
+        if let Err(at) = r.legacy_sources.binary_search(&src) {
             if r.legacy_sources.len() < MAX_DESTINATION_SOURCES {
-                r.legacy_sources.push(src);
+                r.legacy_sources.insert(at, src);
             } else {
                 r.sources_dropped += 1;
             }
@@ -539,6 +540,8 @@ impl Destinations {
             return false;
         }
         record.legacy_sources.truncate(MAX_DESTINATION_SOURCES);
+        record.legacy_sources.sort_unstable();
+        record.legacy_sources.dedup();
         let unanswered = record.answered == 0;
         if map.insert(Box::from(destination), record).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);

@@ -259,6 +259,7 @@ pub struct Metrics {
     pub certificates: IntCounterVec,
     pub anomalies: IntCounterVec,
     pub cut_handshakes: IntCounter,
+    pub hellos_not_fingerprinted: IntCounter,
     pub relayed_flows: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
@@ -585,6 +586,11 @@ impl Metrics {
                 &r,
                 "tlscensus_cut_handshakes_total",
                 "Handshake directions whose start the capture cut (snap length): reported with what their first bytes show, marked incomplete.",
+            )?,
+            hellos_not_fingerprinted: counter(
+                &r,
+                "tlscensus_client_hellos_not_fingerprinted_total",
+                "ClientHellos whose JA4 was not computed: their server name leads to no target, so the flow is not inventoried (every hello is fingerprinted with --all).",
             )?,
             relayed_flows,
             build_info: gauge_vec(

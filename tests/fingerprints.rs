@@ -233,3 +233,45 @@ fn raw_fingerprints_on_request() {
             .all(|e| e.get("ja4_r").is_none() && e.get("ja3").is_none())
     );
 }
+
+/// A hello is fingerprinted only when its flow can be inventoried: a server
+/// name that is no target and no alias of one (and no `--all`) skips the
+/// JA4, counted; targets, CNAME aliases of targets and `--all` flows all
+/// carry theirs.
+#[test]
+fn only_inventoried_hellos_fingerprinted() {
+    // (skipped, flows, target flows)
+    let counts = |extra: &[&str]| {
+        let m = metrics_after_read(&["services.pcap"], extra);
+        let sum = |family: &str| -> f64 {
+            m.lines()
+                .filter(|l| l.starts_with(family) && !l.starts_with('#'))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        (
+            value(&m, "tlscensus_client_hellos_not_fingerprinted_total").unwrap(),
+            sum("tlscensus_flows_total{"),
+            sum("tlscensus_target_flows_total{"),
+        )
+    };
+    // services.pcap: 13 flows, 4 of them Blob Storage (the default target).
+    assert_eq!(counts(&[]), (9.0, 13.0, 4.0));
+    let (skipped, flows, targets) = counts(&["--services", "storage"]);
+    assert!(
+        targets > 4.0 && skipped == flows - targets,
+        "{skipped} {flows} {targets}"
+    );
+    assert_eq!(counts(&["--all"]).0, 0.0);
+    for (file, extra) in [
+        ("services.pcap", &[][..]),
+        ("services.pcap", &["--all"][..]),
+        ("dns-cname-custom-domain.pcap", &[][..]),
+    ] {
+        let evs = events(&[capture(file).as_path()], extra);
+        assert!(!evs.is_empty(), "{file}");
+        for e in &evs {
+            assert!(e["ja4"].is_string(), "{file} {extra:?}: {e}");
+        }
+    }
+}

@@ -63,9 +63,18 @@ pub(super) fn spawn(
         Arc::new(move |server, sni, t| shared.config.matcher().dns_at_hello(&dns, server, sni, t))
     };
     let limits = shared.config.table;
-    let sessions = TlsCtx::new(limits.stream.max_bytes)
+    let mut sessions = TlsCtx::new(limits.stream.max_bytes)
         .with_dns_lookup(lookup)
         .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
+    if !shared.config.all {
+        // A hello whose name is no target and no alias of one (as far as
+        // passive DNS knows, at any time) leads to no inventoried flow.
+        let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
+        sessions.fingerprints =
+            std::mem::take(&mut sessions.fingerprints).only_for(Arc::new(move |sni| {
+                shared.config.matcher().names.matches(sni) || dns.may_alias(sni)
+            }));
+    }
     let table = FlowTable::new(limits, sessions).with_settled(settled);
     let worker = Worker {
         id,
@@ -98,6 +107,7 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
     let counting = id == 0;
     let mut out: Vec<HandshakeSummary> = Vec::new();
     let mut counters = FlowCounters::default();
+    let mut classifier = services::Classifier::new(&shared.config.services);
     let mut tracked = 0i64;
     let wall_clock = shared.config.wall_clock;
     loop {
@@ -107,7 +117,14 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
                 // A quiet link: idle flows still time out on the wall clock.
                 if wall_clock {
                     table.tick(wall_clock_ns(), &mut out);
-                    report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
+                    report(
+                        &shared,
+                        &dns,
+                        events.as_ref(),
+                        &mut counters,
+                        &mut classifier,
+                        &mut out,
+                    );
                     flush_table_stats(&shared, &mut table, &mut tracked);
                 }
                 continue;
@@ -141,13 +158,27 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
         if wall_clock {
             table.tick(wall_clock_ns(), &mut out);
         }
-        report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
+        report(
+            &shared,
+            &dns,
+            events.as_ref(),
+            &mut counters,
+            &mut classifier,
+            &mut out,
+        );
         flush_table_stats(&shared, &mut table, &mut tracked);
         batch.clear();
         let _ = recycle.try_send(batch);
     }
     table.drain(&mut out);
-    report(&shared, &dns, events.as_ref(), &mut counters, &mut out);
+    report(
+        &shared,
+        &dns,
+        events.as_ref(),
+        &mut counters,
+        &mut classifier,
+        &mut out,
+    );
     flush_table_stats(&shared, &mut table, &mut tracked);
 }
 
@@ -163,6 +194,7 @@ fn report(
     dns: &PassiveDns,
     events: Option<&EventSink>,
     counters: &mut FlowCounters,
+    classifier: &mut services::Classifier,
     out: &mut Vec<HandshakeSummary>,
 ) {
     let cfg = &shared.config;
@@ -178,7 +210,7 @@ fn report(
         // proxy's flow reaches the service).
         let service = matched.as_ref().map(|(how, name)| {
             m.by.target_flows[*how as usize].inc();
-            services::classify(&cfg.services, name.as_deref(), s.server_ip)
+            classifier.classify(name.as_deref(), s.server_ip)
         });
         if s.version_not_offered() {
             m.anomaly(Anomaly::VersionNotOffered, 1);
@@ -261,10 +293,13 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.bound(Bound::StreamBytes, s.stream_cap_hits);
     m.bound(Bound::OooSegments, s.pending_full);
     m.bound(Bound::BufferBudget, s.buffer_budget_hits);
+    let fingerprints = &mut table.ctx_mut().fingerprints;
     m.bound(
         Bound::RawFingerprints,
-        std::mem::take(&mut table.ctx_mut().fingerprints.raw_dropped),
+        std::mem::take(&mut fingerprints.raw_dropped),
     );
+    m.hellos_not_fingerprinted
+        .inc_by(std::mem::take(&mut fingerprints.skipped));
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
     m.cut_handshakes.inc_by(tls.cut_handshakes);

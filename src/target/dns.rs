@@ -324,6 +324,11 @@ impl PassiveDns {
         self.len() == 0
     }
 
+    /// Whether `name` is held as an alias of a target, at any time.
+    pub fn may_alias(&self, name: &str) -> bool {
+        !self.is_empty() && self.names.contains_key(name_key(name).as_ref())
+    }
+
     /// The target name `name` is an alias of, at capture time `t`.
     pub fn alias_of(&self, name: &str, t: u64) -> Option<Arc<str>> {
         let key = name_key(name);

@@ -529,6 +529,63 @@ fn lower(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Server names a [`Classifier`] remembers before it starts over.
+pub const CLASSIFIER_CAP: usize = 4096;
+
+/// One worker's memo of [`classify`] for server names: a census meets the
+/// same few accounts again and again, and a lookup costs a hash of the name
+/// where classifying walks every chosen row's suffixes. Owned by one
+/// worker; at [`CLASSIFIER_CAP`] names it is emptied (a cache: nothing is
+/// lost, the next flows classify again).
+pub struct Classifier {
+    chosen: Vec<usize>,
+    names: NameMemo<String>,
+    /// Flows without a name: their destination is the server address.
+    addrs: NameMemo<std::net::IpAddr>,
+}
+
+type NameMemo<K> = hashbrown::HashMap<K, (Option<usize>, Box<str>), ahash::RandomState>;
+
+impl Classifier {
+    pub fn new(chosen: &[usize]) -> Self {
+        Classifier {
+            chosen: chosen.to_vec(),
+            names: NameMemo::default(),
+            addrs: NameMemo::default(),
+        }
+    }
+
+    /// [`classify`] with this worker's chosen services.
+    pub fn classify(
+        &mut self,
+        name: Option<&str>,
+        server: std::net::IpAddr,
+    ) -> (Option<usize>, Cow<'_, str>) {
+        let chosen = &self.chosen;
+        let (service, destination) = match name {
+            Some(name) => {
+                if self.names.len() >= CLASSIFIER_CAP {
+                    self.names.clear();
+                }
+                self.names.entry_ref(name).or_insert_with(|| {
+                    let (service, destination) = classify(chosen, Some(name), server);
+                    (service, destination.into_owned().into())
+                })
+            }
+            None => {
+                if self.addrs.len() >= CLASSIFIER_CAP {
+                    self.addrs.clear();
+                }
+                self.addrs.entry(server).or_insert_with(|| {
+                    let (service, destination) = classify(chosen, None, server);
+                    (service, destination.into_owned().into())
+                })
+            }
+        };
+        (*service, Cow::Borrowed(destination))
+    }
+}
+
 /// A target flow's service (`None`: a `--target` pattern no chosen row
 /// covers, labelled `other`) and destination, from how it matched: the
 /// target name it led to, or for a `cidr` match the server address (and the
@@ -613,6 +670,39 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classifier_remembers_what_classify_says() {
+        let chosen = select("microsoft").unwrap();
+        let mut c = Classifier::new(&chosen);
+        let server = std::net::IpAddr::from([192, 0, 2, 1]);
+        let names = [
+            "Acct.blob.core.windows.net",
+            "acct.blob.core.windows.net.",
+            "*.blob.core.windows.net",
+            "blob.core.windows.net",
+            "srv.database.windows.net",
+            "login.microsoftonline.com",
+            "example.org",
+        ];
+        for round in 0..3 {
+            for n in names {
+                let want = classify(&chosen, Some(n), server);
+                assert_eq!(c.classify(Some(n), server), want, "{n} round {round}");
+            }
+        }
+        for i in 0..CLASSIFIER_CAP + 10 {
+            let n = format!("a{i}.queue.core.windows.net");
+            assert_eq!(
+                c.classify(Some(&n), server),
+                classify(&chosen, Some(&n), server)
+            );
+        }
+        assert!(c.names.len() <= CLASSIFIER_CAP);
+        let other = std::net::IpAddr::from([192, 0, 2, 2]);
+        assert_eq!(c.classify(None, other), classify(&chosen, None, other));
+        assert_eq!(c.classify(None, server), classify(&chosen, None, server));
+    }
 
     #[test]
     fn services_files_in_json_and_toml() {

@@ -162,14 +162,6 @@ fn parse_client_hello(
 ) -> Result<ClientFacts, TlsError> {
     let (_, hello) = tls_parser::parse_tls_handshake_client_hello(body)
         .map_err(|_| TlsError::Malformed(Malformed::ClientHello))?;
-    let (fingerprint, raw_fingerprint) = match fingerprints {
-        Some(f) => {
-            let ciphers = hello.ciphers.iter().map(|c| c.0);
-            let (fp, raw) = f.fingerprint(hello.version.0, ciphers, hello.ext.unwrap_or(&[]));
-            (Some(fp), raw)
-        }
-        None => (None, None),
-    };
     let mut facts = ClientFacts {
         hello_version: Version(hello.version.0),
         supported_versions: None,
@@ -177,8 +169,8 @@ fn parse_client_hello(
         sslv2_format: false,
         duplicate_extension: false,
         cut: false,
-        fingerprint,
-        raw_fingerprint,
+        fingerprint: None,
+        raw_fingerprint: None,
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     let mut exts = hello.ext.unwrap_or(&[]);
@@ -209,7 +201,12 @@ fn parse_client_hello(
             Ok((_, TlsExtension::SNI(names))) => {
                 if let Some((_, name)) = names.iter().find(|(t, _)| t.0 == 0) {
                     let name = &name[..name.len().min(MAX_SNI_LEN)];
-                    facts.sni = Some(String::from_utf8_lossy(name).into_owned());
+                    // Valid UTF-8 (nearly always ASCII) is checked by the
+                    // fast path; only a broken name pays for the lossy walk.
+                    facts.sni = Some(match std::str::from_utf8(name) {
+                        Ok(text) => text.to_owned(),
+                        Err(_) => String::from_utf8_lossy(name).into_owned(),
+                    });
                 }
             }
             Ok((_, TlsExtension::SupportedVersions(list))) => {
@@ -217,6 +214,14 @@ fn parse_client_hello(
             }
             _ => {}
         }
+    }
+    if let Some(f) = fingerprints
+        && f.wants(facts.sni.as_deref())
+    {
+        let ciphers = hello.ciphers.iter().map(|c| c.0);
+        let (fp, raw) = f.fingerprint(hello.version.0, ciphers, hello.ext.unwrap_or(&[]));
+        facts.fingerprint = Some(fp);
+        facts.raw_fingerprint = raw;
     }
     Ok(facts)
 }

@@ -245,7 +245,15 @@ pub struct Fingerprinter {
     raw_budget: Option<Arc<AtomicUsize>>,
     /// Hellos whose raw strings did not fit the budget (taken by the counters).
     pub raw_dropped: u64,
+    /// Which server names' hellos are fingerprinted (`None`: every hello's).
+    wanted: Option<NameFilter>,
+    /// Hellos not fingerprinted: their server name can lead to no target.
+    pub skipped: u64,
 }
+
+/// Whether a ClientHello naming this server can lead to a flow that is
+/// inventoried (a target, or `--all`): a census fingerprints those only.
+pub type NameFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Default for Fingerprinter {
     fn default() -> Self {
@@ -264,6 +272,8 @@ impl Default for Fingerprinter {
             computed: 0,
             raw_budget: None,
             raw_dropped: 0,
+            wanted: None,
+            skipped: 0,
         }
     }
 }
@@ -290,6 +300,24 @@ impl Fingerprinter {
             raw_budget: Some(Arc::new(AtomicUsize::new(budget))),
             ..Fingerprinter::default()
         }
+    }
+
+    /// Fingerprints only hellos without a server name or with one `wanted`
+    /// accepts (a flow whose name leads to no target is never inventoried:
+    /// its JA4 would be computed for nothing).
+    pub fn only_for(mut self, wanted: NameFilter) -> Self {
+        self.wanted = Some(wanted);
+        self
+    }
+
+    /// Whether a hello naming `sni` is to be fingerprinted (counts a skip).
+    pub fn wants(&mut self, sni: Option<&str>) -> bool {
+        let wanted = match (&self.wanted, sni) {
+            (Some(f), Some(name)) => f(name),
+            _ => true,
+        };
+        self.skipped += u64::from(!wanted);
+        wanted
     }
 
     /// The fingerprints of a ClientHello: its version field, cipher suites
