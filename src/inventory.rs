@@ -100,10 +100,16 @@ pub struct HostRecord {
 impl HostRecord {
     /// Names of the services of a bit set of [`HostRecord::services`].
     pub fn service_names(bits: u64) -> Vec<&'static str> {
-        (0..64)
-            .filter(|b| bits & (1 << b) != 0)
-            .map(|b| crate::target::services::label((b != 63).then_some(b as usize)))
-            .collect()
+        let mut out = Vec::with_capacity(bits.count_ones() as usize);
+        let mut rest = bits;
+        while rest != 0 {
+            let b = rest.trailing_zeros();
+            rest &= rest - 1;
+            out.push(crate::target::services::label(
+                (b != 63).then_some(b as usize),
+            ));
+        }
+        out
     }
 
     /// Names of the legacy versions seen, in version order.
@@ -372,18 +378,35 @@ impl Inventory {
 
     /// A sorted copy: hosts with legacy flows first (most first), then by flows, then address.
     pub fn snapshot(&self) -> Vec<(IpAddr, HostRecord)> {
-        let mut v: Vec<(IpAddr, HostRecord)> = self
+        let v: Vec<(IpAddr, HostRecord)> = self
             .hosts
             .iter()
             .map(|e| (*e.key(), e.value().clone()))
             .collect();
-        v.sort_by(|a, b| {
-            b.1.legacy
-                .cmp(&a.1.legacy)
-                .then(b.1.flows.cmp(&a.1.flows))
-                .then(a.0.cmp(&b.0))
-        });
-        v
+        // Sort small keys, not the records (a few hundred bytes each).
+        let mut order: Vec<(
+            std::cmp::Reverse<u64>,
+            std::cmp::Reverse<u64>,
+            IpAddr,
+            usize,
+        )> = v
+            .iter()
+            .enumerate()
+            .map(|(i, (ip, r))| {
+                (
+                    std::cmp::Reverse(r.legacy),
+                    std::cmp::Reverse(r.flows),
+                    *ip,
+                    i,
+                )
+            })
+            .collect();
+        order.sort_unstable();
+        let mut slots: Vec<Option<(IpAddr, HostRecord)>> = v.into_iter().map(Some).collect();
+        order
+            .iter()
+            .filter_map(|&(_, _, _, i)| slots.get_mut(i).and_then(Option::take))
+            .collect()
     }
 }
 

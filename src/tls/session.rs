@@ -593,15 +593,18 @@ impl TlsSession {
         let mut client = None;
         let mut answer = None;
         let mut client_dir = None;
-        for (i, st) in self.status.iter().enumerate() {
+        // The flow ends here (settled or finished): its facts move out.
+        for (i, st) in self.status.iter_mut().enumerate() {
             let dir = if i == 0 {
                 Direction::LoToHi
             } else {
                 Direction::HiToLo
             };
             match st {
-                DirStatus::Hello(f) => {
-                    client = Some(f.clone());
+                DirStatus::Hello(_) => {
+                    if let DirStatus::Hello(f) = std::mem::replace(st, DirStatus::Empty) {
+                        client = Some(f);
+                    }
                     client_dir = Some(dir);
                 }
                 DirStatus::Answer(ans) => {
