@@ -1740,3 +1740,149 @@ fn wait_destinations(sensor: &Sensor, n: usize) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// The service alerts fire on a real Prometheus scraping a live sensor:
+/// services.pcap replayed now makes legacy flows to services whose day has
+/// passed (Storage, SQL, Key Vault...: `TLSCensusServiceAlreadyBroken`) and
+/// to App Service, whose day a services file moves to 10 days from now
+/// (`TLSCensusServiceBreaksSoon`); a destination restored from the state
+/// file whose last legacy flow is 40 days old is `TLSCensusSafeToEnforce`,
+/// while the replayed legacy destinations are not.
+#[test]
+fn live_service_alerts_against_prometheus() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let soon = Command::new("date")
+        .args(["-u", "-d", "+10 days", "+%F"])
+        .output()
+        .unwrap();
+    let soon = String::from_utf8(soon.stdout).unwrap().trim().to_string();
+    let services = net.path("services.toml");
+    std::fs::write(
+        &services,
+        format!(
+            "[[service]]\nname = \"appservice\"\nsuffixes = [\"azurewebsites.net\"]\ntls_end = {soon}\nsource = \"test: 10 days from now\"\n"
+        ),
+    )
+    .unwrap();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let day = 86_400_000_000_000u64;
+    let state = net.path("state.json");
+    std::fs::write(
+        &state,
+        serde_json::json!({
+            "version": 1,
+            "written_unix": now_ns / 1_000_000_000,
+            "hosts": [],
+            "destinations": [{
+                "service": "storage-blob",
+                "destination": "oldacct",
+                "legacy": 3,
+                "modern": 0,
+                "answered": 3,
+                "legacy_sources": ["192.0.2.99"],
+                "sources_dropped": 0,
+                "first_legacy_ns": now_ns - 50 * day,
+                "last_legacy_ns": now_ns - 40 * day,
+                "last_ns": now_ns - 40 * day
+            }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "root",
+        "--services",
+        "microsoft",
+        "--services-file",
+        services.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let rules_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/tlscensus.rules.yml"),
+    )
+    .unwrap()
+    .replace("interval: 1m", "interval: 1s");
+    let rules = net.path("tlscensus.rules.yml");
+    std::fs::write(&rules, &rules_text).unwrap();
+    let port = 19094;
+    start_prometheus(&mut net, &sensor, port, Some(&rules));
+    // Let Prometheus see the counters at zero first, so increase() counts the replay.
+    sensor.wait_for("the restored destination", |m| {
+        !m.family("tlscensus_destination_legacy_last_seen_timestamp_seconds")
+            .is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let pcap = captures().join("services.pcap");
+    let frames = replay(&net, std::slice::from_ref(&pcap), &["--pps", "100"]);
+    sensor.wait_for("the replay", |m| m.get("tlscensus_packets_total") >= frames);
+
+    let firing = |alerts: &serde_json::Value, name: &str, label: &str, value: &str| {
+        alerts["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["labels"]["alertname"] == name
+                    && x["labels"][label] == value
+                    && x["state"] == "firing"
+            })
+        })
+    };
+    let wanted = [
+        ("TLSCensusServiceAlreadyBroken", "service", "storage-blob"),
+        ("TLSCensusServiceAlreadyBroken", "service", "sql"),
+        ("TLSCensusServiceAlreadyBroken", "service", "keyvault"),
+        ("TLSCensusServiceBreaksSoon", "service", "appservice"),
+        ("TLSCensusSafeToEnforce", "destination", "oldacct"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let alerts = loop {
+        let alerts = prom_api(&net, port, "/api/v1/alerts", None);
+        if wanted.iter().all(|(n, l, v)| firing(&alerts, n, l, v)) {
+            break alerts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alerts never fired: {alerts}\n{}",
+            std::fs::read_to_string(net.path("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let any = |name: &str, label: &str, value: &str| {
+        alerts["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["labels"]["alertname"] == name && x["labels"][label] == value)
+        })
+    };
+    // Each service in the one alert its day says; recent destinations are not safe.
+    assert!(
+        !any("TLSCensusServiceBreaksSoon", "service", "storage-blob"),
+        "{alerts}"
+    );
+    assert!(
+        !any("TLSCensusServiceAlreadyBroken", "service", "appservice"),
+        "{alerts}"
+    );
+    for busy in ["legacyacct", "srv1", "app1"] {
+        assert!(
+            !any("TLSCensusSafeToEnforce", "destination", busy),
+            "{alerts}"
+        );
+    }
+    // Modern-only services raise nothing.
+    for quiet in ["cosmosdb", "servicebus", "entra"] {
+        assert!(
+            !any("TLSCensusServiceAlreadyBroken", "service", quiet),
+            "{alerts}"
+        );
+    }
+    drop(sensor);
+}
