@@ -28,6 +28,10 @@ pub struct Config {
     /// Server addresses that are targets when a flow has no SNI
     /// (--target-cidr and the service tags).
     pub prefixes: Arc<PrefixSet>,
+    /// The Service Tag prefixes of each chosen service whose tag family no
+    /// other chosen service shares: they name the service of a flow matched
+    /// by address (`services::Classifier`).
+    pub service_prefixes: Arc<Vec<(usize, PrefixSet)>>,
     /// Proxies (--proxy): their outbound flows are relayed.
     pub proxies: Arc<PrefixSet>,
     pub max_dns_entries: usize,
@@ -165,11 +169,15 @@ impl Config {
         for c in &a.target_cidrs {
             cidrs.push(prefixes::parse_cidr(c).map_err(|e| bad(format!("--target-cidr {e}")))?);
         }
+        let mut service_prefixes = Vec::new();
         match &a.azure_service_tags {
-            Some(path) => cidrs.extend(
-                prefixes::service_tag_prefixes(path, &a.service_tags, &tag_families(&services))
-                    .map_err(|e| bad(format!("--azure-service-tags {e}")))?,
-            ),
+            Some(path) => {
+                let families = tag_families(&services);
+                let tagged = prefixes::tagged_prefixes(path, &a.service_tags, &families)
+                    .map_err(|e| bad(format!("--azure-service-tags {e}")))?;
+                cidrs.extend(tagged.iter().map(|(_, p)| *p));
+                service_prefixes = prefixes_by_service(&services, &families, &tagged);
+            }
             None if !a.service_tags.is_empty() => {
                 return Err(bad(
                     "--service-tag needs --azure-service-tags FILE (Microsoft's Service Tags JSON)"
@@ -197,6 +205,7 @@ impl Config {
             targets,
             services,
             prefixes: Arc::new(PrefixSet::from_prefixes(cidrs)),
+            service_prefixes: Arc::new(service_prefixes),
             proxies: Arc::new(PrefixSet::from_prefixes(proxies)),
             max_dns_entries: a.max_dns_entries,
             dns_grace_secs: a.dns_grace,
@@ -236,6 +245,40 @@ fn tag_families(chosen: &[usize]) -> Vec<&'static str> {
     }
     if out.is_empty() {
         out.push("Storage");
+    }
+    out
+}
+
+/// Each chosen service's Service Tag prefixes, for the families (`Sql`,
+/// `AzureKeyVault`...) only that service has: the `Storage` tags, shared by
+/// every Storage row, name a service only when one Storage row is chosen.
+fn prefixes_by_service(
+    chosen: &[usize],
+    families: &[&str],
+    tagged: &[(Option<usize>, (std::net::IpAddr, u8))],
+) -> Vec<(usize, PrefixSet)> {
+    let owner = |family: usize| {
+        let mut owners = chosen.iter().filter(|&&i| {
+            services::table()[i]
+                .service_tags
+                .contains(&families[family])
+        });
+        match (owners.next(), owners.next()) {
+            (Some(&i), None) => Some(i),
+            _ => None,
+        }
+    };
+    let owners: Vec<Option<usize>> = (0..families.len()).map(owner).collect();
+    let mut out = Vec::new();
+    for &svc in chosen {
+        let mine = tagged
+            .iter()
+            .filter(|(f, _)| f.and_then(|f| owners[f]) == Some(svc))
+            .map(|(_, p)| *p);
+        let set = PrefixSet::from_prefixes(mine);
+        if !set.is_empty() {
+            out.push((svc, set));
+        }
     }
     out
 }

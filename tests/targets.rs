@@ -409,3 +409,46 @@ fn server_certificate_bound_and_counters() {
         json!("certificate")
     );
 }
+
+/// A flow matched by a Service Tag prefix is named for the service whose
+/// tag holds its server, when one chosen service owns that tag's family
+/// (`Sql` is SQL's alone; `Storage` is every Storage row's, so with several
+/// Storage rows chosen the flow's service is `other`).
+#[test]
+fn service_tags_name_the_service_of_flows_without_sni() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql_tags = dir.path().join("sql.json");
+    std::fs::write(
+        &sql_tags,
+        r#"{"values": [
+          {"name": "Sql.WestEurope", "properties": {"addressPrefixes": ["192.0.2.0/30"]}},
+          {"name": "AzureKeyVault", "properties": {"addressPrefixes": ["198.51.100.0/24"]}},
+          {"name": "Storage", "properties": {"addressPrefixes": ["20.60.0.0/16"]}}]}"#,
+    )
+    .unwrap();
+    let storage_tags = dir.path().join("storage.json");
+    std::fs::write(&storage_tags, TAGS).unwrap();
+    let nosni = "openssl-tls10-nosni.pcap";
+    let service = |tags: &std::path::Path, services: &str| {
+        let e = only(
+            nosni,
+            &[
+                "--azure-service-tags",
+                tags.to_str().unwrap(),
+                "--services",
+                services,
+            ],
+        );
+        assert_eq!(e["match"], json!("cidr"), "{e}");
+        e["service"].clone()
+    };
+    assert_eq!(
+        service(&sql_tags, "sql,keyvault,storage-blob"),
+        json!("sql")
+    );
+    assert_eq!(
+        service(&storage_tags, "storage-blob,sql"),
+        json!("storage-blob")
+    );
+    assert_eq!(service(&storage_tags, "storage"), json!("other"));
+}

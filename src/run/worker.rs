@@ -107,7 +107,10 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
     let counting = id == 0;
     let mut out: Vec<HandshakeSummary> = Vec::new();
     let mut counters = FlowCounters::default();
-    let mut classifier = services::Classifier::new(&shared.config.services);
+    let mut classifier = services::Classifier::new(
+        &shared.config.services,
+        Arc::clone(&shared.config.service_prefixes),
+    );
     let mut tracked = 0i64;
     let wall_clock = shared.config.wall_clock;
     loop {

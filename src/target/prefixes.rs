@@ -139,6 +139,31 @@ pub fn service_tag_prefixes(
     tags: &[String],
     families: &[&str],
 ) -> Result<Vec<(IpAddr, u8)>, String> {
+    Ok(tagged_prefixes(path, tags, families)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
+}
+
+/// The family of a Service Tag name: the index in `families` of `Storage`
+/// for `Storage` and `Storage.WestEurope`; `None` for a tag of no family.
+fn family_of(name: &str, families: &[&str]) -> Option<usize> {
+    families.iter().position(|f| {
+        name.eq_ignore_ascii_case(f)
+            || (name.len() > f.len() + 1
+                && name.as_bytes()[f.len()] == b'.'
+                && name[..f.len()].eq_ignore_ascii_case(f))
+    })
+}
+
+/// As [`service_tag_prefixes`], each prefix with the index in `families`
+/// of its tag's family (`None`: a tag named with `--service-tag` that is
+/// of no chosen service's family).
+pub fn tagged_prefixes(
+    path: &Path,
+    tags: &[String],
+    families: &[&str],
+) -> Result<Vec<(Option<usize>, (IpAddr, u8))>, String> {
     #[derive(serde::Deserialize)]
     struct File {
         values: Vec<Value>,
@@ -168,12 +193,7 @@ pub fn service_tag_prefixes(
     })?;
     let wanted = |name: &str| {
         if tags.is_empty() {
-            families.iter().any(|f| {
-                name.eq_ignore_ascii_case(f)
-                    || (name.len() > f.len() + 1
-                        && name.as_bytes()[f.len()] == b'.'
-                        && name[..f.len()].eq_ignore_ascii_case(f))
-            })
+            family_of(name, families).is_some()
         } else {
             tags.iter().any(|t| t.eq_ignore_ascii_case(name))
         }
@@ -187,8 +207,10 @@ pub fn service_tag_prefixes(
         for (i, t) in tags.iter().enumerate() {
             found[i] |= t.eq_ignore_ascii_case(&v.name);
         }
+        let family = family_of(&v.name, families);
         for p in &v.properties.address_prefixes {
-            out.push(parse_cidr(p).map_err(|e| format!("{shown}: tag {}: {e}", v.name))?);
+            let prefix = parse_cidr(p).map_err(|e| format!("{shown}: tag {}: {e}", v.name))?;
+            out.push((family, prefix));
         }
     }
     if let Some(i) = found.iter().position(|f| !f) {

@@ -539,6 +539,8 @@ pub const CLASSIFIER_CAP: usize = 4096;
 /// lost, the next flows classify again).
 pub struct Classifier {
     chosen: Vec<usize>,
+    /// Service Tag prefixes that name one chosen service each.
+    by_address: std::sync::Arc<Vec<(usize, crate::target::prefixes::PrefixSet)>>,
     names: NameMemo<String>,
     /// Flows without a name: their destination is the server address.
     addrs: NameMemo<std::net::IpAddr>,
@@ -547,9 +549,13 @@ pub struct Classifier {
 type NameMemo<K> = hashbrown::HashMap<K, (Option<usize>, Box<str>), ahash::RandomState>;
 
 impl Classifier {
-    pub fn new(chosen: &[usize]) -> Self {
+    pub fn new(
+        chosen: &[usize],
+        by_address: std::sync::Arc<Vec<(usize, crate::target::prefixes::PrefixSet)>>,
+    ) -> Self {
         Classifier {
             chosen: chosen.to_vec(),
+            by_address,
             names: NameMemo::default(),
             addrs: NameMemo::default(),
         }
@@ -576,8 +582,16 @@ impl Classifier {
                 if self.addrs.len() >= CLASSIFIER_CAP {
                     self.addrs.clear();
                 }
+                let by_address = &self.by_address;
                 self.addrs.entry(server).or_insert_with(|| {
                     let (service, destination) = classify(chosen, None, server);
+                    // The Service Tags say whose address it is, when only
+                    // one chosen service's tags hold it.
+                    let mut tagged = by_address.iter().filter(|(_, set)| set.contains(server));
+                    let service = match (tagged.next(), tagged.next()) {
+                        (Some((i, _)), None) => Some(*i),
+                        _ => service,
+                    };
                     (service, destination.into_owned().into())
                 })
             }
@@ -674,7 +688,7 @@ mod tests {
     #[test]
     fn classifier_remembers_what_classify_says() {
         let chosen = select("microsoft").unwrap();
-        let mut c = Classifier::new(&chosen);
+        let mut c = Classifier::new(&chosen, Default::default());
         let server = std::net::IpAddr::from([192, 0, 2, 1]);
         let names = [
             "Acct.blob.core.windows.net",
