@@ -255,7 +255,7 @@ fn tag_families(chosen: &[usize]) -> Vec<&'static str> {
 fn prefixes_by_service(
     chosen: &[usize],
     families: &[&str],
-    tagged: &[(Option<usize>, (std::net::IpAddr, u8))],
+    tagged: &[prefixes::TaggedPrefix],
 ) -> Vec<(usize, PrefixSet)> {
     let owner = |family: usize| {
         let mut owners = chosen.iter().filter(|&&i| {

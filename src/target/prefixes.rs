@@ -156,6 +156,9 @@ fn family_of(name: &str, families: &[&str]) -> Option<usize> {
     })
 }
 
+/// A prefix of a Service Tag, with its tag's family (see [`tagged_prefixes`]).
+pub type TaggedPrefix = (Option<usize>, (IpAddr, u8));
+
 /// As [`service_tag_prefixes`], each prefix with the index in `families`
 /// of its tag's family (`None`: a tag named with `--service-tag` that is
 /// of no chosen service's family).
@@ -163,7 +166,7 @@ pub fn tagged_prefixes(
     path: &Path,
     tags: &[String],
     families: &[&str],
-) -> Result<Vec<(Option<usize>, (IpAddr, u8))>, String> {
+) -> Result<Vec<TaggedPrefix>, String> {
     #[derive(serde::Deserialize)]
     struct File {
         values: Vec<Value>,
