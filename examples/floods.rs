@@ -32,6 +32,11 @@
 //!   the raw-fingerprint budget (run with `--raw-fingerprints`) hold their
 //!   bounds, the destination metric stays at 500 series per service and
 //!   still names `realacct`, the most recent.
+//! - `inventory` (issue 16): the host inventory at its worst: 100,000 hosts
+//!   (`--max-hosts`' default), each sending 16 hellos (each reset at once)
+//!   to target names of 253 bytes under `blob.core.windows.net`, each hello
+//!   with its own cipher pair: every host holds the most server names (16)
+//!   and fingerprints (8) a host can.
 //!
 //! The script `scripts/floods.sh` runs `tlscensus read` over each with
 //! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
@@ -311,6 +316,29 @@ fn destinations(dir: &Path, scale: f64) {
     o.frames(conn.frames(0, &data, true));
 }
 
+fn inventory(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "inventory");
+    for h in 0..scaled(100_000, scale) as u32 {
+        let client = host(0x60_0000 + h);
+        for k in 0..16u32 {
+            // Four labels: 63 + 63 + 63 + 39 bytes, then the suffix: 253 in all.
+            let tag = format!("h{h:07}k{k:02}");
+            let name = format!(
+                "{tag}{}.{}.{}.{}.blob.core.windows.net",
+                "a".repeat(63 - tag.len()),
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(39)
+            );
+            let hello = hello_with_ciphers(&name, 0x0001_0001 + k);
+            let c = (client, 20000 + k as u16);
+            let len = hello.len() as u32;
+            o.frame(tcp_frame(c, (SERVER, 443), 1, 0, ACK | PSH, &hello));
+            o.frame(tcp_frame((SERVER, 443), c, 1, 1 + len, RST | ACK, &[]));
+        }
+    }
+}
+
 /// Writes one flood into a directory at a scale.
 type Writer = fn(&Path, f64);
 
@@ -329,7 +357,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 10] = [
+    let all: [(&str, Writer); 11] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -340,6 +368,7 @@ fn main() {
         ("preamble", preamble),
         ("names", names),
         ("destinations", destinations),
+        ("inventory", inventory),
     ];
     let wanted = &args[1..];
     for (name, f) in all {

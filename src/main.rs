@@ -77,21 +77,30 @@ fn run_read(cfg: &ReadConfig) -> Result<ExitCode, SetupError> {
         names: &outcome.shared.names,
     };
     let destinations = outcome.shared.destinations.snapshot();
-    let text = report::render(
+    // With the event log on stdout, the inventory goes to stderr. Written
+    // as it is made: a large report is not held whole in memory.
+    let mut out: Box<dyn Write> = if cfg.census.events.as_deref() == Some("-") {
+        Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stderr().lock(),
+        ))
+    } else {
+        Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout().lock(),
+        ))
+    };
+    let written = report::render_to(
         cfg.by,
         cfg.format,
         &outcome.hosts,
         &destinations,
         &outcome.totals,
         cx,
-    );
-    // With the event log on stdout, the inventory goes to stderr.
-    let written = if cfg.census.events.as_deref() == Some("-") {
-        std::io::stderr().write_all(text.as_bytes())
-    } else {
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes()).and_then(|_| out.flush())
-    };
+        &mut out,
+    )
+    .and_then(|_| out.flush());
+    drop(out);
     let code = match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

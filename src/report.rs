@@ -287,6 +287,24 @@ pub fn render(
     }
 }
 
+/// As [`render`], written to `out`; the host reports in CSV and JSON are
+/// written as they are made (the table needs every row for its widths).
+pub fn render_to(
+    by: By,
+    format: Format,
+    hosts: &[(IpAddr, HostRecord)],
+    destinations: &[Destination],
+    totals: &RunTotals,
+    cx: Context<'_>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    match (by, format) {
+        (By::Host, Format::Csv) => csv_to(hosts, cx, out),
+        (By::Host, Format::Json) => json_to(hosts, totals, cx, out),
+        _ => out.write_all(render(by, format, hosts, destinations, totals, cx).as_bytes()),
+    }
+}
+
 /// At most about `max` bytes of `s`, cut at a character boundary with `...`.
 fn short(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -348,61 +366,88 @@ struct JsonFingerprint<'a> {
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
-    hosts: Vec<JsonHost<'a>>,
+    hosts: HostRows<'a>,
     summary: &'a RunTotals,
 }
 
+/// The hosts of a JSON report, each made as it is serialized: a report
+/// of 100,000 hosts is never held twice.
+struct HostRows<'a> {
+    hosts: &'a [(IpAddr, HostRecord)],
+    cx: Context<'a>,
+}
+
+impl Serialize for HostRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.hosts.len()))?;
+        for (ip, r) in self.hosts {
+            seq.serialize_element(&json_host(*ip, r, self.cx))?;
+        }
+        seq.end()
+    }
+}
+
+fn json_host<'a>(ip: IpAddr, r: &'a HostRecord, cx: Context<'a>) -> JsonHost<'a> {
+    let (host_name, host_name_source) = cx.host_name(ip, r);
+    JsonHost {
+        host: ip,
+        host_name,
+        host_name_source,
+        flows: r.flows,
+        legacy_flows: r.legacy,
+        rejected_flows: r.rejected,
+        unanswered_flows: r.unanswered,
+        versions: VERSION_COLUMNS
+            .iter()
+            .zip(r.by_version)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (*k, n))
+            .collect(),
+        legacy_versions: r.legacy_versions(),
+        server_names: r.sorted_names(),
+        server_names_dropped: r.names_dropped,
+        fingerprints: r
+            .fingerprints
+            .iter()
+            .map(|f| JsonFingerprint {
+                ja4: f.fingerprint.ja4(),
+                ja3_hash: f.fingerprint.ja3_hash(),
+                label: cx.fp_label(f),
+                flows: f.flows,
+                legacy_flows: f.legacy,
+                max_offered_version: f.max_offered.map(|v| v.to_string()),
+                versions: f.versions(),
+                server_names: r.names_of(f),
+            })
+            .collect(),
+        fingerprints_dropped: r.fingerprints_dropped,
+        services: HostRecord::service_names(r.services),
+        legacy_services: HostRecord::service_names(r.legacy_services),
+        first_seen: rfc3339(r.first_ns),
+        last_seen: rfc3339(r.last_ns),
+    }
+}
+
 pub fn json(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
-    let hosts = hosts
-        .iter()
-        .map(|(ip, r)| {
-            let (host_name, host_name_source) = cx.host_name(*ip, r);
-            JsonHost {
-                host: *ip,
-                host_name,
-                host_name_source,
-                flows: r.flows,
-                legacy_flows: r.legacy,
-                rejected_flows: r.rejected,
-                unanswered_flows: r.unanswered,
-                versions: VERSION_COLUMNS
-                    .iter()
-                    .zip(r.by_version)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(k, n)| (*k, n))
-                    .collect(),
-                legacy_versions: r.legacy_versions(),
-                server_names: r.sorted_names(),
-                server_names_dropped: r.names_dropped,
-                fingerprints: r
-                    .fingerprints
-                    .iter()
-                    .map(|f| JsonFingerprint {
-                        ja4: f.fingerprint.ja4(),
-                        ja3_hash: f.fingerprint.ja3_hash(),
-                        label: cx.fp_label(f),
-                        flows: f.flows,
-                        legacy_flows: f.legacy,
-                        max_offered_version: f.max_offered.map(|v| v.to_string()),
-                        versions: f.versions(),
-                        server_names: r.names_of(f),
-                    })
-                    .collect(),
-                fingerprints_dropped: r.fingerprints_dropped,
-                services: HostRecord::service_names(r.services),
-                legacy_services: HostRecord::service_names(r.legacy_services),
-                first_seen: rfc3339(r.first_ns),
-                last_seen: rfc3339(r.last_ns),
-            }
-        })
-        .collect();
-    let mut s = serde_json::to_string_pretty(&JsonReport {
-        hosts,
+    let mut out = Vec::new();
+    let _ = json_to(hosts, totals, cx, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The JSON host report, written as it is made.
+pub fn json_to(
+    hosts: &[(IpAddr, HostRecord)],
+    totals: &RunTotals,
+    cx: Context<'_>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let doc = JsonReport {
+        hosts: HostRows { hosts, cx },
         summary: totals,
-    })
-    .unwrap_or_default();
-    s.push('\n');
-    s
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
 }
 
 /// CSV cell: quoted when needed; a leading formula character is defused.
@@ -420,6 +465,17 @@ fn csv_cell(s: &str) -> String {
 }
 
 pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
+    let mut out = Vec::new();
+    let _ = csv_to(hosts, cx, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The CSV host report, written a row at a time.
+pub fn csv_to(
+    hosts: &[(IpAddr, HostRecord)],
+    cx: Context<'_>,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let mut out = String::from(
         "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows",
     );
@@ -463,8 +519,12 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
             HostRecord::service_names(r.services).join(";"),
             HostRecord::service_names(r.legacy_services).join(";"),
         );
+        if out.len() >= 64 << 10 {
+            w.write_all(out.as_bytes())?;
+            out.clear();
+        }
     }
-    out
+    w.write_all(out.as_bytes())
 }
 
 pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {

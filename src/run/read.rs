@@ -160,7 +160,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
             ));
         }
     }
-    let hosts = shared.inventory.snapshot();
+    let hosts = shared.inventory.take_sorted();
     let m = &shared.metrics;
     let cut = m.cut_handshakes.get();
     if cut > 0 {
