@@ -119,6 +119,10 @@ pub struct LiveArgs {
     #[arg(long = "state", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
 
+    /// Largest /inventory page, in MiB: a view that would be larger is refused (503, with what to ask for instead) and counted as bound="inventory_page", so a huge inventory cannot make the sensor hold gigabytes of text.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub max_inventory_mib: u32,
+
     /// Remove a source's series from tlscensus_legacy_flows_total after this long without a legacy flow (its counts move to source="other").
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     pub legacy_source_ttl: u64,

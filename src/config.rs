@@ -397,6 +397,8 @@ pub struct LiveConfig {
     pub web_config: Option<PathBuf>,
     /// `--state`: the saved inventory and readiness.
     pub state_file: Option<PathBuf>,
+    /// `--max-inventory-mib`, in bytes.
+    pub max_inventory_bytes: usize,
 }
 
 impl LiveConfig {
@@ -441,6 +443,7 @@ impl LiveConfig {
             listen: a.listen.clone(),
             user: a.user.clone(),
             state_file: a.state_file.clone(),
+            max_inventory_bytes: (a.max_inventory_mib.max(1) as usize) << 20,
             metrics_file: a.metrics_file.clone(),
             legacy_source_ttl: a.legacy_source_ttl,
             web_config: a.web_config_file.clone(),

@@ -80,7 +80,9 @@ pub struct HostRecord {
     /// bit per [`VersionClass`], so a host holds at most eight whatever the wire says.
     pub legacy_classes: u8,
     /// Lowercased, in first-seen order (at most [`MAX_NAMES`]).
-    pub server_names: Vec<String>,
+    /// Shared strings: a snapshot (`/inventory`, the state file) copies
+    /// pointers, not up to 16 x 253 bytes per host.
+    pub server_names: Vec<std::sync::Arc<str>>,
     /// A hash of each of `server_names` (the inventory's keyed hasher): a
     /// flow's name is looked for by its hash first, not by 16 compares.
     pub(crate) name_hashes: Vec<u64>,
@@ -119,7 +121,7 @@ impl HostRecord {
 
     /// The server names, sorted.
     pub fn sorted_names(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.server_names.iter().map(String::as_str).collect();
+        let mut v: Vec<&str> = self.server_names.iter().map(|n| &**n).collect();
         v.sort_unstable();
         v
     }
@@ -128,7 +130,7 @@ impl HostRecord {
     pub fn names_of(&self, f: &HostFingerprint) -> Vec<&str> {
         let mut v: Vec<&str> = (self.server_names.iter().enumerate())
             .filter(|(i, _)| f.names & (1 << i) != 0)
-            .map(|(_, n)| n.as_str())
+            .map(|(_, n)| &**n)
             .collect();
         v.sort_unstable();
         v
@@ -299,12 +301,12 @@ impl Inventory {
             let h = self.name_hasher.hash_one(name.as_ref());
             let r = &mut *r;
             let found = (r.name_hashes.iter().zip(&r.server_names))
-                .position(|(nh, n)| *nh == h && *n == name);
+                .position(|(nh, n)| *nh == h && **n == *name);
             match found {
                 Some(i) => name_bit = 1 << i,
                 None if r.server_names.len() < MAX_NAMES => {
                     name_bit = 1 << r.server_names.len();
-                    r.server_names.push(name.into_owned());
+                    r.server_names.push(std::sync::Arc::from(name.as_ref()));
                     r.name_hashes.push(h);
                 }
                 None => {
@@ -362,7 +364,10 @@ impl Inventory {
             .iter()
             .map(|n| self.name_hasher.hash_one(n.as_str()))
             .collect();
-        record.server_names = names;
+        record.server_names = names
+            .iter()
+            .map(|n| std::sync::Arc::from(n.as_str()))
+            .collect();
         record.server_names.truncate(MAX_NAMES);
         record.name_hashes.truncate(MAX_NAMES);
         record.fingerprints.truncate(MAX_FINGERPRINTS);
@@ -384,6 +389,32 @@ impl Inventory {
             .map(|e| (*e.key(), e.value().clone()))
             .collect();
         sorted(v)
+    }
+
+    /// The addresses held now, sorted.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.hosts.iter().map(|e| *e.key()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// `f` of one host's record, under that host's lock only.
+    pub fn with_host<T>(&self, ip: IpAddr, f: impl FnOnce(IpAddr, &HostRecord) -> T) -> Option<T> {
+        self.hosts.get(&ip).map(|r| f(ip, r.value()))
+    }
+
+    /// Hosts, legacy flows, legacy hosts and rejected flows, summed over
+    /// the records in place (no copy).
+    pub fn sums(&self) -> [u64; 4] {
+        self.hosts.iter().fold([0; 4], |[h, l, lh, rj], e| {
+            let r = e.value();
+            [
+                h + 1,
+                l + r.legacy,
+                lh + u64::from(r.legacy > 0),
+                rj + r.rejected,
+            ]
+        })
     }
 
     /// As [`Inventory::snapshot`], moving the records out and leaving the

@@ -48,10 +48,11 @@ pub enum Bound {
     HostFingerprints,
     HostNames,
     Destinations,
+    InventoryPage,
 }
 
 impl Bound {
-    pub const ALL: [Bound; 14] = [
+    pub const ALL: [Bound; 15] = [
         Bound::FlowTable,
         Bound::StreamBytes,
         Bound::OooSegments,
@@ -66,6 +67,7 @@ impl Bound {
         Bound::HostFingerprints,
         Bound::HostNames,
         Bound::Destinations,
+        Bound::InventoryPage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +86,7 @@ impl Bound {
             Bound::HostFingerprints => "host_fingerprints",
             Bound::HostNames => "host_names",
             Bound::Destinations => "destinations",
+            Bound::InventoryPage => "inventory_page",
         }
     }
 }
@@ -154,7 +157,7 @@ impl EventDrop {
 }
 
 /// `result` values of `tlscensus_http_requests_total`.
-pub const HTTP_RESULTS: [&str; 7] = [
+pub const HTTP_RESULTS: [&str; 8] = [
     "ok",
     "not_found",
     "bad_request",
@@ -162,6 +165,7 @@ pub const HTTP_RESULTS: [&str; 7] = [
     "rejected",
     "evicted",
     "unauthorized",
+    "too_large",
 ];
 
 /// `kind` values of `tlscensus_anomalies_total`: traffic that breaks a
@@ -687,6 +691,16 @@ impl Metrics {
 
 /// Writes via a temporary file and rename, so a reader never sees half a file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
+    write_atomic_with(path, |w| w.write_all(data))
+}
+
+/// As [`write_atomic`], the content written by `fill` as it is made (a
+/// large file is never held whole in memory).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), SetupError> {
+    use std::io::Write;
     let err = |source| SetupError::Write {
         what: "metrics file",
         path: path.display().to_string(),
@@ -697,7 +711,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SetupError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "metrics".into());
     let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(err)?;
+    let written = std::fs::File::create(&tmp).and_then(|f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        fill(&mut w)?;
+        w.flush()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(e)

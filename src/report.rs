@@ -682,11 +682,9 @@ pub fn by_fingerprint<'a>(
             row.classes |= f.classes;
             row.host_order
                 .push((f.legacy, f.flows, *ip, cx.host_name(*ip, r).0));
-            for n in r.names_of(f) {
-                if !row.server_names.contains(&n) {
-                    row.server_names.push(n);
-                }
-            }
+            // Deduplicated once, below: a JA4 shared by many hosts meets
+            // many names (a `contains` per name was quadratic).
+            row.server_names.extend(r.names_of(f));
         }
     }
     for row in &mut rows {
@@ -697,6 +695,7 @@ pub fn by_fingerprint<'a>(
         row.hosts = row.host_order.iter().map(|h| h.2).collect();
         row.host_names = row.host_order.iter().map(|h| h.3.clone()).collect();
         row.server_names.sort_unstable();
+        row.server_names.dedup();
     }
     rows.sort_by(|a, b| {
         (b.legacy_flows, b.flows)

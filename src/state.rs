@@ -81,47 +81,78 @@ struct DestinationState {
     last_ns: u64,
 }
 
-/// The state as JSON.
-pub fn render(inventory: &Inventory, destinations: &Destinations) -> String {
-    let hosts = inventory
-        .snapshot()
-        .into_iter()
-        .map(|(host, r)| HostState {
-            host,
-            flows: r.flows,
-            by_version: r.by_version,
-            legacy: r.legacy,
-            rejected: r.rejected,
-            unanswered: r.unanswered,
-            legacy_classes: r.legacy_classes,
-            fingerprints: r
-                .fingerprints
-                .iter()
-                .map(|f| FingerprintState {
-                    ja4: f.fingerprint.ja4().to_string(),
-                    ja3_hash: f.fingerprint.ja3_hash(),
-                    flows: f.flows,
-                    legacy: f.legacy,
-                    max_offered: f.max_offered.map(|v| v.0),
-                    classes: f.classes,
-                    names: f.names,
-                })
-                .collect(),
-            server_names: r.server_names,
-            names_dropped: r.names_dropped,
-            fingerprints_dropped: r.fingerprints_dropped,
-            services: HostRecord::service_names(r.services)
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            legacy_services: HostRecord::service_names(r.legacy_services)
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            first_ns: r.first_ns,
-            last_ns: r.last_ns,
-        })
-        .collect();
+/// One host's saved form (made under the inventory's lock for that host
+/// only, then written with no lock held).
+fn host_state(host: IpAddr, r: &HostRecord) -> HostState {
+    HostState {
+        host,
+        flows: r.flows,
+        by_version: r.by_version,
+        legacy: r.legacy,
+        rejected: r.rejected,
+        unanswered: r.unanswered,
+        legacy_classes: r.legacy_classes,
+        fingerprints: r
+            .fingerprints
+            .iter()
+            .map(|f| FingerprintState {
+                ja4: f.fingerprint.ja4().to_string(),
+                ja3_hash: f.fingerprint.ja3_hash(),
+                flows: f.flows,
+                legacy: f.legacy,
+                max_offered: f.max_offered.map(|v| v.0),
+                classes: f.classes,
+                names: f.names,
+            })
+            .collect(),
+        server_names: r.server_names.iter().map(|n| n.to_string()).collect(),
+        names_dropped: r.names_dropped,
+        fingerprints_dropped: r.fingerprints_dropped,
+        services: HostRecord::service_names(r.services)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        legacy_services: HostRecord::service_names(r.legacy_services)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        first_ns: r.first_ns,
+        last_ns: r.last_ns,
+    }
+}
+
+/// The hosts of a state file, each copied from the inventory as it is
+/// written: the file is never held whole, nor the inventory twice.
+struct HostStates<'a>(&'a Inventory);
+
+impl Serialize for HostStates<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let hosts = self.0.addresses();
+        let mut seq = s.serialize_seq(Some(hosts.len()))?;
+        for ip in hosts {
+            if let Some(h) = self.0.with_host(ip, host_state) {
+                seq.serialize_element(&h)?;
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct StateOut<'a> {
+    version: u32,
+    written_unix: u64,
+    hosts: HostStates<'a>,
+    destinations: Vec<DestinationState>,
+}
+
+/// Writes the state as JSON to `out`, host by host.
+pub fn write_to(
+    inventory: &Inventory,
+    destinations: &Destinations,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let destinations = destinations
         .snapshot()
         .into_iter()
@@ -141,13 +172,20 @@ pub fn render(inventory: &Inventory, destinations: &Destinations) -> String {
     let written_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    serde_json::to_string(&StateFile {
+    let doc = StateOut {
         version: VERSION,
         written_unix,
-        hosts,
+        hosts: HostStates(inventory),
         destinations,
-    })
-    .unwrap_or_default()
+    };
+    serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)
+}
+
+/// The state as JSON.
+pub fn render(inventory: &Inventory, destinations: &Destinations) -> String {
+    let mut out = Vec::new();
+    let _ = write_to(inventory, destinations, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// What loading a state file did.

@@ -92,21 +92,34 @@ pub fn render_metrics(m: &Metrics, live: &LiveMetrics, started: Instant) -> Stri
     m.render()
 }
 
-/// The metrics page, rendered by one scrape at a time and shared.
+/// A page (metrics, an inventory view), rendered by one request at a time
+/// and shared by the requests of the next [`PAGE_FRESH`]. A page larger
+/// than [`KEEP_BYTES`] is held only while some response still sends it, so
+/// a large inventory view does not stay in memory between requests.
 pub struct Page {
-    render: Box<dyn Fn() -> String + Send + Sync>,
+    render: Box<dyn Fn() -> Option<Vec<u8>> + Send + Sync>,
     state: Mutex<PageState>,
     done: Condvar,
 }
 
+/// Pages up to this size stay cached between requests.
+pub const KEEP_BYTES: usize = 8 << 20;
+
+enum Cached {
+    Kept(Arc<[u8]>),
+    Sending(std::sync::Weak<[u8]>),
+    /// Over its cap: refused.
+    Refused,
+}
+
 #[derive(Default)]
 struct PageState {
-    cached: Option<(Instant, Arc<[u8]>)>,
+    cached: Option<(Instant, Cached)>,
     rendering: bool,
 }
 
 impl Page {
-    pub fn new(render: Box<dyn Fn() -> String + Send + Sync>) -> Page {
+    pub fn new(render: Box<dyn Fn() -> Option<Vec<u8>> + Send + Sync>) -> Page {
         Page {
             render,
             state: Mutex::new(PageState::default()),
@@ -114,15 +127,29 @@ impl Page {
         }
     }
 
+    /// A page that is always rendered whole (`/metrics`).
+    pub fn always(render: Box<dyn Fn() -> String + Send + Sync>) -> Page {
+        Page::new(Box::new(move || Some(render().into_bytes())))
+    }
+
     /// The page as of at most [`PAGE_FRESH`] ago; renders it if older,
-    /// unless another scrape is rendering it already (then waits for that).
-    pub fn get(&self) -> Arc<[u8]> {
+    /// unless another request is rendering it already (then waits for
+    /// that). `None`: the page is over its cap.
+    pub fn get(&self) -> Option<Arc<[u8]>> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some((at, page)) = &st.cached
+            if let Some((at, cached)) = &st.cached
                 && at.elapsed() < PAGE_FRESH
             {
-                return Arc::clone(page);
+                match cached {
+                    Cached::Kept(page) => return Some(Arc::clone(page)),
+                    Cached::Sending(weak) => {
+                        if let Some(page) = weak.upgrade() {
+                            return Some(page);
+                        }
+                    }
+                    Cached::Refused => return None,
+                }
             }
             if !st.rendering {
                 break;
@@ -130,11 +157,18 @@ impl Page {
             st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         st.rendering = true;
+        // The old page goes before the new one is made: never both.
+        st.cached = None;
         drop(st);
-        let page: Arc<[u8]> = Arc::from((self.render)().into_bytes());
+        let page: Option<Arc<[u8]>> = (self.render)().map(Arc::from);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.rendering = false;
-        st.cached = Some((Instant::now(), Arc::clone(&page)));
+        let cached = match &page {
+            Some(p) if p.len() <= KEEP_BYTES => Cached::Kept(Arc::clone(p)),
+            Some(p) => Cached::Sending(Arc::downgrade(p)),
+            None => Cached::Refused,
+        };
+        st.cached = Some((Instant::now(), cached));
         self.done.notify_all();
         page
     }
@@ -339,7 +373,7 @@ impl Exporter {
                 .collect(),
         };
         let service = Arc::new(Service {
-            page: Page::new(render),
+            page: Page::always(render),
             views,
             health,
             live,
@@ -596,7 +630,7 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
         "/metrics" => (
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            svc.page.get(),
+            svc.page.get().unwrap_or_else(|| Arc::from(&b""[..])),
             "ok",
         ),
         "/healthz" => {
@@ -606,13 +640,20 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
         "/inventory" if !svc.views.is_empty() => match inventory_view(req.query) {
             Some((by, format)) => {
                 let page = svc.views.iter().find(|v| v.0 == by && v.1 == format);
-                let body = page.map_or_else(|| Arc::from(&b""[..]), |v| v.2.get());
                 let ctype = match format {
                     Format::Json => "application/json",
                     Format::Csv => "text/csv; charset=utf-8",
                     Format::Table => "text/plain; charset=utf-8",
                 };
-                (200, ctype, body, "ok")
+                match page.and_then(|v| v.2.get()) {
+                    Some(body) => (200, ctype, body, "ok"),
+                    None => (
+                        503,
+                        "text/plain",
+                        Arc::from(&b"this /inventory view is larger than --max-inventory-mib allows: ask for format=csv (the smallest) or by=destination, raise --max-inventory-mib, or read the whole census from the --state file\n"[..]),
+                        "too_large",
+                    ),
+                }
             }
             None => (
                 400,
@@ -641,7 +682,8 @@ fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> &'static str {
 }
 
 /// Renders the inventory in a grouping and format (`/inventory`).
-pub type InventoryRender = Arc<dyn Fn(By, Format) -> String + Send + Sync>;
+/// Renders an `/inventory` view; `None`: larger than the page cap.
+pub type InventoryRender = Arc<dyn Fn(By, Format) -> Option<Vec<u8>> + Send + Sync>;
 
 /// `by=host|fingerprint` and `format=json|csv|table` of an `/inventory`
 /// query (defaults: host, json); `None` for anything else.
@@ -926,12 +968,12 @@ mod tests {
     fn exporter_page_rendered_once_for_concurrent_scrapes() {
         let renders = Arc::new(AtomicUsize::new(0));
         let r2 = Arc::clone(&renders);
-        let page = Arc::new(Page::new(Box::new(move || {
+        let page = Arc::new(Page::always(Box::new(move || {
             r2.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(200));
             "x".repeat(1 << 20)
         })));
-        let pages: Vec<Arc<[u8]>> = std::thread::scope(|s| {
+        let pages: Vec<Option<Arc<[u8]>>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..16)
                 .map(|_| {
                     let p = Arc::clone(&page);
@@ -941,7 +983,12 @@ mod tests {
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(renders.load(Ordering::Relaxed), 1);
-        assert!(pages.iter().all(|p| Arc::ptr_eq(p, &pages[0])));
+        let first = pages[0].clone().unwrap();
+        assert!(
+            pages
+                .iter()
+                .all(|p| p.as_ref().is_some_and(|p| Arc::ptr_eq(p, &first)))
+        );
         std::thread::sleep(PAGE_FRESH);
         page.get();
         assert_eq!(renders.load(Ordering::Relaxed), 2);

@@ -19,15 +19,17 @@ use crate::config::LiveConfig;
 use crate::error::SetupError;
 use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::exporter::{self, Exporter, Health};
-use crate::metrics::{LiveMetrics, Metrics, write_atomic};
+use crate::metrics::{LiveMetrics, Metrics, write_atomic, write_atomic_with};
 use crate::privilege::{self, Dropped};
 
 /// How often `--state` is written.
 const STATE_INTERVAL: Duration = Duration::from_secs(60);
 
 fn write_state(path: &std::path::Path, shared: &Shared) -> Result<(), SetupError> {
-    let text = crate::state::render(&shared.inventory, &shared.destinations);
-    write_atomic(path, text.as_bytes()).map_err(|e| match e {
+    write_atomic_with(path, |w| {
+        crate::state::write_to(&shared.inventory, &shared.destinations, w)
+    })
+    .map_err(|e| match e {
         SetupError::Write { path, source, .. } => SetupError::Write {
             what: "state file",
             path,
@@ -156,7 +158,8 @@ pub fn run(
     };
     let inventory: exporter::InventoryRender = {
         let shared = Arc::clone(&shared);
-        Arc::new(move |by, format| shared.inventory_view(by, format))
+        let max = cfg.max_inventory_bytes;
+        Arc::new(move |by, format| shared.inventory_page(by, format, max))
     };
     let exporter = Exporter::start(
         listener,

@@ -115,15 +115,48 @@ impl Shared {
         }
     }
 
-    /// The inventory now, grouped and formatted as asked (`/inventory`).
-    pub fn inventory_view(&self, by: By, format: Format) -> String {
-        let hosts = self.inventory.snapshot();
+    /// The inventory now, grouped and formatted as asked (`/inventory`),
+    /// or `None` when the page would pass `max_bytes` (the host views in
+    /// CSV and JSON stop as they reach it; the others are checked when
+    /// made). Counted as `bound="inventory_page"`.
+    pub fn inventory_page(&self, by: By, format: Format, max_bytes: usize) -> Option<Vec<u8>> {
         let who = Who {
             labels: &self.config.labels,
             names: &self.names,
         };
         let destinations = self.destinations.snapshot();
-        crate::report::render(by, format, &hosts, &destinations, &self.totals(&hosts), who)
+        let hosts = if by == By::Destination {
+            Vec::new()
+        } else {
+            self.inventory.snapshot()
+        };
+        let totals = self.view_totals(by, &hosts);
+        let mut out = Capped {
+            buf: Vec::new(),
+            max: max_bytes,
+        };
+        match crate::report::render_to(by, format, &hosts, &destinations, &totals, who, &mut out) {
+            Ok(()) => Some(out.buf),
+            Err(_) => {
+                self.metrics.bound(crate::metrics::Bound::InventoryPage, 1);
+                None
+            }
+        }
+    }
+
+    fn view_totals(&self, by: By, hosts: &[(std::net::IpAddr, HostRecord)]) -> RunTotals {
+        if by == By::Destination {
+            let [hosts, legacy_flows, legacy_hosts, rejected_flows] = self.inventory.sums();
+            RunTotals {
+                hosts,
+                legacy_flows,
+                legacy_hosts,
+                rejected_flows,
+                ..self.totals(&[])
+            }
+        } else {
+            self.totals(hosts)
+        }
     }
 
     /// A worker's own passive DNS store.
@@ -197,5 +230,25 @@ impl Pipeline {
         for h in workers {
             let _ = h.join();
         }
+    }
+}
+
+/// A buffer that refuses to grow past `max` bytes.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.max {
+            return Err(std::io::Error::other("page over its cap"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
