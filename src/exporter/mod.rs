@@ -994,6 +994,34 @@ mod tests {
         assert_eq!(renders.load(Ordering::Relaxed), 2);
     }
 
+    /// A refused page is refused again without rendering until it is
+    /// stale; a page over KEEP_BYTES is shared while held, then let go.
+    #[test]
+    fn exporter_large_and_refused_pages() {
+        let renders = Arc::new(AtomicUsize::new(0));
+        let r2 = Arc::clone(&renders);
+        let refused = Page::new(Box::new(move || {
+            r2.fetch_add(1, Ordering::Relaxed);
+            None
+        }));
+        assert!(refused.get().is_none() && refused.get().is_none());
+        assert_eq!(renders.load(Ordering::Relaxed), 1);
+
+        let renders = Arc::new(AtomicUsize::new(0));
+        let r2 = Arc::clone(&renders);
+        let large = Page::new(Box::new(move || {
+            r2.fetch_add(1, Ordering::Relaxed);
+            Some(vec![b'x'; KEEP_BYTES + 1])
+        }));
+        let held = large.get().unwrap();
+        let again = large.get().unwrap();
+        assert!(Arc::ptr_eq(&held, &again), "shared while held");
+        assert_eq!(renders.load(Ordering::Relaxed), 1);
+        drop((held, again));
+        assert!(large.get().is_some());
+        assert_eq!(renders.load(Ordering::Relaxed), 2, "not kept once let go");
+    }
+
     #[test]
     fn exporter_oversized_request_rejected() {
         let (e, _) = start();

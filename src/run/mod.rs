@@ -252,3 +252,57 @@ impl std::io::Write for Capped {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `/inventory` page over its cap is refused (`None`) and counted;
+    /// under it, every view renders.
+    #[test]
+    fn inventory_pages_capped() {
+        let shared = Shared::new(
+            crate::config::defaults(),
+            Metrics::new(100, None).unwrap(),
+        )
+        .unwrap();
+        let hello = |n: u8| crate::tls::HandshakeSummary {
+            ts_ns: 1,
+            client_ip: std::net::IpAddr::from([10, 0, 0, n]),
+            client_port: 1,
+            server_ip: std::net::IpAddr::from([192, 0, 2, 1]),
+            server_port: 443,
+            client: Some(crate::tls::ClientFacts {
+                hello_version: crate::tls::Version(0x0301),
+                supported_versions: None,
+                sni: Some(format!("acct{n}.blob.core.windows.net")),
+                sslv2_format: false,
+                duplicate_extension: false,
+                cut: false,
+                fingerprint: None,
+                raw_fingerprint: None,
+            }),
+            answer: None,
+            certificate: None,
+            dns: None,
+            preamble: None,
+        };
+        for n in 0..50 {
+            shared.inventory.record(&hello(n), true, Some(Some(0)));
+            shared
+                .destinations
+                .record(0, &format!("acct{n}"), hello(n).client_ip, true, true, 1);
+        }
+        let bound = |s: &Shared| {
+            s.metrics.by.bounds[crate::metrics::Bound::InventoryPage as usize].get()
+        };
+        for by in [By::Host, By::Fingerprint, By::Destination] {
+            for format in [Format::Json, Format::Csv, Format::Table] {
+                let page = shared.inventory_page(by, format, 1 << 20).unwrap();
+                assert!(page.len() > 100, "{by:?} {format:?}");
+                assert!(shared.inventory_page(by, format, 100).is_none());
+            }
+        }
+        assert_eq!(bound(&shared), 9);
+    }
+}
