@@ -261,11 +261,8 @@ mod tests {
     /// under it, every view renders.
     #[test]
     fn inventory_pages_capped() {
-        let shared = Shared::new(
-            crate::config::defaults(),
-            Metrics::new(100, None).unwrap(),
-        )
-        .unwrap();
+        let shared =
+            Shared::new(crate::config::defaults(), Metrics::new(100, None).unwrap()).unwrap();
         let hello = |n: u8| crate::tls::HandshakeSummary {
             ts_ns: 1,
             client_ip: std::net::IpAddr::from([10, 0, 0, n]),
@@ -293,9 +290,8 @@ mod tests {
                 .destinations
                 .record(0, &format!("acct{n}"), hello(n).client_ip, true, true, 1);
         }
-        let bound = |s: &Shared| {
-            s.metrics.by.bounds[crate::metrics::Bound::InventoryPage as usize].get()
-        };
+        let bound =
+            |s: &Shared| s.metrics.by.bounds[crate::metrics::Bound::InventoryPage as usize].get();
         for by in [By::Host, By::Fingerprint, By::Destination] {
             for format in [Format::Json, Format::Csv, Format::Table] {
                 let page = shared.inventory_page(by, format, 1 << 20).unwrap();
