@@ -10,6 +10,7 @@
 pub mod live;
 pub mod offline;
 pub mod pcapfile;
+pub mod pcapng;
 
 use thiserror::Error;
 

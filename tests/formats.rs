@@ -1,0 +1,144 @@
+//! Issue 17, end to end through the binary: every capture a user has. Each
+//! shipped capture is converted to pcapng by editcap and piped through
+//! standard input; both give the events of the original.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// Events as sorted JSON lines (order-free: workers interleave).
+fn lines(out: &std::process::Output, what: &str) -> Vec<String> {
+    // 2: a damaged capture (truncated.pcap), after every event before it.
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "{what}: status {:?}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    let mut v: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).expect("event line is JSON");
+            e.to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_events(arg: &str, stdin: Option<&Path>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    cmd.args([
+        "read",
+        "--all",
+        "--no-progress",
+        "--format",
+        "csv",
+        "--events",
+        "-",
+        arg,
+    ]);
+    cmd.stdin(match stdin {
+        Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
+        None => Stdio::null(),
+    });
+    cmd.output().unwrap()
+}
+
+fn editcap_available() -> bool {
+    let ok = Command::new("editcap").arg("-h").output().is_ok();
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "CI installs editcap (Debian wireshark-common)"
+    );
+    ok
+}
+
+#[test]
+fn every_capture_as_pcapng_and_through_stdin() {
+    if !editcap_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    let mut files: Vec<_> = std::fs::read_dir(captures())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let original = lines(&read_events(f.to_str().unwrap(), None), &name);
+        let ng = dir.path().join(format!("{name}.pcapng"));
+        let piped = lines(&read_events("-", Some(f)), &name);
+        assert_eq!(piped, original, "{name} through standard input");
+        let conv = Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(f)
+            .arg(&ng)
+            .output()
+            .unwrap();
+        if !conv.status.success() {
+            // editcap refuses a damaged file (truncated.pcap).
+            assert!(
+                name.contains("truncated"),
+                "editcap {name}: {}",
+                text(&conv.stderr)
+            );
+            continue;
+        }
+        let as_ng = lines(&read_events(ng.to_str().unwrap(), None), &name);
+        assert_eq!(as_ng, original, "{name} as pcapng");
+        let ng_piped = lines(&read_events("-", Some(&ng)), &name);
+        assert_eq!(
+            ng_piped, original,
+            "{name} as pcapng through standard input"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 100, "{checked} captures");
+}
+
+/// A FIFO is read as a stream, in both formats; what is not a capture is
+/// said, naming standard input.
+#[test]
+fn fifos_and_bad_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("cap.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let src = capture("demo.pcapng");
+    let writer = {
+        let (src, fifo) = (src.clone(), fifo.clone());
+        std::thread::spawn(move || std::fs::copy(&src, &fifo).unwrap())
+    };
+    let from_fifo = lines(&read_events(fifo.to_str().unwrap(), None), "fifo");
+    writer.join().unwrap();
+    let from_file = lines(&read_events(src.to_str().unwrap(), None), "file");
+    assert_eq!(from_fifo, from_file);
+    assert!(!from_file.is_empty());
+
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let out = read_events("-", Some(&junk));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("standard input") && err.contains("not a pcap or pcapng"),
+        "{err}"
+    );
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let out = read_events("-", Some(&empty));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("standard input"),
+        "{}",
+        text(&out.stderr)
+    );
+}
