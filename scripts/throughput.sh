@@ -9,7 +9,8 @@
 # classic pcap files) and `tlscensus read` with default settings alternately
 # RUNS times on the same file, and prints the median wall times, the ratios
 # to both loops, packets/s, bytes/s and peak RSS (/usr/bin/time -v).
-# ndpiReader and tshark get columns when installed.
+# ndpiReader and tshark get columns when installed. Then the formats: the
+# same packets as pcapng and through standard input, against the file.
 #
 #   scripts/throughput.sh [RUNS] [BULK_BYTES] [HS_BYTES]
 #   KEEP=1 keeps the captures in $OUT (default /tmp/tlscensus-bench); BIN=PATH
@@ -78,4 +79,26 @@ for name in bulk handshake; do
     echo "  tshark: ${st}s ($(awk -v a="$st" -v b="$lt" 'BEGIN{printf "%.1f", a/b}')x the loop)"
   fi
 done
-[ "${KEEP:-0}" = 1 ] || rm -f "$out/bulk.pcap" "$out/handshake.pcap"
+# Formats (issue 17): the same packets as pcapng (editcap), and classic pcap
+# through standard input, each timed alternately with the file itself;
+# ratios are medians of adjacent pairs. FORMATS=0 skips this part.
+if [ "${FORMATS:-1}" = 1 ] && command -v editcap >/dev/null; then
+  printf "%-12s %-8s %-8s %-8s %-9s %-9s\n" capture pcap_s ng_s stdin_s ng/pcap stdin/pcap
+  for name in bulk handshake; do
+    f="$out/$name.pcap"; ng="$out/$name.pcapng"
+    [ -s "$ng" ] || editcap -F pcapng "$f" "$ng"
+    cat "$f" "$ng" >/dev/null
+    : >"$out/f_pcap.t"; : >"$out/f_ng.t"; : >"$out/f_stdin.t"
+    for _ in $(seq "$runs"); do
+      timed $bin read --no-progress --format csv "$f" >>"$out/f_pcap.t"
+      timed $bin read --no-progress --format csv "$ng" >>"$out/f_ng.t"
+      timed sh -c "cat '$f' | $bin read --no-progress --format csv -" >>"$out/f_stdin.t"
+    done
+    printf "%-12s %-8s %-8s %-8s %-9s %-9s\n" "$name" \
+      "$(awk '{print $1}' "$out/f_pcap.t" | median)" "$(awk '{print $1}' "$out/f_ng.t" | median)" \
+      "$(awk '{print $1}' "$out/f_stdin.t" | median)" \
+      "$(paste "$out/f_pcap.t" "$out/f_ng.t" | awk '{print $3/$1}' | median | xargs printf %.2f)" \
+      "$(paste "$out/f_pcap.t" "$out/f_stdin.t" | awk '{print $3/$1}' | median | xargs printf %.2f)"
+  done
+fi
+[ "${KEEP:-0}" = 1 ] || rm -f "$out/bulk.pcap" "$out/handshake.pcap" "$out/bulk.pcapng" "$out/handshake.pcapng"
