@@ -7,6 +7,7 @@
 //! the source until the next call. Invariant: a source never panics on a damaged
 //! file; it reports a [`SourceError`] and stops.
 
+pub mod compressed;
 pub mod live;
 pub mod offline;
 pub mod pcapfile;

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use pcap::{Capture, Offline, Precision};
 
+use super::compressed::{Compression, inflate};
 use super::pcapfile::PcapFile;
 use super::pcapng::PcapNgFile;
 use super::{CAPTURE_MAGICS, Frame, PCAP_NSEC_BE, PCAP_NSEC_LE, PCAPNG, PacketSource, SourceError};
@@ -47,49 +48,59 @@ impl OfflineSource {
     }
 
     /// Reads a capture from a stream that cannot seek or be reopened
-    /// (standard input, a pipe, a FIFO): classic pcap or pcapng, by the
-    /// first four bytes.
+    /// (standard input, a pipe, a FIFO, a compressed file): classic pcap or
+    /// pcapng, by the first bytes, inflated first when they are a gzip,
+    /// zstd, xz or lz4 magic number.
     pub fn from_stream(
         name: &str,
         mut reader: Box<dyn Read + Send>,
     ) -> Result<OfflineSource, SetupError> {
+        let head = read_head(name, &mut reader, 6)?;
+        let stream = Box::new(std::io::Cursor::new(head.clone()).chain(reader));
+        match Compression::of(&head) {
+            Some(kind) => {
+                let inflated = inflate(kind, stream).map_err(|source| SetupError::Open {
+                    path: name.to_string(),
+                    source,
+                })?;
+                OfflineSource::from_plain(name, Box::new(inflated), Some(kind))
+            }
+            None => OfflineSource::from_plain(name, stream, None),
+        }
+    }
+
+    /// A stream of classic pcap or pcapng bytes.
+    fn from_plain(
+        name: &str,
+        mut reader: Box<dyn Read + Send>,
+        inside: Option<Compression>,
+    ) -> Result<OfflineSource, SetupError> {
+        let within = inside.map_or(String::new(), |k| format!(" (inside {})", k.as_str()));
         let not = |reason: String| SetupError::NotCapture {
             path: name.to_string(),
-            reason,
+            reason: format!("{reason}{within}"),
         };
-        let mut head = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            match reader.read(&mut head[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(SetupError::Open {
-                        path: name.to_string(),
-                        source: e,
-                    });
-                }
-            }
-        }
-        if got < 4 {
+        let head = read_head(name, &mut reader, 4)?;
+        if head.len() < 4 {
             return Err(not(format!(
-                "ends after {got} bytes, before a capture header"
+                "ends after {} bytes, before a capture header",
+                head.len()
             )));
         }
-        let stream = std::io::Cursor::new(head).chain(reader);
+        let magic = [head[0], head[1], head[2], head[3]];
+        let stream = std::io::Cursor::new(magic).chain(reader);
         let mut src = OfflineSource::with(name.to_string());
         let open_err = |source| SetupError::Open {
             path: name.to_string(),
             source,
         };
-        if head == PCAPNG {
+        if magic == PCAPNG {
             src.ng = PcapNgFile::from_reader(stream).map_err(open_err)?;
-        } else if CAPTURE_MAGICS.contains(&head) {
+        } else if CAPTURE_MAGICS.contains(&magic) {
             src.fast = PcapFile::from_reader(stream).map_err(open_err)?;
             if src.fast.is_none() {
                 return Err(not(
-                    "a pcap variant that only files can be read in (not streams)".into(),
+                    "a pcap variant that only uncompressed files can be read in".into(),
                 ));
             }
         } else {
@@ -120,10 +131,15 @@ impl OfflineSource {
             path: name.clone(),
             source: e,
         };
+        let mut file = File::open(path).map_err(open_err)?;
         if !meta.is_file() {
             // A FIFO or a device: read once, as a stream.
-            let file = File::open(path).map_err(open_err)?;
             return OfflineSource::from_stream(&name, Box::new(file));
+        }
+        let head = read_head(&name, &mut file, 6)?;
+        if Compression::of(&head).is_some() {
+            let rest = Box::new(std::io::Cursor::new(head).chain(file));
+            return OfflineSource::from_stream(&name, rest);
         }
         if let Some(fast) = PcapFile::open(path).map_err(open_err)? {
             return Ok(OfflineSource {
@@ -220,6 +236,27 @@ impl OfflineSource {
         }
         Ok(())
     }
+}
+
+/// Up to `n` first bytes of a stream (fewer when it ends first).
+fn read_head(name: &str, reader: &mut dyn Read, n: usize) -> Result<Vec<u8>, SetupError> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(SetupError::Open {
+                    path: name.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    head.truncate(got);
+    Ok(head)
 }
 
 /// libpcap stopped: at the end of the file (`Ok`) or at an error.
