@@ -594,7 +594,16 @@ fn capture_magic(path: &Path) -> std::io::Result<bool> {
             n => got += n,
         }
     }
-    Ok(crate::capture::CAPTURE_MAGICS.contains(&head))
+    if crate::capture::CAPTURE_MAGICS.contains(&head) {
+        return Ok(true);
+    }
+    let mut more = [0u8; 2];
+    let n = f.read(&mut more).unwrap_or(0);
+    let mut six = head.to_vec();
+    six.extend_from_slice(&more[..n]);
+    // A compressed file is a capture when what it inflates to starts like one.
+    Ok(crate::capture::compressed::Compression::of(&six).is_some()
+        && crate::capture::offline::OfflineSource::open(path).is_ok())
 }
 
 /// The configuration `tlscensus read` uses when no option is given (for

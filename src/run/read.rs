@@ -62,7 +62,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         event_log.as_ref().map(EventLog::sink),
     )?;
 
-    let inputs = expand_inputs(&cfg.inputs);
+    let inputs = in_capture_order(expand_inputs(&cfg.inputs));
     let (note_tx, note_rx) = unbounded::<Note>();
     let capture_shared = Arc::clone(&shared);
     let capture = std::thread::Builder::new()
@@ -70,6 +70,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         .spawn(move || {
             let mut pipeline = pipeline;
             let (mut ok, mut failed) = (0u64, 0u64);
+            let mut previous: Option<(PathBuf, u64)> = None;
             for input in inputs {
                 let path = match input {
                     Input::File(p) => p,
@@ -87,7 +88,22 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
                         continue;
                     }
                 };
-                match read_one(&path, &mut pipeline) {
+                let mut span = Span::default();
+                let result = read_one(&path, &mut pipeline, &mut span);
+                if let (Some((before, end)), Some(first)) = (&previous, span.first)
+                    && first < *end
+                {
+                    let _ = note_tx.send(Note::Info(format!(
+                        "{} starts {} before {} ends: time goes backwards between them (handshakes that span the two files may be reported wrong; were they taken from one capture?)",
+                        path.display(),
+                        humantime::format_duration(std::time::Duration::from_micros((*end - first) / 1_000)),
+                        before.display()
+                    )));
+                }
+                if span.first.is_some() {
+                    previous = Some((path.clone(), span.last));
+                }
+                match result {
                     Ok(None) => ok += 1,
                     Ok(Some(note)) => {
                         ok += 1;
@@ -189,6 +205,71 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     })
 }
 
+/// The files to read in capture order: by the time of each file's first
+/// packet (one record read), then in natural name order (`cap.pcap2`
+/// before `cap.pcap10`), so rotated sets (`tcpdump -C`, `-G`) are read as
+/// they were written and a handshake that straddles two files is seen
+/// whole. Standard input, which cannot be read twice, and files whose first
+/// packet cannot be read keep name order after the others; notes and
+/// errors follow the files.
+fn in_capture_order(inputs: Vec<Input>) -> Vec<Input> {
+    let (files, others): (Vec<Input>, Vec<Input>) = inputs
+        .into_iter()
+        .partition(|i| matches!(i, Input::File(_)));
+    let mut keyed: Vec<(u64, Vec<NamePart>, PathBuf)> = files
+        .into_iter()
+        .filter_map(|i| match i {
+            Input::File(p) => Some(p),
+            _ => None,
+        })
+        .map(|p| (first_packet_ns(&p).unwrap_or(u64::MAX), natural_key(&p), p))
+        .collect();
+    keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    keyed
+        .into_iter()
+        .map(|(_, _, p)| Input::File(p))
+        .chain(others)
+        .collect()
+}
+
+/// The capture time of a file's first packet (not of standard input).
+fn first_packet_ns(path: &Path) -> Option<u64> {
+    if path == Path::new("-") {
+        return None;
+    }
+    let mut source = OfflineSource::open(path).ok()?;
+    source.next_frame().ok().flatten().map(|f| f.ts_ns)
+}
+
+/// A piece of a file name: digits compare as numbers.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum NamePart {
+    Number(u128, usize),
+    Text(String),
+}
+
+/// `cap.pcap10` as ["cap.pcap", 10]: natural order for rotated names.
+fn natural_key(path: &Path) -> Vec<NamePart> {
+    let s = path.to_string_lossy();
+    let mut out = Vec::new();
+    let mut rest = s.as_ref();
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let (d, tail) = rest.split_at(digits);
+            // Leading zeros and overlong runs still order consistently.
+            out.push(NamePart::Number(d.parse().unwrap_or(u128::MAX), d.len()));
+            rest = tail;
+        } else {
+            let text = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
+            let (t, tail) = rest.split_at(text);
+            out.push(NamePart::Text(t.to_string()));
+            rest = tail;
+        }
+    }
+    out
+}
+
 /// The note about what a directory argument held besides captures; at most
 /// ten entries are named.
 fn dir_note(dir: &Path, not_captures: usize, special: &[(PathBuf, &str)]) -> String {
@@ -217,7 +298,18 @@ fn dir_note(dir: &Path, not_captures: usize, special: &[(PathBuf, &str)]) -> Str
 
 /// Reads one file into the pipeline; the error names the file. A note when
 /// some of its packets have a link type tlscensus does not decode.
-fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<Option<String>, String> {
+/// Capture times of a file's first and last packets.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    first: Option<u64>,
+    last: u64,
+}
+
+fn read_one(
+    path: &Path,
+    pipeline: &mut Pipeline,
+    span: &mut Span,
+) -> Result<Option<String>, String> {
     let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
     let dispatcher = &mut pipeline.dispatcher;
     // The link type changes rarely (pcapng interfaces): test it only then.
@@ -225,6 +317,10 @@ fn read_one(path: &Path, pipeline: &mut Pipeline) -> Result<Option<String>, Stri
     let (mut unsupported, mut example) = (0u64, 0);
     source
         .for_each_frame(|frame| {
+            if span.first.is_none() {
+                span.first = Some(frame.ts_ns);
+            }
+            span.last = frame.ts_ns;
             if last != Some(frame.linktype) {
                 last = Some(frame.linktype);
                 supported = is_supported_link(frame.linktype);
