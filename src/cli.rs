@@ -54,7 +54,7 @@ pub enum By {
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    /// Capture files (.pcap or .pcapng) or directories; a directory's capture files are read in name order.
+    /// Capture files (pcap or pcapng, also gzip, zstd, xz or lz4 compressed), directories, or - for standard input; files are read in capture order (each file's first packet time, then natural name order).
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
 
@@ -77,6 +77,10 @@ pub struct ReadArgs {
     /// Never show progress, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Read only the packets this filter (BPF syntax, as tcpdump takes it) keeps, e.g. 'vlan 10' or 'net 10.20.0.0/16'; compiled by libpcap for each file's link type and applied before decoding.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
 
     #[command(flatten)]
     pub census: CensusArgs,

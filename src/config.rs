@@ -82,6 +82,8 @@ pub struct ReadConfig {
     pub metrics_file: Option<PathBuf>,
     pub fail_on_legacy: bool,
     pub progress: bool,
+    /// `--filter`: checked to compile (for Ethernet) here.
+    pub filter: Option<String>,
 }
 
 impl Config {
@@ -378,6 +380,14 @@ impl ReadConfig {
             metrics_file: a.metrics_file.clone(),
             fail_on_legacy: a.fail_on_legacy,
             progress: stderr_is_tty && !a.no_progress,
+            filter: match &a.filter {
+                Some(expr) => {
+                    crate::capture::filter::Filter::new(expr, 1)
+                        .map_err(|e| SetupError::Config(format!("--filter {expr:?}: {e}")))?;
+                    Some(expr.clone())
+                }
+                None => None,
+            },
         })
     }
 }

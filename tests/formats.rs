@@ -317,3 +317,56 @@ fn rotated_sets_in_capture_order() {
     let err = text(&out.stderr);
     assert!(err.contains("time goes backwards"), "{err}");
 }
+
+/// `--filter`: only the packets the BPF expression keeps are read; a bad
+/// expression is a clear error before reading; one that does not apply to
+/// a file's link type is an error naming the file.
+#[test]
+fn offline_filter() {
+    let src = capture("services.pcap");
+    let all = lines(&read_events(src.to_str().unwrap(), None), "all");
+    let run = |extra: &[&str], file: &Path| {
+        let mut args = vec![
+            "read",
+            "--all",
+            "--no-progress",
+            "--format",
+            "csv",
+            "--events",
+            "-",
+        ];
+        args.extend(extra);
+        args.push(file.to_str().unwrap());
+        tlscensus(&args)
+    };
+    let out = run(&["--filter", "host 192.0.2.11"], &src);
+    let kept = lines(&out, "filtered");
+    assert!(
+        !kept.is_empty() && kept.len() < all.len(),
+        "{} of {}",
+        kept.len(),
+        all.len()
+    );
+    for e in &kept {
+        assert!(e.contains("\"src_ip\":\"192.0.2.11\""), "{e}");
+        assert!(all.contains(e), "{e}");
+    }
+    let none = lines(&run(&["--filter", "udp"], &src), "udp");
+    assert!(none.is_empty());
+    let out = run(&["--filter", "tcp port"], &src);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--filter"),
+        "{}",
+        text(&out.stderr)
+    );
+    // mixed-linktypes.pcapng has raw IP and Ethernet interfaces.
+    let mixed = capture("mixed-linktypes.pcapng");
+    let out = run(&["--filter", "ether broadcast or tcp"], &mixed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("mixed-linktypes") && err.contains("link type"),
+        "{err}"
+    );
+}

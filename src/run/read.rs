@@ -16,6 +16,7 @@ use crossbeam_channel::{RecvTimeoutError, unbounded};
 
 use super::{Pipeline, SendMode, Shared};
 use crate::capture::PacketSource;
+use crate::capture::filter::Filter;
 use crate::capture::offline::OfflineSource;
 use crate::config::{Input, ReadConfig, expand_inputs};
 use crate::decode::link::is_supported_link;
@@ -63,6 +64,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     )?;
 
     let inputs = in_capture_order(expand_inputs(&cfg.inputs));
+    let filter_expr = cfg.filter.clone();
     let (note_tx, note_rx) = unbounded::<Note>();
     let capture_shared = Arc::clone(&shared);
     let capture = std::thread::Builder::new()
@@ -71,6 +73,8 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
             let mut pipeline = pipeline;
             let (mut ok, mut failed) = (0u64, 0u64);
             let mut previous: Option<(PathBuf, u64)> = None;
+            // Checked at start-up; compiled here for each link type met.
+            let mut filter = filter_expr.and_then(|e| Filter::new(&e, 1).ok());
             for input in inputs {
                 let path = match input {
                     Input::File(p) => p,
@@ -89,7 +93,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
                     }
                 };
                 let mut span = Span::default();
-                let result = read_one(&path, &mut pipeline, &mut span);
+                let result = read_one(&path, &mut pipeline, &mut span, &mut filter);
                 if let (Some((before, end)), Some(first)) = (&previous, span.first)
                     && first < *end
                 {
@@ -309,9 +313,11 @@ fn read_one(
     path: &Path,
     pipeline: &mut Pipeline,
     span: &mut Span,
+    filter: &mut Option<Filter>,
 ) -> Result<Option<String>, String> {
     let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
     let dispatcher = &mut pipeline.dispatcher;
+    let mut filter_error = None;
     // The link type changes rarely (pcapng interfaces): test it only then.
     let (mut last, mut supported) = (None, true);
     let (mut unsupported, mut example) = (0u64, 0);
@@ -321,6 +327,16 @@ fn read_one(
                 span.first = Some(frame.ts_ns);
             }
             span.last = frame.ts_ns;
+            if let Some(f) = filter.as_mut() {
+                match f.keeps(frame.linktype, frame.data) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        filter_error.get_or_insert(e);
+                        return;
+                    }
+                }
+            }
             if last != Some(frame.linktype) {
                 last = Some(frame.linktype);
                 supported = is_supported_link(frame.linktype);
@@ -332,6 +348,12 @@ fn read_one(
             dispatcher.push(frame)
         })
         .map_err(|e| format!("{}: {e} (packets before it were read)", source.name()))?;
+    if let Some(e) = filter_error {
+        return Err(format!(
+            "{}: {e}; its packets of that link type were skipped",
+            source.name()
+        ));
+    }
     Ok((unsupported > 0).then(|| {
         format!(
             "{}: {unsupported} packet(s) have link type {example}, which tlscensus does not decode \
