@@ -124,6 +124,7 @@ impl PcapNgFile {
         Ok(self.end - self.start)
     }
 
+    #[inline(always)]
     fn u16_at(&self, i: usize) -> u16 {
         let v = [self.buf[i], self.buf[i + 1]];
         if self.big {
@@ -133,6 +134,7 @@ impl PcapNgFile {
         }
     }
 
+    #[inline(always)]
     fn u32_at(&self, i: usize) -> u32 {
         let v = [
             self.buf[i],
@@ -148,11 +150,73 @@ impl PcapNgFile {
     }
 
     /// Hands every frame to `f`, to the end of the stream or the first error.
+    /// An Enhanced Packet Block wholly in the buffer, of a described
+    /// interface with the usual microsecond or nanosecond resolution, takes
+    /// the short path below; anything else goes through [`Self::next_frame`]
+    /// (the checks are the same).
     pub fn for_each_frame(&mut self, mut f: impl FnMut(&Frame<'_>)) -> Result<(), SourceError> {
-        while let Some(frame) = self.next_frame()? {
-            f(&frame);
+        loop {
+            if let Some(total) = self.quick_epb(&mut f) {
+                self.start += total;
+                continue;
+            }
+            match self.next_frame()? {
+                Some(frame) => f(&frame),
+                None => return Ok(()),
+            }
         }
-        Ok(())
+    }
+
+    /// The short path: an EPB's frame handed to `f`; its length, or `None`
+    /// (nothing consumed) when the block needs the general path.
+    #[inline(always)]
+    fn quick_epb(&self, f: &mut impl FnMut(&Frame<'_>)) -> Option<usize> {
+        let h = self.start;
+        let hdr: &[u8; 28] = self.buf.get(h..h + 28)?.try_into().ok()?;
+        let rd = |i: usize| {
+            let b = [hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]];
+            if self.big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let total = rd(4) as usize;
+        if rd(0) != EPB
+            || total < 32
+            || !total.is_multiple_of(4)
+            || total > self.end - h
+            || total > MAX_BLOCK
+        {
+            return None;
+        }
+        let caplen = rd(20) as usize;
+        let ifc = self.interfaces.get(rd(8) as usize)?;
+        let trailer: &[u8; 4] = self.buf.get(h + total - 4..h + total)?.try_into().ok()?;
+        let trailer = if self.big {
+            u32::from_be_bytes(*trailer)
+        } else {
+            u32::from_le_bytes(*trailer)
+        };
+        if caplen > total - 32 || trailer as usize != total || ifc.offset_s != 0 {
+            return None;
+        }
+        let units = (u64::from(rd(12)) << 32) | u64::from(rd(16));
+        let ts_ns = match ifc.units {
+            1_000_000 => (units / 1_000_000)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(units % 1_000_000 * 1_000),
+            1_000_000_000 => units,
+            _ => return None,
+        };
+        let data = self.buf.get(h + 28..h + 28 + caplen.min(ifc.snaplen))?;
+        f(&Frame {
+            ts_ns,
+            linktype: ifc.linktype,
+            data,
+            wire_len: rd(24),
+        });
+        Some(total)
     }
 
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
@@ -174,6 +238,7 @@ impl PcapNgFile {
     /// The next block, consumed: (type, offset of its body in `buf`, body
     /// length); section and interface blocks are taken in here. `None` at
     /// the end of the stream.
+    #[inline]
     fn next_block(&mut self) -> Result<Option<(u32, usize, usize)>, SourceError> {
         let have = self.fill(12)?;
         if have == 0 {
@@ -316,6 +381,7 @@ impl PcapNgFile {
     /// A packet block's frame: (timestamp, link type, bytes in `buf`, wire
     /// length); `None` for any other block.
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn packet(
         &self,
         kind: u32,
@@ -363,7 +429,20 @@ impl PcapNgFile {
 
 /// pcapng timestamp units (`units` per second, plus an offset in seconds)
 /// to nanoseconds since the epoch; before 1970 clamps to 0.
+#[inline]
 pub fn scale_ts(raw: u64, units: u64, offset_s: i64) -> u64 {
+    // The usual resolutions, by constants (no 128-bit division a packet).
+    if offset_s == 0 {
+        match units {
+            1_000_000 => {
+                return (raw / 1_000_000)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(raw % 1_000_000 * 1_000);
+            }
+            1_000_000_000 => return raw,
+            _ => {}
+        }
+    }
     let units = units.max(1);
     let secs = raw / units;
     let frac = raw % units;
