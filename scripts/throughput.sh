@@ -101,4 +101,28 @@ if [ "${FORMATS:-1}" = 1 ] && command -v editcap >/dev/null; then
       "$(paste "$out/f_pcap.t" "$out/f_stdin.t" | awk '{print $3/$1}' | median | xargs printf %.2f)"
   done
 fi
-[ "${KEEP:-0}" = 1 ] || rm -f "$out/bulk.pcap" "$out/handshake.pcap" "$out/bulk.pcapng" "$out/handshake.pcapng"
+# Compressed (issue 17): gzip -1 and zstd -3 copies, `read` against the
+# decompressor alone writing to /dev/null (the floor), pairs alternated.
+if [ "${FORMATS:-1}" = 1 ] && command -v zstd >/dev/null && command -v gzip >/dev/null; then
+  printf "%-12s %-8s %-8s %-8s %-9s %-8s %-8s %-8s\n" capture zcat_s gz_s gz/zcat zstd-dc_s zst_s zst/dc zst_RSS
+  for name in bulk handshake; do
+    f="$out/$name.pcap"
+    [ -s "$f.gz" ] || gzip -1 -c "$f" >"$f.gz"
+    [ -s "$f.zst" ] || zstd -q -3 -c "$f" >"$f.zst"
+    cat "$f.gz" "$f.zst" >/dev/null
+    : >"$out/c_zcat.t"; : >"$out/c_gz.t"; : >"$out/c_dc.t"; : >"$out/c_zst.t"
+    for _ in $(seq "$runs"); do
+      timed zcat "$f.gz" >>"$out/c_zcat.t"
+      timed $bin read --no-progress --format csv "$f.gz" >>"$out/c_gz.t"
+      timed zstd -dc "$f.zst" >>"$out/c_dc.t"
+      timed $bin read --no-progress --format csv "$f.zst" >>"$out/c_zst.t"
+    done
+    printf "%-12s %-8s %-8s %-8s %-9s %-8s %-8s %-8s\n" "$name" \
+      "$(awk '{print $1}' "$out/c_zcat.t" | median)" "$(awk '{print $1}' "$out/c_gz.t" | median)" \
+      "$(paste "$out/c_zcat.t" "$out/c_gz.t" | awk '{print $3/$1}' | median | xargs printf %.2f)" \
+      "$(awk '{print $1}' "$out/c_dc.t" | median)" "$(awk '{print $1}' "$out/c_zst.t" | median)" \
+      "$(paste "$out/c_dc.t" "$out/c_zst.t" | awk '{print $3/$1}' | median | xargs printf %.2f)" \
+      "$(awk '{print $2}' "$out/c_zst.t" | sort -n | tail -1)K"
+  done
+fi
+[ "${KEEP:-0}" = 1 ] || rm -f "$out/bulk.pcap" "$out/handshake.pcap" "$out"/*.pcapng "$out"/*.gz "$out"/*.zst
