@@ -33,8 +33,11 @@ fn lines(out: &std::process::Output, what: &str) -> Vec<String> {
     v
 }
 
+/// `read --all --events -` of one input; under `timeout`, so a reader that
+/// waits forever (a FIFO opened twice) fails the test instead of hanging it.
 fn read_events(arg: &str, stdin: Option<&Path>) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    let mut cmd = Command::new("timeout");
+    cmd.args(["120", env!("CARGO_BIN_EXE_tlscensus")]);
     cmd.args([
         "read",
         "--all",
@@ -158,7 +161,15 @@ fn fifos_and_bad_streams() {
         std::thread::spawn(move || std::fs::copy(&src, &fifo).unwrap())
     };
     let from_fifo = lines(&read_events(fifo.to_str().unwrap(), None), "fifo");
-    writer.join().unwrap();
+    // A writer left waiting for a reader is let go before joining it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !writer.is_finished() {
+        let _ = std::fs::File::open(&fifo);
+    }
+    assert!(writer.join().is_ok());
     let from_file = lines(&read_events(src.to_str().unwrap(), None), "file");
     assert_eq!(from_fifo, from_file);
     assert!(!from_file.is_empty());

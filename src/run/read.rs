@@ -236,9 +236,10 @@ fn in_capture_order(inputs: Vec<Input>) -> Vec<Input> {
         .collect()
 }
 
-/// The capture time of a file's first packet (not of standard input).
+/// The capture time of a file's first packet; not of standard input or a
+/// FIFO, which can be read only once.
 fn first_packet_ns(path: &Path) -> Option<u64> {
-    if path == Path::new("-") {
+    if path == Path::new("-") || !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return None;
     }
     let mut source = OfflineSource::open(path).ok()?;
