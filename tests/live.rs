@@ -688,6 +688,20 @@ fn live_replay_preamble_captures_match_offline_read() {
 /// counters with `tlscensus read` of the same files; at least `min_legacy`
 /// legacy series must be there.
 fn replay_matches_offline(files: &[PathBuf], min_legacy: usize) {
+    // `read` takes files in capture order (first packet time, then name):
+    // the replay sends them in that order too.
+    let mut files = files.to_vec();
+    files.sort_by_key(|f| {
+        let first = pcap::Capture::from_file_with_precision(f, pcap::Precision::Nano)
+            .ok()
+            .and_then(|mut c| {
+                c.next_packet()
+                    .ok()
+                    .map(|p| p.header.ts.tv_sec as u64 * 1_000_000_000 + p.header.ts.tv_usec as u64)
+            });
+        (first.unwrap_or(u64::MAX), f.clone())
+    });
+    let files = &files[..];
     let mut net = Net::new(1);
     let offline_metrics = net.path("offline.prom");
     let out = Command::new(BIN)
@@ -717,7 +731,7 @@ fn replay_matches_offline(files: &[PathBuf], min_legacy: usize) {
     ];
     args.extend(TUNNEL_PORTS);
     let mut sensor = net.tlscensus(&args);
-    // Replay from the client side of the pair, file by file in name order.
+    // Replay from the client side of the pair, file by file in capture order.
     let frames = replay(&net, files, &["--topspeed"]);
     let iface = format!("tlscensus_capture_received_total{{interface=\"{i1}\"}}");
     sensor.wait_for("every replayed frame", |m| {
