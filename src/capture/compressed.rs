@@ -58,10 +58,30 @@ impl Compression {
     }
 }
 
+/// Counts the compressed bytes a decoder has read (for the progress line).
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// The inflated bytes of `inner`, decoded on a thread of its own.
 pub fn inflate(kind: Compression, inner: Box<dyn Read + Send>) -> std::io::Result<Inflated> {
     let (tx, rx) = bounded::<std::io::Result<Vec<u8>>>(BLOCKS);
     let (back_tx, back_rx) = bounded::<Vec<u8>>(BLOCKS + 2);
+    let compressed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let inner = Box::new(Counting {
+        inner,
+        read: std::sync::Arc::clone(&compressed),
+    });
     let mut decoder = kind.decoder(inner)?;
     std::thread::Builder::new()
         .name("inflate".into())
@@ -71,6 +91,7 @@ pub fn inflate(kind: Compression, inner: Box<dyn Read + Send>) -> std::io::Resul
         back: back_tx,
         block: Vec::new(),
         at: 0,
+        compressed,
     })
 }
 
@@ -122,6 +143,8 @@ pub struct Inflated {
     back: Sender<Vec<u8>>,
     block: Vec<u8>,
     at: usize,
+    /// Compressed bytes the decoder has read so far.
+    pub compressed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Read for Inflated {

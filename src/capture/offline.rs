@@ -27,6 +27,8 @@ pub struct OfflineSource {
     fast: Option<PcapFile>,
     /// pcapng read by tlscensus' own block reader.
     ng: Option<PcapNgFile>,
+    /// Compressed bytes read so far, for a compressed capture.
+    compressed: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     libpcap: Option<(Capture<Offline>, i32)>,
     /// Nanoseconds per unit of libpcap's fractional timestamp (1 or 1000).
     frac_ns: i64,
@@ -40,6 +42,7 @@ impl OfflineSource {
             name,
             fast: None,
             ng: None,
+            compressed: None,
             libpcap: None,
             frac_ns: 1,
             finished: false,
@@ -63,7 +66,10 @@ impl OfflineSource {
                     path: name.to_string(),
                     source,
                 })?;
-                OfflineSource::from_plain(name, Box::new(inflated), Some(kind))
+                let counter = std::sync::Arc::clone(&inflated.compressed);
+                let mut src = OfflineSource::from_plain(name, Box::new(inflated), Some(kind))?;
+                src.compressed = Some(counter);
+                Ok(src)
             }
             None => OfflineSource::from_plain(name, stream, None),
         }
@@ -186,6 +192,11 @@ impl OfflineSource {
 }
 
 impl OfflineSource {
+    /// For a compressed capture, the count of compressed bytes read so far.
+    pub fn compressed_read(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        self.compressed.clone()
+    }
+
     /// Hands every frame to `f`, in order, to the end of the file or the first
     /// error: the frames repeated [`PacketSource::next_frame`] calls return,
     /// but libpcap's loop runs here without wrapping each frame in

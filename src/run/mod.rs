@@ -172,6 +172,8 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// TLS flows settled (targets or not).
     pub tls_flows: AtomicU64,
+    /// Compressed bytes read of the compressed file being read, if one is.
+    pub compressed: std::sync::Mutex<Option<Arc<AtomicU64>>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -93,7 +93,13 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
                     }
                 };
                 let mut span = Span::default();
-                let result = read_one(&path, &mut pipeline, &mut span, &mut filter);
+                let result = read_one(
+                    &path,
+                    &mut pipeline,
+                    &mut span,
+                    &mut filter,
+                    &capture_shared.progress,
+                );
                 if let (Some((before, end)), Some(first)) = (&previous, span.first)
                     && first < *end
                 {
@@ -145,8 +151,16 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
             Err(RecvTimeoutError::Timeout) => {
                 if cfg.progress && started.elapsed() > Duration::from_millis(500) {
                     let p = &shared.progress;
+                    let compressed = p
+                        .compressed
+                        .lock()
+                        .ok()
+                        .and_then(|c| c.as_ref().map(|n| n.load(Ordering::Relaxed)));
+                    let read_of = compressed.map_or(String::new(), |n| {
+                        format!(" ({:.1} MB of the compressed file)", n as f64 / 1e6)
+                    });
                     eprint!(
-                        "\r\x1b[2K{:.1} MB, {} packets, {} TLS flows",
+                        "\r\x1b[2K{:.1} MB{read_of}, {} packets, {} TLS flows",
                         p.bytes.load(Ordering::Relaxed) as f64 / 1e6,
                         p.packets.load(Ordering::Relaxed),
                         p.tls_flows.load(Ordering::Relaxed)
@@ -315,8 +329,13 @@ fn read_one(
     pipeline: &mut Pipeline,
     span: &mut Span,
     filter: &mut Option<Filter>,
+    progress: &super::Progress,
 ) -> Result<Option<String>, String> {
     let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
+    *progress
+        .compressed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = source.compressed_read();
     let dispatcher = &mut pipeline.dispatcher;
     let mut filter_error = None;
     // The link type changes rarely (pcapng interfaces): test it only then.
