@@ -228,24 +228,32 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
 /// before `cap.pcap10`), so rotated sets (`tcpdump -C`, `-G`) are read as
 /// they were written and a handshake that straddles two files is seen
 /// whole. Standard input, which cannot be read twice, and files whose first
-/// packet cannot be read keep name order after the others; notes and
-/// errors follow the files.
+/// packet cannot be read keep the order they were given in, after the
+/// others; notes and errors follow the files.
 fn in_capture_order(inputs: Vec<Input>) -> Vec<Input> {
     let (files, others): (Vec<Input>, Vec<Input>) = inputs
         .into_iter()
         .partition(|i| matches!(i, Input::File(_)));
-    let mut keyed: Vec<(u64, Vec<NamePart>, PathBuf)> = files
+    // Files whose first packet cannot be read (errors to be, standard
+    // input) keep the order they were given in, after the others.
+    let mut keyed: Vec<(Option<u64>, Vec<NamePart>, usize, PathBuf)> = files
         .into_iter()
         .filter_map(|i| match i {
             Input::File(p) => Some(p),
             _ => None,
         })
-        .map(|p| (first_packet_ns(&p).unwrap_or(u64::MAX), natural_key(&p), p))
+        .enumerate()
+        .map(|(i, p)| (first_packet_ns(&p), natural_key(&p), i, p))
         .collect();
-    keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    keyed.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => (x, &a.1).cmp(&(y, &b.1)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.2.cmp(&b.2),
+    });
     keyed
         .into_iter()
-        .map(|(_, _, p)| Input::File(p))
+        .map(|(_, _, _, p)| Input::File(p))
         .chain(others)
         .collect()
 }
