@@ -122,12 +122,15 @@ impl OfflineSource {
         }
         let name = path.display().to_string();
         // Opening the file ourselves first gives a clean "not found"/"permission denied".
-        let meta = File::open(path)
-            .and_then(|f| f.metadata())
-            .map_err(|e| SetupError::Open {
-                path: name.clone(),
-                source: e,
-            })?;
+        // One open: a FIFO opened twice loses its writer in between.
+        let mut file = File::open(path).map_err(|e| SetupError::Open {
+            path: name.clone(),
+            source: e,
+        })?;
+        let meta = file.metadata().map_err(|e| SetupError::Open {
+            path: name.clone(),
+            source: e,
+        })?;
         if meta.is_dir() {
             return Err(SetupError::NotCapture {
                 path: name,
@@ -138,7 +141,6 @@ impl OfflineSource {
             path: name.clone(),
             source: e,
         };
-        let mut file = File::open(path).map_err(open_err)?;
         if !meta.is_file() {
             // A FIFO or a device: read once, as a stream.
             widen_pipe(&file);
