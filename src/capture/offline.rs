@@ -33,7 +33,6 @@ pub struct OfflineSource {
     /// Nanoseconds per unit of libpcap's fractional timestamp (1 or 1000).
     frac_ns: i64,
     finished: bool,
-    delivered: u64,
 }
 
 impl OfflineSource {
@@ -46,7 +45,6 @@ impl OfflineSource {
             libpcap: None,
             frac_ns: 1,
             finished: false,
-            delivered: 0,
         }
     }
 
@@ -210,22 +208,14 @@ impl OfflineSource {
                 return Ok(());
             }
             self.finished = true;
-            let delivered = &mut self.delivered;
-            return fast.for_each_frame(|frame| {
-                *delivered += 1;
-                f(frame);
-            });
+            return fast.for_each_frame(f);
         }
         if let Some(ng) = self.ng.as_mut() {
             if self.finished {
                 return Ok(());
             }
             self.finished = true;
-            let delivered = &mut self.delivered;
-            return ng.for_each_frame(|frame| {
-                *delivered += 1;
-                f(frame);
-            });
+            return ng.for_each_frame(f);
         }
         if !self.finished
             && let Some((cap, linktype)) = self.libpcap.as_mut()
@@ -234,7 +224,6 @@ impl OfflineSource {
             let err = loop {
                 match cap.next_packet() {
                     Ok(p) => {
-                        self.delivered += 1;
                         let ts = p.header.ts;
                         f(&Frame {
                             ts_ns: timeval_ns(ts.tv_sec, ts.tv_usec.saturating_mul(frac_ns)),
@@ -314,7 +303,7 @@ impl PacketSource for OfflineSource {
         if let Some(fast) = self.fast.as_mut() {
             let out = fast.next_frame();
             match &out {
-                Ok(Some(_)) => self.delivered += 1,
+                Ok(Some(_)) => {}
                 _ => self.finished = true,
             }
             return out;
@@ -322,7 +311,7 @@ impl PacketSource for OfflineSource {
         if let Some(ng) = self.ng.as_mut() {
             let out = ng.next_frame();
             match &out {
-                Ok(Some(_)) => self.delivered += 1,
+                Ok(Some(_)) => {}
                 _ => self.finished = true,
             }
             return out;
@@ -330,7 +319,6 @@ impl PacketSource for OfflineSource {
         if let Some((cap, linktype)) = self.libpcap.as_mut() {
             match cap.next_packet() {
                 Ok(p) => {
-                    self.delivered += 1;
                     let ts = p.header.ts;
                     let ts_ns = timeval_ns(ts.tv_sec, ts.tv_usec.saturating_mul(self.frac_ns));
                     return Ok(Some(Frame {
