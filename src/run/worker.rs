@@ -98,21 +98,10 @@ struct Worker {
 }
 
 fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut table: TlsTable) {
-    let Worker {
-        id,
-        shared,
-        events,
-        dns,
-    } = worker;
-    let counting = id == 0;
+    let counting = worker.id == 0;
+    let wall_clock = worker.shared.config.wall_clock;
     let mut out: Vec<HandshakeSummary> = Vec::new();
-    let mut counters = FlowCounters::default();
-    let mut classifier = services::Classifier::new(
-        &shared.config.services,
-        Arc::clone(&shared.config.service_prefixes),
-    );
-    let mut tracked = 0i64;
-    let wall_clock = shared.config.wall_clock;
+    let mut reporter = Reporter::new(worker);
     loop {
         let mut batch = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
             Ok(b) => b,
@@ -120,24 +109,17 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
                 // A quiet link: idle flows still time out on the wall clock.
                 if wall_clock {
                     table.tick(wall_clock_ns(), &mut out);
-                    report(
-                        &shared,
-                        &dns,
-                        events.as_ref(),
-                        &mut counters,
-                        &mut classifier,
-                        &mut out,
-                    );
-                    flush_table_stats(&shared, &mut table, &mut tracked);
+                    reporter.settle(&mut table, &mut out);
                 }
                 continue;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
+        let (shared, dns) = (&reporter.worker.shared, &reporter.worker.dns);
         let mut items = batch.dns.iter().peekable();
         for (i, m) in batch.segs.iter().enumerate() {
             while let Some(item) = items.next_if(|d| d.before as usize <= i) {
-                learn_dns(&shared, &dns, item, counting);
+                learn_dns(shared, dns, item, counting);
             }
             let (start, len) = (m.start as usize, m.len as usize);
             let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
@@ -156,39 +138,67 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             );
         }
         for item in items {
-            learn_dns(&shared, &dns, item, counting);
+            learn_dns(shared, dns, item, counting);
         }
         if wall_clock {
             table.tick(wall_clock_ns(), &mut out);
         }
-        report(
-            &shared,
-            &dns,
-            events.as_ref(),
-            &mut counters,
-            &mut classifier,
-            &mut out,
-        );
-        flush_table_stats(&shared, &mut table, &mut tracked);
+        reporter.settle(&mut table, &mut out);
         batch.clear();
         let _ = recycle.try_send(batch);
     }
     table.drain(&mut out);
-    report(
-        &shared,
-        &dns,
-        events.as_ref(),
-        &mut counters,
-        &mut classifier,
-        &mut out,
-    );
-    flush_table_stats(&shared, &mut table, &mut tracked);
+    reporter.settle(&mut table, &mut out);
 }
 
 fn wall_clock_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// What a worker keeps between batches to report its settled flows.
+struct Reporter {
+    worker: Worker,
+    counters: FlowCounters,
+    classifier: services::Classifier,
+    /// The flows this worker last added to `flows_tracked`.
+    tracked: i64,
+}
+
+impl Reporter {
+    fn new(worker: Worker) -> Self {
+        let classifier = services::Classifier::new(
+            &worker.shared.config.services,
+            Arc::clone(&worker.shared.config.service_prefixes),
+        );
+        Reporter {
+            worker,
+            counters: FlowCounters::default(),
+            classifier,
+            tracked: 0,
+        }
+    }
+
+    /// Reports the flows `out` holds and the table's counts since the last
+    /// call.
+    fn settle(&mut self, table: &mut TlsTable, out: &mut Vec<HandshakeSummary>) {
+        let Worker {
+            shared,
+            events,
+            dns,
+            ..
+        } = &self.worker;
+        report(
+            shared,
+            dns,
+            events.as_ref(),
+            &mut self.counters,
+            &mut self.classifier,
+            out,
+        );
+        flush_table_stats(shared, table, &mut self.tracked);
+    }
 }
 
 /// Sends settled flows to the inventory, the counters and the event log.
