@@ -181,13 +181,6 @@ pub fn write_to(
     serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)
 }
 
-/// The state as JSON.
-pub fn render(inventory: &Inventory, destinations: &Destinations) -> String {
-    let mut out = Vec::new();
-    let _ = write_to(inventory, destinations, &mut out);
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// What loading a state file did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Loaded {
@@ -311,6 +304,13 @@ fn set_aside(path: &Path, why: String) -> Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state as JSON.
+    fn render(inventory: &Inventory, destinations: &Destinations) -> String {
+        let mut out = Vec::new();
+        write_to(inventory, destinations, &mut out).expect("writes to memory");
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
 
     #[test]
     fn state_round_trip_and_damage() {

@@ -24,26 +24,31 @@ use crate::error::SetupError;
 
 pub struct OfflineSource {
     name: String,
-    fast: Option<PcapFile>,
-    /// pcapng read by tlscensus' own block reader.
-    ng: Option<PcapNgFile>,
+    reader: Reader,
     /// Compressed bytes read so far, for a compressed capture.
     compressed: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-    libpcap: Option<(Capture<Offline>, i32)>,
-    /// Nanoseconds per unit of libpcap's fractional timestamp (1 or 1000).
-    frac_ns: i64,
     finished: bool,
 }
 
+/// Who reads the frames.
+enum Reader {
+    Pcap(PcapFile),
+    /// pcapng, read by tlscensus' own block reader.
+    Ng(PcapNgFile),
+    Libpcap {
+        cap: Capture<Offline>,
+        linktype: i32,
+        /// Nanoseconds per unit of libpcap's fractional timestamp (1 or 1000).
+        frac_ns: i64,
+    },
+}
+
 impl OfflineSource {
-    fn with(name: String) -> OfflineSource {
+    fn with(name: String, reader: Reader) -> OfflineSource {
         OfflineSource {
             name,
-            fast: None,
-            ng: None,
+            reader,
             compressed: None,
-            libpcap: None,
-            frac_ns: 1,
             finished: false,
         }
     }
@@ -93,24 +98,27 @@ impl OfflineSource {
         }
         let magic = [head[0], head[1], head[2], head[3]];
         let stream = std::io::Cursor::new(magic).chain(reader);
-        let mut src = OfflineSource::with(name.to_string());
         let open_err = |source| SetupError::Open {
             path: name.to_string(),
             source,
         };
-        if magic == PCAPNG {
-            src.ng = PcapNgFile::from_reader(stream).map_err(open_err)?;
+        let reader = if magic == PCAPNG {
+            PcapNgFile::from_reader(stream)
+                .map_err(open_err)?
+                .map(Reader::Ng)
         } else if CAPTURE_MAGICS.contains(&magic) {
-            src.fast = PcapFile::from_reader(stream).map_err(open_err)?;
-            if src.fast.is_none() {
-                return Err(not(
-                    "a pcap variant that only uncompressed files can be read in".into(),
-                ));
-            }
+            PcapFile::from_reader(stream)
+                .map_err(open_err)?
+                .map(Reader::Pcap)
         } else {
             return Err(not("not a pcap or pcapng stream".into()));
+        };
+        match reader {
+            Some(r) => Ok(OfflineSource::with(name.to_string(), r)),
+            None => Err(not(
+                "a pcap variant that only uncompressed files can be read in".into(),
+            )),
         }
-        Ok(src)
     }
 
     pub fn open(path: &Path) -> Result<OfflineSource, SetupError> {
@@ -150,18 +158,12 @@ impl OfflineSource {
             return OfflineSource::from_stream(&name, rest);
         }
         if let Some(fast) = PcapFile::open(path).map_err(open_err)? {
-            return Ok(OfflineSource {
-                fast: Some(fast),
-                ..OfflineSource::with(name)
-            });
+            return Ok(OfflineSource::with(name, Reader::Pcap(fast)));
         }
         if let Some(ng) =
             PcapNgFile::from_reader(File::open(path).map_err(open_err)?).map_err(open_err)?
         {
-            return Ok(OfflineSource {
-                ng: Some(ng),
-                ..OfflineSource::with(name)
-            });
+            return Ok(OfflineSource::with(name, Reader::Ng(ng)));
         }
         // Ask libpcap for the file's own precision: converting every timestamp
         // costs as much as a tenth of a read. Nanosecond pcap files keep their
@@ -183,11 +185,15 @@ impl OfflineSource {
             }
         })?;
         let linktype = cap.get_datalink().0;
-        Ok(OfflineSource {
-            libpcap: Some((cap, linktype)),
-            frac_ns: if nano { 1 } else { 1_000 },
-            ..OfflineSource::with(name)
-        })
+        let frac_ns = if nano { 1 } else { 1_000 };
+        Ok(OfflineSource::with(
+            name,
+            Reader::Libpcap {
+                cap,
+                linktype,
+                frac_ns,
+            },
+        ))
     }
 }
 
@@ -203,42 +209,33 @@ impl OfflineSource {
     /// `Result<Option<_>>` (callgrind: about 60 instructions a packet less on
     /// the capture thread of a bulk capture).
     pub fn for_each_frame(&mut self, mut f: impl FnMut(&Frame<'_>)) -> Result<(), SourceError> {
-        if let Some(fast) = self.fast.as_mut() {
-            if self.finished {
-                return Ok(());
-            }
-            self.finished = true;
-            return fast.for_each_frame(f);
+        if std::mem::replace(&mut self.finished, true) {
+            return Ok(());
         }
-        if let Some(ng) = self.ng.as_mut() {
-            if self.finished {
-                return Ok(());
-            }
-            self.finished = true;
-            return ng.for_each_frame(f);
-        }
-        if !self.finished
-            && let Some((cap, linktype)) = self.libpcap.as_mut()
-        {
-            let (linktype, frac_ns) = (*linktype, self.frac_ns);
-            let err = loop {
+        match &mut self.reader {
+            Reader::Pcap(r) => r.for_each_frame(f),
+            Reader::Ng(r) => r.for_each_frame(f),
+            Reader::Libpcap {
+                cap,
+                linktype,
+                frac_ns,
+            } => loop {
                 match cap.next_packet() {
-                    Ok(p) => {
-                        let ts = p.header.ts;
-                        f(&Frame {
-                            ts_ns: timeval_ns(ts.tv_sec, ts.tv_usec.saturating_mul(frac_ns)),
-                            linktype,
-                            data: p.data,
-                            wire_len: p.header.len,
-                        });
-                    }
-                    Err(e) => break e,
+                    Ok(p) => f(&libpcap_frame(&p, *linktype, *frac_ns)),
+                    Err(e) => return libpcap_stopped(e),
                 }
-            };
-            self.finished = true;
-            libpcap_stopped(err)?;
+            },
         }
-        Ok(())
+    }
+}
+
+fn libpcap_frame<'a>(p: &pcap::Packet<'a>, linktype: i32, frac_ns: i64) -> Frame<'a> {
+    let ts = p.header.ts;
+    Frame {
+        ts_ns: timeval_ns(ts.tv_sec, ts.tv_usec.saturating_mul(frac_ns)),
+        linktype,
+        data: p.data,
+        wire_len: p.header.len,
     }
 }
 
@@ -300,41 +297,22 @@ impl PacketSource for OfflineSource {
         if self.finished {
             return Ok(None);
         }
-        if let Some(fast) = self.fast.as_mut() {
-            let out = fast.next_frame();
-            match &out {
-                Ok(Some(_)) => {}
-                _ => self.finished = true,
-            }
-            return out;
+        let out = match &mut self.reader {
+            Reader::Pcap(r) => r.next_frame(),
+            Reader::Ng(r) => r.next_frame(),
+            Reader::Libpcap {
+                cap,
+                linktype,
+                frac_ns,
+            } => match cap.next_packet() {
+                Ok(p) => Ok(Some(libpcap_frame(&p, *linktype, *frac_ns))),
+                Err(e) => libpcap_stopped(e).map(|()| None),
+            },
+        };
+        if !matches!(out, Ok(Some(_))) {
+            self.finished = true;
         }
-        if let Some(ng) = self.ng.as_mut() {
-            let out = ng.next_frame();
-            match &out {
-                Ok(Some(_)) => {}
-                _ => self.finished = true,
-            }
-            return out;
-        }
-        if let Some((cap, linktype)) = self.libpcap.as_mut() {
-            match cap.next_packet() {
-                Ok(p) => {
-                    let ts = p.header.ts;
-                    let ts_ns = timeval_ns(ts.tv_sec, ts.tv_usec.saturating_mul(self.frac_ns));
-                    return Ok(Some(Frame {
-                        ts_ns,
-                        linktype: *linktype,
-                        data: p.data,
-                        wire_len: p.header.len,
-                    }));
-                }
-                Err(e) => {
-                    self.finished = true;
-                    libpcap_stopped(e)?;
-                }
-            }
-        }
-        Ok(None)
+        out
     }
 
     fn name(&self) -> &str {

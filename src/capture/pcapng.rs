@@ -91,12 +91,6 @@ impl PcapNgFile {
         }))
     }
 
-    /// The link type of the first interface described so far (pcapng files
-    /// may mix them; each frame carries its own).
-    pub fn linktype(&self) -> Option<i32> {
-        self.interfaces.first().map(|i| i.linktype)
-    }
-
     /// Makes at least `n` unread bytes available unless the stream ends
     /// first; returns how many are available.
     fn fill(&mut self, n: usize) -> Result<usize, SourceError> {
