@@ -36,6 +36,11 @@ fn lines(out: &std::process::Output, what: &str) -> Vec<String> {
 /// `read --all --events -` of one input; under `timeout`, so a reader that
 /// waits forever (a FIFO opened twice) fails the test instead of hanging it.
 fn read_events(arg: &str, stdin: Option<&Path>) -> std::process::Output {
+    read_events_with(&[], arg, stdin)
+}
+
+/// [`read_events`] with more options before the input.
+fn read_events_with(extra: &[&str], arg: &str, stdin: Option<&Path>) -> std::process::Output {
     let mut cmd = Command::new("timeout");
     cmd.args(["120", env!("CARGO_BIN_EXE_tlscensus")]);
     cmd.args([
@@ -46,8 +51,8 @@ fn read_events(arg: &str, stdin: Option<&Path>) -> std::process::Output {
         "csv",
         "--events",
         "-",
-        arg,
     ]);
+    cmd.args(extra).arg(arg);
     cmd.stdin(match stdin {
         Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
         None => Stdio::null(),
@@ -336,20 +341,7 @@ fn rotated_sets_in_capture_order() {
 fn offline_filter() {
     let src = capture("services.pcap");
     let all = lines(&read_events(src.to_str().unwrap(), None), "all");
-    let run = |extra: &[&str], file: &Path| {
-        let mut args = vec![
-            "read",
-            "--all",
-            "--no-progress",
-            "--format",
-            "csv",
-            "--events",
-            "-",
-        ];
-        args.extend(extra);
-        args.push(file.to_str().unwrap());
-        tlscensus(&args)
-    };
+    let run = |extra: &[&str], file: &Path| read_events_with(extra, file.to_str().unwrap(), None);
     let out = run(&["--filter", "host 192.0.2.11"], &src);
     let kept = lines(&out, "filtered");
     assert!(
