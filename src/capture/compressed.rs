@@ -267,6 +267,16 @@ mod tests {
             assert!(n > 0);
             total += n;
         }
+        // A decoder that ran ahead unbounded would have read the whole bomb
+        // by now; one bounded by its blocks in flight has read about 21 of
+        // its 1,024 members (each 1 MiB inflated), plus its input buffer.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let read = r.compressed.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        assert!(
+            read < 64 * member.len() + (64 << 10),
+            "{read} of {} compressed bytes read for {total} inflated",
+            member.len() * 1024
+        );
         drop(r);
     }
 }
