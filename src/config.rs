@@ -613,7 +613,7 @@ fn capture_magic(path: &Path) -> std::io::Result<bool> {
     six.extend_from_slice(&more[..n]);
     // A compressed file is a capture when what it inflates to starts like one.
     Ok(crate::capture::compressed::Compression::of(&six).is_some()
-        && crate::capture::offline::OfflineSource::open(path).is_ok())
+        && crate::capture::offline::OfflineSource::probe(path).is_ok())
 }
 
 /// The configuration `tlscensus read` uses when no option is given (for

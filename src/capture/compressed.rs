@@ -73,6 +73,17 @@ impl Read for Counting {
     }
 }
 
+/// At most the first `limit` inflated bytes of `inner`, decoded on the
+/// caller's thread as they are read: a look at a file's start that starts
+/// no thread and inflates no more than it is asked for.
+pub fn head(
+    kind: Compression,
+    inner: Box<dyn Read + Send>,
+    limit: u64,
+) -> std::io::Result<Box<dyn Read + Send>> {
+    Ok(Box::new(kind.decoder(inner)?.take(limit)))
+}
+
 /// The inflated bytes of `inner`, decoded on a thread of its own.
 pub fn inflate(kind: Compression, inner: Box<dyn Read + Send>) -> std::io::Result<Inflated> {
     let (tx, rx) = bounded::<std::io::Result<Vec<u8>>>(BLOCKS);

@@ -16,7 +16,11 @@ use std::path::Path;
 
 use pcap::{Capture, Offline, Precision};
 
-use super::compressed::{Compression, inflate};
+use super::compressed::{self, Compression, inflate};
+
+/// How much of a compressed capture [`OfflineSource::probe`] inflates:
+/// enough for the headers and first packet of any ordinary capture.
+pub const PROBE_BYTES: u64 = 256 << 10;
 use super::pcapfile::PcapFile;
 use super::pcapng::PcapNgFile;
 use super::{CAPTURE_MAGICS, Frame, PCAP_NSEC_BE, PCAP_NSEC_LE, PCAPNG, PacketSource, SourceError};
@@ -122,6 +126,18 @@ impl OfflineSource {
     }
 
     pub fn open(path: &Path) -> Result<OfflineSource, SetupError> {
+        OfflineSource::open_to(path, None)
+    }
+
+    /// Opens a capture to look at its start only (is it a capture, when
+    /// does it start): a compressed file is inflated on the caller's
+    /// thread, no further than its first [`PROBE_BYTES`].
+    pub fn probe(path: &Path) -> Result<OfflineSource, SetupError> {
+        OfflineSource::open_to(path, Some(PROBE_BYTES))
+    }
+
+    /// [`OfflineSource::open`], or [`OfflineSource::probe`] with a limit.
+    fn open_to(path: &Path, limit: Option<u64>) -> Result<OfflineSource, SetupError> {
         if path == Path::new("-") {
             widen_pipe(&std::io::stdin());
             return OfflineSource::from_stream("standard input", Box::new(std::io::stdin()));
@@ -153,9 +169,15 @@ impl OfflineSource {
             return OfflineSource::from_stream(&name, Box::new(file));
         }
         let head = read_head(&name, &mut file, 6)?;
-        if Compression::of(&head).is_some() {
+        if let Some(kind) = Compression::of(&head) {
             let rest = Box::new(std::io::Cursor::new(head).chain(file));
-            return OfflineSource::from_stream(&name, rest);
+            return match limit {
+                None => OfflineSource::from_stream(&name, rest),
+                Some(n) => {
+                    let start = compressed::head(kind, rest, n).map_err(open_err)?;
+                    OfflineSource::from_plain(&name, start, Some(kind))
+                }
+            };
         }
         if let Some(fast) = PcapFile::open(path).map_err(open_err)? {
             return Ok(OfflineSource::with(name, Reader::Pcap(fast)));

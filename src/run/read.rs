@@ -264,7 +264,7 @@ fn first_packet_ns(path: &Path) -> Option<u64> {
     if path == Path::new("-") || !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return None;
     }
-    let mut source = OfflineSource::open(path).ok()?;
+    let mut source = OfflineSource::probe(path).ok()?;
     source.next_frame().ok().flatten().map(|f| f.ts_ns)
 }
 
