@@ -648,7 +648,7 @@ impl Destinations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{ClientFacts, ServerAnswer, Version};
+    use crate::tls::ServerAnswer;
 
     fn flow(
         ip: [u8; 4],
@@ -659,24 +659,8 @@ mod tests {
     ) -> HandshakeSummary {
         HandshakeSummary {
             ts_ns: ts,
-            client_ip: IpAddr::from(ip),
-            client_port: 1,
-            server_ip: IpAddr::from([10, 9, 9, 9]),
-            server_port: 443,
-            client: Some(ClientFacts {
-                hello_version: Version(v),
-                supported_versions: None,
-                sni: Some(sni.into()),
-                sslv2_format: false,
-                duplicate_extension: false,
-                cut: false,
-                fingerprint: None,
-                raw_fingerprint: None,
-            }),
             answer,
-            certificate: None,
-            dns: None,
-            preamble: None,
+            ..HandshakeSummary::hello_for_test(ip, [10, 9, 9, 9], v, Some(sni))
         }
     }
 

@@ -267,25 +267,14 @@ mod tests {
             Shared::new(crate::config::defaults(), Metrics::new(100, None).unwrap()).unwrap();
         let hello = |n: u8| crate::tls::HandshakeSummary {
             ts_ns: 1,
-            client_ip: std::net::IpAddr::from([10, 0, 0, n]),
-            client_port: 1,
-            server_ip: std::net::IpAddr::from([192, 0, 2, 1]),
-            server_port: 443,
-            client: Some(crate::tls::ClientFacts {
-                hello_version: crate::tls::Version(0x0301),
-                supported_versions: None,
-                sni: Some(format!("acct{n}.blob.core.windows.net")),
-                sslv2_format: false,
-                duplicate_extension: false,
-                cut: false,
-                fingerprint: None,
-                raw_fingerprint: None,
-            }),
-            answer: None,
-            certificate: None,
-            dns: None,
-            preamble: None,
+            ..crate::tls::HandshakeSummary::hello_for_test(
+                [10, 0, 0, n],
+                [192, 0, 2, 1],
+                0x0301,
+                Some(&format!("acct{n}.blob.core.windows.net")),
+            )
         };
+
         for n in 0..50 {
             shared.inventory.record(&hello(n), true, Some(Some(0)));
             shared

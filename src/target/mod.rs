@@ -140,29 +140,13 @@ impl Matcher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{ClientFacts, Version};
+    use crate::tls::Version;
 
     fn flow(sni: Option<&str>, server: [u8; 4], dns: DnsAtHello) -> HandshakeSummary {
         HandshakeSummary {
             ts_ns: 5,
-            client_ip: IpAddr::from([10, 0, 0, 1]),
-            client_port: 40000,
-            server_ip: IpAddr::from(server),
-            server_port: 443,
-            client: Some(ClientFacts {
-                hello_version: Version::TLS10,
-                supported_versions: None,
-                sni: sni.map(str::to_string),
-                sslv2_format: false,
-                duplicate_extension: false,
-                cut: false,
-                fingerprint: None,
-                raw_fingerprint: None,
-            }),
-            answer: None,
-            certificate: None,
             dns: Some(dns),
-            preamble: None,
+            ..HandshakeSummary::hello_for_test([10, 0, 0, 1], server, Version::TLS10.0, sni)
         }
     }
 

@@ -246,6 +246,40 @@ pub fn alert_name(description: u8) -> String {
 }
 
 #[cfg(test)]
+impl HandshakeSummary {
+    /// A client hello of `version` from `client` to `server`:443 at time 0,
+    /// unanswered, with `sni` and no other extension facts (for tests).
+    pub fn hello_for_test(
+        client: impl Into<IpAddr>,
+        server: impl Into<IpAddr>,
+        version: u16,
+        sni: Option<&str>,
+    ) -> HandshakeSummary {
+        HandshakeSummary {
+            ts_ns: 0,
+            client_ip: client.into(),
+            client_port: 40000,
+            server_ip: server.into(),
+            server_port: 443,
+            client: Some(ClientFacts {
+                hello_version: Version(version),
+                supported_versions: None,
+                sni: sni.map(str::to_string),
+                sslv2_format: false,
+                duplicate_extension: false,
+                cut: false,
+                fingerprint: None,
+                raw_fingerprint: None,
+            }),
+            answer: None,
+            certificate: None,
+            dns: None,
+            preamble: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
@@ -266,15 +300,10 @@ mod tests {
     }
 
     fn ch(v: u16, list: Option<&[u16]>) -> ClientFacts {
+        let hello = HandshakeSummary::hello_for_test([10, 0, 0, 1], [10, 0, 0, 2], v, None);
         ClientFacts {
-            hello_version: Version(v),
             supported_versions: list.map(|l| l.iter().map(|&x| Version(x)).collect()),
-            sni: None,
-            sslv2_format: false,
-            duplicate_extension: false,
-            cut: false,
-            fingerprint: None,
-            raw_fingerprint: None,
+            ..hello.client.expect("a hello has client facts")
         }
     }
 
