@@ -363,6 +363,32 @@ fn offline_filter() {
         "{}",
         text(&out.stderr)
     );
+    // `greater` measures the length on the wire, as tcpdump does: a copy
+    // cut to 96 bytes a packet keeps the same packets as the original.
+    if editcap_available() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapped = dir.path().join("snapped.pcap");
+        let ok = Command::new("editcap")
+            .args(["-s", "96"])
+            .arg(capture("client-stacks.pcap"))
+            .arg(&snapped)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let packets = |file: &Path| {
+            let out = run(&["--filter", "greater 500"], file);
+            let err = text(&out.stderr);
+            let n = err
+                .split(" packets in ")
+                .next()
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            n.unwrap_or_else(|| panic!("no packet count in {err}"))
+        };
+        let whole = packets(&capture("client-stacks.pcap"));
+        assert!(whole > 10, "{whole}");
+        assert_eq!(packets(&snapped), whole);
+    }
     // mixed-linktypes.pcapng has raw IP and Ethernet interfaces.
     let mixed = capture("mixed-linktypes.pcapng");
     let out = run(&["--filter", "ether broadcast or tcp"], &mixed);

@@ -356,7 +356,7 @@ fn read_one(
             }
             span.last = frame.ts_ns;
             if let Some(f) = filter.as_mut() {
-                match f.keeps(frame.linktype, frame.data) {
+                match f.keeps(frame.linktype, frame.data, frame.wire_len) {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
