@@ -24,14 +24,21 @@ pub const PCAP_USEC_BE: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
 pub const PCAP_NSEC_LE: [u8; 4] = [0x4d, 0x3c, 0xb2, 0xa1];
 /// Classic pcap, nanoseconds, big-endian writer.
 pub const PCAP_NSEC_BE: [u8; 4] = [0xa1, 0xb2, 0x3c, 0x4d];
+/// Alexey Kuznetsov's modified pcap (old Linux tcpdump patches): microseconds,
+/// and 8 more bytes in each record header, little-endian writer.
+pub const PCAP_KUZNETSOV_LE: [u8; 4] = [0x34, 0xcd, 0xb2, 0xa1];
+/// Modified pcap, big-endian writer.
+pub const PCAP_KUZNETSOV_BE: [u8; 4] = [0xa1, 0xb2, 0xcd, 0x34];
 /// pcapng (the Section Header Block type, the same in both byte orders).
 pub const PCAPNG: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 /// Every capture-file magic number tlscensus reads.
-pub const CAPTURE_MAGICS: [[u8; 4]; 5] = [
+pub const CAPTURE_MAGICS: [[u8; 4]; 7] = [
     PCAP_USEC_LE,
     PCAP_USEC_BE,
     PCAP_NSEC_LE,
     PCAP_NSEC_BE,
+    PCAP_KUZNETSOV_LE,
+    PCAP_KUZNETSOV_BE,
     PCAPNG,
 ];
 

@@ -11,20 +11,25 @@
 //! file's own precision, records longer than the file's snap length cut to
 //! it, a record over 256 KiB an error, a file cut inside a record every frame
 //! before it and then `SourceError::Truncated`. Invariants: `open` recognises
-//! only the standard microsecond and nanosecond formats (version 2.x, either
-//! byte order) and leaves everything else — pcapng, modified formats, damaged
-//! headers — to libpcap; memory is one buffer of at most 1 MiB + 256 KiB.
+//! the standard microsecond and nanosecond formats and Kuznetsov's modified
+//! one (version 2.4, either byte order) and leaves everything else — pcapng,
+//! older versions, damaged headers — to libpcap; memory is one buffer of at
+//! most 1 MiB + 256 KiB.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
-use super::{Frame, PCAP_NSEC_BE, PCAP_NSEC_LE, PCAP_USEC_BE, PCAP_USEC_LE, SourceError};
+use super::{
+    Frame, PCAP_KUZNETSOV_BE, PCAP_KUZNETSOV_LE, PCAP_NSEC_BE, PCAP_NSEC_LE, PCAP_USEC_BE,
+    PCAP_USEC_LE, SourceError,
+};
 
 const BLOCK: usize = 1 << 20;
 /// libpcap's MAXIMUM_SNAPLEN: a longer record is damage, not a packet.
 const MAX_RECORD: usize = 262_144;
-const RECORD_HEADER: usize = 16;
+/// The largest record header (Kuznetsov's); the standard one is 16 bytes.
+const RECORD_HEADER: usize = 24;
 const LINKTYPE_RAW: u32 = 101;
 const DLT_RAW: i32 = 12;
 
@@ -42,6 +47,8 @@ pub struct PcapFile {
     frac_ns: u64,
     linktype: i32,
     snaplen: usize,
+    /// Bytes before each record's data: 16, or 24 in the modified format.
+    record_header: usize,
 }
 
 impl PcapFile {
@@ -61,11 +68,15 @@ impl PcapFile {
             };
         }
         let magic = [header[0], header[1], header[2], header[3]];
-        let (swapped, frac_ns) = match magic {
-            PCAP_USEC_LE => (false, 1_000),
-            PCAP_USEC_BE => (true, 1_000),
-            PCAP_NSEC_LE => (false, 1),
-            PCAP_NSEC_BE => (true, 1),
+        let (swapped, frac_ns, record_header) = match magic {
+            PCAP_USEC_LE => (false, 1_000, 16),
+            PCAP_USEC_BE => (true, 1_000, 16),
+            PCAP_NSEC_LE => (false, 1, 16),
+            PCAP_NSEC_BE => (true, 1, 16),
+            // The extra bytes (interface index, protocol, packet type) are
+            // skipped, as libpcap skips them.
+            PCAP_KUZNETSOV_LE => (false, 1_000, 24),
+            PCAP_KUZNETSOV_BE => (true, 1_000, 24),
             _ => return Ok(None),
         };
         let u16_at = |i: usize| {
@@ -76,8 +87,10 @@ impl PcapFile {
             let v = u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
             if swapped { v.swap_bytes() } else { v }
         };
-        if u16_at(4) != 2 {
-            return Ok(None); // archaic or unknown version: libpcap's call
+        if (u16_at(4), u16_at(6)) != (2, 4) {
+            // Archaic (before 2.4 the lengths could be swapped) or unknown
+            // versions: libpcap's call.
+            return Ok(None);
         }
         let linktype = match u32_at(20) & 0x03ff_ffff {
             LINKTYPE_RAW => DLT_RAW,
@@ -97,6 +110,7 @@ impl PcapFile {
             frac_ns,
             linktype,
             snaplen,
+            record_header,
         }))
     }
 
@@ -136,13 +150,14 @@ impl PcapFile {
     /// length), consumed; `None` at the end of the file.
     #[inline]
     fn next_record(&mut self) -> Result<Option<(u64, usize, usize, u32)>, SourceError> {
-        let have = self.fill(RECORD_HEADER)?;
+        let hdr = self.record_header;
+        let have = self.fill(hdr)?;
         if have == 0 {
             return Ok(None);
         }
-        if have < RECORD_HEADER {
+        if have < hdr {
             return Err(SourceError::Truncated(format!(
-                "truncated dump file; tried to read {RECORD_HEADER} header bytes, only got {have}"
+                "truncated dump file; tried to read {hdr} header bytes, only got {have}"
             )));
         }
         let h = self.start;
@@ -154,14 +169,14 @@ impl PcapFile {
                 "invalid packet capture length {caplen}, bigger than maximum of {MAX_RECORD}"
             )));
         }
-        let have = self.fill(RECORD_HEADER + caplen)?;
-        if have < RECORD_HEADER + caplen {
+        let have = self.fill(hdr + caplen)?;
+        if have < hdr + caplen {
             return Err(SourceError::Truncated(format!(
                 "truncated dump file; tried to read {caplen} captured bytes, only got {}",
-                have - RECORD_HEADER
+                have - hdr
             )));
         }
-        let data = self.start + RECORD_HEADER;
+        let data = self.start + hdr;
         self.start = data + caplen;
         let ts = u64::from(sec) * 1_000_000_000 + u64::from(frac) * self.frac_ns;
         Ok(Some((ts, data, data + caplen.min(self.snaplen), wire_len)))
@@ -335,13 +350,44 @@ mod tests {
         let mut old = header([0xd4, 0xc3, 0xb2, 0xa1], false, 65535, 1);
         old[4] = 1; // version 1.4
         assert!(PcapFile::open(file_with(&old).path()).unwrap().is_none());
-        // Modified (Kuznetzov) pcap.
-        let modified = header([0x34, 0xcd, 0xb2, 0xa1], false, 65535, 1);
-        assert!(
-            PcapFile::open(file_with(&modified).path())
-                .unwrap()
-                .is_none()
-        );
+        old[4] = 2;
+        old[6] = 3; // version 2.3: lengths may be swapped
+        assert!(PcapFile::open(file_with(&old).path()).unwrap().is_none());
+    }
+
+    /// Kuznetsov's modified pcap: 8 more bytes per record header, skipped;
+    /// the frames equal libpcap's in both byte orders.
+    #[test]
+    fn pcapfile_modified_format() {
+        for (magic, big) in [
+            ([0x34, 0xcd, 0xb2, 0xa1], false),
+            ([0xa1, 0xb2, 0xcd, 0x34], true),
+        ] {
+            let mut b = header(magic, big, 65535, 1);
+            for (sec, data, wire) in [(7, &b"abcdef"[..], 60), (8, b"", 0), (9, b"xy", 2)] {
+                let r = record(big, sec, 5, data, wire);
+                b.extend(&r[..16]);
+                b.extend([0, 0, 0, 3, 8, 0, 4, 0]); // ifindex, protocol, type, pad
+                b.extend(&r[16..]);
+            }
+            let f = file_with(&b);
+            let (got, res) = frames(&f);
+            assert_eq!(res, Ok(()));
+            let mut cap = pcap::Capture::from_file(f.path()).unwrap();
+            let mut theirs = Vec::new();
+            while let Ok(p) = cap.next_packet() {
+                let ts = p.header.ts;
+                let ns = (ts.tv_sec * 1_000_000_000 + ts.tv_usec * 1_000) as u64;
+                theirs.push((ns, 1, p.data.to_vec(), p.header.len));
+            }
+            assert_eq!(got, theirs);
+            assert_eq!(got.len(), 3);
+            assert_eq!(got[0], (7_000_005_000, 1, b"abcdef".to_vec(), 60));
+            // Cut inside the last record's extra bytes.
+            let (got, res) = frames(&file_with(&b[..b.len() - 6]));
+            assert_eq!(got.len(), 2);
+            assert!(matches!(res, Err(SourceError::Truncated(_))), "{res:?}");
+        }
     }
 
     #[test]
