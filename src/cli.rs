@@ -107,9 +107,13 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = 262_144, value_name = "BYTES")]
     pub snaplen: u32,
 
-    /// Kernel capture buffer per interface, in MiB.
+    /// Kernel capture buffer (the TPACKET_V3 ring) per interface, in MiB; with several capture threads, each socket gets its share.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub buffer_mib: u32,
+
+    /// Capture threads. Above 1 (Linux only), each thread opens its own AF_PACKET socket on every interface, and the kernel spreads each interface's packets over them by flow (PACKET_FANOUT, symmetric hash, fragments joined first), so decoding runs on several cores. Every thread feeds the same workers.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub capture_threads: usize,
 
     /// Address the HTTP exporter (/metrics, /healthz) listens on. Use 0.0.0.0:9814 or [::]:9814 to let a remote Prometheus scrape it.
     #[arg(long, default_value = "127.0.0.1:9814", value_name = "ADDR:PORT")]

@@ -409,6 +409,8 @@ pub struct LiveConfig {
     pub state_file: Option<PathBuf>,
     /// `--max-inventory-mib`, in bytes.
     pub max_inventory_bytes: usize,
+    /// `--capture-threads`.
+    pub capture_threads: usize,
 }
 
 impl LiveConfig {
@@ -431,6 +433,19 @@ impl LiveConfig {
         if !(1..=2048).contains(&a.buffer_mib) {
             return Err(bad("--buffer-mib must be between 1 and 2048".into()));
         }
+        let max_threads = crate::capture::fanout::MAX_THREADS;
+        if !(1..=max_threads).contains(&a.capture_threads) {
+            return Err(bad(format!(
+                "--capture-threads must be between 1 and {max_threads}"
+            )));
+        }
+        if a.capture_threads > 1 && !cfg!(target_os = "linux") {
+            return Err(bad(
+                "--capture-threads above 1 needs Linux (AF_PACKET fanout)".into(),
+            ));
+        }
+        // The ring per socket: the interface's buffer shared, at least 1 MiB.
+        let buffer_bytes = ((a.buffer_mib as usize) << 20) / a.capture_threads;
         if a.legacy_source_ttl == 0 {
             return Err(bad("--legacy-source-ttl must be at least 1 second".into()));
         }
@@ -447,13 +462,14 @@ impl LiveConfig {
             capture: LiveOptions {
                 promisc: !a.no_promisc,
                 snaplen: a.snaplen as i32,
-                buffer_bytes: (a.buffer_mib as i32) << 20,
+                buffer_bytes: i32::try_from(buffer_bytes.max(1 << 20)).unwrap_or(i32::MAX),
                 bpf,
             },
             listen: a.listen.clone(),
             user: a.user.clone(),
             state_file: a.state_file.clone(),
             max_inventory_bytes: (a.max_inventory_mib.max(1) as usize) << 20,
+            capture_threads: a.capture_threads,
             metrics_file: a.metrics_file.clone(),
             legacy_source_ttl: a.legacy_source_ttl,
             web_config: a.web_config_file.clone(),

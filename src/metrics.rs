@@ -239,6 +239,8 @@ pub struct Metrics {
     pub decode_errors: IntCounterVec,
     pub segments: IntCounter,
     pub settled_skips: IntCounter,
+    /// Flows fed by more than one capture thread (`live --capture-threads`).
+    pub split_flows: IntCounter,
     pub flows: IntCounterVec,
     pub legacy_flows: Arc<LegacyFlows>,
     pub non_tls: IntCounter,
@@ -309,14 +311,22 @@ pub struct LiveMetrics {
     pub interface_drops: IntCounterVec,
     pub interface_up: IntGaugeVec,
     pub interface_down: IntCounterVec,
+    /// Frames each capture thread read (`--capture-threads`): an uneven
+    /// fanout hash shows here.
+    pub thread_packets: IntCounterVec,
     pub start_time: IntGauge,
     pub uptime: IntGauge,
     pub scrapes: IntCounterVec,
 }
 
 impl LiveMetrics {
-    /// Registers the live series on `m`'s registry for these interfaces.
-    pub fn new(m: &Metrics, interfaces: &[String]) -> prometheus::Result<LiveMetrics> {
+    /// Registers the live series on `m`'s registry for these interfaces and
+    /// capture threads.
+    pub fn new(
+        m: &Metrics,
+        interfaces: &[String],
+        capture_threads: usize,
+    ) -> prometheus::Result<LiveMetrics> {
         let r = &m.registry;
         let iface = &["interface"];
         let l = LiveMetrics {
@@ -350,6 +360,12 @@ impl LiveMetrics {
                 "Times capture on the interface stopped because it went down or disappeared.",
                 iface,
             )?,
+            thread_packets: counter_vec(
+                r,
+                "tlscensus_capture_thread_packets_total",
+                "Frames read by each capture thread (--capture-threads), all interfaces together.",
+                &["thread"],
+            )?,
             start_time: gauge(
                 r,
                 "tlscensus_start_time_seconds",
@@ -377,6 +393,9 @@ impl LiveMetrics {
         }
         for res in HTTP_RESULTS {
             l.scrapes.with_label_values(&[res]);
+        }
+        for t in 0..capture_threads.max(1) {
+            l.thread_packets.with_label_values(&[&t.to_string()]);
         }
         Ok(l)
     }
@@ -506,6 +525,11 @@ impl Metrics {
                 &r,
                 "tlscensus_settled_segments_total",
                 "TCP segments of flows whose handshake was already settled, dropped by the capture thread without copying.",
+            )?,
+            split_flows: counter(
+                &r,
+                "tlscensus_capture_split_flows_total",
+                "TCP flows whose segments came through more than one capture thread (live --capture-threads: the kernel's fanout hash put them apart, e.g. tunnelled or IPv6-fragmented flows). Their worker still joins them, but not in wire order across threads.",
             )?,
             flows: counter_vec(
                 &r,

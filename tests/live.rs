@@ -666,7 +666,47 @@ fn live_replay_matches_offline_read() {
     }
     let files = replay_files();
     assert!(files.len() >= 30, "{files:?}");
-    replay_matches_offline(&files, 5);
+    replay_matches_offline(&files, 5, &[]);
+}
+
+/// `--capture-threads 2` and `4`: the kernel spreads the replay over the
+/// threads' sockets (each reads a share) and the counters are still those
+/// of `read`. No plain flow comes through two threads (a symmetric hash);
+/// only flows the outer headers hide can (tunnels: each direction has its
+/// own outer flow).
+#[test]
+fn live_capture_threads_match_offline_read() {
+    if !prerequisites() {
+        return;
+    }
+    let all = replay_files();
+    let tunnelled = |f: &PathBuf| {
+        let name = f.file_name().unwrap().to_string_lossy();
+        name.starts_with("tunnel-") || name.contains("vxlan") || name.contains("geneve")
+    };
+    let (tunnels, plain): (Vec<PathBuf>, Vec<PathBuf>) = all.into_iter().partition(tunnelled);
+    assert!(
+        plain.len() >= 30 && tunnels.len() >= 5,
+        "{plain:?} {tunnels:?}"
+    );
+    for n in [2usize, 4] {
+        let threads = n.to_string();
+        let live = replay_matches_offline(&plain, 5, &["--capture-threads", &threads]);
+        let per_thread = live.family("tlscensus_capture_thread_packets_total");
+        assert_eq!(
+            per_thread.len(),
+            n,
+            "every thread reads a share: {per_thread:?}"
+        );
+        assert_eq!(
+            live.get("tlscensus_capture_split_flows_total"),
+            0.0,
+            "{}",
+            live.dump()
+        );
+    }
+    // Tunnels: the counters hold even when a flow's directions are split.
+    replay_matches_offline(&tunnels, 1, &["--capture-threads", "2"]);
 }
 
 /// The preamble captures (issue 14) replayed on their own: they were made
@@ -681,13 +721,14 @@ fn live_replay_preamble_captures_match_offline_read() {
     }
     let files = preamble_replay_files();
     assert!(files.len() >= 20, "{files:?}");
-    replay_matches_offline(&files, 5);
+    replay_matches_offline(&files, 5, &[]);
 }
 
 /// Replays `files` into a veth watched by `tlscensus live` and compares its
 /// counters with `tlscensus read` of the same files; at least `min_legacy`
-/// legacy series must be there.
-fn replay_matches_offline(files: &[PathBuf], min_legacy: usize) {
+/// legacy series must be there. `sensor_args`: more options for the sensor.
+/// Returns the sensor's metrics at its stop.
+fn replay_matches_offline(files: &[PathBuf], min_legacy: usize, sensor_args: &[&str]) -> Metrics {
     // `read` takes files in capture order (first packet time, then name):
     // the replay sends them in that order too.
     let mut files = files.to_vec();
@@ -730,6 +771,7 @@ fn replay_matches_offline(files: &[PathBuf], min_legacy: usize) {
         live_metrics.to_str().unwrap(),
     ];
     args.extend(TUNNEL_PORTS);
+    args.extend(sensor_args);
     let mut sensor = net.tlscensus(&args);
     // Replay from the client side of the pair, file by file in capture order.
     let frames = replay(&net, files, &["--topspeed"]);
@@ -815,6 +857,7 @@ fn replay_matches_offline(files: &[PathBuf], min_legacy: usize) {
         );
     }
     assert!(offline.family("tlscensus_legacy_flows_total").len() >= min_legacy);
+    live
 }
 
 /// A real Prometheus server scrapes the sensor; the legacy series are there

@@ -31,7 +31,7 @@ fn have(tool: &str) -> bool {
 /// Every metric name tlscensus exports, offline and live, from its own registry.
 fn exported() -> BTreeSet<String> {
     let m = tlscensus::metrics::Metrics::new(10, None).unwrap();
-    let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()]).unwrap();
+    let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()], 1).unwrap();
     // A legacy source with a passive host name: tlscensus_host_info.
     use tlscensus::hosts::names::{HostNames, Lifetime, NameSource};
     let names = std::sync::Arc::new(HostNames::new(&Default::default()));

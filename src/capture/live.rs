@@ -15,6 +15,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pcap::{Active, Capture};
 
 use super::Frame;
+use super::fanout::FanoutGroup;
 use crate::decode::TunnelPorts;
 use crate::error::SetupError;
 
@@ -91,12 +92,20 @@ pub struct LiveSource {
     down: bool,
     /// Statistics of handles closed before the current one.
     carried: KernelStats,
+    /// `--capture-threads` above 1: the interface's fanout group.
+    fanout: Option<std::sync::Arc<FanoutGroup>>,
     last_reopen: Option<Instant>,
     last_reopen_error: Option<String>,
 }
 
-/// Opens a handle with the options, applies the filter, makes it non-blocking.
-fn open_handle(name: &str, o: &LiveOptions) -> Result<Capture<Active>, String> {
+/// Opens a handle with the options, joins the fanout group (bound to the
+/// interface with index `ifindex`), applies the filter, makes it
+/// non-blocking.
+fn open_handle(
+    name: &str,
+    o: &LiveOptions,
+    fanout: Option<(&FanoutGroup, Option<u32>)>,
+) -> Result<Capture<Active>, String> {
     let inactive = Capture::from_device(name).map_err(|e| e.to_string())?;
     let cap = inactive
         .promisc(o.promisc)
@@ -105,6 +114,11 @@ fn open_handle(name: &str, o: &LiveOptions) -> Result<Capture<Active>, String> {
         .timeout(POLL_INTERVAL.as_millis() as i32)
         .open()
         .map_err(|e| describe_open_error(name, &e.to_string()))?;
+    // Before the filter: what the socket took in before joining is all it
+    // would get beyond its share.
+    if let Some((group, ifindex)) = fanout {
+        group.join(&cap, ifindex)?;
+    }
     let mut cap = cap.setnonblock().map_err(|e| e.to_string())?;
     if !o.bpf.trim().is_empty() {
         cap.filter(&o.bpf, true)
@@ -131,19 +145,34 @@ impl LiveSource {
     /// Opens the interface; every problem (missing interface, no permission,
     /// bad filter) is an error naming the interface.
     pub fn open(name: &str, opts: &LiveOptions) -> Result<LiveSource, SetupError> {
-        let cap = open_handle(name, opts).map_err(|reason| SetupError::Interface {
-            name: name.to_string(),
-            reason,
-        })?;
+        LiveSource::open_in(name, opts, None)
+    }
+
+    /// [`LiveSource::open`], the handle in the interface's fanout group
+    /// when one is given.
+    pub fn open_in(
+        name: &str,
+        opts: &LiveOptions,
+        fanout: Option<std::sync::Arc<FanoutGroup>>,
+    ) -> Result<LiveSource, SetupError> {
+        let ifindex = link_state(name).ifindex;
+        let cap =
+            open_handle(name, opts, fanout.as_deref().map(|g| (g, ifindex))).map_err(|reason| {
+                SetupError::Interface {
+                    name: name.to_string(),
+                    reason,
+                }
+            })?;
         let linktype = cap.get_datalink().0;
         Ok(LiveSource {
             name: name.to_string(),
             opts: opts.clone(),
             cap: Some(cap),
             linktype,
-            ifindex: link_state(name).ifindex,
+            ifindex,
             down: false,
             carried: KernelStats::default(),
+            fanout,
             last_reopen: None,
             last_reopen_error: None,
         })
@@ -231,7 +260,8 @@ impl LiveSource {
         if self.cap.is_some() {
             self.close();
         }
-        match open_handle(&self.name, &self.opts) {
+        let fanout = self.fanout.as_deref().map(|g| (g, ifindex));
+        match open_handle(&self.name, &self.opts, fanout) {
             Ok(cap) => {
                 self.linktype = cap.get_datalink().0;
                 self.cap = Some(cap);

@@ -8,6 +8,7 @@
 //! file; it reports a [`SourceError`] and stops.
 
 pub mod compressed;
+pub mod fanout;
 pub mod filter;
 pub mod live;
 pub mod offline;

@@ -814,7 +814,7 @@ mod tests {
 
     fn start_with(web: Option<WebConfig>) -> (Exporter, Arc<Health>) {
         let m = Arc::new(Metrics::new(10, None).unwrap());
-        let live = Arc::new(LiveMetrics::new(&m, &["eth9".to_string()]).unwrap());
+        let live = Arc::new(LiveMetrics::new(&m, &["eth9".to_string()], 1).unwrap());
         let health = Arc::new(Health::default());
         health.capturing.store(true, Ordering::Relaxed);
         let started = Instant::now();

@@ -63,7 +63,12 @@ pub struct TableStats {
     pub overlap_conflicts: u64,
     /// Flows still in their handshake when the input ended (or at shutdown).
     pub ended_open: u64,
+    /// Flows whose segments came from more than one capture thread.
+    pub split_flows: u64,
 }
+
+/// [`Flow::thread`] of a flow already counted in `split_flows`.
+const SPLIT: u8 = u8::MAX;
 
 struct Active<S> {
     streams: [StreamStart; 2],
@@ -99,6 +104,8 @@ struct Flow<S> {
     key: FlowKey,
     generation: u64,
     last_seen: u64,
+    /// The capture thread its first segment came from, or [`SPLIT`].
+    thread: u8,
     state: State<S>,
 }
 
@@ -120,6 +127,8 @@ pub struct FlowTable<S: Session> {
     ctx: S::Ctx,
     /// Shared with the capture thread, which drops segments of settled flows.
     settled: Option<Arc<SettledSet>>,
+    /// The capture thread the segments now being ingested came from.
+    source: u8,
     pub stats: TableStats,
 }
 
@@ -135,8 +144,15 @@ impl<S: Session> FlowTable<S> {
             buffered: 0,
             ctx,
             settled: None,
+            source: 0,
             stats: TableStats::default(),
         }
+    }
+
+    /// The capture thread the next segments come from (`live
+    /// --capture-threads`): a flow fed by two is counted in `split_flows`.
+    pub fn set_source(&mut self, thread: u8) {
+        self.source = thread.min(SPLIT - 1);
     }
 
     /// What the sessions share, e.g. to take their counters.
@@ -236,6 +252,7 @@ impl<S: Session> FlowTable<S> {
                     key,
                     generation,
                     last_seen: seg.ts,
+                    thread: self.source,
                     state: State::Active(Box::new(Active {
                         streams: Default::default(),
                         fin: [false; 2],
@@ -246,6 +263,10 @@ impl<S: Session> FlowTable<S> {
                 .into_mut()
             }
         };
+        if flow.thread != self.source && flow.thread != SPLIT {
+            flow.thread = SPLIT;
+            self.stats.split_flows += 1;
+        }
         let active = match &mut flow.state {
             State::Done { fin } => {
                 // Only control segments keep a settled flow alive: its data

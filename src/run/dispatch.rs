@@ -63,6 +63,8 @@ pub struct Batch {
     pub(super) segs: Vec<SegMeta>,
     pub(super) bytes: Vec<u8>,
     pub(super) dns: Vec<DnsItem>,
+    /// The capture thread that sent it (`live --capture-threads`).
+    pub(super) thread: u8,
 }
 
 impl Batch {
@@ -101,20 +103,30 @@ pub struct Dispatcher {
     /// DNS responses by `DNS_RESULTS` index, flushed with the other counters.
     dns_results: [u64; DNS_RESULTS.len()],
     tunnels: TunnelPorts,
-    /// Passive host names: this thread is the store's only writer.
+    /// Passive host names: the capture threads are the store's writers.
     names: NameLearner,
+    /// This dispatcher's capture thread, written on each batch it sends.
+    thread: u8,
 }
 
 impl Dispatcher {
+    /// The dispatcher of capture thread `thread` of `of`: its fragment
+    /// cache holds its share of the configured bounds.
     pub(super) fn new(
         senders: Vec<Sender<Batch>>,
         recycle: Receiver<Batch>,
         mode: SendMode,
         shared: Arc<Shared>,
         settled: Arc<SettledSet>,
+        (thread, of): (usize, usize),
     ) -> Dispatcher {
         let c = &shared.config;
-        let frag = FragmentCache::new(c.max_fragments, c.max_fragment_bytes, c.fragment_timeout_ns);
+        let of = of.max(1);
+        let frag = FragmentCache::new(
+            (c.max_fragments / of).max(1),
+            (c.max_fragment_bytes / of).max(1),
+            c.fragment_timeout_ns,
+        );
         let names = NameLearner::new(Arc::clone(&shared.names));
         Dispatcher {
             names,
@@ -135,6 +147,7 @@ impl Dispatcher {
             dropped_segments: 0,
             decode_errors: [0; DecodeError::LABELS.len()],
             dns_results: [0; DNS_RESULTS.len()],
+            thread: u8::try_from(thread).unwrap_or(u8::MAX),
         }
     }
 
@@ -263,7 +276,8 @@ impl Dispatcher {
             return;
         }
         let fresh = self.recycle.try_recv().unwrap_or_default();
-        let batch = std::mem::replace(&mut self.current[w], fresh);
+        let mut batch = std::mem::replace(&mut self.current[w], fresh);
+        batch.thread = self.thread;
         match self.mode {
             SendMode::Block => {
                 // A closed channel means the worker died; the batch is lost with it.

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Pipeline, SendMode, Shared};
+use crate::capture::fanout::FanoutGroup;
 use crate::capture::live::{IfaceEvent, KernelStats, LiveSource, wait_readable};
 use crate::config::LiveConfig;
 use crate::error::SetupError;
@@ -96,10 +97,22 @@ pub fn run(
     stop: Arc<AtomicBool>,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<LiveOutcome, SetupError> {
-    // Everything that may need privileges first.
-    let mut sources = Vec::with_capacity(cfg.interfaces.len());
-    for name in &cfg.interfaces {
-        sources.push(LiveSource::open(name, &cfg.capture)?);
+    // Everything that may need privileges first. Each capture thread has a
+    // handle on every interface; above one thread, an interface's handles
+    // share its fanout group.
+    let threads = cfg.capture_threads.max(1);
+    let groups: Vec<Option<Arc<FanoutGroup>>> = cfg
+        .interfaces
+        .iter()
+        .map(|_| (threads > 1).then(Arc::default))
+        .collect();
+    let mut source_sets = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let mut sources = Vec::with_capacity(cfg.interfaces.len());
+        for (name, group) in cfg.interfaces.iter().zip(&groups) {
+            sources.push(LiveSource::open_in(name, &cfg.capture, group.clone())?);
+        }
+        source_sets.push(sources);
     }
     let listener = exporter::bind(&cfg.listen)?;
     // Read before privileges are dropped: key files are often root's only.
@@ -132,7 +145,7 @@ pub fn run(
 
     let census = cfg.census.clone();
     let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))?;
-    let live = Arc::new(LiveMetrics::new(&metrics, &cfg.interfaces)?);
+    let live = Arc::new(LiveMetrics::new(&metrics, &cfg.interfaces, threads)?);
     let started = Instant::now();
     live.start_time.set(
         SystemTime::now()
@@ -193,13 +206,38 @@ pub fn run(
         .clone()
         .map(|path| spawn_state_writer(path, Arc::clone(&shared), Arc::clone(&stop)))
         .transpose()?;
-    let mut pipeline = Pipeline::start(
+    let (mut pipeline, dispatchers) = Pipeline::start_for(
         Arc::clone(&shared),
         SendMode::DropWhenFull,
         event_log.as_ref().map(EventLog::sink),
+        threads,
     )?;
+    let mut source_sets = source_sets.into_iter();
+    let mut first = CaptureThread::new(0, source_sets.next().unwrap_or_default(), &live);
+    let mut others = Vec::with_capacity(threads - 1);
+    for (sources, mut dispatcher) in source_sets.zip(dispatchers) {
+        let mut t = CaptureThread::new(others.len() + 1, sources, &live);
+        let (stop, live) = (Arc::clone(&stop), Arc::clone(&live));
+        let handle = std::thread::Builder::new()
+            .name(format!("capture-{}", t.id))
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    t.turn(&mut dispatcher, &live, None);
+                }
+                t.publish_all(&live);
+                dispatcher.close();
+                t.reported
+            })
+            .map_err(SetupError::Thread)?;
+        others.push(handle);
+    }
+    let threads_note = if threads > 1 {
+        format!(", {threads} capture threads")
+    } else {
+        String::new()
+    };
     say(&format!(
-        "capturing on {} (filter: {}); metrics at {scheme}://{}/metrics",
+        "capturing on {}{threads_note} (filter: {}); metrics at {scheme}://{}/metrics",
         cfg.interfaces.join(", "),
         if cfg.capture.bpf.is_empty() {
             "none"
@@ -210,29 +248,10 @@ pub fn run(
     ));
     health.capturing.store(true, Ordering::Relaxed);
 
-    let mut reported: Vec<KernelStats> = vec![KernelStats::default(); sources.len()];
-    let mut last_stats = Instant::now();
     let mut last_file = Instant::now();
     let mut file_failing = false;
     while !stop.load(Ordering::Relaxed) {
-        wait_readable(&sources);
-        for src in sources.iter_mut() {
-            let (_, event) = src.read(READ_BUDGET, &mut |f| pipeline.dispatcher.push(f));
-            if let Some(ev) = event {
-                on_interface_event(src, ev, &live, &health, say);
-            }
-        }
-        pipeline.dispatcher.flush_batches();
-        if last_stats.elapsed() >= STATS_INTERVAL {
-            last_stats = Instant::now();
-            pipeline.dispatcher.flush_counters();
-            for (src, last) in sources.iter_mut().zip(reported.iter_mut()) {
-                if let Some(ev) = src.check_link() {
-                    on_interface_event(src, ev, &live, &health, say);
-                }
-                publish_stats(src, last, &live);
-            }
-        }
+        first.turn(&mut pipeline.dispatcher, &live, Some((&health, say)));
         if let Some(path) = &cfg.metrics_file
             && last_file.elapsed() >= METRICS_FILE_INTERVAL
         {
@@ -251,8 +270,13 @@ pub fn run(
 
     say("stopping: finishing flows in progress");
     health.capturing.store(false, Ordering::Relaxed);
-    for (src, last) in sources.iter_mut().zip(reported.iter_mut()) {
-        publish_stats(src, last, &live);
+    first.publish_all(&live);
+    let mut reported = std::mem::take(&mut first.reported);
+    for h in others {
+        // A capture thread that panicked has lost only its own counts.
+        if let Ok(r) = h.join() {
+            reported.extend(r);
+        }
     }
     pipeline.finish();
     let mut errored = false;
@@ -285,6 +309,77 @@ pub fn run(
         queue_drops: m.queue_drops.get(),
         errored,
     })
+}
+
+/// Where the reporting thread says interface events: the health and stderr.
+type Reporting<'a> = (&'a Health, &'a (dyn Fn(&str) + Sync));
+
+/// One capture thread: its handle on every interface and what it last
+/// published of their kernel counters.
+struct CaptureThread {
+    id: usize,
+    sources: Vec<LiveSource>,
+    reported: Vec<KernelStats>,
+    last_stats: Instant,
+    /// `tlscensus_capture_thread_packets_total{thread}` of this thread.
+    packets: prometheus::IntCounter,
+    /// Frames read since the counter was last published.
+    read: u64,
+}
+
+impl CaptureThread {
+    fn new(id: usize, sources: Vec<LiveSource>, live: &LiveMetrics) -> CaptureThread {
+        CaptureThread {
+            id,
+            reported: vec![KernelStats::default(); sources.len()],
+            sources,
+            last_stats: Instant::now(),
+            packets: live.thread_packets.with_label_values(&[&id.to_string()]),
+            read: 0,
+        }
+    }
+
+    /// Waits for frames (at most the poll interval), reads what is there
+    /// and sends it on; once a second publishes the counters and checks the
+    /// links. Interface events are said (and shown in the metrics and the
+    /// health) by the thread given `report`; the others only act on them:
+    /// every thread's handle on an interface sees the same events.
+    fn turn(
+        &mut self,
+        dispatcher: &mut super::Dispatcher,
+        live: &LiveMetrics,
+        report: Option<Reporting<'_>>,
+    ) {
+        wait_readable(&self.sources);
+        for src in self.sources.iter_mut() {
+            let (n, event) = src.read(READ_BUDGET, &mut |f| dispatcher.push(f));
+            self.read += n as u64;
+            if let (Some(ev), Some((health, say))) = (event, report) {
+                on_interface_event(src, ev, live, health, say);
+            }
+        }
+        dispatcher.flush_batches();
+        if self.last_stats.elapsed() >= STATS_INTERVAL {
+            self.last_stats = Instant::now();
+            dispatcher.flush_counters();
+            for (src, last) in self.sources.iter_mut().zip(self.reported.iter_mut()) {
+                let event = src.check_link();
+                if let (Some(ev), Some((health, say))) = (event, report) {
+                    on_interface_event(src, ev, live, health, say);
+                }
+                publish_stats(src, last, live);
+            }
+            self.packets.inc_by(std::mem::take(&mut self.read));
+        }
+    }
+
+    /// Publishes every counter (at the stop).
+    fn publish_all(&mut self, live: &LiveMetrics) {
+        for (src, last) in self.sources.iter_mut().zip(self.reported.iter_mut()) {
+            publish_stats(src, last, live);
+        }
+        self.packets.inc_by(std::mem::take(&mut self.read));
+    }
 }
 
 /// Adds the kernel counters' growth since the last call to the metrics.

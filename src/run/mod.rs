@@ -196,6 +196,21 @@ impl Pipeline {
         mode: SendMode,
         events: Option<EventSink>,
     ) -> Result<Pipeline, SetupError> {
+        Ok(Pipeline::start_for(shared, mode, events, 1)?.0)
+    }
+
+    /// Starts the workers for `capture_threads` capture threads: the
+    /// pipeline holds the first one's dispatcher; the others' are returned,
+    /// each to be closed ([`Dispatcher::close`]) by its thread before
+    /// [`Pipeline::finish`] can end. Every dispatcher sends to the same
+    /// workers, so a flow meets its worker whichever thread captured it.
+    pub fn start_for(
+        shared: Arc<Shared>,
+        mode: SendMode,
+        events: Option<EventSink>,
+        capture_threads: usize,
+    ) -> Result<(Pipeline, Vec<Dispatcher>), SetupError> {
+        let threads = capture_threads.max(1);
         let n = shared.config.workers;
         let settled = Arc::new(SettledSet::new(
             shared.config.table.max_flows.saturating_mul(n),
@@ -215,10 +230,26 @@ impl Pipeline {
             )?);
             senders.push(tx);
         }
-        Ok(Pipeline {
-            dispatcher: Dispatcher::new(senders, recycle_rx, mode, shared, settled),
-            workers,
-        })
+        let more = (1..threads)
+            .map(|t| {
+                Dispatcher::new(
+                    senders.clone(),
+                    recycle_rx.clone(),
+                    mode,
+                    Arc::clone(&shared),
+                    Arc::clone(&settled),
+                    (t, threads),
+                )
+            })
+            .collect();
+        let first = Dispatcher::new(senders, recycle_rx, mode, shared, settled, (0, threads));
+        Ok((
+            Pipeline {
+                dispatcher: first,
+                workers,
+            },
+            more,
+        ))
     }
 
     /// Sends what is batched, lets the workers drain every flow, and waits for them.

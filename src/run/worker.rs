@@ -116,6 +116,7 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         let (shared, dns) = (&reporter.worker.shared, &reporter.worker.dns);
+        table.set_source(batch.thread);
         let mut items = batch.dns.iter().peekable();
         for (i, m) in batch.segs.iter().enumerate() {
             while let Some(item) = items.next_if(|d| d.before as usize <= i) {
@@ -314,6 +315,7 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.hellos_not_fingerprinted
         .inc_by(std::mem::take(&mut fingerprints.skipped));
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
+    m.split_flows.inc_by(s.split_flows);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
     m.cut_handshakes.inc_by(tls.cut_handshakes);
     m.non_tls.inc_by(tls.non_tls);
