@@ -1150,18 +1150,15 @@ fn start_prometheus_with(
 
 /// GET on Prometheus' HTTP API in the server namespace.
 fn prom_api(net: &Net, port: u16, path: &str, query: Option<&str>) -> serde_json::Value {
+    prom_api_in(&net.srv(), port, path, query)
+}
+
+/// GET on the HTTP API of a Prometheus listening on 127.0.0.1:`port` in
+/// namespace `ns`.
+fn prom_api_in(ns: &str, port: u16, path: &str, query: Option<&str>) -> serde_json::Value {
     let mut cmd = Command::new("ip");
-    cmd.args([
-        "netns",
-        "exec",
-        &net.srv(),
-        "curl",
-        "-s",
-        "--max-time",
-        "5",
-        "-G",
-    ])
-    .arg(format!("http://127.0.0.1:{port}{path}"));
+    cmd.args(["netns", "exec", ns, "curl", "-s", "--max-time", "5", "-G"])
+        .arg(format!("http://127.0.0.1:{port}{path}"));
     if let Some(q) = query {
         cmd.args(["--data-urlencode", &format!("query={q}")]);
     }
@@ -1942,4 +1939,233 @@ fn live_service_alerts_against_prometheus() {
         );
     }
     drop(sensor);
+}
+
+/// A network namespace of its own, deleted on drop.
+struct Namespace(String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Many sensors, one view: three sensors, each in its own namespace with its
+/// own capture link, `site` and `sensor` labels, and a Prometheus agent
+/// (deploy/prometheus/agent.yml) that scrapes it and remote-writes to a
+/// central Prometheus (deploy/prometheus/central.yml, the remote-write
+/// receiver on) in a fourth namespace, reached over a veth pair per site.
+/// The central server evaluates the shipped rules: each legacy alert names
+/// the host and the sensor that saw it (and no other sensor), and a sensor
+/// that dies raises TLSCensusSensorDown there, naming it.
+#[test]
+fn live_many_sensors_one_central_prometheus() {
+    if !prerequisites() {
+        return;
+    }
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let agent_yml = std::fs::read_to_string(deploy.join("agent.yml")).unwrap();
+    let central_yml = std::fs::read_to_string(deploy.join("central.yml")).unwrap();
+    // The shipped rules, evaluated every second, "sensor down" after 3 s.
+    let rules_text = std::fs::read_to_string(deploy.join("tlscensus.rules.yml"))
+        .unwrap()
+        .replace("interval: 1m", "interval: 1s");
+    let down_rule = "expr: up{job=\"tlscensus\"} == 0\n        for: 5m";
+    assert!(rules_text.contains(down_rule));
+    let rules_text = rules_text.replace(
+        down_rule,
+        "expr: up{job=\"tlscensus\"} == 0\n        for: 3s",
+    );
+
+    let central = Namespace(format!("tccen{}", std::process::id() % 100_000));
+    sh(&format!(
+        "ip netns add {0} && ip -n {0} link set lo up",
+        central.0
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tlscensus.rules.yml"), &rules_text).unwrap();
+    std::fs::write(
+        dir.path().join("central.yml"),
+        central_yml.replace("evaluation_interval: 30s", "evaluation_interval: 1s"),
+    )
+    .unwrap();
+    let port = 19391;
+    let prom_log = dir.path().join("central.log");
+    let mut central_prom = Command::new("ip")
+        .args(["netns", "exec", &central.0, "prometheus"])
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("central.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=0.0.0.0:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&prom_log).unwrap())
+        .spawn()
+        .unwrap();
+
+    // (site, sensor, capture, legacy host, version, rejected)
+    let sites = [
+        (
+            "dc1",
+            "core-span",
+            "gnutls-tls11.pcap",
+            "192.0.2.14",
+            "TLSv1.1",
+        ),
+        (
+            "dc1",
+            "dmz-tap",
+            "openssl-tls10-rejected.pcap",
+            "192.0.2.11",
+            "TLSv1.0",
+        ),
+        (
+            "branch7",
+            "wan-mirror",
+            "openssl-ipv6-tls11.pcap",
+            "2001:db8::12",
+            "TLSv1.1",
+        ),
+    ];
+    let mut nets = Vec::new();
+    let mut sensors = Vec::new();
+    for (k, (site, name, file, _, _)) in sites.iter().enumerate() {
+        let k = k + 1;
+        let mut net = Net::new(1);
+        // The site's link to the centre: 10.88.k.2 here, 10.88.k.1 there.
+        sh(&format!(
+            "ip link add {p}up{k} netns {srv} type veth peer name {p}cn{k} netns {c} && \
+             ip -n {srv} addr add 10.88.{k}.2/24 dev {p}up{k} && ip -n {srv} link set {p}up{k} up && \
+             ip -n {c} addr add 10.88.{k}.1/24 dev {p}cn{k} && ip -n {c} link set {p}cn{k} up",
+            p = net.p,
+            srv = net.srv(),
+            c = central.0
+        ));
+        let i1 = net.iface(1);
+        let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody", "--all"]);
+        let agent = net.path("agent.yml");
+        let config = agent_yml
+            .replace("'127.0.0.1:9814'", &format!("'{}'", sensor.addr))
+            .replace("site: dc1", &format!("site: {site}"))
+            .replace("sensor: core-span", &format!("sensor: {name}"))
+            .replace(
+                "http://prometheus-central.example.net:9090",
+                &format!("http://10.88.{k}.1:{port}"),
+            )
+            .replace("scrape_interval: 15s", "scrape_interval: 1s")
+            .replace("scrape_timeout: 10s", "scrape_timeout: 1s");
+        assert!(config.contains(&sensor.addr) && config.contains(&format!("10.88.{k}.1")));
+        std::fs::write(&agent, config).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &net.srv(), "prometheus"])
+            .arg("--enable-feature=agent")
+            .arg(format!("--config.file={}", agent.display()))
+            .arg(format!(
+                "--storage.agent.path={}",
+                net.path("agent-wal").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:19392")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(net.path("agent.log")).unwrap())
+            .spawn()
+            .unwrap();
+        net.children.push(child);
+        replay(&net, &[captures().join(file)], &["--pps", "200"]);
+        nets.push(net);
+        sensors.push(sensor);
+    }
+
+    let alerts = || prom_api_in(&central.0, port, "/api/v1/alerts", None);
+    let find = |all: &serde_json::Value, alert: &str, sensor: &str, source: &str| {
+        all["data"]["alerts"].as_array().and_then(|list| {
+            list.iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == alert
+                        && a["labels"]["sensor"] == sensor
+                        && (source.is_empty() || a["labels"]["source"] == source)
+                })
+                .cloned()
+        })
+    };
+    let wait = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let all = alerts();
+            if cond(&all) {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "central Prometheus: no {what}: {all}\n{}\nagents:\n{}",
+                std::fs::read_to_string(&prom_log).unwrap_or_default(),
+                nets.iter()
+                    .map(|n| std::fs::read_to_string(n.path("agent.log")).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    // Each sensor's legacy host is named, with its site and sensor, and by
+    // no other sensor.
+    let all = wait("legacy alert for every sensor", &|all| {
+        sites.iter().all(|(_, name, _, host, _)| {
+            find(all, "TLSCensusLegacyTLSClient", name, host).is_some()
+        })
+    });
+    for (site, name, _, host, version) in &sites {
+        let a = find(&all, "TLSCensusLegacyTLSClient", name, host).unwrap();
+        assert_eq!(a["labels"]["site"], *site, "{a}");
+        assert_eq!(a["labels"]["version"], *version, "{a}");
+        assert!(
+            a["annotations"]["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains(host),
+            "{a}"
+        );
+        for (_, other, _, _, _) in &sites {
+            if other != name {
+                assert!(
+                    find(&all, "TLSCensusLegacyTLSClient", other, host).is_none(),
+                    "{host} seen by {other} too: {all}"
+                );
+            }
+        }
+    }
+    assert!(find(&all, "TLSCensusClientRejected", "dmz-tap", "192.0.2.11").is_some());
+    // The recording rules run over all sensors: one legacy host each.
+    let v = prom_api_in(
+        &central.0,
+        port,
+        "/api/v1/query",
+        Some("count by (site, sensor) (tlscensus:legacy_source:present)"),
+    );
+    let rows = v["data"]["result"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 3, "{v}");
+    assert!(find(&all, "TLSCensusSensorDown", "dmz-tap", "").is_none());
+
+    // A sensor dies: its agent's scrapes fail, and the centre says which.
+    let mut dead = sensors.remove(1);
+    dead.stop("KILL");
+    let all = wait("TLSCensusSensorDown for dmz-tap", &|all| {
+        find(all, "TLSCensusSensorDown", "dmz-tap", "").is_some_and(|a| a["state"] == "firing")
+    });
+    let a = find(&all, "TLSCensusSensorDown", "dmz-tap", "").unwrap();
+    assert_eq!(a["labels"]["site"], "dc1", "{a}");
+    for alive in ["core-span", "wan-mirror"] {
+        assert!(
+            find(&all, "TLSCensusSensorDown", alive, "").is_none(),
+            "{all}"
+        );
+    }
+    let _ = central_prom.kill();
+    let _ = central_prom.wait();
+    drop(sensors);
+    drop(nets);
 }
