@@ -108,6 +108,8 @@ fn promtool_checks_and_unit_tests_rules() {
         vec!["check", "rules", "tlscensus.rules.yml"],
         vec!["test", "rules", "tlscensus.rules.test.yml"],
         vec!["check", "config", "prometheus.yml"],
+        vec!["check", "config", "central.yml"],
+        vec!["check", "config", "--agent", "agent.yml"],
     ] {
         let out = Command::new("promtool")
             .args(&args)
