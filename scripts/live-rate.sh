@@ -52,7 +52,7 @@ printf "%-7s %-11s %-8s %-28s %-8s %-10s\n" rate achieved program "seen, kernel 
 for r in "${rates[@]}"; do
   for t in "${threads[@]}"; do
     ip netns exec ${p}b "$bin" live -i ${p}b --listen 127.0.0.1:19814 --user root \
-      --capture-threads "$t" --metrics-file "$work/m.prom" 2>"$work/t.log" & pid=$!
+      $([ "$t" = 1 ] || echo --capture-threads "$t") --metrics-file "$work/m.prom" 2>"$work/t.log" & pid=$!
     for _ in $(seq 100); do grep -q "metrics at" "$work/t.log" && break; sleep 0.1; done
     c0=$(cpu $pid); achieved=$(replay "$r"); sleep 0.5; c=$(since "$c0" $pid)
     sleep 1.5; kill -TERM $pid; wait $pid || true
