@@ -1079,6 +1079,15 @@ fn live_bad_input() {
     assert!(err.contains("cannot listen"), "{err}");
     drop(sensor);
 
+    for n in ["0", "65", "many"] {
+        let (code, err) = run(&["-i", &i1, "--listen", "127.0.0.1:0", "--capture-threads", n]);
+        assert_eq!(code, Some(2), "{n}: {err}");
+        assert!(err.contains("--capture-threads"), "{n}: {err}");
+        if n != "many" {
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
     let out = Command::new(BIN).args(["live"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
