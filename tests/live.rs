@@ -2000,16 +2000,21 @@ fn live_many_sensors_one_central_prometheus() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
     let agent_yml = std::fs::read_to_string(deploy.join("agent.yml")).unwrap();
     let central_yml = std::fs::read_to_string(deploy.join("central.yml")).unwrap();
-    // The shipped rules, evaluated every second, "sensor down" after 3 s.
+    // The shipped rules, evaluated every second, "sensor down" and "sensor
+    // silent" after 3 s (and a series stale after 5 s, not 5 minutes).
     let rules_text = std::fs::read_to_string(deploy.join("tlscensus.rules.yml"))
         .unwrap()
         .replace("interval: 1m", "interval: 1s");
     let down_rule = "expr: up{job=\"tlscensus\"} == 0\n        for: 5m";
     assert!(rules_text.contains(down_rule));
-    let rules_text = rules_text.replace(
-        down_rule,
-        "expr: up{job=\"tlscensus\"} == 0\n        for: 3s",
-    );
+    let silent_rule = "unless up{job=\"tlscensus\"}\n        for: 5m";
+    assert!(rules_text.contains(silent_rule));
+    let rules_text = rules_text
+        .replace(
+            down_rule,
+            "expr: up{job=\"tlscensus\"} == 0\n        for: 3s",
+        )
+        .replace(silent_rule, "unless up{job=\"tlscensus\"}\n        for: 3s");
 
     let central = Namespace(format!("tccen{}", std::process::id() % 100_000));
     sh(&format!(
@@ -2037,6 +2042,7 @@ fn live_many_sensors_one_central_prometheus() {
         ))
         .arg(format!("--web.listen-address=0.0.0.0:{port}"))
         .arg("--web.enable-remote-write-receiver")
+        .arg("--query.lookback-delta=5s")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&prom_log).unwrap())
         .spawn()
@@ -2126,6 +2132,7 @@ fn live_many_sensors_one_central_prometheus() {
                 .cloned()
         })
     };
+    let agent_logs: Vec<PathBuf> = nets.iter().map(|n| n.path("agent.log")).collect();
     let wait = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -2137,8 +2144,9 @@ fn live_many_sensors_one_central_prometheus() {
                 Instant::now() < deadline,
                 "central Prometheus: no {what}: {all}\n{}\nagents:\n{}",
                 std::fs::read_to_string(&prom_log).unwrap_or_default(),
-                nets.iter()
-                    .map(|n| std::fs::read_to_string(n.path("agent.log")).unwrap_or_default())
+                agent_logs
+                    .iter()
+                    .map(|p| std::fs::read_to_string(p).unwrap_or_default())
                     .collect::<Vec<_>>()
                     .join("\n")
             );
@@ -2198,6 +2206,24 @@ fn live_many_sensors_one_central_prometheus() {
             "{all}"
         );
     }
+    // Its agent still reports it (up = 0): it is down, not silent.
+    assert!(
+        find(&all, "TLSCensusSensorSilent", "dmz-tap", "").is_none(),
+        "{all}"
+    );
+    // A whole site goes dark (sensor and agent): nothing more arrives, and
+    // the centre says which.
+    for c in &mut nets[2].children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let all = wait("TLSCensusSensorSilent for wan-mirror", &|all| {
+        find(all, "TLSCensusSensorSilent", "wan-mirror", "").is_some_and(|a| a["state"] == "firing")
+    });
+    assert!(
+        find(&all, "TLSCensusSensorSilent", "core-span", "").is_none(),
+        "{all}"
+    );
     let _ = central_prom.kill();
     let _ = central_prom.wait();
     drop(sensors);

@@ -173,6 +173,7 @@ fn rules_name_only_exported_metrics_and_cover_every_alert() {
         "TLSCensusQueueDrops",
         "TLSCensusSensorDown",
         "TLSCensusSensorMissing",
+        "TLSCensusSensorSilent",
         "TLSCensusNoTLSSeen",
         "TLSCensusServiceAlreadyBroken",
         "TLSCensusServiceBreaksSoon",
