@@ -34,22 +34,27 @@
 //! - the inventory (`inventory::Inventory`, `--max-hosts`) and the metrics
 //!   (`metrics::Metrics`; the per-source legacy series capped by
 //!   `--max-legacy-sources`, quiet sources aged out in live mode);
-//! - the settled-flow set (`flow::SettledSet`): workers mark, the capture thread
-//!   skips those flows' segments;
+//! - the settled-flow set (`flow::SettledSet`): workers mark, the capture
+//!   threads skip those flows' segments (atomic slots: any number of readers);
 //! - the event queue (`events::EventLog`, 4,096 events): workers send, one writer
 //!   thread writes; in live mode a full queue drops events, never packets;
 //! - the exporter's page (`exporter::Page`): rendered by one scrape, shared by the
 //!   others for a second (so are the `/inventory` views);
 //! - passive host names (`hosts::names::HostNames`, `--max-host-names`): the
-//!   capture thread's `hosts::learn::NameLearner` writes (DHCP, DHCPv6, NBNS,
-//!   mDNS, LLMNR, DNS PTR, Kerberos), and with `--resolve` the resolver thread
+//!   capture threads' `hosts::learn::NameLearner`s write (DHCP, DHCPv6, NBNS,
+//!   mDNS, LLMNR, DNS PTR, Kerberos; with `live --capture-threads N`, N of
+//!   them, each address's packets reaching one), and with `--resolve` the resolver thread
 //!   (`hosts::resolve`, fed by the workers through a bounded queue they never
 //!   wait on); workers, reports and the `tlscensus_host_info` collector read;
 //! - per-destination readiness (`inventory::Destinations`, 16,384
 //!   destinations): workers write, reports, the readiness collector and the
 //!   `--state` thread (`state`) read;
 //! - the service table (`target::services::table()`): the built-in rows and
-//!   a `--services-file`'s, set once before any thread starts.
+//!   a `--services-file`'s, set once before any thread starts;
+//! - `live --capture-threads N`: each interface's fanout group
+//!   (`capture::fanout::FanoutGroup`, a mutex taken only when a handle opens);
+//!   every capture thread has its own dispatcher and sends to the same
+//!   workers, so a flow meets its worker whichever thread read it.
 //!
 //! Passive DNS is not shared: the capture thread parses DNS responses and sends
 //! each to every worker in its batch, between the same segments as on the wire;
