@@ -115,6 +115,10 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub capture_threads: usize,
 
+    /// Settled flows the kernel remembers, to drop their data segments before they are copied to the capture ring (Linux 6.1 or later; an eBPF socket filter loaded at start, which needs CAP_BPF or root, replaces the capture filter and runs it too). About 200 bytes of kernel memory each; the least recently used is forgotten first. 0 turns it off; without CAP_BPF it is off, said once.
+    #[arg(long, default_value_t = 65_536, value_name = "FLOWS")]
+    pub kernel_skip_flows: u32,
+
     /// Address the HTTP exporter (/metrics, /healthz) listens on. Use 0.0.0.0:9814 or [::]:9814 to let a remote Prometheus scrape it.
     #[arg(long, default_value = "127.0.0.1:9814", value_name = "ADDR:PORT")]
     pub listen: String,

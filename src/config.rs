@@ -411,7 +411,13 @@ pub struct LiveConfig {
     pub max_inventory_bytes: usize,
     /// `--capture-threads`.
     pub capture_threads: usize,
+    /// `--kernel-skip-flows` (0: off).
+    pub kernel_skip_flows: u32,
 }
+
+/// `--kernel-skip-flows` at most: two maps of this many entries are about
+/// 800 MiB of kernel memory.
+pub const MAX_KERNEL_SKIP_FLOWS: u32 = 1 << 22;
 
 impl LiveConfig {
     pub fn from_args(a: &LiveArgs) -> Result<LiveConfig, SetupError> {
@@ -444,6 +450,11 @@ impl LiveConfig {
                 "--capture-threads above 1 needs Linux (AF_PACKET fanout)".into(),
             ));
         }
+        if a.kernel_skip_flows > MAX_KERNEL_SKIP_FLOWS {
+            return Err(bad(format!(
+                "--kernel-skip-flows must be at most {MAX_KERNEL_SKIP_FLOWS}"
+            )));
+        }
         // The ring per socket: the interface's buffer shared, at least 1 MiB.
         let buffer_bytes = ((a.buffer_mib as usize) << 20) / a.capture_threads;
         if a.legacy_source_ttl == 0 {
@@ -470,6 +481,7 @@ impl LiveConfig {
             state_file: a.state_file.clone(),
             max_inventory_bytes: (a.max_inventory_mib.max(1) as usize) << 20,
             capture_threads: a.capture_threads,
+            kernel_skip_flows: a.kernel_skip_flows,
             metrics_file: a.metrics_file.clone(),
             legacy_source_ttl: a.legacy_source_ttl,
             web_config: a.web_config_file.clone(),

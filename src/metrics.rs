@@ -314,6 +314,11 @@ pub struct LiveMetrics {
     /// Frames each capture thread read (`--capture-threads`): an uneven
     /// fanout hash shows here.
     pub thread_packets: IntCounterVec,
+    /// `--kernel-skip-flows`: data segments the kernel dropped, flows
+    /// marked there, and whether it is on.
+    pub kernel_skipped: IntCounter,
+    pub kernel_skip_flows: IntCounter,
+    pub kernel_skip_active: IntGauge,
     pub start_time: IntGauge,
     pub uptime: IntGauge,
     pub scrapes: IntCounterVec,
@@ -365,6 +370,21 @@ impl LiveMetrics {
                 "tlscensus_capture_thread_packets_total",
                 "Frames read by each capture thread (--capture-threads), all interfaces together.",
                 &["thread"],
+            )?,
+            kernel_skipped: counter(
+                r,
+                "tlscensus_capture_kernel_skipped_total",
+                "Data segments of settled flows the kernel dropped before the capture ring (--kernel-skip-flows); not in tlscensus_capture_received_total.",
+            )?,
+            kernel_skip_flows: counter(
+                r,
+                "tlscensus_capture_kernel_skip_flows_total",
+                "Settled flows marked in the kernel (--kernel-skip-flows).",
+            )?,
+            kernel_skip_active: gauge(
+                r,
+                "tlscensus_capture_kernel_skip_active",
+                "1 while the kernel skip program is loaded and given settled flows, else 0.",
             )?,
             start_time: gauge(
                 r,

@@ -63,11 +63,11 @@ impl Filter {
 
 /// One classic BPF instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Insn {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
+pub struct Insn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
 }
 
 /// A classic BPF program, as libpcap compiled it.
@@ -75,26 +75,26 @@ struct Insn {
 struct Program(Vec<Insn>);
 
 // Instruction classes, sizes, modes and operations (the BPF encoding).
-const LD: u16 = 0x00;
-const LDX: u16 = 0x01;
-const ST: u16 = 0x02;
-const STX: u16 = 0x03;
-const ALU: u16 = 0x04;
-const JMP: u16 = 0x05;
-const RET: u16 = 0x06;
-const MISC: u16 = 0x07;
-const W: u16 = 0x00;
-const H: u16 = 0x08;
-const B: u16 = 0x10;
-const IMM: u16 = 0x00;
-const ABS: u16 = 0x20;
-const IND: u16 = 0x40;
-const MEM: u16 = 0x60;
-const LEN: u16 = 0x80;
-const MSH: u16 = 0xa0;
-const SRC_X: u16 = 0x08;
+pub(crate) const LD: u16 = 0x00;
+pub(crate) const LDX: u16 = 0x01;
+pub(crate) const ST: u16 = 0x02;
+pub(crate) const STX: u16 = 0x03;
+pub(crate) const ALU: u16 = 0x04;
+pub(crate) const JMP: u16 = 0x05;
+pub(crate) const RET: u16 = 0x06;
+pub(crate) const MISC: u16 = 0x07;
+pub(crate) const W: u16 = 0x00;
+pub(crate) const H: u16 = 0x08;
+pub(crate) const B: u16 = 0x10;
+pub(crate) const IMM: u16 = 0x00;
+pub(crate) const ABS: u16 = 0x20;
+pub(crate) const IND: u16 = 0x40;
+pub(crate) const MEM: u16 = 0x60;
+pub(crate) const LEN: u16 = 0x80;
+pub(crate) const MSH: u16 = 0xa0;
+pub(crate) const SRC_X: u16 = 0x08;
 /// Scratch memory words.
-const MEMWORDS: usize = 16;
+pub(crate) const MEMWORDS: usize = 16;
 
 impl Program {
     fn compile(expr: &str, linktype: i32) -> Result<Program, String> {
@@ -103,14 +103,7 @@ impl Program {
             let msg = e.to_string();
             msg.trim_start_matches("libpcap error: ").trim().to_string()
         })?;
-        // The `pcap` crate shows an instruction only as "code jt jf k".
-        let insns = compiled
-            .get_instructions()
-            .iter()
-            .map(|i| Insn::parse(&i.to_string()))
-            .collect::<Option<Vec<Insn>>>()
-            .ok_or_else(|| "libpcap gave an instruction tlscensus cannot read".to_string())?;
-        Program::checked(insns)
+        Program::checked(instructions(&compiled)?)
     }
 
     /// A program that ends in a return on every path and uses only
@@ -219,6 +212,18 @@ impl Program {
         }
         0
     }
+}
+
+/// The instructions of a program libpcap compiled (for the kernel's socket
+/// filter, the same as it attaches).
+pub fn instructions(compiled: &pcap::BpfProgram) -> Result<Vec<Insn>, String> {
+    // The `pcap` crate shows an instruction only as "code jt jf k".
+    compiled
+        .get_instructions()
+        .iter()
+        .map(|i| Insn::parse(&i.to_string()))
+        .collect::<Option<Vec<Insn>>>()
+        .ok_or_else(|| "libpcap gave an instruction tlscensus cannot read".to_string())
 }
 
 impl Insn {

@@ -16,6 +16,7 @@ use pcap::{Active, Capture};
 
 use super::Frame;
 use super::fanout::FanoutGroup;
+use super::skip::KernelSkip;
 use crate::decode::TunnelPorts;
 use crate::error::SetupError;
 
@@ -109,17 +110,21 @@ pub struct LiveSource {
     carried: KernelStats,
     /// `--capture-threads` above 1: the interface's fanout group.
     fanout: Option<std::sync::Arc<FanoutGroup>>,
+    /// `--kernel-skip-flows` above 0: the program that replaces the filter.
+    skip: Option<std::sync::Arc<KernelSkip>>,
     last_reopen: Option<Instant>,
     last_reopen_error: Option<String>,
 }
 
 /// Opens a handle with the options, joins the fanout group (bound to the
-/// interface with index `ifindex`), applies the filter, makes it
-/// non-blocking.
+/// interface with index `ifindex`), applies the filter (with the kernel skip
+/// when there is one: if it cannot be attached, the handle keeps libpcap's
+/// filter, and the kernel skip is told why), makes it non-blocking.
 fn open_handle(
     name: &str,
     o: &LiveOptions,
     fanout: Option<(&FanoutGroup, Option<u32>)>,
+    skip: Option<&KernelSkip>,
 ) -> Result<Capture<Active>, String> {
     let inactive = Capture::from_device(name).map_err(|e| e.to_string())?;
     let cap = inactive
@@ -138,6 +143,9 @@ fn open_handle(
     if !o.bpf.trim().is_empty() {
         cap.filter(&o.bpf, true)
             .map_err(|e| format!("bad capture filter {:?}: {e}", o.bpf))?;
+    }
+    if let Some(skip) = skip {
+        skip.attach_or_note(name, &cap, &o.bpf);
     }
     Ok(cap)
 }
@@ -160,24 +168,28 @@ impl LiveSource {
     /// Opens the interface; every problem (missing interface, no permission,
     /// bad filter) is an error naming the interface.
     pub fn open(name: &str, opts: &LiveOptions) -> Result<LiveSource, SetupError> {
-        LiveSource::open_in(name, opts, None)
+        LiveSource::open_in(name, opts, None, None)
     }
 
     /// [`LiveSource::open`], the handle in the interface's fanout group
-    /// when one is given.
+    /// when one is given, with the kernel skip when one is given.
     pub fn open_in(
         name: &str,
         opts: &LiveOptions,
         fanout: Option<std::sync::Arc<FanoutGroup>>,
+        skip: Option<std::sync::Arc<KernelSkip>>,
     ) -> Result<LiveSource, SetupError> {
         let ifindex = link_state(name).ifindex;
-        let cap =
-            open_handle(name, opts, fanout.as_deref().map(|g| (g, ifindex))).map_err(|reason| {
-                SetupError::Interface {
-                    name: name.to_string(),
-                    reason,
-                }
-            })?;
+        let cap = open_handle(
+            name,
+            opts,
+            fanout.as_deref().map(|g| (g, ifindex)),
+            skip.as_deref(),
+        )
+        .map_err(|reason| SetupError::Interface {
+            name: name.to_string(),
+            reason,
+        })?;
         let linktype = cap.get_datalink().0;
         Ok(LiveSource {
             name: name.to_string(),
@@ -188,6 +200,7 @@ impl LiveSource {
             down: false,
             carried: KernelStats::default(),
             fanout,
+            skip,
             last_reopen: None,
             last_reopen_error: None,
         })
@@ -276,7 +289,7 @@ impl LiveSource {
             self.close();
         }
         let fanout = self.fanout.as_deref().map(|g| (g, ifindex));
-        match open_handle(&self.name, &self.opts, fanout) {
+        match open_handle(&self.name, &self.opts, fanout, self.skip.as_deref()) {
             Ok(cap) => {
                 self.linktype = cap.get_datalink().0;
                 self.cap = Some(cap);

@@ -14,6 +14,7 @@ pub mod live;
 pub mod offline;
 pub mod pcapfile;
 pub mod pcapng;
+pub mod skip;
 
 use thiserror::Error;
 

@@ -480,7 +480,14 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10));
+                // Sleep until a connection comes, or 100 ms to see the stop:
+                // a busy sensor should not wake for nothing 100 times a second.
+                use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+                use std::os::fd::AsFd;
+                let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+                if poll(&mut fds, PollTimeout::from(100u8)).is_err() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 continue;
             }
             Err(_) => {

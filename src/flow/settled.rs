@@ -27,10 +27,16 @@
 //! that reaches its maximum stays there (the flow is never skipped again).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use super::key::FlowKey;
+use crate::capture::skip::KernelSkip;
 
 pub struct SettledSet {
     slots: Box<[AtomicU64]>,
     mask: u64,
+    /// Live capture with `--kernel-skip-flows`: marks also go to the kernel.
+    kernel: OnceLock<Arc<KernelSkip>>,
 }
 
 const SETTLED: u64 = 1;
@@ -53,7 +59,13 @@ impl SettledSet {
         SettledSet {
             slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
             mask: (n - 1) as u64,
+            kernel: OnceLock::new(),
         }
+    }
+
+    /// Settled flows are also marked in the kernel (live capture).
+    pub fn set_kernel(&self, k: Arc<KernelSkip>) {
+        let _ = self.kernel.set(k);
     }
 
     #[inline]
@@ -97,13 +109,23 @@ impl SettledSet {
 
     /// Worker: the flow's handshake settled; its later segments are not
     /// needed, unless a control segment of this address/port pair is still in
-    /// flight (then the mark is refused).
-    pub fn mark(&self, h: u64) {
-        let _ = self
-            .slot(h)
+    /// flight (then the mark is refused). Whether it was marked.
+    pub fn mark(&self, h: u64) -> bool {
+        self.slot(h)
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 (count(v) == 0).then_some((h & OWNER) | SETTLED)
-            });
+            })
+            .is_ok()
+    }
+
+    /// [`SettledSet::mark`], and in the kernel too (see `capture::skip`) when
+    /// marked: `ts` is the capture time of the segment that settled it.
+    pub fn mark_flow(&self, h: u64, key: &FlowKey, ts: u64) {
+        if self.mark(h)
+            && let Some(k) = self.kernel.get()
+        {
+            k.settle((&key.lo.addr, key.lo.port), (&key.hi.addr, key.hi.port), ts);
+        }
     }
 }
 

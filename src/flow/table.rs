@@ -371,7 +371,7 @@ impl<S: Session> FlowTable<S> {
             } else {
                 flow.state = State::Done { fin: active.fin };
                 if let Some(set) = &self.settled {
-                    set.mark(seg.dispatch_hash);
+                    set.mark_flow(seg.dispatch_hash, &seg.key, seg.ts);
                 }
             }
         } else if closed {

@@ -110,6 +110,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// The settled-flow set this dispatcher consults.
+    pub fn settled(&self) -> &SettledSet {
+        &self.settled
+    }
+
     /// The dispatcher of capture thread `thread` of `of`: its fragment
     /// cache holds its share of the configured bounds.
     pub(super) fn new(

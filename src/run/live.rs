@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::{Pipeline, SendMode, Shared};
 use crate::capture::fanout::FanoutGroup;
 use crate::capture::live::{IfaceEvent, KernelStats, LiveSource, wait_readable};
+use crate::capture::skip::KernelSkip;
 use crate::config::LiveConfig;
 use crate::error::SetupError;
 use crate::events::{EventCounters, EventLog, EventOutput};
@@ -106,11 +107,19 @@ pub fn run(
         .iter()
         .map(|_| (threads > 1).then(Arc::default))
         .collect();
+    // The kernel skip is loaded with the first handle, while privileges last.
+    let skip =
+        (cfg.kernel_skip_flows > 0).then(|| Arc::new(KernelSkip::new(cfg.kernel_skip_flows)));
     let mut source_sets = Vec::with_capacity(threads);
     for _ in 0..threads {
         let mut sources = Vec::with_capacity(cfg.interfaces.len());
         for (name, group) in cfg.interfaces.iter().zip(&groups) {
-            sources.push(LiveSource::open_in(name, &cfg.capture, group.clone())?);
+            sources.push(LiveSource::open_in(
+                name,
+                &cfg.capture,
+                group.clone(),
+                skip.clone(),
+            )?);
         }
         source_sets.push(sources);
     }
@@ -212,6 +221,10 @@ pub fn run(
         event_log.as_ref().map(EventLog::sink),
         threads,
     )?;
+    let mut skip_report = skip.map(|k| {
+        pipeline.settled().set_kernel(Arc::clone(&k));
+        SkipReport::new(k)
+    });
     let mut source_sets = source_sets.into_iter();
     let mut first = CaptureThread::new(0, source_sets.next().unwrap_or_default(), &live);
     let mut others = Vec::with_capacity(threads - 1);
@@ -247,11 +260,25 @@ pub fn run(
         exporter.local_addr
     ));
     health.capturing.store(true, Ordering::Relaxed);
+    if let Some(r) = &mut skip_report {
+        r.publish(&live, say);
+        if r.skip.loaded() {
+            say(&format!(
+                "kernel skip on: settled flows' data stays in the kernel (up to {} flows)",
+                cfg.kernel_skip_flows
+            ));
+        }
+    }
 
     let mut last_file = Instant::now();
     let mut file_failing = false;
     while !stop.load(Ordering::Relaxed) {
         first.turn(&mut pipeline.dispatcher, &live, Some((&health, say)));
+        if let Some(r) = &mut skip_report
+            && r.last.elapsed() >= STATS_INTERVAL
+        {
+            r.publish(&live, say);
+        }
         if let Some(path) = &cfg.metrics_file
             && last_file.elapsed() >= METRICS_FILE_INTERVAL
         {
@@ -271,6 +298,9 @@ pub fn run(
     say("stopping: finishing flows in progress");
     health.capturing.store(false, Ordering::Relaxed);
     first.publish_all(&live);
+    if let Some(r) = &mut skip_report {
+        r.publish(&live, say);
+    }
     let mut reported = std::mem::take(&mut first.reported);
     for h in others {
         // A capture thread that panicked has lost only its own counts.
@@ -379,6 +409,42 @@ impl CaptureThread {
             publish_stats(src, last, live);
         }
         self.packets.inc_by(std::mem::take(&mut self.read));
+    }
+}
+
+/// Publishes the kernel skip's counters and says why handles went without it.
+struct SkipReport {
+    skip: Arc<KernelSkip>,
+    last: Instant,
+    skipped: u64,
+    marked: u64,
+}
+
+impl SkipReport {
+    fn new(skip: Arc<KernelSkip>) -> SkipReport {
+        SkipReport {
+            skip,
+            last: Instant::now(),
+            skipped: 0,
+            marked: 0,
+        }
+    }
+
+    fn publish(&mut self, live: &LiveMetrics, say: &(dyn Fn(&str) + Sync)) {
+        self.last = Instant::now();
+        self.skip.refresh_clock();
+        for note in self.skip.take_notes() {
+            say(&note);
+        }
+        let skipped = self.skip.skipped();
+        live.kernel_skipped
+            .inc_by(skipped.saturating_sub(self.skipped));
+        self.skipped = self.skipped.max(skipped);
+        let marked = self.skip.marked.load(Ordering::Relaxed);
+        live.kernel_skip_flows
+            .inc_by(marked.saturating_sub(self.marked));
+        self.marked = marked;
+        live.kernel_skip_active.set(i64::from(self.skip.active()));
     }
 }
 

@@ -189,6 +189,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The settled-flow set the workers and the capture threads share.
+    pub fn settled(&self) -> &SettledSet {
+        self.dispatcher.settled()
+    }
+
     /// Starts the workers. Each gets its own clone of `events`, so the event log
     /// ends when the last worker does.
     pub fn start(
