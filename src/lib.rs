@@ -9,7 +9,8 @@
 //!                                                        │ bounded    │        │ each direction's stream start
 //!  DNS responses (parsed here) ── in every batch ────────┘ channels   │        ▼
 //!                                                                     │   tls::session (flow::Session)
-//!  settled flows skipped ◄── flow::SettledSet ◄── marked by workers ──┤   tls::record ─► extract, certificate
+//!  settled flows skipped ◄── flow::SettledSet ◄── marked by workers ──┤
+//!  (live: and in the kernel ◄── capture::skip ◄── marked by workers ──┤)   tls::record ─► extract, certificate
 //!                                                                     │        │
 //!                                                                     │        ▼
 //!                                                                     │   HandshakeSummary (+ DNS at hello,
@@ -36,6 +37,11 @@
 //!   `--max-legacy-sources`, quiet sources aged out in live mode);
 //! - the settled-flow set (`flow::SettledSet`): workers mark, the capture
 //!   threads skip those flows' segments (atomic slots: any number of readers);
+//! - live on Ethernet, the kernel skip (`capture::skip::KernelSkip`,
+//!   `--kernel-skip-flows`): its eBPF maps of settled flows, written by the
+//!   workers (behind one mutex, once per settled flow) and by the socket
+//!   filter (control segments), read by the socket filter, which drops those
+//!   flows' data segments before the capture ring;
 //! - the event queue (`events::EventLog`, 4,096 events): workers send, one writer
 //!   thread writes; in live mode a full queue drops events, never packets;
 //! - the exporter's page (`exporter::Page`): rendered by one scrape, shared by the

@@ -3,8 +3,10 @@
 //! Input: a user name. Output: the process runs as that user and group, with
 //! no supplementary groups and only `CAP_NET_RAW` left (so an interface that
 //! disappears and comes back can be reopened); or an error saying why not.
-//! Invariant: when not started as root nothing changes; a drop that cannot be
-//! completed is an error, never a silent run as root.
+//! Invariant: when not started as root only the start-only capabilities
+//! (`CAP_BPF`, `CAP_PERFMON`: the kernel skip is loaded by then) are given
+//! up; a drop that cannot be completed is an error, never a silent run as
+//! root.
 
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid, User, geteuid, setgid, setgroups, setuid};
@@ -22,9 +24,19 @@ pub enum Dropped {
     To { user: String, uid: u32, gid: u32 },
 }
 
-/// Switches to `user` if running as root.
+/// Capabilities used only at start (CAP_BPF loads the kernel skip), given
+/// up by a process not started as root once it is set up.
+const START_ONLY: [Capability; 2] = [Capability::CAP_BPF, Capability::CAP_PERFMON];
+
+/// Switches to `user` if running as root; when not root, gives up the
+/// start-only capabilities it may have been given.
 pub fn drop_to(user: &str) -> Result<Dropped, SetupError> {
     if !geteuid().is_root() {
+        for c in START_ONLY {
+            // Not having them is fine; dropping them cannot fail otherwise.
+            let _ = caps::drop(None, CapSet::Effective, c);
+            let _ = caps::drop(None, CapSet::Permitted, c);
+        }
         return Ok(Dropped::NotRoot);
     }
     let fail = |what: &str, e: &dyn std::fmt::Display| {

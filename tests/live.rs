@@ -1037,6 +1037,26 @@ fn live_privileges() {
     sensor.wait_for("a flow after dropping root", |m| {
         !m.family("tlscensus_flows_total").is_empty()
     });
+    // The kernel skip, loaded as root, is given settled flows as nobody (a
+    // connection that stays open: one that closes at once is gone before it
+    // could be skipped).
+    let held = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "sleep 3 | timeout 10 ip netns exec {}c1 openssl s_client -connect 10.77.1.1:4431 -tls1_3 -servername b.blob.core.windows.net",
+                net.p
+            ),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    net.children.push(held);
+    sensor.wait_for("a settled flow marked in the kernel as nobody", |m| {
+        m.get("tlscensus_capture_kernel_skip_flows_total") >= 1.0
+            && m.get("tlscensus_capture_kernel_skip_active") == 1.0
+    });
     drop(sensor);
 
     // An unknown user is an error, not a run as root.
@@ -1073,7 +1093,7 @@ fn live_privileges() {
             .args([
                 "-c",
                 &format!(
-                    "exec ip netns exec {} setpriv --reuid=nobody --regid=nogroup --clear-groups {} live -i {i1} --listen 127.0.0.1:0 {extra} & pid=$!; sleep 2; kill -TERM $pid; wait $pid",
+                    "ip netns exec {} setpriv --reuid=nobody --regid=nogroup --clear-groups {} live -i {i1} --listen 127.0.0.1:0 {extra} & pid=$!; sleep 2; grep CapEff /proc/$pid/status >&2; kill -TERM $pid; wait $pid",
                     net.srv(),
                     bin.display()
                 ),
@@ -1085,6 +1105,22 @@ fn live_privileges() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("capturing on"), "{err}");
+    // Without CAP_BPF, no kernel skip, said once, and capture as before.
+    assert!(
+        err.contains(&format!("interface {i1}: kernel skip off:"))
+            && !err.contains("kernel skip on"),
+        "{err}"
+    );
+    // With CAP_BPF: the kernel skip is on, and CAP_BPF is given up once it is loaded.
+    sh(&format!("setcap cap_net_raw,cap_bpf+ep {}", bin.display()));
+    let out = run_as_nobody("");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("kernel skip on"), "{err}");
+    assert!(
+        err.contains("CapEff:\t0000000000002000"),
+        "only CAP_NET_RAW left: {err}"
+    );
     // Without the capability: one clear line, exit 2.
     sh(&format!("setcap -r {}", bin.display()));
     let out = Command::new("ip")

@@ -498,6 +498,15 @@ impl Asm {
         self.emit(ins(C_LD | SZ_DW | M_IMM, dst, 0, 0, 0));
         self.emit(ins(0, 0, 0, 0, 0));
     }
+    /// Goes to `short` unless the packet has `bytes` bytes from offset R9
+    /// (a packet load beyond the end would end the program with 0, dropping
+    /// what the classic filter might keep). Uses R1 and R2.
+    fn need(&mut self, bytes: i32, short: Label) {
+        self.ldx(SZ_W, R1, R6, 0);
+        self.mov64(R2, R9);
+        self.alu64(ADD, R2, bytes);
+        self.jump(C_JMP, JGT, R2, Src::Reg(R1), short);
+    }
     /// `dst` = frame pointer + `off`.
     fn stack_addr(&mut self, dst: u8, off: i16) {
         self.mov64(dst, FP);
@@ -534,22 +543,28 @@ fn build(classic: &[Classic], margin_ns: i32) -> Result<Built, String> {
         a.label(),
     );
     a.mov64(R6, R1);
-    // R9: the offset of the IP header.
+    // R9: the offset of the IP header. Every load is checked against the
+    // packet's length first.
+    a.alu64(MOV, R9, 0);
+    a.need(14, run_classic);
     a.alu64(MOV, R9, 14);
     a.ld_abs(SZ_H, 12);
     a.jump(C_JMP, JEQ, R0, Src::Imm(0x8100), tag);
     a.jump(C_JMP, JEQ, R0, Src::Imm(0x88a8), tag);
     a.ja(l3);
     a.bind(tag);
+    a.need(4, run_classic);
     a.ld_abs(SZ_H, 16);
     a.alu64(MOV, R9, 18);
     a.jump(C_JMP, JNE, R0, Src::Imm(0x8100), l3);
+    a.need(4, run_classic);
     a.ld_abs(SZ_H, 20);
     a.alu64(MOV, R9, 22);
     a.bind(l3);
     a.jump(C_JMP, JEQ, R0, Src::Imm(0x0800), v4);
     a.jump(C_JMP, JNE, R0, Src::Imm(0x86dd), run_classic);
     // IPv6: TCP must be the next header.
+    a.need(40, run_classic);
     a.ld_ind(SZ_B, R9, 6);
     a.jump(C_JMP, JNE, R0, Src::Imm(6), run_classic);
     for w in 0..4i16 {
@@ -562,6 +577,7 @@ fn build(classic: &[Classic], margin_ns: i32) -> Result<Built, String> {
     a.ja(tcp);
     // IPv4: version 4, TCP, not a fragment.
     a.bind(v4);
+    a.need(20, run_classic);
     a.ld_ind(SZ_B, R9, 0);
     a.mov64(R8, R0);
     a.alu64(RSH, R8, 4);
@@ -587,6 +603,7 @@ fn build(classic: &[Classic], margin_ns: i32) -> Result<Built, String> {
     a.emit(ins(C_ALU64 | ADD | SRC_X, R9, R8, 0, 0));
     // TCP: ports and the control flags (FIN, SYN, RST) into R8.
     a.bind(tcp);
+    a.need(14, run_classic);
     a.ld_ind(SZ_H, R9, 0);
     a.stx(SZ_H, FP, KEY + 32, R0);
     a.ld_ind(SZ_H, R9, 2);
@@ -1184,6 +1201,42 @@ mod tests {
             assert_eq!(run(&l, &data(false, false)), 0);
             let _ = l.settled.remove(&key);
         }
+        // Frames cut anywhere, settled or not: where the program cannot read
+        // the ports and flags, it keeps what the classic filter keeps (a
+        // packet load beyond the end would have dropped it).
+        let theirs_all = Capture::dead(Linktype(1))
+            .unwrap()
+            .compile(&default_bpf(&TunnelPorts::default()), true)
+            .unwrap();
+        let mut cuts = 0;
+        for v6 in [false, true] {
+            for vlan in [false, true] {
+                let full = tcp_frame(v6, true, 0, vlan);
+                let l4 = 14 + if vlan { 4 } else { 0 } + if v6 { 40 } else { 20 };
+                for settled in [false, true] {
+                    if settled {
+                        l.settled
+                            .insert(key_of(v6), tai_now() + 1_000_000_000, 0)
+                            .unwrap();
+                    } else {
+                        let _ = l.settled.remove(&key_of(v6));
+                    }
+                    for cut in 14..l4 + 14 {
+                        let frame = &full[..cut];
+                        let Ok(ret) = try_run(&l, frame) else {
+                            continue;
+                        };
+                        cuts += 1;
+                        assert_eq!(
+                            ret != 0,
+                            theirs_all.filter(frame),
+                            "v6 {v6} vlan {vlan} settled {settled} cut at {cut}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(cuts > 100, "{cuts} cut frames run");
         // An IPv4 fragment of a settled pair is not parsed here: kept.
         l.settled
             .insert(key_of(false), tai_now() + 1_000_000_000, 0)
