@@ -1003,7 +1003,8 @@ mod tests {
             "(ip and ip[6:2] & 0x1fff != 0) or pppoes or mpls".into(),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-        let (mut frames, mut kept, mut untestable) = (0u64, 0u64, 0u64);
+        let (mut frames, mut kept, mut untestable, mut mutated) = (0u64, 0u64, 0u64, 0u64);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for expr in &exprs {
             let l = load(&classic(expr), 1024).unwrap_or_else(|e| panic!("{expr}: {e}"));
             let theirs = Capture::dead(Linktype(1))
@@ -1032,13 +1033,29 @@ mod tests {
                     let keep = ret != 0;
                     assert_eq!(keep, theirs.filter(p.data), "{expr} on {path:?}");
                     kept += u64::from(keep);
+                    // Hostile bytes: the same frame with a header byte
+                    // changed (any byte of the first 80, any value).
+                    let mut bad = p.data.to_vec();
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let at = (rng % 80) as usize % bad.len();
+                    bad[at] = (rng >> 32) as u8;
+                    if let Ok(ret) = try_run(&l, &bad) {
+                        mutated += 1;
+                        assert_eq!(
+                            ret != 0,
+                            theirs.filter(&bad),
+                            "{expr} on {path:?}, byte {at} changed"
+                        );
+                    }
                 }
             }
             assert_eq!(l.settled.keys().count(), 0, "{expr}: nothing settled");
         }
         assert!(
-            frames > 5000 && kept > 2000 && untestable * 20 < frames,
-            "{frames} frames, {kept} kept, {untestable} the test runner refused"
+            frames > 5000 && kept > 2000 && untestable * 20 < frames && mutated * 2 > frames,
+            "{frames} frames, {kept} kept, {untestable} the test runner refused, {mutated} mutated"
         );
     }
 
