@@ -115,7 +115,7 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub capture_threads: usize,
 
-    /// Settled flows the kernel remembers, to drop their data segments before they are copied to the capture ring (Linux 6.1 or later; an eBPF socket filter loaded at start, which needs CAP_BPF or root, replaces the capture filter and runs it too). About 200 bytes of kernel memory each; the least recently used is forgotten first. 0 turns it off; without CAP_BPF it is off, said once.
+    /// Settled flows the kernel remembers, to drop their data segments before they are copied to the capture ring (Linux 6.1 or later; an eBPF socket filter loaded at start, which needs CAP_BPF or root, replaces the capture filter and runs it too). 224 bytes of kernel memory each (15 MB at the default); the least recently used is forgotten first. 0 turns it off; without CAP_BPF it is off, said once.
     #[arg(long, default_value_t = 65_536, value_name = "FLOWS")]
     pub kernel_skip_flows: u32,
 

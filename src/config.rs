@@ -415,8 +415,8 @@ pub struct LiveConfig {
     pub kernel_skip_flows: u32,
 }
 
-/// `--kernel-skip-flows` at most: two maps of this many entries are about
-/// 800 MiB of kernel memory.
+/// `--kernel-skip-flows` at most: two maps of this many entries, 112 bytes
+/// an entry, are 940 MB of kernel memory.
 pub const MAX_KERNEL_SKIP_FLOWS: u32 = 1 << 22;
 
 impl LiveConfig {

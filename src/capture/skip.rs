@@ -27,9 +27,9 @@
 //! here (tunnels, IPv6 extension headers, fragments, other link types) goes
 //! to the capture thread as before.
 //!
-//! Bounds: both maps hold `--kernel-skip-flows` entries, allocated by the
-//! kernel when the program is loaded (outside the process' RSS, charged to
-//! its memory cgroup); a full map evicts its least recently used flow, whose
+//! Bounds: both maps hold `--kernel-skip-flows` entries (112 bytes each),
+//! allocated by the kernel when the program is loaded (outside the process'
+//! RSS, charged to its memory cgroup); a full map evicts its least recently used flow, whose
 //! segments then reach the capture thread, where the settled set skips them.
 //! Needs CAP_BPF (or root) at start, Linux 6.1 or later (the TAI clock
 //! helper); without them tlscensus says why once and captures as before.
