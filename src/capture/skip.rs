@@ -104,16 +104,16 @@ enum State {
 pub struct KernelSkip {
     capacity: u32,
     state: Mutex<State>,
-    /// Marks are written (a program is loaded and writing has not failed).
+    /// Marks are written: the program is attached to a handle.
     writing: AtomicBool,
+    /// A write failed: no more are tried.
+    refused: AtomicBool,
     /// CLOCK_TAI minus CLOCK_REALTIME, whole seconds in nanoseconds.
     tai_offset_ns: AtomicI64,
     /// Why handles kept their classic filter, not yet said.
     notes: Mutex<Vec<String>>,
     /// Flows marked in the kernel.
     pub marked: AtomicU64,
-    /// Marks the kernel refused (the first one stops marking).
-    pub mark_errors: AtomicU64,
 }
 
 impl KernelSkip {
@@ -123,10 +123,10 @@ impl KernelSkip {
             capacity: capacity.max(1),
             state: Mutex::new(State::NotLoaded),
             writing: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
             tai_offset_ns: AtomicI64::new(0),
             notes: Mutex::new(Vec::new()),
             marked: AtomicU64::new(0),
-            mark_errors: AtomicU64::new(0),
         };
         s.refresh_clock();
         s
@@ -168,10 +168,7 @@ impl KernelSkip {
         let mut state = self.state();
         if let State::NotLoaded = *state {
             match load(&classic, self.capacity) {
-                Ok(l) => {
-                    *state = State::Loaded(Box::new(l));
-                    self.writing.store(true, Ordering::Relaxed);
-                }
+                Ok(l) => *state = State::Loaded(Box::new(l)),
                 Err(e) => {
                     *state = State::Failed(e.clone());
                     return Err(e);
@@ -188,7 +185,11 @@ impl KernelSkip {
         }
         program(&l.ebpf)?
             .attach(cap)
-            .map_err(|e| format!("attaching the kernel-skip program: {e}"))
+            .map_err(|e| format!("attaching the kernel-skip program: {e}"))?;
+        if !self.refused.load(Ordering::Relaxed) {
+            self.writing.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Whether the program is loaded.
@@ -218,16 +219,15 @@ impl KernelSkip {
                 self.marked.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
-                notes.push(format!(
-                    "kernel skip off: the kernel refused a settled flow ({e}); settled flows are skipped in user space"
-                ));
-                drop(notes);
                 // Typically EPERM: a kernel before 6.5 wants CAP_BPF for map
                 // writes, and privileges were dropped. Marking stops; the
                 // capture thread still skips settled flows.
-                self.mark_errors.fetch_add(1, Ordering::Relaxed);
                 self.writing.store(false, Ordering::Relaxed);
+                if !self.refused.swap(true, Ordering::Relaxed) {
+                    self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                        "kernel skip off: the kernel refused a settled flow ({e}); settled flows are skipped in user space only"
+                    ));
+                }
             }
         }
     }
