@@ -269,8 +269,12 @@ fn program(ebpf: &Ebpf) -> Result<&SocketFilter, String> {
 fn load(classic: &[Classic], capacity: u32) -> Result<Loaded, String> {
     let built = build(classic, MARGIN_NS)?;
     let object = elf(&built, capacity)?;
-    let mut ebpf =
-        Ebpf::load(&object).map_err(|e| format!("loading the kernel-skip object: {e}"))?;
+    // No kernel BTF: the program needs no CO-RE relocation, and parsing
+    // /sys/kernel/btf/vmlinux would add about 16 MB to the sensor's RSS.
+    let mut ebpf = aya::EbpfLoader::new()
+        .btf(None)
+        .load(&object)
+        .map_err(|e| format!("loading the kernel-skip object: {e}"))?;
     let prog: &mut SocketFilter = ebpf
         .program_mut(PROGRAM)
         .ok_or("the kernel-skip program is missing")?
