@@ -7,7 +7,8 @@
 //! filter, attached to every such handle in place of libpcap's classic one,
 //! which
 //! - for an unfragmented TCP segment in IPv4, or right after an IPv6 header
-//!   (behind up to two VLAN tags left in the frame), looks the connection up
+//!   (behind up to two VLAN tags left in the frame), not from port 53 (the
+//!   capture thread reads DNS answers over TCP whatever the flow), looks the connection up
 //!   in `tlsc_settled` (an LRU hash keyed by the two endpoints, lower first, as
 //!   `FlowKey` orders them) and drops the segment if the flow is settled;
 //! - lets every SYN, FIN or RST through, after deleting the flow from
@@ -609,6 +610,9 @@ fn build(classic: &[Classic], margin_ns: i32) -> Result<Built, String> {
     a.bind(tcp);
     a.need(14, run_classic);
     a.ld_ind(SZ_H, R9, 0);
+    // DNS over TCP: the capture thread reads every answer (passive DNS),
+    // settled or not.
+    a.jump(C_JMP, JEQ, R0, Src::Imm(53), run_classic);
     a.stx(SZ_H, FP, KEY + 32, R0);
     a.ld_ind(SZ_H, R9, 2);
     a.stx(SZ_H, FP, KEY + 34, R0);
@@ -1258,6 +1262,30 @@ mod tests {
             }
         }
         assert!(cuts > 100, "{cuts} cut frames run");
+        // An answer from port 53 is kept, settled or not (passive DNS).
+        let a4 = std::net::Ipv4Addr::new(10, 0, 0, 1)
+            .to_ipv6_mapped()
+            .octets();
+        let b4 = std::net::Ipv4Addr::new(10, 0, 0, 2)
+            .to_ipv6_mapped()
+            .octets();
+        let mut dns = tcp_frame(false, false, 0, false);
+        dns[14 + 20..14 + 22].copy_from_slice(&53u16.to_be_bytes());
+        l.settled
+            .insert(
+                skip_key((&a4, 40000), (&b4, 53)),
+                tai_now() + 1_000_000_000,
+                0,
+            )
+            .unwrap();
+        assert_ne!(run(&l, &dns), 0, "a DNS answer over TCP");
+        let mut query = tcp_frame(false, true, 0, false);
+        query[14 + 22..14 + 24].copy_from_slice(&53u16.to_be_bytes());
+        assert_eq!(
+            run(&l, &query),
+            0,
+            "the query side is the settled flow's data"
+        );
         // An IPv4 fragment of a settled pair is not parsed here: kept.
         l.settled
             .insert(key_of(false), tai_now() + 1_000_000_000, 0)
