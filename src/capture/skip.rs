@@ -24,7 +24,11 @@
 //! ignored, because its time (the capture time of the settling segment, on
 //! the kernel's TAI clock) is not later than `tlsc_control`'s by more than
 //! [`MARGIN_NS`]. The segments it drops are the ones the capture thread's
-//! settled set would skip (see `flow::SettledSet`). What cannot be parsed
+//! settled set would skip (see `flow::SettledSet`), with one exception: a
+//! settled flow whose slot in that set another flow took over (a hash
+//! collision there) is still skipped here, where the capture thread would
+//! have passed its data to a worker that ignores it, or, once the worker has
+//! forgotten the flow, counted it as a new flow seen midstream. What cannot be parsed
 //! here (tunnels, IPv6 extension headers, fragments, other link types) goes
 //! to the capture thread as before.
 //!
