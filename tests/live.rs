@@ -1038,16 +1038,35 @@ fn live_privileges() {
         !m.family("tlscensus_flows_total").is_empty()
     });
     // The kernel skip, loaded as root, is given settled flows as nobody (a
-    // connection that stays open: one that closes at once is gone before it
-    // could be skipped).
+    // connection that stays open until the test ends: one that closes at
+    // once, its FIN read with its answer, is gone before it could be skipped).
+    // (`s_server` ends a connection at the end of its input: its input here
+    // is a pipe the test keeps open.)
+    let d = net.dir.path().display().to_string();
+    let server = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "exec ip netns exec {} openssl s_server -quiet -accept 4432 -cert {d}/cert.pem -key {d}/key.pem",
+                net.srv()
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    net.children.push(server);
+    std::thread::sleep(Duration::from_millis(400));
     let held = Command::new("sh")
         .args([
             "-c",
             &format!(
-                "sleep 3 | timeout 10 ip netns exec {}c1 openssl s_client -connect 10.77.1.1:4431 -tls1_3 -servername b.blob.core.windows.net",
+                "exec ip netns exec {}c1 openssl s_client -ign_eof -connect 10.77.1.1:4432 -tls1_3 -servername b.blob.core.windows.net",
                 net.p
             ),
         ])
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
