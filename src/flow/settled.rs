@@ -17,6 +17,10 @@
 //! before a new connection whose SYN was missed) always reaches the worker.
 //! So `read` gives the same results however far the workers lag behind.
 //!
+//! In live capture on Ethernet, a flow marked here is also marked in the
+//! kernel (`capture::skip`), whose socket filter then drops its data segments
+//! before they reach the capture thread, under the same rule.
+//!
 //! Layout: a fixed array of atomics sized from `--max-flows` (no allocation
 //! after start, no locks). A slot holds the flow hash's upper 56 bits (the
 //! owner), a 7-bit count of control segments in flight and a settled bit. A
