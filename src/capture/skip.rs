@@ -270,6 +270,27 @@ fn program(ebpf: &Ebpf) -> Result<&SocketFilter, String> {
         .map_err(|e| format!("{e}"))
 }
 
+/// `what`, the error and its causes, and what to do when it is a matter of
+/// privileges.
+fn explain(what: &str, e: &dyn std::error::Error) -> String {
+    let mut msg = format!("{what}: {e}");
+    let mut src = e.source();
+    let mut denied = false;
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        denied |= s
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
+        src = s.source();
+    }
+    if denied || msg.contains("Operation not permitted") {
+        msg.push_str(
+            " (it needs CAP_BPF or root at start: setcap cap_net_raw,cap_bpf+ep, or --kernel-skip-flows 0 to turn it off)",
+        );
+    }
+    msg
+}
+
 /// Builds, loads and verifies the program for `classic`.
 fn load(classic: &[Classic], capacity: u32) -> Result<Loaded, String> {
     let built = build(classic, MARGIN_NS)?;
@@ -279,21 +300,14 @@ fn load(classic: &[Classic], capacity: u32) -> Result<Loaded, String> {
     let mut ebpf = aya::EbpfLoader::new()
         .btf(None)
         .load(&object)
-        .map_err(|e| format!("loading the kernel-skip object: {e}"))?;
+        .map_err(|e| explain("loading the kernel-skip object", &e))?;
     let prog: &mut SocketFilter = ebpf
         .program_mut(PROGRAM)
         .ok_or("the kernel-skip program is missing")?
         .try_into()
         .map_err(|e| format!("{e}"))?;
-    prog.load().map_err(|e| {
-        let mut msg = format!("the kernel refused the kernel-skip program: {e}");
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        msg
-    })?;
+    prog.load()
+        .map_err(|e| explain("the kernel refused the kernel-skip program", &e))?;
     let settled = ebpf
         .take_map(SETTLED_MAP)
         .ok_or("map missing")
