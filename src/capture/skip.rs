@@ -530,6 +530,13 @@ impl Asm {
         self.alu64(ADD, R2, bytes);
         self.jump(C_JMP, JGT, R2, Src::Reg(R1), short);
     }
+    /// Calls the map helper `helper` on `map` with the key at stack offset
+    /// `key` (R1 and R2; a helper with more arguments has them set before).
+    fn call_map(&mut self, helper: i32, map: MapRef, key: i16) {
+        self.ld_map(R1, map);
+        self.stack_addr(R2, key);
+        self.call(helper);
+    }
     /// `dst` = frame pointer + `off`.
     fn stack_addr(&mut self, dst: u8, off: i16) {
         self.mov64(dst, FP);
@@ -662,23 +669,17 @@ fn build(classic: &[Classic], margin_ns: i32) -> Result<Built, String> {
     a.jump(C_JMP, JNE, R8, Src::Imm(0), control);
     // Data: drop it if the flow is settled, unless a control segment of the
     // pair passed after (or just before) the settling segment.
-    a.ld_map(R1, MapRef::Settled);
-    a.stack_addr(R2, KEY);
-    a.call(MAP_LOOKUP);
+    a.call_map(MAP_LOOKUP, MapRef::Settled, KEY);
     a.jump(C_JMP, JEQ, R0, Src::Imm(0), run_classic);
     a.ldx(SZ_DW, R9, R0, 0);
-    a.ld_map(R1, MapRef::Control);
-    a.stack_addr(R2, KEY);
-    a.call(MAP_LOOKUP);
+    a.call_map(MAP_LOOKUP, MapRef::Control, KEY);
     a.jump(C_JMP, JEQ, R0, Src::Imm(0), drop);
     a.ldx(SZ_DW, R1, R0, 0);
     a.alu64(ADD, R1, margin_ns);
     a.jump(C_JMP, JGE, R1, Src::Reg(R9), run_classic);
     a.bind(drop);
     a.st(SZ_W, FP, INDEX, 0);
-    a.ld_map(R1, MapRef::Stats);
-    a.stack_addr(R2, INDEX);
-    a.call(MAP_LOOKUP);
+    a.call_map(MAP_LOOKUP, MapRef::Stats, INDEX);
     a.jump(C_JMP, JEQ, R0, Src::Imm(0), ret0);
     // A per-CPU value: no other program run writes it meanwhile.
     a.ldx(SZ_DW, R1, R0, 0);
@@ -691,14 +692,10 @@ fn build(classic: &[Classic], margin_ns: i32) -> Result<Built, String> {
     a.bind(control);
     a.call(KTIME_GET_TAI_NS);
     a.stx(SZ_DW, FP, NOW, R0);
-    a.ld_map(R1, MapRef::Control);
-    a.stack_addr(R2, KEY);
     a.stack_addr(R3, NOW);
     a.alu64(MOV, R4, 0);
-    a.call(MAP_UPDATE);
-    a.ld_map(R1, MapRef::Settled);
-    a.stack_addr(R2, KEY);
-    a.call(MAP_DELETE);
+    a.call_map(MAP_UPDATE, MapRef::Control, KEY);
+    a.call_map(MAP_DELETE, MapRef::Settled, KEY);
     a.bind(run_classic);
     translate(&mut a, classic)?;
     a.finish()
@@ -741,12 +738,12 @@ fn translate(a: &mut Asm, prog: &[Classic]) -> Result<(), String> {
     };
     // Scratch words the program reads start at zero (the verifier wants
     // initialised stack).
-    for (k, _) in prog
+    let read: std::collections::BTreeSet<u32> = prog
         .iter()
         .filter(|i| matches!(i.code & 0x07, LD | LDX) && i.code & 0xe0 == MEM)
-        .map(|i| (i.k, ()))
-        .collect::<std::collections::BTreeMap<_, _>>()
-    {
+        .map(|i| i.k)
+        .collect();
+    for k in read {
         a.st(SZ_W, FP, slot(k)?, 0);
     }
     a.alu32(MOV, R0, 0);
