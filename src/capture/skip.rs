@@ -1316,18 +1316,70 @@ mod tests {
         assert_ne!(run(&l, &frag), 0);
     }
 
-    /// The key the workers write is the key the program builds: a settled
-    /// flow marked through `KernelSkip::settle` is dropped.
+    /// What a worker does, end to end: `KernelSkip::settle` with a flow's
+    /// `FlowKey` endpoints and its capture time (Unix time, turned into the
+    /// kernel's TAI clock) marks the flow the program then drops, in both
+    /// directions; a settle time before the pair's last SYN drops nothing.
     #[test]
-    fn skip_key_matches_program() {
-        let a = std::net::Ipv4Addr::new(10, 0, 0, 1)
-            .to_ipv6_mapped()
-            .octets();
-        let k = skip_key((&a, 40000), (&B6, 443));
-        assert_eq!(&k[12..16], &0x0a00_0001u32.to_ne_bytes());
-        assert_eq!(&k[8..12], &0xffffu32.to_ne_bytes());
-        assert_eq!(&k[16..20], &0x2001_0db8u32.to_ne_bytes());
-        assert_eq!(&k[32..34], &40000u16.to_ne_bytes());
-        assert_eq!(&k[34..36], &443u16.to_ne_bytes());
+    fn skip_settle_marks_what_the_program_drops() {
+        if !privileged() {
+            return;
+        }
+        let skip = KernelSkip::new(64);
+        let l = load(&classic(&default_bpf(&TunnelPorts::default())), 64).unwrap();
+        *skip.state() = State::Loaded(Box::new(l));
+        skip.writing.store(true, Ordering::Relaxed);
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let run_now = |frame: &[u8]| match &*skip.state() {
+            State::Loaded(l) => run(l, frame),
+            _ => unreachable!(),
+        };
+        for v6 in [false, true] {
+            let (a, b) = if v6 {
+                (A6, B6)
+            } else {
+                (
+                    std::net::Ipv4Addr::new(10, 0, 0, 1)
+                        .to_ipv6_mapped()
+                        .octets(),
+                    std::net::Ipv4Addr::new(10, 0, 0, 2)
+                        .to_ipv6_mapped()
+                        .octets(),
+                )
+            };
+            let (key, _) = crate::flow::FlowKey::new(
+                crate::flow::Endpoint {
+                    addr: a,
+                    port: 40000,
+                },
+                crate::flow::Endpoint { addr: b, port: 443 },
+            );
+            // The SYN passes and records its time.
+            assert_ne!(run_now(&tcp_frame(v6, true, 2, false)), 0);
+            // Settled by a segment captured a second before: not dropped.
+            skip.settle(
+                (&key.lo.addr, key.lo.port),
+                (&key.hi.addr, key.hi.port),
+                unix_now - 1_000_000_000,
+            );
+            assert_ne!(
+                run_now(&tcp_frame(v6, false, 0, false)),
+                0,
+                "v6 {v6}: settled before the SYN"
+            );
+            // Settled by a segment captured after it: dropped both ways.
+            skip.settle(
+                (&key.lo.addr, key.lo.port),
+                (&key.hi.addr, key.hi.port),
+                unix_now + 1_000_000_000,
+            );
+            assert_eq!(run_now(&tcp_frame(v6, false, 0, false)), 0, "v6 {v6}");
+            assert_eq!(run_now(&tcp_frame(v6, true, 0, false)), 0, "v6 {v6}");
+        }
+        assert_eq!(skip.marked.load(Ordering::Relaxed), 4);
+        assert_eq!(skip.skipped(), 4);
     }
 }
