@@ -132,13 +132,34 @@ impl Net {
                     self.srv()
                 ),
             ])
-            .stdin(Stdio::null())
+            // `s_server` ends a connection when its input ends: a pipe kept
+            // open (with the child) lets a client hold its connection.
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         self.children.push(child);
         std::thread::sleep(Duration::from_millis(400));
+    }
+
+    /// An OpenSSL client in client namespace `i` that keeps its connection
+    /// open until the test ends.
+    fn openssl_client_held(&mut self, i: usize, port: u16, opts: &str) {
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "exec ip netns exec {p}c{i} openssl s_client -ign_eof -connect 10.77.{i}.1:{port} {opts}",
+                    p = self.p
+                ),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
     }
 
     /// One OpenSSL client handshake from client namespace `i`.
@@ -1040,38 +1061,7 @@ fn live_privileges() {
     // The kernel skip, loaded as root, is given settled flows as nobody (a
     // connection that stays open until the test ends: one that closes at
     // once, its FIN read with its answer, is gone before it could be skipped).
-    // (`s_server` ends a connection at the end of its input: its input here
-    // is a pipe the test keeps open.)
-    let d = net.dir.path().display().to_string();
-    let server = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "exec ip netns exec {} openssl s_server -quiet -accept 4432 -cert {d}/cert.pem -key {d}/key.pem",
-                net.srv()
-            ),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    net.children.push(server);
-    std::thread::sleep(Duration::from_millis(400));
-    let held = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "exec ip netns exec {}c1 openssl s_client -ign_eof -connect 10.77.1.1:4432 -tls1_3 -servername b.blob.core.windows.net",
-                net.p
-            ),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    net.children.push(held);
+    net.openssl_client_held(1, 4431, "-tls1_3 -servername b.blob.core.windows.net");
     sensor.wait_for("a settled flow marked in the kernel as nobody", |m| {
         m.get("tlscensus_capture_kernel_skip_flows_total") >= 1.0
             && m.get("tlscensus_capture_kernel_skip_active") == 1.0
