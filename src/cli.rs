@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "tlscensus",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TLSCENSUS_COMMIT"), ")"),
+    disable_help_subcommand = true,
     about = "Passive census of TLS versions per host; finds clients still using TLS 1.0/1.1 with Azure Blob Storage.",
     after_help = "Exit status: 0 success; 1 legacy TLS found (with --fail-on-legacy); 2 error (bad arguments, or an input could not be read completely)."
 )]
@@ -25,6 +26,61 @@ pub enum Command {
     Live(LiveArgs),
     /// Print the table of Microsoft services (--services): endpoints, Service Tags, the day TLS 1.0/1.1 ends, sources.
     Services(ServicesArgs),
+    /// Check a configuration file, or print an annotated one that lists every setting.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write the manual pages or a shell's completions (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+/// Which subcommand a configuration file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFor {
+    Live,
+    Read,
+}
+
+impl ConfigFor {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigFor::Live => "live",
+            ConfigFor::Read => "read",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check FILE as `live` (or `read`) would load it, reading every file it names, without capturing; exit status 2 when it is refused.
+    Check {
+        /// The configuration file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The subcommand the file is for.
+        #[arg(long = "for", value_enum, default_value_t = ConfigFor::Live)]
+        for_: ConfigFor,
+    },
+    /// Print a configuration file that lists every setting, commented out, with its meaning and default.
+    Example {
+        /// The subcommand the file is for.
+        #[arg(long = "for", value_enum, default_value_t = ConfigFor::Live)]
+        for_: ConfigFor,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Manual pages, tlscensus.1 and one per subcommand, into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// A shell's completion script, on standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +113,10 @@ pub struct ReadArgs {
     /// Capture files (pcap or pcapng, also gzip, zstd, xz or lz4 compressed), directories, or - for standard input; files are read in capture order (each file's first packet time, then natural name order).
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
+
+    /// Read settings from this TOML file (keys are the long options without dashes; options given here override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Inventory output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -91,9 +151,13 @@ pub struct ReadArgs {
     after_help = "Capturing needs root or CAP_NET_RAW. Started as root, tlscensus drops to --user after opening the interfaces and the listener, keeping only CAP_NET_RAW. SIGINT/SIGTERM stop it cleanly (exit 0)."
 )]
 pub struct LiveArgs {
-    /// Interface to capture on (repeatable).
-    #[arg(short = 'i', long = "interface", required = true, value_name = "IFACE")]
+    /// Interface to capture on (repeatable; at least one, here or in the configuration file).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
+
+    /// Read settings from this TOML file (keys are the long options without dashes; options given here override it). SIGHUP reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Capture filter (BPF syntax) replacing the default, which keeps every TCP packet, IPv6 extension headers and fragments, inside VLAN tags too. An empty string captures everything.
     #[arg(long, value_name = "FILTER")]
@@ -285,4 +349,32 @@ pub struct CensusArgs {
     /// UDP destination port of Geneve (repeatable; replaces the default 6081).
     #[arg(long = "geneve-port", value_name = "PORT")]
     pub geneve_ports: Vec<u16>,
+}
+
+/// Writes `tlscensus.1` and `tlscensus-SUBCOMMAND.1` for each visible
+/// subcommand (and each of theirs) into `dir`, from these definitions.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    write_pages(dir, cmd, "tlscensus", "tlscensus")
+}
+
+/// One page, `name.1`, for `cmd` as typed (`bin`: "tlscensus config check").
+fn write_pages(
+    dir: &std::path::Path,
+    cmd: clap::Command,
+    name: &str,
+    bin: &str,
+) -> std::io::Result<()> {
+    let cmd = cmd.display_name(name.to_string()).bin_name(bin.to_string());
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    std::fs::write(dir.join(format!("{name}.1")), out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let sub_name = format!("{name}-{}", sub.get_name());
+        let sub_bin = format!("{bin} {}", sub.get_name());
+        write_pages(dir, sub.clone(), &sub_name, &sub_bin)?;
+    }
+    Ok(())
 }

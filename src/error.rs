@@ -20,6 +20,9 @@ pub enum SetupError {
     },
     #[error("invalid option: {0}")]
     Config(String),
+    /// A configuration file refused: `FILE:LINE: why`.
+    #[error("{0}")]
+    ConfigFile(String),
     #[error("{what} {path}: {source}")]
     Write {
         what: &'static str,

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::Parser;
-use tlscensus::cli::{Cli, Command, Format};
+use tlscensus::cli::{Cli, Command, ConfigCommand, ConfigFor, Format, GenerateCommand};
+use tlscensus::config::file::{self, ConfigFile, ParseError};
 use tlscensus::config::{LiveConfig, ReadConfig};
 use tlscensus::error::SetupError;
 use tlscensus::report;
@@ -19,24 +19,70 @@ const EXIT_LEGACY: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let (cli, file) = match file::parse_command_line(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        // clap prints its own errors, with usage, and exits 2 (0 for --help).
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Setup(e)) => {
+            eprintln!("tlscensus: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match run(cli, file.as_ref()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tlscensus: {e}");
+            eprintln!("tlscensus: {}", placed(&e, file.as_ref()));
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
+/// An error about an option, with the line of the configuration file that
+/// set it (`FILE:LINE: --max-flows must be at least 1`).
+fn placed(e: &SetupError, file: Option<&ConfigFile>) -> String {
+    let msg = e.to_string();
+    match file.and_then(|f| f.locate(&msg)) {
+        Some(place) => format!("{place}: {msg}"),
+        None => msg,
+    }
+}
+
 /// Runs the command; an error is a setup error (bad arguments, a device or
 /// file that cannot be opened), said once by `main`.
-fn run(cli: Cli) -> Result<ExitCode, SetupError> {
+fn run(cli: Cli, file: Option<&ConfigFile>) -> Result<ExitCode, SetupError> {
     match cli.command {
         Command::Read(args) => {
             let cfg = ReadConfig::from_args(&args, std::io::stderr().is_terminal())?;
             run_read(&cfg)
         }
-        Command::Live(args) => run_live(&LiveConfig::from_args(&args)?),
+        Command::Live(args) => {
+            let cfg = LiveConfig::from_args(&args)?;
+            if cfg.interfaces.is_empty() {
+                return Err(SetupError::Config(
+                    "no interface to capture on: give -i IFACE, or interface = [\"IFACE\"] in the configuration file".into(),
+                ));
+            }
+            run_live(&cfg, file)
+        }
+        Command::Config(ConfigCommand::Check { file, for_ }) => config_check(&file, for_),
+        Command::Config(ConfigCommand::Example { for_ }) => {
+            let cmd = subcommand(for_.name());
+            print!("{}", file::example(&cmd));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(GenerateCommand::Man { dir }) => {
+            tlscensus::cli::write_man_pages(&dir).map_err(|source| SetupError::Write {
+                what: "manual page",
+                path: dir.display().to_string(),
+                source,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(GenerateCommand::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tlscensus", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Services(args) => {
             if let Some(path) = &args.services_file {
                 tlscensus::target::services::install_file(path)
@@ -48,7 +94,70 @@ fn run(cli: Cli) -> Result<ExitCode, SetupError> {
     }
 }
 
-fn run_live(cfg: &LiveConfig) -> Result<ExitCode, SetupError> {
+/// A subcommand's clap definition.
+fn subcommand(name: &str) -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+        .find_subcommand(name)
+        .cloned()
+        .unwrap_or_else(|| clap::Command::new(name.to_string()))
+}
+
+/// `tlscensus config check`: loads the file as `live` (or `read`) would,
+/// with every file it names, and says what it sets.
+fn config_check(path: &std::path::Path, for_: ConfigFor) -> Result<ExitCode, SetupError> {
+    let name = for_.name();
+    let mut argv: Vec<std::ffi::OsString> = vec!["tlscensus".into(), name.into()];
+    argv.extend(["--config".into(), path.as_os_str().to_owned()]);
+    if for_ == ConfigFor::Read {
+        // `read` needs an input; none is read here.
+        argv.push("-".into());
+    }
+    let (cli, file) = match file::parse_command_line(argv) {
+        Ok(parsed) => parsed,
+        Err(ParseError::Setup(e)) => return Err(e),
+        Err(ParseError::Clap(e)) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            return Err(SetupError::ConfigFile(format!(
+                "{}: {}",
+                path.display(),
+                first.strip_prefix("error: ").unwrap_or(first)
+            )));
+        }
+    };
+    let settings = file.as_ref().map_or(0, |f| f.settings.len());
+    let checked = match cli.command {
+        Command::Live(args) => {
+            let no_interface = args.interfaces.is_empty();
+            LiveConfig::from_args(&args).map(|cfg| {
+                if no_interface {
+                    "no interface (the command line gives it, as tlscensus@IFACE does)".to_string()
+                } else {
+                    format!("interfaces {}", cfg.interfaces.join(", "))
+                }
+            })
+        }
+        Command::Read(args) => ReadConfig::from_args(&args, false).map(|_| "for read".into()),
+        _ => Ok(String::new()),
+    };
+    match checked {
+        Ok(what) => {
+            println!("{}: ok: {settings} settings, {what}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let msg = placed(&e, file.as_ref());
+            let shown = path.display().to_string();
+            Err(SetupError::ConfigFile(if msg.starts_with(&shown) {
+                msg
+            } else {
+                format!("{shown}: {msg}")
+            }))
+        }
+    }
+}
+
+fn run_live(cfg: &LiveConfig, _file: Option<&ConfigFile>) -> Result<ExitCode, SetupError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while shutting down exits at once (status 130).
