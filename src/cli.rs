@@ -155,7 +155,7 @@ pub struct LiveArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
-    /// Read settings from this TOML file (keys are the long options without dashes; options given here override it). SIGHUP reads it again.
+    /// Read settings from this TOML file (keys are the long options without dashes; options given here override it).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -76,7 +76,16 @@ impl ConfigFile {
             path: path.display().to_string(),
             source,
         };
-        let f = std::fs::File::open(path).map_err(open)?;
+        let f = std::fs::File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                SetupError::ConfigFile(format!(
+                    "{}: no such file (`tlscensus config example > FILE` writes one that lists every setting)",
+                    path.display()
+                ))
+            } else {
+                open(e)
+            }
+        })?;
         let mut text = String::new();
         f.take(MAX_FILE_BYTES + 1)
             .read_to_string(&mut text)
@@ -127,11 +136,10 @@ impl ConfigFile {
             let bad = |msg: String| at(&self.path, s.line, format!("{}: {msg}", s.key));
             let values = match (&s.value, arg.get_action()) {
                 (Value::Bool(b), ArgAction::SetTrue) => {
-                    if *b {
-                        Vec::new()
-                    } else {
-                        continue;
+                    if *b && !on_command_line(arg.get_id().as_str()) {
+                        args.push(OsString::from(&flag));
                     }
+                    continue;
                 }
                 (_, ArgAction::SetTrue) => {
                     return Err(bad("expected true or false".into()));
@@ -153,9 +161,6 @@ impl ConfigFile {
             }
             if on_command_line(arg.get_id().as_str()) {
                 continue;
-            }
-            if values.is_empty() {
-                args.push(OsString::from(&flag));
             }
             for v in values {
                 // `--key=value`: a value that starts with '-' stays a value.
@@ -480,6 +485,7 @@ mod tests {
 
     #[test]
     fn config_file_settings_become_flags() {
+        assert_eq!(args("interface = []\n").unwrap(), Vec::<String>::new());
         let got = args(
             "interface = [\"ens5\", \"ens6\"]\nmax-flows = 1_000\nall = true\nraw-fingerprints = false\n\
              target = [\"*.example.com\"]\nmin-version = \"TLSv1.2\"\n[web.config]\nfile = \"/etc/w.yml\"\n",
