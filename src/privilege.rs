@@ -28,6 +28,25 @@ pub enum Dropped {
 /// up by a process not started as root once it is set up.
 const START_ONLY: [Capability; 2] = [Capability::CAP_BPF, Capability::CAP_PERFMON];
 
+/// Makes the capture capabilities this process is permitted effective: a
+/// binary with file capabilities that are permitted but not effective
+/// (`setcap cap_net_raw,cap_bpf+p`, as in the container image, where a
+/// capability the runtime did not grant must not make exec fail) starts with
+/// them off.
+pub fn raise_permitted() {
+    for c in [
+        Capability::CAP_NET_RAW,
+        Capability::CAP_BPF,
+        Capability::CAP_PERFMON,
+    ] {
+        if caps::has_cap(None, CapSet::Permitted, c).unwrap_or(false) {
+            // A capability that cannot be raised stays off; opening the
+            // interface then says what is missing.
+            let _ = caps::raise(None, CapSet::Effective, c);
+        }
+    }
+}
+
 /// Switches to `user` if running as root; when not root, gives up the
 /// start-only capabilities it may have been given.
 pub fn drop_to(user: &str) -> Result<Dropped, SetupError> {

@@ -98,6 +98,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<LiveOutcome, SetupError> {
+    privilege::raise_permitted();
     // Everything that may need privileges first. Each capture thread has a
     // handle on every interface; above one thread, an interface's handles
     // share its fanout group.
