@@ -148,14 +148,14 @@ pub struct ReadArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Capturing needs root or CAP_NET_RAW. Started as root, tlscensus drops to --user after opening the interfaces and the listener, keeping only CAP_NET_RAW. SIGINT/SIGTERM stop it cleanly (exit 0)."
+    after_help = "Capturing needs root or CAP_NET_RAW. Started as root, tlscensus drops to --user after opening the interfaces and the listener, keeping only CAP_NET_RAW. SIGINT/SIGTERM stop it cleanly (exit 0). SIGHUP reloads the configuration (see --config)."
 )]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable; at least one, here or in the configuration file).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
-    /// Read settings from this TOML file (keys are the long options without dashes; options given here override it).
+    /// Read settings from this TOML file (keys are the long options without dashes; options given here override it). SIGHUP reads it again, with the files it names: the targets, services, Service Tags, proxies, client labels and --resolve change without losing counters or flows; other options wait for a restart (named in the log); a broken file is refused and the running configuration kept.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -3,6 +3,7 @@
 //! stdout is closed early, as by `| head`), 1 legacy TLS found with
 //! --fail-on-legacy, 2 error.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +20,8 @@ const EXIT_LEGACY: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let (cli, file) = match file::parse_command_line(std::env::args_os().collect()) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let (cli, file) = match file::parse_command_line(argv.clone()) {
         Ok(parsed) => parsed,
         // clap prints its own errors, with usage, and exits 2 (0 for --help).
         Err(ParseError::Clap(e)) => e.exit(),
@@ -28,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match run(cli, file.as_ref()) {
+    match run(cli, argv) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tlscensus: {}", placed(&e, file.as_ref()));
@@ -49,7 +51,7 @@ fn placed(e: &SetupError, file: Option<&ConfigFile>) -> String {
 
 /// Runs the command; an error is a setup error (bad arguments, a device or
 /// file that cannot be opened), said once by `main`.
-fn run(cli: Cli, file: Option<&ConfigFile>) -> Result<ExitCode, SetupError> {
+fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitCode, SetupError> {
     match cli.command {
         Command::Read(args) => {
             let cfg = ReadConfig::from_args(&args, std::io::stderr().is_terminal())?;
@@ -62,7 +64,7 @@ fn run(cli: Cli, file: Option<&ConfigFile>) -> Result<ExitCode, SetupError> {
                     "no interface to capture on: give -i IFACE, or interface = [\"IFACE\"] in the configuration file".into(),
                 ));
             }
-            run_live(&cfg, file)
+            run_live(&cfg, Some(live_reload(argv)?))
         }
         Command::Config(ConfigCommand::Check { file, for_ }) => config_check(&file, for_),
         Command::Config(ConfigCommand::Example { for_ }) => {
@@ -157,7 +159,55 @@ fn config_check(path: &std::path::Path, for_: ConfigFor) -> Result<ExitCode, Set
     }
 }
 
-fn run_live(cfg: &LiveConfig, _file: Option<&ConfigFile>) -> Result<ExitCode, SetupError> {
+/// SIGHUP in live mode: the command line is parsed again, with its
+/// configuration file read anew, and checked as at the start; its rules go
+/// in use, and the options that only a restart applies are named.
+fn live_reload(argv: Vec<OsString>) -> Result<live::Reload, SetupError> {
+    use clap::FromArgMatches;
+    let requested = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&requested))
+        .map_err(|e| SetupError::Config(format!("cannot handle SIGHUP: {e}")))?;
+    let cmd = subcommand("live");
+    let said = |e: ParseError| match e {
+        ParseError::Setup(e) => e.to_string(),
+        ParseError::Clap(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        }
+    };
+    let values = move |m: &clap::ArgMatches| {
+        m.subcommand_matches("live")
+            .map(|sub| file::values_of(&cmd, sub))
+            .unwrap_or_default()
+    };
+    let before = file::parse_matches(argv.clone())
+        .map(|(m, _)| values(&m))
+        .unwrap_or_default();
+    let reread = move || -> Result<live::Reread, String> {
+        let (m, file) = file::parse_matches(argv.clone()).map_err(said)?;
+        let sub = m
+            .subcommand_matches("live")
+            .ok_or_else(|| "not a live command line".to_string())?;
+        let args = tlscensus::cli::LiveArgs::from_arg_matches(sub).map_err(|e| e.to_string())?;
+        let (cfg, table) = LiveConfig::prepare(&args).map_err(|e| placed(&e, file.as_ref()))?;
+        Ok(live::Reread {
+            census: cfg.census,
+            table,
+            restart: file::needs_restart(&before, &values(&m)),
+            source: file.map_or_else(
+                || "the files the command line names".to_string(),
+                |f| f.path.display().to_string(),
+            ),
+        })
+    };
+    Ok(live::Reload {
+        requested,
+        reread: Box::new(reread),
+    })
+}
+
+fn run_live(cfg: &LiveConfig, reload: Option<live::Reload>) -> Result<ExitCode, SetupError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while shutting down exits at once (status 130).
@@ -166,7 +216,7 @@ fn run_live(cfg: &LiveConfig, _file: Option<&ConfigFile>) -> Result<ExitCode, Se
             .map_err(|e| SetupError::Config(format!("cannot handle signals: {e}")))?;
     }
     let say = |line: &str| eprintln!("tlscensus: {line}");
-    let o = live::run(cfg, stop, &say)?;
+    let o = live::run(cfg, stop, reload, &say)?;
     eprintln!(
         "tlscensus: stopped: {} packets, {} TLS flows, {} dropped by the kernel, {} segments dropped at full worker queues",
         o.packets, o.tls_flows, o.kernel_drops, o.queue_drops

@@ -322,7 +322,14 @@ pub struct LiveMetrics {
     pub start_time: IntGauge,
     pub uptime: IntGauge,
     pub scrapes: IntCounterVec,
+    /// SIGHUP reloads of the configuration: applied, refused.
+    pub reloads: [IntCounter; 2],
+    /// Unix time of the last applied reload (or of the start).
+    pub config_loaded: IntGauge,
 }
+
+/// `tlscensus_config_reloads_total{result}`, in the order of `LiveMetrics::reloads`.
+pub const RELOAD_RESULTS: [&str; 2] = ["applied", "refused"];
 
 impl LiveMetrics {
     /// Registers the live series on `m`'s registry for these interfaces and
@@ -401,6 +408,20 @@ impl LiveMetrics {
                 "tlscensus_http_requests_total",
                 "HTTP requests to the exporter, by result.",
                 &["result"],
+            )?,
+            reloads: {
+                let v = counter_vec(
+                    r,
+                    "tlscensus_config_reloads_total",
+                    "Configuration reloads (SIGHUP), by result: applied, or refused (the running configuration kept).",
+                    &["result"],
+                )?;
+                RELOAD_RESULTS.map(|res| v.with_label_values(&[res]))
+            },
+            config_loaded: gauge(
+                r,
+                "tlscensus_config_loaded_timestamp_seconds",
+                "Unix time the configuration in use was loaded (the start, or the last applied reload).",
             )?,
         };
         for i in interfaces {
@@ -1193,6 +1214,8 @@ impl Metrics {
 /// service (the chosen rows and `other`), version class and outcome, with
 /// handles resolved once; and `tlscensus_service_tls_end_timestamp_seconds`.
 pub struct ServiceFlows {
+    flows: IntCounterVec,
+    end: IntGaugeVec,
     /// By chosen row (in `config.services` order, then `other`), version
     /// class, outcome.
     handles: Vec<[[IntCounter; 3]; VersionClass::ALL.len()]>,
@@ -1213,10 +1236,27 @@ impl ServiceFlows {
             "Unix time of the day each chosen service stops accepting TLS 1.0/1.1 (tlscensus services).",
             &["service"],
         )?;
+        Ok(ServiceFlows::resolve(flows, end, chosen))
+    }
+
+    /// The same families for another choice of rows (a reload): a row
+    /// chosen again counts on where it was; a row no longer chosen keeps
+    /// its counts and loses its end day.
+    pub fn rechoose(&self, chosen: &[usize]) -> ServiceFlows {
+        for &i in self.chosen.iter().filter(|i| !chosen.contains(i)) {
+            if let Some(s) = crate::target::services::table().get(i) {
+                let _ = self.end.remove_label_values(&[s.name]);
+            }
+        }
+        ServiceFlows::resolve(self.flows.clone(), self.end.clone(), chosen)
+    }
+
+    fn resolve(flows: IntCounterVec, end: IntGaugeVec, chosen: &[usize]) -> ServiceFlows {
+        let rows = crate::target::services::table();
         let mut handles = Vec::new();
         let labels: Vec<&str> = chosen
             .iter()
-            .map(|&i| crate::target::services::table()[i].name)
+            .filter_map(|&i| rows.get(i).map(|s| s.name))
             .chain([crate::target::services::OTHER])
             .collect();
         for l in &labels {
@@ -1226,15 +1266,16 @@ impl ServiceFlows {
                 }),
             );
         }
-        for &i in chosen {
-            let s = &crate::target::services::table()[i];
+        for s in chosen.iter().filter_map(|&i| rows.get(i)) {
             let secs = (s.tls_end_ns() / 1_000_000_000).min(i64::MAX as u64) as i64;
             end.with_label_values(&[s.name]).set(secs);
         }
-        Ok(ServiceFlows {
+        ServiceFlows {
+            flows,
+            end,
             handles,
             chosen: chosen.to_vec(),
-        })
+        }
     }
 
     pub fn inc(&self, service: Option<usize>, version: Option<Version>, outcome: Outcome) {

@@ -2362,3 +2362,132 @@ fn live_many_sensors_one_central_prometheus() {
     drop(sensors);
     drop(nets);
 }
+
+/// Waits until the sensor's log has `n` lines containing `what`.
+fn wait_log(sensor: &Sensor, what: &str, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = sensor.log_text();
+        if log.matches(what).count() >= n {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {what:?} in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGHUP rereads the configuration file and the files it names: flows
+/// settled after it are matched by the new rules while every counter goes
+/// on; a broken configuration or services file is refused, said with its
+/// place, counted, and the running rules are kept; an option a reload
+/// cannot apply is named.
+#[test]
+fn live_config_reload() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let services = net.path("services.toml");
+    let config = net.path("sensor.toml");
+    let row = |suffix: &str, end: &str| {
+        format!(
+            "[[service]]\nname = \"onprem-blob\"\nsuffixes = [\"{suffix}\"]\ntls_end = \"{end}\"\n"
+        )
+    };
+    std::fs::write(&services, row("nowhere.example", "2026-06-30")).unwrap();
+    let sensor_toml = format!(
+        "interface = [\"{i1}\"]\nservices-file = {:?}\nservices = \"onprem-blob\"\nuser = \"root\"\n",
+        services.display().to_string()
+    );
+    std::fs::write(&config, &sensor_toml).unwrap();
+    let sensor = net.tlscensus(&["--config", config.to_str().unwrap()]);
+    let demo = vec![captures().join("demo.pcapng")];
+    let flows = |m: &Metrics, target: &str| -> f64 {
+        m.family("tlscensus_flows_total")
+            .iter()
+            .filter(|(k, _)| k.contains(&format!("target=\"{target}\"")))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let service = |m: &Metrics, name: &str| -> f64 {
+        m.family("tlscensus_service_flows_total")
+            .iter()
+            .filter(|(k, _)| k.contains(&format!("service=\"{name}\"")))
+            .map(|(_, v)| v)
+            .sum()
+    };
+
+    // No demo flow is a target: the one service chosen covers none.
+    replay(&net, &demo, &["--topspeed"]);
+    let m = sensor.wait_for("the first replay's flows", |m| flows(m, "false") >= 8.0);
+    assert_eq!(flows(&m, "true"), 0.0, "{}", m.dump());
+    let before = flows(&m, "false");
+
+    // The service now covers Blob Storage: later flows are its targets.
+    std::fs::write(&services, row("blob.core.windows.net", "2026-06-30")).unwrap();
+    sh(&format!("kill -HUP {}", sensor.pid()));
+    let log = wait_log(&sensor, "tlscensus: reloaded ", 1);
+    assert!(log.contains("services onprem-blob"), "{log}");
+    replay(&net, &demo, &["--topspeed"]);
+    let m = sensor.wait_for("the second replay's flows", |m| flows(m, "true") >= 7.0);
+    assert_eq!(
+        service(&m, "onprem-blob"),
+        flows(&m, "true"),
+        "{}",
+        m.dump()
+    );
+    assert_eq!(
+        flows(&m, "false"),
+        before + 1.0,
+        "counters go on: {}",
+        m.dump()
+    );
+    assert_eq!(
+        m.get("tlscensus_config_reloads_total{result=\"applied\"}"),
+        1.0
+    );
+    let targets = flows(&m, "true");
+
+    // A broken configuration file, then a broken services file: refused,
+    // with their places; the rules in use stay.
+    std::fs::write(&config, format!("{sensor_toml}services = [\n")).unwrap();
+    sh(&format!("kill -HUP {}", sensor.pid()));
+    let log = wait_log(&sensor, "reload refused", 1);
+    assert!(
+        log.contains(&format!("reload refused: {}:5: ", config.display())),
+        "{log}"
+    );
+    std::fs::write(&config, &sensor_toml).unwrap();
+    std::fs::write(&services, row("blob.core.windows.net", "soon")).unwrap();
+    sh(&format!("kill -HUP {}", sensor.pid()));
+    let log = wait_log(&sensor, "reload refused", 2);
+    assert!(
+        log.contains("row 1 (\"onprem-blob\"): tls_end \"soon\""),
+        "{log}"
+    );
+    replay(&net, &demo, &["--topspeed"]);
+    let m = sensor.wait_for("the third replay's flows", |m| {
+        flows(m, "true") >= targets + 7.0
+    });
+    assert_eq!(
+        service(&m, "onprem-blob"),
+        flows(&m, "true"),
+        "{}",
+        m.dump()
+    );
+    assert_eq!(
+        m.get("tlscensus_config_reloads_total{result=\"refused\"}"),
+        2.0
+    );
+
+    // An option only a restart applies is named, the rest applied.
+    std::fs::write(&services, row("blob.core.windows.net", "2026-06-30")).unwrap();
+    std::fs::write(&config, format!("{sensor_toml}max-flows = 1000\n")).unwrap();
+    sh(&format!("kill -HUP {}", sensor.pid()));
+    let log = wait_log(&sensor, "tlscensus: reloaded ", 2);
+    assert!(
+        log.contains("not applied until a restart: --max-flows"),
+        "{log}"
+    );
+}

@@ -223,7 +223,18 @@ pub enum ParseError {
 pub fn parse_command_line(
     argv: Vec<OsString>,
 ) -> Result<(crate::cli::Cli, Option<ConfigFile>), ParseError> {
-    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    use clap::FromArgMatches;
+    let (m, file) = parse_matches(argv)?;
+    let cli = crate::cli::Cli::from_arg_matches(&m).map_err(ParseError::Clap)?;
+    Ok((cli, file))
+}
+
+/// [`parse_command_line`], as clap's matches (what each option was set
+/// to, and from where).
+pub fn parse_matches(
+    argv: Vec<OsString>,
+) -> Result<(clap::ArgMatches, Option<ConfigFile>), ParseError> {
+    use clap::{CommandFactory, parser::ValueSource};
     let cmd = crate::cli::Cli::command();
     let m = cmd
         .clone()
@@ -241,9 +252,7 @@ pub fn parse_command_line(
         _ => None,
     };
     let Some((name, sub, file)) = file else {
-        return crate::cli::Cli::from_arg_matches(&m)
-            .map(|c| (c, None))
-            .map_err(ParseError::Clap);
+        return Ok((m, None));
     };
     let sub_cmd = cmd
         .find_subcommand(name)
@@ -255,11 +264,60 @@ pub fn parse_command_line(
     let mut merged: Vec<OsString> = argv.iter().take(2).cloned().collect();
     merged.extend(from_file);
     merged.extend(argv.iter().skip(2).cloned());
-    let cli = cmd
-        .try_get_matches_from(merged)
-        .and_then(|m| crate::cli::Cli::from_arg_matches(&m))
-        .map_err(ParseError::Clap)?;
-    Ok((cli, Some(file)))
+    let m = cmd.try_get_matches_from(merged).map_err(ParseError::Clap)?;
+    Ok((m, Some(file)))
+}
+
+/// Options of `live` a reload applies: the rules (targets, services,
+/// Service Tags, proxies, client labels) and `--resolve`. The files they
+/// name are read again at every reload, changed or not. Every other option
+/// takes effect at the next start.
+pub const RELOADABLE: &[&str] = &[
+    "config",
+    "target",
+    "target-cidr",
+    "services",
+    "services-file",
+    "azure-service-tags",
+    "service-tag",
+    "fingerprints",
+    "proxy",
+    "resolve",
+    "resolve-server",
+    "resolve-rate",
+];
+
+/// Each option of subcommand `cmd` (by its long name) with its values as
+/// given, defaults included.
+pub fn values_of(
+    cmd: &Command,
+    m: &clap::ArgMatches,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    cmd.get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let values = m
+                .try_get_raw(a.get_id().as_str())
+                .ok()
+                .flatten()
+                .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            Some((long.to_string(), values))
+        })
+        .collect()
+}
+
+/// The options, other than [`RELOADABLE`] ones, whose values differ
+/// (`--max-flows`): a reload cannot apply them.
+pub fn needs_restart(
+    before: &std::collections::BTreeMap<String, Vec<String>>,
+    after: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !RELOADABLE.contains(&k.as_str()) && before.get(*k) != after.get(*k))
+        .map(|k| format!("--{k}"))
+        .collect()
 }
 
 /// The options of `cmd` a file may set.

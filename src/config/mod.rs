@@ -92,7 +92,19 @@ pub struct ReadConfig {
 }
 
 impl Config {
+    /// Checks the options and puts a `--services-file`'s table in use.
     pub fn from_args(a: &CensusArgs) -> Result<Config, SetupError> {
+        let (config, table) = Config::prepare(a)?;
+        if let Some(t) = &table {
+            services::install(t);
+        }
+        Ok(config)
+    }
+
+    /// Checks the options, reading every file they name, without changing
+    /// anything in use: a `--services-file`'s table is returned, to be
+    /// installed ([`services::install`]) when the configuration is taken.
+    pub fn prepare(a: &CensusArgs) -> Result<(Config, Option<services::Candidate>), SetupError> {
         let bad = |m: String| SetupError::Config(m);
         let min_version = Version::parse_user(&a.min_version).ok_or_else(|| {
             bad(format!(
@@ -102,19 +114,23 @@ impl Config {
         })?;
         // The services' endpoints, then --target patterns (which alone
         // replace the default, Blob Storage, as before services existed).
-        if let Some(path) = &a.services_file {
-            services::install_file(path).map_err(|e| bad(format!("--services-file {e}")))?;
-        }
+        let candidate = match &a.services_file {
+            Some(path) => {
+                Some(services::read_file(path).map_err(|e| bad(format!("--services-file {e}")))?)
+            }
+            None => None,
+        };
+        let rows = candidate.as_ref().map_or(services::table(), |c| c.rows());
         let services = match (&a.services, a.targets.is_empty()) {
             (Some(list), _) => {
-                services::select(list).map_err(|e| bad(format!("--services: {e}")))?
+                services::select_in(rows, list).map_err(|e| bad(format!("--services: {e}")))?
             }
             (None, true) => vec![0],
             (None, false) => Vec::new(),
         };
         let mut patterns: Vec<String> = services
             .iter()
-            .flat_map(|&i| services::patterns(&services::table()[i]))
+            .flat_map(|&i| services::patterns(&rows[i]))
             .collect();
         patterns.extend(a.targets.iter().cloned());
         let targets = TargetSet::parse(patterns.iter().map(String::as_str)).map_err(bad)?;
@@ -179,11 +195,11 @@ impl Config {
         let mut service_prefixes = Vec::new();
         match &a.azure_service_tags {
             Some(path) => {
-                let families = tag_families(&services);
+                let families = tag_families(rows, &services);
                 let tagged = prefixes::tagged_prefixes(path, &a.service_tags, &families)
                     .map_err(|e| bad(format!("--azure-service-tags {e}")))?;
                 cidrs.extend(tagged.iter().map(|(_, p)| *p));
-                service_prefixes = prefixes_by_service(&services, &families, &tagged);
+                service_prefixes = prefixes_by_service(rows, &services, &families, &tagged);
             }
             None if !a.service_tags.is_empty() => {
                 return Err(bad(
@@ -208,7 +224,7 @@ impl Config {
                 "--dns-grace must be at most 604800 seconds (7 days)".into()
             ));
         }
-        Ok(Config {
+        let config = Config {
             targets,
             services,
             prefixes: Arc::new(PrefixSet::from_prefixes(cidrs)),
@@ -236,15 +252,16 @@ impl Config {
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),
             wall_clock: false,
-        })
+        };
+        Ok((config, candidate))
     }
 }
 
 /// The Service Tag families of the chosen services (`Storage`, `Sql`...).
-fn tag_families(chosen: &[usize]) -> Vec<&'static str> {
+fn tag_families(rows: &[services::Service], chosen: &[usize]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for &i in chosen {
-        for t in services::table()[i].service_tags {
+        for t in rows[i].service_tags {
             if !out.contains(t) {
                 out.push(t);
             }
@@ -260,16 +277,15 @@ fn tag_families(chosen: &[usize]) -> Vec<&'static str> {
 /// `AzureKeyVault`...) only that service has: the `Storage` tags, shared by
 /// every Storage row, name a service only when one Storage row is chosen.
 fn prefixes_by_service(
+    rows: &[services::Service],
     chosen: &[usize],
     families: &[&str],
     tagged: &[prefixes::TaggedPrefix],
 ) -> Vec<(usize, PrefixSet)> {
     let owner = |family: usize| {
-        let mut owners = chosen.iter().filter(|&&i| {
-            services::table()[i]
-                .service_tags
-                .contains(&families[family])
-        });
+        let mut owners = chosen
+            .iter()
+            .filter(|&&i| rows[i].service_tags.contains(&families[family]));
         match (owners.next(), owners.next()) {
             (Some(&i), None) => Some(i),
             _ => None,
@@ -425,9 +441,19 @@ pub struct LiveConfig {
 pub const MAX_KERNEL_SKIP_FLOWS: u32 = 1 << 22;
 
 impl LiveConfig {
+    /// Checks the options and puts a `--services-file`'s table in use.
     pub fn from_args(a: &LiveArgs) -> Result<LiveConfig, SetupError> {
+        let (config, table) = LiveConfig::prepare(a)?;
+        if let Some(t) = &table {
+            services::install(t);
+        }
+        Ok(config)
+    }
+
+    /// As [`Config::prepare`]: checks without changing anything in use.
+    pub fn prepare(a: &LiveArgs) -> Result<(LiveConfig, Option<services::Candidate>), SetupError> {
         let bad = |m: String| SetupError::Config(m);
-        let mut census = Config::from_args(&a.census)?;
+        let (mut census, table) = Config::prepare(&a.census)?;
         census.wall_clock = true;
         let mut interfaces: Vec<String> = Vec::new();
         for i in &a.interfaces {
@@ -472,7 +498,7 @@ impl LiveConfig {
             .bpf
             .clone()
             .unwrap_or_else(|| default_bpf(&census.tunnels));
-        Ok(LiveConfig {
+        let config = LiveConfig {
             census,
             interfaces,
             capture: LiveOptions {
@@ -490,7 +516,8 @@ impl LiveConfig {
             metrics_file: a.metrics_file.clone(),
             legacy_source_ttl: a.legacy_source_ttl,
             web_config: a.web_config_file.clone(),
-        })
+        };
+        Ok((config, table))
     }
 }
 

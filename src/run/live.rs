@@ -74,6 +74,113 @@ fn spawn_state_writer(
         .map_err(SetupError::Thread)
 }
 
+/// What SIGHUP does in live mode: read the configuration again and put
+/// its rules in use ([`super::Rules`]), on a thread of its own so capture
+/// never waits for files to be read.
+pub struct Reload {
+    /// Set by SIGHUP.
+    pub requested: Arc<AtomicBool>,
+    /// Reads the command line's configuration file and every file it names
+    /// again, and checks them; an error says why (with file and line).
+    pub reread: Box<dyn FnMut() -> Result<Reread, String> + Send>,
+}
+
+/// A configuration read again, checked, not yet in use.
+pub struct Reread {
+    pub census: crate::config::Config,
+    /// A services file's table.
+    pub table: Option<crate::target::services::Candidate>,
+    /// Options that changed and take effect only at the next start.
+    pub restart: Vec<String>,
+    /// What was read (the configuration file), for the message.
+    pub source: String,
+}
+
+/// How often the reload thread looks for a SIGHUP.
+const RELOAD_POLL: Duration = Duration::from_millis(100);
+
+/// Starts the reload thread: each SIGHUP rereads the configuration and,
+/// when it is sound, swaps the rules; either way it says what it did on
+/// `said` (the capture loop prints it) and counts it.
+fn spawn_reloader(
+    mut reload: Reload,
+    shared: Arc<Shared>,
+    live: Arc<LiveMetrics>,
+    stop: Arc<AtomicBool>,
+    said: crossbeam_channel::Sender<String>,
+) -> Result<std::thread::JoinHandle<()>, SetupError> {
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(RELOAD_POLL);
+                if !reload.requested.swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                let outcome = (reload.reread)().and_then(|r| {
+                    shared
+                        .reload(&r.census, r.table.as_ref())
+                        .map_err(|e| e.to_string())
+                        .map(|()| r)
+                });
+                let line = match outcome {
+                    Ok(r) => {
+                        live.reloads[0].inc();
+                        live.config_loaded.set(unix_now());
+                        applied_line(&shared, &r)
+                    }
+                    Err(why) => {
+                        live.reloads[1].inc();
+                        format!("reload refused: {why}; the running configuration is kept")
+                    }
+                };
+                let _ = said.try_send(line);
+            }
+        })
+        .map_err(SetupError::Thread)
+}
+
+/// What an applied reload put in use, and what waits for a restart.
+fn applied_line(shared: &Shared, r: &Reread) -> String {
+    let rules = shared.rules.load();
+    let services: Vec<&str> = rules
+        .services
+        .iter()
+        .filter_map(|&i| crate::target::services::table().get(i).map(|s| s.name))
+        .collect();
+    let mut line = format!(
+        "reloaded {}: {} target patterns, {} SNI-less prefix ranges, services {}, {} proxy ranges, {} client labels{}; flows settled from now on are matched by them",
+        r.source,
+        rules.targets.len(),
+        rules.prefixes.ranges(),
+        if services.is_empty() {
+            "none".to_string()
+        } else {
+            services.join(", ")
+        },
+        rules.proxies.ranges(),
+        rules.labels.len(),
+        if rules.resolver.is_some() {
+            ", --resolve on"
+        } else {
+            ""
+        },
+    );
+    if !r.restart.is_empty() {
+        line.push_str(&format!(
+            "; not applied until a restart: {}",
+            r.restart.join(", ")
+        ));
+    }
+    line
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Frames read from one interface before looking at the others.
 const READ_BUDGET: usize = 4096;
 /// How often kernel statistics and local counters are published.
@@ -96,6 +203,7 @@ pub struct LiveOutcome {
 pub fn run(
     cfg: &LiveConfig,
     stop: Arc<AtomicBool>,
+    reload: Option<Reload>,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<LiveOutcome, SetupError> {
     privilege::raise_permitted();
@@ -157,11 +265,8 @@ pub fn run(
     let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))?;
     let live = Arc::new(LiveMetrics::new(&metrics, &cfg.interfaces, threads)?);
     let started = Instant::now();
-    live.start_time.set(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    );
+    live.start_time.set(unix_now());
+    live.config_loaded.set(unix_now());
     let event_log = match event_output {
         Some(out) => Some(EventLog::start(
             out,
@@ -215,6 +320,18 @@ pub fn run(
         .state_file
         .clone()
         .map(|path| spawn_state_writer(path, Arc::clone(&shared), Arc::clone(&stop)))
+        .transpose()?;
+    let (said_tx, said) = crossbeam_channel::bounded::<String>(16);
+    let reloader = reload
+        .map(|r| {
+            spawn_reloader(
+                r,
+                Arc::clone(&shared),
+                Arc::clone(&live),
+                Arc::clone(&stop),
+                said_tx,
+            )
+        })
         .transpose()?;
     let (mut pipeline, dispatchers) = Pipeline::start_for(
         Arc::clone(&shared),
@@ -275,6 +392,9 @@ pub fn run(
     let mut file_failing = false;
     while !stop.load(Ordering::Relaxed) {
         first.turn(&mut pipeline.dispatcher, &live, Some((&health, say)));
+        while let Ok(line) = said.try_recv() {
+            say(&line);
+        }
         if let Some(r) = &mut skip_report
             && r.last.elapsed() >= STATS_INTERVAL
         {
@@ -316,6 +436,9 @@ pub fn run(
         say(&msg);
     }
     exporter.stop();
+    if let Some(h) = reloader {
+        let _ = h.join();
+    }
     if let Some(h) = state_writer {
         let _ = h.join();
     }

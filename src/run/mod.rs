@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::bounded;
 
 use crate::cli::{By, Format};
@@ -32,13 +33,16 @@ use crate::error::SetupError;
 use crate::events::EventSink;
 use crate::flow::SettledSet;
 use crate::hosts::Who;
+use crate::hosts::labels::Labels;
 use crate::hosts::names::HostNames;
-use crate::hosts::resolve::Resolver;
+use crate::hosts::resolve::{ResolveSettings, Resolver};
 use crate::inventory::{Destinations, HostRecord, Inventory};
 use crate::metrics::Metrics;
 use crate::metrics::ServiceFlows;
 use crate::report::RunTotals;
 use crate::target::dns::PassiveDns;
+use crate::target::prefixes::PrefixSet;
+use crate::target::{Matcher, TargetSet};
 
 pub use dispatch::{Batch, Dispatcher};
 pub use inline::InlineCensus;
@@ -46,21 +50,77 @@ pub use inline::InlineCensus;
 /// Batches queued per worker.
 const QUEUE_BATCHES: usize = 8;
 
+/// Starts the `--resolve` thread; its handle goes into the rules.
+fn start_resolver(
+    s: &ResolveSettings,
+    config: &Config,
+    names: &Arc<HostNames>,
+    metrics: &Metrics,
+) -> Result<Arc<Resolver>, SetupError> {
+    let counts = metrics.resolve_counts();
+    let max = config.names.max_addresses;
+    let (r, _thread) = Resolver::start(s, Arc::clone(names), max, counts)
+        .map_err(|e| SetupError::Config(format!("--resolve: cannot reach {}: {e}", s.server)))?;
+    // The thread ends when the last handle (the channel) is dropped.
+    Ok(Arc::new(r))
+}
+
 /// What all threads share.
 pub struct Shared {
+    /// The settings the run started with. What a reload may change is in
+    /// `rules`; read it there.
     pub config: Config,
+    /// The matching rules in use (a reload swaps them whole; workers take
+    /// the current ones for each batch).
+    pub rules: ArcSwap<Rules>,
     pub inventory: Inventory,
     /// Passive host names (the capture thread writes, the others read).
     pub names: Arc<HostNames>,
-    /// `--resolve`: the resolver thread's handle (workers ask, never wait).
-    pub resolver: Option<Resolver>,
     /// Per-destination readiness of the target flows.
     pub destinations: Arc<Destinations>,
-    /// `tlscensus_service_flows_total`'s handles.
-    pub service_flows: ServiceFlows,
     pub metrics: Metrics,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
+}
+
+/// What a reload (SIGHUP in live mode) may change: the targets and the
+/// services, the Service Tag prefixes, the proxies, the client labels and
+/// `--resolve`, with what hangs on them. Built whole from a checked
+/// [`Config`]; the running one is replaced only once a new one is built.
+pub struct Rules {
+    pub targets: TargetSet,
+    /// The chosen service rows (`target::services::table()` indices).
+    pub services: Vec<usize>,
+    /// Server addresses that are targets when a flow has no SNI.
+    pub prefixes: Arc<PrefixSet>,
+    /// Service Tag prefixes that name one chosen service each.
+    pub service_prefixes: Arc<Vec<(usize, PrefixSet)>>,
+    pub proxies: Arc<PrefixSet>,
+    pub labels: Arc<Labels>,
+    /// `tlscensus_service_flows_total`'s handles for the chosen rows.
+    pub service_flows: ServiceFlows,
+    /// `--resolve`: the resolver thread's handle (workers ask, never wait);
+    /// the thread ends when the last handle goes.
+    pub resolver: Option<Arc<Resolver>>,
+    resolve: Option<ResolveSettings>,
+}
+
+impl Rules {
+    /// The matching rules over the target names and prefixes.
+    pub fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            names: &self.targets,
+            prefixes: &self.prefixes,
+        }
+    }
+
+    /// The client labels and host names, to describe a host.
+    pub fn who<'a>(&'a self, names: &'a HostNames) -> Who<'a> {
+        Who {
+            labels: &self.labels,
+            names,
+        }
+    }
 }
 
 impl Shared {
@@ -70,31 +130,65 @@ impl Shared {
         let _ = metrics.register_host_info(Arc::clone(&names));
         let resolver = match &config.resolve {
             None => None,
-            Some(s) => {
-                let counts = metrics.resolve_counts();
-                let max = config.names.max_addresses;
-                let (r, _thread) =
-                    Resolver::start(s, Arc::clone(&names), max, counts).map_err(|e| {
-                        SetupError::Config(format!("--resolve: cannot reach {}: {e}", s.server))
-                    })?;
-                // The thread ends when the handle (the channel) is dropped.
-                Some(r)
-            }
+            Some(s) => Some(start_resolver(s, &config, &names, &metrics)?),
         };
         let destinations = Arc::new(Destinations::default());
         let service_flows = ServiceFlows::new(&metrics, &config.services)
             .map_err(|e| SetupError::Config(format!("metrics: {e}")))?;
         let _ = metrics.register_destinations(Arc::clone(&destinations));
+        let rules = Rules {
+            targets: config.targets.clone(),
+            services: config.services.clone(),
+            prefixes: Arc::clone(&config.prefixes),
+            service_prefixes: Arc::clone(&config.service_prefixes),
+            proxies: Arc::clone(&config.proxies),
+            labels: Arc::clone(&config.labels),
+            service_flows,
+            resolver,
+            resolve: config.resolve.clone(),
+        };
         Ok(Shared {
             inventory: Inventory::new(config.max_hosts),
+            rules: ArcSwap::from_pointee(rules),
             names,
-            resolver,
             destinations,
-            service_flows,
             metrics,
             progress: Progress::default(),
             config,
         })
+    }
+
+    /// Puts the rules of `new` in use (its other settings are not looked
+    /// at): flows settled from now on are matched by them; counters,
+    /// inventory and flows in progress stay. A resolver whose settings did
+    /// not change is kept; one that cannot start leaves the running rules.
+    /// `table`: a services file's table, put in use with the rules.
+    pub fn reload(
+        &self,
+        new: &Config,
+        table: Option<&crate::target::services::Candidate>,
+    ) -> Result<(), SetupError> {
+        let old = self.rules.load_full();
+        let resolver = match &new.resolve {
+            None => None,
+            Some(s) if old.resolve.as_ref() == Some(s) => old.resolver.clone(),
+            Some(s) => Some(start_resolver(s, &self.config, &self.names, &self.metrics)?),
+        };
+        if let Some(t) = table {
+            crate::target::services::install(t);
+        }
+        self.rules.store(Arc::new(Rules {
+            targets: new.targets.clone(),
+            services: new.services.clone(),
+            prefixes: Arc::clone(&new.prefixes),
+            service_prefixes: Arc::clone(&new.service_prefixes),
+            proxies: Arc::clone(&new.proxies),
+            labels: Arc::clone(&new.labels),
+            service_flows: old.service_flows.rechoose(&new.services),
+            resolver,
+            resolve: new.resolve.clone(),
+        }));
+        Ok(())
     }
 
     /// The run's totals over an inventory snapshot (files left at 0).
@@ -120,10 +214,8 @@ impl Shared {
     /// CSV and JSON stop as they reach it; the others are checked when
     /// made). Counted as `bound="inventory_page"`.
     pub fn inventory_page(&self, by: By, format: Format, max_bytes: usize) -> Option<Vec<u8>> {
-        let who = Who {
-            labels: &self.config.labels,
-            names: &self.names,
-        };
+        let rules = self.rules.load();
+        let who = rules.who(&self.names);
         let destinations = self.destinations.snapshot();
         let hosts = if by == By::Destination {
             Vec::new()

@@ -185,7 +185,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
         say(&msg);
     }
 
-    if let Some(r) = &shared.resolver {
+    if let Some(r) = &shared.rules.load().resolver {
         // The report names hosts: let the reverse-DNS answers come in.
         let left = r.wait_idle(Duration::from_secs(30));
         if left > 0 {

@@ -15,13 +15,12 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::Shared;
 use super::dispatch::{Batch, DnsItem};
+use super::{Rules, Shared};
 use crate::error::SetupError;
 use crate::events::{EventSink, FlowEvent};
 use crate::flow::table::TableStats;
 use crate::flow::{FlowTable, SegmentIn, SettledSet};
-use crate::hosts::Who;
 use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
 use crate::preamble::Kind as PreambleKind;
 use crate::target::dns::PassiveDns;
@@ -32,8 +31,8 @@ use crate::tls::summary::DnsLookup;
 use crate::tls::version::VersionClass;
 
 /// A worker learns one response; the first worker counts what it taught.
-fn learn_dns(shared: &Shared, dns: &PassiveDns, item: &DnsItem, counting: bool) {
-    let l = dns.learn(&item.response, &shared.config.targets, item.ts);
+fn learn_dns(shared: &Shared, rules: &Rules, dns: &PassiveDns, item: &DnsItem, counting: bool) {
+    let l = dns.learn(&item.response, &rules.targets, item.ts);
     if counting {
         let m = &shared.metrics;
         m.bound(Bound::DnsEntries, l.evicted as u64);
@@ -60,7 +59,13 @@ pub(super) fn spawn(
     let dns = Arc::new(shared.passive_dns());
     let lookup: DnsLookup = {
         let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
-        Arc::new(move |server, sni, t| shared.config.matcher().dns_at_hello(&dns, server, sni, t))
+        Arc::new(move |server, sni, t| {
+            shared
+                .rules
+                .load()
+                .matcher()
+                .dns_at_hello(&dns, server, sni, t)
+        })
     };
     let limits = shared.config.table;
     let mut sessions = TlsCtx::new(limits.stream.max_bytes)
@@ -72,7 +77,7 @@ pub(super) fn spawn(
         let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
         sessions.fingerprints =
             std::mem::take(&mut sessions.fingerprints).only_for(Arc::new(move |sni| {
-                shared.config.matcher().names.matches(sni) || dns.may_alias(sni)
+                shared.rules.load().targets.matches(sni) || dns.may_alias(sni)
             }));
     }
     let table = FlowTable::new(limits, sessions).with_settled(settled);
@@ -116,11 +121,13 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         let (shared, dns) = (&reporter.worker.shared, &reporter.worker.dns);
+        // The rules in use for this batch (a reload takes effect between batches).
+        let rules = shared.rules.load_full();
         table.set_source(batch.thread);
         let mut items = batch.dns.iter().peekable();
         for (i, m) in batch.segs.iter().enumerate() {
             while let Some(item) = items.next_if(|d| d.before as usize <= i) {
-                learn_dns(shared, dns, item, counting);
+                learn_dns(shared, &rules, dns, item, counting);
             }
             let (start, len) = (m.start as usize, m.len as usize);
             let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
@@ -139,7 +146,7 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             );
         }
         for item in items {
-            learn_dns(shared, dns, item, counting);
+            learn_dns(shared, &rules, dns, item, counting);
         }
         if wall_clock {
             table.tick(wall_clock_ns(), &mut out);
@@ -162,6 +169,8 @@ fn wall_clock_ns() -> u64 {
 struct Reporter {
     worker: Worker,
     counters: FlowCounters,
+    /// The rules the classifier was made for.
+    rules: Arc<Rules>,
     classifier: services::Classifier,
     /// The flows this worker last added to `flows_tracked`.
     tracked: i64,
@@ -169,13 +178,13 @@ struct Reporter {
 
 impl Reporter {
     fn new(worker: Worker) -> Self {
-        let classifier = services::Classifier::new(
-            &worker.shared.config.services,
-            Arc::clone(&worker.shared.config.service_prefixes),
-        );
+        let rules = worker.shared.rules.load_full();
+        let classifier =
+            services::Classifier::new(&rules.services, Arc::clone(&rules.service_prefixes));
         Reporter {
             worker,
             counters: FlowCounters::default(),
+            rules,
             classifier,
             tracked: 0,
         }
@@ -190,8 +199,15 @@ impl Reporter {
             dns,
             ..
         } = &self.worker;
+        let rules = shared.rules.load_full();
+        if !Arc::ptr_eq(&rules, &self.rules) {
+            self.classifier =
+                services::Classifier::new(&rules.services, Arc::clone(&rules.service_prefixes));
+            self.rules = rules;
+        }
         report(
             shared,
+            &self.rules,
             dns,
             events.as_ref(),
             &mut self.counters,
@@ -205,6 +221,7 @@ impl Reporter {
 /// Sends settled flows to the inventory, the counters and the event log.
 fn report(
     shared: &Shared,
+    rules: &Rules,
     dns: &PassiveDns,
     events: Option<&EventSink>,
     counters: &mut FlowCounters,
@@ -213,12 +230,9 @@ fn report(
 ) {
     let cfg = &shared.config;
     let m = &shared.metrics;
-    let who = Who {
-        labels: &cfg.labels,
-        names: &shared.names,
-    };
+    let who = rules.who(&shared.names);
     for s in out.drain(..) {
-        let matched = shared.config.matcher().target_match(dns, &s);
+        let matched = rules.matcher().target_match(dns, &s);
         let target = matched.is_some();
         // A target's service and destination (relayed flows too: the
         // proxy's flow reaches the service).
@@ -239,12 +253,12 @@ fn report(
         counters.inc(m, version, outcome, target, preamble);
         shared.progress.tls_flows.fetch_add(1, Ordering::Relaxed);
         if let Some((svc, _)) = &service {
-            shared.service_flows.inc(*svc, version, outcome);
+            rules.service_flows.inc(*svc, version, outcome);
         }
         if !(target || cfg.all) {
             continue;
         }
-        let relayed = !cfg.proxies.is_empty() && cfg.proxies.contains(s.client_ip);
+        let relayed = !rules.proxies.is_empty() && rules.proxies.contains(s.client_ip);
         if relayed {
             let v = VersionClass::of(version) as usize;
             m.by.relayed[v][outcome as usize].inc();
@@ -265,7 +279,7 @@ fn report(
         m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
-            if let Some(r) = &shared.resolver
+            if let Some(r) = &rules.resolver
                 && who.name(s.client_ip, s.ts_ns).is_none()
             {
                 r.ask(s.client_ip, s.ts_ns);

@@ -34,6 +34,15 @@ impl TargetSet {
         })
     }
 
+    /// How many patterns.
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
     /// Parses patterns; a `*` anywhere but a leading `*.` is an error.
     pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut out = Vec::new();

@@ -274,12 +274,54 @@ pub const BUILT_IN: &[Service] = &[
     },
 ];
 
-static INSTALLED: std::sync::OnceLock<Vec<Service>> = std::sync::OnceLock::new();
+/// The table in use, once a services file was read: the built-in rows,
+/// replaced and extended by the file's. Each table read is leaked once and
+/// kept for the life of the process (rows are borrowed `'static` by the
+/// flows in flight); a file read again with the same bytes is not read anew.
+static INSTALLED: std::sync::RwLock<Option<Installed>> = std::sync::RwLock::new(None);
+
+#[derive(Clone, Copy)]
+struct Installed {
+    rows: &'static [Service],
+    /// A hash of the bytes of the file the rows came from.
+    digest: u64,
+}
 
 /// The service table in use: the built-in rows, with a services file's rows
 /// (`--services-file`) replacing and adding to them once installed.
 pub fn table() -> &'static [Service] {
-    INSTALLED.get().map_or(BUILT_IN, Vec::as_slice)
+    installed().map_or(BUILT_IN, |i| i.rows)
+}
+
+fn installed() -> Option<Installed> {
+    *INSTALLED.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A table read from a services file, not yet in use ([`install`]).
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    rows: &'static [Service],
+    digest: u64,
+}
+
+impl Candidate {
+    pub fn rows(&self) -> &'static [Service] {
+        self.rows
+    }
+}
+
+/// Puts a table read by [`read_file`] in use.
+pub fn install(c: &Candidate) {
+    *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = Some(Installed {
+        rows: c.rows,
+        digest: c.digest,
+    });
+}
+
+/// Reads a services file and installs its table (`tlscensus services`).
+pub fn install_file(path: &std::path::Path) -> Result<(), String> {
+    install(&read_file(path)?);
+    Ok(())
 }
 
 /// Rows a services file may hold at most, and endpoints per row.
@@ -350,13 +392,28 @@ fn parse_rows(path: &std::path::Path, text: &[u8]) -> Result<Vec<FileRow>, Strin
 }
 
 /// Reads a services file (a JSON list of rows, or TOML `[[service]]`
-/// tables) and installs the table (the built-in rows, replaced and extended
-/// by the file's); once per process. Errors name the file and the row.
-pub fn install_file(path: &std::path::Path) -> Result<(), String> {
+/// tables) into the table it stands for: the rows in use, with each of the
+/// file's rows replacing the row of its name or added after them. A row
+/// keeps its index for the life of the process (indices key the
+/// per-destination readiness): a row a later file no longer holds goes back
+/// to its built-in form, or stays as it was when it has none. Errors name
+/// the file and the row. The file's bytes are hashed: the same bytes as the
+/// table in use give that table, without reading the rows again.
+pub fn read_file(path: &std::path::Path) -> Result<Candidate, String> {
+    use std::hash::{BuildHasher, Hasher};
     let shown = path.display();
     let text = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
     if text.len() > 1 << 20 {
         return Err(format!("{shown}: larger than 1 MiB"));
+    }
+    let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
+    h.write(&text);
+    let digest = h.finish();
+    if let Some(i) = installed().filter(|i| i.digest == digest) {
+        return Ok(Candidate {
+            rows: i.rows,
+            digest,
+        });
     }
     let rows = parse_rows(path, &text)?;
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
@@ -367,7 +424,17 @@ pub fn install_file(path: &std::path::Path) -> Result<(), String> {
                 .collect(),
         )
     };
-    let mut out: Vec<Service> = BUILT_IN.to_vec();
+    // The rows in use, each file row back to its built-in form.
+    let mut out: Vec<Service> = table()
+        .iter()
+        .map(|r| {
+            BUILT_IN
+                .iter()
+                .find(|b| b.name == r.name)
+                .unwrap_or(r)
+                .clone()
+        })
+        .collect();
     for (n, r) in rows.into_iter().enumerate() {
         let at = format!("{shown}: row {} ({:?})", n + 1, r.name);
         let name = r.name.trim().to_ascii_lowercase();
@@ -422,9 +489,10 @@ pub fn install_file(path: &std::path::Path) -> Result<(), String> {
             None => return Err(format!("{at}: more than {MAX_ROWS} services in all")),
         }
     }
-    INSTALLED
-        .set(out)
-        .map_err(|_| format!("{shown}: a services file was already read"))
+    Ok(Candidate {
+        rows: Vec::leak(out),
+        digest,
+    })
 }
 
 /// The label of a target no row covers (a `--target` pattern of its own).
@@ -433,19 +501,24 @@ pub const OTHER: &str = "other";
 /// The rows `--services` names: row names, `storage` (every `storage-*`
 /// row), `microsoft` (all); an unknown name is an error naming the choices.
 pub fn select(list: &str) -> Result<Vec<usize>, String> {
+    select_in(table(), list)
+}
+
+/// [`select`] in the table `rows`.
+pub fn select_in(rows: &[Service], list: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let word = word.to_ascii_lowercase();
         let picked: Vec<usize> = match word.as_str() {
-            "microsoft" | "all" => (0..table().len()).collect(),
-            "storage" => (0..table().len())
-                .filter(|&i| table()[i].name.starts_with("storage-"))
+            "microsoft" | "all" => (0..rows.len()).collect(),
+            "storage" => (0..rows.len())
+                .filter(|&i| rows[i].name.starts_with("storage-"))
                 .collect(),
             "blob" => vec![0],
-            w => match table().iter().position(|s| s.name == w) {
+            w => match rows.iter().position(|s| s.name == w) {
                 Some(i) => vec![i],
                 None => {
-                    let names: Vec<&str> = table().iter().map(|s| s.name).collect();
+                    let names: Vec<&str> = rows.iter().map(|s| s.name).collect();
                     return Err(format!(
                         "{word:?} is not a service: one of {}, storage, microsoft (tlscensus services lists them)",
                         names.join(", ")
