@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::craft;
-use common::{captures, made_apart};
+use common::{Val, captures, census_settings, flags_of, made_apart, toml_of};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
 const TOOLS: [&str; 8] = [
@@ -185,21 +185,21 @@ impl Net {
     /// As [`Net::tlscensus`], with stdout going to `stdout` (a pipe is kept
     /// in the sensor, unread).
     fn tlscensus_to(&mut self, args: &[&str], stdout: Stdio) -> Sensor {
+        let mut argv = vec!["live", "--listen", "127.0.0.1:0"];
+        argv.extend(args);
+        self.tlscensus_argv(&argv, stdout)
+    }
+
+    /// Starts `tlscensus ARGV` (no option added) in the server namespace
+    /// and waits for it to serve /metrics.
+    fn tlscensus_argv(&mut self, argv: &[&str], stdout: Stdio) -> Sensor {
         let log = self.path(&format!("sensor-{}.log", self.children.len()));
         let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            &self.srv(),
-            BIN,
-            "live",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::piped());
+        cmd.args(["netns", "exec", &self.srv(), BIN])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let unread_stdout = child.stdout.take();
         let stderr = child.stderr.take().unwrap();
@@ -2489,5 +2489,128 @@ fn live_config_reload() {
     assert!(
         log.contains("not applied until a restart: --max-flows"),
         "{log}"
+    );
+}
+
+/// A configuration file that sets every `live` option gives the events and
+/// the metrics that the same options as flags give, on the same replay.
+#[test]
+fn live_config_file_sets_every_option() {
+    if !prerequisites() {
+        return;
+    }
+    let mut net = Net::new(1);
+    let i1 = net.iface(1);
+    let inputs = net.path("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    let web = inputs.join("web.yml");
+    std::fs::write(
+        &web,
+        "http_server_config:\n  headers:\n    X-Sensor: census\n",
+    )
+    .unwrap();
+    let settings = |out: &Path| -> Vec<(&'static str, Val)> {
+        let one = |v: &str| Val::One(v.to_string());
+        let o = |name: &str| Val::One(out.join(name).display().to_string());
+        let mut v = vec![
+            ("interface", Val::List(vec![i1.clone()])),
+            ("bpf", one("tcp or (udp and port 53)")),
+            ("no-promisc", Val::Switch),
+            ("snaplen", one("65535")),
+            ("buffer-mib", one("16")),
+            ("capture-threads", one("2")),
+            ("kernel-skip-flows", one("1024")),
+            ("listen", one("127.0.0.1:0")),
+            ("metrics-file", o("metrics.prom")),
+            ("state", o("state.json")),
+            ("max-inventory-mib", one("16")),
+            ("legacy-source-ttl", one("3600")),
+            ("web.config.file", Val::One(web.display().to_string())),
+            ("user", one("root")),
+        ];
+        v.extend(census_settings(&inputs, out));
+        v
+    };
+    let listed = Command::new(BIN)
+        .args(["config", "example", "--for", "live"])
+        .output()
+        .unwrap();
+    let mut listed: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| !l.starts_with(' ') && l.contains(" = "))
+        .map(|l| {
+            l.split(" = ")
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect();
+    let mut keys: Vec<String> = settings(&inputs)
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
+    listed.sort();
+    keys.sort();
+    assert_eq!(keys, listed, "every live option has a value in this test");
+
+    let files: Vec<PathBuf> = ["demo.pcapng", "openssl-tls10.pcap", "gnutls-tls11.pcap"]
+        .iter()
+        .map(|f| captures().join(f))
+        .collect();
+    let mut results = Vec::new();
+    for mode in ["file", "flags"] {
+        let out = net.path(mode);
+        std::fs::create_dir(&out).unwrap();
+        let mut argv: Vec<String> = vec!["live".into()];
+        if mode == "file" {
+            let config = out.join("sensor.toml");
+            std::fs::write(&config, toml_of(&settings(&out))).unwrap();
+            argv.push(format!("--config={}", config.display()));
+        } else {
+            argv.extend(flags_of(&settings(&out)));
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut sensor = net.tlscensus_argv(&argv, Stdio::null());
+        let frames = replay(&net, &files, &["--topspeed"]);
+        sensor.wait_drained(frames);
+        sensor.wait_for("the flows to settle", |m| {
+            m.family("tlscensus_flows_total").values().sum::<f64>() >= 9.0
+        });
+        let status = sensor.stop("TERM");
+        assert!(status.success(), "{mode}: {}", sensor.log_text());
+        let log = sensor.log_text();
+        assert!(log.contains("2 capture threads"), "{mode}: {log}");
+        let metrics = Metrics::parse(&std::fs::read_to_string(out.join("metrics.prom")).unwrap());
+        let families: Vec<_> = [
+            "tlscensus_flows_total",
+            "tlscensus_legacy_flows_total",
+            "tlscensus_service_flows_total",
+            "tlscensus_target_flows_total",
+            "tlscensus_non_tls_flows_total",
+            "tlscensus_relayed_flows_total",
+        ]
+        .iter()
+        .map(|f| metrics.family(f))
+        .collect();
+        // Capture times differ between the runs; the rest must not.
+        let mut events: Vec<String> = std::fs::read_to_string(out.join("events.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
+                e.as_object_mut().unwrap().remove("ts");
+                e.to_string()
+            })
+            .collect();
+        events.sort();
+        assert!(events.len() >= 9, "{mode}: {events:#?}");
+        assert!(out.join("state.json").exists(), "{mode}: no state written");
+        results.push((families, events));
+    }
+    assert_eq!(
+        results[0], results[1],
+        "configuration file (left) vs flags (right)"
     );
 }

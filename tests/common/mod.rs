@@ -115,3 +115,103 @@ pub fn is_root() -> bool {
             .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
     })
 }
+
+/// A setting's value, as a configuration file and as flags spell it.
+pub enum Val {
+    Switch,
+    One(String),
+    List(Vec<String>),
+}
+
+/// Every census setting (the options `read` and `live` share), each with a
+/// value that is not its default. Input files are written into `inputs`;
+/// the event log goes into `out`.
+pub fn census_settings(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
+    let write = |name: &str, text: &str| {
+        let p = inputs.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let fingerprints = write(
+        "labels.csv",
+        "ja4,label\nt10d090600_c491f621fb4c_195413a0cc0f,Test legacy client\n",
+    );
+    let services = write(
+        "services.toml",
+        "[[service]]\nname = \"onprem-files\"\nsuffixes = [\"files.corp.example\"]\ntls_end = \"2026-06-30\"\nsource = \"change CHG-1\"\n",
+    );
+    let tags = write(
+        "tags.json",
+        r#"{"changeNumber": 1, "cloud": "Public", "values": [
+  {"name": "Storage", "id": "Storage", "properties": {"changeNumber": 1, "region": "", "platform": "Azure", "systemService": "AzureStorage", "addressPrefixes": ["192.0.2.0/30"]}},
+  {"name": "Storage.WestEurope", "id": "Storage.WestEurope", "properties": {"changeNumber": 1, "region": "westeurope", "platform": "Azure", "systemService": "AzureStorage", "addressPrefixes": ["192.0.2.0/30"]}}
+]}"#,
+    );
+    let one = |v: &str| Val::One(v.to_string());
+    let list = |v: &[&str]| Val::List(v.iter().map(|s| s.to_string()).collect());
+    let o = |name: &str| out.join(name).display().to_string();
+    vec![
+        ("events", Val::One(o("events.ndjson"))),
+        ("all", Val::Switch),
+        ("fingerprints", Val::List(vec![fingerprints])),
+        ("raw-fingerprints", Val::Switch),
+        ("services", one("storage,onprem-files")),
+        ("services-file", Val::One(services)),
+        ("target", list(&["*.example.com", "exact.example.net"])),
+        ("target-cidr", list(&["198.51.100.0/24"])),
+        ("proxy", list(&["203.0.113.9/32"])),
+        ("azure-service-tags", Val::One(tags)),
+        ("service-tag", list(&["Storage.WestEurope"])),
+        ("max-dns-entries", one("1000")),
+        ("dns-grace", one("30")),
+        ("max-dns-ttl", one("3600")),
+        ("name-sources", one("dhcp,kerberos,dns_ptr")),
+        ("resolve", Val::Switch),
+        // The discard port on loopback: nothing answers, nothing leaves.
+        ("resolve-server", one("127.0.0.1:9")),
+        ("resolve-rate", one("5")),
+        ("name-max-age", one("3600")),
+        ("max-host-names", one("500")),
+        ("min-version", one("TLSv1.3")),
+        // One worker: with more, flows of one fingerprint may reach the
+        // inventory in another order from run to run (its host list).
+        ("workers", one("1")),
+        ("max-flows", one("5000")),
+        ("max-stream-bytes", one("8192")),
+        ("max-buffer-bytes", one("1048576")),
+        ("flow-timeout", one("60")),
+        ("max-hosts", one("5000")),
+        ("max-legacy-sources", one("100")),
+        ("max-fragments", one("100")),
+        ("max-fragment-bytes", one("1048576")),
+        ("vxlan-port", list(&["4789", "8472"])),
+        ("geneve-port", list(&["6081"])),
+    ]
+}
+
+pub fn toml_of(settings: &[(&str, Val)]) -> String {
+    let q = |s: &str| format!("{s:?}");
+    settings
+        .iter()
+        .map(|(k, v)| match v {
+            Val::Switch => format!("{k} = true\n"),
+            Val::One(s) => format!("{k} = {}\n", q(s)),
+            Val::List(l) => format!(
+                "{k} = [{}]\n",
+                l.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+            ),
+        })
+        .collect()
+}
+
+pub fn flags_of(settings: &[(&str, Val)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in settings {
+        match v {
+            Val::Switch => out.push(format!("--{k}")),
+            Val::One(s) => out.push(format!("--{k}={s}")),
+            Val::List(l) => out.extend(l.iter().map(|s| format!("--{k}={s}"))),
+        }
+    }
+    out
+}
