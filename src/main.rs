@@ -80,6 +80,10 @@ fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitCode, SetupError> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Generate(GenerateCommand::Reference) => {
+            print!("{}", tlscensus::cli::options_reference());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate(GenerateCommand::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "tlscensus", &mut std::io::stdout());

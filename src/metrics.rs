@@ -1,7 +1,7 @@
 //! Prometheus metrics: one registry, counter handles resolved up front, and the
 //! text exposition used by `--metrics-file` (and by the live exporter).
 //!
-//! Names are part of the interface (README lists them). Label values come from
+//! Names are part of the interface (docs/reference.md lists them, checked by tests/reference.rs). Label values come from
 //! small fixed sets, except `source` on `tlscensus_legacy_flows_total`, whose
 //! distinct values are capped by `max_legacy_sources`; flows of further hosts
 //! are labelled `source="other"` and counted in
@@ -507,7 +507,7 @@ impl Metrics {
         let anomalies = counter_vec(
             &r,
             "tlscensus_anomalies_total",
-            "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (README: Anomalies).",
+            "Traffic that breaks a protocol rule in a way that could hide or fake a result, by kind (docs/reference.md).",
             &["kind"],
         )?;
         let relayed_flows = counter_vec(

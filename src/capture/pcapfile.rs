@@ -3,7 +3,7 @@
 //! libpcap reads a savefile through stdio, whose buffer is 4 KiB on Linux:
 //! a read(2) per 4 KiB and a copy of every packet out of that buffer. On a
 //! page-cached file those two cost about two thirds of the bare libpcap read
-//! loop (perf, README "Performance"). This reader does the same job with 1 MiB
+//! loop (perf, docs/benchmarks.md). This reader does the same job with 1 MiB
 //! read(2) calls and hands out frames borrowed from its buffer.
 //!
 //! Input: a file. Output: frames, exactly as libpcap delivers them — the same

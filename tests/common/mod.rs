@@ -215,3 +215,41 @@ pub fn flags_of(settings: &[(&str, Val)]) -> Vec<String> {
     }
     out
 }
+
+/// Every metric name tlscensus exports, offline and live, from its own registry.
+pub fn exported_metrics() -> std::collections::BTreeSet<String> {
+    let m = tlscensus::metrics::Metrics::new(10, None).unwrap();
+    let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()], 1).unwrap();
+    // `--resolve`'s counters (their series exist once a resolver starts).
+    let _resolve = m.resolve_counts();
+    // A legacy source with a passive host name: tlscensus_host_info.
+    use tlscensus::hosts::names::{HostNames, Lifetime, NameSource};
+    let names = std::sync::Arc::new(HostNames::new(&Default::default()));
+    let ip = "10.0.0.1".parse().unwrap();
+    names.bind(
+        ip,
+        "ws1.corp.example",
+        NameSource::Dhcp,
+        0,
+        Lifetime::Age,
+        1,
+    );
+    m.register_host_info(names).unwrap();
+    // A service's flows and end day, a destination with a legacy flow.
+    let _services = tlscensus::metrics::ServiceFlows::new(&m, &[0]).unwrap();
+    let destinations = std::sync::Arc::new(tlscensus::inventory::Destinations::default());
+    destinations.record(0, "acct", ip, true, true, 1);
+    m.register_destinations(destinations).unwrap();
+    m.legacy_flow(
+        "10.0.0.1".parse().unwrap(),
+        Some(tlscensus::tls::version::Version::TLS10),
+        tlscensus::tls::summary::Outcome::Rejected,
+        1,
+    );
+    m.render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
+}
