@@ -285,7 +285,7 @@ fn explain(what: &str, e: &dyn std::error::Error) -> String {
     }
     if denied || msg.contains("Operation not permitted") {
         msg.push_str(
-            " (it needs CAP_BPF or root at start: setcap cap_net_raw,cap_bpf+ep, or --kernel-skip-flows 0 to turn it off)",
+            " (it needs CAP_BPF or root at start: setcap cap_net_raw,cap_bpf+ep, or --kernel-skip-flows 0 to turn it off; in a container, also a seccomp profile that allows the bpf call)",
         );
     }
     msg
