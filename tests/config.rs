@@ -26,24 +26,6 @@ fn every_read_setting(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
     all
 }
 
-/// The settings `config example` lists (`#key = value` lines).
-fn example_keys(for_: &str) -> Vec<String> {
-    let out = tlscensus(&["config", "example", "--for", for_]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .filter(|l| !l.starts_with(' ') && l.contains(" = "))
-        .map(|l| {
-            l.split(" = ")
-                .next()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_string()
-        })
-        .collect()
-}
-
 const INPUTS: &[&str] = &[
     "demo.pcapng",
     "services.pcap",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::craft;
-use common::{Val, captures, census_settings, flags_of, made_apart, toml_of};
+use common::{Val, captures, census_settings, example_keys, flags_of, made_apart, toml_of};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
 const TOOLS: [&str; 8] = [
@@ -2531,22 +2531,7 @@ fn live_config_file_sets_every_option() {
         v.extend(census_settings(&inputs, out));
         v
     };
-    let listed = Command::new(BIN)
-        .args(["config", "example", "--for", "live"])
-        .output()
-        .unwrap();
-    let mut listed: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .filter(|l| !l.starts_with(' ') && l.contains(" = "))
-        .map(|l| {
-            l.split(" = ")
-                .next()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_string()
-        })
-        .collect();
+    let mut listed = example_keys("live");
     let mut keys: Vec<String> = settings(&inputs)
         .iter()
         .map(|(k, _)| k.to_string())

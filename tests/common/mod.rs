@@ -253,3 +253,21 @@ pub fn exported_metrics() -> std::collections::BTreeSet<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The settings `config example` lists (`#key = value` lines).
+pub fn example_keys(for_: &str) -> Vec<String> {
+    let out = tlscensus(&["config", "example", "--for", for_]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| !l.starts_with(' ') && l.contains(" = "))
+        .map(|l| {
+            l.split(" = ")
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect()
+}
