@@ -225,9 +225,7 @@ pub const BUILT_IN: &[Service] = &[
         exact: &[],
         service_tags: &["AppService"],
         tls_end: "2027-05-31",
-        // The date tlscensus issue 16 gives; not checked against a published
-        // page here: override with a services file if yours differs.
-        source: "https://learn.microsoft.com/azure/app-service/overview-tls (31 May 2027 as tlscensus issue 16 states; not checked here)",
+        source: "https://learn.microsoft.com/azure/app-service/tls-minimum-version (App Service, Functions, Logic Apps Standard and App Service Environments stop accepting inbound TLS 1.0/1.1 on 31 May 2027)",
     },
     Service {
         name: "monitor",
@@ -270,7 +268,7 @@ pub const BUILT_IN: &[Service] = &[
         ],
         service_tags: &["AzureActiveDirectory"],
         tls_end: "2022-01-31",
-        source: "https://learn.microsoft.com/troubleshoot/azure/entra/ (Microsoft Entra ID TLS 1.0/1.1 deprecation, 31 January 2022; not checked here)",
+        source: "https://learn.microsoft.com/troubleshoot/entra/entra-id/ad-dmn-services/enable-support-tls-environment (Microsoft Entra ID TLS 1.0/1.1 deprecation: public cloud 31 January 2022, US Government 31 March 2021)",
     },
 ];
 
