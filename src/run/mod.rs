@@ -106,6 +106,21 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The rules of `config`, with the handles made for them.
+    fn of(config: &Config, service_flows: ServiceFlows, resolver: Option<Arc<Resolver>>) -> Rules {
+        Rules {
+            targets: config.targets.clone(),
+            services: config.services.clone(),
+            prefixes: Arc::clone(&config.prefixes),
+            service_prefixes: Arc::clone(&config.service_prefixes),
+            proxies: Arc::clone(&config.proxies),
+            labels: Arc::clone(&config.labels),
+            service_flows,
+            resolver,
+            resolve: config.resolve.clone(),
+        }
+    }
+
     /// The matching rules over the target names and prefixes.
     pub fn matcher(&self) -> Matcher<'_> {
         Matcher {
@@ -136,17 +151,7 @@ impl Shared {
         let service_flows = ServiceFlows::new(&metrics, &config.services)
             .map_err(|e| SetupError::Config(format!("metrics: {e}")))?;
         let _ = metrics.register_destinations(Arc::clone(&destinations));
-        let rules = Rules {
-            targets: config.targets.clone(),
-            services: config.services.clone(),
-            prefixes: Arc::clone(&config.prefixes),
-            service_prefixes: Arc::clone(&config.service_prefixes),
-            proxies: Arc::clone(&config.proxies),
-            labels: Arc::clone(&config.labels),
-            service_flows,
-            resolver,
-            resolve: config.resolve.clone(),
-        };
+        let rules = Rules::of(&config, service_flows, resolver);
         Ok(Shared {
             inventory: Inventory::new(config.max_hosts),
             rules: ArcSwap::from_pointee(rules),
@@ -177,17 +182,9 @@ impl Shared {
         if let Some(t) = table {
             crate::target::services::install(t);
         }
-        self.rules.store(Arc::new(Rules {
-            targets: new.targets.clone(),
-            services: new.services.clone(),
-            prefixes: Arc::clone(&new.prefixes),
-            service_prefixes: Arc::clone(&new.service_prefixes),
-            proxies: Arc::clone(&new.proxies),
-            labels: Arc::clone(&new.labels),
-            service_flows: old.service_flows.rechoose(&new.services),
-            resolver,
-            resolve: new.resolve.clone(),
-        }));
+        let service_flows = old.service_flows.rechoose(&new.services);
+        self.rules
+            .store(Arc::new(Rules::of(new, service_flows, resolver)));
         Ok(())
     }
 
