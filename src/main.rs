@@ -122,12 +122,10 @@ fn config_check(path: &std::path::Path, for_: ConfigFor) -> Result<ExitCode, Set
         Ok(parsed) => parsed,
         Err(ParseError::Setup(e)) => return Err(e),
         Err(ParseError::Clap(e)) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
             return Err(SetupError::ConfigFile(format!(
                 "{}: {}",
                 path.display(),
-                first.strip_prefix("error: ").unwrap_or(first)
+                file::first_line(&e)
             )));
         }
     };
@@ -174,11 +172,7 @@ fn live_reload(argv: Vec<OsString>) -> Result<live::Reload, SetupError> {
     let cmd = subcommand("live");
     let said = |e: ParseError| match e {
         ParseError::Setup(e) => e.to_string(),
-        ParseError::Clap(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            first.strip_prefix("error: ").unwrap_or(first).to_string()
-        }
+        ParseError::Clap(e) => file::first_line(&e),
     };
     let values = move |m: &clap::ArgMatches| {
         m.subcommand_matches("live")

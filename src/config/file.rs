@@ -209,6 +209,13 @@ impl ConfigFile {
     }
 }
 
+/// clap's message in one line, without its "error: " and its usage.
+pub fn first_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
 /// Why the command line was refused: clap's own error (printed by clap,
 /// with usage) or a configuration file's.
 #[derive(Debug)]
@@ -362,11 +369,11 @@ fn check_value(arg: &Arg, v: &str) -> Result<(), String> {
             Err(format!("{v:?} is not {}", expected(arg)))
         }
         Err(e) => {
-            // clap's first line, without its "error: " and the flag it names.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let why = first.rsplit_once("': ").map_or(first, |(_, why)| why);
+            // Without the flag clap names: the file's key is said already.
+            let line = first_line(&e);
+            let why = line
+                .rsplit_once("': ")
+                .map_or(line.as_str(), |(_, why)| why);
             Err(format!("{v:?}: {why}"))
         }
     }
