@@ -322,14 +322,13 @@ pub struct LiveMetrics {
     pub start_time: IntGauge,
     pub uptime: IntGauge,
     pub scrapes: IntCounterVec,
-    /// SIGHUP reloads of the configuration: applied, refused.
-    pub reloads: [IntCounter; 2],
+    /// SIGHUP reloads of the configuration: `result="applied"` and
+    /// `result="refused"`.
+    pub reloads_applied: IntCounter,
+    pub reloads_refused: IntCounter,
     /// Unix time of the last applied reload (or of the start).
     pub config_loaded: IntGauge,
 }
-
-/// `tlscensus_config_reloads_total{result}`, in the order of `LiveMetrics::reloads`.
-pub const RELOAD_RESULTS: [&str; 2] = ["applied", "refused"];
 
 impl LiveMetrics {
     /// Registers the live series on `m`'s registry for these interfaces and
@@ -341,6 +340,12 @@ impl LiveMetrics {
     ) -> prometheus::Result<LiveMetrics> {
         let r = &m.registry;
         let iface = &["interface"];
+        let reloads = counter_vec(
+            r,
+            "tlscensus_config_reloads_total",
+            "Configuration reloads (SIGHUP), by result: applied, or refused (the running configuration kept).",
+            &["result"],
+        )?;
         let l = LiveMetrics {
             received: counter_vec(
                 r,
@@ -409,15 +414,8 @@ impl LiveMetrics {
                 "HTTP requests to the exporter, by result.",
                 &["result"],
             )?,
-            reloads: {
-                let v = counter_vec(
-                    r,
-                    "tlscensus_config_reloads_total",
-                    "Configuration reloads (SIGHUP), by result: applied, or refused (the running configuration kept).",
-                    &["result"],
-                )?;
-                RELOAD_RESULTS.map(|res| v.with_label_values(&[res]))
-            },
+            reloads_applied: reloads.with_label_values(&["applied"]),
+            reloads_refused: reloads.with_label_values(&["refused"]),
             config_loaded: gauge(
                 r,
                 "tlscensus_config_loaded_timestamp_seconds",

@@ -125,12 +125,12 @@ fn spawn_reloader(
                 });
                 let line = match outcome {
                     Ok(r) => {
-                        live.reloads[0].inc();
+                        live.reloads_applied.inc();
                         live.config_loaded.set(unix_now());
                         applied_line(&shared, &r)
                     }
                     Err(why) => {
-                        live.reloads[1].inc();
+                        live.reloads_refused.inc();
                         format!("reload refused: {why}; the running configuration is kept")
                     }
                 };
