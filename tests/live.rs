@@ -956,10 +956,17 @@ fn replay_paced_matches_offline(
         if live_rows == offline_rows {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "/inventory?by=fingerprint (left) vs read --by fingerprint (right)\n{live_rows:#?}\n{offline_rows:#?}"
-        );
+        if Instant::now() >= deadline {
+            // Lost packets explain missing flows: say whether any were.
+            let m = sensor.metrics();
+            panic!(
+                "/inventory?by=fingerprint (left) vs read --by fingerprint (right); kernel drops {}, queue drops {}\n{live_rows:#?}\n{offline_rows:#?}",
+                m.family("tlscensus_capture_kernel_drops_total")
+                    .values()
+                    .sum::<f64>(),
+                m.get("tlscensus_queue_drops_total"),
+            );
+        }
         std::thread::sleep(Duration::from_millis(300));
     }
     let (code, _) = sensor.get("/inventory?by=nonsense");
