@@ -39,11 +39,11 @@ getent passwd tlscensus >/dev/null || fail "no tlscensus user"
 for dir in /var/lib/tlscensus /var/log/tlscensus; do
     [ "$(stat -c %U:%G:%a "$dir")" = "tlscensus:tlscensus:750" ] || fail "$dir: $(stat -c %U:%G:%a "$dir")"
 done
-dpkg-query -W -f='${Conffiles}\n' tlscensus | grep -q '/etc/tlscensus/tlscensus.toml' ||
+dpkg-query -W -f='${Conffiles}\n' tlscensus | grep -c '/etc/tlscensus/tlscensus.toml' >/dev/null ||
     fail "/etc/tlscensus/tlscensus.toml is not a conffile"
 
 step "version and demo inventory from /usr/bin"
-/usr/bin/tlscensus --version | grep -Eq '^tlscensus [0-9.]+ \(commit [0-9a-f]{7,}\)$' ||
+/usr/bin/tlscensus --version | grep -Ec '^tlscensus [0-9.]+ \(commit [0-9a-f]{7,}\)$' >/dev/null ||
     fail "--version: $(/usr/bin/tlscensus --version)"
 /usr/bin/tlscensus read /usr/share/tlscensus/demo.pcapng >"$work/demo.txt" 2>"$work/demo.err"
 grep -q 'legacy10.blob.core.windows.net' "$work/demo.txt" || fail "demo inventory: $(cat "$work/demo.txt")"

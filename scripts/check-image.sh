@@ -24,7 +24,7 @@ step() { echo "check-image: $*"; }
 
 step "user and version"
 [ "$("${podman[@]}" --entrypoint id "$image" -un)" = tlscensus ] || fail "not the tlscensus user"
-"${podman[@]}" "$image" --version | grep -q '^tlscensus ' || fail "--version"
+"${podman[@]}" "$image" --version | grep -c '^tlscensus ' >/dev/null || fail "--version"
 
 step "read on a mounted directory"
 "${podman[@]}" -v "$PWD/captures:/captures:ro" "$image" read --format csv /captures/demo.pcapng \
@@ -40,11 +40,14 @@ ip -n "$ns" link set tlsc0 up
 ip -n "$ns" link set tlsc1 up
 "${podman[@]}" -d --name "$name" --network "ns:/run/netns/$ns" --cap-drop ALL --cap-add NET_RAW,BPF \
     "$image" live -i tlsc0 --listen 127.0.0.1:9814 >/dev/null
+# The log is read whole before it is searched: with pipefail, grep -q
+# stopping at the first match would fail the pipeline (SIGPIPE to podman).
+started() { local log; log=$(podman logs "$name" 2>&1); grep -q 'metrics at' <<<"$log"; }
 for _ in $(seq 100); do
-    podman logs "$name" 2>&1 | grep -q 'metrics at' && break
+    started && break
     sleep 0.1
 done
-podman logs "$name" 2>&1 | grep -q 'metrics at' || fail "sensor did not start: $(podman logs "$name" 2>&1)"
+started || fail "sensor did not start: $(podman logs "$name" 2>&1)"
 ip netns exec "$ns" tcpreplay -q -i tlsc1 --mbps 10 captures/demo.pcapng >/dev/null 2>&1
 got=0
 for _ in $(seq 100); do
