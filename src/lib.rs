@@ -78,6 +78,7 @@ pub mod exporter;
 pub mod flow;
 pub mod hosts;
 pub mod inventory;
+pub mod manual;
 pub mod metrics;
 pub mod order;
 pub mod preamble;

@@ -73,7 +73,7 @@ fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitCode, SetupError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(GenerateCommand::Man { dir }) => {
-            tlscensus::cli::write_man_pages(&dir).map_err(|source| SetupError::Write {
+            tlscensus::manual::write_man_pages(&dir).map_err(|source| SetupError::Write {
                 what: "manual page",
                 path: dir.display().to_string(),
                 source,
@@ -81,7 +81,7 @@ fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitCode, SetupError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(GenerateCommand::Reference) => {
-            print!("{}", tlscensus::cli::options_reference());
+            print!("{}", tlscensus::manual::options_reference());
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(GenerateCommand::Completions { shell }) => {

@@ -477,9 +477,8 @@ pub fn example(cmd: &Command) -> String {
         let sample = match arg.get_action() {
             ArgAction::SetTrue => "false".to_string(),
             ArgAction::Append if defaults.is_empty() => "[]".to_string(),
-            ArgAction::Append => format!("[{}]", quoted(arg, &value_name, &defaults)),
-            _ if defaults.is_empty() => quoted(arg, &value_name, &[]),
-            _ => quoted(arg, &value_name, &defaults),
+            ArgAction::Append => format!("[{}]", quoted(&value_name, &defaults)),
+            _ => quoted(&value_name, &defaults),
         };
         let key = if long.contains('.') {
             format!("{long:?}")
@@ -492,12 +491,11 @@ pub fn example(cmd: &Command) -> String {
 }
 
 /// A sample value as TOML: the default when there is one, numbers bare.
-fn quoted(arg: &Arg, value_name: &str, defaults: &[String]) -> String {
+fn quoted(value_name: &str, defaults: &[String]) -> String {
     let numeric = matches!(
         value_name,
         "N" | "BYTES" | "MIB" | "SECONDS" | "FLOWS" | "PORT"
     );
-    let _ = arg;
     match defaults.first() {
         Some(d) if numeric && d.parse::<i128>().is_ok() => d.clone(),
         Some(d) => format!("{d:?}"),
