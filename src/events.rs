@@ -211,7 +211,12 @@ impl FlowEvent {
         self.destination = Some(destination);
         if let Some(s) = service.and_then(|i| crate::target::services::table().get(i)) {
             self.service_tls_end = Some(s.tls_end);
-            self.service_broken = Some(self.legacy && s.broken_at(ts_ns));
+            // Without a capture time a legacy flow's fate is unknown.
+            self.service_broken = if self.legacy {
+                s.broken_at(ts_ns)
+            } else {
+                Some(false)
+            };
         }
         self
     }

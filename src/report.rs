@@ -79,8 +79,9 @@ pub type Destination = ((u16, String), DestinationRecord);
 
 /// A destination's service, its end day, and its readiness as of its last
 /// flow: `ready` (no legacy flow), `broken` (legacy flows after the end day),
-/// `breaks YYYY-MM-DD` (legacy flows, the day not yet come), `legacy` (a
-/// target no service covers).
+/// `breaks YYYY-MM-DD` (legacy flows, the day not yet come), `legacy (no
+/// capture time)` (legacy flows of a capture without timestamps), `legacy`
+/// (a target no service covers).
 fn destination_status(service: u16, r: &DestinationRecord) -> (&'static str, &'static str, String) {
     let row = (service != u16::MAX)
         .then(|| crate::target::services::table().get(usize::from(service)))
@@ -89,8 +90,11 @@ fn destination_status(service: u16, r: &DestinationRecord) -> (&'static str, &'s
     let end = row.map_or("", |s| s.tls_end);
     let status = match row {
         _ if r.legacy == 0 => "ready".to_string(),
-        Some(s) if s.broken_at(r.last_legacy_ns) => "broken".to_string(),
-        Some(s) => format!("breaks {}", s.tls_end),
+        Some(s) => match s.broken_at(r.last_legacy_ns) {
+            Some(true) => "broken".to_string(),
+            Some(false) => format!("breaks {}", s.tls_end),
+            None => "legacy (no capture time)".to_string(),
+        },
         None => "legacy".to_string(),
     };
     (name, end, status)

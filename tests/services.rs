@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::craft::{read_pcap, write_pcapng_simple};
 use common::*;
 use serde_json::Value;
 
@@ -65,6 +66,46 @@ fn every_flow_has_its_service_destination_and_deadline() {
             "192.0.2.16 - TLSv1.0 certificate sql *.database.windows.net true",
         ]
     );
+}
+
+/// A capture without timestamps (pcapng Simple Packet Blocks) cannot say
+/// whether a legacy flow came after its service's day: unknown, not false.
+#[test]
+fn no_capture_time_leaves_broken_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let spb = dir.path().join("services-spb.pcapng");
+    write_pcapng_simple(&spb, &read_pcap(&capture("services.pcap")));
+    let got: Vec<String> = events(&[&spb], &["--services", "microsoft"])
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["sni"].as_str().unwrap_or("-"),
+                e["legacy"],
+                e["service_broken"]
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 13, "{got:?}");
+    for line in &got {
+        let want = if line.contains(" true ") {
+            "null"
+        } else {
+            "false"
+        };
+        assert!(line.ends_with(want), "{line}");
+    }
+    let out = tlscensus(&[
+        "read",
+        spb.to_str().unwrap(),
+        "--services",
+        "microsoft",
+        "--by",
+        "destination",
+    ]);
+    let report = text(&out.stdout);
+    assert!(report.contains("legacy (no capture time)"), "{report}");
+    assert!(!report.contains("broken"), "{report}");
 }
 
 #[test]

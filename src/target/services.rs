@@ -251,7 +251,13 @@ pub const BUILT_IN: &[Service] = &[
             "management.usgovcloudapi.net",
             "management.chinacloudapi.cn",
         ],
-        exact: &[],
+        // The endpoint is the apex name itself; regional endpoints are
+        // names under it.
+        exact: &[
+            "management.azure.com",
+            "management.usgovcloudapi.net",
+            "management.chinacloudapi.cn",
+        ],
         service_tags: &["AzureResourceManager"],
         tls_end: "2025-08-31",
         source: AZURE_WIDE,
@@ -693,10 +699,15 @@ pub fn classify<'a>(
                 })
             });
             // An endpoint that is a name of its own is its own destination.
-            let own =
-                service.is_some_and(|i| table()[i].exact.iter().any(|e| e.eq_ignore_ascii_case(n)));
+            let bare = n.strip_suffix('.').unwrap_or(n);
+            let own = service.is_some_and(|i| {
+                table()[i]
+                    .exact
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(bare))
+            });
             let destination = if own {
-                lower(n.trim_end_matches('.'))
+                lower(bare)
             } else {
                 destination_of(name.unwrap_or(n))
             };
@@ -746,9 +757,10 @@ impl Service {
         days_of(self.tls_end).map_or(u64::MAX, |d| (d.max(0) as u64) * 86_400 * 1_000_000_000)
     }
 
-    /// Whether capture time `ts_ns` is on or after the end day.
-    pub fn broken_at(&self, ts_ns: u64) -> bool {
-        ts_ns >= self.tls_end_ns()
+    /// Whether capture time `ts_ns` is on or after the end day; `None`
+    /// without a capture time (0: pcapng Simple Packet Blocks carry none).
+    pub fn broken_at(&self, ts_ns: u64) -> Option<bool> {
+        (ts_ns != 0).then(|| ts_ns >= self.tls_end_ns())
     }
 }
 
@@ -787,6 +799,32 @@ mod tests {
         let other = std::net::IpAddr::from([192, 0, 2, 2]);
         assert_eq!(c.classify(None, other), classify(&chosen, None, other));
         assert_eq!(c.classify(None, server), classify(&chosen, None, server));
+    }
+
+    /// An endpoint that is the apex name of its row (Resource Manager's
+    /// `management.azure.com`) is matched, as are the names under it.
+    #[test]
+    fn apex_endpoints_match() {
+        let chosen = select("microsoft").unwrap();
+        let server = std::net::IpAddr::from([192, 0, 2, 1]);
+        let arm = table().iter().position(|s| s.name == "arm");
+        for (n, dest) in [
+            ("management.azure.com", "management.azure.com"),
+            ("Management.Azure.com.", "management.azure.com"),
+            (
+                "management.usgovcloudapi.net",
+                "management.usgovcloudapi.net",
+            ),
+            ("eastus.management.azure.com", "eastus"),
+        ] {
+            let (service, destination) = classify(&chosen, Some(n), server);
+            assert_eq!(service, arm, "{n}");
+            assert_eq!(destination, dest, "{n}");
+        }
+        assert_eq!(
+            classify(&chosen, Some("xmanagement.azure.com"), server).0,
+            None
+        );
     }
 
     #[test]
@@ -894,7 +932,8 @@ mod tests {
         assert_eq!(days_of("2026-13-01"), None);
         let blob = &table()[0];
         let day = 86_400 * 1_000_000_000u64;
-        assert!(!blob.broken_at(20_486 * day + day - 1));
-        assert!(blob.broken_at(20_487 * day));
+        assert_eq!(blob.broken_at(20_486 * day + day - 1), Some(false));
+        assert_eq!(blob.broken_at(20_487 * day), Some(true));
+        assert_eq!(blob.broken_at(0), None);
     }
 }

@@ -325,3 +325,62 @@ pub fn write_pcapng(path: &std::path::Path, snaplens: &[u32], frames: &[Frame]) 
     }
     std::fs::write(path, out).expect("write pcapng");
 }
+
+/// The frames of a classic pcap file (either byte order, µs or ns).
+pub fn read_pcap(path: &std::path::Path) -> Vec<Frame> {
+    let b = std::fs::read(path).expect("read pcap");
+    let magic = u32::from_le_bytes(b[..4].try_into().unwrap());
+    let (le, ns) = match magic {
+        0xa1b2_c3d4 => (true, false),
+        0xa1b2_3c4d => (true, true),
+        0xd4c3_b2a1 => (false, false),
+        0x4d3c_b2a1 => (false, true),
+        m => panic!("{}: not a classic pcap ({m:#x})", path.display()),
+    };
+    let u32_at = |at: usize| {
+        let w: [u8; 4] = b[at..at + 4].try_into().unwrap();
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let (s, frac, cap) = (u32_at(at), u32_at(at + 4), u32_at(at + 8) as usize);
+        let ts_ns = u64::from(s) * 1_000_000_000 + u64::from(frac) * if ns { 1 } else { 1000 };
+        out.push(Frame {
+            ts_ns,
+            data: b[at + 16..at + 16 + cap].to_vec(),
+        });
+        at += 16 + cap;
+    }
+    out
+}
+
+/// A pcapng file of Simple Packet Blocks only (one Ethernet interface): the
+/// frames without capture times.
+pub fn write_pcapng_simple(path: &std::path::Path, frames: &[Frame]) {
+    fn block(t: u32, mut body: Vec<u8>) -> Vec<u8> {
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (12 + body.len()) as u32;
+        let mut b = t.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend(body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+    let mut out = Vec::new();
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    out.extend(block(0x0A0D_0D0A, shb));
+    out.extend(block(1, vec![1, 0, 0, 0, 0, 0, 0, 0]));
+    for f in frames {
+        let mut spb = (f.data.len() as u32).to_le_bytes().to_vec();
+        spb.extend_from_slice(&f.data);
+        out.extend(block(3, spb));
+    }
+    std::fs::write(path, out).expect("write pcapng");
+}
