@@ -291,7 +291,16 @@ fn tshark_agrees_on_every_capture_it_can_decode() {
             continue;
         }
         let theirs = tshark_facts(&path);
-        let ours = our_facts(&path);
+        let mut ours = our_facts(&path);
+        if name == "starttls-vsftpd.pcap" {
+            // curl asks `AUTH SSL` (host 1), which Wireshark's FTP dissector
+            // does not follow to TLS (it knows `AUTH TLS`): three flows
+            // tshark cannot decode, whatever decode-as says.
+            let auth_ssl = |k: &Key| k.0 == "192.0.2.11" && k.2 == 21;
+            let before = ours.len();
+            ours.retain(|k, _| !auth_ssl(k));
+            assert_eq!(before - ours.len(), 3, "{name}: curl's AUTH SSL flows");
+        }
         // Resumed sessions and port reuse produce several flows with the same
         // key in tshark's view; compare the set of keys and the last facts.
         assert_eq!(

@@ -1,6 +1,6 @@
 //! What precedes TLS in a stream: explicit proxies (HTTP CONNECT, SOCKS),
 //! the PROXY protocol of load balancers, STARTTLS upgrades (SMTP, IMAP, POP3,
-//! FTP, LDAP, XMPP) and database wrappers (PostgreSQL, MySQL/MariaDB,
+//! FTP, NNTP, ManageSieve, LDAP, XMPP) and database wrappers (PostgreSQL, MySQL/MariaDB,
 //! and TDS, whose handshake travels framed in TDS packets: [`Framing`]).
 //!
 //! Input: both directions' stream starts of a flow that does not open with
@@ -52,10 +52,12 @@ pub enum Kind {
     Tds,
     Ldap,
     Xmpp,
+    Nntp,
+    Managesieve,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 15] = [
         Kind::None,
         Kind::HttpConnect,
         Kind::Socks,
@@ -69,6 +71,8 @@ impl Kind {
         Kind::Tds,
         Kind::Ldap,
         Kind::Xmpp,
+        Kind::Nntp,
+        Kind::Managesieve,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +90,8 @@ impl Kind {
             Kind::Tds => "tds",
             Kind::Ldap => "ldap",
             Kind::Xmpp => "xmpp",
+            Kind::Nntp => "nntp",
+            Kind::Managesieve => "managesieve",
         }
     }
 
