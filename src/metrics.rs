@@ -179,16 +179,21 @@ pub enum Anomaly {
     DuplicateExtension,
     /// Overlapping TCP segments carried different bytes; the first arrival is kept.
     OverlapConflict,
-    /// A second SYN-ACK with another ISN while the client kept its own; ignored.
+    /// A second SYN-ACK with another ISN; each is kept until the server's
+    /// data shows which one its stream continues.
     ServerIsnChanged,
+    /// A client SYN retransmitted with another ISN before any byte; kept
+    /// beside the first until the client's data shows which is real.
+    ClientIsnChanged,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 4] = [
+    pub const ALL: [Anomaly; 5] = [
         Anomaly::VersionNotOffered,
         Anomaly::DuplicateExtension,
         Anomaly::OverlapConflict,
         Anomaly::ServerIsnChanged,
+        Anomaly::ClientIsnChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -197,6 +202,7 @@ impl Anomaly {
             Anomaly::DuplicateExtension => "duplicate_extension",
             Anomaly::OverlapConflict => "overlap_conflict",
             Anomaly::ServerIsnChanged => "server_isn_changed",
+            Anomaly::ClientIsnChanged => "client_isn_changed",
         }
     }
 }

@@ -53,7 +53,17 @@ pub struct StreamStart {
     /// prefix (which were kept); read and reset by the flow table.
     pub conflicts: u32,
     cap_reached: bool,
+    /// Other ISNs (as the first byte's sequence number) that repeated SYNs
+    /// or SYN-ACKs offered before any byte came: a spurious SYN-ACK, a
+    /// middlebox, SYN-ACKs that alternate between two ISNs, a client that
+    /// retransmits its SYN with another ISN. The first data resolves them
+    /// (see [`StreamStart::ingest`]). At most [`MAX_ISN_CANDIDATES`].
+    alts: [u32; MAX_ISN_CANDIDATES],
+    n_alts: u8,
 }
+
+/// Other ISNs a stream keeps while it waits for data to show which is real.
+pub const MAX_ISN_CANDIDATES: usize = 3;
 
 impl StreamStart {
     /// The contiguous prefix received so far.
@@ -84,11 +94,48 @@ impl StreamStart {
         self.syn_seen = true;
     }
 
-    /// A SYN-ACK repeated with another ISN: the stream starts after the new
-    /// one, unless bytes already came after the old one.
-    pub fn rebase_syn(&mut self, isn: u32) {
-        if self.buf.is_empty() && self.pending.is_empty() {
-            self.base = Some(isn.wrapping_add(1));
+    /// A SYN (or SYN-ACK) repeated with another ISN before any byte came:
+    /// kept as a candidate beside the first until data shows which is real.
+    /// False when bytes already came (the stream stays where it is) or the
+    /// candidates are full.
+    pub fn add_syn_candidate(&mut self, isn: u32) -> bool {
+        let start = isn.wrapping_add(1);
+        let n = usize::from(self.n_alts);
+        if !self.buf.is_empty() || !self.pending.is_empty() || self.cap_reached {
+            return false;
+        }
+        if self.base == Some(start) || self.alts[..n].contains(&start) {
+            return true;
+        }
+        if n == MAX_ISN_CANDIDATES {
+            return false;
+        }
+        self.alts[n] = start;
+        self.n_alts += 1;
+        true
+    }
+
+    /// Whether no byte has come in this direction yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.pending.is_empty()
+    }
+
+    /// The first data picks the stream's start among the ISNs offered: the
+    /// one it continues exactly, else the nearest one it follows within the
+    /// cap (a first segment lost), else the first ISN.
+    fn resolve_isn(&mut self, seq: u32, max_bytes: usize) {
+        let n = std::mem::take(&mut self.n_alts);
+        let Some(first) = self.base else { return };
+        let offset = |start: u32| {
+            let rel = seq.wrapping_sub(start) as i32;
+            (rel >= 0 && (rel as usize) < max_bytes).then_some(rel as u32)
+        };
+        let best = std::iter::once(first)
+            .chain(self.alts[..usize::from(n)].iter().copied())
+            .filter_map(|start| offset(start).map(|o| (o, start)))
+            .min();
+        if let Some((_, start)) = best {
+            self.base = Some(start);
         }
     }
 
@@ -100,6 +147,9 @@ impl StreamStart {
     pub fn ingest(&mut self, ts: u64, seq: u32, payload: &[u8], limits: StreamLimits) -> Ingest {
         if payload.is_empty() {
             return Ingest::NoChange;
+        }
+        if self.n_alts > 0 {
+            self.resolve_isn(seq, limits.max_bytes);
         }
         let base = *self.base.get_or_insert(seq);
         let rel = seq.wrapping_sub(base) as i32;

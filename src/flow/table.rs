@@ -59,6 +59,9 @@ pub struct TableStats {
     pub reused: u64,
     /// SYN-ACKs whose ISN differs from the server's first one.
     pub server_isn_changed: u64,
+    /// Client SYNs retransmitted with another ISN before any byte (kept
+    /// as candidates, not a new connection).
+    pub client_isn_changed: u64,
     /// Overlapping segments with bytes other than those kept.
     pub overlap_conflicts: u64,
     /// Flows still in their handshake when the input ended (or at shutdown).
@@ -196,21 +199,30 @@ impl<S: Session> FlowTable<S> {
         let hash = self.hasher.hash_one(key);
         let is_key = |f: &Flow<S>| f.key == key;
         if syn && let Some(flow) = self.map.find_mut(hash, is_key) {
-            // Only a new client SYN starts a new connection. A SYN-ACK with
-            // another ISN (a retransmission after a lost ACK, TCP Fast Open
-            // fallbacks, a middlebox) does not: it is an anomaly, and the
-            // server's stream follows the new ISN if no data came yet.
+            // Only a new client SYN starts a new connection, and only once
+            // the old one carried something. A SYN-ACK with another ISN (a
+            // spurious one, a middlebox, SYN-ACKs alternating between two
+            // ISNs), or a client SYN retransmitted with another ISN before
+            // any byte or FIN, is an ambiguity: each distinct ISN is kept
+            // until the first data shows which one the stream continues.
             let client_syn = !seg.flags.ack();
             let reused = match &mut flow.state {
                 State::Done { .. } => client_syn,
                 State::Active(a) => {
-                    let stream = &mut a.streams[seg.dir.index()];
-                    let conflict = stream.conflicts_with_syn(seg.seq);
-                    if conflict && !client_syn {
-                        self.stats.server_isn_changed += 1;
-                        stream.rebase_syn(seg.seq);
+                    let d = seg.dir.index();
+                    let conflict = a.streams[d].conflicts_with_syn(seg.seq);
+                    let quiet = a.fin == [false, false] && a.streams.iter().all(|s| s.is_empty());
+                    let kept = conflict
+                        && (!client_syn || quiet)
+                        && a.streams[d].add_syn_candidate(seg.seq);
+                    if conflict {
+                        if client_syn {
+                            self.stats.client_isn_changed += u64::from(kept);
+                        } else {
+                            self.stats.server_isn_changed += 1;
+                        }
                     }
-                    conflict && client_syn
+                    conflict && client_syn && !kept
                 }
             };
             if reused {

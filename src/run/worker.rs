@@ -329,6 +329,7 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.hellos_not_fingerprinted
         .inc_by(std::mem::take(&mut fingerprints.skipped));
     m.anomaly(Anomaly::ServerIsnChanged, s.server_isn_changed);
+    m.anomaly(Anomaly::ClientIsnChanged, s.client_isn_changed);
     m.split_flows.inc_by(s.split_flows);
     m.anomaly(Anomaly::OverlapConflict, s.overlap_conflicts);
     m.cut_handshakes.inc_by(tls.cut_handshakes);

@@ -685,7 +685,7 @@ fn certificate_in_clear(v: Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::l4::{ACK, RST};
+    use crate::decode::l4::{ACK, RST, SYN};
     use crate::flow::SegmentIn;
     use crate::flow::table::testing::{key, seg};
 
@@ -829,5 +829,98 @@ mod tests {
         }
         let every: Vec<usize> = (1..flight.len()).collect();
         assert_eq!(run(&every), whole, "one byte at a time");
+    }
+
+    /// regression_27: ambiguous SYN-ACKs. Both patterns of real captures:
+    /// a spurious second SYN-ACK with another ISN whose data follows the
+    /// first, and SYN-ACKs alternating between two ISNs whose data follows
+    /// the one the client acknowledged. Each ISN is kept until the server's
+    /// data shows which one it continues; the answer is read either way.
+    #[test]
+    fn regression_27_ambiguous_syn_acks() {
+        let flight: &[u8] = include_bytes!("../../tests/data/tls/server-flight-tls12.bin");
+        let k = key(1);
+        let run = |isns: &[u32], data_isn: u32| {
+            let mut t = tls_table(limits(16));
+            let mut out = Vec::new();
+            t.ingest(
+                SegmentIn {
+                    seq: 999,
+                    ..seg(k, 1, SYN, b"")
+                },
+                &mut out,
+            );
+            for (i, &isn) in isns.iter().enumerate() {
+                let syn_ack = SegmentIn {
+                    dir: Direction::HiToLo,
+                    seq: isn,
+                    ..seg(k, 2 + i as u64, SYN | ACK, b"")
+                };
+                t.ingest(syn_ack, &mut out);
+            }
+            t.ingest(seg(k, 10, ACK, &client_hello(Some("a.example"))), &mut out);
+            t.ingest(
+                SegmentIn {
+                    dir: Direction::HiToLo,
+                    seq: data_isn.wrapping_add(1),
+                    ..seg(k, 11, ACK, flight)
+                },
+                &mut out,
+            );
+            t.drain(&mut out);
+            (out, t.stats.server_isn_changed)
+        };
+        for (isns, data) in [
+            (&[5000u32, 900_000_000][..], 5000u32),
+            (&[5000, 900_000_000, 5000, 900_000_000], 900_000_000),
+            (&[5000, 900_000_000, 5000, 900_000_000], 5000),
+            (&[u32::MAX, 77], u32::MAX),
+        ] {
+            let (out, changed) = run(isns, data);
+            assert_eq!(out.len(), 1, "{isns:?} {data}");
+            assert_eq!(out[0].negotiated(), Some(Version::TLS12), "{isns:?} {data}");
+            assert!(changed >= 1);
+        }
+        // The client retransmits its SYN with another ISN before any byte:
+        // the client's data picks its ISN; no new connection.
+        for client_isn in [999u32, 123_456_789] {
+            let mut t = tls_table(limits(16));
+            let mut out = Vec::new();
+            t.ingest(
+                SegmentIn {
+                    seq: 999,
+                    ..seg(k, 1, SYN, b"")
+                },
+                &mut out,
+            );
+            t.ingest(
+                SegmentIn {
+                    seq: 123_456_789,
+                    ..seg(k, 2, SYN, b"")
+                },
+                &mut out,
+            );
+            let hello = client_hello(Some("a.example"));
+            t.ingest(
+                SegmentIn {
+                    seq: client_isn.wrapping_add(1),
+                    ..seg(k, 3, ACK, &hello)
+                },
+                &mut out,
+            );
+            t.ingest(
+                SegmentIn {
+                    dir: Direction::HiToLo,
+                    seq: 5001,
+                    ..seg(k, 4, ACK, flight)
+                },
+                &mut out,
+            );
+            t.drain(&mut out);
+            assert_eq!(out.len(), 1, "client ISN {client_isn}");
+            assert_eq!(out[0].negotiated(), Some(Version::TLS12));
+            assert_eq!(t.stats.reused, 0);
+            assert_eq!(t.stats.client_isn_changed, 1);
+        }
     }
 }
