@@ -425,7 +425,43 @@ scenario_slapd() {
   done_capture
 }
 
+# ---- xrdp and FreeRDP: X.224 negotiation, then TLS (Remote Desktop).
+start_xrdp() { # ssl_protocols
+  mkdir -p /run/xrdp/sockdir "$work/xrdp"
+  sed -e "s|^certificate=.*|certificate=$CERT|" -e "s|^key_file=.*|key_file=$KEY|" \
+    -e "s|^ssl_protocols=.*|ssl_protocols=$1|" -e "s|^security_layer=.*|security_layer=negotiate|" \
+    -e "s|^#\?tls_ciphers=.*|tls_ciphers=DEFAULT:@SECLEVEL=0|" /etc/xrdp/xrdp.ini >"$work/xrdp/xrdp.ini"
+  ip netns exec "$srv" xrdp -n -c "$work/xrdp/xrdp.ini" -p 3389 >/dev/null 2>&1 &
+  rdp_pid=$!
+  sleep 1.5
+}
+stop_xrdp() { kill "$rdp_pid" 2>/dev/null || true; wait "$rdp_pid" 2>/dev/null || true; rm -f /run/xrdp/xrdp.pid; }
+
+# FreeRDP's client needs an X display even to authenticate only: Xvfb. It
+# has no version cap of its own (and sets its own on OpenSSL): TLS 1.0 is
+# the server's choice here, with the client's security level at 0.
+rdp_clients() {
+  client 1 xvfb-run -a xfreerdp /v:"$SERVER" /u:user /p:secret /cert:ignore /auth-only \
+    /sec:tls /tls-seclevel:0
+  client 2 xvfb-run -a xfreerdp /v:"$SERVER" /u:user /p:secret /cert:ignore /auth-only \
+    /tls-seclevel:0
+}
+
+scenario_xrdp() {
+  capture rdp-xrdp-freerdp
+  # TLS 1.0 forced by the server, then its modern default.
+  start_xrdp "TLSv1"
+  rdp_clients
+  stop_xrdp
+  start_xrdp "TLSv1.2, TLSv1.3"
+  rdp_clients
+  # Standard RDP security: no TLS.
+  client 3 xvfb-run -a xfreerdp /v:"$SERVER" /u:user /p:secret /cert:ignore /auth-only /sec:rdp
+  stop_xrdp
+  done_capture
+}
+
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(postfix dovecot vsftpd prosody slapd)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(postfix dovecot vsftpd prosody slapd xrdp)
 for s in "${scenarios[@]}"; do "scenario_$s"; done
 cp "$work"/*.pcap "$here/" 2>/dev/null || true

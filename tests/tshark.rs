@@ -79,6 +79,12 @@ fn decode_as(file: &std::path::Path) -> Vec<&'static str> {
         "tcp.port==40000-42999,tls"
     };
     let mut args = vec!["-d", servers];
+    if name.starts_with("rdp-") {
+        // Wireshark's TPKT/RDP dissector reads the X.224 negotiation but
+        // does not hand the TLS after it on; as TLS from the first byte,
+        // the negotiation packets are skipped and the handshake read.
+        args.extend(["-d", "tcp.port==3389,tls"]);
+    }
     for d in [
         "tcp.port==8888,http",
         "tcp.port==2501,smtp",

@@ -1,6 +1,6 @@
 //! What precedes TLS in a stream: explicit proxies (HTTP CONNECT, SOCKS),
 //! the PROXY protocol of load balancers, STARTTLS upgrades (SMTP, IMAP, POP3,
-//! FTP, NNTP, ManageSieve, LDAP, XMPP) and database wrappers (PostgreSQL, MySQL/MariaDB,
+//! FTP, NNTP, ManageSieve, LDAP, XMPP), Remote Desktop's X.224 negotiation and database wrappers (PostgreSQL, MySQL/MariaDB,
 //! and TDS, whose handshake travels framed in TDS packets: [`Framing`]).
 //!
 //! Input: both directions' stream starts of a flow that does not open with
@@ -20,6 +20,7 @@ pub mod database;
 pub mod http;
 pub mod ldap;
 pub mod proxy_protocol;
+pub mod rdp;
 pub mod socks;
 pub mod starttls;
 pub mod tds;
@@ -54,10 +55,11 @@ pub enum Kind {
     Xmpp,
     Nntp,
     Managesieve,
+    Rdp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::None,
         Kind::HttpConnect,
         Kind::Socks,
@@ -73,6 +75,7 @@ impl Kind {
         Kind::Xmpp,
         Kind::Nntp,
         Kind::Managesieve,
+        Kind::Rdp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +95,7 @@ impl Kind {
             Kind::Xmpp => "xmpp",
             Kind::Nntp => "nntp",
             Kind::Managesieve => "managesieve",
+            Kind::Rdp => "rdp",
         }
     }
 
@@ -214,6 +218,7 @@ pub fn parse(streams: [&[u8]; 2]) -> Verdict {
             .or_else(|| socks::parse(pair))
             .or_else(|| database::parse(pair))
             .or_else(|| tds::parse(pair))
+            .or_else(|| rdp::parse(pair))
             .or_else(|| ldap::parse(pair))
             .or_else(|| xmpp::parse(pair))
             .or_else(|| starttls::parse(pair));
