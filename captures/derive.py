@@ -222,6 +222,40 @@ def mpls(labels, inner):
     return out + inner
 
 
+def outer_ipv6(nh, payload):
+    """An IPv6 packet between the tunnel endpoints 2001:db8:ffff::a and ::b."""
+    a = bytes.fromhex("20010db8ffff000000000000000000a0")
+    b = bytes.fromhex("20010db8ffff000000000000000000b0")
+    return struct.pack("!IHBB", 0x6000_0000, len(payload), nh, 64) + a + b + payload
+
+
+def gtpu(packet, seq):
+    """A GTP-U G-PDU (TEID 0x1234); every other packet with a sequence number
+    and a PDU session container extension header, as 5G user planes send."""
+    if seq % 2:
+        body = struct.pack("!HBB", seq & 0xFFFF, 0, 0x85) + bytes([1, 0x10, 0x01, 0x00]) + packet
+        return struct.pack("!BBHI", 0x36, 0xFF, len(body), 0x1234) + body
+    return struct.pack("!BBHI", 0x30, 0xFF, len(packet), 0x1234) + packet
+
+
+def pppoe(ip, v6):
+    """A PPPoE session frame's payload (session 0x0042) carrying an IP packet."""
+    proto = 0x0057 if v6 else 0x0021
+    return struct.pack("!BBHHH", 0x11, 0, 0x0042, len(ip) + 2, proto) + ip
+
+
+def capwap(frame, native):
+    """A CAPWAP data packet (HLEN 2 words, WBID 1): the 802.3 frame, or
+    (native) the same packet as an 802.11 QoS data frame to the DS with
+    LLC/SNAP, as a wireless LAN controller receives it from an access point."""
+    hdr = struct.pack("!BBBB", 0, 2 << 3, (1 << 1) | (1 if native else 0), 0) + b"\0" * 4
+    if not native:
+        return hdr + frame
+    _, et, net = eth_split(frame)
+    dot11 = bytes([0x88, 0x01, 0, 0]) + frame[6:12] + frame[0:6] + frame[0:6] + b"\0\0" + b"\0\0"
+    return hdr + dot11 + bytes([0xAA, 0xAA, 0x03, 0, 0, 0]) + struct.pack("!H", et) + net
+
+
 def tunnel(frame, kind, seq):
     """The frame as a mirror port in a tunnel delivers it (outer Ethernet included)."""
     hdr, et, net = eth_split(frame)
@@ -243,6 +277,18 @@ def tunnel(frame, kind, seq):
         return hdr[:12] + b"\x88\x47" + mpls([1001, 2002], net)
     if kind == "mpls-pw":
         return OUTER_ETH + b"\x88\x47" + mpls([3003, 4004], b"\x00\x00\x00\x00" + frame)
+    if kind == "gtpu":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(17, udp(2152, gtpu(net, seq)), seq)
+    if kind == "gtpu-ipv6":
+        return OUTER_ETH + b"\x86\xdd" + outer_ipv6(17, udp(2152, gtpu(net, seq)))
+    if kind == "pppoe-qinq":
+        # Service tag 100, customer tag 200, then the PPPoE session.
+        tags = struct.pack("!HHHH", 0x88A8, 100, 0x8100, 200)
+        return hdr[:12] + tags + b"\x88\x64" + pppoe(net, et == 0x86DD)
+    if kind == "capwap-8023":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(17, udp(5247, capwap(frame, False)), seq)
+    if kind == "capwap-80211":
+        return OUTER_ETH + b"\x08\x00" + outer_ipv4(17, udp(5247, capwap(frame, True)), seq)
     if kind == "nested":
         # VXLAN inside GRE inside MPLS: VXLAN's outer frame is itself tunnelled.
         inner = tunnel(frame, "vxlan", seq)
@@ -280,7 +326,7 @@ def main(d):
     # Mirror-port tunnels around the same frames (issue 5): the inner flows must
     # come out exactly as from the plain frames.
     for kind in ["vxlan", "vxlan-8472", "geneve", "gre-teb", "gre-ip", "erspan2", "erspan3", "mpls",
-                 "mpls-pw", "nested"]:
+                 "mpls-pw", "nested", "gtpu", "gtpu-ipv6", "pppoe-qinq", "capwap-8023", "capwap-80211"]:
         write_tunnelled(d / f"tunnel-{kind}.pcap", base, kind)
     # Passive DNS inside the tunnels: real dnsmasq answers and the handshakes
     # that follow them (make-dns-captures.sh), merged in time order.

@@ -270,7 +270,9 @@ fn link_layers_and_encapsulations_match_plain_ethernet() {
     }
 }
 
-/// Issue 5: mirror-port tunnels. The inner flows of every tunnel (and of a
+/// Issue 5: mirror-port tunnels, and issue 27's access-network ones (GTP-U
+/// over IPv4 and IPv6 with extension headers, PPPoE in QinQ, CAPWAP data with
+/// 802.3 and 802.11 frames). The inner flows of every tunnel (and of a
 /// tunnel whose outer packets were fragmented) are exactly the plain flows;
 /// the tunnel endpoints (198.51.100.1/2) never become hosts.
 #[test]
@@ -287,6 +289,11 @@ fn tunnels_match_plain_ethernet() {
         "tunnel-mpls-pw.pcap",
         "tunnel-nested.pcap",
         "tunnel-vxlan-fragmented.pcap",
+        "tunnel-gtpu.pcap",
+        "tunnel-gtpu-ipv6.pcap",
+        "tunnel-pppoe-qinq.pcap",
+        "tunnel-capwap-8023.pcap",
+        "tunnel-capwap-80211.pcap",
     ] {
         let got = by_port(events_all(variant));
         assert_eq!(strip(&got), strip(&plain), "{variant}");

@@ -79,6 +79,11 @@ fn decode_as(file: &std::path::Path) -> Vec<&'static str> {
         "tcp.port==40000-42999,tls"
     };
     let mut args = vec!["-d", servers];
+    if name.starts_with("tunnel-capwap") {
+        // The frame control field as RFC 5415 sends it (Wireshark swaps it
+        // by default, for older controllers).
+        args.extend(["-o", "capwap.swap_fc:FALSE"]);
+    }
     if name.starts_with("rdp-") {
         // Wireshark's TPKT/RDP dissector reads the X.224 negotiation but
         // does not hand the TLS after it on; as TLS from the first byte,
@@ -148,6 +153,8 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
             "tls.handshake.random",
             "-e",
             "tls.record.content_type",
+            "-e",
+            "frame.protocols",
         ])
         .output()
         .expect("run tshark");
@@ -169,15 +176,20 @@ fn tshark_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
             alert,
             random,
             ctypes,
+            protocols,
         ] = f[..]
         else {
             panic!("odd tshark line {line}");
         };
         // In a tunnel capture tshark lists every layer's address, outermost
-        // first; the flow is the innermost. The shipped tunnels are all IPv4
-        // outside, so an IPv6 address, when present, is the inner one.
-        let src = innermost(ip4s, ip6s);
-        let dst = innermost(ip4d, ip6d);
+        // first; the flow is the innermost, of the version of the last IP
+        // layer in the frame's protocol stack.
+        let inner_v4 = protocols.rsplit(':').find(|p| *p == "ip" || *p == "ipv6") == Some("ip");
+        let (src, dst) = if inner_v4 {
+            (innermost(ip4s, ""), innermost(ip4d, ""))
+        } else {
+            (innermost("", ip6s), innermost("", ip6d))
+        };
         let (sport, dport): (u64, u64) = (sport.parse().unwrap(), dport.parse().unwrap());
         let first_type = types.split(',').next().unwrap_or("");
         let versions: Vec<u16> = versions.split(',').filter_map(hex).collect();

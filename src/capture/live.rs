@@ -17,7 +17,7 @@ use pcap::{Active, Capture};
 use super::Frame;
 use super::fanout::FanoutGroup;
 use super::skip::KernelSkip;
-use crate::decode::TunnelPorts;
+use crate::decode::{TunnelPorts, access};
 use crate::error::SetupError;
 
 /// The default capture filter: every TCP packet (any port; TLS is found by
@@ -38,22 +38,27 @@ use crate::error::SetupError;
 /// packets of bulk transfers, and on a bulk mix leaving them there saves
 /// 12-22% of the sensor's CPU (scripts/live-rate.sh).
 pub fn default_bpf(ports: &TunnelPorts) -> String {
-    let udp_ports: Vec<String> = ports
+    let mut udp_ports: Vec<String> = ports
         .vxlan()
         .iter()
         .chain(ports.geneve())
+        .chain(&[access::GTPU_PORT])
         .map(|p| format!("udp dst port {p}"))
         .collect();
+    udp_ports.push(format!("udp port {}", access::CAPWAP_DATA_PORT));
     let tunnels = format!(
         "udp src port 53 or {} or ip proto 47 or ip proto 4 or ip proto 41 or ip6 proto 47 or ip6 proto 4 \
          or ip6 proto 41 or (ip proto 17 and ip[6:2] & 0x1fff != 0)",
         udp_ports.join(" or ")
     );
+    // PPPoE sessions by their ethertype (libpcap's `pppoes` shifts the
+    // offsets of everything after it, so it cannot sit beside the rest).
+    let pppoe = format!("ether proto {:#06x}", access::ETHERTYPE_PPPOE_SESSION);
     format!(
         "(tcp and not ({BARE_ACK_V4}) and not ({BARE_ACK_V6})) or {tunnels} or ether proto 0x8847 or ether proto 0x8848 \
-         or (ip6 and not ip6[6] == 6 and not ip6[6] == 17 and not ip6[6] == 58) \
-         or (vlan and (tcp or {tunnels} or (ip6 and ip6[6] == 44) \
-         or (vlan and (tcp or {tunnels} or (ip6 and ip6[6] == 44)))))"
+         or {pppoe} or (ip6 and not ip6[6] == 6 and not ip6[6] == 17 and not ip6[6] == 58) \
+         or (vlan and (tcp or {tunnels} or {pppoe} or (ip6 and ip6[6] == 44) \
+         or (vlan and (tcp or {tunnels} or {pppoe} or (ip6 and ip6[6] == 44)))))"
     )
 }
 
@@ -433,6 +438,11 @@ mod tests {
             "tunnel-mpls.pcap",
             "tunnel-mpls-pw.pcap",
             "tunnel-nested.pcap",
+            "tunnel-gtpu.pcap",
+            "tunnel-gtpu-ipv6.pcap",
+            "tunnel-pppoe-qinq.pcap",
+            "tunnel-capwap-8023.pcap",
+            "tunnel-capwap-80211.pcap",
             "dns-cname-custom-domain.pcap",
             "dns-privatelink-nosni.pcap",
             "dns-tcp-nosni.pcap",

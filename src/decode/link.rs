@@ -1,4 +1,5 @@
-//! Link layers: Ethernet (with 802.1Q/802.1ad tags, QinQ), Linux cooked capture
+//! Link layers: Ethernet (with 802.1Q/802.1ad tags, QinQ, and PPPoE sessions
+//! behind them), Linux cooked capture
 //! v1 and v2, raw IP, and BSD loopback (DLT_NULL / DLT_LOOP).
 //!
 //! Input: a pcap link type and a frame. Output: the network-layer bytes and which
@@ -110,6 +111,7 @@ fn by_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Network<'_>, Deco
             ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
                 return Ok(Network::Mpls(data));
             }
+            super::access::ETHERTYPE_PPPOE_SESSION => return super::access::parse_pppoe(data),
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD1 | ETHERTYPE_QINQ_OLD2 => {
                 tags += 1;
                 if tags > MAX_VLAN_TAGS {

@@ -6,6 +6,7 @@
 //! reason. Invariant: every length field is checked against the captured bytes;
 //! no path panics; nothing is allocated.
 
+pub mod access;
 pub mod frag;
 pub mod ip;
 pub mod l4;
@@ -39,6 +40,9 @@ pub enum Layer {
     Mpls,
     /// The nesting of tunnels as a whole.
     Tunnel,
+    Pppoe,
+    Gtp,
+    Capwap,
 }
 
 /// Why a frame could not be decoded.
@@ -99,6 +103,13 @@ impl DecodeError {
             (Mpls, TooDeep) => 25,            // mpls_too_deep
             (Mpls, _) => 26,                  // mpls_bad_header
             (Tunnel, _) => 27,                // tunnel_too_deep
+            (Pppoe, Truncated) => 28,         // pppoe_truncated
+            (Pppoe, _) => 29,                 // pppoe_bad_header
+            (Gtp, Truncated) => 30,           // gtp_truncated
+            (Gtp, TooDeep) => 31,             // gtp_too_deep
+            (Gtp, _) => 32,                   // gtp_bad_header
+            (Capwap, Truncated) => 33,        // capwap_truncated
+            (Capwap, _) => 34,                // capwap_bad_header
         }
     }
 
@@ -108,7 +119,7 @@ impl DecodeError {
     }
 
     /// Every label value, so the counter's series exist from the start.
-    pub const LABELS: [&'static str; 28] = [
+    pub const LABELS: [&'static str; 35] = [
         "link_truncated",
         "link_bad_header",
         "link_too_deep",
@@ -137,6 +148,13 @@ impl DecodeError {
         "mpls_too_deep",
         "mpls_bad_header",
         "tunnel_too_deep",
+        "pppoe_truncated",
+        "pppoe_bad_header",
+        "gtp_truncated",
+        "gtp_too_deep",
+        "gtp_bad_header",
+        "capwap_truncated",
+        "capwap_bad_header",
     ];
 }
 
@@ -165,7 +183,7 @@ pub fn decode_frame(linktype: i32, data: &[u8]) -> Result<Decoded<'_>, DecodeErr
 }
 
 /// Decodes one frame, unwrapping tunnels (VXLAN/Geneve on `ports`, GRE,
-/// ERSPAN, MPLS, IP-in-IP) up to [`MAX_TUNNEL_DEPTH`] layers: the result is
+/// ERSPAN, MPLS, IP-in-IP, GTP-U, CAPWAP data, PPPoE sessions) up to [`MAX_TUNNEL_DEPTH`] layers: the result is
 /// about the innermost packet; tunnel endpoints never appear in it.
 pub fn decode_frame_with<'a>(
     linktype: i32,

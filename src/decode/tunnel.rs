@@ -14,7 +14,7 @@ use super::link::{
     self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MULTICAST,
     LINKTYPE_ETHERNET, Network,
 };
-use super::{DecodeError, ErrorKind, Layer};
+use super::{DecodeError, ErrorKind, Layer, access};
 
 pub const PROTO_IPIP: u8 = 4;
 pub const PROTO_IPV6: u8 = 41;
@@ -108,7 +108,8 @@ fn ethernet(data: &[u8]) -> Result<Network<'_>, DecodeError> {
 }
 
 /// A UDP datagram: the inner layer when its destination port is a VXLAN or
-/// Geneve port, else `Other`.
+/// Geneve port, GTP-U's (2152), or CAPWAP data's (5247, either way), else
+/// `Other`.
 pub fn parse_udp<'a>(data: &'a [u8], ports: &TunnelPorts) -> Result<Udp<'a>, DecodeError> {
     let src = be16(data, 0, Layer::Udp)?;
     let dst = be16(data, 2, Layer::Udp)?;
@@ -128,6 +129,10 @@ pub fn parse_udp<'a>(data: &'a [u8], ports: &TunnelPorts) -> Result<Udp<'a>, Dec
         Udp::Tunnel(parse_vxlan(payload)?)
     } else if ports.geneve().contains(&dst) {
         Udp::Tunnel(parse_geneve(payload)?)
+    } else if dst == access::GTPU_PORT {
+        Udp::Tunnel(access::parse_gtpu(payload)?)
+    } else if dst == access::CAPWAP_DATA_PORT || src == access::CAPWAP_DATA_PORT {
+        Udp::Tunnel(access::parse_capwap(payload)?)
     } else if src == DNS_PORT {
         Udp::Dns(payload)
     } else if let Some(kind) = NamePort::of(src, dst) {

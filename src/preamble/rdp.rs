@@ -68,7 +68,10 @@ fn rdp_request(var: &[u8]) -> bool {
         let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
             return false;
         };
-        if !rest[..end].iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        if !rest[..end]
+            .iter()
+            .all(|b| b.is_ascii_graphic() || *b == b' ')
+        {
             return false;
         }
         rest = &rest[end + 2..];
@@ -152,11 +155,17 @@ mod tests {
             // Until the CR and the first two bytes of TLS after it.
             for cut in 1..cr.len() + 2 {
                 let v = parse((&c[..cut], &cc));
-                assert!(matches!(v, Some(Verdict::NeedMore { .. })), "cut {cut}: {v:?}");
+                assert!(
+                    matches!(v, Some(Verdict::NeedMore { .. })),
+                    "cut {cut}: {v:?}"
+                );
             }
             for cut in 0..cc.len() {
                 let v = parse((&c, &cc[..cut]));
-                assert!(matches!(v, Some(Verdict::NeedMore { .. })), "cut {cut}: {v:?}");
+                assert!(
+                    matches!(v, Some(Verdict::NeedMore { .. })),
+                    "cut {cut}: {v:?}"
+                );
             }
         }
     }
@@ -174,7 +183,10 @@ mod tests {
         }
         // An old client: no negotiation request at all.
         let old = packet(CR, b"Cookie: mstshash=a\r\n");
-        assert_eq!(parse((&old, &packet(CC, &[]))), Some(Verdict::NoTls(Kind::Rdp)));
+        assert_eq!(
+            parse((&old, &packet(CC, &[]))),
+            Some(Verdict::NoTls(Kind::Rdp))
+        );
     }
 
     #[test]
@@ -186,7 +198,10 @@ mod tests {
         assert_eq!(parse((b"GET / HTTP/1.1\r\n", b"")), None);
         assert_eq!(parse((b"\x16\x03\x01", b"")), None);
         // A TPKT start waits; a Data TPDU is not a Connection Request.
-        assert!(matches!(parse((b"\x03\x00", b"")), Some(Verdict::NeedMore { .. })));
+        assert!(matches!(
+            parse((b"\x03\x00", b"")),
+            Some(Verdict::NeedMore { .. })
+        ));
         assert_eq!(parse((&packet(0xf0, &[]), b"")), None);
     }
 }
