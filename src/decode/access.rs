@@ -124,7 +124,7 @@ pub fn parse_capwap(data: &[u8]) -> Result<Network<'_>, DecodeError> {
         return Err(err(Layer::Capwap, ErrorKind::BadHeader));
     }
     let hlen = usize::from(h[1] >> 3) * 4;
-    let wbid = ((h[2] >> 1) & 0x1f) as u8;
+    let wbid = (h[2] >> 1) & 0x1f;
     let t = h[2] & 0x01 != 0;
     let f = h[3] & 0x80 != 0;
     let k = h[3] & 0x08 != 0;
