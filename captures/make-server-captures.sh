@@ -461,7 +461,62 @@ scenario_xrdp() {
   done_capture
 }
 
+# ---- OpenVPN over TCP: the TLS handshake inside the control channel
+# (point-to-point TLS mode, no tunnel device: `--dev null`).
+openvpn_pki() {
+  local d=$work/ovpn
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=census-ca" \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  local who
+  for who in server client; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$who" -keyout "$d/$who.key" \
+      -out "$d/$who.csr" 2>/dev/null
+    printf 'extendedKeyUsage = %s\n' "$([ $who = server ] && echo serverAuth || echo clientAuth)" \
+      >"$d/$who.ext"
+    openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$d/$who.ext" -out "$d/$who.pem" 2>/dev/null
+  done
+  openvpn --genkey secret "$d/ta.key" >/dev/null 2>&1
+}
+
+# ovpn_session INDEX "server options" "client options": one server, one
+# client connection, the handshake, then both stop.
+ovpn_session() {
+  local i=$1 sopts=$2 copts=$3 d=$work/ovpn
+  # shellcheck disable=SC2086
+  ip netns exec "$srv" openvpn --dev null --proto tcp-server --local "$SERVER" --port 1194 \
+    --tls-server --ca "$d/ca.pem" --cert "$d/server.pem" --key "$d/server.key" --dh none \
+    --tls-cipher "DEFAULT:@SECLEVEL=0" --verb 0 $sopts >/dev/null 2>&1 &
+  local spid=$!
+  sleep 1
+  # shellcheck disable=SC2086
+  timeout 6 ip netns exec "${nsp}h$i" openvpn --dev null --proto tcp-client --remote "$SERVER" 1194 \
+    --tls-client --ca "$d/ca.pem" --cert "$d/client.pem" --key "$d/client.key" \
+    --tls-cipher "DEFAULT:@SECLEVEL=0" --connect-retry-max 1 --verb 0 $copts >/dev/null 2>&1 || true
+  kill "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+}
+
+scenario_openvpn() {
+  openvpn_pki
+  local d=$work/ovpn
+  capture openvpn-tcp
+  # TLS 1.0: the client's highest version, the server allowing it.
+  ovpn_session 1 "--tls-version-min 1.0" "--tls-version-max 1.0"
+  ovpn_session 2 "" ""
+  # tls-auth: an HMAC on every control packet (SHA256, and the default SHA1).
+  ovpn_session 3 "--tls-auth $d/ta.key 0 --auth SHA256" "--tls-auth $d/ta.key 1 --auth SHA256"
+  ovpn_session 4 "--tls-auth $d/ta.key 0 --tls-version-min 1.0" \
+    "--tls-auth $d/ta.key 1 --tls-version-max 1.0"
+  # tls-crypt: the control channel encrypted: the TLS inside is hidden.
+  ovpn_session 1 "--tls-crypt $d/ta.key" "--tls-crypt $d/ta.key"
+  # The server refuses TLS below 1.2.
+  ovpn_session 2 "--tls-version-min 1.2" "--tls-version-max 1.1"
+  done_capture
+}
+
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(postfix dovecot vsftpd prosody slapd xrdp)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(postfix dovecot vsftpd prosody slapd xrdp openvpn)
 for s in "${scenarios[@]}"; do "scenario_$s"; done
 cp "$work"/*.pcap "$here/" 2>/dev/null || true

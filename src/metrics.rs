@@ -505,7 +505,7 @@ impl Metrics {
         let preambles = counter_vec(
             &r,
             "tlscensus_preambles_total",
-            "Flows that did not open with TLS and began with a known preamble (HTTP CONNECT, SOCKS, PROXY protocol, STARTTLS, database SSL requests), by kind and result: tls (TLS followed), no_tls (refused, or went on in clear text), gave_up (too long or broken), incomplete (the flow ended first).",
+            "Flows that did not open with TLS and began with a known preamble (HTTP CONNECT, SOCKS, PROXY protocol, STARTTLS, database SSL requests, RDP, OpenVPN), by kind and result: tls (TLS followed), no_tls (refused, or went on in clear text), gave_up (too long or broken), incomplete (the flow ended first), hidden (TLS encrypted by its wrapper: OpenVPN tls-crypt).",
             &["preamble", "result"],
         )?;
         let anomalies = counter_vec(

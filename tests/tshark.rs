@@ -310,6 +310,17 @@ fn tshark_agrees_on_every_capture_it_can_decode() {
         }
         let theirs = tshark_facts(&path);
         let mut ours = our_facts(&path);
+        if name == "openvpn-tcp.pcap" {
+            // Wireshark's OpenVPN dissector guesses a tls-auth HMAC of 20
+            // bytes only (host 3 uses SHA256: 32), and does not follow the
+            // control channel of the connection the server drops after the
+            // client's hello (host 2, port 33094): two flows tshark cannot
+            // decode by default.
+            let missed = |k: &Key| k.0 == "192.0.2.13" || (k.0 == "192.0.2.12" && k.1 == 33094);
+            let before = ours.len();
+            ours.retain(|k, _| !missed(k));
+            assert_eq!(before - ours.len(), 2, "{name}: the flows tshark misses");
+        }
         if name == "starttls-vsftpd.pcap" {
             // curl asks `AUTH SSL` (host 1), which Wireshark's FTP dissector
             // does not follow to TLS (it knows `AUTH TLS`): three flows

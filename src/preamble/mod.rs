@@ -1,6 +1,7 @@
 //! What precedes TLS in a stream: explicit proxies (HTTP CONNECT, SOCKS),
 //! the PROXY protocol of load balancers, STARTTLS upgrades (SMTP, IMAP, POP3,
-//! FTP, NNTP, ManageSieve, LDAP, XMPP), Remote Desktop's X.224 negotiation and database wrappers (PostgreSQL, MySQL/MariaDB,
+//! FTP, NNTP, ManageSieve, LDAP, XMPP), Remote Desktop's X.224 negotiation,
+//! OpenVPN's control channel over TCP and database wrappers (PostgreSQL, MySQL/MariaDB,
 //! and TDS, whose handshake travels framed in TDS packets: [`Framing`]).
 //!
 //! Input: both directions' stream starts of a flow that does not open with
@@ -19,6 +20,7 @@
 pub mod database;
 pub mod http;
 pub mod ldap;
+pub mod openvpn;
 pub mod proxy_protocol;
 pub mod rdp;
 pub mod socks;
@@ -56,10 +58,11 @@ pub enum Kind {
     Nntp,
     Managesieve,
     Rdp,
+    Openvpn,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::None,
         Kind::HttpConnect,
         Kind::Socks,
@@ -76,6 +79,7 @@ impl Kind {
         Kind::Nntp,
         Kind::Managesieve,
         Kind::Rdp,
+        Kind::Openvpn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Kind {
             Kind::Nntp => "nntp",
             Kind::Managesieve => "managesieve",
             Kind::Rdp => "rdp",
+            Kind::Openvpn => "openvpn",
         }
     }
 
@@ -122,14 +127,18 @@ pub enum PreambleResult {
     GaveUp,
     /// The flow ended (or was evicted) before the preamble was decided.
     Incomplete,
+    /// TLS inside a wrapper that encrypts it (OpenVPN's tls-crypt): there,
+    /// but not readable.
+    Hidden,
 }
 
 impl PreambleResult {
-    pub const ALL: [PreambleResult; 4] = [
+    pub const ALL: [PreambleResult; 5] = [
         PreambleResult::Tls,
         PreambleResult::NoTls,
         PreambleResult::GaveUp,
         PreambleResult::Incomplete,
+        PreambleResult::Hidden,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +147,7 @@ impl PreambleResult {
             PreambleResult::NoTls => "no_tls",
             PreambleResult::GaveUp => "gave_up",
             PreambleResult::Incomplete => "incomplete",
+            PreambleResult::Hidden => "hidden",
         }
     }
 }
@@ -150,6 +160,9 @@ pub enum Framing {
     None,
     /// The handshake inside TDS PRELOGIN packets ([`tds::unwrap`]).
     Tds,
+    /// The handshake inside OpenVPN control packets whose `tls-auth` HMAC
+    /// is `hmac` bytes long, 0 without one ([`openvpn::unwrap`]).
+    OpenVpn { hmac: u8 },
 }
 
 /// TLS after a preamble: where it starts in each direction, and what the
@@ -203,6 +216,8 @@ pub enum Verdict {
     /// Nothing decided within [`MAX_PREAMBLE`] bytes, or the preamble broke
     /// its protocol's rules.
     GaveUp(Kind),
+    /// TLS follows, encrypted by the wrapper (OpenVPN's tls-crypt).
+    Hidden(Kind),
 }
 
 /// One parser's view: the client's and the server's stream starts.
@@ -219,6 +234,7 @@ pub fn parse(streams: [&[u8]; 2]) -> Verdict {
             .or_else(|| database::parse(pair))
             .or_else(|| tds::parse(pair))
             .or_else(|| rdp::parse(pair))
+            .or_else(|| openvpn::parse(pair))
             .or_else(|| ldap::parse(pair))
             .or_else(|| xmpp::parse(pair))
             .or_else(|| starttls::parse(pair));

@@ -25,7 +25,7 @@ use super::version::Version;
 use crate::flow::key::{Direction, FlowKey};
 use crate::flow::session::{Session, StreamEvent};
 use crate::flow::{FlowTable, TableLimits};
-use crate::preamble::{self, Framing, Kind, Preamble, PreambleResult, Verdict, tds};
+use crate::preamble::{self, Framing, Kind, Preamble, PreambleResult, Verdict, openvpn, tds};
 
 /// A flow table of TLS sessions.
 pub type TlsTable = FlowTable<TlsSession>;
@@ -420,14 +420,18 @@ impl TlsSession {
     /// the table's own buffer (no per-flow copy; what the reader has read
     /// stays a prefix of it as the stream grows).
     fn read_direction(&mut self, ctx: &mut TlsCtx, ev: StreamEvent<'_>) {
-        let tds_at = match &self.pre {
-            Pre::Tls(p) if p.framing == Framing::Tds => p.tls_at[ev.d],
+        let (framing, at) = match &self.pre {
+            Pre::Tls(p) if p.framing != Framing::None => (p.framing, p.tls_at[ev.d]),
             _ => return self.read_view(ctx, ev),
         };
         let mut unwrapped = std::mem::take(&mut ctx.unwrapped);
         unwrapped.clear();
-        let raw = ev.streams[ev.d].bytes;
-        tds::unwrap(raw.get(tds_at..).unwrap_or(&[]), &mut unwrapped);
+        let framed = ev.streams[ev.d].bytes.get(at..).unwrap_or(&[]);
+        match framing {
+            Framing::None => {}
+            Framing::Tds => tds::unwrap(framed, &mut unwrapped),
+            Framing::OpenVpn { hmac } => openvpn::unwrap(framed, hmac, &mut unwrapped),
+        }
         let mut streams = ev.streams;
         streams[ev.d].bytes = &unwrapped;
         self.read_view(ctx, StreamEvent { streams, ..ev });
@@ -518,7 +522,7 @@ impl TlsSession {
                 // Framed TLS is read from the start of its unwrapped bytes.
                 let at = |d: usize| match p.framing {
                     Framing::None => p.tls_at[d],
-                    Framing::Tds => 0,
+                    Framing::Tds | Framing::OpenVpn { .. } => 0,
                 };
                 self.readers = [
                     OpeningReader::starting_at(at(0)),
@@ -527,9 +531,10 @@ impl TlsSession {
                 self.pre = Pre::Tls(Box::new(p));
                 PreStep::ReadBoth
             }
-            verdict @ (Verdict::NoTls(kind) | Verdict::GaveUp(kind)) => {
+            verdict @ (Verdict::NoTls(kind) | Verdict::GaveUp(kind) | Verdict::Hidden(kind)) => {
                 let result = match verdict {
                     Verdict::GaveUp(_) => PreambleResult::GaveUp,
+                    Verdict::Hidden(_) => PreambleResult::Hidden,
                     _ => PreambleResult::NoTls,
                 };
                 ctx.stats.count_preamble(kind, result);
