@@ -318,6 +318,59 @@ fn regression_12_server_banner_before_hello() {
     has(&m, "tlscensus_non_tls_flows_total 1");
 }
 
+/// regression_27: TLS after an opening no parser knows. A server banner
+/// (NoMachine's `NXSH-`), the client's hello, the server's answer after its
+/// banner: negotiated, preamble `unknown`. An exchange of lines then TLS in
+/// both directions (Gnutella's `Upgrade: TLS/1.0`) likewise; and a hello
+/// nobody answers after such an exchange is not claimed.
+#[test]
+fn regression_27_tls_after_unknown_openings() {
+    let hello = || client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let frames = Conn::new(client(6), 30010, SERVER).frames(
+        1_000_000_000,
+        &[
+            (false, b"NXSH-1.0.0\n".to_vec()),
+            (true, hello()),
+            (false, server_hello(0x0301, None)),
+        ],
+        true,
+    );
+    let ev = crafted_events(&frames);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.0"));
+    assert_eq!(ev[0]["preamble"], json!("unknown"));
+    let upgrade = |answer: Vec<u8>| {
+        Conn::new(client(6), 30011, SERVER).frames(
+            1_000_000_000,
+            &[
+                (
+                    true,
+                    b"GNUTELLA CONNECT/0.6\r\nUpgrade: TLS/1.0\r\n\r\n".to_vec(),
+                ),
+                (
+                    false,
+                    b"GNUTELLA/0.6 101 Protocol Switch\r\nUpgrade: TLS/1.0\r\n\r\n".to_vec(),
+                ),
+                (true, hello()),
+                (false, answer),
+            ],
+            true,
+        )
+    };
+    let ev = crafted_events(&upgrade(server_hello(0x0302, None)));
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.1"));
+    assert_eq!(ev[0]["preamble"], json!("unknown"));
+    let m = crafted_metrics(&upgrade(server_hello(0x0302, None)), &["--all"]);
+    has(
+        &m,
+        r#"tlscensus_preambles_total{preamble="unknown",result="tls"} 1"#,
+    );
+    // No answer after the exchange: nothing claimed, a non-TLS flow.
+    let ev = crafted_events(&upgrade(b"GNUTELLA/0.6 200 OK\r\n".to_vec()));
+    assert!(ev.is_empty(), "{ev:?}");
+}
+
 /// Item 14: a pcapng whose interfaces have different snapshot lengths
 /// (npcap, `mergecap -I none`) is read whole.
 #[test]

@@ -1,7 +1,8 @@
 //! What precedes TLS in a stream: explicit proxies (HTTP CONNECT, SOCKS),
 //! the PROXY protocol of load balancers, STARTTLS upgrades (SMTP, IMAP, POP3,
 //! FTP, NNTP, ManageSieve, LDAP, XMPP), Remote Desktop's X.224 negotiation,
-//! OpenVPN's control channel over TCP and database wrappers (PostgreSQL, MySQL/MariaDB,
+//! OpenVPN's control channel over TCP, and TLS after an opening none of them
+//! knows and database wrappers (PostgreSQL, MySQL/MariaDB,
 //! and TDS, whose handshake travels framed in TDS packets: [`Framing`]).
 //!
 //! Input: both directions' stream starts of a flow that does not open with
@@ -26,6 +27,7 @@ pub mod rdp;
 pub mod socks;
 pub mod starttls;
 pub mod tds;
+pub mod unknown;
 pub mod xmpp;
 
 use std::net::SocketAddr;
@@ -59,10 +61,12 @@ pub enum Kind {
     Managesieve,
     Rdp,
     Openvpn,
+    /// An opening no parser knows, then TLS ([`unknown`]).
+    Unknown,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::None,
         Kind::HttpConnect,
         Kind::Socks,
@@ -80,6 +84,7 @@ impl Kind {
         Kind::Managesieve,
         Kind::Rdp,
         Kind::Openvpn,
+        Kind::Unknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +106,7 @@ impl Kind {
             Kind::Managesieve => "managesieve",
             Kind::Rdp => "rdp",
             Kind::Openvpn => "openvpn",
+            Kind::Unknown => "unknown",
         }
     }
 
@@ -245,6 +251,13 @@ pub fn parse(streams: [&[u8]; 2]) -> Verdict {
     Verdict::Absent
 }
 
+/// Looks for TLS after an opening no parser knows ([`unknown`]) in a flow
+/// whose client is direction `client` (known from its SYN).
+pub fn search_unknown(streams: [&[u8]; 2], client: usize) -> Verdict {
+    let v = unknown::search((streams[client], streams[1 - client]));
+    place(v, client, streams)
+}
+
 /// Puts a parser's verdict (offsets in client, server order) in direction
 /// order, and gives up on a preamble that went on too long.
 fn place(v: Verdict, client: usize, streams: [&[u8]; 2]) -> Verdict {
@@ -297,6 +310,12 @@ pub(crate) fn tls(kind: Kind, client_at: usize, server_at: usize) -> Preamble {
         authority: None,
         proxied_src: None,
     }
+}
+
+/// A [`Preamble`] of `kind` with TLS from the start of both directions
+/// (the caller sets the offsets and the client).
+pub fn tls_at_start(kind: Kind) -> Preamble {
+    tls(kind, 0, 0)
 }
 
 /// Whether the bytes after a preamble open a TLS record or an SSLv2 hello:

@@ -364,7 +364,10 @@ impl Session for TlsSession {
         if self.cert_pending() {
             ctx.stats.certificates.failed += 1;
         }
-        if let Pre::Pending { kind, refused } = self.pre {
+        let hello_read = self.status.iter().any(|s| matches!(s, DirStatus::Hello(_)));
+        if let Pre::Pending { kind, refused } = self.pre
+            && !(kind == Kind::Unknown && hello_read)
+        {
             // A refusal the client never followed up is the end of it.
             let result = if refused {
                 PreambleResult::NoTls
@@ -372,7 +375,9 @@ impl Session for TlsSession {
                 PreambleResult::Incomplete
             };
             ctx.stats.count_preamble(kind, result);
-            if refused {
+            // A refusal, or an opening no parser knows that showed no TLS
+            // before the flow ended: not TLS.
+            if refused || kind == Kind::Unknown {
                 ctx.stats.non_tls += 1;
             }
             self.pre = Pre::Ended;
@@ -507,14 +512,54 @@ impl TlsSession {
         if matches!(self.pre, Pre::Ended) {
             return PreStep::Wait;
         }
-        match preamble::parse([ev.streams[0].bytes, ev.streams[1].bytes]) {
+        let streams = [ev.streams[0].bytes, ev.streams[1].bytes];
+        if let (
+            Pre::Pending {
+                kind: Kind::Unknown,
+                ..
+            },
+            Some(server),
+        ) = (&self.pre, self.server)
+            && matches!(self.status[1 - server], DirStatus::Hello(_))
+        {
+            return self.answer_after_banner(ctx, ev, server);
+        }
+        let mut verdict = preamble::parse(streams);
+        // No parser knows the opening: look for TLS a little further in,
+        // where the SYN told which side is the client (never mid-flow).
+        if verdict == Verdict::Absent
+            && let Some(server) = self.server
+            && ev.streams[1 - server].syn_seen
+            && !(streams[1 - server]
+                .first()
+                .is_some_and(|&b| opens_like_tls(b))
+                && streams[server].first().is_none_or(|&b| opens_like_tls(b)))
+        {
+            verdict = preamble::search_unknown(streams, 1 - server);
+            if verdict == Verdict::Absent {
+                // The search ran and found no TLS.
+                ctx.stats
+                    .count_preamble(Kind::Unknown, PreambleResult::NoTls);
+            }
+        }
+        match verdict {
             Verdict::Absent => {
                 self.pre = Pre::Absent;
-                PreStep::Read
+                PreStep::ReadBoth
             }
             Verdict::NeedMore { kind, refused } => {
                 self.pre = Pre::Pending { kind, refused };
-                PreStep::Wait
+                // A client that opens with TLS after the server's banner:
+                // its hello is read (and reported even if no answer comes)
+                // while the server's answer is looked for after the banner.
+                let client_tls = self.server.is_some_and(|s| {
+                    ev.d == 1 - s && streams[ev.d].first().is_some_and(|&b| opens_like_tls(b))
+                });
+                if kind == Kind::Unknown && client_tls {
+                    PreStep::Read
+                } else {
+                    PreStep::Wait
+                }
             }
             Verdict::Tls(p) => {
                 ctx.stats.count_preamble(p.kind, PreambleResult::Tls);
@@ -541,6 +586,43 @@ impl TlsSession {
                 self.pre = Pre::Ended;
                 self.status = [DirStatus::NotTls, DirStatus::NotTls];
                 PreStep::Wait
+            }
+        }
+    }
+
+    /// The client opened with TLS after the server's banner and its hello
+    /// is read (its bytes may be released): the server's answer is looked
+    /// for after the banner, in the server's segments only.
+    fn answer_after_banner(
+        &mut self,
+        ctx: &mut TlsCtx,
+        ev: StreamEvent<'_>,
+        server: usize,
+    ) -> PreStep {
+        if ev.d != server {
+            return PreStep::Wait;
+        }
+        match preamble::unknown::answer(ev.streams[server].bytes) {
+            Ok(at) => {
+                ctx.stats.count_preamble(Kind::Unknown, PreambleResult::Tls);
+                let mut tls_at = [0, 0];
+                tls_at[server] = at;
+                self.readers[server] = OpeningReader::starting_at(at);
+                self.pre = Pre::Tls(Box::new(Preamble {
+                    client: 1 - server,
+                    tls_at,
+                    ..preamble::tls_at_start(Kind::Unknown)
+                }));
+                PreStep::Read
+            }
+            Err(true) => PreStep::Wait,
+            Err(false) => {
+                // No answer within the window: the banner and what follows
+                // are the server's, not TLS.
+                ctx.stats
+                    .count_preamble(Kind::Unknown, PreambleResult::NoTls);
+                self.pre = Pre::Absent;
+                PreStep::Read
             }
         }
     }
