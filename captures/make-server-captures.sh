@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Makes the real-server STARTTLS captures: servers from the Debian archive
-# (postfix, dovecot, vsftpd, prosody, slapd) in the server
+# (postfix, dovecot, vsftpd, prosody, slapd, INN's nnrpd) in the server
 # namespace (192.0.2.1), each configured once with TLS 1.0/1.1 allowed and
 # once with them refused, and real clients in the host namespaces (curl,
-# Python's smtplib/imaplib/poplib/ftplib, `openssl s_client
+# Python's smtplib/imaplib/poplib/ftplib/nntplib, `openssl s_client
 # -starttls`, swaks, ldapsearch -ZZ), speaking the whole conversation real
 # software speaks: capabilities, EHLO, FEAT, CAPA, AUTH probes, ID, refused
 # upgrades and fallbacks. tcpdump on the bridge; nothing leaves the
@@ -11,7 +11,7 @@
 #
 # Needs root and Debian packages tcpdump openssl curl python3 postfix
 # dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-lmtpd vsftpd
-# prosody slapd ldap-utils swaks.
+# prosody slapd ldap-utils inn2 swaks xrdp freerdp2-x11 xvfb openvpn.
 # Usage: sudo captures/make-server-captures.sh [SCENARIO...]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -516,7 +516,85 @@ scenario_openvpn() {
   done_capture
 }
 
+# ---- INN's nnrpd: an NNTP reader with STARTTLS (RFC 4642), over an empty
+# spool (an active file, a history database, a tradindexed overview).
+start_nnrpd() { # tlsprotocols
+  local d=$work/inn c
+  rm -rf "$d"
+  mkdir -p "$d/spool/overview" "$d/spool/articles" "$d/db" "$d/run" "$d/etc"
+  cp -r /etc/news/. "$d/etc/"
+  c=$d/etc/inn.conf
+  sed -i -e "s|^pathhost:.*|pathhost: news.test.example|" -e "s|^pathdb:.*|pathdb: $d/db|" \
+    -e "s|^patharticles:.*|patharticles: $d/spool/articles|" -e "s|^pathrun:.*|pathrun: $d/run|" \
+    -e "s|^pathoverview:.*|pathoverview: $d/spool/overview|" -e "s|^pathspool:.*|pathspool: $d/spool|" \
+    -e "s|^pathetc:.*|pathetc: $d/etc|" "$c"
+  cp "$CERT" "$d/cert.pem"
+  cp "$KEY" "$d/key.pem"
+  chmod 600 "$d/key.pem"
+  cat >>"$c" <<EOF
+domain: test.example
+tlscertfile: $d/cert.pem
+tlskeyfile: $d/key.pem
+tlsprotocols: [ $1 ]
+tlsciphers: "DEFAULT:@SECLEVEL=0"
+EOF
+  cat >"$d/etc/readers.conf" <<'EOF'
+auth "all" {
+  hosts: "*"
+  default: "<all>"
+}
+access "all" {
+  users: "*"
+  newsgroups: "*"
+}
+EOF
+  printf 'control 0000000000 0000000001 n\njunk 0000000000 0000000001 n\nlocal.test 0000000000 0000000001 y\n' \
+    >"$d/db/active"
+  touch "$d/db/newsgroups" "$d/db/history"
+  chown -R news "$d"
+  install -d -o news /run/news
+  INNCONF=$c su news -s /bin/sh -c "/usr/lib/news/bin/makedbz -i -o" >/dev/null 2>&1
+  INNCONF=$c su news -s /bin/sh -c "/usr/lib/news/bin/tdx-util -A" >/dev/null 2>&1 || true
+  ip netns exec "$srv" env INNCONF="$c" /usr/lib/news/bin/nnrpd -D -f -b "$SERVER" -p 119 \
+    >/dev/null 2>&1 &
+  nntp_pid=$!
+  sleep 1
+}
+stop_nnrpd() { kill "$nntp_pid" 2>/dev/null || true; wait "$nntp_pid" 2>/dev/null || true; }
+
+nntp_clients() { # old|modern
+  local sc=()
+  if [ "$1" = old ]; then sc=("${SC_OLD[@]}"); fi
+  # Python nntplib: CAPABILITIES, STARTTLS, CAPABILITIES again.
+  py 1 "$1" <<'PY'
+import nntplib, sys, ctx
+n = nntplib.NNTP(sys.argv[1], 119, readermode=False, timeout=5)
+n.starttls(context=ctx.ctx(old=sys.argv[2] == "old"))
+n.quit()
+PY
+  client 2 openssl s_client -starttls nntp -connect "$SERVER:119" "${sc[@]}"
+  # A reader that stays in clear text.
+  py 3 <<'PY'
+import nntplib, sys
+n = nntplib.NNTP(sys.argv[1], 119, readermode=True, timeout=5)
+n.group("local.test")
+n.quit()
+PY
+}
+
+scenario_inn() {
+  capture starttls-inn
+  start_nnrpd "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"
+  nntp_clients old
+  stop_nnrpd
+  start_nnrpd "TLSv1.2 TLSv1.3"
+  nntp_clients old
+  nntp_clients modern
+  stop_nnrpd
+  done_capture
+}
+
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(postfix dovecot vsftpd prosody slapd xrdp openvpn)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(postfix dovecot vsftpd prosody slapd inn xrdp openvpn)
 for s in "${scenarios[@]}"; do "scenario_$s"; done
 cp "$work"/*.pcap "$here/" 2>/dev/null || true

@@ -43,7 +43,10 @@ fn need() -> Verdict {
 /// `Err(true)` while it is not whole, `Err(false)` when it cannot be one.
 fn packet(b: &[u8]) -> Result<(u8, u8, &[u8]), bool> {
     let Some(&[hi, lo]) = b.get(..2) else {
-        return Err(b.first().is_none_or(|&hi| hi == 0));
+        // The high byte of a length of at most MAX_RESET.
+        return Err(b
+            .first()
+            .is_none_or(|&hi| usize::from(hi) <= MAX_RESET >> 8));
     };
     let len = usize::from(u16::from_be_bytes([hi, lo]));
     if !(10..=MAX_RESET).contains(&len) {

@@ -129,21 +129,22 @@ fn alert(b: &[u8]) -> Shape {
     }
 }
 
-/// The first offset within [`WINDOW`] where `is` finds its record, and
-/// whether some offset may still become one once more bytes come.
+/// The first offset within [`WINDOW`] where `is` finds its record, or
+/// whether an offset may still become one once more bytes come. An offset
+/// not decided yet stops the search there, so the offset found is the same
+/// however the stream was segmented.
 fn find(b: &[u8], is: impl Fn(&[u8]) -> Shape) -> (Option<usize>, bool) {
-    let mut partial = false;
     for at in 0..b.len().min(WINDOW) {
         if b[at] != 22 && b[at] != 21 {
             continue;
         }
         match is(&b[at..]) {
-            Shape::Found => return (Some(at), partial),
-            Shape::Partial => partial = true,
+            Shape::Found => return (Some(at), false),
+            Shape::Partial => return (None, true),
             Shape::No => {}
         }
     }
-    (None, partial)
+    (None, false)
 }
 
 /// Searches the client's and the server's stream starts (client first).
