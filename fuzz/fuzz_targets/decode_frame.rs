@@ -1,5 +1,5 @@
 //! Any bytes as a frame of any supported link type, tunnels included (the corpus
-//! holds VXLAN, Geneve, GRE, ERSPAN and MPLS frames): decoding never panics, and
+//! holds VXLAN, Geneve, GRE, ERSPAN, MPLS, GTP-U, PPPoE and CAPWAP frames): decoding never panics, and
 //! the Ethernet/IPv4/TCP fast path agrees with the full decoder.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
