@@ -291,6 +291,53 @@ fn regression_12_second_synack_new_isn() {
     );
 }
 
+/// regression_27: ambiguous SYN-ACKs, end to end. A spurious second SYN-ACK
+/// with another ISN while the server's data follows the first; SYN-ACKs
+/// alternating between two ISNs while the data follows the one the client
+/// acknowledged. Both were `unanswered` when the last SYN-ACK won.
+#[test]
+fn regression_27_ambiguous_syn_acks() {
+    let (c, s) = ((client(5), 30012), (SERVER, 443));
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let t = |n: u64| 1_000_000_000 + n * 1_000_000;
+    let (cisn, a, b) = (5000u32, 70_000u32, 3_000_000_000u32);
+    let run = |syn_acks: &[u32], real: u32, version: u16| {
+        let mut frames = vec![Frame {
+            ts_ns: t(0),
+            data: tcp_frame(c, s, cisn, 0, SYN, &[]),
+        }];
+        for (i, &isn) in syn_acks.iter().enumerate() {
+            frames.push(Frame {
+                ts_ns: t(1 + i as u64),
+                data: tcp_frame(s, c, isn, cisn + 1, SYN | ACK, &[]),
+            });
+        }
+        let n = syn_acks.len() as u64;
+        frames.push(Frame {
+            ts_ns: t(n + 1),
+            data: tcp_frame(c, s, cisn + 1, real + 1, ACK | PSH, &hello),
+        });
+        frames.push(Frame {
+            ts_ns: t(n + 2),
+            data: tcp_frame(
+                s,
+                c,
+                real + 1,
+                cisn + 1 + hello.len() as u32,
+                ACK | PSH,
+                &server_hello(version, None),
+            ),
+        });
+        crafted_events(&frames)
+    };
+    let ev = run(&[a, b], a, 0x0301);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.0"));
+    let ev = run(&[a, b, a, b, a, b], b, 0x0303);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.2"));
+}
+
 /// Item 13: a plaintext banner from the server before the client's
 /// ClientHello does not make the flow non-TLS: the hello is read.
 #[test]
