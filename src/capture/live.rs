@@ -53,7 +53,10 @@ pub fn default_bpf(ports: &TunnelPorts) -> String {
     );
     // PPPoE sessions by their ethertype (libpcap's `pppoes` shifts the
     // offsets of everything after it, so it cannot sit beside the rest).
-    let pppoe = format!("ether proto {:#06x}", access::ETHERTYPE_PPPOE_SESSION);
+    let pppoe = format!(
+        "ether proto {:#06x}",
+        crate::decode::link::ETHERTYPE_PPPOE_SESSION
+    );
     format!(
         "(tcp and not ({BARE_ACK_V4}) and not ({BARE_ACK_V6})) or {tunnels} or ether proto 0x8847 or ether proto 0x8848 \
          or {pppoe} or (ip6 and not ip6[6] == 6 and not ip6[6] == 17 and not ip6[6] == 58) \

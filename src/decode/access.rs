@@ -1,10 +1,9 @@
-//! Access networks' encapsulations: PPPoE sessions (broadband, behind any
-//! VLAN stack), GTP-U (the mobile core's user plane, 3GPP TS 29.281) and
-//! CAPWAP data (RFC 5415: wireless LAN controllers carry every Wi-Fi
+//! Access networks' tunnels over UDP: GTP-U (the mobile core's user
+//! plane, 3GPP TS 29.281) and CAPWAP data (RFC 5415: wireless LAN controllers carry every Wi-Fi
 //! client's traffic this way, as 802.3 frames or native 802.11 frames).
 //!
-//! Input: the bytes after the outer header (the Ethernet payload for PPPoE,
-//! the UDP payload for GTP-U and CAPWAP). Output: the inner network layer,
+//! Input: the UDP payload. (PPPoE sessions, an Ethernet encapsulation, are
+//! read in [`super::link`].) Output: the inner network layer,
 //! [`Network::Other`] when the packet carries nothing for the census
 //! (signalling, keep-alives, DTLS-protected or fragmented CAPWAP, protected
 //! 802.11 frames), or a [`DecodeError`] naming the layer. Invariant: every
@@ -14,8 +13,6 @@
 use super::link::{self, Network};
 use super::{DecodeError, ErrorKind, Layer};
 
-/// PPPoE session stage (RFC 2516); discovery (0x8863) carries no IP.
-pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 /// GTP-U's registered port (both ends).
 pub const GTPU_PORT: u16 = 2152;
 /// CAPWAP data channel's registered port.
@@ -23,8 +20,6 @@ pub const CAPWAP_DATA_PORT: u16 = 5247;
 /// GTP-U extension headers read before giving up (real ones hold a few).
 pub const MAX_GTP_EXTENSIONS: usize = 8;
 
-const PPP_IPV4: u16 = 0x0021;
-const PPP_IPV6: u16 = 0x0057;
 const GTP_G_PDU: u8 = 0xff;
 const WBID_IEEE80211: u8 = 1;
 
@@ -35,31 +30,6 @@ const fn err(layer: Layer, kind: ErrorKind) -> DecodeError {
 fn get(data: &[u8], at: usize, len: usize, layer: Layer) -> Result<&[u8], DecodeError> {
     data.get(at..at.saturating_add(len))
         .ok_or(err(layer, ErrorKind::Truncated))
-}
-
-/// A PPPoE session frame (after the ethertype): version and type 1, code 0,
-/// the session id, the payload length; then the PPP protocol (two bytes, or
-/// one when compressed: an odd first byte).
-pub fn parse_pppoe(data: &[u8]) -> Result<Network<'_>, DecodeError> {
-    let h = get(data, 0, 6, Layer::Pppoe)?;
-    if h[0] != 0x11 || h[1] != 0 {
-        return Err(err(Layer::Pppoe, ErrorKind::BadHeader));
-    }
-    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
-    // The length bounds the payload (Ethernet padding may follow); a frame
-    // cut by the snap length keeps what was captured.
-    let payload = &data[6..];
-    let payload = payload.get(..len).unwrap_or(payload);
-    let (protocol, inner) = match payload {
-        [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
-        [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
-        _ => return Err(err(Layer::Pppoe, ErrorKind::Truncated)),
-    };
-    Ok(match protocol {
-        PPP_IPV4 => Network::Ipv4(inner),
-        PPP_IPV6 => Network::Ipv6(inner),
-        _ => Network::Other, // LCP, IPCP, authentication, ...
-    })
 }
 
 /// A GTP-U v1 packet: a G-PDU's inner IPv4 or IPv6 packet, after the
@@ -199,29 +169,6 @@ mod tests {
     const IP: &[u8] = &[
         0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
     ];
-
-    #[test]
-    fn decode_pppoe_session() {
-        let mut f = vec![0x11, 0, 0x12, 0x34, 0, (IP.len() + 2) as u8, 0, 0x21];
-        f.extend(IP);
-        f.extend([0; 6]); // Ethernet padding
-        assert_eq!(parse_pppoe(&f), Ok(Network::Ipv4(IP)));
-        // Protocol field compression, IPv6, LCP.
-        let pfc = [&[0x11, 0, 0, 1, 0, 21, 0x21][..], IP].concat();
-        assert_eq!(parse_pppoe(&pfc), Ok(Network::Ipv4(IP)));
-        assert_eq!(
-            parse_pppoe(&[0x11, 0, 0, 1, 0, 4, 0xc0, 0x21, 1, 1]),
-            Ok(Network::Other)
-        );
-        assert_eq!(
-            parse_pppoe(&[0x11, 0x09, 0, 0, 0, 0]),
-            Err(err(Layer::Pppoe, ErrorKind::BadHeader))
-        );
-        assert_eq!(
-            parse_pppoe(&[0x11, 0]),
-            Err(err(Layer::Pppoe, ErrorKind::Truncated))
-        );
-    }
 
     #[test]
     fn decode_gtpu() {

@@ -1,5 +1,5 @@
-//! Link layers: Ethernet (with 802.1Q/802.1ad tags, QinQ, and PPPoE sessions
-//! behind them), Linux cooked capture
+//! Link layers: Ethernet (with 802.1Q/802.1ad tags, QinQ, and PPPoE sessions,
+//! RFC 2516, behind them), Linux cooked capture
 //! v1 and v2, raw IP, and BSD loopback (DLT_NULL / DLT_LOOP).
 //!
 //! Input: a pcap link type and a frame. Output: the network-layer bytes and which
@@ -29,6 +29,11 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD1: u16 = 0x9100;
 const ETHERTYPE_QINQ_OLD2: u16 = 0x9200;
+
+/// PPPoE session stage (RFC 2516); discovery (0x8863) carries no IP.
+pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 
 /// How many VLAN tags one frame may carry before we give up.
 pub const MAX_VLAN_TAGS: usize = 4;
@@ -111,7 +116,7 @@ fn by_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Network<'_>, Deco
             ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
                 return Ok(Network::Mpls(data));
             }
-            super::access::ETHERTYPE_PPPOE_SESSION => return super::access::parse_pppoe(data),
+            ETHERTYPE_PPPOE_SESSION => return parse_pppoe(data),
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD1 | ETHERTYPE_QINQ_OLD2 => {
                 tags += 1;
                 if tags > MAX_VLAN_TAGS {
@@ -123,6 +128,33 @@ fn by_ethertype(mut ethertype: u16, mut data: &[u8]) -> Result<Network<'_>, Deco
             _ => return Ok(Network::Other),
         }
     }
+}
+
+/// A PPPoE session frame (after the ethertype): version and type 1, code 0,
+/// the session id, the payload length; then the PPP protocol (two bytes, or
+/// one when compressed: an odd first byte).
+pub fn parse_pppoe(data: &[u8]) -> Result<Network<'_>, DecodeError> {
+    let h = data
+        .get(..6)
+        .ok_or(DecodeError::new(Layer::Pppoe, ErrorKind::Truncated))?;
+    if h[0] != 0x11 || h[1] != 0 {
+        return Err(DecodeError::new(Layer::Pppoe, ErrorKind::BadHeader));
+    }
+    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    // The length bounds the payload (Ethernet padding may follow); a frame
+    // cut by the snap length keeps what was captured.
+    let payload = &data[6..];
+    let payload = payload.get(..len).unwrap_or(payload);
+    let (protocol, inner) = match payload {
+        [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
+        [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
+        _ => return Err(DecodeError::new(Layer::Pppoe, ErrorKind::Truncated)),
+    };
+    Ok(match protocol {
+        PPP_IPV4 => Network::Ipv4(inner),
+        PPP_IPV6 => Network::Ipv6(inner),
+        _ => Network::Other, // LCP, IPCP, authentication, ...
+    })
 }
 
 fn by_version_nibble(data: &[u8]) -> Result<Network<'_>, DecodeError> {
@@ -156,6 +188,32 @@ mod tests {
         v.extend_from_slice(&ethertype.to_be_bytes());
         v.extend_from_slice(payload);
         v
+    }
+
+    #[test]
+    fn decode_pppoe_session() {
+        const IP: &[u8] = &[
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let mut f = vec![0x11, 0, 0x12, 0x34, 0, (IP.len() + 2) as u8, 0, 0x21];
+        f.extend(IP);
+        f.extend([0; 6]); // Ethernet padding
+        assert_eq!(parse_pppoe(&f), Ok(Network::Ipv4(IP)));
+        // Protocol field compression, IPv6, LCP.
+        let pfc = [&[0x11, 0, 0, 1, 0, 21, 0x21][..], IP].concat();
+        assert_eq!(parse_pppoe(&pfc), Ok(Network::Ipv4(IP)));
+        assert_eq!(
+            parse_pppoe(&[0x11, 0, 0, 1, 0, 4, 0xc0, 0x21, 1, 1]),
+            Ok(Network::Other)
+        );
+        assert_eq!(
+            parse_pppoe(&[0x11, 0x09, 0, 0, 0, 0]),
+            Err(DecodeError::new(Layer::Pppoe, ErrorKind::BadHeader))
+        );
+        assert_eq!(
+            parse_pppoe(&[0x11, 0]),
+            Err(DecodeError::new(Layer::Pppoe, ErrorKind::Truncated))
+        );
     }
 
     #[test]
