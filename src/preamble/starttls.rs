@@ -157,44 +157,62 @@ enum Shape {
     DotList,
 }
 
-/// A command: its role, the kind it shows (SMTP or FTP on a 220 greeting)
-/// and the shape of its reply.
-fn classify(family: Family, verb: &[u8], arg: &[u8]) -> (Role, Option<Kind>, Shape) {
+/// The commands each family knows before an upgrade: what each does, the
+/// kind it shows (SMTP or FTP on a 220 greeting) and its reply's shape.
+/// Commands not listed are probes (plain replies); the first row a verb
+/// matches wins.
+type Row = (Family, &'static [&'static [u8]], Role, Option<Kind>, Shape);
+
+const COMMANDS: &[Row] = {
+    use Family::*;
     use Role::*;
-    let v = |list: &[&[u8]]| list.iter().any(|w| verb.eq_ignore_ascii_case(w));
-    match family {
-        Family::Mail220 => {
-            let (smtp, ftp) = (Some(Kind::Smtp), Some(Kind::Ftp));
-            if v(&[b"STARTTLS"]) {
-                (Upgrade, smtp, Shape::Plain)
-            } else if v(&[b"AUTH"]) && is_ftp_tls(arg) {
-                (Upgrade, ftp, Shape::Plain)
-            } else if v(&[b"EHLO", b"HELO", b"LHLO", b"XCLIENT", b"XFORWARD"]) {
-                (Probe, smtp, Shape::Plain)
-            } else if v(&[
+    use Shape::*;
+    const SMTP: Option<Kind> = Some(Kind::Smtp);
+    const FTP: Option<Kind> = Some(Kind::Ftp);
+    &[
+        (Mail220, &[b"STARTTLS"], Upgrade, SMTP, Plain),
+        (
+            Mail220,
+            &[b"EHLO", b"HELO", b"LHLO", b"XCLIENT", b"XFORWARD"],
+            Probe,
+            SMTP,
+            Plain,
+        ),
+        (
+            Mail220,
+            &[
                 b"MAIL", b"RCPT", b"DATA", b"BDAT", b"VRFY", b"EXPN", b"ETRN",
-            ]) {
-                (Session, smtp, Shape::Plain)
-            } else if v(&[
+            ],
+            Session,
+            SMTP,
+            Plain,
+        ),
+        (
+            Mail220,
+            &[
                 b"FEAT", b"SYST", b"OPTS", b"CLNT", b"HOST", b"LANG", b"PBSZ", b"PROT", b"SITE",
-            ]) {
-                (Probe, ftp, Shape::Plain)
-            } else if v(&[
+            ],
+            Probe,
+            FTP,
+            Plain,
+        ),
+        (
+            Mail220,
+            &[
                 b"USER", b"PASS", b"ACCT", b"PASV", b"EPSV", b"PORT", b"EPRT", b"LIST", b"NLST",
                 b"RETR", b"STOR", b"CWD", b"PWD", b"TYPE", b"MLSD", b"SIZE",
-            ]) {
-                (Session, ftp, Shape::Plain)
-            } else if v(&[b"AUTH", b"QUIT"]) {
-                // SMTP AUTH with a mechanism, FTP AUTH other than TLS.
-                (Session, None, Shape::Plain)
-            } else {
-                (Probe, None, Shape::Plain)
-            }
-        }
-        Family::Imap => {
-            if v(&[b"STARTTLS"]) {
-                (Upgrade, None, Shape::Plain)
-            } else if v(&[
+            ],
+            Session,
+            FTP,
+            Plain,
+        ),
+        // SMTP AUTH with a mechanism, FTP AUTH other than TLS (AUTH TLS is
+        // an upgrade: see `classify`).
+        (Mail220, &[b"AUTH", b"QUIT"], Session, None, Plain),
+        (Imap, &[b"STARTTLS"], Upgrade, None, Plain),
+        (
+            Imap,
+            &[
                 b"LOGIN",
                 b"AUTHENTICATE",
                 b"SELECT",
@@ -204,33 +222,28 @@ fn classify(family: Family, verb: &[u8], arg: &[u8]) -> (Role, Option<Kind>, Sha
                 b"STATUS",
                 b"APPEND",
                 b"LOGOUT",
-            ]) {
-                (Session, None, Shape::Plain)
-            } else {
-                (Probe, None, Shape::Plain)
-            }
-        }
-        Family::Pop3 => {
-            if v(&[b"STLS"]) {
-                (Upgrade, None, Shape::Plain)
-            } else if v(&[b"CAPA"]) || (v(&[b"AUTH"]) && arg.is_empty()) {
-                // A bare AUTH lists the SASL mechanisms.
-                (Probe, None, Shape::DotList)
-            } else if v(&[
+            ],
+            Session,
+            None,
+            Plain,
+        ),
+        (Pop3, &[b"STLS"], Upgrade, None, Plain),
+        (Pop3, &[b"CAPA"], Probe, None, DotList),
+        (
+            Pop3,
+            &[
                 b"USER", b"PASS", b"APOP", b"AUTH", b"STAT", b"LIST", b"RETR", b"TOP", b"UIDL",
                 b"DELE", b"QUIT",
-            ]) {
-                (Session, None, Shape::Plain)
-            } else {
-                (Probe, None, Shape::Plain)
-            }
-        }
-        Family::Nntp => {
-            if v(&[b"STARTTLS"]) {
-                (Upgrade, None, Shape::Plain)
-            } else if v(&[b"CAPABILITIES", b"HELP"]) {
-                (Probe, None, Shape::DotList)
-            } else if v(&[
+            ],
+            Session,
+            None,
+            Plain,
+        ),
+        (Nntp, &[b"STARTTLS"], Upgrade, None, Plain),
+        (Nntp, &[b"CAPABILITIES", b"HELP"], Probe, None, DotList),
+        (
+            Nntp,
+            &[
                 b"AUTHINFO",
                 b"GROUP",
                 b"LISTGROUP",
@@ -246,16 +259,15 @@ fn classify(family: Family, verb: &[u8], arg: &[u8]) -> (Role, Option<Kind>, Sha
                 b"OVER",
                 b"XOVER",
                 b"QUIT",
-            ]) {
-                (Session, None, Shape::Plain)
-            } else {
-                (Probe, None, Shape::Plain)
-            }
-        }
-        Family::Sieve => {
-            if v(&[b"STARTTLS"]) {
-                (Upgrade, None, Shape::Plain)
-            } else if v(&[
+            ],
+            Session,
+            None,
+            Plain,
+        ),
+        (Sieve, &[b"STARTTLS"], Upgrade, None, Plain),
+        (
+            Sieve,
+            &[
                 b"AUTHENTICATE",
                 b"LOGOUT",
                 b"LISTSCRIPTS",
@@ -266,13 +278,35 @@ fn classify(family: Family, verb: &[u8], arg: &[u8]) -> (Role, Option<Kind>, Sha
                 b"RENAMESCRIPT",
                 b"CHECKSCRIPT",
                 b"HAVESPACE",
-            ]) {
-                (Session, None, Shape::Plain)
-            } else {
-                (Probe, None, Shape::Plain)
-            }
+            ],
+            Session,
+            None,
+            Plain,
+        ),
+    ]
+};
+
+/// A command: its role, the kind it shows and the shape of its reply
+/// ([`COMMANDS`]; FTP's `AUTH TLS` and POP3's bare `AUTH`, which lists the
+/// SASL mechanisms, are told by their argument).
+fn classify(family: Family, verb: &[u8], arg: &[u8]) -> (Role, Option<Kind>, Shape) {
+    let is = |w: &[u8]| verb.eq_ignore_ascii_case(w);
+    match family {
+        Family::Mail220 if is(b"AUTH") && is_ftp_tls(arg) => {
+            return (Role::Upgrade, Some(Kind::Ftp), Shape::Plain);
         }
+        Family::Pop3 if is(b"AUTH") && arg.is_empty() => {
+            return (Role::Probe, None, Shape::DotList);
+        }
+        _ => {}
     }
+    COMMANDS
+        .iter()
+        .find(|(f, verbs, ..)| *f == family && verbs.iter().any(|w| is(w)))
+        .map_or(
+            (Role::Probe, None, Shape::Plain),
+            |&(_, _, role, kind, shape)| (role, kind, shape),
+        )
 }
 
 fn is_ftp_tls(arg: &[u8]) -> bool {

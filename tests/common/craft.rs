@@ -283,24 +283,30 @@ pub fn dns_a_response(name: &str, addr: Ipv4Addr, ttl: u32) -> Vec<u8> {
     m
 }
 
+/// A pcapng block of type `t` (little-endian, the body padded to 4 bytes).
+fn block(t: u32, mut body: Vec<u8>) -> Vec<u8> {
+    body.resize(body.len().div_ceil(4) * 4, 0);
+    let len = (12 + body.len()) as u32;
+    let mut b = t.to_le_bytes().to_vec();
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend(body);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+/// A little-endian pcapng section header of unknown length.
+fn pcapng_section() -> Vec<u8> {
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(0x0A0D_0D0A, shb)
+}
+
 /// A pcapng file: one section, one Ethernet interface per snapshot length in
 /// `snaplens`, the frames spread over them in turn (each cut to its
 /// interface's snapshot length when that is not 0).
 pub fn write_pcapng(path: &std::path::Path, snaplens: &[u32], frames: &[Frame]) {
-    fn block(t: u32, mut body: Vec<u8>) -> Vec<u8> {
-        body.resize(body.len().div_ceil(4) * 4, 0);
-        let len = (12 + body.len()) as u32;
-        let mut b = t.to_le_bytes().to_vec();
-        b.extend_from_slice(&len.to_le_bytes());
-        b.extend(body);
-        b.extend_from_slice(&len.to_le_bytes());
-        b
-    }
-    let mut out = Vec::new();
-    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
-    shb.extend_from_slice(&[1, 0, 0, 0]);
-    shb.extend_from_slice(&(-1i64).to_le_bytes());
-    out.extend(block(0x0A0D_0D0A, shb));
+    let mut out = pcapng_section();
     for snap in snaplens {
         let mut idb = vec![1, 0, 0, 0];
         idb.extend_from_slice(&snap.to_le_bytes());
@@ -362,20 +368,7 @@ pub fn read_pcap(path: &std::path::Path) -> Vec<Frame> {
 /// A pcapng file of Simple Packet Blocks only (one Ethernet interface): the
 /// frames without capture times.
 pub fn write_pcapng_simple(path: &std::path::Path, frames: &[Frame]) {
-    fn block(t: u32, mut body: Vec<u8>) -> Vec<u8> {
-        body.resize(body.len().div_ceil(4) * 4, 0);
-        let len = (12 + body.len()) as u32;
-        let mut b = t.to_le_bytes().to_vec();
-        b.extend_from_slice(&len.to_le_bytes());
-        b.extend(body);
-        b.extend_from_slice(&len.to_le_bytes());
-        b
-    }
-    let mut out = Vec::new();
-    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
-    shb.extend_from_slice(&[1, 0, 0, 0]);
-    shb.extend_from_slice(&(-1i64).to_le_bytes());
-    out.extend(block(0x0A0D_0D0A, shb));
+    let mut out = pcapng_section();
     out.extend(block(1, vec![1, 0, 0, 0, 0, 0, 0, 0]));
     for f in frames {
         let mut spb = (f.data.len() as u32).to_le_bytes().to_vec();
