@@ -343,6 +343,16 @@ fn session(family: Family, client: &[u8], server: &[u8]) -> Verdict {
         };
         let line = trim_eol(&client[c..c + n]);
         let (tag, verb, arg) = split_command(family, line);
+        // Commands of these protocols are words. A first line that is not
+        // one is another protocol whose server happened to answer `+OK` or
+        // `220` (a Redis reply, a banner); a later one, a session in clear.
+        if verb.is_empty() || !verb.iter().all(u8::is_ascii_alphabetic) {
+            return if c == 0 {
+                Verdict::Absent
+            } else {
+                Verdict::NoTls(kind)
+            };
+        }
         let (role, shows, shape) = classify(family, verb, arg);
         if let Some(k) = shows {
             kind = k;
@@ -739,6 +749,12 @@ mod tests {
             parse((b"", b"220 partial")),
             Some(Verdict::NeedMore { .. })
         ));
+        // A client that does not speak in commands: another protocol (a
+        // Redis client answered `+OK`).
+        assert_eq!(
+            parse((b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n", b"+OK\r\n")),
+            Some(Verdict::Absent)
+        );
         // A 220 conversation that breaks the reply grammar gives up.
         assert_eq!(
             parse((b"EHLO x\r\n", b"220 x\r\nnonsense\r\n")),
