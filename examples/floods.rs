@@ -21,6 +21,8 @@
 //!   flow must be matched: `tlscensus_target_flows_total{match="dns_address"} 1`).
 //! - `preamble` (issue 14): 262,144 flows whose client sends 1 KiB of a
 //!   CONNECT request whose headers never end, to a proxy that never answers.
+//! - `opening` (issue 27): the same, with an opening no parser knows (1 KiB
+//!   of a vendor's text protocol): held while TLS is searched for after it.
 //! - `names` (issue 15): a DHCP server names a host (`realhost.corp.test`),
 //!   then 1,000,000 spoofed mDNS announcements, each for its own address
 //!   and 4 names of 250 bytes, then the named host's TLS 1.0 flow: its
@@ -171,6 +173,26 @@ fn preamble(dir: &Path, scale: f64) {
         o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
         o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
         o.frame(tcp_frame(c, s, 1001, 5001, ACK, &request));
+    }
+}
+
+/// 262,144 flows whose client sends 1 KiB of an opening no parser knows to
+/// a server that never answers: each is searched for TLS after it and held
+/// until its window or the flow's end.
+fn opening(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "opening");
+    let mut hello = b"VENDOR-PROTO/2.1 HELLO\n".to_vec();
+    while hello.len() < 1024 {
+        hello.extend_from_slice(b"option = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n");
+    }
+    for n in 0..scaled(262_144, scale) as u32 {
+        let (c, s) = (
+            (host(n / 60_000), 1024 + (n % 60_000) as u16),
+            (SERVER, 7000),
+        );
+        o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
+        o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
+        o.frame(tcp_frame(c, s, 1001, 5001, ACK, &hello));
     }
 }
 
@@ -357,7 +379,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 11] = [
+    let all: [(&str, Writer); 12] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -366,6 +388,7 @@ fn main() {
         ("syn", syn),
         ("dns", dns),
         ("preamble", preamble),
+        ("opening", opening),
         ("names", names),
         ("destinations", destinations),
         ("inventory", inventory),
