@@ -165,15 +165,7 @@ fn preamble(dir: &Path, scale: f64) {
     while request.len() < 1024 {
         request.extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
     }
-    for n in 0..scaled(262_144, scale) as u32 {
-        let (c, s) = (
-            (host(n / 60_000), 1024 + (n % 60_000) as u16),
-            (SERVER, 3128),
-        );
-        o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
-        o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
-        o.frame(tcp_frame(c, s, 1001, 5001, ACK, &request));
-    }
+    unanswered_openings(&mut o, scale, 3128, &request);
 }
 
 /// 262,144 flows whose client sends 1 KiB of an opening no parser knows to
@@ -185,14 +177,20 @@ fn opening(dir: &Path, scale: f64) {
     while hello.len() < 1024 {
         hello.extend_from_slice(b"option = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n");
     }
+    unanswered_openings(&mut o, scale, 7000, &hello);
+}
+
+/// 262,144 connections to `port` of the server, each answered by its
+/// SYN-ACK and then sending `opening`, which the server never answers.
+fn unanswered_openings(o: &mut Out, scale: f64, port: u16, opening: &[u8]) {
     for n in 0..scaled(262_144, scale) as u32 {
         let (c, s) = (
             (host(n / 60_000), 1024 + (n % 60_000) as u16),
-            (SERVER, 7000),
+            (SERVER, port),
         );
         o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
         o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
-        o.frame(tcp_frame(c, s, 1001, 5001, ACK, &hello));
+        o.frame(tcp_frame(c, s, 1001, 5001, ACK, opening));
     }
 }
 

@@ -11,7 +11,7 @@
 //! extension headers are bounded by [`MAX_GTP_EXTENSIONS`].
 
 use super::link::{self, Network};
-use super::{DecodeError, ErrorKind, Layer};
+use super::{DecodeError, ErrorKind, Layer, err, get};
 
 /// GTP-U's registered port (both ends).
 pub const GTPU_PORT: u16 = 2152;
@@ -22,15 +22,6 @@ pub const MAX_GTP_EXTENSIONS: usize = 8;
 
 const GTP_G_PDU: u8 = 0xff;
 const WBID_IEEE80211: u8 = 1;
-
-const fn err(layer: Layer, kind: ErrorKind) -> DecodeError {
-    DecodeError::new(layer, kind)
-}
-
-fn get(data: &[u8], at: usize, len: usize, layer: Layer) -> Result<&[u8], DecodeError> {
-    data.get(at..at.saturating_add(len))
-        .ok_or(err(layer, ErrorKind::Truncated))
-}
 
 /// A GTP-U v1 packet: a G-PDU's inner IPv4 or IPv6 packet, after the
 /// optional sequence number, N-PDU number and extension headers; echo,

@@ -177,6 +177,17 @@ pub enum Decoded<'a> {
     Other,
 }
 
+/// A decode error of `layer` (the tunnel and access decoders' shorthand).
+const fn err(layer: Layer, kind: ErrorKind) -> DecodeError {
+    DecodeError::new(layer, kind)
+}
+
+/// `len` bytes of a `layer` header at `at`, or that layer's truncation.
+fn get(data: &[u8], at: usize, len: usize, layer: Layer) -> Result<&[u8], DecodeError> {
+    data.get(at..at.saturating_add(len))
+        .ok_or(err(layer, ErrorKind::Truncated))
+}
+
 /// Decodes one frame of the given link type (tunnels on their standard ports).
 pub fn decode_frame(linktype: i32, data: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     decode_frame_with(linktype, data, &TunnelPorts::default())

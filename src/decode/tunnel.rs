@@ -14,7 +14,7 @@ use super::link::{
     self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MULTICAST,
     LINKTYPE_ETHERNET, Network,
 };
-use super::{DecodeError, ErrorKind, Layer, access};
+use super::{DecodeError, ErrorKind, Layer, access, err, get};
 
 pub const PROTO_IPIP: u8 = 4;
 pub const PROTO_IPV6: u8 = 41;
@@ -82,15 +82,6 @@ impl TunnelPorts {
     pub fn geneve(&self) -> &[u16] {
         &self.geneve[..self.n_geneve]
     }
-}
-
-const fn err(layer: Layer, kind: ErrorKind) -> DecodeError {
-    DecodeError::new(layer, kind)
-}
-
-fn get(data: &[u8], at: usize, len: usize, layer: Layer) -> Result<&[u8], DecodeError> {
-    data.get(at..at.saturating_add(len))
-        .ok_or(err(layer, ErrorKind::Truncated))
 }
 
 fn be16(data: &[u8], at: usize, layer: Layer) -> Result<u16, DecodeError> {

@@ -312,12 +312,6 @@ pub(crate) fn tls(kind: Kind, client_at: usize, server_at: usize) -> Preamble {
     }
 }
 
-/// A [`Preamble`] of `kind` with TLS from the start of both directions
-/// (the caller sets the offsets and the client).
-pub fn tls_at_start(kind: Kind) -> Preamble {
-    tls(kind, 0, 0)
-}
-
 /// Whether the bytes after a preamble open a TLS record or an SSLv2 hello:
 /// `None` until the first two bytes (the first, for SSLv2) are there, so the
 /// answer is the same however the stream grows.

@@ -473,19 +473,12 @@ fn reply(family: Family, server: &[u8], at: usize, tag: Option<&[u8]>, shape: Sh
             // one; the greeting is one untagged line.
             let mut line = first;
             loop {
-                // A line ending in a literal `{n}` (or `{n+}`) is followed by
-                // n bytes, then the rest of the line.
-                let head = line;
-                let mut end = next;
-                while let Some(len) = literal(line) {
-                    let Some((l, n)) = line_at(end + len) else {
-                        return Reply::Partial;
-                    };
-                    line = l;
-                    end = n;
-                }
+                // The tag and status are on the response's first line.
+                let Some((_, end)) = after_literals(line, next, &line_at) else {
+                    return Reply::Partial;
+                };
                 next = end;
-                let tagged = head;
+                let tagged = line;
                 let Some(t) = tag else {
                     break imap_status(first.get(2..).unwrap_or(&[]));
                 };
@@ -505,16 +498,11 @@ fn reply(family: Family, server: &[u8], at: usize, tag: Option<&[u8]>, shape: Sh
         Family::Sieve => {
             let mut line = first;
             loop {
-                let mut end = next;
-                while let Some(len) = literal(line) {
-                    let Some((l, n)) = line_at(end + len) else {
-                        return Reply::Partial;
-                    };
-                    line = l;
-                    end = n;
-                }
+                let Some((last, end)) = after_literals(line, next, &line_at) else {
+                    return Reply::Partial;
+                };
                 next = end;
-                if let Some(ok) = sieve_status(line) {
+                if let Some(ok) = sieve_status(last) {
                     break ok;
                 }
                 let Some((l, n)) = line_at(next) else {
@@ -560,6 +548,21 @@ fn sieve_status(line: &[u8]) -> Option<bool> {
         }
     }
     None
+}
+
+/// Where the response line `line` (whose line end is at `end`) really ends,
+/// and its last piece: a line ending in a literal `{n}` (or `{n+}`) is
+/// followed by n bytes, then the rest of the line, which may end in another
+/// literal. `None` while not whole.
+fn after_literals<'a>(
+    mut line: &'a [u8],
+    mut end: usize,
+    line_at: &impl Fn(usize) -> Option<(&'a [u8], usize)>,
+) -> Option<(&'a [u8], usize)> {
+    while let Some(len) = literal(line) {
+        (line, end) = line_at(end + len)?;
+    }
+    Some((line, end))
 }
 
 /// The length of the literal a line ends with (`{12}` or `{12+}`).

@@ -611,7 +611,7 @@ impl TlsSession {
                 self.pre = Pre::Tls(Box::new(Preamble {
                     client: 1 - server,
                     tls_at,
-                    ..preamble::tls_at_start(Kind::Unknown)
+                    ..preamble::tls(Kind::Unknown, 0, 0)
                 }));
                 PreStep::Read
             }
