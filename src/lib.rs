@@ -52,6 +52,10 @@
 //!   them, each address's packets reaching one), and with `--resolve` the resolver thread
 //!   (`hosts::resolve`, fed by the workers through a bounded queue they never
 //!   wait on); workers, reports and the `tlscensus_host_info` collector read;
+//! - mirror health (`mirror::MirrorHealth`): counters per interface, and
+//!   4,096 client blocks with their one-way and two-way flow counts behind one
+//!   mutex, which each worker takes once per batch in which flows left its
+//!   table (`flow::mirror` tallies them there) and each scrape reads;
 //! - per-destination readiness (`inventory::Destinations`, 16,384
 //!   destinations): workers write, reports, the readiness collector and the
 //!   `--state` thread (`state`) read;
@@ -80,6 +84,7 @@ pub mod hosts;
 pub mod inventory;
 pub mod manual;
 pub mod metrics;
+pub mod mirror;
 pub mod order;
 pub mod preamble;
 pub mod privilege;

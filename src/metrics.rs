@@ -49,10 +49,11 @@ pub enum Bound {
     HostNames,
     Destinations,
     InventoryPage,
+    MirrorBlocks,
 }
 
 impl Bound {
-    pub const ALL: [Bound; 15] = [
+    pub const ALL: [Bound; 16] = [
         Bound::FlowTable,
         Bound::StreamBytes,
         Bound::OooSegments,
@@ -68,6 +69,7 @@ impl Bound {
         Bound::HostNames,
         Bound::Destinations,
         Bound::InventoryPage,
+        Bound::MirrorBlocks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +89,7 @@ impl Bound {
             Bound::HostNames => "host_names",
             Bound::Destinations => "destinations",
             Bound::InventoryPage => "inventory_page",
+            Bound::MirrorBlocks => "mirror_blocks",
         }
     }
 }

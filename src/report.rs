@@ -67,6 +67,8 @@ pub struct RunTotals {
     pub rejected_flows: u64,
     pub non_tls_flows: u64,
     pub hosts_dropped: u64,
+    /// What the capture failed to show: upstream loss, one-way flows.
+    pub mirror: crate::mirror::MirrorSummary,
 }
 
 fn rfc3339(ns: u64) -> String {
@@ -824,7 +826,46 @@ pub fn summary_line(t: &RunTotals) -> String {
             t.hosts_dropped
         );
     }
+    for note in mirror_notes(&t.mirror) {
+        let _ = write!(s, "; {note}");
+    }
     s
+}
+
+/// What the summary says of the capture's blind spots, if anything: one
+/// direction only (the whole capture, or client blocks), and upstream loss.
+pub fn mirror_notes(m: &crate::mirror::MirrorSummary) -> Vec<String> {
+    let mut notes = Vec::new();
+    let opened = m.both_ways + m.one_way();
+    if m.one_sided() {
+        let side = match (m.client_only > 0, m.server_only > 0) {
+            (true, false) => "client to server",
+            (false, true) => "server to client",
+            _ => "one way",
+        };
+        notes.push(format!(
+            "one direction only: {} of {opened} TCP connections whose opening was captured show only {side} (a one-sided mirror, or routes that bypass it)",
+            m.one_way()
+        ));
+    } else if !m.one_sided_blocks.is_empty() {
+        let n = m.one_sided_blocks.len();
+        let shown: Vec<&str> = m.one_sided_blocks.iter().take(3).map(String::as_str).collect();
+        notes.push(format!(
+            "one direction only for {n} client block{}: {}{}",
+            if n == 1 { "" } else { "s" },
+            shown.join(", "),
+            if n > 3 { ", ..." } else { "" }
+        ));
+    }
+    if m.lost_bytes > 0 {
+        notes.push(format!(
+            "upstream loss: {:.2}% of the handshake bytes never reached the capture ({} handshake{} lost to gaps)",
+            100.0 * m.loss_ratio(),
+            m.handshake_gaps,
+            if m.handshake_gaps == 1 { "" } else { "s" }
+        ));
+    }
+    notes
 }
 
 #[cfg(test)]

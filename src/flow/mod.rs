@@ -1,9 +1,11 @@
 //! Flow tracking: canonical keys ([`key`]), bounded stream-start reassembly
 //! ([`reassembly`]), the per-worker flow table that turns segments into
-//! handshake summaries ([`table`]), and the settled-flow set the workers share
+//! handshake summaries ([`table`]), what the mirror failed to show
+//! ([`mirror`]: upstream loss and one-sided flows), and the settled-flow set the workers share
 //! with the capture thread ([`settled`]).
 
 pub mod key;
+pub mod mirror;
 pub mod reassembly;
 pub mod session;
 pub mod settled;

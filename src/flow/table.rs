@@ -18,6 +18,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
 use super::key::{Direction, FlowKey};
+use super::mirror::{Block, Ledger, MirrorTally, Seen, Sides};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::session::{Session, StreamEvent, StreamView};
 use super::settled::SettledSet;
@@ -39,10 +40,11 @@ pub struct SegmentIn<'a> {
     pub key: FlowKey,
     pub dir: Direction,
     pub seq: u32,
+    pub ack: u32,
     pub flags: TcpFlags,
     pub payload: &'a [u8],
-    /// The capture cut this segment's payload (snap length).
-    pub cut: bool,
+    /// Payload bytes on the wire that the capture cut (snap length).
+    pub missing: u32,
     /// `key.dispatch_hash()`, computed once by the capture thread.
     pub dispatch_hash: u64,
 }
@@ -68,6 +70,40 @@ pub struct TableStats {
     pub ended_open: u64,
     /// Flows whose segments came from more than one capture thread.
     pub split_flows: u64,
+    /// What the mirror showed, by interface index (see [`FlowTable::set_source`]).
+    pub mirror: Vec<MirrorTally>,
+    /// Client blocks of flows whose opening was captured, with whether both
+    /// directions came, by interface index; the caller takes them.
+    pub blocks: Vec<(u8, Block, bool)>,
+}
+
+impl TableStats {
+    fn tally(&mut self, iface: u8) -> &mut MirrorTally {
+        let i = usize::from(iface);
+        if self.mirror.len() <= i {
+            self.mirror.resize(i + 1, MirrorTally::default());
+        }
+        &mut self.mirror[i]
+    }
+
+    /// A flow leaves the table: how its directions showed.
+    fn note_sides(&mut self, key: &FlowKey, iface: u8, seen: Seen) {
+        if let Some((sides, client)) = seen.sides() {
+            self.tally(iface).sides[sides.index()] += 1;
+            self.blocks
+                .push((iface, Block::of(key, client), sides == Sides::Both));
+        }
+    }
+
+    /// A flow ends in its handshake phase: its ledgers, and a handshake gap
+    /// when bytes a direction still needed are missing.
+    fn close_active(&mut self, iface: u8, ledgers: &[Ledger; 2], wants: impl Fn(usize) -> bool) {
+        let t = self.tally(iface);
+        t.add_ledgers(ledgers);
+        if (0..2).any(|d| ledgers[d].has_loss() && wants(d)) {
+            t.handshake_gaps += 1;
+        }
+    }
 }
 
 /// [`Flow::thread`] of a flow already counted in `split_flows`.
@@ -75,6 +111,8 @@ const SPLIT: u8 = u8::MAX;
 
 struct Active<S> {
     streams: [StreamStart; 2],
+    /// Each direction's sequence space, for the loss estimate.
+    ledgers: [Ledger; 2],
     fin: [bool; 2],
     footprint: usize,
     session: S,
@@ -109,6 +147,9 @@ struct Flow<S> {
     last_seen: u64,
     /// The capture thread its first segment came from, or [`SPLIT`].
     thread: u8,
+    /// The interface its first segment came from.
+    iface: u8,
+    seen: Seen,
     state: State<S>,
 }
 
@@ -132,6 +173,8 @@ pub struct FlowTable<S: Session> {
     settled: Option<Arc<SettledSet>>,
     /// The capture thread the segments now being ingested came from.
     source: u8,
+    /// The interface they came from.
+    iface: u8,
     pub stats: TableStats,
 }
 
@@ -148,14 +191,16 @@ impl<S: Session> FlowTable<S> {
             ctx,
             settled: None,
             source: 0,
+            iface: 0,
             stats: TableStats::default(),
         }
     }
 
     /// The capture thread the next segments come from (`live
     /// --capture-threads`): a flow fed by two is counted in `split_flows`.
-    pub fn set_source(&mut self, thread: u8) {
+    pub fn set_source(&mut self, thread: u8, iface: u8) {
         self.source = thread.min(SPLIT - 1);
+        self.iface = iface;
     }
 
     /// What the sessions share, e.g. to take their counters.
@@ -179,6 +224,11 @@ impl<S: Session> FlowTable<S> {
 
     pub fn buffered_bytes(&self) -> usize {
         self.buffered
+    }
+
+    /// The table's clock: the latest capture time it saw.
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     /// Feeds one segment; the output of flows that settle is pushed to `out`.
@@ -265,8 +315,11 @@ impl<S: Session> FlowTable<S> {
                     generation,
                     last_seen: seg.ts,
                     thread: self.source,
+                    iface: self.iface,
+                    seen: Seen::default(),
                     state: State::Active(Box::new(Active {
                         streams: Default::default(),
+                        ledgers: Default::default(),
                         fin: [false; 2],
                         footprint: 0,
                         session: S::default(),
@@ -278,6 +331,12 @@ impl<S: Session> FlowTable<S> {
         if flow.thread != self.source && flow.thread != SPLIT {
             flow.thread = SPLIT;
             self.stats.split_flows += 1;
+        }
+        // A settled flow's data segments reach the table or not depending
+        // on how far it lags the capture thread: only its control segments
+        // count, so the verdict does not depend on that.
+        if control || matches!(flow.state, State::Active(_)) {
+            flow.seen.note(seg.dir, seg.flags);
         }
         let active = match &mut flow.state {
             State::Done { fin } => {
@@ -294,7 +353,8 @@ impl<S: Session> FlowTable<S> {
                 if (seg.flags.rst() || *fin == [true, true])
                     && let Ok(e) = self.map.find_entry(hash, is_key)
                 {
-                    e.remove();
+                    let (flow, _) = e.remove();
+                    self.stats.note_sides(&flow.key, flow.iface, flow.seen);
                 }
                 return;
             }
@@ -307,15 +367,21 @@ impl<S: Session> FlowTable<S> {
         let d = seg.dir.index();
         if syn {
             active.streams[d].on_syn(seg.seq);
+            active.ledgers[d].on_syn(seg.seq);
             active.session.on_syn(d, seg.flags.ack());
+        }
+        // The loss estimate: the sequence space this segment shows.
+        let data_seq = seg.seq.wrapping_add(u32::from(syn));
+        let wire = (seg.payload.len() as u32).saturating_add(seg.missing);
+        active.ledgers[d].on_data(data_seq, wire);
+        if seg.flags.fin() {
+            active.ledgers[d].on_data(data_seq.wrapping_add(wire), 1);
+        }
+        if seg.flags.ack() {
+            active.ledgers[1 - d].on_ack(seg.ack);
         }
         let ctx = &mut self.ctx;
         if !seg.payload.is_empty() && active.session.wants_bytes(d) {
-            let data_seq = if syn {
-                seg.seq.wrapping_add(1)
-            } else {
-                seg.seq
-            };
             let before = active.streams[d].footprint();
             let result =
                 active.streams[d].ingest(seg.ts, data_seq, seg.payload, self.limits.stream);
@@ -341,7 +407,7 @@ impl<S: Session> FlowTable<S> {
                     dir: seg.dir,
                     streams: [view(&active.streams[0]), view(&active.streams[1])],
                     grew: result == Ingest::Grew,
-                    cut: seg.cut,
+                    cut: seg.missing > 0,
                     key: &seg.key,
                     ts: seg.ts,
                 },
@@ -376,9 +442,11 @@ impl<S: Session> FlowTable<S> {
             for dir in 0..2 {
                 active.release(dir);
             }
+            self.stats.tally(flow.iface).add_ledgers(&active.ledgers);
             if seg.flags.rst() || active.fin == [true, true] {
                 if let Ok(e) = self.map.find_entry(hash, is_key) {
-                    e.remove();
+                    let (flow, _) = e.remove();
+                    self.stats.note_sides(&flow.key, flow.iface, flow.seen);
                 }
             } else {
                 flow.state = State::Done { fin: active.fin };
@@ -394,8 +462,12 @@ impl<S: Session> FlowTable<S> {
     /// Ends every flow (end of input or shutdown), emitting what is known.
     pub fn drain(&mut self, out: &mut Vec<S::Output>) {
         for flow in self.map.drain() {
+            self.stats.note_sides(&flow.key, flow.iface, flow.seen);
             if let State::Active(mut active) = flow.state {
                 self.stats.ended_open += 1;
+                self.stats.close_active(flow.iface, &active.ledgers, |d| {
+                    active.session.wants_bytes(d)
+                });
                 self.buffered -= active.footprint.min(self.buffered);
                 let first_ts = active.first_ts();
                 active
@@ -455,7 +527,11 @@ impl<S: Session> FlowTable<S> {
             return;
         };
         let (flow, _) = entry.remove();
+        self.stats.note_sides(&flow.key, flow.iface, flow.seen);
         if let State::Active(mut active) = flow.state {
+            self.stats.close_active(flow.iface, &active.ledgers, |d| {
+                active.session.wants_bytes(d)
+            });
             self.buffered -= active.footprint.min(self.buffered);
             let first_ts = active.first_ts();
             active.session.finish(&mut self.ctx, key, first_ts, out);
@@ -496,7 +572,8 @@ pub(crate) mod testing {
     /// A low-to-high segment at sequence number 1000.
     pub fn seg(key: FlowKey, ts: u64, flags: u8, payload: &[u8]) -> SegmentIn<'_> {
         SegmentIn {
-            cut: false,
+            missing: 0,
+            ack: 0,
             dispatch_hash: key.dispatch_hash(),
             ts,
             key,

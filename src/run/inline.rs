@@ -73,11 +73,12 @@ impl InlineCensus {
             table.ingest(
                 SegmentIn {
                     dispatch_hash: key.dispatch_hash(),
-                    cut: seg.missing > 0,
+                    missing: seg.missing,
                     ts: frame.ts_ns,
                     key,
                     dir,
                     seq: seg.seq,
+                    ack: seg.ack,
                     flags: seg.flags,
                     payload: seg.payload,
                 },

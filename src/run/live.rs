@@ -275,7 +275,7 @@ pub fn run(
         )?),
         None => None,
     };
-    let shared = Arc::new(Shared::new(census, metrics)?);
+    let shared = Arc::new(Shared::with_interfaces(census, metrics, &cfg.interfaces)?);
     let health = Arc::new(Health {
         events: event_log.as_ref().map(EventLog::health),
         ..Health::default()
@@ -505,7 +505,8 @@ impl CaptureThread {
         report: Option<Reporting<'_>>,
     ) {
         wait_readable(&self.sources);
-        for src in self.sources.iter_mut() {
+        for (i, src) in self.sources.iter_mut().enumerate() {
+            dispatcher.set_interface(i);
             let (n, event) = src.read(READ_BUDGET, &mut |f| dispatcher.push(f));
             self.read += n as u64;
             if let (Some(ev), Some((health, say))) = (event, report) {

@@ -37,8 +37,8 @@ use crate::hosts::labels::Labels;
 use crate::hosts::names::HostNames;
 use crate::hosts::resolve::{ResolveSettings, Resolver};
 use crate::inventory::{Destinations, HostRecord, Inventory};
-use crate::metrics::Metrics;
-use crate::metrics::ServiceFlows;
+use crate::metrics::{Bound, Metrics, ServiceFlows};
+use crate::mirror::{MirrorCollector, MirrorHealth};
 use crate::report::RunTotals;
 use crate::target::dns::PassiveDns;
 use crate::target::prefixes::PrefixSet;
@@ -79,6 +79,8 @@ pub struct Shared {
     /// Per-destination readiness of the target flows.
     pub destinations: Arc<Destinations>,
     pub metrics: Metrics,
+    /// What the mirror failed to show (the workers add their tallies).
+    pub mirror: Arc<MirrorHealth>,
     /// Live counters for progress display and run totals.
     pub progress: Progress,
 }
@@ -139,7 +141,32 @@ impl Rules {
 }
 
 impl Shared {
+    /// For `read`: one source, the capture files.
     pub fn new(config: Config, metrics: Metrics) -> Result<Shared, SetupError> {
+        Shared::with_interfaces(config, metrics, &[])
+    }
+
+    /// For `live`: the interfaces, in the order the capture threads number
+    /// them.
+    pub fn with_interfaces(
+        config: Config,
+        metrics: Metrics,
+        interfaces: &[String],
+    ) -> Result<Shared, SetupError> {
+        let bad = |e: prometheus::Error| SetupError::Config(format!("metrics: {e}"));
+        let mirror = Arc::new(
+            MirrorHealth::new(
+                &metrics.registry,
+                interfaces,
+                metrics.by.bounds[Bound::MirrorBlocks as usize].clone(),
+                !interfaces.is_empty(),
+            )
+            .map_err(bad)?,
+        );
+        metrics
+            .registry
+            .register(Box::new(MirrorCollector::new(Arc::clone(&mirror)).map_err(bad)?))
+            .map_err(bad)?;
         let names = Arc::new(HostNames::new(&config.names));
         // One Shared per registry: registering cannot collide.
         let _ = metrics.register_host_info(Arc::clone(&names));
@@ -158,6 +185,7 @@ impl Shared {
             names,
             destinations,
             metrics,
+            mirror,
             progress: Progress::default(),
             config,
         })
@@ -202,6 +230,7 @@ impl Shared {
             rejected_flows: hosts.iter().map(|(_, r)| r.rejected).sum(),
             non_tls_flows: m.non_tls.get(),
             hosts_dropped: self.inventory.hosts_dropped.load(Ordering::Relaxed),
+            mirror: self.mirror.summary(),
             ..RunTotals::default()
         }
     }

@@ -123,7 +123,7 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
         let (shared, dns) = (&reporter.worker.shared, &reporter.worker.dns);
         // The rules in use for this batch (a reload takes effect between batches).
         let rules = shared.rules.load_full();
-        table.set_source(batch.thread);
+        table.set_source(batch.thread, batch.iface);
         let mut items = batch.dns.iter().peekable();
         for (i, m) in batch.segs.iter().enumerate() {
             while let Some(item) = items.next_if(|d| d.before as usize <= i) {
@@ -134,11 +134,12 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             table.ingest(
                 SegmentIn {
                     dispatch_hash: m.hash,
-                    cut: m.cut,
+                    missing: m.missing,
                     ts: m.ts,
                     key: m.key,
                     dir: m.dir,
                     seq: m.seq,
+                    ack: m.ack,
                     flags: m.flags,
                     payload,
                 },
@@ -348,6 +349,7 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
         &mut [tls.incomplete, tls.conflicting_roles, tls.server_not_tls],
         &m.by.parse_extra,
     );
+    shared.mirror.add(&s.mirror, &s.blocks, table.now());
     let now = table.len() as i64;
     m.flows_tracked.add(now - *tracked);
     *tracked = now;
