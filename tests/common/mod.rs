@@ -240,6 +240,22 @@ pub fn exported_metrics() -> std::collections::BTreeSet<String> {
     let destinations = std::sync::Arc::new(tlscensus::inventory::Destinations::default());
     destinations.record(0, "acct", ip, true, true, 1);
     m.register_destinations(destinations).unwrap();
+    // Mirror health, with a client block seen one way only.
+    use tlscensus::flow::mirror::{Block, MirrorTally};
+    use tlscensus::mirror::{MirrorCollector, MirrorHealth};
+    let bound = m.by.bounds[tlscensus::metrics::Bound::MirrorBlocks as usize].clone();
+    let mirror =
+        std::sync::Arc::new(MirrorHealth::new(&m.registry, &["eth0".into()], bound, true).unwrap());
+    m.registry
+        .register(Box::new(MirrorCollector::new(mirror.clone()).unwrap()))
+        .unwrap();
+    let tally = MirrorTally {
+        window_bytes: 100,
+        lost_bytes: 1,
+        handshake_gaps: 1,
+        sides: [1, 1, 1],
+    };
+    mirror.add(&[tally], &[(0, Block([10; 16]), false); 10], 1);
     m.legacy_flow(
         "10.0.0.1".parse().unwrap(),
         Some(tlscensus::tls::version::Version::TLS10),
