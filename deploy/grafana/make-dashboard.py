@@ -179,6 +179,27 @@ panel(
     fieldConfig={"defaults": {"decimals": 1}, "overrides": []},
     options={"sortBy": [{"displayName": "days since last legacy flow", "desc": False}], "showHeader": True},
 )
+# Row 6: mirror health (what the mirror fails to deliver).
+panel(
+    "timeseries",
+    "Mirror loss: share of handshake bytes never captured",
+    [ts(f'sum by (instance, interface) (rate(tlscensus_capture_loss_bytes_total{{{SEL}}}[$__rate_interval])) / sum by (instance, interface) (rate(tlscensus_capture_loss_window_bytes_total{{{SEL}}}[$__rate_interval]))', "{{instance}} {{interface}} loss"),
+     ts(f'sum by (instance, interface) (rate(tlscensus_handshake_gaps_total{{{SEL}}}[$__rate_interval])) / on (instance) group_left sum by (instance) (rate(tlscensus_flows_total{{{SEL}}}[$__rate_interval]))', "{{instance}} {{interface}} handshakes lost to gaps")],
+    0, 57, 12, 9,
+    description="TCP bytes the hosts exchanged in handshakes (acknowledged, or shown by later bytes) that never reached the sensor, and the share of handshakes they cost. Upstream loss when kernel and queue drops stay at 0: the SPAN session or TAP drops packets (alert TLSCensusMirrorLoss above 1% for 15 minutes).",
+    fieldConfig={"defaults": {"unit": "percentunit", "min": 0}, "overrides": []},
+)
+panel(
+    "timeseries",
+    "Flows seen one way only",
+    [ts(f'sum by (instance, interface) (rate(tlscensus_mirror_flows_total{{{SEL},seen=~"client_only|server_only"}}[$__rate_interval])) / sum by (instance, interface) (rate(tlscensus_mirror_flows_total{{{SEL}}}[$__rate_interval]))', "{{instance}} {{interface}} one-way share"),
+     ts(f'sum by (instance, interface) (tlscensus_mirror_one_sided_blocks{{{SEL}}})', "{{instance}} {{interface}} one-sided client blocks")],
+    12, 57, 12, 9,
+    description="Share of TCP connections whose opening was captured that showed one side only, and client blocks (/24, /64) seen one way only (tlscensus_mirror_one_sided_block names them). Near 100% on an interface: the mirror carries one direction (alert TLSCensusMirrorOneSided).",
+    fieldConfig={"defaults": {"min": 0}, "overrides": [
+        {"matcher": {"id": "byRegexp", "options": ".*one-way share"},
+         "properties": [{"id": "unit", "value": "percentunit"}]}]},
+)
 
 dashboard = {
     "uid": "tlscensus",
