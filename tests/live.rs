@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::craft;
-use common::{Val, captures, census_settings, example_keys, flags_of, made_apart, toml_of};
+use common::{
+    Val, captures, census_settings, example_keys, flags_of, gen_capture, made_apart, mirror_faults,
+    toml_of,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
 const TOOLS: [&str; 8] = [
@@ -764,34 +767,13 @@ fn live_capture_threads_match_offline_read() {
     replay_matches_offline(&tunnels, 1, &["--capture-threads", "2"]);
 }
 
-/// The benchmark generator's bulk mix (real handshakes, then bulk data):
-/// written by `examples/gen_capture` (built here when `cargo test` has not).
+/// The benchmark generator's bulk mix (real handshakes, then bulk data).
 fn bulk_mix(dir: &Path) -> PathBuf {
-    let bin = Path::new(BIN);
-    let gen_bin = bin.parent().unwrap().join("examples").join("gen_capture");
-    if !gen_bin.exists() {
-        let release = bin.parent().unwrap().ends_with("release");
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "--quiet", "--example", "gen_capture"]);
-        if release {
-            cargo.arg("--release");
-        }
-        let st = cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(st.success() && gen_bin.exists(), "building gen_capture");
-    }
     let out = dir.join("bulk.pcap");
-    let st = Command::new(&gen_bin)
-        .arg(&out)
-        .args(["--bytes", "60000000", "--handshake-share", "0.07"])
-        .args(["--seed", "11", "--concurrent", "64"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    gen_capture(
+        &out,
+        &["--bytes", "60000000", "--handshake-share", "0.07", "--seed", "11", "--concurrent", "64"],
+    );
     out
 }
 

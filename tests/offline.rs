@@ -789,3 +789,76 @@ fn rotated_files_continue_one_stream() {
     assert_eq!(ev[0]["negotiated_version"], json!("TLSv1.2"));
     assert_eq!(ev[0]["client_max_version"], json!("TLSv1.2"));
 }
+
+/// A capture made on a faulty mirror says so in its summary and metrics. The
+/// generator's handshake-heavy mix (real handshakes), with 1% and 5% of its
+/// TCP frames dropped at random, reports that loss within 20% of it (about
+/// 23,000 segments are in the window: one standard deviation is 7% of the
+/// injected rate at 1%); with its server side removed, it reads "one
+/// direction only"; whole, it reports neither.
+#[test]
+fn lossy_and_one_sided_captures_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.pcap");
+    gen_capture(
+        &mix,
+        &["--bytes", "100000000", "--handshake-share", "0.40", "--seed", "5", "--concurrent", "128"],
+    );
+    let read = |file: &std::path::Path| {
+        let prom = dir.path().join("m.prom");
+        let out = tlscensus(&[
+            "read",
+            "--no-progress",
+            "--format",
+            "csv",
+            "--metrics-file",
+            prom.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        let summary = stderr.lines().last().unwrap_or_default().to_string();
+        (summary, std::fs::read_to_string(&prom).unwrap())
+    };
+    let get = |m: &str, s: &str| value(m, s).unwrap_or(0.0);
+    let iface = "{interface=\"file\"}";
+
+    let (summary, m) = read(&mix);
+    assert!(!summary.contains("upstream loss"), "{summary}");
+    assert!(!summary.contains("one direction"), "{summary}");
+    assert_eq!(get(&m, &format!("tlscensus_capture_loss_bytes_total{iface}")), 0.0);
+    assert!(get(&m, &format!("tlscensus_capture_loss_window_bytes_total{iface}")) > 1e7);
+    let both = get(&m, "tlscensus_mirror_flows_total{interface=\"file\",seen=\"both\"}");
+    assert!(both > 5000.0, "{m}");
+
+    for (p, seed) in [(0.01, 3), (0.05, 4)] {
+        let lossy = dir.path().join(format!("loss-{p}.pcap"));
+        mirror_faults(&mix, &lossy, p, false, seed);
+        let (summary, m) = read(&lossy);
+        let ratio = get(&m, &format!("tlscensus_capture_loss_ratio{iface}"));
+        assert!(
+            (ratio - p).abs() <= 0.2 * p,
+            "{p} dropped, {ratio} reported\n{summary}"
+        );
+        assert!(summary.contains("upstream loss: "), "{summary}");
+        assert!(get(&m, &format!("tlscensus_handshake_gaps_total{iface}")) > 0.0);
+        assert!(!summary.contains("one direction"), "{summary}");
+    }
+
+    let one_way = dir.path().join("one-way.pcap");
+    mirror_faults(&mix, &one_way, 0.0, true, 1);
+    let (summary, m) = read(&one_way);
+    assert!(
+        summary.contains("one direction only: ") && summary.contains("client to server"),
+        "{summary}"
+    );
+    assert_eq!(get(&m, "tlscensus_mirror_flows_total{interface=\"file\",seen=\"both\"}"), 0.0);
+    assert_eq!(
+        get(&m, "tlscensus_mirror_flows_total{interface=\"file\",seen=\"client_only\"}"),
+        both
+    );
+    assert!(get(&m, &format!("tlscensus_mirror_one_sided_blocks{iface}")) >= 1.0, "{m}");
+    // The server's acknowledgements never came: no loss is claimed for
+    // bytes nobody was seen to acknowledge.
+    assert_eq!(get(&m, &format!("tlscensus_capture_loss_bytes_total{iface}")), 0.0);
+}

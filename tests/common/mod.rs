@@ -287,3 +287,74 @@ pub fn example_keys(for_: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A benchmark mix written by `examples/gen_capture` into `out` (built here
+/// when `cargo test` has not built it; real handshakes from the shipped
+/// captures, then bulk data). `args`: its options (size, handshake share,
+/// seed, concurrency).
+pub fn gen_capture(out: &Path, args: &[&str]) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_tlscensus"));
+    let gen_bin = bin.parent().unwrap().join("examples").join("gen_capture");
+    if !gen_bin.exists() {
+        let release = bin.parent().unwrap().ends_with("release");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args(["build", "--quiet", "--example", "gen_capture"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let st = cargo
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(st.success() && gen_bin.exists(), "building gen_capture");
+    }
+    let st = Command::new(&gen_bin)
+        .arg(out)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "gen_capture {args:?}");
+}
+
+/// The TCP ports of an Ethernet (VLAN tags allowed) IPv4/IPv6 frame.
+pub fn tcp_ports(frame: &[u8]) -> Option<(u16, u16)> {
+    let mut at = 12;
+    let mut ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
+    while ethertype == 0x8100 || ethertype == 0x88a8 {
+        at += 4;
+        ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
+    }
+    let ip = at + 2;
+    let tcp = match ethertype {
+        0x0800 if *frame.get(ip + 9)? == 6 => ip + usize::from(frame.get(ip)? & 0x0f) * 4,
+        0x86dd if *frame.get(ip + 6)? == 6 => ip + 40,
+        _ => return None,
+    };
+    let p = |i: usize| Some(u16::from_be_bytes(frame.get(i..i + 2)?.try_into().ok()?));
+    Some((p(tcp)?, p(tcp + 2)?))
+}
+
+/// A mirror's faults applied to a capture: each TCP frame dropped with
+/// probability `loss` (a fixed-seed generator: the same frames each run),
+/// and with `one_way`, every frame from the server side (the lower port)
+/// too. Other frames pass.
+pub fn mirror_faults(src: &Path, dst: &Path, loss: f64, one_way: bool, seed: u64) {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut random = move || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let frames: Vec<craft::Frame> = craft::read_pcap(src)
+        .into_iter()
+        .filter(|f| match tcp_ports(&f.data) {
+            None => true,
+            Some((sport, dport)) => !(one_way && sport < dport) && random() >= loss,
+        })
+        .collect();
+    craft::write_pcap(dst, &frames);
+}
