@@ -80,7 +80,7 @@ fn benches(c: &mut Criterion) {
         FlowKey,
         u64,
         Direction,
-        u32,
+        (u32, u32),
         tlscensus::decode::l4::TcpFlags,
         Vec<u8>,
     );
@@ -93,7 +93,15 @@ fn benches(c: &mut Criterion) {
                     Endpoint::new(dst, seg.dst_port),
                 );
                 let h = key.dispatch_hash();
-                Some((f.ts, key, h, dir, seg.seq, seg.flags, seg.payload.to_vec()))
+                Some((
+                    f.ts,
+                    key,
+                    h,
+                    dir,
+                    (seg.seq, seg.ack),
+                    seg.flags,
+                    seg.payload.to_vec(),
+                ))
             }
             _ => None,
         })
@@ -103,15 +111,16 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut table = tls_table(cfg.table);
             let mut out = Vec::new();
-            for (ts, key, hash, dir, seq, flags, payload) in &segs {
+            for (ts, key, hash, dir, (seq, ack), flags, payload) in &segs {
                 table.ingest(
                     SegmentIn {
                         dispatch_hash: *hash,
-                        cut: false,
+                        missing: 0,
                         ts: *ts,
                         key: *key,
                         dir: *dir,
                         seq: *seq,
+                        ack: *ack,
                         flags: *flags,
                         payload,
                     },

@@ -849,7 +849,12 @@ pub fn mirror_notes(m: &crate::mirror::MirrorSummary) -> Vec<String> {
         ));
     } else if !m.one_sided_blocks.is_empty() {
         let n = m.one_sided_blocks.len();
-        let shown: Vec<&str> = m.one_sided_blocks.iter().take(3).map(String::as_str).collect();
+        let shown: Vec<&str> = m
+            .one_sided_blocks
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect();
         notes.push(format!(
             "one direction only for {n} client block{}: {}{}",
             if n == 1 { "" } else { "s" },

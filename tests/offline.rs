@@ -802,7 +802,16 @@ fn lossy_and_one_sided_captures_say_so() {
     let mix = dir.path().join("mix.pcap");
     gen_capture(
         &mix,
-        &["--bytes", "100000000", "--handshake-share", "0.40", "--seed", "5", "--concurrent", "128"],
+        &[
+            "--bytes",
+            "100000000",
+            "--handshake-share",
+            "0.40",
+            "--seed",
+            "5",
+            "--concurrent",
+            "128",
+        ],
     );
     let read = |file: &std::path::Path| {
         let prom = dir.path().join("m.prom");
@@ -826,9 +835,20 @@ fn lossy_and_one_sided_captures_say_so() {
     let (summary, m) = read(&mix);
     assert!(!summary.contains("upstream loss"), "{summary}");
     assert!(!summary.contains("one direction"), "{summary}");
-    assert_eq!(get(&m, &format!("tlscensus_capture_loss_bytes_total{iface}")), 0.0);
-    assert!(get(&m, &format!("tlscensus_capture_loss_window_bytes_total{iface}")) > 1e7);
-    let both = get(&m, "tlscensus_mirror_flows_total{interface=\"file\",seen=\"both\"}");
+    assert_eq!(
+        get(&m, &format!("tlscensus_capture_loss_bytes_total{iface}")),
+        0.0
+    );
+    assert!(
+        get(
+            &m,
+            &format!("tlscensus_capture_loss_window_bytes_total{iface}")
+        ) > 1e7
+    );
+    let both = get(
+        &m,
+        "tlscensus_mirror_flows_total{interface=\"file\",seen=\"both\"}",
+    );
     assert!(both > 5000.0, "{m}");
 
     for (p, seed) in [(0.01, 3), (0.05, 4)] {
@@ -852,13 +872,28 @@ fn lossy_and_one_sided_captures_say_so() {
         summary.contains("one direction only: ") && summary.contains("client to server"),
         "{summary}"
     );
-    assert_eq!(get(&m, "tlscensus_mirror_flows_total{interface=\"file\",seen=\"both\"}"), 0.0);
     assert_eq!(
-        get(&m, "tlscensus_mirror_flows_total{interface=\"file\",seen=\"client_only\"}"),
+        get(
+            &m,
+            "tlscensus_mirror_flows_total{interface=\"file\",seen=\"both\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        get(
+            &m,
+            "tlscensus_mirror_flows_total{interface=\"file\",seen=\"client_only\"}"
+        ),
         both
     );
-    assert!(get(&m, &format!("tlscensus_mirror_one_sided_blocks{iface}")) >= 1.0, "{m}");
+    assert!(
+        get(&m, &format!("tlscensus_mirror_one_sided_blocks{iface}")) >= 1.0,
+        "{m}"
+    );
     // The server's acknowledgements never came: no loss is claimed for
     // bytes nobody was seen to acknowledge.
-    assert_eq!(get(&m, &format!("tlscensus_capture_loss_bytes_total{iface}")), 0.0);
+    assert_eq!(
+        get(&m, &format!("tlscensus_capture_loss_bytes_total{iface}")),
+        0.0
+    );
 }

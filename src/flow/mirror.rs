@@ -215,9 +215,11 @@ impl Seen {
     /// The client's direction: the sender of the SYN, else the receiver of
     /// the SYN-ACK; `None` when the opening was not captured.
     pub fn client(self) -> Option<usize> {
-        (0..2)
-            .find(|&d| self.0 & (SYN << d) != 0)
-            .or_else(|| (0..2).find(|&d| self.0 & (SYN_ACK << d) != 0).map(|d| 1 - d))
+        (0..2).find(|&d| self.0 & (SYN << d) != 0).or_else(|| {
+            (0..2)
+                .find(|&d| self.0 & (SYN_ACK << d) != 0)
+                .map(|d| 1 - d)
+        })
     }
 
     /// The flow's verdict, with its client's direction; `None` for a flow
@@ -425,6 +427,9 @@ mod tests {
         .0;
         let names: Vec<String> = (0..2).map(|d| Block::of(&k, d).to_string()).collect();
         assert!(names.contains(&"10.1.2.0/24".to_string()), "{names:?}");
-        assert!(names.contains(&"2001:db8:1:2::/64".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"2001:db8:1:2::/64".to_string()),
+            "{names:?}"
+        );
     }
 }

@@ -165,7 +165,9 @@ impl Shared {
         );
         metrics
             .registry
-            .register(Box::new(MirrorCollector::new(Arc::clone(&mirror)).map_err(bad)?))
+            .register(Box::new(
+                MirrorCollector::new(Arc::clone(&mirror)).map_err(bad)?,
+            ))
             .map_err(bad)?;
         let names = Arc::new(HostNames::new(&config.names));
         // One Shared per registry: registering cannot collide.
