@@ -21,8 +21,9 @@ use common::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tlscensus");
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 9] = [
     "ip",
+    "nft",
     "openssl",
     "curl",
     "tcpreplay",
@@ -1004,6 +1005,25 @@ fn replay_paced_matches_offline(
         );
     }
     assert!(offline.family("tlscensus_legacy_flows_total").len() >= min_legacy);
+    // The mirror's verdicts: no loss where the files have none, the same
+    // one-way flows (the interface label aside).
+    let by_seen = |m: &Metrics| -> BTreeMap<String, f64> {
+        m.family("tlscensus_mirror_flows_total")
+            .into_iter()
+            .map(|(k, v)| (k.split("seen=").nth(1).unwrap_or("").to_string(), v))
+            .collect()
+    };
+    assert_eq!(
+        by_seen(&live),
+        by_seen(&offline),
+        "mirror flows: live (left) vs read (right)"
+    );
+    let lost = |m: &Metrics| {
+        m.family("tlscensus_capture_loss_bytes_total")
+            .values()
+            .sum::<f64>()
+    };
+    assert_eq!(lost(&live), lost(&offline), "{}", live.dump());
     live
 }
 
@@ -1491,6 +1511,8 @@ fn live_dashboard_and_rules_against_prometheus() {
                 "TLSCensusSensorDown",
                 "TLSCensusKernelDrops",
                 "TLSCensusQueueDrops",
+                "TLSCensusMirrorLoss",
+                "TLSCensusMirrorOneSided",
             ]
             .contains(&name)
             {
