@@ -62,7 +62,7 @@ struct BlockCounts {
 }
 
 struct Blocks {
-    map: HashMap<(u8, Block), BlockCounts>,
+    map: HashMap<(u8, Block), BlockCounts, ahash::RandomState>,
     window_start: u64,
     /// Live: blocks quiet for two windows are forgotten. `read` keeps them
     /// (its summary is about the whole capture).
@@ -235,7 +235,7 @@ impl MirrorHealth {
         Ok(MirrorHealth {
             interfaces: list,
             blocks: Mutex::new(Blocks {
-                map: HashMap::new(),
+                map: HashMap::default(),
                 window_start: 0,
                 forget: live,
             }),

@@ -65,6 +65,16 @@ impl Ledger {
         if len == 0 {
             return;
         }
+        // The common case, in order with no gap open: one comparison.
+        if self.anchored && self.n_holes == 0 && seq.wrapping_sub(self.anchor) == self.end {
+            self.end = self.end.saturating_add(len);
+            return;
+        }
+        self.on_data_slow(seq, len);
+    }
+
+    #[inline(never)]
+    fn on_data_slow(&mut self, seq: u32, len: u32) {
         if !self.anchored {
             self.anchor = seq;
             self.anchored = true;
@@ -82,8 +92,12 @@ impl Ledger {
         };
         if start > self.end.max(self.acked).saturating_add(MAX_JUMP) {
             // Not this stream's continuation: start over from here.
-            *self = Ledger::default();
-            self.on_data(seq, len);
+            *self = Ledger {
+                anchor: seq,
+                anchored: true,
+                end: len,
+                ..Ledger::default()
+            };
             return;
         }
         if start < self.end && self.n_holes > 0 {
@@ -200,10 +214,11 @@ impl Sides {
 impl Seen {
     #[inline]
     pub fn note(&mut self, dir: Direction, flags: TcpFlags) {
-        let bit = match (flags.syn(), flags.ack()) {
-            (true, false) => SYN,
-            (true, true) => SYN_ACK,
-            _ => OTHER,
+        // SYN alone: SYN; SYN and ACK: SYN_ACK; else OTHER (bits 1, 4, 16).
+        let bit = if flags.syn() {
+            SYN << (2 * u8::from(flags.ack()))
+        } else {
+            OTHER
         };
         self.0 |= bit << dir.index();
     }
@@ -215,11 +230,15 @@ impl Seen {
     /// The client's direction: the sender of the SYN, else the receiver of
     /// the SYN-ACK; `None` when the opening was not captured.
     pub fn client(self) -> Option<usize> {
-        (0..2).find(|&d| self.0 & (SYN << d) != 0).or_else(|| {
-            (0..2)
-                .find(|&d| self.0 & (SYN_ACK << d) != 0)
-                .map(|d| 1 - d)
-        })
+        let syn = self.0 & 0b11;
+        let syn_ack = (self.0 >> 2) & 0b11;
+        if syn != 0 {
+            Some(syn.trailing_zeros() as usize)
+        } else if syn_ack != 0 {
+            Some(1 - syn_ack.trailing_zeros() as usize)
+        } else {
+            None
+        }
     }
 
     /// The flow's verdict, with its client's direction; `None` for a flow

@@ -314,7 +314,14 @@ fn report(
 
 fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     let m = &shared.metrics;
-    let s: TableStats = std::mem::take(&mut table.stats);
+    let mut s: TableStats = std::mem::take(&mut table.stats);
+    // The mirror's tallies and blocks go back to the table, emptied, with
+    // their allocations.
+    shared.mirror.add(&s.mirror, &s.blocks, table.now());
+    s.mirror.fill(Default::default());
+    s.blocks.clear();
+    table.stats.mirror = std::mem::take(&mut s.mirror);
+    table.stats.blocks = std::mem::take(&mut s.blocks);
     let mut tls: SessionStats = std::mem::take(&mut table.ctx_mut().stats);
     let mut evicted = [s.evicted_idle, s.evicted_table_full, s.ended_open];
     flush_into(&mut evicted, &m.by.evictions);
@@ -349,7 +356,6 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
         &mut [tls.incomplete, tls.conflicting_roles, tls.server_not_tls],
         &m.by.parse_extra,
     );
-    shared.mirror.add(&s.mirror, &s.blocks, table.now());
     let now = table.len() as i64;
     m.flows_tracked.add(now - *tracked);
     *tracked = now;
