@@ -285,7 +285,7 @@ fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounte
     Ok(c)
 }
 
-fn counter_vec(
+pub(crate) fn counter_vec(
     r: &Registry,
     name: &str,
     help: &str,
@@ -1064,7 +1064,7 @@ impl Collector for LegacyFlowsCollector {
 }
 
 /// A label of a series a collector builds.
-fn label_pair(name: &str, value: String) -> LabelPair {
+pub(crate) fn label_pair(name: &str, value: String) -> LabelPair {
     let mut p = LabelPair::default();
     p.set_name(name.to_string());
     p.set_value(value);
@@ -1072,7 +1072,7 @@ fn label_pair(name: &str, value: String) -> LabelPair {
 }
 
 /// The family of a collector's gauges.
-fn gauge_family(desc: &Desc, metrics: Vec<Metric>) -> Vec<MetricFamily> {
+pub(crate) fn gauge_family(desc: &Desc, metrics: Vec<Metric>) -> Vec<MetricFamily> {
     let mut mf = MetricFamily::default();
     mf.set_name(desc.fq_name.clone());
     mf.set_help(desc.help.clone());

@@ -29,11 +29,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily};
+use prometheus::{IntCounter, Registry};
 use serde::Serialize;
 
 use crate::flow::mirror::{Block, MirrorTally, Sides};
+use crate::metrics::{counter_vec, gauge_family, label_pair};
 
 /// Client blocks tracked for the one-sided verdict.
 pub const MAX_BLOCKS: usize = 4096;
@@ -172,17 +173,6 @@ pub struct MirrorHealth {
     block_bound: IntCounter,
 }
 
-fn counters(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
 impl MirrorHealth {
     /// The counters of `interfaces` (by index, as the capture threads number
     /// them; `read` has one, "file"), registered on `registry`. `live`:
@@ -194,25 +184,25 @@ impl MirrorHealth {
         live: bool,
     ) -> prometheus::Result<MirrorHealth> {
         let iface = &["interface"];
-        let window = counters(
+        let window = counter_vec(
             registry,
             "tlscensus_capture_loss_window_bytes_total",
             "TCP sequence space observed in flows' handshake phase (from the first byte to the furthest byte seen or acknowledged, both directions), per interface.",
             iface,
         )?;
-        let lost = counters(
+        let lost = counter_vec(
             registry,
             "tlscensus_capture_loss_bytes_total",
             "The part of tlscensus_capture_loss_window_bytes_total that never reached the sensor: gaps later bytes showed, bytes acknowledged but never seen. Upstream loss when the kernel and queue drop counters stay at 0.",
             iface,
         )?;
-        let gaps = counters(
+        let gaps = counter_vec(
             registry,
             "tlscensus_handshake_gaps_total",
             "Flows that ended before their handshake facts were complete because bytes they needed never reached the sensor, per interface.",
             iface,
         )?;
-        let flows = counters(
+        let flows = counter_vec(
             registry,
             "tlscensus_mirror_flows_total",
             "TCP flows whose opening was captured, by interface and the directions that came: both, client_only (the client went on after its SYN; nothing of the server came), server_only (the server's SYN-ACK came; nothing of the client).",
@@ -390,10 +380,7 @@ impl MirrorCollector {
 }
 
 fn pair(name: &str, value: &str) -> LabelPair {
-    let mut p = LabelPair::default();
-    p.set_name(name.to_string());
-    p.set_value(value.to_string());
-    p
+    label_pair(name, value.to_string())
 }
 
 fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
@@ -403,15 +390,6 @@ fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
     m.set_label(labels);
     m.set_gauge(g);
     m
-}
-
-fn family(desc: &Desc, metrics: Vec<Metric>) -> MetricFamily {
-    let mut mf = MetricFamily::default();
-    mf.set_name(desc.fq_name.clone());
-    mf.set_help(desc.help.clone());
-    mf.set_field_type(MetricType::GAUGE);
-    mf.set_metric(metrics);
-    mf
 }
 
 impl Collector for MirrorCollector {
@@ -451,11 +429,10 @@ impl Collector for MirrorCollector {
                 )
             })
             .collect();
-        vec![
-            family(&self.descs[0], ratios),
-            family(&self.descs[1], counts),
-            family(&self.descs[2], named),
-        ]
+        [(0, ratios), (1, counts), (2, named)]
+            .into_iter()
+            .flat_map(|(i, metrics)| gauge_family(&self.descs[i], metrics))
+            .collect()
     }
 }
 
