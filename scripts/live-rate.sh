@@ -32,7 +32,7 @@ case "$cap" in
   handshake) target/release/examples/gen_capture "$work/handshake.pcap" --bytes "${BYTES:-50000000}" \
           --handshake-share 0.40 --seed 2 --concurrent 256 >/dev/null; cap=$work/handshake.pcap ;;
 esac
-frames=$(tcpdump -r "$cap" 2>/dev/null | wc -l)
+frames=$(tcpdump -nr "$cap" 2>/dev/null | wc -l)
 total=$((frames * loops))
 tick=$(getconf CLK_TCK)
 replay() { # rate
