@@ -2694,23 +2694,41 @@ fn live_mirror_loss_is_measured() {
         (0.01, 0.75, 1.25),
         (0.05, 0.8, 1.2),
     ] {
-        let mut net = Net::new(2);
-        net.lossy_mirror(1, 2, p);
-        let mirror = net.iface(2);
-        let prom = net.path("live.prom");
-        let mut sensor = net.tlscensus(&[
-            "-i",
-            &mirror,
-            "--user",
-            "root",
-            "--metrics-file",
-            prom.to_str().unwrap(),
-        ]);
-        let frames = replay(&net, std::slice::from_ref(&mix), &["--pps", "50000"]);
-        sensor.wait_drained(frames);
-        let status = sensor.stop("TERM");
-        assert!(status.success(), "{}", sensor.log_text());
-        let m = Metrics::parse(&std::fs::read_to_string(&prom).unwrap());
+        // The sensor's own drops would add to what is measured: a run in
+        // which a busy machine made the sensor drop frames (tests run side
+        // by side) is repeated, at most twice.
+        let mut attempt = 0;
+        let (m, mirror) = loop {
+            attempt += 1;
+            let mut net = Net::new(2);
+            net.lossy_mirror(1, 2, p);
+            let mirror = net.iface(2);
+            let prom = net.path("live.prom");
+            let mut sensor = net.tlscensus(&[
+                "-i",
+                &mirror,
+                "--user",
+                "root",
+                "--buffer-mib",
+                "256",
+                "--metrics-file",
+                prom.to_str().unwrap(),
+            ]);
+            let frames = replay(&net, std::slice::from_ref(&mix), &["--pps", "50000"]);
+            sensor.wait_drained(frames);
+            let status = sensor.stop("TERM");
+            assert!(status.success(), "{}", sensor.log_text());
+            let m = Metrics::parse(&std::fs::read_to_string(&prom).unwrap());
+            let own = m
+                .family("tlscensus_capture_kernel_drops_total")
+                .values()
+                .sum::<f64>()
+                + m.get("tlscensus_queue_drops_total");
+            if own == 0.0 || attempt == 3 {
+                break (m, mirror);
+            }
+            eprintln!("mirror loss {p}: the sensor dropped {own} frames itself; again");
+        };
         let on = |name: &str| m.get(&format!("{name}{{interface=\"{mirror}\"}}"));
         assert_eq!(on("tlscensus_capture_kernel_drops_total"), 0.0);
         assert_eq!(m.get("tlscensus_queue_drops_total"), 0.0);
