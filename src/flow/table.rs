@@ -10,7 +10,11 @@
 //! `max_buffer_bytes` of stream bytes buffered over all flows, flows idle for
 //! `idle_timeout_ns` of capture time are evicted; each bound hit is counted. A
 //! direction's buffers are freed as soon as the session needs them no more; a
-//! settled flow leaves a small tombstone until FIN/RST or idle timeout.
+//! settled flow leaves a small tombstone until FIN/RST or idle timeout. For
+//! the mirror's health ([`super::mirror`]) it also keeps, per flow, which
+//! sides' segments came and, while the flow is in its handshake phase, each
+//! direction's sequence ledger; both are tallied per interface in
+//! [`TableStats`] as the flow settles or leaves.
 
 use std::sync::Arc;
 

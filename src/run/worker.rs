@@ -320,6 +320,10 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     shared.mirror.add(&s.mirror, &s.blocks, table.now());
     s.mirror.fill(Default::default());
     s.blocks.clear();
+    // A sweep that ended many flows at once does not keep its list's memory.
+    if s.blocks.capacity() > 4096 {
+        s.blocks = Vec::new();
+    }
     table.stats.mirror = std::mem::take(&mut s.mirror);
     table.stats.blocks = std::mem::take(&mut s.blocks);
     let mut tls: SessionStats = std::mem::take(&mut table.ctx_mut().stats);
