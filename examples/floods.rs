@@ -39,6 +39,9 @@
 //!   to target names of 253 bytes under `blob.core.windows.net`, each hello
 //!   with its own cipher pair: every host holds the most server names (16)
 //!   and fingerprints (8) a host can.
+//! - `blocks`: 262,144 one-way connections (a SYN, then the client's data,
+//!   nothing of the server) from 65,536 client /24s: the mirror's block
+//!   store holds its bound (4,096 blocks) and counts the rest.
 //!
 //! The script `scripts/floods.sh` runs `tlscensus read` over each with
 //! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
@@ -191,6 +194,25 @@ fn unanswered_openings(o: &mut Out, scale: f64, port: u16, opening: &[u8]) {
         o.frame(tcp_frame(c, s, 1000, 0, SYN, &[]));
         o.frame(tcp_frame(s, c, 5000, 1001, SYN | ACK, &[]));
         o.frame(tcp_frame(c, s, 1001, 5001, ACK, opening));
+    }
+}
+
+/// 262,144 connections from 65,536 client /24s (four each), whose client
+/// goes on after its SYN with no segment of the server ever seen (one-way
+/// flows): every block a candidate for the one-sided verdict.
+fn blocks(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "blocks");
+    for n in 0..scaled(262_144, scale) as u32 {
+        let c = (host((n << 8) | 1), 40_000 + (n >> 16) as u16);
+        o.frame(tcp_frame(c, (SERVER, 443), 1000, 0, SYN, &[]));
+        o.frame(tcp_frame(
+            c,
+            (SERVER, 443),
+            1001,
+            5001,
+            ACK,
+            b"\x16\x03\x01",
+        ));
     }
 }
 
@@ -377,7 +399,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 12] = [
+    let all: [(&str, Writer); 13] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -390,6 +412,7 @@ fn main() {
         ("names", names),
         ("destinations", destinations),
         ("inventory", inventory),
+        ("blocks", blocks),
     ];
     let wanted = &args[1..];
     for (name, f) in all {
