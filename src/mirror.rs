@@ -379,10 +379,6 @@ impl MirrorCollector {
     }
 }
 
-fn pair(name: &str, value: &str) -> LabelPair {
-    label_pair(name, value.to_string())
-}
-
 fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
     let mut g = Gauge::default();
     g.set_value(value);
@@ -403,7 +399,7 @@ impl Collector for MirrorCollector {
             .loss_ratios()
             .into_iter()
             .zip(&h.interfaces)
-            .map(|(r, f)| gauge(vec![pair("interface", &f.name)], r))
+            .map(|(r, f)| gauge(vec![label_pair("interface", f.name.clone())], r))
             .collect();
         let blocks = {
             let store = h.blocks.lock().unwrap_or_else(|p| p.into_inner());
@@ -415,7 +411,7 @@ impl Collector for MirrorCollector {
             .enumerate()
             .map(|(i, f)| {
                 let n = blocks.iter().filter(|b| usize::from(b.0) == i).count();
-                gauge(vec![pair("interface", &f.name)], n as f64)
+                gauge(vec![label_pair("interface", f.name.clone())], n as f64)
             })
             .collect();
         let named = blocks
@@ -424,7 +420,10 @@ impl Collector for MirrorCollector {
             .map(|(i, b, _)| {
                 let name = &h.interface(usize::from(*i)).name;
                 gauge(
-                    vec![pair("block", &b.to_string()), pair("interface", name)],
+                    vec![
+                        label_pair("block", b.to_string()),
+                        label_pair("interface", name.clone()),
+                    ],
                     1.0,
                 )
             })
