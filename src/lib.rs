@@ -91,5 +91,6 @@ pub mod privilege;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod store;
 pub mod target;
 pub mod tls;

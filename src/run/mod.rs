@@ -227,9 +227,11 @@ impl Shared {
             tls_flows: self.progress.tls_flows.load(Ordering::Relaxed),
             inventoried_flows: self.inventory.flows.load(Ordering::Relaxed),
             hosts: hosts.len() as u64,
-            legacy_flows: hosts.iter().map(|(_, r)| r.legacy).sum(),
+            // Counted from the flows: a host the inventory could not hold,
+            // or gave up, still made them.
+            legacy_flows: self.inventory.legacy_flows.load(Ordering::Relaxed),
             legacy_hosts: hosts.iter().filter(|(_, r)| r.legacy > 0).count() as u64,
-            rejected_flows: hosts.iter().map(|(_, r)| r.rejected).sum(),
+            rejected_flows: self.inventory.rejected_flows.load(Ordering::Relaxed),
             non_tls_flows: m.non_tls.get(),
             hosts_dropped: self.inventory.hosts_dropped.load(Ordering::Relaxed),
             mirror: self.mirror.summary(),
@@ -266,12 +268,10 @@ impl Shared {
 
     fn view_totals(&self, by: By, hosts: &[(std::net::IpAddr, HostRecord)]) -> RunTotals {
         if by == By::Destination {
-            let [hosts, legacy_flows, legacy_hosts, rejected_flows] = self.inventory.sums();
+            let [hosts, _, legacy_hosts, _] = self.inventory.sums();
             RunTotals {
                 hosts,
-                legacy_flows,
                 legacy_hosts,
-                rejected_flows,
                 ..self.totals(&[])
             }
         } else {
