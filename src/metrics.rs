@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashMap;
+use crate::store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
@@ -802,46 +802,49 @@ pub fn write_atomic_with(
 /// with a per-host label. A collector of its own rather than an
 /// `IntCounterVec`: the vec builds and validates a descriptor for every new
 /// series (about 9,000 instructions each under callgrind), and a census meets a
-/// new legacy source every few flows. Here a source is one map entry holding
+/// new legacy source every few flows. Here a source is one store entry holding
 /// its counters (one per version class and outcome), and labels are formatted
 /// only when scraped.
 ///
-/// At most `max_sources` sources are labelled; when the set is full, room is
-/// made by (1) removing sources not seen for `ttl` (live mode), then (2) for a
-/// flow the server answered, removing the longest-quiet source whose flows
-/// were all unanswered (a ClientHello needs no handshake: spoofed sources
-/// must not keep out a host a server really talked to). A removed source's
-/// counts move to `source="other"`, so the series always add up to every
-/// legacy flow; flows of a source that finds no room count there too, and as
-/// a `legacy_sources` bound hit.
+/// At most `max_sources` sources are labelled ([`crate::store::Shared`]).
+/// When the set is full, sources not seen for `ttl` (live mode) go first;
+/// then [`LEGACY_SOURCES`] decides: a source a server answered displaces one
+/// none answered (a ClientHello needs no handshake: spoofed sources must not
+/// keep out a host a server really talked to), and among equals a source
+/// that keeps making flows displaces one that made fewer, while one-shot
+/// sources stay out. A removed source's counts move to `source="other"`, so
+/// the series always add up to every legacy flow; flows of a source that
+/// finds no room count there too. Both are `legacy_sources` bound hits.
 pub struct LegacyFlows {
     desc: Desc,
-    sources: DashMap<IpAddr, SourceSeries, ahash::RandomState>,
-    other: SourceSeries,
-    /// Serialises admissions and removals, so the cap is exact.
-    admit: std::sync::Mutex<AdmitState>,
-    /// Sources labelled now (not `sources.len()`: that locks every shard).
-    labelled: AtomicU64,
-    /// Labelled sources none of whose flows was answered.
-    unanswered: AtomicU64,
+    sources: store::Shared<IpAddr, SourceSeries>,
+    other: [AtomicU64; SERIES],
+    /// Capture time of the last sweep of quiet sources.
+    last_sweep_ns: AtomicU64,
     /// Latest flow time seen (capture clock), for aging at scrape time.
     now_ns: AtomicU64,
-    max_sources: usize,
     ttl_ns: Option<u64>,
 }
 
-/// Counters of one source: version class x outcome.
+/// Counters per source: version class x outcome.
+const SERIES: usize = VersionClass::ALL.len() * 3;
+
+/// Counters of one source (updated under its store shard's lock).
 #[derive(Default)]
 struct SourceSeries {
-    counts: [AtomicU64; VersionClass::ALL.len() * 3],
-    last_ns: AtomicU64,
-    answered: std::sync::atomic::AtomicBool,
+    counts: [u64; SERIES],
+    flows: u64,
+    last_ns: u64,
+    answered: bool,
 }
 
-#[derive(Default)]
-struct AdmitState {
-    last_sweep_ns: u64,
-}
+/// Who keeps a `source` label when the set is full.
+const LEGACY_SOURCES: store::Policy<SourceSeries> = store::Policy {
+    ranks: 2,
+    rank: |s| u8::from(s.answered),
+    uses: |s| s.flows,
+    admit: store::Admit::Frequency,
+};
 
 fn outcome_index(o: Outcome) -> usize {
     match o {
@@ -853,21 +856,6 @@ fn outcome_index(o: Outcome) -> usize {
 
 const OUTCOMES: [Outcome; 3] = [Outcome::Negotiated, Outcome::Rejected, Outcome::Unanswered];
 
-impl SourceSeries {
-    fn add(&self, i: usize, n: u64) {
-        self.counts[i].fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn fold_into(&self, other: &SourceSeries) {
-        for (i, c) in self.counts.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                other.add(i, n);
-            }
-        }
-    }
-}
-
 impl LegacyFlows {
     fn new(max_sources: usize, ttl_secs: Option<u64>) -> prometheus::Result<LegacyFlows> {
         Ok(LegacyFlows {
@@ -877,139 +865,88 @@ impl LegacyFlows {
                 vec!["source".into(), "version".into(), "outcome".into()],
                 HashMap::new(),
             )?,
-            sources: DashMap::with_hasher(ahash::RandomState::new()),
-            other: SourceSeries::default(),
-            admit: std::sync::Mutex::new(AdmitState::default()),
-            labelled: AtomicU64::new(0),
-            unanswered: AtomicU64::new(0),
+            sources: store::Shared::new(max_sources, LEGACY_SOURCES),
+            other: Default::default(),
+            last_sweep_ns: AtomicU64::new(0),
             now_ns: AtomicU64::new(0),
-            max_sources,
             ttl_ns: ttl_secs.map(|s| s.saturating_mul(1_000_000_000)),
         })
     }
 
-    /// Counts one flow at capture time `ts_ns`; false when `source` found no
-    /// room (counted as "other").
+    /// Counts one flow at capture time `ts_ns`; false when the cap was hit
+    /// (`source` found no room and counts as "other", or displaced another
+    /// source).
     pub fn inc(&self, source: IpAddr, version: VersionClass, outcome: Outcome, ts_ns: u64) -> bool {
         let i = version.index() * 3 + outcome_index(outcome);
         let answered = outcome != Outcome::Unanswered;
         self.now_ns.fetch_max(ts_ns, Ordering::Relaxed);
-        if let Some(s) = self.sources.get(&source) {
-            s.add(i, 1);
-            self.touch(&s, ts_ns, answered);
-            return true;
+        if self.ttl_ns.is_some()
+            && self.sources.len() >= self.sources.cap()
+            && !self.sources.contains(&source)
+        {
+            self.sweep(ts_ns, false);
         }
-        // New sources are rare: admit them one at a time.
-        let mut state = self.admit.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = self.sources.get(&source) {
-            s.add(i, 1);
-            self.touch(&s, ts_ns, answered);
-            return true;
-        }
-        if self.labelled.load(Ordering::Relaxed) as usize >= self.max_sources {
-            self.make_room(&mut state, ts_ns, answered);
-        }
-        if self.labelled.load(Ordering::Relaxed) as usize >= self.max_sources {
-            self.other.add(i, 1);
-            return false;
-        }
-        let s = SourceSeries::default();
-        s.add(i, 1);
-        s.last_ns.store(ts_ns, Ordering::Relaxed);
-        s.answered.store(answered, Ordering::Relaxed);
-        if !answered {
-            self.unanswered.fetch_add(1, Ordering::Relaxed);
-        }
-        self.sources.insert(source, s);
-        self.labelled.fetch_add(1, Ordering::Relaxed);
-        true
-    }
-
-    fn touch(&self, s: &SourceSeries, ts_ns: u64, answered: bool) {
-        s.last_ns.fetch_max(ts_ns, Ordering::Relaxed);
-        if answered && !s.answered.swap(true, Ordering::Relaxed) {
-            self.unanswered.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Removes one source, moving its counts to "other".
-    fn remove(&self, ip: &IpAddr) {
-        if let Some((_, s)) = self.sources.remove(ip) {
-            s.fold_into(&self.other);
-            self.labelled.fetch_sub(1, Ordering::Relaxed);
-            if !s.answered.load(Ordering::Relaxed) {
-                self.unanswered.fetch_sub(1, Ordering::Relaxed);
+        let update = |s: &mut SourceSeries| {
+            s.counts[i] += 1;
+            s.flows += 1;
+            s.last_ns = s.last_ns.max(ts_ns);
+            s.answered |= answered;
+        };
+        match (self.sources).upsert(source, u8::from(answered), SourceSeries::default, update) {
+            store::Upsert::Held(()) | store::Upsert::Added(()) => true,
+            store::Upsert::Displaced((), _, gone) => {
+                self.fold(&gone);
+                false
+            }
+            store::Upsert::Refused => {
+                self.other[i].fetch_add(1, Ordering::Relaxed);
+                false
             }
         }
     }
 
-    /// Called with the admission lock held and the set full.
-    fn make_room(&self, state: &mut AdmitState, now: u64, answered: bool) {
-        if self.ttl_ns.is_some() && now.saturating_sub(state.last_sweep_ns) >= 1_000_000_000 {
-            state.last_sweep_ns = now;
-            self.expire(now);
-        }
-        if (self.labelled.load(Ordering::Relaxed) as usize) < self.max_sources
-            || !answered
-            || self.unanswered.load(Ordering::Relaxed) == 0
-        {
-            return;
-        }
-        // The longest-quiet source that no server ever answered. A full scan,
-        // but only while such sources exist: each scan removes one of them.
-        let victim = self
-            .sources
-            .iter()
-            .filter(|e| !e.answered.load(Ordering::Relaxed))
-            .min_by_key(|e| e.last_ns.load(Ordering::Relaxed))
-            .map(|e| *e.key());
-        if let Some(ip) = victim {
-            self.remove(&ip);
+    fn fold(&self, s: &SourceSeries) {
+        for (o, n) in self.other.iter().zip(s.counts) {
+            if n > 0 {
+                o.fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Removes sources not seen for the TTL before `now`.
-    fn expire(&self, now: u64) {
+    /// Removes sources not seen for the TTL before `now`, at most once a
+    /// second of capture time unless `always`.
+    fn sweep(&self, now: u64, always: bool) {
         let Some(ttl) = self.ttl_ns else {
             return;
         };
+        let last = self.last_sweep_ns.load(Ordering::Relaxed);
+        if !always && now.saturating_sub(last) < 1_000_000_000 {
+            return;
+        }
+        self.last_sweep_ns.store(now, Ordering::Relaxed);
         let cutoff = now.saturating_sub(ttl);
-        let stale: Vec<IpAddr> = self
-            .sources
-            .iter()
-            .filter(|e| e.last_ns.load(Ordering::Relaxed) < cutoff)
-            .map(|e| *e.key())
-            .collect();
-        for ip in stale {
-            self.remove(&ip);
+        for (_, gone) in self.sources.retain(|_, s| s.last_ns >= cutoff) {
+            self.fold(&gone);
         }
     }
 
     /// Ages sources out at scrape time too, so a quiet network's stale
     /// series go away without new sources arriving.
     fn expire_at_scrape(&self) {
-        if self.ttl_ns.is_some() {
-            let mut state = self.admit.lock().unwrap_or_else(|p| p.into_inner());
-            let now = self.now_ns.load(Ordering::Relaxed);
-            state.last_sweep_ns = now;
-            self.expire(now);
-        }
+        self.sweep(self.now_ns.load(Ordering::Relaxed), true);
     }
 
     /// Sources labelled now.
     pub fn sources(&self) -> usize {
-        self.labelled.load(Ordering::Relaxed) as usize
+        self.sources.len()
     }
 
     /// The value of one series (tests, reports); `None` is "other".
     pub fn get(&self, source: Option<IpAddr>, version: Option<Version>, outcome: Outcome) -> u64 {
         let i = VersionClass::of(version).index() * 3 + outcome_index(outcome);
         match source {
-            Some(ip) => self
-                .sources
-                .get(&ip)
-                .map_or(0, |s| s.counts[i].load(Ordering::Relaxed)),
-            None => self.other.counts[i].load(Ordering::Relaxed),
+            Some(ip) => self.sources.get(&ip, |s| s.counts[i]).unwrap_or(0),
+            None => self.other[i].load(Ordering::Relaxed),
         }
     }
 }
@@ -1030,9 +967,8 @@ impl Collector for LegacyFlowsCollector {
             p
         };
         let mut metrics: Vec<Metric> = Vec::new();
-        let mut push = |source: String, s: &SourceSeries| {
-            for (i, c) in s.counts.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+        let mut push = |source: String, counts: [u64; SERIES]| {
+            for (i, n) in counts.into_iter().enumerate() {
                 if n == 0 {
                     continue;
                 }
@@ -1050,10 +986,13 @@ impl Collector for LegacyFlowsCollector {
                 metrics.push(m);
             }
         };
-        for e in self.0.sources.iter() {
-            push(e.key().to_string(), e.value());
-        }
-        push("other".to_string(), &self.0.other);
+        self.0
+            .sources
+            .for_each(|ip, s| push(ip.to_string(), s.counts));
+        push(
+            "other".to_string(),
+            self.0.other.each_ref().map(|c| c.load(Ordering::Relaxed)),
+        );
         let mut mf = MetricFamily::default();
         mf.set_name(self.0.desc.fq_name.clone());
         mf.set_help(self.0.desc.help.clone());
@@ -1098,7 +1037,8 @@ impl Collector for HostInfoCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let now = self.legacy.now_ns.load(Ordering::Relaxed);
-        let sources: Vec<IpAddr> = self.legacy.sources.iter().map(|e| *e.key()).collect();
+        let mut sources: Vec<IpAddr> = Vec::with_capacity(self.legacy.sources());
+        self.legacy.sources.for_each(|ip, _| sources.push(*ip));
         let mut metrics = Vec::new();
         for ip in sources {
             let Some((name, from)) = self.names.lookup(ip, now) else {
