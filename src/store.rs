@@ -363,6 +363,11 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         self.map.get(key).map(|s| f(&s.value))
     }
 
+    /// Updates the value of a held key, under its shard lock only.
+    pub fn update<T>(&self, key: &K, f: impl FnOnce(&mut V) -> T) -> Option<T> {
+        self.map.get_mut(key).map(|mut s| f(&mut s.value))
+    }
+
     /// Updates the value of `key` with `f`, adding `make()` first when the
     /// key is new and the policy admits a newcomer of rank `rank`.
     pub fn upsert<T>(

@@ -18,14 +18,19 @@
 //! ranks no better than the new one leaves (so spoofed mDNS or NBNS claims
 //! cannot push out DHCP leases, while they push out each other); when every
 //! held name ranks better the new one is refused. Both are counted
-//! (`bound="host_names"`); the same rule keeps an address's 4 names.
+//! (`bound="host_names"`); the same rule keeps an address's 4 names. The
+//! addresses live in the one bounded store ([`crate::store::Shared`]) with
+//! [`crate::store::Admit::Newest`] among equal ranks: a name is announced
+//! rarely (a DHCP lease once per renewal), so how often an address was
+//! named says little, and the newest announcement is the one flows meet.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+
+use crate::store::{self, Admit, Policy, Upsert};
 
 /// Where a name came from: the `name_source` label (a closed set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -154,22 +159,35 @@ impl NameSettings {
     }
 }
 
+/// The names of one address, and how the store ranks it: the better its
+/// best name's source, the higher.
+#[derive(Default)]
+struct Named {
+    bindings: Vec<Binding>,
+    keep: u8,
+}
+
+/// Store ranks: one per source rank, 0 for none.
+const RANKS: u8 = NameSource::ALL.len() as u8 + 1;
+
+const NAMES: Policy<Named> = Policy {
+    ranks: RANKS,
+    rank: |n| n.keep,
+    uses: |n| n.bindings.len() as u64,
+    admit: Admit::Newest,
+};
+
 pub struct HostNames {
-    map: DashMap<IpAddr, Vec<Binding>, ahash::RandomState>,
+    map: store::Shared<IpAddr, Named>,
     /// Rank of each source (`NameSource::index`), lower is better; `u8::MAX`: unused.
     rank: [u8; NameSource::ALL.len()],
     max_age_ns: u64,
     max_addresses: usize,
-    /// Addresses held (a counter: `DashMap::len` locks every shard).
-    count: AtomicUsize,
     /// Capture time of the last sweep of ended bindings.
     swept_ns: AtomicU64,
     /// DHCP/DHCPv6 client → the address its name is bound to (a lease that
     /// moves ends on the old address). At most `max_addresses` clients.
     clients: DashMap<u64, IpAddr, ahash::RandomState>,
-    /// Addresses by the rank of their best name, oldest first: who leaves
-    /// when the store is full (taken only when an address is added).
-    order: std::sync::Mutex<[VecDeque<IpAddr>; NameSource::ALL.len()]>,
 }
 
 impl HostNames {
@@ -179,20 +197,18 @@ impl HostNames {
             rank[src.index()] = rank[src.index()].min(i as u8);
         }
         HostNames {
-            map: DashMap::with_hasher(ahash::RandomState::new()),
+            map: store::Shared::new(s.max_addresses.max(1), NAMES),
             rank,
             max_age_ns: s.max_age_ns,
             max_addresses: s.max_addresses.max(1),
-            count: AtomicUsize::new(0),
             swept_ns: AtomicU64::new(0),
             clients: DashMap::with_hasher(ahash::RandomState::new()),
-            order: std::sync::Mutex::new(Default::default()),
         }
     }
 
     /// Addresses held.
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,6 +226,14 @@ impl HostNames {
                 ts.saturating_add(secs.min(MAX_LEASE_SECS).saturating_mul(1_000_000_000))
             }
             Lifetime::Age => ts.saturating_add(self.max_age_ns),
+        }
+    }
+
+    /// The store rank of a source's names: higher for better sources.
+    fn keep(&self, source: NameSource) -> u8 {
+        match self.rank[source.index()] {
+            u8::MAX => 0,
+            r => RANKS.saturating_sub(1).saturating_sub(r).max(1),
         }
     }
 
@@ -232,23 +256,35 @@ impl HostNames {
         if client != 0 {
             self.move_client(client, ip, source, ts);
         }
-        let rank = self.rank[source.index()];
-        let mut result = Bound::Stored;
-        if !self.map.contains_key(&ip) && self.len() >= self.max_addresses {
+        if !self.map.contains(&ip) && self.len() >= self.max_addresses {
             self.sweep(ts);
-            if self.len() >= self.max_addresses {
-                if !self.evict_for(rank) {
-                    return Bound::Full;
-                }
-                result = Bound::Replaced;
-            }
         }
-        let mut created = false;
-        let mut v = self.map.entry(ip).or_insert_with(|| {
-            self.count.fetch_add(1, Ordering::Relaxed);
-            created = true;
-            Vec::new()
-        });
+        let rank = self.rank[source.index()];
+        let keep = self.keep(source);
+        let update = |n: &mut Named| {
+            let result = self.add_binding(&mut n.bindings, name, source, rank, ts, until, client);
+            n.keep = n.keep.max(keep);
+            result
+        };
+        match self.map.upsert(ip, keep, Named::default, update) {
+            Upsert::Held(b) | Upsert::Added(b) => b,
+            Upsert::Displaced(..) => Bound::Replaced,
+            Upsert::Refused => Bound::Full,
+        }
+    }
+
+    /// Adds or refreshes one binding of an address.
+    #[allow(clippy::too_many_arguments)]
+    fn add_binding(
+        &self,
+        v: &mut Vec<Binding>,
+        name: &str,
+        source: NameSource,
+        rank: u8,
+        ts: u64,
+        until: u64,
+        client: u64,
+    ) -> Bound {
         if client != 0 {
             // The address changed hands: the other client's lease ended.
             for b in v.iter_mut() {
@@ -263,16 +299,9 @@ impl HostNames {
         {
             b.last_ns = b.last_ns.max(ts);
             b.until_ns = b.until_ns.max(until);
-            return result;
+            return Bound::Stored;
         }
-        let fresh = Binding {
-            name: Arc::from(name),
-            source,
-            first_ns: ts,
-            last_ns: ts,
-            until_ns: until,
-            client,
-        };
+        let mut result = Bound::Stored;
         if v.len() >= BINDINGS_PER_ADDRESS {
             // The binding that ends first among those of a source ranked no
             // better makes room: a flood of self-claimed names (mDNS, NBNS)
@@ -288,46 +317,15 @@ impl HostNames {
                 None => return Bound::Full,
             }
         }
-        v.push(fresh);
-        drop(v);
-        if created {
-            let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            order[usize::from(rank).min(NameSource::ALL.len() - 1)].push_back(ip);
-        }
+        v.push(Binding {
+            name: Arc::from(name),
+            source,
+            first_ns: ts,
+            last_ns: ts,
+            until_ns: until,
+            client,
+        });
         result
-    }
-
-    /// The best rank among an address's bindings.
-    fn best_rank(&self, v: &[Binding]) -> u8 {
-        v.iter()
-            .map(|b| self.rank[b.source.index()])
-            .min()
-            .unwrap_or(u8::MAX)
-    }
-
-    /// Makes room for an address whose name ranks `rank`: removes the
-    /// address held longest among those whose best name ranks no better
-    /// (the worst-ranked first); false when every address ranks better.
-    fn evict_for(&self, rank: u8) -> bool {
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        let worst = NameSource::ALL.len() - 1;
-        for r in (usize::from(rank).min(worst)..=worst).rev() {
-            while let Some(ip) = order[r].pop_front() {
-                let best = self.map.get(&ip).map(|v| self.best_rank(&v));
-                match best {
-                    None => {} // swept already
-                    // It gained a better name since: it queues there.
-                    Some(b) if usize::from(b) < r => order[usize::from(b)].push_back(ip),
-                    Some(_) => {
-                        if self.map.remove(&ip).is_some() {
-                            self.count.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        return true;
-                    }
-                }
-            }
-        }
-        false
     }
 
     /// A DHCP client's name moved to `ip`: its binding on the old address ends.
@@ -336,13 +334,13 @@ impl HostNames {
         match old {
             Some(old) if old == ip => return,
             Some(old) => {
-                if let Some(mut v) = self.map.get_mut(&old) {
-                    for b in v.iter_mut() {
+                self.map.update(&old, |n| {
+                    for b in n.bindings.iter_mut() {
                         if b.client == client && b.source == source && b.until_ns > ts {
                             b.until_ns = ts;
                         }
                     }
-                }
+                });
             }
             None if self.clients.len() >= self.max_addresses => {
                 // Rare (a flood of clients): forget the index, keep the names.
@@ -356,31 +354,35 @@ impl HostNames {
     /// Ends `ip`'s bindings from `source` at `ts` (a DHCP release, an NBNS
     /// release, an mDNS goodbye); `name`: only that name's.
     pub fn end(&self, ip: IpAddr, source: NameSource, name: Option<&str>, ts: u64) {
-        if let Some(mut v) = self.map.get_mut(&ip) {
-            for b in v.iter_mut() {
+        self.map.update(&ip, |n| {
+            for b in n.bindings.iter_mut() {
                 if b.source == source && name.is_none_or(|n| *b.name == *n) && b.until_ns > ts {
                     b.until_ns = ts;
                 }
             }
-        }
+        });
     }
 
     /// The name of `ip` at time `at`: the valid binding of the best-ranked
     /// source, the latest seen among equals.
     pub fn lookup(&self, ip: IpAddr, at: u64) -> Option<(Arc<str>, NameSource)> {
-        let v = self.map.get(&ip)?;
-        v.iter()
-            .filter(|b| b.valid_at(at) && self.uses(b.source))
-            .min_by(|a, b| {
-                (self.rank[a.source.index()], std::cmp::Reverse(a.last_ns))
-                    .cmp(&(self.rank[b.source.index()], std::cmp::Reverse(b.last_ns)))
-            })
-            .map(|b| (Arc::clone(&b.name), b.source))
+        self.map.get(&ip, |n| {
+            n.bindings
+                .iter()
+                .filter(|b| b.valid_at(at) && self.uses(b.source))
+                .min_by(|a, b| {
+                    (self.rank[a.source.index()], std::cmp::Reverse(a.last_ns))
+                        .cmp(&(self.rank[b.source.index()], std::cmp::Reverse(b.last_ns)))
+                })
+                .map(|b| (Arc::clone(&b.name), b.source))
+        })?
     }
 
     /// Every binding of `ip` (valid or not), for reports and tests.
     pub fn bindings(&self, ip: IpAddr) -> Vec<Binding> {
-        self.map.get(&ip).map(|v| v.clone()).unwrap_or_default()
+        self.map
+            .get(&ip, |n| n.bindings.clone())
+            .unwrap_or_default()
     }
 
     /// Drops bindings that ended before `now` and addresses left with none;
@@ -391,20 +393,12 @@ impl HostNames {
             return;
         }
         self.swept_ns.store(now, Ordering::Relaxed);
-        self.map.retain(|_, v| {
-            v.retain(|b| b.until_ns >= now);
-            if v.is_empty() {
-                self.count.fetch_sub(1, Ordering::Relaxed);
-                false
-            } else {
-                true
-            }
+        let keep = |s: NameSource| self.keep(s);
+        self.map.retain(|_, n| {
+            n.bindings.retain(|b| b.until_ns >= now);
+            n.keep = n.bindings.iter().map(|b| keep(b.source)).max().unwrap_or(0);
+            !n.bindings.is_empty()
         });
-        // The eviction queues follow the store (no entry for a swept address).
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        for q in order.iter_mut() {
-            q.retain(|ip| self.map.contains_key(ip));
-        }
     }
 }
 

@@ -29,6 +29,7 @@ use crate::tls::HandshakeSummary;
 use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
 use crate::tls::summary::DnsLookup;
 use crate::tls::version::VersionClass;
+use std::rc::Rc;
 
 /// A worker learns one response; the first worker counts what it taught.
 fn learn_dns(shared: &Shared, rules: &Rules, dns: &PassiveDns, item: &DnsItem, counting: bool) {
@@ -56,41 +57,59 @@ pub(super) fn spawn(
     rx: Receiver<Batch>,
     recycle: Sender<Batch>,
 ) -> Result<JoinHandle<()>, SetupError> {
-    let dns = Arc::new(shared.passive_dns());
-    let lookup: DnsLookup = {
-        let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
-        Arc::new(move |server, sni, t| {
-            shared
-                .rules
-                .load()
-                .matcher()
-                .dns_at_hello(&dns, server, sni, t)
-        })
-    };
-    let limits = shared.config.table;
-    let mut sessions = TlsCtx::new(limits.stream.max_bytes)
-        .with_dns_lookup(lookup)
-        .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
-    if !shared.config.all {
-        // A hello whose name is no target and no alias of one (as far as
-        // passive DNS knows, at any time) leads to no inventoried flow.
-        let (shared, dns) = (Arc::clone(&shared), Arc::clone(&dns));
-        sessions.fingerprints =
-            std::mem::take(&mut sessions.fingerprints).only_for(Arc::new(move |sni| {
-                shared.rules.load().targets.matches(sni) || dns.may_alias(sni)
-            }));
-    }
-    let table = FlowTable::new(limits, sessions).with_settled(settled);
-    let worker = Worker {
-        id,
-        shared,
-        events,
-        dns,
-    };
     std::thread::Builder::new()
         .name(format!("worker-{id}"))
-        .spawn(move || worker_loop(rx, recycle, worker, table))
+        .spawn(move || {
+            // Built here: the table and the passive DNS it asks belong to
+            // this thread alone (`Rc`, not `Arc`).
+            let (worker, table) = Worker::new(id, shared, events, settled);
+            worker_loop(rx, recycle, worker, table)
+        })
         .map_err(SetupError::Thread)
+}
+
+impl Worker {
+    /// The worker's state and its flow table (publishing settled flows to
+    /// `settled`), asking its own passive DNS.
+    fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        events: Option<EventSink>,
+        settled: Arc<SettledSet>,
+    ) -> (Worker, TlsTable) {
+        let dns = Rc::new(shared.passive_dns());
+        let lookup: DnsLookup = {
+            let (shared, dns) = (Arc::clone(&shared), Rc::clone(&dns));
+            Rc::new(move |server, sni, t| {
+                shared
+                    .rules
+                    .load()
+                    .matcher()
+                    .dns_at_hello(&dns, server, sni, t)
+            })
+        };
+        let limits = shared.config.table;
+        let mut sessions = TlsCtx::new(limits.stream.max_bytes)
+            .with_dns_lookup(lookup)
+            .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
+        if !shared.config.all {
+            // A hello whose name is no target and no alias of one (as far as
+            // passive DNS knows, at any time) leads to no inventoried flow.
+            let (shared, dns) = (Arc::clone(&shared), Rc::clone(&dns));
+            sessions.fingerprints =
+                std::mem::take(&mut sessions.fingerprints).only_for(Rc::new(move |sni| {
+                    shared.rules.load().targets.matches(sni) || dns.may_alias(sni)
+                }));
+        }
+        let table = FlowTable::new(limits, sessions).with_settled(settled);
+        let worker = Worker {
+            id,
+            shared,
+            events,
+            dns,
+        };
+        (worker, table)
+    }
 }
 
 /// What a worker thread owns besides its flow table.
@@ -99,7 +118,7 @@ struct Worker {
     shared: Arc<Shared>,
     events: Option<EventSink>,
     /// This worker's passive DNS (the table's lookup shares it).
-    dns: Arc<PassiveDns>,
+    dns: Rc<PassiveDns>,
 }
 
 fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut table: TlsTable) {

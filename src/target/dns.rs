@@ -21,13 +21,16 @@
 //! first drops expired entries (at most once per second of capture time), then
 //! evicts the entry created first, so the newest answers always get in; each
 //! eviction is counted (`bound="dns_entries"`).
+//!
+//! Each worker owns its store (a [`crate::store::Local`], no locks or atomics);
+//! the worker's flow table asks it through the same handle, on the same thread.
 
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use dashmap::DashMap;
+use crate::store::{self, Admit, Policy, Upsert};
 
 use super::names::{TargetSet, name_key};
 
@@ -279,45 +282,85 @@ pub struct Learned {
     pub evicted: usize,
 }
 
-/// A key of either map, in the order entries were created (eviction order).
+/// A name (lowercase, no trailing dot) or an address the store holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum DnsKey {
     Name(Box<str>),
     Addr(IpAddr),
 }
 
-/// The shared store (capture thread writes, workers read).
+/// A key as looked up, borrowing the name: hashes as its [`DnsKey`].
+enum DnsQuery<'a> {
+    Name(&'a str),
+    Addr(IpAddr),
+}
+
+impl Hash for DnsKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            DnsKey::Name(n) => DnsQuery::Name(n).hash(h),
+            DnsKey::Addr(a) => DnsQuery::Addr(*a).hash(h),
+        }
+    }
+}
+
+impl Hash for DnsQuery<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            DnsQuery::Name(n) => {
+                h.write_u8(0);
+                n.hash(h);
+            }
+            DnsQuery::Addr(a) => {
+                h.write_u8(1);
+                a.hash(h);
+            }
+        }
+    }
+}
+
+impl hashbrown::Equivalent<DnsKey> for DnsQuery<'_> {
+    fn equivalent(&self, key: &DnsKey) -> bool {
+        match (self, key) {
+            (DnsQuery::Name(q), DnsKey::Name(k)) => **q == **k,
+            (DnsQuery::Addr(q), DnsKey::Addr(k)) => q == k,
+            _ => false,
+        }
+    }
+}
+
+/// Every answer ranks alike, and the newest gets in.
+const ANSWERS: Policy<Answers> = Policy {
+    ranks: 1,
+    rank: |_| 0,
+    uses: |v| v.len() as u64,
+    admit: Admit::Newest,
+};
+
+/// One worker's store: its thread learns and looks up, nothing else does.
 pub struct PassiveDns {
-    names: DashMap<Box<str>, Answers, ahash::RandomState>,
-    addrs: DashMap<IpAddr, Answers, ahash::RandomState>,
-    /// Keys in creation order; entries purged meanwhile are skipped when
-    /// met. Only the capture thread writes the store, so the lock is uncontended.
-    order: Mutex<VecDeque<DnsKey>>,
-    /// Entries in both maps (only the owning worker writes).
-    count: AtomicUsize,
+    store: RefCell<store::Local<DnsKey, Answers>>,
     max_entries: usize,
     grace_ns: u64,
     max_ttl: u32,
-    last_purge: AtomicU64,
+    last_purge: Cell<u64>,
 }
 
 impl PassiveDns {
     /// `max_ttl_secs` caps the TTL an answer is kept for.
     pub fn new(max_entries: usize, grace_secs: u64, max_ttl_secs: u32) -> PassiveDns {
         PassiveDns {
-            names: DashMap::with_hasher(ahash::RandomState::new()),
-            addrs: DashMap::with_hasher(ahash::RandomState::new()),
-            order: Mutex::new(VecDeque::new()),
-            count: AtomicUsize::new(0),
-            max_entries,
+            store: RefCell::new(store::Local::new(max_entries, ANSWERS)),
+            max_entries: max_entries.max(1),
             grace_ns: grace_secs.saturating_mul(1_000_000_000),
             max_ttl: max_ttl_secs,
-            last_purge: AtomicU64::new(0),
+            last_purge: Cell::new(0),
         }
     }
 
-    /// Names and addresses held (a counter: `DashMap::len` locks every shard).
+    /// Names and addresses held.
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.store.borrow().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -326,80 +369,46 @@ impl PassiveDns {
 
     /// Whether `name` is held as an alias of a target, at any time.
     pub fn may_alias(&self, name: &str) -> bool {
-        !self.is_empty() && self.names.contains_key(name_key(name).as_ref())
+        !self.is_empty() && (self.store.borrow()).contains(&DnsQuery::Name(name_key(name).as_ref()))
     }
 
     /// The target name `name` is an alias of, at capture time `t`.
     pub fn alias_of(&self, name: &str, t: u64) -> Option<Arc<str>> {
         let key = name_key(name);
-        valid_at(&*self.names.get(key.as_ref())?, t)
+        valid_at(self.store.borrow().get(&DnsQuery::Name(key.as_ref()))?, t)
     }
 
     /// The target name `addr` was an answer for, at capture time `t`.
     pub fn target_of(&self, addr: IpAddr, t: u64) -> Option<Arc<str>> {
-        valid_at(&*self.addrs.get(&addr)?, t)
+        valid_at(self.store.borrow().get(&DnsQuery::Addr(addr))?, t)
     }
 
-    /// Makes room for one more entry: purges expired ones when full, then
-    /// evicts the oldest; returns how many were evicted.
-    fn make_room(&self, now: u64) -> usize {
-        if self.room(now) {
-            return 0;
+    /// When full, drops expired entries, at most once per second of
+    /// capture time (or when the clock went back).
+    fn purge(&self, store: &mut store::Local<DnsKey, Answers>, now: u64) {
+        if store.len() < self.max_entries {
+            return;
         }
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        let mut evicted = 0;
-        while self.len() >= self.max_entries {
-            let Some(key) = order.pop_front() else {
-                break;
-            };
-            let gone = match key {
-                DnsKey::Name(n) => self.names.remove(&n).is_some(),
-                DnsKey::Addr(a) => self.addrs.remove(&a).is_some(),
-            };
-            if gone {
-                self.count.fetch_sub(1, Ordering::Relaxed);
-            }
-            evicted += usize::from(gone);
-        }
-        evicted
-    }
-
-    /// Room for one more entry? Purges expired ones first when full.
-    fn room(&self, now: u64) -> bool {
-        if self.len() < self.max_entries {
-            return true;
-        }
-        let last = self.last_purge.load(Ordering::Relaxed);
+        let last = self.last_purge.get();
         if now.saturating_sub(last) >= 1_000_000_000 || now < last {
-            self.last_purge.store(now, Ordering::Relaxed);
-            let live = |v: &mut Answers| {
+            self.last_purge.set(now);
+            store.retain(|_, v| {
                 v.retain(|e| e.expires >= now);
                 !v.is_empty()
-            };
-            self.names.retain(|_, v| live(v));
-            self.addrs.retain(|_, v| live(v));
-            // A purge is rare (only when full, at most once a second).
-            self.count
-                .store(self.names.len() + self.addrs.len(), Ordering::Relaxed);
-            // Keys of purged entries: drop them, so the queue follows the store.
-            let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            order.retain(|k| match k {
-                DnsKey::Name(n) => self.names.contains_key(n),
-                DnsKey::Addr(a) => self.addrs.contains_key(a),
             });
         }
-        self.len() < self.max_entries
     }
 
-    fn put<K: std::hash::Hash + Eq + Clone>(
-        &self,
-        map: &DashMap<K, Answers, ahash::RandomState>,
-        key: K,
-        entry: Entry,
-        learned: &mut Learned,
-        order_key: impl FnOnce(K) -> DnsKey,
-    ) -> bool {
-        if let Some(mut v) = map.get_mut(&key) {
+    fn put(&self, key: DnsKey, entry: Entry, learned: &mut Learned) {
+        let mut store = self.store.borrow_mut();
+        let query = match &key {
+            DnsKey::Name(n) => DnsQuery::Name(n),
+            DnsKey::Addr(a) => DnsQuery::Addr(*a),
+        };
+        if !store.contains(&query) {
+            self.purge(&mut store, entry.learned);
+        }
+        let update = |v: &mut Answers| {
             // The latest answer repeated while still valid is confirmed (it
             // keeps the time it was first learned); any other answer is added,
             // and beyond ANSWERS_PER_KEY the earliest learned goes.
@@ -417,16 +426,10 @@ impl PassiveDns {
                     }
                 }
             }
-            return true;
+        };
+        if let Upsert::Displaced(..) = store.upsert(key, 0, Vec::new, update) {
+            learned.evicted += 1;
         }
-        learned.evicted += self.make_room(entry.learned);
-        self.order
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(order_key(key.clone()));
-        map.insert(key, vec![entry]);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        true
     }
 
     /// Learns from one response seen at capture time `ts`.
@@ -482,15 +485,8 @@ impl PassiveDns {
                 learned: ts,
                 expires: expiry(ttl),
             };
-            if self.put(
-                &self.names,
-                Box::from(*name),
-                entry,
-                &mut learned,
-                DnsKey::Name,
-            ) {
-                learned.names += 1;
-            }
+            self.put(DnsKey::Name(Box::from(*name)), entry, &mut learned);
+            learned.names += 1;
         }
         for a in &r.answers {
             if let Rdata::Addr(ip) = a.data
@@ -501,9 +497,8 @@ impl PassiveDns {
                     learned: ts,
                     expires: expiry(a.ttl),
                 };
-                if self.put(&self.addrs, ip, entry, &mut learned, DnsKey::Addr) {
-                    learned.addresses += 1;
-                }
+                self.put(DnsKey::Addr(ip), entry, &mut learned);
+                learned.addresses += 1;
             }
         }
         learned
@@ -659,7 +654,7 @@ mod tests {
         );
         assert_eq!(d.target_of(ip, 116 * S), None);
         d.learn(&answer("acct1"), &t, 108 * S); // the latest answer, confirmed
-        assert_eq!(d.addrs.get(&ip).unwrap().len(), 3);
+        assert_eq!(d.store.borrow().get(&DnsQuery::Addr(ip)).unwrap().len(), 3);
         assert_eq!(
             d.target_of(ip, 117 * S).as_deref(),
             Some("acct1.blob.core.windows.net")
@@ -667,7 +662,7 @@ mod tests {
         for i in 0..10u64 {
             d.learn(&answer(&format!("acct{}", 10 + i)), &t, (200 + i) * S);
         }
-        assert_eq!(d.addrs.get(&ip).unwrap().len(), ANSWERS_PER_KEY);
+        assert_eq!(d.store.borrow().get(&DnsQuery::Addr(ip)).unwrap().len(), ANSWERS_PER_KEY);
         assert_eq!(
             d.target_of(ip, 209 * S).as_deref(),
             Some("acct19.blob.core.windows.net")

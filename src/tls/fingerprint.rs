@@ -253,7 +253,7 @@ pub struct Fingerprinter {
 
 /// Whether a ClientHello naming this server can lead to a flow that is
 /// inventoried (a target, or `--all`): a census fingerprints those only.
-pub type NameFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+pub type NameFilter = std::rc::Rc<dyn Fn(&str) -> bool>;
 
 impl Default for Fingerprinter {
     fn default() -> Self {

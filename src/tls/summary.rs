@@ -116,7 +116,7 @@ pub enum DnsAtHello {
 }
 
 /// Looks up passive DNS for a ClientHello: (server address, SNI, time).
-pub type DnsLookup = Arc<dyn Fn(IpAddr, Option<&str>, u64) -> DnsAtHello + Send + Sync>;
+pub type DnsLookup = std::rc::Rc<dyn Fn(IpAddr, Option<&str>, u64) -> DnsAtHello>;
 
 /// One TLS flow as the census sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
