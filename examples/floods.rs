@@ -39,6 +39,12 @@
 //!   to target names of 253 bytes under `blob.core.windows.net`, each hello
 //!   with its own cipher pair: every host holds the most server names (16)
 //!   and fingerprints (8) a host can.
+//! - `regulars`: 100,000 one-flow answered TLS 1.0 sources (a fleet, or a
+//!   sender faking both directions), a regular host among them with 50
+//!   flows, then a late host making a flow a second for 10 seconds: with
+//!   the defaults (`--max-hosts` 100,000, `--max-legacy-sources` 3,000) the
+//!   regular keeps its place and label, and the late host is inventoried
+//!   and labelled from its second flow.
 //! - `blocks`: 262,144 one-way connections (a SYN, then the client's data,
 //!   nothing of the server) from 65,536 client /24s: the mirror's block
 //!   store holds its bound (4,096 blocks) and counts the rest.
@@ -381,6 +387,28 @@ fn inventory(dir: &Path, scale: f64) {
     }
 }
 
+fn regulars(dir: &Path, scale: f64) {
+    let mut o = Out::create(dir, "regulars");
+    let hello = client_hello(0x0301, &[sni_extension(SNI)]);
+    let data = [(true, hello), (false, server_hello(0x0301, None))];
+    let n = scaled(100_000, scale) as u32;
+    let every = (n / 50).max(1);
+    for h in 0..n {
+        if h % every == 0 {
+            let port = 30_000 + (h / every) as u16;
+            o.frames(Conn::new(Ipv4Addr::new(192, 0, 2, 50), port, SERVER).frames(0, &data, true));
+        }
+        o.frames(Conn::new(host(0x70_0000 + h), 40_000, SERVER).frames(0, &data, true));
+    }
+    for k in 0..10u16 {
+        // A second apart (the writer spaces frames 1 µs apart).
+        o.ts += 1_000_000_000;
+        o.frames(
+            Conn::new(Ipv4Addr::new(192, 0, 2, 60), 50_000 + k, SERVER).frames(0, &data, true),
+        );
+    }
+}
+
 /// Writes one flood into a directory at a scale.
 type Writer = fn(&Path, f64);
 
@@ -399,7 +427,7 @@ fn main() {
         std::process::exit(2);
     };
     std::fs::create_dir_all(&dir).expect("create OUT_DIR");
-    let all: [(&str, Writer); 13] = [
+    let all: [(&str, Writer); 14] = [
         ("versions", versions),
         ("sources", sources),
         ("ooo", ooo),
@@ -413,6 +441,7 @@ fn main() {
         ("destinations", destinations),
         ("inventory", inventory),
         ("blocks", blocks),
+        ("regulars", regulars),
     ];
     let wanted = &args[1..];
     for (name, f) in all {

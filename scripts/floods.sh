@@ -27,7 +27,7 @@ cargo build --release --quiet --bin tlscensus --example floods
 bin=${bin:-target/release/tlscensus}
 dir=${keep:-$(mktemp -d)}
 [ -n "$keep" ] || trap 'rm -rf "$dir"' EXIT
-[ "${#floods[@]}" -gt 0 ] || floods=(versions sources ooo frag_big frag_lone syn dns preamble opening names destinations inventory blocks)
+[ "${#floods[@]}" -gt 0 ] || floods=(versions sources ooo frag_big frag_lone syn dns preamble opening names destinations inventory blocks regulars)
 # Options a flood needs to reach its bounds.
 declare -A extra=([destinations]="--raw-fingerprints --services microsoft")
 for f in "${floods[@]}"; do

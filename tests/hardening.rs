@@ -775,3 +775,74 @@ fn spoofed_names_cannot_keep_real_destinations_out() {
         "the real host kept"
     );
 }
+
+/// A full inventory and a full set of labelled sources, filled by one-flow
+/// answered legacy sources (a fleet, or a sender faking both directions):
+/// a host that was there first with many flows keeps its place, and a host
+/// that comes later and keeps making flows is inventoried and labelled from
+/// its second flow. The summary counts every legacy flow, held or not.
+#[test]
+fn regulars_win_over_one_shot_floods() {
+    let hello = client_hello(0x0301, &[sni_extension("a.blob.core.windows.net")]);
+    let data = [(true, hello.clone()), (false, server_hello(0x0301, None))];
+    let regular = Ipv4Addr::new(192, 0, 2, 50);
+    let late = Ipv4Addr::new(192, 0, 2, 60);
+    let mut frames = Vec::new();
+    let mut t = 1_700_000_000_000_000_000u64;
+    let mut flow = |frames: &mut Vec<Frame>, ip: Ipv4Addr, port: u16| {
+        frames.extend(Conn::new(ip, port, SERVER).frames(t, &data, true));
+        t += 10_000_000;
+    };
+    for n in 0..2_000u32 {
+        if n % 100 == 0 {
+            flow(&mut frames, regular, 30_000 + (n / 100) as u16);
+        }
+        flow(&mut frames, client(0x30_0000 + n), 40_000);
+    }
+    for k in 0..6u16 {
+        flow(&mut frames, late, 50_000 + k);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = pcap(dir.path(), "flood.pcap", &frames);
+    let limits = ["--max-hosts", "500", "--max-legacy-sources", "100"];
+    let m = metrics_after_read(&[&p], &limits);
+    let series = |ip: Ipv4Addr| {
+        let prefix = format!(
+            r#"tlscensus_legacy_flows_total{{outcome="negotiated",source="{ip}",version="TLSv1.0"}} "#
+        );
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    assert_eq!(series(regular), Some(20), "{m}");
+    let late_flows = series(late).expect("the late host labelled");
+    assert!(
+        (5..=6).contains(&late_flows),
+        "labelled from its second flow: {late_flows}"
+    );
+    let mut args = vec!["read", "--format", "json"];
+    args.extend(limits);
+    args.push(&p);
+    let out = tlscensus(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 500);
+    let flows_of = |ip: Ipv4Addr| {
+        hosts
+            .iter()
+            .find(|h| h["host"] == ip.to_string())
+            .and_then(|h| h["flows"].as_u64())
+    };
+    assert_eq!(flows_of(regular), Some(20));
+    let late_flows = flows_of(late).expect("the late host inventoried");
+    assert!((5..=6).contains(&late_flows), "{late_flows}");
+    let mut args = vec!["read"];
+    args.extend(limits);
+    args.push(&p);
+    let summary = text(&tlscensus(&args).stdout);
+    assert!(
+        summary.contains("(2026 legacy from 500 hosts"),
+        "every legacy flow counted: {summary}"
+    );
+}

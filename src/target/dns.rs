@@ -662,7 +662,10 @@ mod tests {
         for i in 0..10u64 {
             d.learn(&answer(&format!("acct{}", 10 + i)), &t, (200 + i) * S);
         }
-        assert_eq!(d.store.borrow().get(&DnsQuery::Addr(ip)).unwrap().len(), ANSWERS_PER_KEY);
+        assert_eq!(
+            d.store.borrow().get(&DnsQuery::Addr(ip)).unwrap().len(),
+            ANSWERS_PER_KEY
+        );
         assert_eq!(
             d.target_of(ip, 209 * S).as_deref(),
             Some("acct19.blob.core.windows.net")
