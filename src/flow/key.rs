@@ -4,8 +4,13 @@
 //! Input: addresses and ports of one segment. Output: a canonical key (lower
 //! endpoint first) and a direction-independent hash for dispatch. Invariant:
 //! `FlowKey::new(a, b)` and `FlowKey::new(b, a)` are equal and hash the same.
+//!
+//! The dispatch hash picks a flow's worker, so it is keyed with a secret
+//! drawn once per process: addresses and ports chosen by a sender cannot be
+//! made to land every flow on one worker.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
 
 /// One endpoint: an address (IPv4 kept as IPv4-mapped IPv6) and a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,55 +96,59 @@ impl FlowKey {
 pub fn dispatch_hash_v4(a: Ipv4Addr, a_port: u16, b: Ipv4Addr, b_port: u16) -> u64 {
     let (a, b) = ((a.to_bits(), a_port), (b.to_bits(), b_port));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    // The IPv4-mapped address ::ffff:a.b.c.d: 8 zero bytes, then 0, 0, ff, ff, a, b, c, d.
-    let low_half = |ip: u32| 0xffff_0000 | u64::from(ip.swap_bytes()) << 32;
-    let mut h = FNV_OFFSET;
-    for (ip, port) in [lo, hi] {
-        h = mix(h, 0);
-        h = mix(h, low_half(ip));
-        h = mix(h, u64::from(port));
-    }
-    h ^ (h >> 31)
+    hash_v4(lo, hi)
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// The per-process secret of the dispatch hash.
+fn secret() -> &'static [u64; 4] {
+    static SECRET: OnceLock<[u64; 4]> = OnceLock::new();
+    SECRET.get_or_init(|| {
+        // `RandomState::new` draws its keys from the operating system.
+        let r = ahash::RandomState::new();
+        [0u64, 1, 2, 3].map(|i| r.hash_one(i) | 1)
+    })
+}
+
+/// The folded multiply of wyhash and aHash: the high and low halves of the
+/// 128-bit product, xored.
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
 
 #[inline]
-fn mix(h: u64, x: u64) -> u64 {
-    (h ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29)
+fn pack_v4((ip, port): (u32, u16)) -> u64 {
+    u64::from(ip) << 16 | u64::from(port)
+}
+
+#[inline]
+fn hash_v4(lo: (u32, u16), hi: (u32, u16)) -> u64 {
+    let k = secret();
+    let h = fold(pack_v4(lo) ^ k[0], pack_v4(hi) ^ k[1]);
+    fold(h ^ k[2], k[3])
 }
 
 #[inline]
 fn dispatch_hash_parts(lo: [u8; 16], lo_port: u16, hi: [u8; 16], hi_port: u16) -> u64 {
-    let half = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let mut h = FNV_OFFSET;
-    for (addr, port) in [(lo, lo_port), (hi, hi_port)] {
-        h = mix(h, half(&addr[..8]));
-        h = mix(h, half(&addr[8..]));
-        h = mix(h, u64::from(port));
+    let v4 = |a: [u8; 16]| Ipv6Addr::from(a).to_ipv4_mapped().map(Ipv4Addr::to_bits);
+    if let (Some(l), Some(h)) = (v4(lo), v4(hi)) {
+        return hash_v4((l, lo_port), (h, hi_port));
     }
-    h ^ (h >> 31)
+    let k = secret();
+    let half = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let mut h = fold(half(&lo[..8]) ^ k[0], half(&lo[8..]) ^ k[1]);
+    h = fold(h ^ half(&hi[..8]) ^ k[2], half(&hi[8..]) ^ k[3]);
+    h = fold(
+        h ^ (u64::from(lo_port) << 16 | u64::from(hi_port)) ^ k[0],
+        k[1],
+    );
+    fold(h ^ k[2], k[3])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The dispatch hash as first defined (one loop over the 16-byte addresses).
-    fn reference(k: &FlowKey) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut mix = |x: u64| {
-            h ^= x;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-        };
-        for ep in [&k.lo, &k.hi] {
-            let (a, b) = ep.addr.split_at(8);
-            mix(u64::from_le_bytes(a.try_into().unwrap()));
-            mix(u64::from_le_bytes(b.try_into().unwrap()));
-            mix(u64::from(ep.port));
-        }
-        h ^ (h >> 31)
-    }
 
     #[test]
     fn key_is_symmetric() {
@@ -162,9 +171,9 @@ mod tests {
         assert_eq!(Endpoint::new(v6, 1).ip(), v6);
     }
 
-    /// The IPv4 shortcut and the refactored hash equal the original
-    /// definition, in both directions, on addresses and ports that order every
-    /// way (equal addresses, equal ports, high bits set).
+    /// The IPv4 shortcut equals the key's hash, in both directions, on
+    /// addresses and ports that order every way (equal addresses, equal
+    /// ports, high bits set).
     #[test]
     fn dispatch_hash_v4_matches_key() {
         let ips = [
@@ -186,8 +195,7 @@ mod tests {
                             Endpoint::new(IpAddr::V4(ia), pa),
                             Endpoint::new(IpAddr::V4(ib), pb),
                         );
-                        let want = reference(&k);
-                        assert_eq!(k.dispatch_hash(), want);
+                        let want = k.dispatch_hash();
                         assert_eq!(dispatch_hash_v4(ia, pa, ib, pb), want);
                         assert_eq!(dispatch_hash_v4(ib, pb, ia, pa), want);
                     }
@@ -202,6 +210,14 @@ mod tests {
         for port in 1000..5000u16 {
             let a = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), port);
             let b = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 443);
+            buckets[(FlowKey::new(a, b).0.dispatch_hash() % 4) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&n| n > 800), "{buckets:?}");
+        // IPv6 too.
+        let mut buckets = [0u32; 4];
+        for port in 1000..5000u16 {
+            let a = Endpoint::new("2001:db8::9".parse().unwrap(), port);
+            let b = Endpoint::new("2001:db8::1".parse().unwrap(), 443);
             buckets[(FlowKey::new(a, b).0.dispatch_hash() % 4) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| n > 800), "{buckets:?}");
