@@ -26,7 +26,7 @@ use crate::hosts::Who;
 pub use crate::metrics::EventDrop;
 use crate::metrics::Metrics;
 use crate::preamble::Kind as PreambleKind;
-use crate::target::{Match, account_of};
+use crate::targets::{Match, account_of};
 use crate::tls::{HandshakeSummary, Outcome, Version};
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -207,9 +207,9 @@ impl FlowEvent {
         destination: String,
         ts_ns: u64,
     ) -> FlowEvent {
-        self.service = Some(crate::target::services::label(service));
+        self.service = Some(crate::targets::services::label(service));
         self.destination = Some(destination);
-        if let Some(s) = service.and_then(|i| crate::target::services::table().get(i)) {
+        if let Some(s) = service.and_then(|i| crate::targets::services::table().get(i)) {
             self.service_tls_end = Some(s.tls_end);
             // Without a capture time a legacy flow's fate is unknown.
             self.service_broken = if self.legacy {
@@ -286,7 +286,7 @@ impl EventHealth {
 
     /// `None` when healthy; else why the event log is not keeping up.
     pub fn problem(&self) -> Option<String> {
-        if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(e) = crate::sync::lock(&self.error).clone() {
             return Some(format!("event log failing: {e}"));
         }
         let idle = self
@@ -601,7 +601,7 @@ impl Writer {
                             "tlscensus: event log {}: writing again after {} failed attempt(s)",
                             self.name, self.failures
                         );
-                        *self.health.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        *crate::sync::lock(&self.health.error) = None;
                         self.failures = 0;
                     }
                 }
@@ -641,7 +641,7 @@ impl Writer {
                 RETRY_EVERY.as_secs(),
                 HOLD_BYTES / 1024
             );
-            *self.health.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
+            *crate::sync::lock(&self.health.error) = Some(msg.clone());
         }
         self.failing = Some((msg, Instant::now() + RETRY_EVERY));
         // Counted after the health check shows it: a reader that sees the

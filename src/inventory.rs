@@ -104,7 +104,7 @@ impl HostRecord {
         while rest != 0 {
             let b = rest.trailing_zeros();
             rest &= rest - 1;
-            out.push(crate::target::services::label(
+            out.push(crate::targets::services::label(
                 (b != 63).then_some(b as usize),
             ));
         }
@@ -212,7 +212,7 @@ impl Inventory {
         }
         // Lowercased (case does not name another server); copied only
         // when the host meets a new name.
-        let name = s.sni().map(crate::target::names::lowercase);
+        let name = s.sni().map(crate::targets::patterns::lowercase);
         let name = name
             .as_ref()
             .map(|n| (n, self.name_hasher.hash_one(n.as_ref())));
@@ -445,7 +445,7 @@ pub struct DestinationRecord {
 }
 
 /// Per-destination readiness, shared by all workers like the host inventory.
-/// Key: the service (an index of `target::services::table()`, or
+/// Key: the service (an index of `targets::services::table()`, or
 /// `u16::MAX` for a target no service row covers) and the destination; one
 /// map per service, so a known destination is found by its `&str`, without
 /// allocating.
@@ -478,7 +478,7 @@ impl Default for Destinations {
 
 /// The store's key of a service row (rows beyond the table share one).
 fn service_key(service: u16) -> u16 {
-    if usize::from(service) >= crate::target::services::MAX_ROWS {
+    if usize::from(service) >= crate::targets::services::MAX_ROWS {
         u16::MAX
     } else {
         service

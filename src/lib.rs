@@ -14,9 +14,9 @@
 //!                                                                     │        │
 //!                                                                     │        ▼
 //!                                                                     │   HandshakeSummary (+ DNS at hello,
-//!                                                                     │    per-worker target::dns)
+//!                                                                     │    per-worker targets::passive_dns)
 //!                                                                     │        │
-//!                                                                     │        ▼ target::Matcher (rules)
+//!                                                                     │        ▼ targets::Matcher (rules)
 //!  shared:  inventory::Inventory ◄──────────────────────────────────────────────┤
 //!           metrics::Metrics (/metrics via exporter::Page) ◄────────────────────┤
 //!           events::EventLog (queue → one writer thread) ◄──────────────────────┘
@@ -59,7 +59,7 @@
 //! - per-destination readiness (`inventory::Destinations`, 16,384
 //!   destinations): workers write, reports, the readiness collector and the
 //!   `--state` thread (`state`) read;
-//! - the service table (`target::services::table()`): the built-in rows and
+//! - the service table (`targets::services::table()`): the built-in rows and
 //!   a `--services-file`'s, set once before any thread starts;
 //! - `live --capture-threads N`: each interface's fanout group
 //!   (`capture::fanout::FanoutGroup`, a mutex taken only when a handle opens);
@@ -92,5 +92,6 @@ pub mod report;
 pub mod run;
 pub mod state;
 pub mod store;
-pub mod target;
+pub mod sync;
+pub mod targets;
 pub mod tls;

@@ -91,7 +91,7 @@ fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitCode, SetupError> {
         }
         Command::Services(args) => {
             if let Some(path) = &args.services_file {
-                tlscensus::target::services::install_file(path)
+                tlscensus::targets::services::install_file(path)
                     .map_err(|e| SetupError::Config(format!("--services-file {e}")))?;
             }
             print!("{}", tlscensus::report::services_table());

@@ -226,7 +226,7 @@ pub struct Handles {
     pub certificates: [IntCounter; CERTIFICATE_RESULTS.len()],
     pub malformed: [IntCounter; Malformed::ALL.len()],
     pub parse_extra: [IntCounter; PARSE_ERROR_EXTRA.len()],
-    pub target_flows: [IntCounter; crate::target::Match::ALL.len()],
+    pub target_flows: [IntCounter; crate::targets::Match::ALL.len()],
     pub anomalies: [IntCounter; Anomaly::ALL.len()],
     /// By version class, then outcome (`VersionClass::ALL`, `Outcome::ALL`).
     pub relayed: [[IntCounter; Outcome::ALL.len()]; VersionClass::ALL.len()],
@@ -545,7 +545,10 @@ impl Metrics {
             certificates: handles(&certificates, CERTIFICATE_RESULTS),
             malformed: handles(&parse_errors, Malformed::ALL.map(Malformed::as_str)),
             parse_extra: handles(&parse_errors, PARSE_ERROR_EXTRA),
-            target_flows: handles(&target_flows, crate::target::Match::ALL.map(|k| k.as_str())),
+            target_flows: handles(
+                &target_flows,
+                crate::targets::Match::ALL.map(|k| k.as_str()),
+            ),
             anomalies: handles(&anomalies, Anomaly::ALL.map(Anomaly::as_str)),
             preambles: PreambleKind::ALL.map(|k| {
                 PreambleResult::ALL.map(|r| preambles.with_label_values(&[k.as_str(), r.as_str()]))
@@ -715,7 +718,7 @@ impl Metrics {
         for a in Anomaly::ALL {
             m.anomalies.with_label_values(&[a.as_str()]);
         }
-        for k in crate::target::Match::ALL {
+        for k in crate::targets::Match::ALL {
             m.target_flows.with_label_values(&[k.as_str()]);
         }
         Ok(m)
@@ -1112,7 +1115,7 @@ impl Collector for DestinationCollector {
             let mut g = Gauge::default();
             g.set_value(ns as f64 / 1e9);
             let mut m = Metric::default();
-            let service = crate::target::services::label(
+            let service = crate::targets::services::label(
                 (service != u16::MAX).then_some(usize::from(service)),
             );
             m.set_label(vec![
@@ -1191,7 +1194,7 @@ impl ServiceFlows {
     /// its counts and loses its end day.
     pub fn rechoose(&self, chosen: &[usize]) -> ServiceFlows {
         for &i in self.chosen.iter().filter(|i| !chosen.contains(i)) {
-            if let Some(s) = crate::target::services::table().get(i) {
+            if let Some(s) = crate::targets::services::table().get(i) {
                 let _ = self.end.remove_label_values(&[s.name]);
             }
         }
@@ -1199,12 +1202,12 @@ impl ServiceFlows {
     }
 
     fn resolve(flows: IntCounterVec, end: IntGaugeVec, chosen: &[usize]) -> ServiceFlows {
-        let rows = crate::target::services::table();
+        let rows = crate::targets::services::table();
         let mut handles = Vec::new();
         let labels: Vec<&str> = chosen
             .iter()
             .filter_map(|&i| rows.get(i).map(|s| s.name))
-            .chain([crate::target::services::OTHER])
+            .chain([crate::targets::services::OTHER])
             .collect();
         for l in &labels {
             handles.push(
@@ -1373,7 +1376,7 @@ mod tests {
         for (i, r) in PreambleResult::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
-        for (i, k) in crate::target::Match::ALL.iter().enumerate() {
+        for (i, k) in crate::targets::Match::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i);
         }
     }

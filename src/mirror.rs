@@ -259,7 +259,7 @@ impl MirrorHealth {
         if blocks.is_empty() {
             return;
         }
-        let mut store = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = crate::sync::lock(&self.blocks);
         store.roll(now);
         let mut refused = 0;
         for &(iface, block, both) in blocks {
@@ -291,7 +291,7 @@ impl MirrorHealth {
             s.client_only += f.sides[Sides::ClientOnly.index()].get();
             s.server_only += f.sides[Sides::ServerOnly.index()].get();
         }
-        let store = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let store = crate::sync::lock(&self.blocks);
         s.one_sided_blocks = store
             .one_sided()
             .into_iter()
@@ -311,7 +311,7 @@ impl MirrorHealth {
             .map(|f| (f.window.get(), f.lost.get()))
             .collect();
         let now = Instant::now();
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ring = crate::sync::lock(&self.ring);
         let step = LOSS_WINDOW / 10;
         if ring
             .samples
@@ -402,7 +402,7 @@ impl Collector for MirrorCollector {
             .map(|(r, f)| gauge(vec![label_pair("interface", f.name.clone())], r))
             .collect();
         let blocks = {
-            let store = h.blocks.lock().unwrap_or_else(|p| p.into_inner());
+            let store = crate::sync::lock(&h.blocks);
             store.one_sided()
         };
         let counts = h

@@ -86,9 +86,9 @@ pub type Destination = ((u16, String), DestinationRecord);
 /// (a target no service covers).
 fn destination_status(service: u16, r: &DestinationRecord) -> (&'static str, &'static str, String) {
     let row = (service != u16::MAX)
-        .then(|| crate::target::services::table().get(usize::from(service)))
+        .then(|| crate::targets::services::table().get(usize::from(service)))
         .flatten();
-    let name = row.map_or(crate::target::services::OTHER, |s| s.name);
+    let name = row.map_or(crate::targets::services::OTHER, |s| s.name);
     let end = row.map_or("", |s| s.tls_end);
     let status = match row {
         _ if r.legacy == 0 => "ready".to_string(),
@@ -236,7 +236,7 @@ pub fn services_table() -> String {
         "SERVICE TAGS".to_string(),
         "ENDPOINTS".to_string(),
     ]];
-    for s in crate::target::services::table() {
+    for s in crate::targets::services::table() {
         rows.push(vec![
             s.name.to_string(),
             s.tls_end.to_string(),
@@ -245,7 +245,7 @@ pub fn services_table() -> String {
             } else {
                 s.service_tags.join(",")
             },
-            crate::target::services::patterns(s)
+            crate::targets::services::patterns(s)
                 .collect::<Vec<_>>()
                 .join(" "),
         ]);
@@ -253,7 +253,7 @@ pub fn services_table() -> String {
     let mut out = String::new();
     aligned(&rows, |_| false, &mut out);
     out.push_str("\nSources:\n");
-    for s in crate::target::services::table() {
+    for s in crate::targets::services::table() {
         let _ = writeln!(out, "  {}: {} -- {}", s.name, s.title, s.source);
     }
     out.push_str(

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{DestinationRecord, Destinations, HostFingerprint, HostRecord, Inventory};
-use crate::target::services;
+use crate::targets::services;
 use crate::tls::Version;
 use crate::tls::fingerprint::Fingerprint;
 

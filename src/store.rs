@@ -35,15 +35,11 @@
 use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::Mutex;
+
+use crate::sync::lock;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-
-/// A lock whose holder panicked still guards consistent data here: every
-/// critical section of the crate leaves its state valid at each step.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Between entries of equal rank, who gets in when the store is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

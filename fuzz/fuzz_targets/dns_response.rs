@@ -4,8 +4,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use tlscensus::target::dns::{PassiveDns, messages, parse_response};
-use tlscensus::target::TargetSet;
+use tlscensus::decode::dns::{messages, parse_response};
+use tlscensus::targets::passive_dns::PassiveDns;
+use tlscensus::targets::TargetSet;
 
 static TARGETS: OnceLock<TargetSet> = OnceLock::new();
 
@@ -19,12 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let t = 1_000_000_000_000;
     for m in all {
         if let Ok(r) = parse_response(m) {
-            assert!(r.answers.len() <= tlscensus::target::dns::MAX_RECORDS);
+            assert!(r.answers.len() <= tlscensus::decode::dns::MAX_RECORDS);
             store.learn(&r, targets, t);
             assert!(store.len() <= 8);
             for a in &r.answers {
                 assert!(a.owner.len() <= 255);
-                if let tlscensus::target::dns::Rdata::Addr(ip) = a.data {
+                if let tlscensus::decode::dns::Rdata::Addr(ip) = a.data {
                     // Nothing is valid before it was seen.
                     assert!(store.target_of(ip, t - 1).is_none());
                     let _ = store.target_of(ip, t);

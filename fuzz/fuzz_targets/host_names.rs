@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use tlscensus::decode::{NameDatagram, NamePort};
 use tlscensus::hosts::learn::NameLearner;
 use tlscensus::hosts::names::{HostNames, MAX_NAME, NameSettings};
-use tlscensus::target::dns::parse_response;
+use tlscensus::decode::dns::parse_response;
 
 const KINDS: [NamePort; 6] = [
     NamePort::Dhcp4,

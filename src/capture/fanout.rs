@@ -158,7 +158,7 @@ impl FanoutGroup {
     /// `ifindex`) in the interface's group: the one made for that index, or a
     /// new one.
     pub fn join(&self, fd: &impl AsFd, ifindex: Option<u32>) -> Result<(), String> {
-        let mut joined = self.joined.lock().unwrap_or_else(|p| p.into_inner());
+        let mut joined = crate::sync::lock(&self.joined);
         if let Some((index, id)) = *joined
             && index == ifindex
             && nix::sys::socket::setsockopt(fd, FanoutOpt, &mode(id, false)).is_ok()

@@ -138,14 +138,14 @@ impl KernelSkip {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// [`KernelSkip::attach`]; a failure is kept, to be said
     /// ([`KernelSkip::take_notes`]), and the handle keeps its filter.
     pub fn attach_or_note(&self, name: &str, cap: &Capture<Active>, expr: &str) {
         if let Err(e) = self.attach(cap, expr) {
-            let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut notes = crate::sync::lock(&self.notes);
             // One note per interface and reason, however many threads.
             let note = format!("interface {name}: kernel skip off: {e}");
             if notes.len() < 64 && !notes.contains(&note) {
@@ -156,7 +156,7 @@ impl KernelSkip {
 
     /// What went wrong since the last call, to be said once.
     pub fn take_notes(&self) -> Vec<String> {
-        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *crate::sync::lock(&self.notes))
     }
 
     /// Replaces the classic filter `expr` of `cap` by the kernel-skip
@@ -229,7 +229,7 @@ impl KernelSkip {
                 // capture thread still skips settled flows.
                 self.writing.store(false, Ordering::Relaxed);
                 if !self.refused.swap(true, Ordering::Relaxed) {
-                    self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                    crate::sync::lock(&self.notes).push(format!(
                         "kernel skip off: the kernel refused a settled flow ({e}); settled flows are skipped in user space only"
                     ));
                 }

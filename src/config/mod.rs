@@ -13,9 +13,9 @@ use crate::flow::{StreamLimits, TableLimits};
 use crate::hosts::labels::Labels;
 use crate::hosts::names::{NameSettings, NameSource};
 use crate::hosts::resolve::ResolveSettings;
-use crate::target::prefixes::{self, PrefixSet};
-use crate::target::services;
-use crate::target::{Matcher, TargetSet};
+use crate::targets::prefixes::{self, PrefixSet};
+use crate::targets::services;
+use crate::targets::{Matcher, TargetSet};
 use crate::tls::Version;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub use inputs::{Input, MAX_DIR_DEPTH, expand_inputs};
 #[derive(Clone, Debug)]
 pub struct Config {
     pub targets: TargetSet,
-    /// The chosen service rows (`target::services::table()` indices).
+    /// The chosen service rows (`targets::services::table()` indices).
     pub services: Vec<usize>,
     /// Server addresses that are targets when a flow has no SNI
     /// (--target-cidr and the service tags).

@@ -219,4 +219,3 @@ pub fn messages<'a>(payload: &'a [u8], tcp: bool, mut f: impl FnMut(Result<&'a [
         rest = &rest[2 + len..];
     }
 }
-

@@ -7,6 +7,7 @@
 //! no path panics; nothing is allocated.
 
 pub mod access;
+pub mod dns;
 pub mod frag;
 pub mod ip;
 pub mod l4;

@@ -136,7 +136,7 @@ impl Page {
     /// unless another request is rendering it already (then waits for
     /// that). `None`: the page is over its cap.
     pub fn get(&self) -> Option<Arc<[u8]>> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = crate::sync::lock(&self.state);
         loop {
             if let Some((at, cached)) = &st.cached
                 && at.elapsed() < PAGE_FRESH
@@ -154,14 +154,14 @@ impl Page {
             if !st.rendering {
                 break;
             }
-            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = crate::sync::wait(&self.done, st);
         }
         st.rendering = true;
         // The old page goes before the new one is made: never both.
         st.cached = None;
         drop(st);
         let page: Option<Arc<[u8]>> = (self.render)().map(Arc::from);
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = crate::sync::lock(&self.state);
         st.rendering = false;
         let cached = match &page {
             Some(p) if p.len() <= KEEP_BYTES => Cached::Kept(Arc::clone(p)),
@@ -223,7 +223,7 @@ impl Auth {
         }
         {
             // One check at a time, at most BCRYPT_PER_SECOND a second.
-            let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+            let mut checks = crate::sync::lock(&self.checks);
             let now = Instant::now();
             while checks
                 .front()
@@ -248,7 +248,7 @@ impl Auth {
     }
 
     fn lock_passed(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
-        self.passed.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.passed)
     }
 }
 
@@ -295,7 +295,7 @@ pub const WEB_CONFIG_CHECK: Duration = Duration::from_secs(1);
 
 impl Service {
     fn web(&self) -> Arc<Web> {
-        Arc::clone(&self.web.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&crate::sync::read(&self.web))
     }
 
     /// Re-reads the web configuration when it or a file it names changed
@@ -305,7 +305,7 @@ impl Service {
         let Some(watch) = &self.watch else {
             return;
         };
-        let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = crate::sync::lock(watch);
         if w.checked.elapsed() < WEB_CONFIG_CHECK {
             return;
         }
@@ -319,8 +319,7 @@ impl Service {
             Ok(cfg) => {
                 w.files = cfg.files.clone();
                 w.stamp = web_config::stamp(&w.files);
-                *self.web.write().unwrap_or_else(|p| p.into_inner()) =
-                    Arc::new(Web::from_config(cfg));
+                *crate::sync::write(&self.web) = Arc::new(Web::from_config(cfg));
                 eprintln!("tlscensus: {}: reloaded", w.path.display());
             }
             Err(e) => {
@@ -503,7 +502,7 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
         };
         let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
         let id = {
-            let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = crate::sync::lock(&slots);
             let Some(evicted) = s.make_room(peer.ip()) else {
                 drop(s);
                 service.live.scrapes.with_label_values(&["rejected"]).inc();
@@ -533,7 +532,7 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
             .spawn(move || {
                 let result = serve(stream, &service2, &phase);
                 // An evicted connection was counted when it was evicted.
-                let mut s = held.lock().unwrap_or_else(|p| p.into_inner());
+                let mut s = crate::sync::lock(&held);
                 if s.open.iter().any(|slot| slot.id == id) {
                     s.release(id);
                     drop(s);
@@ -541,7 +540,7 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
                 }
             });
         if spawned.is_err() {
-            slots.lock().unwrap_or_else(|p| p.into_inner()).release(id);
+            crate::sync::lock(&slots).release(id);
             service.live.scrapes.with_label_values(&["rejected"]).inc();
         }
     }

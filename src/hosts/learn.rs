@@ -18,8 +18,8 @@ use super::dhcp::{self, DHCP_ACK, DHCP_RELEASE, V6_RELEASE, V6_REPLY};
 use super::kerberos::parse_as_req;
 use super::names::{Bound, HostNames, Lifetime, NameSource, clean_name};
 use super::nbns::{NbnsOp, parse_nbns};
+use crate::decode::dns::{Rdata, Response, parse_response};
 use crate::decode::{NameDatagram, NamePort};
-use crate::target::dns::{Rdata, Response, parse_response};
 
 /// DHCP transactions whose client name waits for the server's answer.
 pub const MAX_PENDING: usize = 1024;
@@ -290,7 +290,7 @@ impl NameLearner {
     fn dns_names(&mut self, p: &[u8], source: NameSource, ts: u64) -> NameResult {
         let r = match parse_response(p) {
             Ok(r) => r,
-            Err(crate::target::dns::DnsError::NotAnswer) => return NameResult::Nothing,
+            Err(crate::decode::dns::DnsError::NotAnswer) => return NameResult::Nothing,
             Err(_) => return NameResult::Malformed,
         };
         let mut learned = false;

@@ -25,7 +25,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 use prometheus::IntCounter;
 
 use super::names::{HostNames, Lifetime, NameSource};
-use crate::target::dns::{Rdata, parse_response};
+use crate::decode::dns::{Rdata, parse_response};
 
 /// Requests queued for the resolver thread.
 pub const QUEUE: usize = 1024;
@@ -134,7 +134,7 @@ impl Resolver {
     /// was asked within [`RETRY_AFTER`]; never waits.
     pub fn ask(&self, ip: IpAddr, ts: u64) {
         {
-            let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+            let mut asked = crate::sync::lock(&self.asked);
             if asked.get(&ip).is_some_and(|t| t.elapsed() < RETRY_AFTER) {
                 return;
             }

@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::{SendMode, Shared};
 use crate::capture::Frame;
+use crate::decode::dns::{self as dns_wire, Response};
 use crate::decode::frag::FragStats;
 use crate::decode::l4::TcpFlags;
 use crate::decode::tunnel::DNS_PORT;
@@ -27,7 +28,6 @@ use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
 use crate::hosts::learn::NameLearner;
 use crate::metrics::{Bound, DNS_RESULTS, flush_into};
-use crate::target::dns::{self as passive_dns, Response};
 
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 256 * 1024;
@@ -445,8 +445,8 @@ fn parse_dns(
     results: &mut [u64; DNS_RESULTS.len()],
     out: &mut Vec<Response>,
 ) {
-    passive_dns::messages(payload, tcp, |msg| {
-        match msg.and_then(passive_dns::parse_response) {
+    dns_wire::messages(payload, tcp, |msg| {
+        match msg.and_then(dns_wire::parse_response) {
             Err(e) => {
                 if let Some(i) = DNS_RESULTS.iter().position(|r| *r == e.label()) {
                     results[i] += 1;

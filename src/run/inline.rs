@@ -11,11 +11,11 @@ use crate::capture::Frame;
 use crate::config::Config;
 use std::sync::Arc;
 
+use crate::decode::dns as dns_wire;
 use crate::decode::{FragmentCache, NameDatagram, TunnelPorts};
 use crate::flow::SegmentIn;
 use crate::hosts::learn::NameLearner;
 use crate::hosts::names::HostNames;
-use crate::target::dns as passive_dns;
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{TlsTable, tls_table};
 
@@ -62,8 +62,8 @@ impl InlineCensus {
         let ts = frame.ts_ns;
         let mut responses = Vec::new();
         let dns = |p: &[u8], tcp| {
-            passive_dns::messages(p, tcp, |m| {
-                if let Ok(r) = m.and_then(passive_dns::parse_response) {
+            dns_wire::messages(p, tcp, |m| {
+                if let Ok(r) = m.and_then(dns_wire::parse_response) {
                     responses.push(r);
                 }
             })

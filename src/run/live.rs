@@ -89,7 +89,7 @@ pub struct Reload {
 pub struct Reread {
     pub census: crate::config::Config,
     /// A services file's table.
-    pub table: Option<crate::target::services::Candidate>,
+    pub table: Option<crate::targets::services::Candidate>,
     /// Options that changed and take effect only at the next start.
     pub restart: Vec<String>,
     /// What was read (the configuration file), for the message.
@@ -146,7 +146,7 @@ fn applied_line(shared: &Shared, r: &Reread) -> String {
     let services: Vec<&str> = rules
         .services
         .iter()
-        .filter_map(|&i| crate::target::services::table().get(i).map(|s| s.name))
+        .filter_map(|&i| crate::targets::services::table().get(i).map(|s| s.name))
         .collect();
     let mut line = format!(
         "reloaded {}: {} target patterns, {} SNI-less prefix ranges, services {}, {} proxy ranges, {} client labels{}; flows settled from now on are matched by them",
@@ -599,7 +599,7 @@ fn on_interface_event(
     say: &(dyn Fn(&str) + Sync),
 ) {
     let name = src.name.as_str();
-    let mut down = health.down.lock().unwrap_or_else(|p| p.into_inner());
+    let mut down = crate::sync::lock(&health.down);
     match ev {
         IfaceEvent::Down(reason) => {
             say(&format!(

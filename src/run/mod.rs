@@ -40,9 +40,9 @@ use crate::inventory::{Destinations, HostRecord, Inventory};
 use crate::metrics::{Bound, Metrics, ServiceFlows};
 use crate::mirror::{MirrorCollector, MirrorHealth};
 use crate::report::RunTotals;
-use crate::target::dns::PassiveDns;
-use crate::target::prefixes::PrefixSet;
-use crate::target::{Matcher, TargetSet};
+use crate::targets::passive_dns::PassiveDns;
+use crate::targets::prefixes::PrefixSet;
+use crate::targets::{Matcher, TargetSet};
 
 pub use dispatch::{Batch, Dispatcher};
 pub use inline::InlineCensus;
@@ -91,7 +91,7 @@ pub struct Shared {
 /// [`Config`]; the running one is replaced only once a new one is built.
 pub struct Rules {
     pub targets: TargetSet,
-    /// The chosen service rows (`target::services::table()` indices).
+    /// The chosen service rows (`targets::services::table()` indices).
     pub services: Vec<usize>,
     /// Server addresses that are targets when a flow has no SNI.
     pub prefixes: Arc<PrefixSet>,
@@ -201,7 +201,7 @@ impl Shared {
     pub fn reload(
         &self,
         new: &Config,
-        table: Option<&crate::target::services::Candidate>,
+        table: Option<&crate::targets::services::Candidate>,
     ) -> Result<(), SetupError> {
         let old = self.rules.load_full();
         let resolver = match &new.resolve {
@@ -210,7 +210,7 @@ impl Shared {
             Some(s) => Some(start_resolver(s, &self.config, &self.names, &self.metrics)?),
         };
         if let Some(t) = table {
-            crate::target::services::install(t);
+            crate::targets::services::install(t);
         }
         let service_flows = old.service_flows.rechoose(&new.services);
         self.rules

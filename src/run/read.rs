@@ -340,10 +340,7 @@ fn read_one(
     progress: &super::Progress,
 ) -> Result<Option<String>, String> {
     let mut source = OfflineSource::open(path).map_err(|e| e.to_string())?;
-    *progress
-        .compressed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = source.compressed_read();
+    *crate::sync::lock(&progress.compressed) = source.compressed_read();
     let dispatcher = &mut pipeline.dispatcher;
     let mut filter_error = None;
     // The link type changes rarely (pcapng interfaces): test it only then.

@@ -7,20 +7,20 @@
 //! ([`names`]), address prefixes ([`prefixes`]) and passive DNS ([`dns`]) sit
 //! behind them.
 
-pub mod dns;
-pub mod names;
+pub mod passive_dns;
+pub mod patterns;
 pub mod prefixes;
 pub mod services;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use names::{TargetSet, account_of};
+pub use patterns::{TargetSet, account_of};
 use prefixes::PrefixSet;
 
 use crate::tls::HandshakeSummary;
 use crate::tls::summary::DnsAtHello;
-use dns::PassiveDns;
+use passive_dns::PassiveDns;
 
 /// How a flow's server came to be a target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

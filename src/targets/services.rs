@@ -298,7 +298,7 @@ pub fn table() -> &'static [Service] {
 }
 
 fn installed() -> Option<Installed> {
-    *INSTALLED.read().unwrap_or_else(|p| p.into_inner())
+    *crate::sync::read(&INSTALLED)
 }
 
 /// A table read from a services file, not yet in use ([`install`]).
@@ -316,7 +316,7 @@ impl Candidate {
 
 /// Puts a table read by [`read_file`] in use.
 pub fn install(c: &Candidate) {
-    *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = Some(Installed {
+    *crate::sync::write(&INSTALLED) = Some(Installed {
         rows: c.rows,
         digest: c.digest,
     });
@@ -468,7 +468,7 @@ pub fn read_file(path: &std::path::Path) -> Result<Candidate, String> {
             .map(|x| format!("*.{}", x.trim().trim_start_matches("*.")))
             .chain(r.exact.iter().cloned())
             .collect();
-        crate::target::names::TargetSet::parse(patterns.iter().map(String::as_str))
+        crate::targets::patterns::TargetSet::parse(patterns.iter().map(String::as_str))
             .map_err(|e| format!("{at}: {e}"))?;
         let row = Service {
             name: leak(name.clone()),
@@ -617,7 +617,7 @@ pub const CLASSIFIER_CAP: usize = 4096;
 pub struct Classifier {
     chosen: Vec<usize>,
     /// Service Tag prefixes that name one chosen service each.
-    by_address: std::sync::Arc<Vec<(usize, crate::target::prefixes::PrefixSet)>>,
+    by_address: std::sync::Arc<Vec<(usize, crate::targets::prefixes::PrefixSet)>>,
     names: NameMemo<String>,
     /// Flows without a name: their destination is the server address.
     addrs: NameMemo<std::net::IpAddr>,
@@ -628,7 +628,7 @@ type NameMemo<K> = hashbrown::HashMap<K, (Option<usize>, Box<str>), ahash::Rando
 impl Classifier {
     pub fn new(
         chosen: &[usize],
-        by_address: std::sync::Arc<Vec<(usize, crate::target::prefixes::PrefixSet)>>,
+        by_address: std::sync::Arc<Vec<(usize, crate::targets::prefixes::PrefixSet)>>,
     ) -> Self {
         Classifier {
             chosen: chosen.to_vec(),
