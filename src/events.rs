@@ -10,6 +10,7 @@
 //! writing quietly; `tlscensus_events_written_total` counts lines whose last
 //! byte was written, nothing queued.
 
+use crate::label::ByLabel;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -244,7 +245,7 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 pub struct EventCounters {
     pub written: IntCounter,
     pub write_errors: IntCounter,
-    pub dropped: [IntCounter; EventDrop::ALL.len()],
+    pub dropped: ByLabel<EventDrop, IntCounter, { EventDrop::ALL.len() }>,
 }
 
 impl EventCounters {
@@ -252,12 +253,12 @@ impl EventCounters {
         EventCounters {
             written: m.events_written.clone(),
             write_errors: m.event_errors.clone(),
-            dropped: EventDrop::ALL.map(|r| m.events_dropped.with_label_values(&[r.as_str()])),
+            dropped: ByLabel::new(|r: EventDrop| m.events_dropped.with_label_values(&[r.as_str()])),
         }
     }
 
     pub fn drop(&self, reason: EventDrop, n: u64) {
-        self.dropped[reason as usize].inc_by(n);
+        self.dropped[reason].inc_by(n);
     }
 }
 

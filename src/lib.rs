@@ -82,6 +82,7 @@ pub mod exporter;
 pub mod flow;
 pub mod hosts;
 pub mod inventory;
+pub mod label;
 pub mod manual;
 pub mod metrics;
 pub mod mirror;

@@ -21,102 +21,51 @@ use prometheus::{
 
 use std::path::Path;
 
-use crate::decode::DecodeError;
+use crate::decode::DecodeReason;
+use crate::decode::dns::DnsResult;
+use crate::decode::frag::FragmentResult;
 use crate::error::SetupError;
+use crate::flow::table::Eviction;
 use crate::hosts::learn::NameResult;
 use crate::hosts::names::{HostNames, NameSource};
 use crate::hosts::resolve::{ResolveCounts, ResolveResult};
+use crate::label::{ByLabel, Label};
 use crate::preamble::{Kind as PreambleKind, PreambleResult};
+use crate::targets::Match;
 use crate::tls::extract::Malformed;
+use crate::tls::session::{CertificateResult, ParseProblem};
 use crate::tls::summary::Outcome;
 use crate::tls::version::{Version, VersionClass};
 
-/// The `bound` label of `tlscensus_bound_hits_total`: every memory bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bound {
-    FlowTable,
-    StreamBytes,
-    OooSegments,
-    BufferBudget,
-    Hosts,
-    LegacySources,
-    Fragments,
-    ServerNames,
-    WorkerQueue,
-    DnsEntries,
-    RawFingerprints,
-    HostFingerprints,
-    HostNames,
-    Destinations,
-    InventoryPage,
-    MirrorBlocks,
-}
-
-impl Bound {
-    pub const ALL: [Bound; 16] = [
-        Bound::FlowTable,
-        Bound::StreamBytes,
-        Bound::OooSegments,
-        Bound::BufferBudget,
-        Bound::Hosts,
-        Bound::LegacySources,
-        Bound::Fragments,
-        Bound::ServerNames,
-        Bound::WorkerQueue,
-        Bound::DnsEntries,
-        Bound::RawFingerprints,
-        Bound::HostFingerprints,
-        Bound::HostNames,
-        Bound::Destinations,
-        Bound::InventoryPage,
-        Bound::MirrorBlocks,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bound::FlowTable => "flow_table",
-            Bound::StreamBytes => "stream_bytes",
-            Bound::OooSegments => "ooo_segments",
-            Bound::BufferBudget => "buffer_budget",
-            Bound::Hosts => "hosts",
-            Bound::LegacySources => "legacy_sources",
-            Bound::Fragments => "fragments",
-            Bound::ServerNames => "server_names",
-            Bound::WorkerQueue => "worker_queue",
-            Bound::DnsEntries => "dns_entries",
-            Bound::RawFingerprints => "raw_fingerprints",
-            Bound::HostFingerprints => "host_fingerprints",
-            Bound::HostNames => "host_names",
-            Bound::Destinations => "destinations",
-            Bound::InventoryPage => "inventory_page",
-            Bound::MirrorBlocks => "mirror_blocks",
-        }
+crate::label_set! {
+    /// The `bound` label of `tlscensus_bound_hits_total`: every memory bound.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Bound {
+        FlowTable = "flow_table",
+        StreamBytes = "stream_bytes",
+        OooSegments = "ooo_segments",
+        BufferBudget = "buffer_budget",
+        Hosts = "hosts",
+        LegacySources = "legacy_sources",
+        Fragments = "fragments",
+        ServerNames = "server_names",
+        WorkerQueue = "worker_queue",
+        DnsEntries = "dns_entries",
+        RawFingerprints = "raw_fingerprints",
+        HostFingerprints = "host_fingerprints",
+        HostNames = "host_names",
+        Destinations = "destinations",
+        InventoryPage = "inventory_page",
+        MirrorBlocks = "mirror_blocks",
     }
 }
 
-/// `reason` values of `tlscensus_flow_evictions_total`.
-pub const EVICTIONS: [&str; 3] = ["idle", "table_full", "end_of_capture"];
-
-/// `result` values of `tlscensus_ip_fragments_total`.
-pub const FRAGMENT_RESULTS: [&str; 4] = ["reassembled", "expired", "invalid", "table_full"];
-
-/// `result` values of `tlscensus_dns_responses_total`.
-pub const DNS_RESULTS: [&str; 6] = [
-    "target",
-    "no_target",
-    "not_answer",
-    "truncated",
-    "bad_name",
-    "tcp_split",
-];
-
-/// Positions of the two results a learned response can have.
-pub const DNS_TARGET: usize = 0;
-pub const DNS_NO_TARGET: usize = 1;
-
 /// Adds each non-zero local count to its handle and zeroes it.
-pub fn flush_into<const N: usize>(counts: &mut [u64; N], to: &[IntCounter; N]) {
-    for (n, c) in counts.iter_mut().zip(to) {
+pub fn flush_into<L: Label, const N: usize>(
+    counts: &mut ByLabel<L, u64, N>,
+    to: &ByLabel<L, IntCounter, N>,
+) {
+    for (n, c) in counts.items_mut().iter_mut().zip(to.items()) {
         if *n > 0 {
             c.inc_by(*n);
             *n = 0;
@@ -124,38 +73,19 @@ pub fn flush_into<const N: usize>(counts: &mut [u64; N], to: &[IntCounter; N]) {
     }
 }
 
-/// `result` values of `tlscensus_server_certificates_total`.
-pub const CERTIFICATE_RESULTS: [&str; 3] = ["names", "none", "failed"];
-
-/// Why an event was not written: the `reason` label of
-/// `tlscensus_events_dropped_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventDrop {
-    /// Live mode: the writer fell behind and its queue was full.
-    QueueFull,
-    /// The output kept failing and the events held for the retry filled their buffer.
-    WriteFailed,
-    /// The reader of the pipe is gone (EPIPE): nothing more can be written.
-    BrokenPipe,
-    /// Still queued when the sensor stopped with the output stuck.
-    Shutdown,
-}
-
-impl EventDrop {
-    pub const ALL: [EventDrop; 4] = [
-        EventDrop::QueueFull,
-        EventDrop::WriteFailed,
-        EventDrop::BrokenPipe,
-        EventDrop::Shutdown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventDrop::QueueFull => "queue_full",
-            EventDrop::WriteFailed => "write_failed",
-            EventDrop::BrokenPipe => "broken_pipe",
-            EventDrop::Shutdown => "shutdown",
-        }
+crate::label_set! {
+    /// Why an event was not written: the `reason` label of
+    /// `tlscensus_events_dropped_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum EventDrop {
+        /// Live mode: the writer fell behind and its queue was full.
+        QueueFull = "queue_full",
+        /// The output kept failing and the events held for the retry filled their buffer.
+        WriteFailed = "write_failed",
+        /// The reader of the pipe is gone (EPIPE): nothing more can be written.
+        BrokenPipe = "broken_pipe",
+        /// Still queued when the sensor stopped with the output stuck.
+        Shutdown = "shutdown",
     }
 }
 
@@ -171,73 +101,62 @@ pub const HTTP_RESULTS: [&str; 8] = [
     "too_large",
 ];
 
-/// `kind` values of `tlscensus_anomalies_total`: traffic that breaks a
-/// protocol rule in a way that could hide or fake a result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Anomaly {
-    /// A ServerHello chose a version above anything the client offered; the
-    /// flow is counted under the client's highest version.
-    VersionNotOffered,
-    /// server_name or supported_versions repeated in a ClientHello; the first is kept.
-    DuplicateExtension,
-    /// Overlapping TCP segments carried different bytes; the first arrival is kept.
-    OverlapConflict,
-    /// A second SYN-ACK with another ISN; each is kept until the server's
-    /// data shows which one its stream continues.
-    ServerIsnChanged,
-    /// A client SYN retransmitted with another ISN before any byte; kept
-    /// beside the first until the client's data shows which is real.
-    ClientIsnChanged,
-}
-
-impl Anomaly {
-    pub const ALL: [Anomaly; 5] = [
-        Anomaly::VersionNotOffered,
-        Anomaly::DuplicateExtension,
-        Anomaly::OverlapConflict,
-        Anomaly::ServerIsnChanged,
-        Anomaly::ClientIsnChanged,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Anomaly::VersionNotOffered => "version_not_offered",
-            Anomaly::DuplicateExtension => "duplicate_extension",
-            Anomaly::OverlapConflict => "overlap_conflict",
-            Anomaly::ServerIsnChanged => "server_isn_changed",
-            Anomaly::ClientIsnChanged => "client_isn_changed",
-        }
+crate::label_set! {
+    /// `kind` values of `tlscensus_anomalies_total`: traffic that breaks a
+    /// protocol rule in a way that could hide or fake a result.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Anomaly {
+        /// A ServerHello chose a version above anything the client offered; the
+        /// flow is counted under the client's highest version.
+        VersionNotOffered = "version_not_offered",
+        /// server_name or supported_versions repeated in a ClientHello; the first is kept.
+        DuplicateExtension = "duplicate_extension",
+        /// Overlapping TCP segments carried different bytes; the first arrival is kept.
+        OverlapConflict = "overlap_conflict",
+        /// A second SYN-ACK with another ISN; each is kept until the server's
+        /// data shows which one its stream continues.
+        ServerIsnChanged = "server_isn_changed",
+        /// A client SYN retransmitted with another ISN before any byte; kept
+        /// beside the first until the client's data shows which is real.
+        ClientIsnChanged = "client_isn_changed",
     }
 }
-
-/// `kind` values of the TLS parse error counter besides [`Malformed`] kinds.
-pub const PARSE_ERROR_EXTRA: [&str; 3] = ["incomplete", "conflicting_roles", "server_not_tls"];
 
 /// Handles of every fixed-label series, resolved once when the registry is
 /// made: counting is then an atomic add, with no label string looked up on a
 /// thread's path. Each array is in the order of its label family's `ALL`
 /// (or const array).
 pub struct Handles {
-    pub bounds: [IntCounter; Bound::ALL.len()],
-    pub decode_errors: [IntCounter; DecodeError::LABELS.len()],
-    pub dns_responses: [IntCounter; DNS_RESULTS.len()],
-    pub fragments: [IntCounter; FRAGMENT_RESULTS.len()],
-    pub evictions: [IntCounter; EVICTIONS.len()],
-    pub certificates: [IntCounter; CERTIFICATE_RESULTS.len()],
-    pub malformed: [IntCounter; Malformed::ALL.len()],
-    pub parse_extra: [IntCounter; PARSE_ERROR_EXTRA.len()],
-    pub target_flows: [IntCounter; crate::targets::Match::ALL.len()],
-    pub anomalies: [IntCounter; Anomaly::ALL.len()],
-    /// By version class, then outcome (`VersionClass::ALL`, `Outcome::ALL`).
-    pub relayed: [[IntCounter; Outcome::ALL.len()]; VersionClass::ALL.len()],
-    /// By preamble kind, then result (`PreambleResult::ALL` order).
-    pub preambles: [[IntCounter; PreambleResult::ALL.len()]; PreambleKind::ALL.len()],
-    /// By name source, then result (`NameSource::ALL`, `NameResult::ALL`).
-    pub host_names: [[IntCounter; NameResult::ALL.len()]; NameSource::ALL.len()],
+    pub bounds: ByLabel<Bound, IntCounter, { Bound::ALL.len() }>,
+    pub decode_errors: ByLabel<DecodeReason, IntCounter, { DecodeReason::ALL.len() }>,
+    pub dns_responses: ByLabel<DnsResult, IntCounter, { DnsResult::ALL.len() }>,
+    pub fragments: ByLabel<FragmentResult, IntCounter, { FragmentResult::ALL.len() }>,
+    pub evictions: ByLabel<Eviction, IntCounter, { Eviction::ALL.len() }>,
+    pub certificates: ByLabel<CertificateResult, IntCounter, { CertificateResult::ALL.len() }>,
+    pub malformed: ByLabel<Malformed, IntCounter, { Malformed::ALL.len() }>,
+    pub parse_extra: ByLabel<ParseProblem, IntCounter, { ParseProblem::ALL.len() }>,
+    pub target_flows: ByLabel<Match, IntCounter, { Match::ALL.len() }>,
+    pub anomalies: ByLabel<Anomaly, IntCounter, { Anomaly::ALL.len() }>,
+    pub relayed: ByLabel<
+        VersionClass,
+        ByLabel<Outcome, IntCounter, { Outcome::ALL.len() }>,
+        { VersionClass::ALL.len() },
+    >,
+    pub preambles: ByLabel<
+        PreambleKind,
+        ByLabel<PreambleResult, IntCounter, { PreambleResult::ALL.len() }>,
+        { PreambleKind::ALL.len() },
+    >,
+    pub host_names: ByLabel<
+        NameSource,
+        ByLabel<NameResult, IntCounter, { NameResult::ALL.len() }>,
+        { NameSource::ALL.len() },
+    >,
 }
 
-fn handles<const N: usize>(v: &IntCounterVec, labels: [&str; N]) -> [IntCounter; N] {
-    labels.map(|l| v.with_label_values(&[l]))
+/// One handle per value of a label set.
+fn handles<L: Label, const N: usize>(v: &IntCounterVec) -> ByLabel<L, IntCounter, N> {
+    ByLabel::new(|l: L| v.with_label_values(&[l.as_str()]))
 }
 
 pub struct Metrics {
@@ -530,28 +449,30 @@ impl Metrics {
             &["source", "result"],
         )?;
         let by = Handles {
-            host_names: NameSource::ALL.map(|s| {
-                NameResult::ALL
-                    .map(|r| host_name_messages.with_label_values(&[s.as_str(), r.as_str()]))
+            host_names: ByLabel::new(|s: NameSource| {
+                ByLabel::new(|r: NameResult| {
+                    host_name_messages.with_label_values(&[s.as_str(), r.as_str()])
+                })
             }),
-            relayed: VersionClass::ALL.map(|v| {
-                Outcome::ALL.map(|o| relayed_flows.with_label_values(&[v.as_str(), o.as_str()]))
+            relayed: ByLabel::new(|v: VersionClass| {
+                ByLabel::new(|o: Outcome| {
+                    relayed_flows.with_label_values(&[v.as_str(), o.as_str()])
+                })
             }),
-            bounds: handles(&bound_hits, Bound::ALL.map(Bound::as_str)),
-            decode_errors: handles(&decode_errors, DecodeError::LABELS),
-            dns_responses: handles(&dns_responses, DNS_RESULTS),
-            fragments: handles(&fragments, FRAGMENT_RESULTS),
-            evictions: handles(&evictions, EVICTIONS),
-            certificates: handles(&certificates, CERTIFICATE_RESULTS),
-            malformed: handles(&parse_errors, Malformed::ALL.map(Malformed::as_str)),
-            parse_extra: handles(&parse_errors, PARSE_ERROR_EXTRA),
-            target_flows: handles(
-                &target_flows,
-                crate::targets::Match::ALL.map(|k| k.as_str()),
-            ),
-            anomalies: handles(&anomalies, Anomaly::ALL.map(Anomaly::as_str)),
-            preambles: PreambleKind::ALL.map(|k| {
-                PreambleResult::ALL.map(|r| preambles.with_label_values(&[k.as_str(), r.as_str()]))
+            bounds: handles(&bound_hits),
+            decode_errors: handles(&decode_errors),
+            dns_responses: handles(&dns_responses),
+            fragments: handles(&fragments),
+            evictions: handles(&evictions),
+            certificates: handles(&certificates),
+            malformed: handles(&parse_errors),
+            parse_extra: handles(&parse_errors),
+            target_flows: handles(&target_flows),
+            anomalies: handles(&anomalies),
+            preambles: ByLabel::new(|k: PreambleKind| {
+                ByLabel::new(|r: PreambleResult| {
+                    preambles.with_label_values(&[k.as_str(), r.as_str()])
+                })
             }),
         };
         let m = Metrics {
@@ -689,14 +610,14 @@ impl Metrics {
                 }
             }
         }
-        for l in DecodeError::LABELS {
-            m.decode_errors.with_label_values(&[l]);
+        for l in DecodeReason::ALL {
+            m.decode_errors.with_label_values(&[l.as_str()]);
         }
         for k in Malformed::ALL {
             m.parse_errors.with_label_values(&[k.as_str()]);
         }
-        for k in PARSE_ERROR_EXTRA {
-            m.parse_errors.with_label_values(&[k]);
+        for k in ParseProblem::ALL {
+            m.parse_errors.with_label_values(&[k.as_str()]);
         }
 
         m.build_info
@@ -706,11 +627,11 @@ impl Metrics {
         for r in ["ok", "failed"] {
             m.inputs.with_label_values(&[r]);
         }
-        for r in DNS_RESULTS {
-            m.dns_responses.with_label_values(&[r]);
+        for r in DnsResult::ALL {
+            m.dns_responses.with_label_values(&[r.as_str()]);
         }
-        for r in CERTIFICATE_RESULTS {
-            m.certificates.with_label_values(&[r]);
+        for r in CertificateResult::ALL {
+            m.certificates.with_label_values(&[r.as_str()]);
         }
         for r in EventDrop::ALL {
             m.events_dropped.with_label_values(&[r.as_str()]);
@@ -726,13 +647,13 @@ impl Metrics {
 
     pub fn bound(&self, bound: Bound, n: u64) {
         if n > 0 {
-            self.by.bounds[bound as usize].inc_by(n);
+            self.by.bounds[bound].inc_by(n);
         }
     }
 
     pub fn anomaly(&self, a: Anomaly, n: u64) {
         if n > 0 {
-            self.by.anomalies[a as usize].inc_by(n);
+            self.by.anomalies[a].inc_by(n);
         }
     }
 
@@ -849,16 +770,6 @@ const LEGACY_SOURCES: store::Policy<SourceSeries> = store::Policy {
     admit: store::Admit::Frequency,
 };
 
-fn outcome_index(o: Outcome) -> usize {
-    match o {
-        Outcome::Negotiated => 0,
-        Outcome::Rejected => 1,
-        Outcome::Unanswered => 2,
-    }
-}
-
-const OUTCOMES: [Outcome; 3] = [Outcome::Negotiated, Outcome::Rejected, Outcome::Unanswered];
-
 impl LegacyFlows {
     fn new(max_sources: usize, ttl_secs: Option<u64>) -> prometheus::Result<LegacyFlows> {
         Ok(LegacyFlows {
@@ -880,7 +791,7 @@ impl LegacyFlows {
     /// (`source` found no room and counts as "other", or displaced another
     /// source).
     pub fn inc(&self, source: IpAddr, version: VersionClass, outcome: Outcome, ts_ns: u64) -> bool {
-        let i = version.index() * 3 + outcome_index(outcome);
+        let i = version.index() * Outcome::ALL.len() + outcome.index();
         let answered = outcome != Outcome::Unanswered;
         self.now_ns.fetch_max(ts_ns, Ordering::Relaxed);
         if self.ttl_ns.is_some()
@@ -946,7 +857,7 @@ impl LegacyFlows {
 
     /// The value of one series (tests, reports); `None` is "other".
     pub fn get(&self, source: Option<IpAddr>, version: Option<Version>, outcome: Outcome) -> u64 {
-        let i = VersionClass::of(version).index() * 3 + outcome_index(outcome);
+        let i = VersionClass::of(version).index() * Outcome::ALL.len() + outcome.index();
         match source {
             Some(ip) => self.sources.get(&ip, |s| s.counts[i]).unwrap_or(0),
             None => self.other[i].load(Ordering::Relaxed),
@@ -975,7 +886,9 @@ impl Collector for LegacyFlowsCollector {
                 if n == 0 {
                     continue;
                 }
-                let (class, outcome) = (VersionClass::ALL[i / 3], OUTCOMES[i % 3]);
+                let outcomes = Outcome::ALL.len();
+                let (class, outcome) =
+                    (VersionClass::ALL[i / outcomes], Outcome::ALL[i % outcomes]);
                 let mut counter = Counter::default();
                 counter.set_value(n as f64);
                 let mut m = Metric::default();
@@ -1066,9 +979,9 @@ impl Metrics {
     /// `tlscensus_resolve_queries_total`'s handles (all results, so they
     /// show as 0 before the first query).
     pub fn resolve_counts(&self) -> ResolveCounts {
-        ResolveCounts(
-            ResolveResult::ALL.map(|r| self.resolve_queries.with_label_values(&[r.as_str()])),
-        )
+        ResolveCounts(ByLabel::new(|r: ResolveResult| {
+            self.resolve_queries.with_label_values(&[r.as_str()])
+        }))
     }
 
     /// Exports the passive host names of the labelled legacy sources
@@ -1168,7 +1081,13 @@ pub struct ServiceFlows {
     end: IntGaugeVec,
     /// By chosen row (in `config.services` order, then `other`), version
     /// class, outcome.
-    handles: Vec<[[IntCounter; 3]; VersionClass::ALL.len()]>,
+    handles: Vec<
+        ByLabel<
+            VersionClass,
+            ByLabel<Outcome, IntCounter, { Outcome::ALL.len() }>,
+            { VersionClass::ALL.len() },
+        >,
+    >,
     chosen: Vec<usize>,
 }
 
@@ -1210,11 +1129,9 @@ impl ServiceFlows {
             .chain([crate::targets::services::OTHER])
             .collect();
         for l in &labels {
-            handles.push(
-                VersionClass::ALL.map(|v| {
-                    OUTCOMES.map(|o| flows.with_label_values(&[l, v.as_str(), o.as_str()]))
-                }),
-            );
+            handles.push(ByLabel::new(|v: VersionClass| {
+                ByLabel::new(|o: Outcome| flows.with_label_values(&[l, v.as_str(), o.as_str()]))
+            }));
         }
         for s in chosen.iter().filter_map(|&i| rows.get(i)) {
             let secs = (s.tls_end_ns() / 1_000_000_000).min(i64::MAX as u64) as i64;
@@ -1233,7 +1150,7 @@ impl ServiceFlows {
             .and_then(|i| self.chosen.iter().position(|&c| c == i))
             .unwrap_or(self.chosen.len());
         if let Some(h) = self.handles.get(row) {
-            h[VersionClass::of(version).index()][outcome_index(outcome)].inc();
+            h[VersionClass::of(version)][outcome].inc();
         }
     }
 }
@@ -1348,37 +1265,6 @@ mod tests {
         assert_eq!(m.legacy_flows.get(None, v10, Outcome::Unanswered), 101);
         m.legacy_flow(lone, v10, Outcome::Unanswered, 701 * S);
         assert_eq!(m.legacy_flows.get(Some(lone), v10, Outcome::Unanswered), 1);
-    }
-
-    #[test]
-    fn fixed_positions_match_their_labels() {
-        assert_eq!(DNS_RESULTS[DNS_TARGET], "target");
-        assert_eq!(DNS_RESULTS[DNS_NO_TARGET], "no_target");
-        assert_eq!(
-            PARSE_ERROR_EXTRA,
-            ["incomplete", "conflicting_roles", "server_not_tls"]
-        );
-        for (i, b) in Bound::ALL.iter().enumerate() {
-            assert_eq!(*b as usize, i);
-        }
-        for (i, a) in Anomaly::ALL.iter().enumerate() {
-            assert_eq!(*a as usize, i);
-        }
-        for (i, v) in VersionClass::ALL.iter().enumerate() {
-            assert_eq!(*v as usize, i);
-        }
-        for (i, o) in Outcome::ALL.iter().enumerate() {
-            assert_eq!(*o as usize, i);
-        }
-        for (i, k) in PreambleKind::ALL.iter().enumerate() {
-            assert_eq!(k.index(), i);
-        }
-        for (i, r) in PreambleResult::ALL.iter().enumerate() {
-            assert_eq!(*r as usize, i);
-        }
-        for (i, k) in crate::targets::Match::ALL.iter().enumerate() {
-            assert_eq!(*k as usize, i);
-        }
     }
 
     #[test]

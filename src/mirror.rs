@@ -24,6 +24,7 @@
 //!   `tlscensus_mirror_one_sided_block{interface,block}`: client blocks seen
 //!   one way only over the last ten minutes.
 
+use crate::label::ByLabel;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -115,7 +116,7 @@ struct Interface {
     window: IntCounter,
     lost: IntCounter,
     gaps: IntCounter,
-    sides: [IntCounter; 3],
+    sides: ByLabel<Sides, IntCounter, { Sides::ALL.len() }>,
 }
 
 /// Samples of `(window, lost)` per interface for the sliding ratio.
@@ -219,7 +220,7 @@ impl MirrorHealth {
                 window: window.with_label_values(&[n]),
                 lost: lost.with_label_values(&[n]),
                 gaps: gaps.with_label_values(&[n]),
-                sides: Sides::LABELS.map(|s| flows.with_label_values(&[n, s])),
+                sides: ByLabel::new(|s: Sides| flows.with_label_values(&[n, s.as_str()])),
             })
             .collect();
         Ok(MirrorHealth {
@@ -252,7 +253,7 @@ impl MirrorHealth {
             f.window.inc_by(t.window_bytes);
             f.lost.inc_by(t.lost_bytes);
             f.gaps.inc_by(t.handshake_gaps);
-            for (c, n) in f.sides.iter().zip(t.sides) {
+            for (c, &n) in f.sides.items().iter().zip(t.sides.items()) {
                 c.inc_by(n);
             }
         }
@@ -287,9 +288,9 @@ impl MirrorHealth {
             s.window_bytes += f.window.get();
             s.lost_bytes += f.lost.get();
             s.handshake_gaps += f.gaps.get();
-            s.both_ways += f.sides[Sides::Both.index()].get();
-            s.client_only += f.sides[Sides::ClientOnly.index()].get();
-            s.server_only += f.sides[Sides::ServerOnly.index()].get();
+            s.both_ways += f.sides[Sides::Both].get();
+            s.client_only += f.sides[Sides::ClientOnly].get();
+            s.server_only += f.sides[Sides::ServerOnly].get();
         }
         let store = crate::sync::lock(&self.blocks);
         s.one_sided_blocks = store
@@ -508,7 +509,11 @@ mod tests {
             window_bytes: 1000,
             lost_bytes: 20,
             handshake_gaps: 1,
-            sides: [5, 1, 0],
+            sides: ByLabel::new(|s: Sides| match s {
+                Sides::Both => 5,
+                Sides::ClientOnly => 1,
+                Sides::ServerOnly => 0,
+            }),
         };
         h.add(&[MirrorTally::default(), t], &[], 1);
         let s = h.summary();

@@ -30,13 +30,28 @@ pub enum DnsError {
     TcpSplit,
 }
 
-impl DnsError {
-    pub fn label(self) -> &'static str {
-        match self {
-            DnsError::Truncated => "truncated",
-            DnsError::BadName => "bad_name",
-            DnsError::NotAnswer => "not_answer",
-            DnsError::TcpSplit => "tcp_split",
+crate::label_set! {
+    /// `result` values of `tlscensus_dns_responses_total`: what a response
+    /// taught passive DNS, or why it was not read.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum DnsResult {
+        /// It leads to a target: names or addresses learned.
+        Target = "target",
+        NoTarget = "no_target",
+        NotAnswer = "not_answer",
+        Truncated = "truncated",
+        BadName = "bad_name",
+        TcpSplit = "tcp_split",
+    }
+}
+
+impl From<DnsError> for DnsResult {
+    fn from(e: DnsError) -> DnsResult {
+        match e {
+            DnsError::Truncated => DnsResult::Truncated,
+            DnsError::BadName => DnsResult::BadName,
+            DnsError::NotAnswer => DnsResult::NotAnswer,
+            DnsError::TcpSplit => DnsResult::TcpSplit,
         }
     }
 }

@@ -61,6 +61,29 @@ pub struct FragStats {
     pub invalid: u64,
 }
 
+crate::label_set! {
+    /// `result` values of `tlscensus_ip_fragments_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum FragmentResult {
+        Reassembled = "reassembled",
+        Expired = "expired",
+        Invalid = "invalid",
+        TableFull = "table_full",
+    }
+}
+
+impl FragStats {
+    /// The count of one result.
+    pub fn count(&self, r: FragmentResult) -> u64 {
+        match r {
+            FragmentResult::Reassembled => self.reassembled,
+            FragmentResult::Expired => self.expired,
+            FragmentResult::Invalid => self.invalid,
+            FragmentResult::TableFull => self.table_full,
+        }
+    }
+}
+
 /// A datagram joined from its fragments.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reassembled {

@@ -70,93 +70,96 @@ impl DecodeError {
         DecodeError { layer, kind }
     }
 
-    /// The position of [`label`](Self::label) in [`DecodeError::LABELS`]
-    /// (counters are kept in arrays in that order).
-    pub fn label_index(self) -> usize {
+    /// The `reason` label of the decode error counter.
+    pub fn reason(self) -> DecodeReason {
         use ErrorKind::*;
         use Layer::*;
         match (self.layer, self.kind) {
-            (Link, Truncated) => 0,           // link_truncated
-            (Link, BadHeader) => 1,           // link_bad_header
-            (Link, TooDeep) => 2,             // link_too_deep
-            (Link, UnsupportedLinkType) => 3, // link_unsupported
-            (Ipv4, Truncated) => 4,           // ipv4_truncated
-            (Ipv4, BadHeader) => 5,           // ipv4_bad_header
-            (Ipv4, _) => 6,                   // ipv4_other
-            (Ipv6, Truncated) => 7,           // ipv6_truncated
-            (Ipv6, BadHeader) => 8,           // ipv6_bad_header
-            (Ipv6, TooDeep) => 9,             // ipv6_too_deep
-            (Ipv6, _) => 10,                  // ipv6_other
-            (Tcp, Truncated) => 11,           // tcp_truncated
-            (Tcp, BadHeader) => 12,           // tcp_bad_header
-            (Tcp, _) => 13,                   // tcp_other
-            (Udp, Truncated) => 14,           // udp_truncated
-            (Udp, _) => 15,                   // udp_bad_header
-            (Gre, Truncated) => 16,           // gre_truncated
-            (Gre, _) => 17,                   // gre_bad_header
-            (Vxlan, Truncated) => 18,         // vxlan_truncated
-            (Vxlan, _) => 19,                 // vxlan_bad_header
-            (Geneve, Truncated) => 20,        // geneve_truncated
-            (Geneve, _) => 21,                // geneve_bad_header
-            (Erspan, Truncated) => 22,        // erspan_truncated
-            (Erspan, _) => 23,                // erspan_bad_header
-            (Mpls, Truncated) => 24,          // mpls_truncated
-            (Mpls, TooDeep) => 25,            // mpls_too_deep
-            (Mpls, _) => 26,                  // mpls_bad_header
-            (Tunnel, _) => 27,                // tunnel_too_deep
-            (Pppoe, Truncated) => 28,         // pppoe_truncated
-            (Pppoe, _) => 29,                 // pppoe_bad_header
-            (Gtp, Truncated) => 30,           // gtp_truncated
-            (Gtp, TooDeep) => 31,             // gtp_too_deep
-            (Gtp, _) => 32,                   // gtp_bad_header
-            (Capwap, Truncated) => 33,        // capwap_truncated
-            (Capwap, _) => 34,                // capwap_bad_header
+            (Link, Truncated) => DecodeReason::LinkTruncated,
+            (Link, BadHeader) => DecodeReason::LinkBadHeader,
+            (Link, TooDeep) => DecodeReason::LinkTooDeep,
+            (Link, UnsupportedLinkType) => DecodeReason::LinkUnsupported,
+            (Ipv4, Truncated) => DecodeReason::Ipv4Truncated,
+            (Ipv4, BadHeader) => DecodeReason::Ipv4BadHeader,
+            (Ipv4, _) => DecodeReason::Ipv4Other,
+            (Ipv6, Truncated) => DecodeReason::Ipv6Truncated,
+            (Ipv6, BadHeader) => DecodeReason::Ipv6BadHeader,
+            (Ipv6, TooDeep) => DecodeReason::Ipv6TooDeep,
+            (Ipv6, _) => DecodeReason::Ipv6Other,
+            (Tcp, Truncated) => DecodeReason::TcpTruncated,
+            (Tcp, BadHeader) => DecodeReason::TcpBadHeader,
+            (Tcp, _) => DecodeReason::TcpOther,
+            (Udp, Truncated) => DecodeReason::UdpTruncated,
+            (Udp, _) => DecodeReason::UdpBadHeader,
+            (Gre, Truncated) => DecodeReason::GreTruncated,
+            (Gre, _) => DecodeReason::GreBadHeader,
+            (Vxlan, Truncated) => DecodeReason::VxlanTruncated,
+            (Vxlan, _) => DecodeReason::VxlanBadHeader,
+            (Geneve, Truncated) => DecodeReason::GeneveTruncated,
+            (Geneve, _) => DecodeReason::GeneveBadHeader,
+            (Erspan, Truncated) => DecodeReason::ErspanTruncated,
+            (Erspan, _) => DecodeReason::ErspanBadHeader,
+            (Mpls, Truncated) => DecodeReason::MplsTruncated,
+            (Mpls, TooDeep) => DecodeReason::MplsTooDeep,
+            (Mpls, _) => DecodeReason::MplsBadHeader,
+            (Tunnel, _) => DecodeReason::TunnelTooDeep,
+            (Pppoe, Truncated) => DecodeReason::PppoeTruncated,
+            (Pppoe, _) => DecodeReason::PppoeBadHeader,
+            (Gtp, Truncated) => DecodeReason::GtpTruncated,
+            (Gtp, TooDeep) => DecodeReason::GtpTooDeep,
+            (Gtp, _) => DecodeReason::GtpBadHeader,
+            (Capwap, Truncated) => DecodeReason::CapwapTruncated,
+            (Capwap, _) => DecodeReason::CapwapBadHeader,
         }
     }
 
     /// `layer_reason`, the label value used on the decode error counter.
     pub fn label(self) -> &'static str {
-        Self::LABELS[self.label_index()]
+        self.reason().as_str()
     }
+}
 
-    /// Every label value, so the counter's series exist from the start.
-    pub const LABELS: [&'static str; 35] = [
-        "link_truncated",
-        "link_bad_header",
-        "link_too_deep",
-        "link_unsupported",
-        "ipv4_truncated",
-        "ipv4_bad_header",
-        "ipv4_other",
-        "ipv6_truncated",
-        "ipv6_bad_header",
-        "ipv6_too_deep",
-        "ipv6_other",
-        "tcp_truncated",
-        "tcp_bad_header",
-        "tcp_other",
-        "udp_truncated",
-        "udp_bad_header",
-        "gre_truncated",
-        "gre_bad_header",
-        "vxlan_truncated",
-        "vxlan_bad_header",
-        "geneve_truncated",
-        "geneve_bad_header",
-        "erspan_truncated",
-        "erspan_bad_header",
-        "mpls_truncated",
-        "mpls_too_deep",
-        "mpls_bad_header",
-        "tunnel_too_deep",
-        "pppoe_truncated",
-        "pppoe_bad_header",
-        "gtp_truncated",
-        "gtp_too_deep",
-        "gtp_bad_header",
-        "capwap_truncated",
-        "capwap_bad_header",
-    ];
+crate::label_set! {
+    /// Values of the decode error counter's label: a layer and what was
+    /// wrong with it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum DecodeReason {
+        LinkTruncated = "link_truncated",
+        LinkBadHeader = "link_bad_header",
+        LinkTooDeep = "link_too_deep",
+        LinkUnsupported = "link_unsupported",
+        Ipv4Truncated = "ipv4_truncated",
+        Ipv4BadHeader = "ipv4_bad_header",
+        Ipv4Other = "ipv4_other",
+        Ipv6Truncated = "ipv6_truncated",
+        Ipv6BadHeader = "ipv6_bad_header",
+        Ipv6TooDeep = "ipv6_too_deep",
+        Ipv6Other = "ipv6_other",
+        TcpTruncated = "tcp_truncated",
+        TcpBadHeader = "tcp_bad_header",
+        TcpOther = "tcp_other",
+        UdpTruncated = "udp_truncated",
+        UdpBadHeader = "udp_bad_header",
+        GreTruncated = "gre_truncated",
+        GreBadHeader = "gre_bad_header",
+        VxlanTruncated = "vxlan_truncated",
+        VxlanBadHeader = "vxlan_bad_header",
+        GeneveTruncated = "geneve_truncated",
+        GeneveBadHeader = "geneve_bad_header",
+        ErspanTruncated = "erspan_truncated",
+        ErspanBadHeader = "erspan_bad_header",
+        MplsTruncated = "mpls_truncated",
+        MplsTooDeep = "mpls_too_deep",
+        MplsBadHeader = "mpls_bad_header",
+        TunnelTooDeep = "tunnel_too_deep",
+        PppoeTruncated = "pppoe_truncated",
+        PppoeBadHeader = "pppoe_bad_header",
+        GtpTruncated = "gtp_truncated",
+        GtpTooDeep = "gtp_too_deep",
+        GtpBadHeader = "gtp_bad_header",
+        CapwapTruncated = "capwap_truncated",
+        CapwapBadHeader = "capwap_bad_header",
+    }
 }
 
 /// A decoded frame.

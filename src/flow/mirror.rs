@@ -23,6 +23,7 @@
 
 use super::key::{Direction, FlowKey};
 use crate::decode::l4::TcpFlags;
+use crate::label::ByLabel;
 
 /// Gaps a direction's ledger tracks, waiting for reordered bytes to fill them.
 pub const MAX_HOLES: usize = 2;
@@ -190,24 +191,19 @@ const SYN: u8 = 1;
 const SYN_ACK: u8 = 4;
 const OTHER: u8 = 16;
 
-/// How a flow whose opening was captured showed on the mirror.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sides {
-    /// Segments of both directions came.
-    Both,
-    /// The client went on after its SYN (so the server answered), and no
-    /// segment of the server came.
-    ClientOnly,
-    /// The server's SYN-ACK came (so the client opened), and no segment of
-    /// the client came.
-    ServerOnly,
-}
-
-impl Sides {
-    pub const LABELS: [&'static str; 3] = ["both", "client_only", "server_only"];
-
-    pub fn index(self) -> usize {
-        self as usize
+crate::label_set! {
+    /// How a flow whose opening was captured showed on the mirror: the
+    /// `seen` label of `tlscensus_mirror_flows_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Sides {
+        /// Segments of both directions came.
+        Both = "both",
+        /// The client went on after its SYN (so the server answered), and no
+        /// segment of the server came.
+        ClientOnly = "client_only",
+        /// The server's SYN-ACK came (so the client opened), and no segment of
+        /// the client came.
+        ServerOnly = "server_only",
     }
 }
 
@@ -268,7 +264,7 @@ pub struct MirrorTally {
     /// still needed missing.
     pub handshake_gaps: u64,
     /// Flows whose opening was captured, by [`Sides`].
-    pub sides: [u64; 3],
+    pub sides: ByLabel<Sides, u64, { Sides::ALL.len() }>,
 }
 
 impl MirrorTally {

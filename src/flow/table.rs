@@ -53,6 +53,28 @@ pub struct SegmentIn<'a> {
     pub dispatch_hash: u64,
 }
 
+crate::label_set! {
+    /// `reason` values of `tlscensus_flow_evictions_total`: why a flow left
+    /// the table before it settled.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Eviction {
+        Idle = "idle",
+        TableFull = "table_full",
+        EndOfCapture = "end_of_capture",
+    }
+}
+
+impl TableStats {
+    /// Flows that left for one reason.
+    pub fn evictions(&self, e: Eviction) -> u64 {
+        match e {
+            Eviction::Idle => self.evicted_idle,
+            Eviction::TableFull => self.evicted_table_full,
+            Eviction::EndOfCapture => self.ended_open,
+        }
+    }
+}
+
 /// Counters kept by the table; the worker flushes them to metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
@@ -93,7 +115,7 @@ impl TableStats {
     /// A flow leaves the table: how its directions showed.
     fn note_sides(&mut self, key: &FlowKey, iface: u8, seen: Seen) {
         if let Some((sides, client)) = seen.sides() {
-            self.tally(iface).sides[sides.index()] += 1;
+            self.tally(iface).sides[sides] += 1;
             self.blocks
                 .push((iface, Block::of(key, client), sides == Sides::Both));
         }

@@ -10,6 +10,7 @@
 //! transactions (the oldest leaves first, counted as a bound hit); nothing
 //! here allocates for a datagram that teaches nothing.
 
+use crate::label::ByLabel;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -24,31 +25,17 @@ use crate::decode::{NameDatagram, NamePort};
 /// DHCP transactions whose client name waits for the server's answer.
 pub const MAX_PENDING: usize = 1024;
 
-/// The `result` label of `tlscensus_host_name_messages_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NameResult {
-    /// A name was bound (or a binding refreshed or ended).
-    Learned,
-    /// A well-formed message that names no host (a query, a user principal,
-    /// an ACK without a name).
-    Nothing,
-    /// Could not be read.
-    Malformed,
-}
-
-impl NameResult {
-    pub const ALL: [NameResult; 3] = [
-        NameResult::Learned,
-        NameResult::Nothing,
-        NameResult::Malformed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NameResult::Learned => "learned",
-            NameResult::Nothing => "nothing",
-            NameResult::Malformed => "malformed",
-        }
+crate::label_set! {
+    /// The `result` label of `tlscensus_host_name_messages_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum NameResult {
+        /// A name was bound (or a binding refreshed or ended).
+        Learned = "learned",
+        /// A well-formed message that names no host (a query, a user principal,
+        /// an ACK without a name).
+        Nothing = "nothing",
+        /// Could not be read.
+        Malformed = "malformed",
     }
 }
 
@@ -56,7 +43,11 @@ impl NameResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NameStats {
     /// By source (`NameSource::index`) and result (`NameResult` order).
-    pub messages: [[u64; NameResult::ALL.len()]; NameSource::ALL.len()],
+    pub messages: ByLabel<
+        NameSource,
+        ByLabel<NameResult, u64, { NameResult::ALL.len() }>,
+        { NameSource::ALL.len() },
+    >,
     /// Bindings not stored or replaced, and pending transactions dropped:
     /// `bound="host_names"` hits.
     pub bound_hits: u64,
@@ -92,7 +83,7 @@ impl NameLearner {
     }
 
     fn count(&mut self, source: NameSource, r: NameResult) {
-        self.stats.messages[source.index()][r as usize] += 1;
+        self.stats.messages[source][r] += 1;
     }
 
     fn bind(
@@ -455,9 +446,9 @@ mod tests {
             ..d
         };
         l.learn(&bad, 7);
-        let llmnr = l.stats.messages[NameSource::Llmnr.index()];
-        assert_eq!(llmnr[NameResult::Learned as usize], 1);
-        assert_eq!(llmnr[NameResult::Malformed as usize], 1);
+        let llmnr = l.stats.messages[NameSource::Llmnr];
+        assert_eq!(llmnr[NameResult::Learned], 1);
+        assert_eq!(llmnr[NameResult::Malformed], 1);
     }
 
     #[test]
@@ -502,9 +493,12 @@ mod tests {
                 .lookup(IpAddr::from([10, 0, 0, 9]), 62_000_000_001)
                 .is_none()
         );
-        assert_eq!(l.stats.messages[0][NameResult::Learned as usize], 2);
+        assert_eq!(l.stats.messages[NameSource::ALL[0]][NameResult::Learned], 2);
         // Garbage is counted, never bound.
         l.learn(&at(&[1, 2, 3]), 4);
-        assert_eq!(l.stats.messages[0][NameResult::Malformed as usize], 1);
+        assert_eq!(
+            l.stats.messages[NameSource::ALL[0]][NameResult::Malformed],
+            1
+        );
     }
 }

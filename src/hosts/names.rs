@@ -32,53 +32,20 @@ use dashmap::DashMap;
 
 use crate::store::{self, Admit, Policy, Upsert};
 
-/// Where a name came from: the `name_source` label (a closed set).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NameSource {
-    Dhcp,
-    Dhcpv6,
-    Kerberos,
-    DnsPtr,
-    Nbns,
-    Mdns,
-    Llmnr,
-    /// Active reverse DNS (`--resolve`).
-    Rdns,
-}
-
-impl NameSource {
-    /// Every source, in the default priority order.
-    pub const ALL: [NameSource; 8] = [
-        NameSource::Dhcp,
-        NameSource::Dhcpv6,
-        NameSource::Kerberos,
-        NameSource::DnsPtr,
-        NameSource::Nbns,
-        NameSource::Mdns,
-        NameSource::Llmnr,
-        NameSource::Rdns,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NameSource::Dhcp => "dhcp",
-            NameSource::Dhcpv6 => "dhcpv6",
-            NameSource::Kerberos => "kerberos",
-            NameSource::DnsPtr => "dns_ptr",
-            NameSource::Nbns => "nbns",
-            NameSource::Mdns => "mdns",
-            NameSource::Llmnr => "llmnr",
-            NameSource::Rdns => "rdns",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<NameSource> {
-        NameSource::ALL.into_iter().find(|n| n.as_str() == s)
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
+crate::label_set! {
+    /// Where a name came from: the `name_source` label (a closed set).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum NameSource {
+        Dhcp = "dhcp",
+        Dhcpv6 = "dhcpv6",
+        Kerberos = "kerberos",
+        DnsPtr = "dns_ptr",
+        Nbns = "nbns",
+        Mdns = "mdns",
+        Llmnr = "llmnr",
+        /// Active reverse DNS (`--resolve`).
+        Rdns = "rdns",
     }
 }
 

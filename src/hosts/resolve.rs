@@ -14,6 +14,7 @@
 //! the query's id and question; the answer is parsed by the passive-DNS
 //! parser (every byte hostile).
 
+use crate::label::ByLabel;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -34,44 +35,28 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// An address is asked again only after this long.
 pub const RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// The `result` label of `tlscensus_resolve_queries_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResolveResult {
-    /// A PTR name was learned.
-    Named,
-    /// The server answered without a name (NXDOMAIN, no PTR record).
-    NoName,
-    /// No (valid) answer in time.
-    Timeout,
-    /// The request was dropped: the queue was full.
-    Dropped,
-}
-
-impl ResolveResult {
-    pub const ALL: [ResolveResult; 4] = [
-        ResolveResult::Named,
-        ResolveResult::NoName,
-        ResolveResult::Timeout,
-        ResolveResult::Dropped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolveResult::Named => "named",
-            ResolveResult::NoName => "no_name",
-            ResolveResult::Timeout => "timeout",
-            ResolveResult::Dropped => "dropped",
-        }
+crate::label_set! {
+    /// The `result` label of `tlscensus_resolve_queries_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ResolveResult {
+        /// A PTR name was learned.
+        Named = "named",
+        /// The server answered without a name (NXDOMAIN, no PTR record).
+        NoName = "no_name",
+        /// No (valid) answer in time.
+        Timeout = "timeout",
+        /// The request was dropped: the queue was full.
+        Dropped = "dropped",
     }
 }
 
 /// `tlscensus_resolve_queries_total` by [`ResolveResult`].
 #[derive(Clone)]
-pub struct ResolveCounts(pub [IntCounter; ResolveResult::ALL.len()]);
+pub struct ResolveCounts(pub ByLabel<ResolveResult, IntCounter, { ResolveResult::ALL.len() }>);
 
 impl ResolveCounts {
     fn add(&self, r: ResolveResult) {
-        self.0[r as usize].inc();
+        self.0[r].inc();
     }
 }
 

@@ -40,121 +40,55 @@ pub const MAX_PREAMBLE: usize = 8192;
 /// Longest authority (host:port) kept; a longer one is cut.
 pub const MAX_AUTHORITY: usize = 300;
 
-/// The kinds of preamble: a closed set, the `preamble` label and event field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    None,
-    HttpConnect,
-    Socks,
-    ProxyProtocol,
-    Smtp,
-    Imap,
-    Pop3,
-    Ftp,
-    Postgres,
-    Mysql,
-    Tds,
-    Ldap,
-    Xmpp,
-    Nntp,
-    Managesieve,
-    Rdp,
-    Openvpn,
-    /// An opening no parser knows, then TLS ([`unknown`]).
-    Unknown,
+crate::label_set! {
+    /// The kinds of preamble: a closed set, the `preamble` label and event field.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Kind {
+        None = "none",
+        HttpConnect = "http_connect",
+        Socks = "socks",
+        ProxyProtocol = "proxy_protocol",
+        Smtp = "smtp",
+        Imap = "imap",
+        Pop3 = "pop3",
+        Ftp = "ftp",
+        Postgres = "postgres",
+        Mysql = "mysql",
+        Tds = "tds",
+        Ldap = "ldap",
+        Xmpp = "xmpp",
+        Nntp = "nntp",
+        Managesieve = "managesieve",
+        Rdp = "rdp",
+        Openvpn = "openvpn",
+        /// An opening no parser knows, then TLS ([`unknown`]).
+        Unknown = "unknown",
+    }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
-        Kind::None,
-        Kind::HttpConnect,
-        Kind::Socks,
-        Kind::ProxyProtocol,
-        Kind::Smtp,
-        Kind::Imap,
-        Kind::Pop3,
-        Kind::Ftp,
-        Kind::Postgres,
-        Kind::Mysql,
-        Kind::Tds,
-        Kind::Ldap,
-        Kind::Xmpp,
-        Kind::Nntp,
-        Kind::Managesieve,
-        Kind::Rdp,
-        Kind::Openvpn,
-        Kind::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::None => "none",
-            Kind::HttpConnect => "http_connect",
-            Kind::Socks => "socks",
-            Kind::ProxyProtocol => "proxy_protocol",
-            Kind::Smtp => "smtp",
-            Kind::Imap => "imap",
-            Kind::Pop3 => "pop3",
-            Kind::Ftp => "ftp",
-            Kind::Postgres => "postgres",
-            Kind::Mysql => "mysql",
-            Kind::Tds => "tds",
-            Kind::Ldap => "ldap",
-            Kind::Xmpp => "xmpp",
-            Kind::Nntp => "nntp",
-            Kind::Managesieve => "managesieve",
-            Kind::Rdp => "rdp",
-            Kind::Openvpn => "openvpn",
-            Kind::Unknown => "unknown",
-        }
-    }
-
     /// A proxy the client asked to reach a host (HTTP CONNECT, SOCKS).
     pub fn is_proxy(self) -> bool {
         matches!(self, Kind::HttpConnect | Kind::Socks)
     }
-
-    /// Position in [`Kind::ALL`] (the declaration order; a metrics test
-    /// checks they agree).
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
-/// How a preamble ended: the `result` label of `tlscensus_preambles_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PreambleResult {
-    /// TLS followed.
-    Tls,
-    /// Refused, or the session went on in clear text.
-    NoTls,
-    /// Too long, or it broke its protocol's rules.
-    GaveUp,
-    /// The flow ended (or was evicted) before the preamble was decided.
-    Incomplete,
-    /// TLS inside a wrapper that encrypts it (OpenVPN's tls-crypt): there,
-    /// but not readable.
-    Hidden,
-}
-
-impl PreambleResult {
-    pub const ALL: [PreambleResult; 5] = [
-        PreambleResult::Tls,
-        PreambleResult::NoTls,
-        PreambleResult::GaveUp,
-        PreambleResult::Incomplete,
-        PreambleResult::Hidden,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PreambleResult::Tls => "tls",
-            PreambleResult::NoTls => "no_tls",
-            PreambleResult::GaveUp => "gave_up",
-            PreambleResult::Incomplete => "incomplete",
-            PreambleResult::Hidden => "hidden",
-        }
+crate::label_set! {
+    /// How a preamble ended: the `result` label of `tlscensus_preambles_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum PreambleResult {
+        /// TLS followed.
+        Tls = "tls",
+        /// Refused, or the session went on in clear text.
+        NoTls = "no_tls",
+        /// Too long, or it broke its protocol's rules.
+        GaveUp = "gave_up",
+        /// The flow ended (or was evicted) before the preamble was decided.
+        Incomplete = "incomplete",
+        /// TLS inside a wrapper that encrypts it (OpenVPN's tls-crypt): there,
+        /// but not readable.
+        Hidden = "hidden",
     }
 }
 

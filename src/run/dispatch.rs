@@ -17,8 +17,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::{SendMode, Shared};
 use crate::capture::Frame;
+use crate::decode::DecodeReason;
+use crate::decode::dns::DnsResult;
 use crate::decode::dns::{self as dns_wire, Response};
 use crate::decode::frag::FragStats;
+use crate::decode::frag::FragmentResult;
 use crate::decode::l4::TcpFlags;
 use crate::decode::tunnel::DNS_PORT;
 use crate::decode::{
@@ -27,7 +30,8 @@ use crate::decode::{
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
 use crate::hosts::learn::NameLearner;
-use crate::metrics::{Bound, DNS_RESULTS, flush_into};
+use crate::label::ByLabel;
+use crate::metrics::{Bound, flush_into};
 
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 256 * 1024;
@@ -103,9 +107,9 @@ pub struct Dispatcher {
     settled: Arc<SettledSet>,
     dropped_batches: u64,
     dropped_segments: u64,
-    decode_errors: [u64; DecodeError::LABELS.len()],
-    /// DNS responses by `DNS_RESULTS` index, flushed with the other counters.
-    dns_results: [u64; DNS_RESULTS.len()],
+    decode_errors: ByLabel<DecodeReason, u64, { DecodeReason::ALL.len() }>,
+    /// DNS responses by result, flushed with the other counters.
+    dns_results: ByLabel<DnsResult, u64, { DnsResult::ALL.len() }>,
     tunnels: TunnelPorts,
     /// Passive host names: the capture threads are the store's writers.
     names: NameLearner,
@@ -156,8 +160,8 @@ impl Dispatcher {
             settled,
             dropped_batches: 0,
             dropped_segments: 0,
-            decode_errors: [0; DecodeError::LABELS.len()],
-            dns_results: [0; DNS_RESULTS.len()],
+            decode_errors: ByLabel::default(),
+            dns_results: ByLabel::default(),
             thread: u8::try_from(thread).unwrap_or(u8::MAX),
             iface: 0,
         }
@@ -292,7 +296,7 @@ impl Dispatcher {
     }
 
     fn count_error(&mut self, e: DecodeError) {
-        self.decode_errors[e.label_index()] += 1;
+        self.decode_errors[e.reason()] += 1;
     }
 
     fn send(&mut self, w: usize) {
@@ -349,10 +353,13 @@ impl Dispatcher {
         self.segments = 0;
         flush_into(&mut self.dns_results, &m.by.dns_responses);
         let names = &mut self.names.stats;
-        for (source, results) in names.messages.iter_mut().enumerate() {
-            if let Some(handles) = m.by.host_names.get(source) {
-                flush_into(results, handles);
-            }
+        for (results, handles) in names
+            .messages
+            .items_mut()
+            .iter_mut()
+            .zip(m.by.host_names.items())
+        {
+            flush_into(results, handles);
         }
         m.bound(Bound::HostNames, std::mem::take(&mut names.bound_hits));
         m.host_names.set(self.shared.names.len() as i64);
@@ -365,13 +372,8 @@ impl Dispatcher {
         }
         let s = self.frag.stats;
         let r = self.frag_reported;
-        let mut grew = [
-            s.reassembled - r.reassembled,
-            s.expired - r.expired,
-            s.invalid - r.invalid,
-            s.table_full - r.table_full,
-        ];
-        m.bound(Bound::Fragments, grew[3]);
+        let mut grew = ByLabel::new(|f: FragmentResult| s.count(f) - r.count(f));
+        m.bound(Bound::Fragments, grew[FragmentResult::TableFull]);
         flush_into(&mut grew, &m.by.fragments);
         self.frag_reported = s;
     }
@@ -442,16 +444,12 @@ pub(super) fn flow_segments(
 fn parse_dns(
     payload: &[u8],
     tcp: bool,
-    results: &mut [u64; DNS_RESULTS.len()],
+    results: &mut ByLabel<DnsResult, u64, { DnsResult::ALL.len() }>,
     out: &mut Vec<Response>,
 ) {
     dns_wire::messages(payload, tcp, |msg| {
         match msg.and_then(dns_wire::parse_response) {
-            Err(e) => {
-                if let Some(i) = DNS_RESULTS.iter().position(|r| *r == e.label()) {
-                    results[i] += 1;
-                }
-            }
+            Err(e) => results[DnsResult::from(e)] += 1,
             Ok(r) => out.push(r),
         }
     });

@@ -158,7 +158,7 @@ impl Shared {
             MirrorHealth::new(
                 &metrics.registry,
                 interfaces,
-                metrics.by.bounds[Bound::MirrorBlocks as usize].clone(),
+                metrics.by.bounds[Bound::MirrorBlocks].clone(),
                 !interfaces.is_empty(),
             )
             .map_err(bad)?,
@@ -437,8 +437,7 @@ mod tests {
                 .destinations
                 .record(0, &format!("acct{n}"), hello(n).client_ip, true, true, 1);
         }
-        let bound =
-            |s: &Shared| s.metrics.by.bounds[crate::metrics::Bound::InventoryPage as usize].get();
+        let bound = |s: &Shared| s.metrics.by.bounds[crate::metrics::Bound::InventoryPage].get();
         for by in [By::Host, By::Fingerprint, By::Destination] {
             for format in [Format::Json, Format::Csv, Format::Table] {
                 let page = shared.inventory_page(by, format, 1 << 20).unwrap();

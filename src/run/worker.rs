@@ -17,15 +17,19 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::dispatch::{Batch, DnsItem};
 use super::{Rules, Shared};
+use crate::decode::dns::DnsResult;
 use crate::error::SetupError;
 use crate::events::{EventSink, FlowEvent};
+use crate::flow::table::Eviction;
 use crate::flow::table::TableStats;
 use crate::flow::{FlowTable, SegmentIn, SettledSet};
-use crate::metrics::{Anomaly, Bound, DNS_NO_TARGET, DNS_TARGET, FlowCounters, flush_into};
+use crate::label::ByLabel;
+use crate::metrics::{Anomaly, Bound, FlowCounters, flush_into};
 use crate::preamble::Kind as PreambleKind;
 use crate::targets::passive_dns::PassiveDns;
 use crate::targets::services;
 use crate::tls::HandshakeSummary;
+use crate::tls::session::{CertificateResult, ParseProblem};
 use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
 use crate::tls::summary::DnsLookup;
 use crate::tls::version::VersionClass;
@@ -38,9 +42,9 @@ fn learn_dns(shared: &Shared, rules: &Rules, dns: &PassiveDns, item: &DnsItem, c
         let m = &shared.metrics;
         m.bound(Bound::DnsEntries, l.evicted as u64);
         let result = if l.names + l.addresses > 0 {
-            DNS_TARGET
+            DnsResult::Target
         } else {
-            DNS_NO_TARGET
+            DnsResult::NoTarget
         };
         m.by.dns_responses[result].inc();
         m.dns_entries.set(dns.len() as i64);
@@ -257,7 +261,7 @@ fn report(
         // A target's service and destination (relayed flows too: the
         // proxy's flow reaches the service).
         let service = matched.as_ref().map(|(how, name)| {
-            m.by.target_flows[*how as usize].inc();
+            m.by.target_flows[*how].inc();
             classifier.classify(name.as_deref(), s.server_ip)
         });
         if s.version_not_offered() {
@@ -280,8 +284,7 @@ fn report(
         }
         let relayed = !rules.proxies.is_empty() && rules.proxies.contains(s.client_ip);
         if relayed {
-            let v = VersionClass::of(version) as usize;
-            m.by.relayed[v][outcome as usize].inc();
+            m.by.relayed[VersionClass::of(version)][outcome].inc();
             if let Some(sink) = events {
                 let mut e = FlowEvent::new(&s, legacy, matched.clone(), who).relayed();
                 if let Some((svc, dest)) = &service {
@@ -346,8 +349,10 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     table.stats.mirror = std::mem::take(&mut s.mirror);
     table.stats.blocks = std::mem::take(&mut s.blocks);
     let mut tls: SessionStats = std::mem::take(&mut table.ctx_mut().stats);
-    let mut evicted = [s.evicted_idle, s.evicted_table_full, s.ended_open];
-    flush_into(&mut evicted, &m.by.evictions);
+    flush_into(
+        &mut ByLabel::new(|e: Eviction| s.evictions(e)),
+        &m.by.evictions,
+    );
     m.bound(Bound::FlowTable, s.evicted_table_full);
     m.bound(Bound::StreamBytes, s.stream_cap_hits);
     m.bound(Bound::OooSegments, s.pending_full);
@@ -366,17 +371,22 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.cut_handshakes.inc_by(tls.cut_handshakes);
     m.non_tls.inc_by(tls.non_tls);
     m.midstream.inc_by(tls.midstream);
-    for (kind, results) in tls.preambles.iter_mut().enumerate() {
-        if let Some(handles) = m.by.preambles.get(kind) {
-            flush_into(results, handles);
-        }
+    for (results, handles) in tls
+        .preambles
+        .items_mut()
+        .iter_mut()
+        .zip(m.by.preambles.items())
+    {
+        flush_into(results, handles);
     }
     let c = &tls.certificates;
-    flush_into(&mut [c.names, c.none, c.failed], &m.by.certificates);
-    flush_into(&mut tls.malformed.clone(), &m.by.malformed);
-    // In the order of PARSE_ERROR_EXTRA.
     flush_into(
-        &mut [tls.incomplete, tls.conflicting_roles, tls.server_not_tls],
+        &mut ByLabel::new(|r: CertificateResult| c.count(r)),
+        &m.by.certificates,
+    );
+    flush_into(&mut tls.malformed, &m.by.malformed);
+    flush_into(
+        &mut ByLabel::new(|p: ParseProblem| tls.problems(p)),
         &m.by.parse_extra,
     );
     let now = table.len() as i64;

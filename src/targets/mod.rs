@@ -22,44 +22,24 @@ use crate::tls::HandshakeSummary;
 use crate::tls::summary::DnsAtHello;
 use passive_dns::PassiveDns;
 
-/// How a flow's server came to be a target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Match {
-    /// The SNI matches a target pattern.
-    Sni,
-    /// The SNI is an alias (CNAME chain) of a target name.
-    Cname,
-    /// No SNI; the client asked a proxy for a target (HTTP CONNECT
-    /// authority, SOCKS destination name).
-    Connect,
-    /// No SNI; the server address was a DNS answer for a target name.
-    DnsAddress,
-    /// No SNI; the server address is in --target-cidr or the service tags.
-    Cidr,
-    /// No SNI; the server's certificate names a target.
-    Certificate,
-}
-
-impl Match {
-    pub const ALL: [Match; 6] = [
-        Match::Sni,
-        Match::Cname,
-        Match::Connect,
-        Match::DnsAddress,
-        Match::Cidr,
-        Match::Certificate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Match::Sni => "sni",
-            Match::Cname => "cname",
-            Match::Connect => "connect",
-            Match::DnsAddress => "dns_address",
-            Match::Cidr => "cidr",
-            Match::Certificate => "certificate",
-        }
+crate::label_set! {
+    /// How a flow's server came to be a target.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Match {
+        /// The SNI matches a target pattern.
+        Sni = "sni",
+        /// The SNI is an alias (CNAME chain) of a target name.
+        Cname = "cname",
+        /// No SNI; the client asked a proxy for a target (HTTP CONNECT
+        /// authority, SOCKS destination name).
+        Connect = "connect",
+        /// No SNI; the server address was a DNS answer for a target name.
+        DnsAddress = "dns_address",
+        /// No SNI; the server address is in --target-cidr or the service tags.
+        Cidr = "cidr",
+        /// No SNI; the server's certificate names a target.
+        Certificate = "certificate",
     }
 }
 

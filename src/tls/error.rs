@@ -22,45 +22,19 @@ pub enum TlsError {
     Malformed(Malformed),
 }
 
-/// Kinds of malformed handshakes; each is a `kind` label on the parse error counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Malformed {
-    RecordHeader,
-    RecordTooLong,
-    HandshakeTooLarge,
-    UnexpectedMessage,
-    ClientHello,
-    ServerHello,
-    Alert,
-    Sslv2,
-    /// The server's Certificate message or its first certificate.
-    Certificate,
-}
-
-impl Malformed {
-    pub const ALL: [Malformed; 9] = [
-        Malformed::RecordHeader,
-        Malformed::RecordTooLong,
-        Malformed::HandshakeTooLarge,
-        Malformed::UnexpectedMessage,
-        Malformed::ClientHello,
-        Malformed::ServerHello,
-        Malformed::Alert,
-        Malformed::Sslv2,
-        Malformed::Certificate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Malformed::RecordHeader => "record_header",
-            Malformed::RecordTooLong => "record_too_long",
-            Malformed::HandshakeTooLarge => "handshake_too_large",
-            Malformed::UnexpectedMessage => "unexpected_message",
-            Malformed::ClientHello => "client_hello",
-            Malformed::ServerHello => "server_hello",
-            Malformed::Alert => "alert",
-            Malformed::Sslv2 => "sslv2",
-            Malformed::Certificate => "certificate",
-        }
+crate::label_set! {
+    /// Kinds of malformed handshakes; each is a `kind` label on the parse error counter.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Malformed {
+        RecordHeader = "record_header",
+        RecordTooLong = "record_too_long",
+        HandshakeTooLarge = "handshake_too_large",
+        UnexpectedMessage = "unexpected_message",
+        ClientHello = "client_hello",
+        ServerHello = "server_hello",
+        Alert = "alert",
+        Sslv2 = "sslv2",
+        /// The server's Certificate message or its first certificate.
+        Certificate = "certificate",
     }
 }

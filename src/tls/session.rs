@@ -12,6 +12,7 @@
 //! (clear-text) leaf certificate, within the same stream cap. No byte is
 //! parsed twice.
 
+use crate::label::ByLabel;
 use std::sync::Arc;
 
 use super::certificate::CertificateCache;
@@ -43,8 +44,12 @@ pub struct SessionStats {
     pub cut_handshakes: u64,
     /// Flows that did not open with TLS and whose preamble was read, by
     /// kind (`Kind::ALL` order) and result (`PreambleResult::ALL` order).
-    pub preambles: [[u64; PreambleResult::ALL.len()]; Kind::ALL.len()],
-    pub malformed: [u64; Malformed::ALL.len()],
+    pub preambles: ByLabel<
+        Kind,
+        ByLabel<PreambleResult, u64, { PreambleResult::ALL.len() }>,
+        { Kind::ALL.len() },
+    >,
+    pub malformed: ByLabel<Malformed, u64, { Malformed::ALL.len() }>,
     /// Server certificates looked for (flows without SNI, TLS ≤ 1.2), by
     /// result: names read, no certificate sent, not readable (malformed, over
     /// the stream cap or buffer budget, or the flow ended first).
@@ -58,15 +63,54 @@ pub struct CertificateStats {
     pub failed: u64,
 }
 
+crate::label_set! {
+    /// `result` values of `tlscensus_server_certificates_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum CertificateResult {
+        Names = "names",
+        None = "none",
+        Failed = "failed",
+    }
+}
+
+impl CertificateStats {
+    pub fn count(&self, r: CertificateResult) -> u64 {
+        match r {
+            CertificateResult::Names => self.names,
+            CertificateResult::None => self.none,
+            CertificateResult::Failed => self.failed,
+        }
+    }
+}
+
+crate::label_set! {
+    /// `kind` values of the TLS parse error counter besides [`Malformed`]
+    /// kinds: streams that could not be read as TLS to the end.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ParseProblem {
+        Incomplete = "incomplete",
+        ConflictingRoles = "conflicting_roles",
+        ServerNotTls = "server_not_tls",
+    }
+}
+
+impl SessionStats {
+    pub fn problems(&self, p: ParseProblem) -> u64 {
+        match p {
+            ParseProblem::Incomplete => self.incomplete,
+            ParseProblem::ConflictingRoles => self.conflicting_roles,
+            ParseProblem::ServerNotTls => self.server_not_tls,
+        }
+    }
+}
+
 impl SessionStats {
     fn count_preamble(&mut self, kind: Kind, result: PreambleResult) {
-        self.preambles[kind.index()][result as usize] += 1;
+        self.preambles[kind][result] += 1;
     }
 
     fn count_malformed(&mut self, m: Malformed) {
-        if let Some(i) = Malformed::ALL.iter().position(|x| *x == m) {
-            self.malformed[i] += 1;
-        }
+        self.malformed[m] += 1;
     }
 }
 

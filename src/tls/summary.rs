@@ -81,24 +81,14 @@ pub enum ServerAnswer {
     CutHello,
 }
 
-/// The three outcomes of a handshake start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Negotiated,
-    Rejected,
-    Unanswered,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 3] = [Outcome::Negotiated, Outcome::Rejected, Outcome::Unanswered];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Negotiated => "negotiated",
-            Outcome::Rejected => "rejected",
-            Outcome::Unanswered => "unanswered",
-        }
+crate::label_set! {
+    /// The three outcomes of a handshake start.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Outcome {
+        Negotiated = "negotiated",
+        Rejected = "rejected",
+        Unanswered = "unanswered",
     }
 }
 

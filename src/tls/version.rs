@@ -98,54 +98,27 @@ impl fmt::Display for Version {
     }
 }
 
-/// A version as a label value: every wire value maps to one of eight names
-/// (`other`: a value outside the known set; `unknown`: no version seen), so a
-/// label or a column can never take more values than these, whatever the wire says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum VersionClass {
-    Ssl2,
-    Ssl3,
-    Tls10,
-    Tls11,
-    Tls12,
-    Tls13,
-    Other,
-    Unknown,
+crate::label_set! {
+    /// A version as a label value: every wire value maps to one of eight names
+    /// (`other`: a value outside the known set; `unknown`: no version seen), so a
+    /// label or a column can never take more values than these, whatever the wire says.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum VersionClass {
+        Ssl2 = "SSLv2",
+        Ssl3 = "SSLv3",
+        Tls10 = "TLSv1.0",
+        Tls11 = "TLSv1.1",
+        Tls12 = "TLSv1.2",
+        Tls13 = "TLSv1.3",
+        Other = "other",
+        Unknown = "unknown",
+    }
 }
 
 impl VersionClass {
-    pub const ALL: [VersionClass; 8] = [
-        VersionClass::Ssl2,
-        VersionClass::Ssl3,
-        VersionClass::Tls10,
-        VersionClass::Tls11,
-        VersionClass::Tls12,
-        VersionClass::Tls13,
-        VersionClass::Other,
-        VersionClass::Unknown,
-    ];
-
     /// `None` (no version seen) is `Unknown`.
     pub fn of(v: Option<Version>) -> VersionClass {
         v.map_or(VersionClass::Unknown, Version::class)
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            VersionClass::Ssl2 => "SSLv2",
-            VersionClass::Ssl3 => "SSLv3",
-            VersionClass::Tls10 => "TLSv1.0",
-            VersionClass::Tls11 => "TLSv1.1",
-            VersionClass::Tls12 => "TLSv1.2",
-            VersionClass::Tls13 => "TLSv1.3",
-            VersionClass::Other => "other",
-            VersionClass::Unknown => "unknown",
-        }
-    }
-
-    /// Position in [`ALL`](Self::ALL) (inventory columns).
-    pub fn index(self) -> usize {
-        self as usize
     }
 }
 

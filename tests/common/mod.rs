@@ -243,7 +243,7 @@ pub fn exported_metrics() -> std::collections::BTreeSet<String> {
     // Mirror health, with a client block seen one way only.
     use tlscensus::flow::mirror::{Block, MirrorTally};
     use tlscensus::mirror::{MirrorCollector, MirrorHealth};
-    let bound = m.by.bounds[tlscensus::metrics::Bound::MirrorBlocks as usize].clone();
+    let bound = m.by.bounds[tlscensus::metrics::Bound::MirrorBlocks].clone();
     let mirror =
         std::sync::Arc::new(MirrorHealth::new(&m.registry, &["eth0".into()], bound, true).unwrap());
     m.registry
@@ -253,7 +253,7 @@ pub fn exported_metrics() -> std::collections::BTreeSet<String> {
         window_bytes: 100,
         lost_bytes: 1,
         handshake_gaps: 1,
-        sides: [1, 1, 1],
+        sides: tlscensus::label::ByLabel::new(|_| 1),
     };
     mirror.add(&[tally], &[(0, Block([10; 16]), false); 10], 1);
     m.legacy_flow(
