@@ -24,8 +24,7 @@ use serde::Serialize;
 
 use crate::error::SetupError;
 use crate::hosts::Who;
-pub use crate::metrics::EventDrop;
-use crate::metrics::Metrics;
+pub use crate::metrics::Metrics;
 use crate::preamble::Kind as PreambleKind;
 use crate::targets::{Match, account_of};
 use crate::tls::{HandshakeSummary, Outcome, Version};
@@ -239,6 +238,22 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// A writer that has made no progress for this long with events waiting is stuck.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+crate::label_set! {
+    /// Why an event was not written: the `reason` label of
+    /// `tlscensus_events_dropped_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum EventDrop {
+        /// Live mode: the writer fell behind and its queue was full.
+        QueueFull = "queue_full",
+        /// The output kept failing and the events held for the retry filled their buffer.
+        WriteFailed = "write_failed",
+        /// The reader of the pipe is gone (EPIPE): nothing more can be written.
+        BrokenPipe = "broken_pipe",
+        /// Still queued when the sensor stopped with the output stuck.
+        Shutdown = "shutdown",
+    }
+}
 
 /// The counters the writer and the workers keep (handles into the registry).
 #[derive(Clone)]

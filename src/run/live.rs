@@ -267,12 +267,10 @@ pub fn run(
     let started = Instant::now();
     live.start_time.set(unix_now());
     live.config_loaded.set(unix_now());
+    // The event series exist whether events are written or not.
+    let event_counters = EventCounters::from_metrics(&metrics);
     let event_log = match event_output {
-        Some(out) => Some(EventLog::start(
-            out,
-            EventCounters::from_metrics(&metrics),
-            true,
-        )?),
+        Some(out) => Some(EventLog::start(out, event_counters, true)?),
         None => None,
     };
     let shared = Arc::new(Shared::with_interfaces(census, metrics, &cfg.interfaces)?);

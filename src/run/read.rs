@@ -48,10 +48,12 @@ enum Note {
 pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, SetupError> {
     let census = cfg.census.clone();
     let metrics = Metrics::new(census.max_legacy_sources, None)?;
+    // The event series exist whether events are written or not.
+    let event_counters = EventCounters::from_metrics(&metrics);
     let event_log = match &census.events {
         Some(dest) => Some(EventLog::start(
             EventOutput::open(dest, false)?,
-            EventCounters::from_metrics(&metrics),
+            event_counters,
             false,
         )?),
         None => None,
