@@ -131,9 +131,6 @@ impl LiveMetrics {
             l.interface_down.with_label_values(&[i]);
             l.interface_up.with_label_values(&[i]).set(1);
         }
-        for res in HTTP_RESULTS {
-            l.scrapes.with_label_values(&[res]);
-        }
         for t in 0..capture_threads.max(1) {
             l.thread_packets.with_label_values(&[&t.to_string()]);
         }

@@ -79,18 +79,6 @@ pub fn flush_into<L: Label, const N: usize>(
     }
 }
 
-/// `result` values of `tlscensus_http_requests_total`.
-pub const HTTP_RESULTS: [&str; 8] = [
-    "ok",
-    "not_found",
-    "bad_request",
-    "timeout",
-    "rejected",
-    "evicted",
-    "unauthorized",
-    "too_large",
-];
-
 crate::label_set! {
     /// `kind` values of `tlscensus_anomalies_total`: traffic that breaks a
     /// protocol rule in a way that could hide or fake a result.

@@ -1,0 +1,84 @@
+//! The connection slots: at most so many connections, so many per peer,
+//! and whom a new connection evicts.
+
+use std::net::{IpAddr, Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
+
+use super::*;
+
+/// A connection's phase, for choosing whom to evict.
+pub(super) const PHASE_HEAD: u8 = 0;
+pub(super) const PHASE_ANSWER: u8 = 1;
+
+/// One admitted connection.
+pub(super) struct Slot {
+    pub(super) id: u64,
+    pub(super) peer: IpAddr,
+    pub(super) since: Instant,
+    pub(super) phase: Arc<AtomicU8>,
+    /// A handle on the socket, to shut it down when evicted.
+    pub(super) socket: TcpStream,
+}
+
+#[derive(Default)]
+pub(super) struct Slots {
+    pub(super) open: Vec<Slot>,
+    pub(super) next_id: u64,
+}
+
+impl Slots {
+    /// Makes room for a connection from `peer`: if a cap is reached, evicts
+    /// the oldest connection (of that peer when the peer's cap is the one
+    /// reached), those still in their request head first; a connection whose
+    /// whole request head already waits in its socket (a real client whose
+    /// thread has not run yet) is never chosen. `Some(evicted)` when there is
+    /// room, `None` when no connection may be evicted (the newcomer is refused).
+    pub(super) fn make_room(&mut self, peer: IpAddr) -> Option<u64> {
+        let mut evicted = 0;
+        loop {
+            let mine = self.open.iter().filter(|s| s.peer == peer).count();
+            let over_peer = mine >= MAX_PER_PEER;
+            if !over_peer && self.open.len() < MAX_CONNECTIONS {
+                return Some(evicted);
+            }
+            let victim = self
+                .open
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !over_peer || s.peer == peer)
+                .filter(|(_, s)| {
+                    s.phase.load(Ordering::Relaxed) != PHASE_HEAD || !head_waiting(&s.socket)
+                })
+                .min_by_key(|(_, s)| (s.phase.load(Ordering::Relaxed) != PHASE_HEAD, s.since))
+                .map(|(i, _)| i);
+            let i = victim?;
+            let s = self.open.swap_remove(i);
+            let _ = s.socket.shutdown(Shutdown::Both);
+            evicted += 1;
+        }
+    }
+
+    pub(super) fn release(&mut self, id: u64) {
+        if let Some(i) = self.open.iter().position(|s| s.id == id) {
+            self.open.swap_remove(i);
+        }
+    }
+}
+
+/// True when a whole plain-HTTP request head waits unread in the socket
+/// (peeked without blocking and without disturbing the reader).
+pub(super) fn head_waiting(socket: &TcpStream) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 2048];
+    match recv(
+        socket.as_raw_fd(),
+        &mut buf,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => find_head_end(&buf[..n]).is_some(),
+        Err(_) => false,
+    }
+}
