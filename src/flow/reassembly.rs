@@ -40,13 +40,9 @@ pub struct StreamStart {
     base: Option<u32>,
     syn_seen: bool,
     buf: Vec<u8>,
-    /// Out-of-order segments: (offset from base, start in `held`, length).
-    /// Their bytes share one buffer, so the memory charged to the flow (see
-    /// [`StreamStart::footprint`]) is the memory allocated, whatever the
-    /// segment sizes: 32 one-byte segments cost 32 bytes plus 12 per entry,
-    /// not 32 allocations.
-    pending: Vec<(u32, u32, u32)>,
-    held: Vec<u8>,
+    /// Out-of-order segments, while any wait: boxed, since most streams
+    /// never hold one and a full table is mostly streams that do not.
+    ooo: Option<Box<Ooo>>,
     /// Capture time of the first payload byte seen in this direction.
     pub first_ts: Option<u64>,
     /// Overlapping segments whose bytes differed from those already in the
@@ -60,6 +56,18 @@ pub struct StreamStart {
     /// (see [`StreamStart::ingest`]). At most [`MAX_ISN_CANDIDATES`].
     alts: [u32; MAX_ISN_CANDIDATES],
     n_alts: u8,
+}
+
+/// Segments that came before a gap filled.
+#[derive(Debug, Default)]
+struct Ooo {
+    /// (offset from base, start in `held`, length). Their bytes share one
+    /// buffer, so the memory charged to the flow (see
+    /// [`StreamStart::footprint`]) is the memory allocated, whatever the
+    /// segment sizes: 32 one-byte segments cost 32 bytes plus 12 per entry,
+    /// not 32 allocations.
+    pending: Vec<(u32, u32, u32)>,
+    held: Vec<u8>,
 }
 
 /// Other ISNs a stream keeps while it waits for data to show which is real.
@@ -82,8 +90,9 @@ impl StreamStart {
     /// Memory allocated by this direction, for the table's budget.
     pub fn footprint(&self) -> usize {
         self.buf.capacity()
-            + self.held.capacity()
-            + self.pending.capacity() * std::mem::size_of::<(u32, u32, u32)>()
+            + self.ooo.as_ref().map_or(0, |o| {
+                o.held.capacity() + o.pending.capacity() * std::mem::size_of::<(u32, u32, u32)>()
+            })
     }
 
     /// The ISN of a SYN: the stream starts at `isn + 1`.
@@ -101,7 +110,7 @@ impl StreamStart {
     pub fn add_syn_candidate(&mut self, isn: u32) -> bool {
         let start = isn.wrapping_add(1);
         let n = usize::from(self.n_alts);
-        if !self.buf.is_empty() || !self.pending.is_empty() || self.cap_reached {
+        if !self.buf.is_empty() || self.ooo.is_some() || self.cap_reached {
             return false;
         }
         if self.base == Some(start) || self.alts[..n].contains(&start) {
@@ -117,7 +126,7 @@ impl StreamStart {
 
     /// Whether no byte has come in this direction yet.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.pending.is_empty()
+        self.buf.is_empty() && self.ooo.is_none()
     }
 
     /// The first data picks the stream's start among the ISNs offered: the
@@ -187,13 +196,14 @@ impl StreamStart {
             } else {
                 Ingest::NoChange
             }
-        } else if self.pending.len() >= limits.max_pending {
+        } else if self.ooo.as_ref().map_or(0, |o| o.pending.len()) >= limits.max_pending {
             Ingest::PendingFull
         } else {
+            let o = self.ooo.get_or_insert_with(Box::default);
             // Offsets and lengths are below max_bytes (at most 2^24).
-            self.pending
-                .push((offset as u32, self.held.len() as u32, data.len() as u32));
-            self.held.extend_from_slice(data);
+            o.pending
+                .push((offset as u32, o.held.len() as u32, data.len() as u32));
+            o.held.extend_from_slice(data);
             Ingest::NoChange
         };
         if capped {
@@ -207,44 +217,42 @@ impl StreamStart {
 
     /// Moves waiting segments that now touch the prefix into it.
     fn drain_pending(&mut self) {
+        let Some(o) = self.ooo.as_mut() else {
+            return;
+        };
         loop {
             let len = self.buf.len();
-            let Some(i) = self
-                .pending
-                .iter()
-                .position(|(off, _, _)| *off as usize <= len)
-            else {
+            let Some(i) = o.pending.iter().position(|(off, _, _)| *off as usize <= len) else {
                 break;
             };
-            let (off, at, n) = self.pending.swap_remove(i);
+            let (off, at, n) = o.pending.swap_remove(i);
             let (off, at, n) = (off as usize, at as usize, n as usize);
             let end = off + n;
             let overlap = end.min(len) - off;
             if overlap > 0
                 && let (Some(old), Some(new)) = (
                     self.buf.get(off..off + overlap),
-                    self.held.get(at..at + overlap),
+                    o.held.get(at..at + overlap),
                 )
                 && old != new
             {
                 self.conflicts += 1;
             }
             if end > len
-                && let Some(data) = self.held.get(at + (len - off)..at + n)
+                && let Some(data) = o.held.get(at + (len - off)..at + n)
             {
                 self.buf.extend_from_slice(data);
             }
         }
-        if self.pending.is_empty() {
-            self.held.clear();
+        if o.pending.is_empty() {
+            self.ooo = None;
         }
     }
 
     /// Forgets buffered bytes (the direction is settled) but keeps the position.
     pub fn release(&mut self) {
         self.buf = Vec::new();
-        self.pending = Vec::new();
-        self.held = Vec::new();
+        self.ooo = None;
     }
 }
 

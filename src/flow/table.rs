@@ -800,4 +800,13 @@ mod tests {
         let h = t.hasher.hash_one(key(10_004));
         assert!(t.map.find(h, |f| f.key == key(10_004)).is_some());
     }
+
+    /// A full table is mostly flows in their handshake (held hellos under a
+    /// flood): what each costs besides its bytes stays small.
+    #[test]
+    fn table_flow_state_stays_small() {
+        use std::mem::size_of;
+        assert!(size_of::<Active<crate::tls::session::TlsSession>>() <= 384);
+        assert!(size_of::<Flow<crate::tls::session::TlsSession>>() <= 72);
+    }
 }

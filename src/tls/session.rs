@@ -177,7 +177,10 @@ enum DirStatus {
     /// A HelloRetryRequest (selecting this version) and nothing after it yet:
     /// waits like `Pending`, and is the answer if the flow ends here.
     Retried(Version),
-    Hello(ClientFacts),
+    /// Boxed: a flow holds two statuses and at most one hello, so the
+    /// table's per-flow state stays small (a full table is mostly held
+    /// hellos).
+    Hello(Box<ClientFacts>),
     Answer(ServerAnswer),
     NotTls,
     MidStream,
@@ -509,7 +512,7 @@ impl TlsSession {
             ctx.stats.cut_handshakes += 1;
             let tls = me.bytes.get(self.readers[d].start()..).unwrap_or(&[]);
             status = Some(match parse_cut_opening(tls) {
-                Some(Opening::ClientHello(f)) => DirStatus::Hello(f),
+                Some(Opening::ClientHello(f)) => DirStatus::Hello(Box::new(f)),
                 Some(Opening::Answer(a)) => DirStatus::Answer(a),
                 None => DirStatus::Failed,
             });
@@ -679,7 +682,7 @@ impl TlsSession {
             ctx.max_message,
             Some(&mut ctx.fingerprints),
         ) {
-            Ok(Opening::ClientHello(f)) => DirStatus::Hello(f),
+            Ok(Opening::ClientHello(f)) => DirStatus::Hello(Box::new(f)),
             Ok(Opening::Answer(a)) => DirStatus::Answer(a),
             Err(TlsError::NeedMore) => DirStatus::Pending,
             Err(TlsError::AfterRetry(v)) => DirStatus::Retried(v),
@@ -734,7 +737,7 @@ impl TlsSession {
             match st {
                 DirStatus::Hello(_) => {
                     if let DirStatus::Hello(f) = std::mem::replace(st, DirStatus::Empty) {
-                        client = Some(f);
+                        client = Some(*f);
                     }
                     client_dir = Some(dir);
                 }
