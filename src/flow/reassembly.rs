@@ -222,7 +222,11 @@ impl StreamStart {
         };
         loop {
             let len = self.buf.len();
-            let Some(i) = o.pending.iter().position(|(off, _, _)| *off as usize <= len) else {
+            let Some(i) = o
+                .pending
+                .iter()
+                .position(|(off, _, _)| *off as usize <= len)
+            else {
                 break;
             };
             let (off, at, n) = o.pending.swap_remove(i);

@@ -1,0 +1,314 @@
+//! The host view: one row per client host, as JSON, CSV or a table.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::inventory::{HostFingerprint, HostRecord, VERSION_COLUMNS};
+
+use super::*;
+
+/// The fingerprint a host table names: the one with most legacy flows,
+/// then most flows.
+pub(super) fn main_fingerprint(r: &HostRecord) -> Option<&HostFingerprint> {
+    r.fingerprints.iter().max_by(|a, b| {
+        (a.legacy, a.flows)
+            .cmp(&(b.legacy, b.flows))
+            .then(b.fingerprint.ja4().cmp(a.fingerprint.ja4()))
+    })
+}
+
+#[derive(Serialize)]
+pub(super) struct JsonHost<'a> {
+    host: IpAddr,
+    host_name: Option<String>,
+    host_name_source: Option<&'static str>,
+    flows: u64,
+    legacy_flows: u64,
+    rejected_flows: u64,
+    unanswered_flows: u64,
+    versions: std::collections::BTreeMap<&'static str, u64>,
+    legacy_versions: Vec<&'static str>,
+    server_names: Vec<&'a str>,
+    server_names_dropped: u64,
+    fingerprints: Vec<JsonFingerprint<'a>>,
+    fingerprints_dropped: u64,
+    /// Services of the host's target flows, and of its legacy ones.
+    services: Vec<&'static str>,
+    legacy_services: Vec<&'static str>,
+    first_seen: String,
+    last_seen: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct JsonFingerprint<'a> {
+    ja4: &'a str,
+    ja3_hash: Option<String>,
+    label: Option<&'a str>,
+    flows: u64,
+    legacy_flows: u64,
+    max_offered_version: Option<String>,
+    versions: Vec<&'static str>,
+    server_names: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(super) struct JsonReport<'a> {
+    hosts: HostRows<'a>,
+    summary: &'a RunTotals,
+}
+
+/// The hosts of a JSON report, each made as it is serialized: a report
+/// of 100,000 hosts is never held twice.
+pub(super) struct HostRows<'a> {
+    hosts: &'a [(IpAddr, HostRecord)],
+    cx: Context<'a>,
+}
+
+impl Serialize for HostRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.hosts.len()))?;
+        for (ip, r) in self.hosts {
+            seq.serialize_element(&json_host(*ip, r, self.cx))?;
+        }
+        seq.end()
+    }
+}
+
+pub(super) fn json_host<'a>(ip: IpAddr, r: &'a HostRecord, cx: Context<'a>) -> JsonHost<'a> {
+    let (host_name, host_name_source) = cx.host_name(ip, r);
+    JsonHost {
+        host: ip,
+        host_name,
+        host_name_source,
+        flows: r.flows,
+        legacy_flows: r.legacy,
+        rejected_flows: r.rejected,
+        unanswered_flows: r.unanswered,
+        versions: VERSION_COLUMNS
+            .iter()
+            .zip(r.by_version)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (*k, n))
+            .collect(),
+        legacy_versions: r.legacy_versions(),
+        server_names: r.sorted_names(),
+        server_names_dropped: r.names_dropped,
+        fingerprints: r
+            .fingerprints
+            .iter()
+            .map(|f| JsonFingerprint {
+                ja4: f.fingerprint.ja4(),
+                ja3_hash: f.fingerprint.ja3_hash(),
+                label: cx.fp_label(f),
+                flows: f.flows,
+                legacy_flows: f.legacy,
+                max_offered_version: f.max_offered.map(|v| v.to_string()),
+                versions: f.versions(),
+                server_names: r.names_of(f),
+            })
+            .collect(),
+        fingerprints_dropped: r.fingerprints_dropped,
+        services: HostRecord::service_names(r.services),
+        legacy_services: HostRecord::service_names(r.legacy_services),
+        first_seen: rfc3339(r.first_ns),
+        last_seen: rfc3339(r.last_ns),
+    }
+}
+
+pub fn json(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
+    let mut out = Vec::new();
+    let _ = json_to(hosts, totals, cx, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The JSON host report, written as it is made.
+pub fn json_to(
+    hosts: &[(IpAddr, HostRecord)],
+    totals: &RunTotals,
+    cx: Context<'_>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let doc = JsonReport {
+        hosts: HostRows { hosts, cx },
+        summary: totals,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// CSV cell: quoted when needed; a leading formula character is defused.
+pub(super) fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
+    let mut out = Vec::new();
+    let _ = csv_to(hosts, cx, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The CSV host report, written a row at a time.
+pub fn csv_to(
+    hosts: &[(IpAddr, HostRecord)],
+    cx: Context<'_>,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut out = String::from(
+        "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows",
+    );
+    for v in VERSION_COLUMNS {
+        let _ = write!(out, ",{v}");
+    }
+    out.push_str(
+        ",legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services\n",
+    );
+    for (ip, r) in hosts {
+        let (name, source) = cx.host_name(*ip, r);
+        let _ = write!(
+            out,
+            "{ip},{},{},{},{},{},{}",
+            csv_cell(name.as_deref().unwrap_or("")),
+            source.unwrap_or(""),
+            r.flows,
+            r.legacy,
+            r.rejected,
+            r.unanswered
+        );
+        for n in r.by_version {
+            let _ = write!(out, ",{n}");
+        }
+        let lv = r.legacy_versions();
+        let fps: Vec<&str> = r.fingerprints.iter().map(|f| f.fingerprint.ja4()).collect();
+        let clients: Vec<&str> = r
+            .fingerprints
+            .iter()
+            .filter_map(|f| cx.fp_label(f))
+            .collect();
+        let _ = writeln!(
+            out,
+            ",{},{},{},{},{},{},{},{}",
+            csv_cell(&lv.join(";")),
+            csv_cell(&r.sorted_names().join(";")),
+            rfc3339(r.first_ns),
+            rfc3339(r.last_ns),
+            fps.join(";"),
+            csv_cell(&clients.join(";")),
+            HostRecord::service_names(r.services).join(";"),
+            HostRecord::service_names(r.legacy_services).join(";"),
+        );
+        if out.len() >= 64 << 10 {
+            w.write_all(out.as_bytes())?;
+            out.clear();
+        }
+    }
+    w.write_all(out.as_bytes())
+}
+
+pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
+    let header = [
+        "HOST",
+        "HOST NAME",
+        "FLOWS",
+        "LEGACY",
+        "REJECTED",
+        "SSL",
+        "TLS1.0",
+        "TLS1.1",
+        "TLS1.2",
+        "TLS1.3",
+        "OTHER",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "CLIENT",
+        "SERVER NAMES",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for (ip, r) in hosts {
+        let v = r.by_version;
+        let mut names: Vec<String> = r
+            .sorted_names()
+            .into_iter()
+            .take(3)
+            .map(printable)
+            .collect();
+        let client = match main_fingerprint(r) {
+            None => "-".to_string(),
+            Some(f) => {
+                let shown = cx
+                    .fp_label(f)
+                    .map_or_else(|| f.fingerprint.ja4().to_string(), |l| short(l, 48));
+                let others = r.fingerprints.len() - 1 + usize::from(r.fingerprints_dropped > 0);
+                if others > 0 {
+                    format!("{} (+{others})", printable(&shown))
+                } else {
+                    printable(&shown)
+                }
+            }
+        };
+        let more = r.server_names.len().saturating_sub(3) as u64 + r.names_dropped;
+        if more > 0 {
+            names.push(format!("(+{more})"));
+        }
+        let (name, _) = cx.host_name(*ip, r);
+        rows.push(vec![
+            ip.to_string(),
+            name.map_or_else(|| "-".to_string(), |n| printable(&n)),
+            r.flows.to_string(),
+            r.legacy.to_string(),
+            r.rejected.to_string(),
+            (v[0] + v[1]).to_string(),
+            v[2].to_string(),
+            v[3].to_string(),
+            v[4].to_string(),
+            v[5].to_string(),
+            (v[6] + v[7]).to_string(),
+            rfc3339(r.first_ns),
+            rfc3339(r.last_ns),
+            client,
+            names.join(" "),
+        ]);
+    }
+    let mut out = String::new();
+    if hosts.is_empty() {
+        out.push_str("(no TLS flows to the target servers)\n");
+    } else {
+        aligned(&rows, |c| (2..=10).contains(&c), &mut out);
+    }
+    out.push_str(&summary_line(totals));
+    out.push('\n');
+    out
+}
+
+/// Rows as aligned columns (numeric ones right-aligned; the last one not padded).
+pub(super) fn aligned(rows: &[Vec<String>], numeric: impl Fn(usize) -> bool, out: &mut String) {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else if numeric(c) {
+                let _ = write!(line, "{cell:>w$}  ", w = widths[c]);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
