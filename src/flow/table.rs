@@ -487,21 +487,37 @@ impl<S: Session> FlowTable<S> {
 
     /// Ends every flow (end of input or shutdown), emitting what is known.
     pub fn drain(&mut self, out: &mut Vec<S::Output>) {
-        for flow in self.map.drain() {
-            self.stats.note_sides(&flow.key, flow.iface, flow.seen);
+        while self.drain_some(out, usize::MAX) {}
+    }
+
+    /// Ends at most `max` flows, emitting what is known; true while flows
+    /// remain. A caller that reports `out` between calls never holds the
+    /// summaries of a whole full table at once.
+    pub fn drain_some(&mut self, out: &mut Vec<S::Output>, max: usize) -> bool {
+        let FlowTable {
+            map,
+            stats,
+            ctx,
+            buffered,
+            ..
+        } = self;
+        for flow in map.extract_if(|_| true).take(max) {
+            stats.note_sides(&flow.key, flow.iface, flow.seen);
             if let State::Active(mut active) = flow.state {
-                self.stats.ended_open += 1;
-                self.stats.close_active(flow.iface, &active.ledgers, |d| {
+                stats.ended_open += 1;
+                stats.close_active(flow.iface, &active.ledgers, |d| {
                     active.session.wants_bytes(d)
                 });
-                self.buffered -= active.footprint.min(self.buffered);
+                *buffered -= active.footprint.min(*buffered);
                 let first_ts = active.first_ts();
-                active
-                    .session
-                    .finish(&mut self.ctx, &flow.key, first_ts, out);
+                active.session.finish(ctx, &flow.key, first_ts, out);
             }
         }
-        self.order.clear();
+        if self.map.is_empty() {
+            self.order.clear();
+            return false;
+        }
+        true
     }
 
     /// Advances the table's clock without a packet (live mode: the wall

@@ -179,7 +179,10 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
         batch.clear();
         let _ = recycle.try_send(batch);
     }
-    table.drain(&mut out);
+    // In chunks: the summaries of a full table are not all held at once.
+    while table.drain_some(&mut out, 4096) {
+        reporter.settle(&mut table, &mut out);
+    }
     reporter.settle(&mut table, &mut out);
 }
 
