@@ -15,4 +15,4 @@ pub use key::{Direction, Endpoint, FlowKey};
 pub use reassembly::{StreamLimits, StreamStart};
 pub use session::{Session, StreamEvent, StreamView};
 pub use settled::SettledSet;
-pub use table::{FlowTable, SegmentIn, TableLimits, TableStats};
+pub use table::{FlowTable, Segment, SegmentIn, Span, TableLimits, TableStats};

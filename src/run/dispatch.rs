@@ -29,28 +29,13 @@ use crate::decode::{
 };
 use crate::flow::key::dispatch_hash_v4;
 use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
+use crate::flow::{Segment, Span};
 use crate::hosts::learn::NameLearner;
 use crate::label::ByLabel;
 use crate::metrics::{Bound, flush_into};
 
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 256 * 1024;
-
-#[derive(Clone, Copy, Debug)]
-pub(super) struct SegMeta {
-    pub(super) ts: u64,
-    pub(super) key: FlowKey,
-    pub(super) dir: Direction,
-    pub(super) seq: u32,
-    pub(super) ack: u32,
-    pub(super) flags: TcpFlags,
-    /// Payload bytes the capture cut (snap length).
-    pub(super) missing: u32,
-    /// The flow's dispatch hash (carried to the worker's settled-set calls).
-    pub(super) hash: u64,
-    pub(super) start: u32,
-    pub(super) len: u32,
-}
 
 /// A DNS response for the workers' passive DNS, in its place in the stream:
 /// it is learned before segment number `before` of the batch.
@@ -65,7 +50,7 @@ pub(super) struct DnsItem {
 /// between the same segments as on the wire.
 #[derive(Default)]
 pub struct Batch {
-    pub(super) segs: Vec<SegMeta>,
+    pub(super) segs: Vec<Segment<Span>>,
     pub(super) bytes: Vec<u8>,
     pub(super) dns: Vec<DnsItem>,
     /// The capture thread that sent it (`live --capture-threads`).
@@ -252,18 +237,13 @@ impl Dispatcher {
             let batch = &mut current[w];
             let start = batch.bytes.len() as u32;
             batch.bytes.extend_from_slice(seg.payload);
-            batch.segs.push(SegMeta {
-                ts: frame.ts_ns,
-                key,
-                dir,
-                seq: seg.seq,
-                ack: seg.ack,
-                flags: seg.flags,
-                missing: seg.missing,
-                hash: h,
+            let span = Span {
                 start,
                 len: seg.payload.len() as u32,
-            });
+            };
+            batch
+                .segs
+                .push(Segment::of(frame.ts_ns, key, dir, h, seg).with_payload(span));
             touched = Some(w);
         });
         if let Err(e) = result {
@@ -460,7 +440,6 @@ mod tests {
     use super::*;
     use crate::capture::offline::OfflineSource;
     use crate::config::Config;
-    use crate::flow::SegmentIn;
     use crate::tls::HandshakeSummary;
     use crate::tls::session::{TlsTable, tls_table};
     use std::collections::VecDeque;
@@ -473,16 +452,7 @@ mod tests {
     }
 
     /// An owned segment, as it sits in a batch between the threads.
-    struct Queued {
-        ts: u64,
-        key: FlowKey,
-        dir: Direction,
-        seq: u32,
-        ack: u32,
-        flags: TcpFlags,
-        missing: u32,
-        payload: Vec<u8>,
-    }
+    type Queued = Segment<Vec<u8>>;
 
     fn every_segment_of_the_shipped_captures() -> Vec<Queued> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -509,16 +479,9 @@ mod tests {
                     |_, _| {},
                     |_| {},
                     |key, dir, seg| {
-                        segs.push(Queued {
-                            ts: frame.ts_ns,
-                            key,
-                            dir,
-                            seq: seg.seq,
-                            ack: seg.ack,
-                            flags: seg.flags,
-                            missing: seg.missing,
-                            payload: seg.payload.to_vec(),
-                        })
+                        let h = key.dispatch_hash();
+                        let s = Segment::of(frame.ts_ns, key, dir, h, seg);
+                        segs.push(s.with_payload(seg.payload.to_vec()))
                     },
                 );
             });
@@ -550,17 +513,7 @@ mod tests {
     }
 
     fn ingest(table: &mut TlsTable, q: &Queued, out: &mut Vec<HandshakeSummary>) {
-        let seg = SegmentIn {
-            dispatch_hash: q.key.dispatch_hash(),
-            missing: q.missing,
-            ts: q.ts,
-            key: q.key,
-            dir: q.dir,
-            seq: q.seq,
-            ack: q.ack,
-            flags: q.flags,
-            payload: &q.payload,
-        };
+        let seg = q.borrowed();
         table.ingest(seg, out);
     }
 

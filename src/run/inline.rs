@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::decode::dns as dns_wire;
 use crate::decode::{FragmentCache, NameDatagram, TunnelPorts};
-use crate::flow::SegmentIn;
+use crate::flow::Segment;
 use crate::hosts::learn::NameLearner;
 use crate::hosts::names::HostNames;
 use crate::tls::HandshakeSummary;
@@ -70,20 +70,8 @@ impl InlineCensus {
         };
         let learn = |d: &NameDatagram<'_>| names.learn(d, ts);
         let result = flow_segments(frame, tunnels, frag, dns, learn, |key, dir, seg| {
-            table.ingest(
-                SegmentIn {
-                    dispatch_hash: key.dispatch_hash(),
-                    missing: seg.missing,
-                    ts: frame.ts_ns,
-                    key,
-                    dir,
-                    seq: seg.seq,
-                    ack: seg.ack,
-                    flags: seg.flags,
-                    payload: seg.payload,
-                },
-                out,
-            );
+            let h = key.dispatch_hash();
+            table.ingest(Segment::of(frame.ts_ns, key, dir, h, seg), out);
         });
         for r in &responses {
             names.dns_ptr(r, ts);

@@ -22,7 +22,7 @@ use crate::error::SetupError;
 use crate::events::{EventSink, FlowEvent};
 use crate::flow::table::Eviction;
 use crate::flow::table::TableStats;
-use crate::flow::{FlowTable, SegmentIn, SettledSet};
+use crate::flow::{FlowTable, SettledSet};
 use crate::label::ByLabel;
 use crate::metrics::{Anomaly, Bound, FlowCounters, flush_into};
 use crate::preamble::Kind as PreambleKind;
@@ -152,22 +152,7 @@ fn worker_loop(rx: Receiver<Batch>, recycle: Sender<Batch>, worker: Worker, mut 
             while let Some(item) = items.next_if(|d| d.before as usize <= i) {
                 learn_dns(shared, &rules, dns, item, counting);
             }
-            let (start, len) = (m.start as usize, m.len as usize);
-            let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
-            table.ingest(
-                SegmentIn {
-                    dispatch_hash: m.hash,
-                    missing: m.missing,
-                    ts: m.ts,
-                    key: m.key,
-                    dir: m.dir,
-                    seq: m.seq,
-                    ack: m.ack,
-                    flags: m.flags,
-                    payload,
-                },
-                &mut out,
-            );
+            table.ingest(m.resolve(&batch.bytes), &mut out);
         }
         for item in items {
             learn_dns(shared, &rules, dns, item, counting);
