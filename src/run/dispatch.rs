@@ -24,12 +24,10 @@ use crate::decode::frag::FragStats;
 use crate::decode::frag::FragmentResult;
 use crate::decode::l4::TcpFlags;
 use crate::decode::tunnel::DNS_PORT;
-use crate::decode::{
-    self, DecodeError, FragmentCache, NameDatagram, Seen, TcpSegment, TunnelPorts,
-};
+use crate::decode::{self, DecodeError, FragmentCache, NameDatagram, Seen, TunnelPorts};
 use crate::flow::key::dispatch_hash_v4;
-use crate::flow::{Direction, Endpoint, FlowKey, SettledSet};
-use crate::flow::{Segment, Span};
+use crate::flow::{Endpoint, FlowKey, SettledSet};
+use crate::flow::{Segment, SegmentIn, Span};
 use crate::hosts::learn::NameLearner;
 use crate::label::ByLabel;
 use crate::metrics::{Bound, flush_into};
@@ -190,7 +188,7 @@ impl Dispatcher {
             && seg.src_port != DNS_PORT
         {
             if seg.payload.is_empty() {
-                return; // bare ACK: what flow_segments leaves out
+                return; // bare ACK: what frame_items leaves out
             }
             if self
                 .settled
@@ -223,28 +221,26 @@ impl Dispatcher {
         let mut touched = None;
         // Responses are queued to the workers after the frame's segments.
         let mut responses: Vec<Response> = Vec::new();
-        let dns = |p: &[u8], tcp| parse_dns(p, tcp, dns_results, &mut responses);
-        let ts = frame.ts_ns;
-        let learn = |d: &NameDatagram<'_>| names.learn(d, ts);
-        let result = flow_segments(frame, tunnels, frag, dns, learn, |key, dir, seg| {
-            let h = key.dispatch_hash();
-            if !admit(settled, h, seg.flags) {
-                *skipped += 1;
-                return;
+        let result = frame_items(frame, tunnels, frag, |item| match item {
+            Item::Segment(seg) => {
+                let h = seg.dispatch_hash;
+                if !admit(settled, h, seg.flags) {
+                    *skipped += 1;
+                    return;
+                }
+                *segments += 1;
+                let w = (h % senders.len() as u64) as usize;
+                let batch = &mut current[w];
+                let span = Span {
+                    start: batch.bytes.len() as u32,
+                    len: seg.payload.len() as u32,
+                };
+                batch.bytes.extend_from_slice(seg.payload);
+                batch.segs.push(seg.with_payload(span));
+                touched = Some(w);
             }
-            *segments += 1;
-            let w = (h % senders.len() as u64) as usize;
-            let batch = &mut current[w];
-            let start = batch.bytes.len() as u32;
-            batch.bytes.extend_from_slice(seg.payload);
-            let span = Span {
-                start,
-                len: seg.payload.len() as u32,
-            };
-            batch
-                .segs
-                .push(Segment::of(frame.ts_ns, key, dir, h, seg).with_payload(span));
-            touched = Some(w);
+            Item::Dns { payload, tcp } => parse_dns(payload, tcp, dns_results, &mut responses),
+            Item::Names(d) => names.learn(d, frame.ts_ns),
         });
         if let Err(e) = result {
             self.count_error(e);
@@ -373,21 +369,28 @@ fn admit(settled: &SettledSet, h: u64, flags: TcpFlags) -> bool {
     }
 }
 
-/// The front both paths share: decodes a frame (joining IP fragments) and
-/// hands each TCP segment that can teach us something, with its flow key and
-/// direction, to `f`. Bare ACKs (no payload, no SYN/FIN/RST) are left out.
-/// DNS payloads (UDP from port 53, flagged `false`, and TCP segments from
-/// port 53, flagged `true`, which also go to `f`) go to `dns`; UDP datagrams
-/// of services that name hosts go to `names` (Kerberos over TCP is not
-/// read: testing every segment's port for it cost the capture thread about
-/// 70 instructions a segment under callgrind).
-pub(super) fn flow_segments(
+/// What a frame holds for the census, in frame order.
+pub(super) enum Item<'a> {
+    /// A TCP segment that can teach us something, with its flow key,
+    /// direction and dispatch hash. Bare ACKs (no payload, no SYN/FIN/RST)
+    /// are left out.
+    Segment(SegmentIn<'a>),
+    /// A DNS payload: UDP from port 53 (`tcp` false), or a TCP segment from
+    /// port 53 (`tcp` true; the segment follows as an `Item::Segment`).
+    Dns { payload: &'a [u8], tcp: bool },
+    /// A UDP datagram of a service that names hosts (Kerberos over TCP is
+    /// not read: testing every segment's port for it cost the capture thread
+    /// about 70 instructions a segment under callgrind).
+    Names(&'a NameDatagram<'a>),
+}
+
+/// The front both paths share, from a frame to what it holds: decodes the
+/// frame (joining IP fragments) and hands each [`Item`] to `f`.
+pub(super) fn frame_items(
     frame: &Frame<'_>,
     tunnels: &TunnelPorts,
     frag: &mut FragmentCache,
-    mut dns: impl FnMut(&[u8], bool),
-    mut names: impl FnMut(&NameDatagram<'_>),
-    mut f: impl FnMut(FlowKey, Direction, &TcpSegment<'_>),
+    mut f: impl FnMut(Item<'_>),
 ) -> Result<(), DecodeError> {
     decode::decode_with_fragments(
         frame.ts_ns,
@@ -398,21 +401,34 @@ pub(super) fn flow_segments(
         &mut |seen| {
             let (src, dst, seg) = match seen {
                 Seen::Tcp(src, dst, seg) => (src, dst, seg),
-                Seen::Dns(payload) => return dns(payload, false),
-                Seen::Names(d) => return names(d),
+                Seen::Dns(payload) => {
+                    return f(Item::Dns {
+                        payload,
+                        tcp: false,
+                    });
+                }
+                Seen::Names(d) => return f(Item::Names(d)),
             };
             if seg.payload.is_empty() && !seg.flags.control() {
                 return;
             }
             if seg.src_port == DNS_PORT && !seg.payload.is_empty() {
-                dns(seg.payload, true);
+                f(Item::Dns {
+                    payload: seg.payload,
+                    tcp: true,
+                });
             }
-
             let (key, dir) = FlowKey::new(
                 Endpoint::new(src, seg.src_port),
                 Endpoint::new(dst, seg.dst_port),
             );
-            f(key, dir, seg);
+            f(Item::Segment(Segment::of(
+                frame.ts_ns,
+                key,
+                dir,
+                key.dispatch_hash(),
+                seg,
+            )));
         },
     )
 }
@@ -472,18 +488,11 @@ mod tests {
         for f in files {
             let mut source = OfflineSource::open(&f).unwrap();
             let _ = source.for_each_frame(|frame| {
-                let _ = flow_segments(
-                    frame,
-                    &config.tunnels,
-                    &mut frag,
-                    |_, _| {},
-                    |_| {},
-                    |key, dir, seg| {
-                        let h = key.dispatch_hash();
-                        let s = Segment::of(frame.ts_ns, key, dir, h, seg);
-                        segs.push(s.with_payload(seg.payload.to_vec()))
-                    },
-                );
+                let _ = frame_items(frame, &config.tunnels, &mut frag, |item| {
+                    if let Item::Segment(s) = item {
+                        segs.push(s.with_payload(s.payload.to_vec()));
+                    }
+                });
             });
         }
         segs

@@ -12,14 +12,13 @@ use crate::config::Config;
 use std::sync::Arc;
 
 use crate::decode::dns as dns_wire;
-use crate::decode::{FragmentCache, NameDatagram, TunnelPorts};
-use crate::flow::Segment;
+use crate::decode::{FragmentCache, TunnelPorts};
 use crate::hosts::learn::NameLearner;
 use crate::hosts::names::HostNames;
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{TlsTable, tls_table};
 
-use super::dispatch::flow_segments;
+use super::dispatch::{Item, frame_items};
 
 /// The whole per-packet path on the calling thread, without channels: decode,
 /// join fragments, track flows, extract. The threaded pipeline runs exactly
@@ -61,17 +60,14 @@ impl InlineCensus {
         } = self;
         let ts = frame.ts_ns;
         let mut responses = Vec::new();
-        let dns = |p: &[u8], tcp| {
-            dns_wire::messages(p, tcp, |m| {
+        let result = frame_items(frame, tunnels, frag, |item| match item {
+            Item::Segment(seg) => table.ingest(seg, out),
+            Item::Dns { payload, tcp } => dns_wire::messages(payload, tcp, |m| {
                 if let Ok(r) = m.and_then(dns_wire::parse_response) {
                     responses.push(r);
                 }
-            })
-        };
-        let learn = |d: &NameDatagram<'_>| names.learn(d, ts);
-        let result = flow_segments(frame, tunnels, frag, dns, learn, |key, dir, seg| {
-            let h = key.dispatch_hash();
-            table.ingest(Segment::of(frame.ts_ns, key, dir, h, seg), out);
+            }),
+            Item::Names(d) => names.learn(d, ts),
         });
         for r in &responses {
             names.dns_ptr(r, ts);
