@@ -34,31 +34,9 @@ const TOOLS: [&str; 9] = [
 ];
 const LEGACY: &str = "DEFAULT:@SECLEVEL=0";
 
-/// True when the test can run; otherwise explains why (and fails in CI).
-fn prerequisites() -> bool {
-    let mut missing = Vec::new();
-    if !common::is_root() {
-        missing.push("root".to_string());
-    }
-    for t in TOOLS {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            missing.push(t.to_string());
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("live tests need {}", missing.join(", "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} (CI must provide them)");
-    }
-    eprintln!("skipped: {msg}");
-    false
+/// True when the test can run: root and [`TOOLS`] (see `common::require`).
+fn prerequisites(test: &str) -> bool {
+    common::require(test, true, &TOOLS)
 }
 
 fn sh(cmd: &str) {
@@ -464,7 +442,7 @@ fn one_each<const N: usize>(
 /// the run cleanly with the event log complete.
 #[test]
 fn live_openssl_versions_per_source() {
-    if !prerequisites() {
+    if !prerequisites("live_openssl_versions_per_source") {
         return;
     }
     let mut net = Net::new(2);
@@ -585,7 +563,7 @@ fn live_openssl_versions_per_source() {
 /// unanswered and counted, the event log is flushed, exit status 0.
 #[test]
 fn live_signal_finishes_flows_in_progress() {
-    if !prerequisites() {
+    if !prerequisites("live_signal_finishes_flows_in_progress") {
         return;
     }
     let mut net = Net::new(1);
@@ -736,7 +714,7 @@ const TUNNEL_PORTS: [&str; 4] = ["--vxlan-port", "4789", "--vxlan-port", "8472"]
 /// same counters as `tlscensus read` on the same files.
 #[test]
 fn live_replay_matches_offline_read() {
-    if !prerequisites() {
+    if !prerequisites("live_replay_matches_offline_read") {
         return;
     }
     let files = replay_files();
@@ -751,7 +729,7 @@ fn live_replay_matches_offline_read() {
 /// own outer flow).
 #[test]
 fn live_capture_threads_match_offline_read() {
-    if !prerequisites() {
+    if !prerequisites("live_capture_threads_match_offline_read") {
         return;
     }
     let all = replay_files();
@@ -811,7 +789,7 @@ fn bulk_mix(dir: &Path) -> PathBuf {
 /// capture ring (settled flows' data segments, dropped by the eBPF filter).
 #[test]
 fn live_kernel_skip_matches_offline_read() {
-    if !prerequisites() {
+    if !prerequisites("live_kernel_skip_matches_offline_read") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -848,7 +826,7 @@ fn live_kernel_skip_matches_offline_read() {
 /// later file's copy of the same address/port pair then joins).
 #[test]
 fn live_replay_preamble_captures_match_offline_read() {
-    if !prerequisites() {
+    if !prerequisites("live_replay_preamble_captures_match_offline_read") {
         return;
     }
     let files = preamble_replay_files();
@@ -1031,7 +1009,7 @@ fn replay_paced_matches_offline(
 /// through Prometheus' HTTP API, with the source host label.
 #[test]
 fn live_prometheus_scrapes_legacy_series() {
-    if !prerequisites() {
+    if !prerequisites("live_prometheus_scrapes_legacy_series") {
         return;
     }
     let mut net = Net::new(1);
@@ -1080,7 +1058,7 @@ fn live_prometheus_scrapes_legacy_series() {
 /// binary given CAP_NET_RAW with setcap captures as an unprivileged user.
 #[test]
 fn live_privileges() {
-    if !prerequisites() {
+    if !prerequisites("live_privileges") {
         return;
     }
     let mut net = Net::new(1);
@@ -1202,7 +1180,7 @@ fn live_privileges() {
 /// exit status 2.
 #[test]
 fn live_bad_input() {
-    if !prerequisites() {
+    if !prerequisites("live_bad_input") {
         return;
     }
     let mut net = Net::new(1);
@@ -1262,7 +1240,7 @@ fn live_bad_input() {
 /// the log, /healthz and the metrics; capture resumes when it is back.
 #[test]
 fn live_interface_down_and_back() {
-    if !prerequisites() {
+    if !prerequisites("live_interface_down_and_back") {
         return;
     }
     let mut net = Net::new(1);
@@ -1372,7 +1350,7 @@ fn prom_api_in(ns: &str, port: u16, path: &str, query: Option<&str>) -> serde_js
 /// fire naming the right hosts.
 #[test]
 fn live_dashboard_and_rules_against_prometheus() {
-    if !prerequisites() {
+    if !prerequisites("live_dashboard_and_rules_against_prometheus") {
         return;
     }
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
@@ -1570,7 +1548,7 @@ fn live_dashboard_and_rules_against_prometheus() {
 /// offline read of the same files.
 #[test]
 fn live_passive_dns_matches_offline_read() {
-    if !prerequisites() {
+    if !prerequisites("live_passive_dns_matches_offline_read") {
         return;
     }
     let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -1654,7 +1632,7 @@ fn live_passive_dns_matches_offline_read() {
 /// a few seconds.
 #[test]
 fn regression_12_stalled_event_reader_costs_only_events() {
-    if !prerequisites() {
+    if !prerequisites("regression_12_stalled_event_reader_costs_only_events") {
         return;
     }
     use craft::*;
@@ -1719,7 +1697,7 @@ fn regression_12_stalled_event_reader_costs_only_events() {
 /// it that way, and clients without the certificate or the password get nothing.
 #[test]
 fn live_prometheus_scrapes_over_tls_with_client_cert_and_basic_auth() {
-    if !prerequisites() {
+    if !prerequisites("live_prometheus_scrapes_over_tls_with_client_cert_and_basic_auth") {
         return;
     }
     let mut net = Net::new(1);
@@ -1827,7 +1805,7 @@ fn live_prometheus_scrapes_over_tls_with_client_cert_and_basic_auth() {
 /// make a real Prometheus miss scrapes.
 #[test]
 fn live_slow_clients_cannot_starve_prometheus() {
-    if !prerequisites() {
+    if !prerequisites("live_slow_clients_cannot_starve_prometheus") {
         return;
     }
     let mut net = Net::new(1);
@@ -1907,7 +1885,7 @@ while time.time() < end:
 /// and never fatal.
 #[test]
 fn live_state_survives_restart() {
-    if !prerequisites() {
+    if !prerequisites("live_state_survives_restart") {
         return;
     }
     let mut net = Net::new(1);
@@ -2006,7 +1984,7 @@ fn wait_destinations(sensor: &Sensor, n: usize) -> Vec<String> {
 /// while the replayed legacy destinations are not.
 #[test]
 fn live_service_alerts_against_prometheus() {
-    if !prerequisites() {
+    if !prerequisites("live_service_alerts_against_prometheus") {
         return;
     }
     let mut net = Net::new(1);
@@ -2162,7 +2140,7 @@ impl Drop for Namespace {
 /// that dies raises TLSCensusSensorDown there, naming it.
 #[test]
 fn live_many_sensors_one_central_prometheus() {
-    if !prerequisites() {
+    if !prerequisites("live_many_sensors_one_central_prometheus") {
         return;
     }
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
@@ -2431,7 +2409,7 @@ fn wait_log(sensor: &Sensor, what: &str, n: usize) -> String {
 /// cannot apply is named.
 #[test]
 fn live_config_reload() {
-    if !prerequisites() {
+    if !prerequisites("live_config_reload") {
         return;
     }
     let mut net = Net::new(1);
@@ -2544,7 +2522,7 @@ fn live_config_reload() {
 /// the metrics that the same options as flags give, on the same replay.
 #[test]
 fn live_config_file_sets_every_option() {
-    if !prerequisites() {
+    if !prerequisites("live_config_file_sets_every_option") {
         return;
     }
     let _one_at_a_time = replaying();
@@ -2681,7 +2659,7 @@ fn handshake_mix(dir: &Path, mb: u32) -> PathBuf {
 /// reported is the whole run's ratio of the counters, written at the stop.
 #[test]
 fn live_mirror_loss_is_measured() {
-    if !prerequisites() {
+    if !prerequisites("live_mirror_loss_is_measured") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -2765,7 +2743,7 @@ fn live_mirror_loss_is_measured() {
 /// not.
 #[test]
 fn live_one_way_mirror_fires_its_alert() {
-    if !prerequisites() {
+    if !prerequisites("live_one_way_mirror_fires_its_alert") {
         return;
     }
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");

@@ -16,21 +16,6 @@ fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is required in CI (Debian package prometheus / python3)"
-        );
-        eprintln!("skipped: {tool} not installed");
-    }
-    found
-}
-
 /// Metric names an expression uses: `tlscensus_*` and recording-rule `tlscensus:*` names.
 fn names_in(expr: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -67,7 +52,7 @@ fn names_in_finds_metrics() {
 
 #[test]
 fn promtool_checks_and_unit_tests_rules() {
-    if !have("promtool") {
+    if !common::require_tools("promtool_checks_and_unit_tests_rules", &["promtool"]) {
         return;
     }
     let dir = deploy().join("prometheus");
@@ -267,7 +252,7 @@ fn dashboard_is_valid_and_uses_exported_metrics() {
 
 #[test]
 fn dashboard_matches_its_generator() {
-    if !have("python3") {
+    if !common::require_tools("dashboard_matches_its_generator", &["python3"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

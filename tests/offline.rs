@@ -667,14 +667,6 @@ fn unreadable_file() {
     );
 }
 
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 #[test]
 fn directory_argument_reads_captures_in_name_order() {
     let dir = tempfile::tempdir().unwrap();

@@ -264,17 +264,9 @@ fn our_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
         .collect()
 }
 
-/// Whether tshark can run; under CI its absence is a failure, elsewhere a skip.
-fn tshark_installed() -> bool {
-    if Command::new("tshark").arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "tshark must be installed in CI"
-    );
-    eprintln!("tshark not installed: comparison skipped");
-    false
+/// Whether tshark can run (see `common::require`).
+fn tshark_installed(test: &str) -> bool {
+    common::require_tools(test, &["tshark"])
 }
 
 /// The files in captures/ whose names pass `keep`, in name order.
@@ -291,7 +283,7 @@ fn capture_files(keep: impl Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn tshark_agrees_on_every_capture_it_can_decode() {
-    if !tshark_installed() {
+    if !tshark_installed("tshark_agrees_on_every_capture_it_can_decode") {
         return;
     }
     let mut compared = 0;
@@ -354,7 +346,7 @@ fn tshark_agrees_on_every_capture_it_can_decode() {
 /// large enough for every leaf: the cap itself is tested in tests/targets.rs.)
 #[test]
 fn tshark_agrees_on_server_certificates() {
-    if !tshark_installed() {
+    if !tshark_installed("tshark_agrees_on_server_certificates") {
         return;
     }
     let mut compared = 0;
@@ -422,7 +414,7 @@ fn tshark_agrees_on_server_certificates() {
 /// the flow's fingerprint).
 #[test]
 fn tshark_agrees_on_ja3() {
-    if !tshark_installed() {
+    if !tshark_installed("tshark_agrees_on_ja3") {
         return;
     }
     let mut compared = 0;

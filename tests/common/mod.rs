@@ -107,6 +107,48 @@ pub fn made_apart(file: &Path) -> bool {
     .any(|p| name.starts_with(p))
 }
 
+/// Whether a test's prerequisites are here: root (when `root`) and each of
+/// `tools` on the PATH. When one is missing the test says so on the
+/// terminal ("SKIPPED: <test>: needs ...", past the test harness' output
+/// capture) and should return; under CI (`CI` set) it fails instead, so CI
+/// never passes by skipping.
+pub fn require(test: &str, root: bool, tools: &[&str]) -> bool {
+    let mut missing: Vec<&str> = Vec::new();
+    if root && !is_root() {
+        missing.push("root");
+    }
+    missing.extend(tools.iter().copied().filter(|t| !have_tool(t)));
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{test}: needs {}", missing.join(", "));
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{msg} (CI must provide them)"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {msg}");
+    false
+}
+
+/// [`require`] root.
+pub fn require_root(test: &str) -> bool {
+    require(test, true, &[])
+}
+
+/// [`require`] tools.
+pub fn require_tools(test: &str, tools: &[&str]) -> bool {
+    require(test, false, tools)
+}
+
+/// Whether `tool` is on the PATH.
+pub fn have_tool(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// True when the tests run as root (effective uid 0).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {

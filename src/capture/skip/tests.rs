@@ -9,8 +9,9 @@ use pcap::Linktype;
 use crate::capture::live::default_bpf;
 use crate::decode::TunnelPorts;
 
-/// Loading eBPF needs CAP_BPF: without root these tests say so and
-/// pass, except in CI (`CI` set), where they fail.
+/// Loading eBPF needs CAP_BPF: without root these tests say so on the
+/// terminal ("SKIPPED", past the harness' output capture) and return,
+/// except in CI (`CI` set), where they fail.
 fn privileged() -> bool {
     let root = nix::unistd::geteuid().is_root();
     if !root {
@@ -18,7 +19,8 @@ fn privileged() -> bool {
             std::env::var_os("CI").is_none(),
             "CI must run these as root"
         );
-        eprintln!("skipped: loading eBPF needs root");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: loading eBPF needs root");
     }
     root
 }
