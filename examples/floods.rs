@@ -52,7 +52,7 @@
 //! The script `scripts/floods.sh` runs `tlscensus read` over each with
 //! `/usr/bin/time -v` and prints peak RSS, time, series and bound counters.
 
-#[path = "../tests/common/craft.rs"]
+#[path = "../tests/it/common/craft.rs"]
 mod craft;
 
 use std::fs::File;

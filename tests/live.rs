@@ -6,6 +6,9 @@
 //! [`TOOLS`]. Outside CI a missing prerequisite skips a test with a message;
 //! with `CI` set it fails the test, so CI can never pass by skipping.
 
+#[path = "it/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,9 +16,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::craft;
-use common::{
+use crate::common::craft;
+use crate::common::{
     Val, captures, census_settings, example_keys, flags_of, gen_capture, made_apart, mirror_faults,
     toml_of,
 };
@@ -34,9 +36,9 @@ const TOOLS: [&str; 9] = [
 ];
 const LEGACY: &str = "DEFAULT:@SECLEVEL=0";
 
-/// True when the test can run: root and [`TOOLS`] (see `common::require`).
+/// True when the test can run: root and [`TOOLS`] (see `crate::common::require`).
 fn prerequisites(test: &str) -> bool {
-    common::require(test, true, &TOOLS)
+    crate::common::require(test, true, &TOOLS)
 }
 
 fn sh(cmd: &str) {

@@ -3,12 +3,11 @@
 //! equal tlscensus' events. Runs wherever tshark is installed; under CI
 //! (`CI=true`) a missing tshark is a failure, not a skip.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const HRR_RANDOM: &str = "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c";
@@ -264,9 +263,9 @@ fn our_facts(file: &std::path::Path) -> BTreeMap<Key, Facts> {
         .collect()
 }
 
-/// Whether tshark can run (see `common::require`).
+/// Whether tshark can run (see `crate::common::require`).
 fn tshark_installed(test: &str) -> bool {
-    common::require_tools(test, &["tshark"])
+    crate::common::require_tools(test, &["tshark"])
 }
 
 /// The files in captures/ whose names pass `keep`, in name order.

@@ -4,13 +4,12 @@
 //! lz4, and piped through standard input; each gives the events of the
 //! original.
 
-mod common;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Events as sorted JSON lines (order-free: workers interleave).

@@ -3,9 +3,8 @@
 //! by --target-cidr, by the Azure Service Tags file and by the server certificate
 //! (captures/make-cert-captures.sh).
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// (match, account, target_name) of the only event of a capture.

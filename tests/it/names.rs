@@ -4,9 +4,8 @@
 //! legacy handshake from the named host. Events carry src_name and its
 //! source, the inventory a HOST NAME, the metrics tlscensus_host_info.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `src_ip sni-account src_name/source` of each event, in capture order.

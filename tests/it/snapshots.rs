@@ -8,9 +8,8 @@
 //! build version and the two segment counters that depend on thread timing
 //! are left out of the metrics.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn snapshot_of(file: &std::path::Path) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -68,6 +67,7 @@ fn every_shipped_capture_matches_its_snapshot() {
     assert!(files.len() >= 70, "{}", files.len());
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots"));
     settings.set_omit_expression(true);
     settings.bind(|| {
         for f in &files {

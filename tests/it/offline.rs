@@ -1,8 +1,7 @@
 //! End to end through the binary: every shipped capture, every event field.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// One event on one line: `src_ip:dst_port sni client_max/negotiated

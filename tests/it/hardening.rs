@@ -2,13 +2,12 @@
 //! and loses nothing quietly. Crafted traffic (tests/common/craft.rs) breaks
 //! exactly one rule per test; each test is named after the item it covers.
 
-mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use common::craft::*;
-use common::*;
+use crate::common::craft::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn client(n: u32) -> Ipv4Addr {

@@ -3,11 +3,10 @@
 //! override the file; a refused file names the file, the line and the key;
 //! the shipped configuration and the generated examples pass `config check`.
 
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Every `read` setting, each with a value that is not its default. Inputs
 /// are written into `inputs`; outputs go into `out`.

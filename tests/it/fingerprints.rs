@@ -5,11 +5,10 @@
 //! inventory lists each host's fingerprints, `--by fingerprint` groups them,
 //! and `--raw-fingerprints` adds the strings behind the hashes.
 
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use md5::{Digest, Md5};
 use serde_json::Value;
 

@@ -4,10 +4,9 @@
 //! a local server, legacy and modern, and a client without SNI that reaches
 //! a private endpoint known through passive DNS).
 
-mod common;
 
-use common::craft::{read_pcap, write_pcapng_simple};
-use common::*;
+use crate::common::craft::{read_pcap, write_pcapng_simple};
+use crate::common::*;
 use serde_json::Value;
 
 /// `src sni-or-dash version match service destination broken` per event.

@@ -2,13 +2,12 @@
 //! captures of captures/make-preamble-captures.sh (real clients, proxies and
 //! servers), the --proxy flag, and crafted hostile preambles.
 
-mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use common::craft::*;
-use common::*;
+use crate::common::craft::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// One event on one line: `src>dst:port sni client_max/negotiated outcome

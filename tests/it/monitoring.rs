@@ -5,8 +5,7 @@
 
 use std::collections::BTreeSet;
 
-mod common;
-use common::exported_metrics as exported;
+use crate::common::exported_metrics as exported;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -52,7 +51,7 @@ fn names_in_finds_metrics() {
 
 #[test]
 fn promtool_checks_and_unit_tests_rules() {
-    if !common::require_tools("promtool_checks_and_unit_tests_rules", &["promtool"]) {
+    if !crate::common::require_tools("promtool_checks_and_unit_tests_rules", &["promtool"]) {
         return;
     }
     let dir = deploy().join("prometheus");
@@ -252,7 +251,7 @@ fn dashboard_is_valid_and_uses_exported_metrics() {
 
 #[test]
 fn dashboard_matches_its_generator() {
-    if !common::require_tools("dashboard_matches_its_generator", &["python3"]) {
+    if !crate::common::require_tools("dashboard_matches_its_generator", &["python3"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
