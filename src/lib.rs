@@ -5,7 +5,7 @@
 //!  capture thread (run::dispatch)                 workers (run::worker; N, each owns its flows)
 //!  ──────────────────────────────                 ─────────────────────────────────────────────
 //!  capture::PacketSource ─ Frame ─► decode ─► frag ─► FlowKey hash ─┬─► flow::FlowTable<TlsSession>
-//!  (pcap/pcapng file, live)   link/IP/tunnels/TCP join   │ batches,   │   TCP only ─► StreamStart (bounded)
+//!  (files) or capture::live   link/IP/tunnels/TCP join   │ batches,   │   TCP only ─► StreamStart (bounded)
 //!                                                        │ bounded    │        │ each direction's stream start
 //!  DNS responses (parsed here) ── in every batch ────────┘ channels   │        ▼
 //!                                                                     │   tls::session (flow::Session)
@@ -34,7 +34,11 @@
 //! each bounded and with one writer per entry:
 //! - the inventory (`inventory::Inventory`, `--max-hosts`) and the metrics
 //!   (`metrics::Metrics`; the per-source legacy series capped by
-//!   `--max-legacy-sources`, quiet sources aged out in live mode);
+//!   `--max-legacy-sources`, quiet sources aged out in live mode). The
+//!   inventory, the destinations, the legacy sources and passive host names
+//!   are each a `store::Shared` (a sharded map whose admissions to a full
+//!   store take one mutex), which keeps hosts a server answered and hosts
+//!   that keep making flows over one-shot newcomers (`store`);
 //! - the settled-flow set (`flow::SettledSet`): workers mark, the capture
 //!   threads skip those flows' segments (atomic slots: any number of readers);
 //! - live on Ethernet, the kernel skip (`capture::skip::KernelSkip`,
@@ -66,10 +70,19 @@
 //!   every capture thread has its own dispatcher and sends to the same
 //!   workers, so a flow meets its worker whichever thread read it.
 //!
-//! Passive DNS is not shared: the capture thread parses DNS responses and sends
-//! each to every worker in its batch, between the same segments as on the wire;
-//! each worker keeps its own store (`--max-dns-entries`), so a flow is judged by
-//! exactly the DNS seen before its ClientHello.
+//! Passive DNS is not shared: the capture thread parses DNS responses
+//! (`decode::dns`) and sends each to every worker in its batch, between the
+//! same segments as on the wire; each worker keeps its own store
+//! (`targets::passive_dns`, a `store::Local` its thread owns, no locks;
+//! `--max-dns-entries`), so a flow is judged by exactly the DNS seen before
+//! its ClientHello.
+//!
+//! One segment type travels from the capture thread to the flow table
+//! (`flow::Segment`), and one function takes a frame to what it holds
+//! (`run::dispatch::frame_items`: segments, DNS payloads, naming datagrams).
+//! The worker is chosen by a hash keyed per process (`flow::key`). Closed
+//! label sets (versions, outcomes, bounds, reasons) are declared with one
+//! macro (`label`), and counter arrays are indexed by them.
 #![forbid(unsafe_code)]
 
 pub mod capture;

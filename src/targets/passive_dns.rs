@@ -1,9 +1,9 @@
 //! Passive DNS: which server names and addresses lead to a target.
 //!
 //! Input: DNS responses seen on the wire (UDP source port 53, or DNS over TCP
-//! from port 53 when a segment holds whole length-prefixed messages), on the
-//! capture thread, in capture order. Output: a shared, bounded store that the
-//! workers ask, for a flow at time T: "does this server name (an alias that
+//! from port 53 when a segment holds whole length-prefixed messages), parsed
+//! by the capture thread and learned by each worker in capture order.
+//! Output: the worker's own bounded store, which it asks, for a flow at time T: "does this server name (an alias that
 //! resolves through a CNAME chain to a target name) or this server address (an
 //! A/AAAA answer of such a chain) lead to a target, and to which storage
 //! account?".
