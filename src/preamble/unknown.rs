@@ -180,15 +180,7 @@ mod tests {
 
     /// A minimal ClientHello record (TLS 1.0 record, TLS 1.2 hello).
     fn client_hello() -> Vec<u8> {
-        let mut body = vec![3, 3];
-        body.extend([7; 32]);
-        body.push(0);
-        body.extend([0, 4, 0x00, 0x2f, 0x00, 0x35, 1, 0]);
-        let mut hs = vec![1, 0, 0, body.len() as u8];
-        hs.extend(body);
-        let mut rec = vec![22, 3, 1, 0, hs.len() as u8];
-        rec.extend(hs);
-        rec
+        crate::tls::craft::client_hello(0x0303, &[])
     }
 
     fn server_hello() -> Vec<u8> {

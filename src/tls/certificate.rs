@@ -209,7 +209,7 @@ fn names_of(der: &[u8]) -> Option<ServerCertificate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::craft::{hs, record};
+    use crate::tls::craft::{handshake as hs, record};
 
     /// A self-signed certificate made by `openssl req -x509` (see
     /// tests/data/tls/README.md): CN `*.blob.core.windows.net`, SANs

@@ -385,7 +385,7 @@ fn parse_sslv2_server_hello(rest: &[u8], len: usize) -> Result<Opening, TlsError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::craft::{ext, hs, record};
+    use crate::tls::craft::{extension as ext, handshake as hs, record};
 
     const MAX: usize = 16384;
 

@@ -530,7 +530,7 @@ pub fn fingerprint(hello_version: u16, ciphers: &[u16], extensions: &[u8]) -> Fi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::craft::ext;
+    use crate::tls::craft::extension as ext;
 
     fn alpn(names: &[&[u8]]) -> Vec<u8> {
         let mut list = Vec::new();

@@ -6,8 +6,7 @@
 //! that leave a worker ([`summary`]).
 
 pub mod certificate;
-#[cfg(test)]
-mod craft;
+pub mod craft;
 pub mod error;
 pub mod extract;
 pub mod fingerprint;

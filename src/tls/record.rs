@@ -262,7 +262,7 @@ pub fn check_header_prefix(h: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::craft::{hs, record};
+    use crate::tls::craft::{handshake as hs, record};
 
     /// Reads every item of `stream`, feeding it in prefixes ending at
     /// `cuts` (and then whole), as a growing stream start does.

@@ -829,26 +829,11 @@ mod tests {
 
     /// A ClientHello (TLS 1.2, no extensions or one server_name).
     fn client_hello(sni: Option<&str>) -> Vec<u8> {
-        let mut body = vec![3, 3];
-        body.extend([7; 32]);
-        body.extend([0, 0, 2, 0, 0x2f, 1, 0]);
-        if let Some(name) = sni {
-            let n = name.len() as u16;
-            let mut ext = vec![0, 0];
-            ext.extend((n + 5).to_be_bytes());
-            ext.extend((n + 3).to_be_bytes());
-            ext.push(0);
-            ext.extend(n.to_be_bytes());
-            ext.extend(name.as_bytes());
-            body.extend((ext.len() as u16).to_be_bytes());
-            body.extend(ext);
-        }
-        let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
-        hs.extend(body);
-        let mut rec = vec![22, 3, 1];
-        rec.extend((hs.len() as u16).to_be_bytes());
-        rec.extend(hs);
-        rec
+        let exts: Vec<Vec<u8>> = sni
+            .map(crate::tls::craft::sni_extension)
+            .into_iter()
+            .collect();
+        crate::tls::craft::client_hello(0x0303, &exts)
     }
 
     /// One handshake: the ClientHello, then a real OpenSSL TLS 1.2 server

@@ -3,7 +3,6 @@
 //! override the file; a refused file names the file, the line and the key;
 //! the shipped configuration and the generated examples pass `config check`.
 
-
 use std::path::Path;
 
 use crate::common::*;

@@ -5,7 +5,6 @@
 //! inventory lists each host's fingerprints, `--by fingerprint` groups them,
 //! and `--raw-fingerprints` adds the strings behind the hashes.
 
-
 use std::collections::BTreeMap;
 
 use crate::common::*;

@@ -4,7 +4,6 @@
 //! lz4, and piped through standard input; each gives the events of the
 //! original.
 
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,7 +2,6 @@
 //! and loses nothing quietly. Crafted traffic (tests/common/craft.rs) breaks
 //! exactly one rule per test; each test is named after the item it covers.
 
-
 use std::net::Ipv4Addr;
 use std::path::Path;
 

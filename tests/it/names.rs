@@ -4,7 +4,6 @@
 //! legacy handshake from the named host. Events carry src_name and its
 //! source, the inventory a HOST NAME, the metrics tlscensus_host_info.
 
-
 use crate::common::*;
 use serde_json::Value;
 

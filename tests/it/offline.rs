@@ -1,6 +1,5 @@
 //! End to end through the binary: every shipped capture, every event field.
 
-
 use crate::common::*;
 use serde_json::{Value, json};
 

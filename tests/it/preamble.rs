@@ -2,7 +2,6 @@
 //! captures of captures/make-preamble-captures.sh (real clients, proxies and
 //! servers), the --proxy flag, and crafted hostile preambles.
 
-
 use std::net::Ipv4Addr;
 use std::path::Path;
 

@@ -5,7 +5,6 @@
 //! fails here. Every `--option` the README and the other documents mention
 //! exists.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,6 @@
 //! a local server, legacy and modern, and a client without SNI that reaches
 //! a private endpoint known through passive DNS).
 
-
 use crate::common::craft::{read_pcap, write_pcapng_simple};
 use crate::common::*;
 use serde_json::Value;

@@ -8,7 +8,6 @@
 //! build version and the two segment counters that depend on thread timing
 //! are left out of the metrics.
 
-
 use crate::common::*;
 
 fn snapshot_of(file: &std::path::Path) -> String {

@@ -3,7 +3,6 @@
 //! by --target-cidr, by the Azure Service Tags file and by the server certificate
 //! (captures/make-cert-captures.sh).
 
-
 use crate::common::*;
 use serde_json::{Value, json};
 

@@ -3,7 +3,6 @@
 //! equal tlscensus' events. Runs wherever tshark is installed; under CI
 //! (`CI=true`) a missing tshark is a failure, not a skip.
 
-
 use std::collections::BTreeMap;
 use std::process::Command;
 
