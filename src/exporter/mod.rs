@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{By, Format};
 use crate::error::SetupError;
 use crate::label::ByLabel;
+pub use crate::metrics::HttpResult;
 use crate::metrics::{LiveMetrics, Metrics};
 use web_config::WebConfig;
 
@@ -64,24 +65,6 @@ pub const PAGE_FRESH: Duration = Duration::from_secs(1);
 pub const BCRYPT_PER_SECOND: u32 = 4;
 /// Credentials remembered after they passed.
 pub const AUTH_CACHE: usize = 16;
-
-crate::label_set! {
-    /// `result` values of `tlscensus_http_requests_total`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum HttpResult {
-        Ok = "ok",
-        NotFound = "not_found",
-        BadRequest = "bad_request",
-        Timeout = "timeout",
-        /// No connection could be evicted to make room.
-        Rejected = "rejected",
-        /// Cut off to make room for another.
-        Evicted = "evicted",
-        Unauthorized = "unauthorized",
-        /// An `/inventory` view over `--max-inventory-mib`.
-        TooLarge = "too_large",
-    }
-}
 
 /// Handles of `tlscensus_http_requests_total`, one per result.
 type Requests = ByLabel<HttpResult, prometheus::IntCounter, { HttpResult::ALL.len() }>;

@@ -5,6 +5,24 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
 use super::*;
 
+crate::label_set! {
+    /// `result` values of `tlscensus_http_requests_total`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum HttpResult {
+        Ok = "ok",
+        NotFound = "not_found",
+        BadRequest = "bad_request",
+        Timeout = "timeout",
+        /// No connection could be evicted to make room.
+        Rejected = "rejected",
+        /// Cut off to make room for another.
+        Evicted = "evicted",
+        Unauthorized = "unauthorized",
+        /// An `/inventory` view over `--max-inventory-mib`.
+        TooLarge = "too_large",
+    }
+}
+
 /// Series only live capture has: per-interface kernel counters and state, uptime.
 pub struct LiveMetrics {
     pub received: IntCounterVec,
@@ -133,6 +151,9 @@ impl LiveMetrics {
         }
         for t in 0..capture_threads.max(1) {
             l.thread_packets.with_label_values(&[&t.to_string()]);
+        }
+        for r in HttpResult::ALL {
+            l.scrapes.with_label_values(&[r.as_str()]);
         }
         Ok(l)
     }

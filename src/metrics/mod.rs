@@ -40,7 +40,7 @@ pub use flows::FlowCounters;
 pub use legacy::LegacyFlows;
 use legacy::LegacyFlowsCollector;
 pub(crate) use legacy::{gauge_family, label_pair};
-pub use live::LiveMetrics;
+pub use live::{HttpResult, LiveMetrics};
 pub use services::{MAX_LABELLED_DESTINATIONS, ServiceFlows};
 
 crate::label_set! {
