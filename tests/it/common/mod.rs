@@ -262,6 +262,8 @@ pub fn flags_of(settings: &[(&str, Val)]) -> Vec<String> {
 pub fn exported_metrics() -> std::collections::BTreeSet<String> {
     let m = tlscensus::metrics::Metrics::new(10, None).unwrap();
     let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()], 1).unwrap();
+    // The event counters (each run makes them, events written or not).
+    let _events = tlscensus::events::EventCounters::from_metrics(&m);
     // `--resolve`'s counters (their series exist once a resolver starts).
     let _resolve = m.resolve_counts();
     // A legacy source with a passive host name: tlscensus_host_info.
