@@ -449,9 +449,60 @@ pub struct DestinationRecord {
 /// `u16::MAX` for a target no service row covers) and the destination; one
 /// map per service, so a known destination is found by its `&str`, without
 /// allocating.
+/// A destination's key: its service row (`u16::MAX`: beyond the rows) and
+/// name. Looked up borrowed, as a [`DestView`], so a flow to a known
+/// destination allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DestKey {
+    service: u16,
+    name: Box<str>,
+}
+
+/// A destination key, owned or borrowed.
+trait DestView {
+    fn parts(&self) -> (u16, &str);
+}
+
+impl DestView for DestKey {
+    fn parts(&self) -> (u16, &str) {
+        (self.service, &self.name)
+    }
+}
+
+impl DestView for (u16, &str) {
+    fn parts(&self) -> (u16, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn DestView + 'a> for DestKey {
+    fn borrow(&self) -> &(dyn DestView + 'a) {
+        self
+    }
+}
+
+impl std::hash::Hash for DestKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl std::hash::Hash for dyn DestView + '_ {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl PartialEq for dyn DestView + '_ {
+    fn eq(&self, o: &Self) -> bool {
+        self.parts() == o.parts()
+    }
+}
+
+impl Eq for dyn DestView + '_ {}
+
 pub struct Destinations {
-    /// By service row (`u16::MAX`: beyond the rows) and destination.
-    map: store::Shared<(u16, Box<str>), DestinationRecord>,
+    map: store::Shared<DestKey, DestinationRecord>,
     pub dropped: AtomicU64,
     /// Destinations no server answered, removed to make room.
     pub evicted: AtomicU64,
@@ -506,7 +557,11 @@ impl Destinations {
         answered: bool,
         ts: u64,
     ) -> bool {
-        let key = (service_key(service), Box::from(destination));
+        let service = service_key(service);
+        let owned = || DestKey {
+            service,
+            name: Box::from(destination),
+        };
         let update = |r: &mut DestinationRecord| {
             r.answered += u64::from(answered);
             r.last_ns = r.last_ns.max(ts);
@@ -527,10 +582,9 @@ impl Destinations {
                 }
             }
         };
-        match self
-            .map
-            .upsert(key, u8::from(answered), DestinationRecord::default, update)
-        {
+        let view: &dyn DestView = &(service, destination);
+        let rank = u8::from(answered);
+        match (self.map).upsert_borrowed(view, owned, rank, DestinationRecord::default, update) {
             Upsert::Held(()) | Upsert::Added(()) => true,
             Upsert::Displaced(..) => {
                 self.evicted.fetch_add(1, Ordering::Relaxed);
@@ -548,7 +602,10 @@ impl Destinations {
         record.legacy_sources.truncate(MAX_DESTINATION_SOURCES);
         record.legacy_sources.sort_unstable();
         record.legacy_sources.dedup();
-        let key = (service_key(service), Box::from(destination));
+        let key = DestKey {
+            service: service_key(service),
+            name: Box::from(destination),
+        };
         self.map.contains(&key) || self.map.insert_if_room(key, record)
     }
 
@@ -557,7 +614,7 @@ impl Destinations {
     pub fn snapshot(&self) -> Vec<((u16, String), DestinationRecord)> {
         let mut v: Vec<((u16, String), DestinationRecord)> = Vec::with_capacity(self.len());
         self.map
-            .for_each(|(service, name), r| v.push(((*service, name.to_string()), r.clone())));
+            .for_each(|k, r| v.push(((k.service, k.name.to_string()), r.clone())));
         v.sort_by(|a, b| {
             b.1.last_legacy_ns
                 .cmp(&a.1.last_legacy_ns)

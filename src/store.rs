@@ -58,7 +58,8 @@ pub struct Policy<V> {
     /// An entry's rank: higher ranks are kept first.
     pub rank: fn(&V) -> u8,
     /// How often an entry was used (flows, answers): its defence against a
-    /// newcomer of equal rank under [`Admit::Frequency`].
+    /// newcomer of equal rank under [`Admit::Frequency`]. At least 1 for an
+    /// entry a use made.
     pub uses: fn(&V) -> u64,
     pub admit: Admit,
 }
@@ -271,6 +272,11 @@ impl<K: Clone> Order<K> {
     ) -> Choice<K> {
         let rank = usize::from(rank).min(self.top());
         for r in 0..=rank {
+            if r == rank && admit == Admit::Frequency && seen <= 1 {
+                // A first sighting beats no entry of its rank (each was
+                // used at least once): refused without a look.
+                return Choice::Refuse;
+            }
             let mut sample: Vec<(K, u32, u64)> = Vec::new();
             while sample.len() < SAMPLE {
                 let Some((key, ticket)) = self.queues[r].pop_front() else {
@@ -295,6 +301,7 @@ impl<K: Clone> Order<K> {
             if sample.is_empty() {
                 continue;
             }
+
             // Equal rank: the least used of the sample, if the newcomer beats it.
             let least = (0..sample.len()).min_by_key(|&i| sample[i].2).unwrap_or(0);
             let beaten = sample[least].2 < u64::from(seen);
@@ -320,7 +327,9 @@ pub struct Shared<K, V> {
     map: DashMap<K, Slot<V>, ahash::RandomState>,
     cap: usize,
     count: AtomicUsize,
-    sketch: Sketch,
+    /// Made when the store first turns a key away: a store that never
+    /// fills never pays for it.
+    sketch: std::sync::OnceLock<Sketch>,
     order: Mutex<Order<K>>,
     policy: Policy<V>,
 }
@@ -331,7 +340,7 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
             map: DashMap::with_hasher(ahash::RandomState::new()),
             cap: cap.max(1),
             count: AtomicUsize::new(0),
-            sketch: Sketch::new(cap),
+            sketch: std::sync::OnceLock::new(),
             order: Mutex::new(Order::new(policy.ranks)),
             policy,
         }
@@ -379,6 +388,26 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         self.admit(key, rank, make, f)
     }
 
+    /// As [`Shared::upsert`], looking the key up borrowed: `owned` makes the
+    /// key only when it is not held (no allocation per use of a held key).
+    pub fn upsert_borrowed<Q, T>(
+        &self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        rank: u8,
+        make: impl FnOnce() -> V,
+        f: impl FnOnce(&mut V) -> T,
+    ) -> Upsert<T, K, V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(mut s) = self.map.get_mut(key) {
+            return Upsert::Held(f(&mut s.value));
+        }
+        self.admit(owned(), rank, make, f)
+    }
+
     /// The slow path of [`Shared::upsert`]: a key not held.
     fn admit<T>(
         &self,
@@ -393,7 +422,8 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         }
         let mut displaced = None;
         if self.len() >= self.cap {
-            let seen = self.sketch.add(self.sketch.hash(&key));
+            let sketch = self.sketch.get_or_init(|| Sketch::new(self.cap));
+            let seen = sketch.add(sketch.hash(&key));
             let probe = |k: &K, t: u32| self.probe(k, t);
             order.compact(self.len(), probe);
             match order.choose(rank, seen, self.policy.admit, probe) {
@@ -482,9 +512,9 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         v
     }
 
-    /// Bytes of bookkeeping beside the entries (the sketch).
+    /// Bytes of bookkeeping beside the entries (the sketch, once made).
     pub fn overhead_bytes(&self) -> usize {
-        self.sketch.bytes()
+        self.sketch.get().map_or(0, Sketch::bytes)
     }
 }
 
@@ -493,7 +523,8 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
 pub struct Local<K, V> {
     map: hashbrown::HashMap<K, Slot<V>, ahash::RandomState>,
     cap: usize,
-    sketch: Sketch,
+    /// Made when the store first turns a key away.
+    sketch: Option<Sketch>,
     order: Order<K>,
     policy: Policy<V>,
 }
@@ -503,7 +534,7 @@ impl<K: Hash + Eq + Clone, V> Local<K, V> {
         Local {
             map: hashbrown::HashMap::with_hasher(ahash::RandomState::new()),
             cap: cap.max(1),
-            sketch: Sketch::new(cap),
+            sketch: None,
             order: Order::new(policy.ranks),
             policy,
         }
@@ -544,7 +575,9 @@ impl<K: Hash + Eq + Clone, V> Local<K, V> {
         }
         let mut displaced = None;
         if self.map.len() >= self.cap {
-            let seen = self.sketch.add(self.sketch.hash(&key));
+            let cap = self.cap;
+            let sketch = self.sketch.get_or_insert_with(|| Sketch::new(cap));
+            let seen = sketch.add(sketch.hash(&key));
             let (map, policy) = (&self.map, self.policy);
             let probe = |k: &K, t: u32| {
                 let s = map.get(k)?;

@@ -96,10 +96,13 @@ impl FlowKey {
 pub fn dispatch_hash_v4(a: Ipv4Addr, a_port: u16, b: Ipv4Addr, b_port: u16) -> u64 {
     let (a, b) = ((a.to_bits(), a_port), (b.to_bits(), b_port));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    hash_v4(lo, hi)
+    // The IPv4-mapped address ::ffff:a.b.c.d: 8 zero bytes, then 0, 0, ff, ff, a, b, c, d.
+    let low_half = |ip: u32| 0xffff_0000 | u64::from(ip.swap_bytes()) << 32;
+    hash_halves([0, low_half(lo.0)], lo.1, [0, low_half(hi.0)], hi.1)
 }
 
 /// The per-process secret of the dispatch hash.
+#[inline]
 fn secret() -> &'static [u64; 4] {
     static SECRET: OnceLock<[u64; 4]> = OnceLock::new();
     SECRET.get_or_init(|| {
@@ -117,33 +120,27 @@ fn fold(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// The keyed hash of two endpoints, each address as two little-endian
+/// halves of its 16 bytes (IPv4 mapped).
 #[inline]
-fn pack_v4((ip, port): (u32, u16)) -> u64 {
-    u64::from(ip) << 16 | u64::from(port)
-}
-
-#[inline]
-fn hash_v4(lo: (u32, u16), hi: (u32, u16)) -> u64 {
+fn hash_halves(lo: [u64; 2], lo_port: u16, hi: [u64; 2], hi_port: u16) -> u64 {
     let k = secret();
-    let h = fold(pack_v4(lo) ^ k[0], pack_v4(hi) ^ k[1]);
-    fold(h ^ k[2], k[3])
+    let ports = u64::from(lo_port) << 16 | u64::from(hi_port);
+    let h = fold(lo[0] ^ k[0], lo[1] ^ k[1]);
+    let h = fold(h ^ hi[0] ^ k[2], hi[1] ^ k[3]);
+    fold(h ^ ports ^ k[0], k[1])
 }
 
 #[inline]
 fn dispatch_hash_parts(lo: [u8; 16], lo_port: u16, hi: [u8; 16], hi_port: u16) -> u64 {
-    let v4 = |a: [u8; 16]| Ipv6Addr::from(a).to_ipv4_mapped().map(Ipv4Addr::to_bits);
-    if let (Some(l), Some(h)) = (v4(lo), v4(hi)) {
-        return hash_v4((l, lo_port), (h, hi_port));
-    }
-    let k = secret();
-    let half = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let mut h = fold(half(&lo[..8]) ^ k[0], half(&lo[8..]) ^ k[1]);
-    h = fold(h ^ half(&hi[..8]) ^ k[2], half(&hi[8..]) ^ k[3]);
-    h = fold(
-        h ^ (u64::from(lo_port) << 16 | u64::from(hi_port)) ^ k[0],
-        k[1],
-    );
-    fold(h ^ k[2], k[3])
+    let halves = |a: &[u8; 16]| {
+        let (x, y) = a.split_at(8);
+        [
+            u64::from_le_bytes(x.try_into().unwrap_or([0; 8])),
+            u64::from_le_bytes(y.try_into().unwrap_or([0; 8])),
+        ]
+    };
+    hash_halves(halves(&lo), lo_port, halves(&hi), hi_port)
 }
 
 #[cfg(test)]
