@@ -107,24 +107,6 @@ impl<P> Segment<P> {
     }
 }
 
-impl Segment<Vec<u8>> {
-    /// The segment with its owned payload lent.
-    pub fn borrowed(&self) -> SegmentIn<'_> {
-        let Segment { payload, .. } = self;
-        Segment {
-            ts: self.ts,
-            key: self.key,
-            dir: self.dir,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            payload: payload.as_slice(),
-            missing: self.missing,
-            dispatch_hash: self.dispatch_hash,
-        }
-    }
-}
-
 impl Segment<Span> {
     /// The segment with its payload read from the batch's `bytes` (empty
     /// when the span is not in them).
