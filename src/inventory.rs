@@ -277,17 +277,15 @@ impl Inventory {
         self.hosts.get(&ip, |r| f(ip, r))
     }
 
-    /// Hosts, legacy flows, legacy hosts and rejected flows, summed over
-    /// the records in place (no copy).
-    pub fn sums(&self) -> [u64; 4] {
-        let mut sums = [0; 4];
+    /// Hosts held and those of them with legacy flows, counted over the
+    /// records in place (no copy).
+    pub fn host_counts(&self) -> (u64, u64) {
+        let (mut hosts, mut legacy) = (0, 0);
         self.hosts.for_each(|_, r| {
-            sums[0] += 1;
-            sums[1] += r.legacy;
-            sums[2] += u64::from(r.legacy > 0);
-            sums[3] += r.rejected;
+            hosts += 1;
+            legacy += u64::from(r.legacy > 0);
         });
-        sums
+        (hosts, legacy)
     }
 
     /// As [`Inventory::snapshot`], moving the records out and leaving the

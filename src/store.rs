@@ -180,8 +180,10 @@ impl Sketch {
             for w in self.door.iter() {
                 w.store(0, Ordering::Relaxed);
             }
+            return self.estimate(h);
         }
-        self.estimate(h)
+        // The doorkeeper holds the key now: no need to look again.
+        self.counters_min(h) + 1
     }
 
     fn counters_min(&self, h: u64) -> u8 {
@@ -197,10 +199,6 @@ impl Sketch {
             .door_bits(h)
             .all(|(word, bit)| self.door[word].load(Ordering::Relaxed) & bit != 0);
         self.counters_min(h) + u8::from(door)
-    }
-
-    fn bytes(&self) -> usize {
-        self.counters.len() + self.door.len() * 8
     }
 }
 
@@ -465,13 +463,6 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         true
     }
 
-    pub fn remove(&self, key: &K) -> Option<V> {
-        let _order = lock(&self.order);
-        let (_, s) = self.map.remove(key)?;
-        self.count.fetch_sub(1, Ordering::Relaxed);
-        Some(s.value)
-    }
-
     /// Keeps the entries `keep` says to (it may change them); returns the
     /// others, removed.
     pub fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) -> Vec<(K, V)> {
@@ -510,11 +501,6 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         self.map.shrink_to_fit();
         *order = Order::new(self.policy.ranks);
         v
-    }
-
-    /// Bytes of bookkeeping beside the entries (the sketch, once made).
-    pub fn overhead_bytes(&self) -> usize {
-        self.sketch.get().map_or(0, Sketch::bytes)
     }
 }
 

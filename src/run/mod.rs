@@ -268,7 +268,7 @@ impl Shared {
 
     fn view_totals(&self, by: By, hosts: &[(std::net::IpAddr, HostRecord)]) -> RunTotals {
         if by == By::Destination {
-            let [hosts, _, legacy_hosts, _] = self.inventory.sums();
+            let (hosts, legacy_hosts) = self.inventory.host_counts();
             RunTotals {
                 hosts,
                 legacy_hosts,
