@@ -210,14 +210,9 @@ impl Inventory {
         if outcome == Outcome::Rejected {
             self.rejected_flows.fetch_add(1, Ordering::Relaxed);
         }
-        // Lowercased (case does not name another server); copied only
-        // when the host meets a new name.
-        let name = s.sni().map(crate::targets::patterns::lowercase);
-        let name = name
-            .as_ref()
-            .map(|n| (n, self.name_hasher.hash_one(n.as_ref())));
         let rank = u8::from(outcome != Outcome::Unanswered);
-        let update = |r: &mut HostRecord| update_host(r, s, outcome, legacy, service, name);
+        let hasher = &self.name_hasher;
+        let update = |r: &mut HostRecord| update_host(r, s, outcome, legacy, service, hasher);
         match self
             .hosts
             .upsert(s.client_ip, rank, HostRecord::default, update)
@@ -296,15 +291,15 @@ impl Inventory {
     }
 }
 
-/// One flow's update of its host's record; `name`: the flow's server name,
-/// lowercased, with its hash.
+/// One flow's update of its host's record (run only for a host held or
+/// admitted); `hasher` hashes server names.
 fn update_host(
     r: &mut HostRecord,
     s: &HandshakeSummary,
     outcome: Outcome,
     legacy: bool,
     service: Option<Option<usize>>,
-    name: Option<(&std::borrow::Cow<'_, str>, u64)>,
+    hasher: &ahash::RandomState,
 ) -> Recorded {
     let mut result = Recorded::default();
     if r.flows == 0 || s.ts_ns < r.first_ns {
@@ -332,9 +327,13 @@ fn update_host(
         r.legacy_classes |= 1 << class.index();
     }
     let mut name_bit = 0u16;
-    if let Some((name, h)) = name {
+    if let Some(raw) = s.sni() {
+        // Lowercased (case does not name another server); copied only
+        // when the host meets a new name.
+        let name = crate::targets::patterns::lowercase(raw);
+        let h = hasher.hash_one(name.as_ref());
         let found = (r.name_hashes.iter().zip(&r.server_names))
-            .position(|(nh, n)| *nh == h && **n == **name);
+            .position(|(nh, n)| *nh == h && **n == *name);
         match found {
             Some(i) => name_bit = 1 << i,
             None if r.server_names.len() < MAX_NAMES => {
