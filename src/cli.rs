@@ -332,6 +332,10 @@ pub struct CensusArgs {
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_hosts: usize,
 
+    /// Most bytes of server names the inventory holds (each distinct name once, charged its length plus 64); a new name beyond is counted as bound="server_names".
+    #[arg(long, default_value_t = 32 << 20, value_name = "BYTES")]
+    pub max_server_name_bytes: usize,
+
     /// Most distinct source hosts labelled on tlscensus_legacy_flows_total; others go to source="other".
     #[arg(long, default_value_t = 3_000, value_name = "N")]
     pub max_legacy_sources: usize,

@@ -5,7 +5,9 @@
 //! most `max_hosts` hosts (a flow of a host beyond that is counted in
 //! `hosts_dropped`, unless a server answered it and a host no server ever
 //! answered can make room: see [`Unanswered`]); at most [`MAX_NAMES`] server names and
-//! [`MAX_FINGERPRINTS`] client fingerprints per host (the rest are counted).
+//! [`MAX_FINGERPRINTS`] client fingerprints per host, and server names of
+//! at most `max_name_bytes` in all, each distinct name held once (the rest
+//! are counted).
 //! `entry()` scopes are short and no `Ref` is held across calls.
 
 use std::net::IpAddr;
@@ -143,7 +145,8 @@ pub struct Recorded {
     /// The inventory was full: a host worth less (unanswered, or used
     /// less) was removed to keep this flow's host.
     pub host_evicted: bool,
-    /// The host already had [`MAX_NAMES`] server names.
+    /// The host already had [`MAX_NAMES`] server names, or the name was
+    /// new and the inventory's names had spent their bytes.
     pub name_dropped: bool,
     /// The host already had [`MAX_FINGERPRINTS`] fingerprints.
     pub fingerprint_dropped: bool,
@@ -163,6 +166,8 @@ pub const HOSTS: Policy<HostRecord> = Policy {
 
 pub struct Inventory {
     hosts: store::Shared<IpAddr, HostRecord>,
+    /// The server names hosts hold, each once (see [`store::Pool`]).
+    names: store::Pool<str>,
     name_hasher: ahash::RandomState,
     /// Flows of hosts the inventory could not hold.
     pub hosts_dropped: AtomicU64,
@@ -174,9 +179,12 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn new(max_hosts: usize) -> Self {
+    /// At most `max_hosts` hosts, and server names weighing at most
+    /// `max_name_bytes` in all (each distinct name counted once).
+    pub fn new(max_hosts: usize, max_name_bytes: usize) -> Self {
         Inventory {
             hosts: store::Shared::new(max_hosts, HOSTS),
+            names: store::Pool::new(max_name_bytes),
             name_hasher: ahash::RandomState::new(),
             hosts_dropped: AtomicU64::new(0),
             flows: AtomicU64::new(0),
@@ -211,17 +219,20 @@ impl Inventory {
             self.rejected_flows.fetch_add(1, Ordering::Relaxed);
         }
         let rank = u8::from(outcome != Outcome::Unanswered);
-        let hasher = &self.name_hasher;
-        let update = |r: &mut HostRecord| update_host(r, s, outcome, legacy, service, hasher);
+        let names = (&self.names, &self.name_hasher);
+        let update = |r: &mut HostRecord| update_host(r, s, outcome, legacy, service, names);
         match self
             .hosts
             .upsert(s.client_ip, rank, HostRecord::default, update)
         {
             Upsert::Held(r) | Upsert::Added(r) => r,
-            Upsert::Displaced(r, _, _) => Recorded {
-                host_evicted: true,
-                ..r
-            },
+            Upsert::Displaced(r, _, gone) => {
+                self.names.released(gone.server_names.len());
+                Recorded {
+                    host_evicted: true,
+                    ..r
+                }
+            }
             Upsert::Refused => {
                 self.hosts_dropped.fetch_add(1, Ordering::Relaxed);
                 Recorded {
@@ -238,16 +249,16 @@ impl Inventory {
         if !self.hosts.contains(&ip) && self.len() >= self.hosts.cap() {
             return false;
         }
-        record.name_hashes = names
-            .iter()
-            .map(|n| self.name_hasher.hash_one(n.as_str()))
+        record.server_names = Vec::with_capacity(names.len().min(MAX_NAMES));
+        for n in names.iter().take(MAX_NAMES) {
+            match self.names.intern(n.as_str()) {
+                Some(held) => record.server_names.push(held),
+                None => record.names_dropped += 1,
+            }
+        }
+        record.name_hashes = (record.server_names.iter())
+            .map(|n| self.name_hasher.hash_one(&**n))
             .collect();
-        record.server_names = names
-            .iter()
-            .map(|n| std::sync::Arc::from(n.as_str()))
-            .collect();
-        record.server_names.truncate(MAX_NAMES);
-        record.name_hashes.truncate(MAX_NAMES);
         record.fingerprints.truncate(MAX_FINGERPRINTS);
         self.hosts.insert_if_room(ip, record) || self.hosts.contains(&ip)
     }
@@ -292,14 +303,15 @@ impl Inventory {
 }
 
 /// One flow's update of its host's record (run only for a host held or
-/// admitted); `hasher` hashes server names.
+/// admitted); `names`: the pool a new server name is taken from and the
+/// hasher of server names.
 fn update_host(
     r: &mut HostRecord,
     s: &HandshakeSummary,
     outcome: Outcome,
     legacy: bool,
     service: Option<Option<usize>>,
-    hasher: &ahash::RandomState,
+    (pool, hasher): (&store::Pool<str>, &ahash::RandomState),
 ) -> Recorded {
     let mut result = Recorded::default();
     if r.flows == 0 || s.ts_ns < r.first_ns {
@@ -334,17 +346,24 @@ fn update_host(
         let h = hasher.hash_one(name.as_ref());
         let found = (r.name_hashes.iter().zip(&r.server_names))
             .position(|(nh, n)| *nh == h && **n == *name);
-        match found {
-            Some(i) => name_bit = 1 << i,
+        let held = match found {
+            Some(i) => {
+                name_bit = 1 << i;
+                true
+            }
             None if r.server_names.len() < MAX_NAMES => {
-                name_bit = 1 << r.server_names.len();
-                r.server_names.push(std::sync::Arc::from(name.as_ref()));
-                r.name_hashes.push(h);
+                pool.intern(name.as_ref()).is_some_and(|held| {
+                    name_bit = 1 << r.server_names.len();
+                    r.server_names.push(held);
+                    r.name_hashes.push(h);
+                    true
+                })
             }
-            None => {
-                r.names_dropped += 1;
-                result.name_dropped = true;
-            }
+            None => false,
+        };
+        if !held {
+            r.names_dropped += 1;
+            result.name_dropped = true;
         }
     }
     let client = s.client.as_ref();
@@ -643,7 +662,7 @@ mod tests {
 
     #[test]
     fn records_and_sorts() {
-        let inv = Inventory::new(10);
+        let inv = Inventory::new(10, 1 << 20);
         let alert = Some(ServerAnswer::Alert {
             level: 2,
             description: 70,
@@ -674,8 +693,48 @@ mod tests {
     }
 
     #[test]
+    fn inventory_names_are_held_once_and_their_bytes_bounded() {
+        use crate::store::pool::ENTRY_CHARGE;
+        // Room for 100 names of 20 bytes.
+        let inv = Inventory::new(1000, 100 * (20 + ENTRY_CHARGE));
+        // 50 hosts name the same server: one copy.
+        for h in 0..50u8 {
+            inv.record(
+                &flow([10, 0, 1, h], 0x0303, "shared.example.test1", None, 1),
+                false,
+                None,
+            );
+        }
+        let snap = inv.snapshot();
+        assert!(
+            snap.windows(2)
+                .all(|w| std::sync::Arc::ptr_eq(&w[0].1.server_names[0], &w[1].1.server_names[0]))
+        );
+        // A flood of new names: 99 more fit, the rest are counted per host.
+        let mut dropped = 0;
+        for n in 0..1000u32 {
+            let name = format!("n{n:06}.example.test");
+            let r = inv.record(
+                &flow([10, 0, 2, (n % 200) as u8], 0x0303, &name, None, 2),
+                false,
+                None,
+            );
+            dropped += u32::from(r.name_dropped);
+        }
+        assert_eq!(dropped, 1000 - 99);
+        assert_eq!(inv.names.len(), 100);
+        let held: usize = inv
+            .snapshot()
+            .iter()
+            .map(|(_, r)| r.server_names.len())
+            .sum();
+        let dropped_counted: u64 = inv.snapshot().iter().map(|(_, r)| r.names_dropped).sum();
+        assert_eq!((held, dropped_counted), (50 + 99, 901));
+    }
+
+    #[test]
     fn host_bound_counted() {
-        let inv = Inventory::new(1);
+        let inv = Inventory::new(1, 1 << 20);
         assert_eq!(
             inv.record(&flow([10, 0, 0, 1], 0x0303, "x", None, 1), false, None),
             Recorded::default()
@@ -735,7 +794,7 @@ mod tests {
     /// never a host a server answered, and never for another unanswered one.
     #[test]
     fn full_inventory_gives_up_unanswered_hosts() {
-        let inv = Inventory::new(3);
+        let inv = Inventory::new(3, 1 << 20);
         let alert = Some(ServerAnswer::Alert {
             level: 2,
             description: 70,
@@ -786,7 +845,7 @@ mod tests {
 
     #[test]
     fn names_bound_counted() {
-        let inv = Inventory::new(1);
+        let inv = Inventory::new(1, 1 << 20);
         for i in 0..(MAX_NAMES + 3) {
             inv.record(
                 &flow([10, 0, 0, 1], 0x0303, &format!("n{i}"), None, 1),

@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn state_round_trip_and_damage() {
-        let inv = Inventory::new(10);
+        let inv = Inventory::new(10, 1 << 20);
         let dest = Destinations::default();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let mut r = HostRecord {
@@ -343,7 +343,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         std::fs::write(&path, &text).unwrap();
-        let (inv2, dest2) = (Inventory::new(10), Destinations::default());
+        let (inv2, dest2) = (Inventory::new(10, 1 << 20), Destinations::default());
         assert_eq!(
             load(&path, &inv2, &dest2),
             Loaded::Restored {
@@ -361,7 +361,11 @@ mod tests {
         assert_eq!(dest2.snapshot(), dest.snapshot());
         // Damaged: set aside, never fatal.
         std::fs::write(&path, &text[..text.len() / 2]).unwrap();
-        let got = load(&path, &Inventory::new(10), &Destinations::default());
+        let got = load(
+            &path,
+            &Inventory::new(10, 1 << 20),
+            &Destinations::default(),
+        );
         let Loaded::SetAside(why, aside) = got else {
             panic!("{got:?}")
         };
@@ -369,7 +373,7 @@ mod tests {
         assert!(aside.exists() && !path.exists());
         std::fs::write(&path, text.replace("\"version\":1", "\"version\":9")).unwrap();
         assert!(matches!(
-            load(&path, &Inventory::new(10), &Destinations::default()),
+            load(&path, &Inventory::new(10, 1 << 20), &Destinations::default()),
             Loaded::SetAside(w, _) if w.contains("state version 9")
         ));
         assert_eq!(

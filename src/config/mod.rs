@@ -56,6 +56,7 @@ pub struct Config {
     /// Limits of one worker's flow table (its share of the totals).
     pub table: TableLimits,
     pub max_hosts: usize,
+    pub max_server_name_bytes: usize,
     pub max_legacy_sources: usize,
     pub max_fragments: usize,
     pub max_fragment_bytes: usize,
@@ -149,6 +150,7 @@ impl Config {
             ("--max-stream-bytes", a.max_stream_bytes),
             ("--max-buffer-bytes", a.max_buffer_bytes),
             ("--max-hosts", a.max_hosts),
+            ("--max-server-name-bytes", a.max_server_name_bytes),
             ("--max-fragments", a.max_fragments),
             ("--max-fragment-bytes", a.max_fragment_bytes),
         ] {
@@ -245,6 +247,7 @@ impl Config {
             workers,
             table,
             max_hosts: a.max_hosts,
+            max_server_name_bytes: a.max_server_name_bytes,
             max_legacy_sources: a.max_legacy_sources,
             max_fragments: a.max_fragments,
             max_fragment_bytes: a.max_fragment_bytes,

@@ -182,7 +182,7 @@ impl Shared {
         let _ = metrics.register_destinations(Arc::clone(&destinations));
         let rules = Rules::of(&config, service_flows, resolver);
         Ok(Shared {
-            inventory: Inventory::new(config.max_hosts),
+            inventory: Inventory::new(config.max_hosts, config.max_server_name_bytes),
             rules: ArcSwap::from_pointee(rules),
             names,
             destinations,

@@ -223,6 +223,7 @@ pub fn census_settings(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
         ("max-buffer-bytes", one("1048576")),
         ("flow-timeout", one("60")),
         ("max-hosts", one("5000")),
+        ("max-server-name-bytes", one("1048576")),
         ("max-legacy-sources", one("100")),
         ("max-fragments", one("100")),
         ("max-fragment-bytes", one("1048576")),
