@@ -28,7 +28,6 @@ use super::reassembly::{Ingest, StreamLimits, StreamStart};
 use super::session::{Session, StreamEvent, StreamView};
 use super::settled::SettledSet;
 use crate::decode::l4::TcpFlags;
-use crate::order::CreationOrder;
 
 #[derive(Clone, Copy, Debug)]
 pub struct TableLimits {
@@ -231,9 +230,15 @@ enum State<S> {
     },
 }
 
+/// No flow (the ends of the creation list).
+const NIL: u32 = u32::MAX;
+
 struct Flow<S> {
     key: FlowKey,
-    generation: u64,
+    /// The flows made just before and just after this one (indexes into
+    /// [`FlowTable::flows`], or [`NIL`]): the creation list, oldest first.
+    older: u32,
+    newer: u32,
     last_seen: u64,
     /// The capture thread its first segment came from, or [`SPLIT`].
     thread: u8,
@@ -244,15 +249,22 @@ struct Flow<S> {
 }
 
 pub struct FlowTable<S: Session> {
-    /// Flows by key, hashed once per segment with `hasher` (a `HashTable`
-    /// takes the hash as an argument: a `HashMap` rehashed the key on each of
-    /// the two or three lookups a segment needs).
-    map: HashTable<Flow<S>>,
+    /// The flows, packed: a flow that leaves is replaced by the last one.
+    /// Memory follows the flows held, not the hash table's spare room,
+    /// which holds only 4-byte indexes (a hash table grows by doubling,
+    /// and to twice that while it moves: with the flows in it, a full
+    /// table of held hellos spent more on empty slots than on the flows).
+    flows: Vec<Flow<S>>,
+    /// Indexes into `flows` by key, hashed once per segment with `hasher`
+    /// (a `HashTable` takes the hash as an argument: a `HashMap` rehashed
+    /// the key on each of the two or three lookups a segment needs).
+    map: HashTable<u32>,
     /// aHash with a random key: flow keys come from the wire, so the hash
     /// must resist crafted collisions, and SipHash was a tenth of the run time.
     hasher: ahash::RandomState,
-    /// Creation order, for evicting the oldest when full.
-    order: CreationOrder<FlowKey>,
+    /// The ends of the creation list, for evicting the oldest when full.
+    oldest: u32,
+    newest: u32,
     limits: TableLimits,
     now: u64,
     last_sweep: u64,
@@ -271,9 +283,11 @@ pub struct FlowTable<S: Session> {
 impl<S: Session> FlowTable<S> {
     pub fn new(limits: TableLimits, ctx: S::Ctx) -> Self {
         FlowTable {
+            flows: Vec::new(),
             map: HashTable::new(),
             hasher: ahash::RandomState::new(),
-            order: CreationOrder::default(),
+            oldest: NIL,
+            newest: NIL,
             limits,
             now: 0,
             last_sweep: 0,
@@ -305,11 +319,56 @@ impl<S: Session> FlowTable<S> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.flows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.flows.is_empty()
+    }
+
+    /// The index of the flow `key` (hashed `hash`), if held.
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let flows = &self.flows;
+        (self.map)
+            .find(hash, |&i| flows[i as usize].key == *key)
+            .copied()
+    }
+
+    /// Takes flow `i` (its key hashed `hash`) out of the table, the
+    /// creation list and `flows`, where the last flow takes its place.
+    fn take(&mut self, hash: u64, i: u32) -> Flow<S> {
+        if let Ok(e) = self.map.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        let (older, newer) = (self.flows[i as usize].older, self.flows[i as usize].newer);
+        match older {
+            NIL => self.oldest = newer,
+            o => self.flows[o as usize].newer = newer,
+        }
+        match newer {
+            NIL => self.newest = older,
+            n => self.flows[n as usize].older = older,
+        }
+        let last = (self.flows.len() - 1) as u32;
+        let flow = self.flows.swap_remove(i as usize);
+        if i != last {
+            // The last flow moved to `i`: its index and its neighbours' links.
+            let moved = &self.flows[i as usize];
+            let (older, newer) = (moved.older, moved.newer);
+            let h = self.hasher.hash_one(moved.key);
+            if let Some(at) = self.map.find_mut(h, |&j| j == last) {
+                *at = i;
+            }
+            match older {
+                NIL => self.oldest = i,
+                o => self.flows[o as usize].newer = i,
+            }
+            match newer {
+                NIL => self.newest = i,
+                n => self.flows[n as usize].older = i,
+            }
+        }
+        flow
     }
 
     pub fn buffered_bytes(&self) -> usize {
@@ -337,8 +396,8 @@ impl<S: Session> FlowTable<S> {
 
         let key = seg.key;
         let hash = self.hasher.hash_one(key);
-        let is_key = |f: &Flow<S>| f.key == key;
-        if syn && let Some(flow) = self.map.find_mut(hash, is_key) {
+        if syn && let Some(i) = self.find(hash, &key) {
+            let flow = &mut self.flows[i as usize];
             // Only a new client SYN starts a new connection, and only once
             // the old one carried something. A SYN-ACK with another ISN (a
             // spurious one, a middlebox, SYN-ACKs alternating between two
@@ -367,42 +426,39 @@ impl<S: Session> FlowTable<S> {
             };
             if reused {
                 self.stats.reused += 1;
-                self.remove_hashed(hash, &key, out);
+                self.remove_at(hash, i, out);
             }
         }
 
-        // Entries of flows that ended stay in `order` until here: drop them
-        // once they are as many as the live flows, so the queue follows the
-        // live flows (not `max_flows`) and memory stays flat on a long
-        // capture. Amortized O(1): a pass over n entries follows at least n/2
-        // pushes.
-        let (map, hasher) = (&self.map, &self.hasher);
-        self.order.compact(map.len(), 1024, |k, g| {
-            map.find(hasher.hash_one(k), |f| f.key == *k)
-                .is_some_and(|f| f.generation == g)
-        });
         // A full table makes room before a new flow goes in (a second probe,
         // only when full: the table never grows past `max_flows`).
         let creates = !(seg.payload.is_empty() && !syn || seg.flags.rst());
-        if creates
-            && self.map.len() >= self.limits.max_flows
-            && self.map.find(hash, is_key).is_none()
-        {
+        if creates && self.flows.len() >= self.limits.max_flows && self.find(hash, &key).is_none() {
             self.evict_oldest(out);
         }
         // One probe of the hash table: the flow, or the slot for a new one.
-        let hasher = &self.hasher;
-        let flow = match self.map.entry(hash, is_key, |f| hasher.hash_one(f.key)) {
-            Entry::Occupied(o) => o.into_mut(),
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        let i = match self.map.entry(
+            hash,
+            |&i| flows[i as usize].key == key,
+            |&i| hasher.hash_one(flows[i as usize].key),
+        ) {
+            Entry::Occupied(o) => *o.get(),
             Entry::Vacant(v) => {
                 if !creates {
                     return; // a bare ACK/FIN/RST of a flow we do not know: nothing to learn
                 }
-                let generation = self.order.push(seg.key);
+                let i = flows.len() as u32;
+                v.insert(i);
                 self.stats.flows_created += 1;
-                v.insert(Flow {
+                match self.newest {
+                    NIL => self.oldest = i,
+                    n => self.flows[n as usize].newer = i,
+                }
+                self.flows.push(Flow {
                     key,
-                    generation,
+                    older: self.newest,
+                    newer: NIL,
                     last_seen: seg.ts,
                     thread: self.source,
                     iface: self.iface,
@@ -414,10 +470,12 @@ impl<S: Session> FlowTable<S> {
                         footprint: 0,
                         session: S::default(),
                     })),
-                })
-                .into_mut()
+                });
+                self.newest = i;
+                i
             }
         };
+        let flow = &mut self.flows[i as usize];
         if flow.thread != self.source && flow.thread != SPLIT {
             flow.thread = SPLIT;
             self.stats.split_flows += 1;
@@ -440,10 +498,8 @@ impl<S: Session> FlowTable<S> {
                 if seg.flags.fin() {
                     fin[seg.dir.index()] = true;
                 }
-                if (seg.flags.rst() || *fin == [true, true])
-                    && let Ok(e) = self.map.find_entry(hash, is_key)
-                {
-                    let (flow, _) = e.remove();
+                if seg.flags.rst() || *fin == [true, true] {
+                    let flow = self.take(hash, i);
                     self.stats.note_sides(&flow.key, flow.iface, flow.seen);
                 }
                 return;
@@ -534,10 +590,8 @@ impl<S: Session> FlowTable<S> {
             }
             self.stats.tally(flow.iface).add_ledgers(&active.ledgers);
             if seg.flags.rst() || active.fin == [true, true] {
-                if let Ok(e) = self.map.find_entry(hash, is_key) {
-                    let (flow, _) = e.remove();
-                    self.stats.note_sides(&flow.key, flow.iface, flow.seen);
-                }
+                let flow = self.take(hash, i);
+                self.stats.note_sides(&flow.key, flow.iface, flow.seen);
             } else {
                 flow.state = State::Done { fin: active.fin };
                 if let Some(set) = &self.settled {
@@ -545,7 +599,7 @@ impl<S: Session> FlowTable<S> {
                 }
             }
         } else if closed {
-            self.remove_hashed(hash, &key, out);
+            self.remove_at(hash, i, out);
         }
     }
 
@@ -558,30 +612,26 @@ impl<S: Session> FlowTable<S> {
     /// remain. A caller that reports `out` between calls never holds the
     /// summaries of a whole full table at once.
     pub fn drain_some(&mut self, out: &mut Vec<S::Output>, max: usize) -> bool {
-        let FlowTable {
-            map,
-            stats,
-            ctx,
-            buffered,
-            ..
-        } = self;
-        for flow in map.extract_if(|_| true).take(max) {
-            stats.note_sides(&flow.key, flow.iface, flow.seen);
+        for _ in 0..max {
+            let Some(last) = self.flows.len().checked_sub(1) else {
+                break;
+            };
+            let hash = self.hasher.hash_one(self.flows[last].key);
+            let flow = self.take(hash, last as u32);
+            self.stats.note_sides(&flow.key, flow.iface, flow.seen);
             if let State::Active(mut active) = flow.state {
-                stats.ended_open += 1;
-                stats.close_active(flow.iface, &active.ledgers, |d| {
+                self.stats.ended_open += 1;
+                self.stats.close_active(flow.iface, &active.ledgers, |d| {
                     active.session.wants_bytes(d)
                 });
-                *buffered -= active.footprint.min(*buffered);
+                self.buffered -= active.footprint.min(self.buffered);
                 let first_ts = active.first_ts();
-                active.session.finish(ctx, &flow.key, first_ts, out);
+                active
+                    .session
+                    .finish(&mut self.ctx, &flow.key, first_ts, out);
             }
         }
-        if self.map.is_empty() {
-            self.order.clear();
-            return false;
-        }
-        true
+        !self.flows.is_empty()
     }
 
     /// Advances the table's clock without a packet (live mode: the wall
@@ -599,9 +649,7 @@ impl<S: Session> FlowTable<S> {
     pub fn expire(&mut self, out: &mut Vec<S::Output>) {
         self.last_sweep = self.now;
         let cutoff = self.now.saturating_sub(self.limits.idle_timeout_ns);
-        let stale: Vec<FlowKey> = self
-            .map
-            .iter()
+        let stale: Vec<FlowKey> = (self.flows.iter())
             .filter(|f| f.last_seen < cutoff)
             .map(|f| f.key)
             .collect();
@@ -612,27 +660,27 @@ impl<S: Session> FlowTable<S> {
     }
 
     fn evict_oldest(&mut self, out: &mut Vec<S::Output>) {
-        let (map, hasher) = (&self.map, &self.hasher);
-        let oldest = self.order.pop_oldest(|k, generation| {
-            map.find(hasher.hash_one(k), |f| f.key == *k)
-                .is_some_and(|f| f.generation == generation)
-        });
-        if let Some(k) = oldest {
+        if self.oldest != NIL {
+            let i = self.oldest;
             self.stats.evicted_table_full += 1;
-            self.remove(&k, out);
+            let hash = self.hasher.hash_one(self.flows[i as usize].key);
+            self.remove_at(hash, i, out);
         }
     }
 
     /// Removes a flow, emitting a summary if it had unreported facts.
     fn remove(&mut self, key: &FlowKey, out: &mut Vec<S::Output>) {
-        self.remove_hashed(self.hasher.hash_one(key), key, out);
+        let hash = self.hasher.hash_one(key);
+        if let Some(i) = self.find(hash, key) {
+            self.remove_at(hash, i, out);
+        }
     }
 
-    fn remove_hashed(&mut self, hash: u64, key: &FlowKey, out: &mut Vec<S::Output>) {
-        let Ok(entry) = self.map.find_entry(hash, |f| f.key == *key) else {
-            return;
-        };
-        let (flow, _) = entry.remove();
+    /// Removes flow `i` (its key hashed `hash`), emitting a summary if it
+    /// had unreported facts.
+    fn remove_at(&mut self, hash: u64, i: u32, out: &mut Vec<S::Output>) {
+        let flow = self.take(hash, i);
+        let key = &flow.key;
         self.stats.note_sides(&flow.key, flow.iface, flow.seen);
         if let State::Active(mut active) = flow.state {
             self.stats.close_active(flow.iface, &active.ledgers, |d| {
@@ -834,9 +882,65 @@ mod tests {
         assert_eq!(t.ctx_mut().unfinished, 1);
     }
 
+    /// The flows, the hash table and the creation list agree: each flow's
+    /// index is in the table once, and the list walks every flow once,
+    /// oldest first.
+    fn check_links<S: Session>(t: &FlowTable<S>) -> Vec<FlowKey> {
+        assert_eq!(t.map.len(), t.flows.len());
+        for (i, f) in t.flows.iter().enumerate() {
+            assert_eq!(t.find(t.hasher.hash_one(f.key), &f.key), Some(i as u32));
+        }
+        let (mut walk, mut at, mut prev) = (Vec::new(), t.oldest, NIL);
+        while at != NIL {
+            let f = &t.flows[at as usize];
+            assert_eq!(f.older, prev);
+            walk.push(f.key);
+            (prev, at) = (at, f.newer);
+            assert!(walk.len() <= t.flows.len());
+        }
+        assert_eq!(prev, t.newest);
+        assert_eq!(walk.len(), t.flows.len());
+        walk
+    }
+
+    /// Flows leave from anywhere (RST, eviction, reuse): the creation list
+    /// stays in creation order and the oldest live flow is the one evicted.
+    #[test]
+    fn table_creation_list_survives_removal_from_anywhere() {
+        let mut t = table(limits(64));
+        let mut out = Vec::new();
+        let mut live: Vec<FlowKey> = Vec::new();
+        let mut x = 0x9e37_79b9u32;
+        for n in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            if x % 3 == 0 && !live.is_empty() {
+                let k = live.remove((x as usize / 3) % live.len());
+                t.ingest(seg(k, u64::from(n), ACK | RST, b""), &mut out);
+            } else {
+                let k = key(n);
+                t.ingest(seg(k, u64::from(n), ACK, b"partial"), &mut out);
+                if live.len() == 64 {
+                    live.remove(0); // the oldest was evicted
+                }
+                live.push(k);
+            }
+            if n % 97 == 0 {
+                assert_eq!(check_links(&t), live);
+            }
+        }
+        assert_eq!(check_links(&t), live);
+        t.drain_some(&mut out, 10);
+        assert_eq!(check_links(&t).len(), live.len() - 10);
+        t.drain(&mut out);
+        assert!(check_links(&t).is_empty());
+        assert_eq!((t.oldest, t.newest), (NIL, NIL));
+    }
+
     /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
     /// kept an entry per flow ever seen until it reached twice `max_flows`
-    /// (25 MB at the default); it now follows the live flows.
+    /// (25 MB at the default); the creation list is in the flows themselves.
     #[test]
     fn table_order_follows_live_flows() {
         let mut t = table(limits(262_144));
@@ -848,7 +952,7 @@ mod tests {
                 &mut out,
             );
             t.ingest(seg(k, u64::from(n), ACK | RST, b""), &mut out);
-            assert!(t.order.len() <= 2 * t.map.len() + 1024 + 1);
+            assert!(t.flows.len() <= 1 && t.map.len() == t.flows.len());
         }
         assert_eq!(t.len(), 0);
         assert_eq!(out.len(), 100_000);
@@ -873,12 +977,10 @@ mod tests {
         assert_eq!(t.stats.evicted_table_full, 1);
         assert_eq!(t.ctx_mut().unfinished, 1);
         let h = t.hasher.hash_one(key(10_000));
-        assert!(
-            t.map.find(h, |f| f.key == key(10_000)).is_none(),
-            "the oldest went"
-        );
+        assert!(t.find(h, &key(10_000)).is_none(), "the oldest went");
         let h = t.hasher.hash_one(key(10_004));
-        assert!(t.map.find(h, |f| f.key == key(10_004)).is_some());
+        assert!(t.find(h, &key(10_004)).is_some());
+        check_links(&t);
     }
 
     /// A full table is mostly flows in their handshake (held hellos under a
