@@ -915,7 +915,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            if x % 3 == 0 && !live.is_empty() {
+            if x.is_multiple_of(3) && !live.is_empty() {
                 let k = live.remove((x as usize / 3) % live.len());
                 t.ingest(seg(k, u64::from(n), ACK | RST, b""), &mut out);
             } else {
@@ -926,7 +926,7 @@ mod tests {
                 }
                 live.push(k);
             }
-            if n % 97 == 0 {
+            if n.is_multiple_of(97) {
                 assert_eq!(check_links(&t), live);
             }
         }
