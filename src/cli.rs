@@ -316,6 +316,10 @@ pub struct CensusArgs {
     #[arg(long, default_value_t = 262_144, value_name = "N")]
     pub max_flows: usize,
 
+    /// Most of those flows in their handshake at once (each holds its reassembly and parsing state, a few hundred bytes; a settled flow under a hundred); the oldest is evicted beyond it, counted as bound="handshakes".
+    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    pub max_handshakes: usize,
+
     /// Most bytes reassembled per flow direction (the handshake start).
     #[arg(long, default_value_t = 16_384, value_name = "BYTES")]
     pub max_stream_bytes: usize,

@@ -147,6 +147,7 @@ impl Config {
         };
         for (name, v) in [
             ("--max-flows", a.max_flows),
+            ("--max-handshakes", a.max_handshakes),
             ("--max-stream-bytes", a.max_stream_bytes),
             ("--max-buffer-bytes", a.max_buffer_bytes),
             ("--max-hosts", a.max_hosts),
@@ -156,6 +157,15 @@ impl Config {
         ] {
             if v == 0 {
                 return Err(bad(format!("{name} must be at least 1")));
+            }
+        }
+        // A flow table indexes its flows with 32-bit numbers.
+        for (name, v) in [
+            ("--max-flows", a.max_flows),
+            ("--max-handshakes", a.max_handshakes),
+        ] {
+            if v > 1 << 30 {
+                return Err(bad(format!("{name} must be at most 1073741824")));
             }
         }
         if a.max_stream_bytes > 1 << 24 {
@@ -183,6 +193,7 @@ impl Config {
         })?;
         let table = TableLimits {
             max_flows: (a.max_flows / workers).max(1),
+            max_handshakes: (a.max_handshakes / workers).max(1),
             idle_timeout_ns: a.flow_timeout.saturating_mul(1_000_000_000),
             stream: StreamLimits {
                 max_bytes: a.max_stream_bytes,

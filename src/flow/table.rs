@@ -32,6 +32,10 @@ use crate::decode::l4::TcpFlags;
 #[derive(Clone, Copy, Debug)]
 pub struct TableLimits {
     pub max_flows: usize,
+    /// Most flows in their handshake (each holds its streams' state and
+    /// its session's: several hundred bytes, where a settled flow holds
+    /// under a hundred).
+    pub max_handshakes: usize,
     pub idle_timeout_ns: u64,
     pub stream: StreamLimits,
     pub max_buffer_bytes: usize,
@@ -132,7 +136,7 @@ impl TableStats {
     pub fn evictions(&self, e: Eviction) -> u64 {
         match e {
             Eviction::Idle => self.evicted_idle,
-            Eviction::TableFull => self.evicted_table_full,
+            Eviction::TableFull => self.evicted_table_full + self.evicted_handshakes,
             Eviction::EndOfCapture => self.ended_open,
         }
     }
@@ -144,6 +148,8 @@ pub struct TableStats {
     pub flows_created: u64,
     pub evicted_idle: u64,
     pub evicted_table_full: u64,
+    /// Flows evicted in their handshake because `max_handshakes` were.
+    pub evicted_handshakes: u64,
     pub buffer_budget_hits: u64,
     pub stream_cap_hits: u64,
     pub pending_full: u64,
@@ -230,15 +236,26 @@ enum State<S> {
     },
 }
 
-/// No flow (the ends of the creation list).
+/// No flow (the ends of a list).
 const NIL: u32 = u32::MAX;
+/// Links of a flow that is not on a list.
+const OUT: u32 = u32::MAX - 1;
+
+/// The lists a flow is on, each oldest first: every flow is on
+/// [`List::Created`]; flows in their handshake (an [`Active`] state, the
+/// costly one) also on [`List::Handshakes`].
+#[derive(Clone, Copy)]
+enum List {
+    Created = 0,
+    Handshakes = 1,
+}
 
 struct Flow<S> {
     key: FlowKey,
-    /// The flows made just before and just after this one (indexes into
-    /// [`FlowTable::flows`], or [`NIL`]): the creation list, oldest first.
-    older: u32,
-    newer: u32,
+    /// Per [`List`], the flows just before and just after this one on it
+    /// (indexes into [`FlowTable::flows`], [`NIL`] at an end; [`OUT`]
+    /// when not on it).
+    links: [[u32; 2]; 2],
     last_seen: u64,
     /// The capture thread its first segment came from, or [`SPLIT`].
     thread: u8,
@@ -262,9 +279,10 @@ pub struct FlowTable<S: Session> {
     /// aHash with a random key: flow keys come from the wire, so the hash
     /// must resist crafted collisions, and SipHash was a tenth of the run time.
     hasher: ahash::RandomState,
-    /// The ends of the creation list, for evicting the oldest when full.
-    oldest: u32,
-    newest: u32,
+    /// Per [`List`], its oldest and newest flow, for evicting the oldest
+    /// when full; and how many flows are in their handshake.
+    ends: [[u32; 2]; 2],
+    handshakes: usize,
     limits: TableLimits,
     now: u64,
     last_sweep: u64,
@@ -286,8 +304,8 @@ impl<S: Session> FlowTable<S> {
             flows: Vec::new(),
             map: HashTable::new(),
             hasher: ahash::RandomState::new(),
-            oldest: NIL,
-            newest: NIL,
+            ends: [[NIL; 2]; 2],
+            handshakes: 0,
             limits,
             now: 0,
             last_sweep: 0,
@@ -334,39 +352,74 @@ impl<S: Session> FlowTable<S> {
             .copied()
     }
 
-    /// Takes flow `i` (its key hashed `hash`) out of the table, the
-    /// creation list and `flows`, where the last flow takes its place.
+    /// Puts flow `i` on `list` as its newest.
+    fn link(&mut self, list: List, i: u32) {
+        let l = list as usize;
+        let newest = self.ends[l][1];
+        self.flows[i as usize].links[l] = [newest, NIL];
+        match newest {
+            NIL => self.ends[l][0] = i,
+            n => self.flows[n as usize].links[l][1] = i,
+        }
+        self.ends[l][1] = i;
+        self.handshakes += usize::from(matches!(list, List::Handshakes));
+    }
+
+    /// Takes flow `i` off `list` (nothing if it is not on it).
+    fn unlink(&mut self, list: List, i: u32) {
+        let l = list as usize;
+        let [older, newer] = self.flows[i as usize].links[l];
+        if older == OUT {
+            return;
+        }
+        match older {
+            NIL => self.ends[l][0] = newer,
+            o => self.flows[o as usize].links[l][1] = newer,
+        }
+        match newer {
+            NIL => self.ends[l][1] = older,
+            n => self.flows[n as usize].links[l][0] = older,
+        }
+        self.flows[i as usize].links[l] = [OUT; 2];
+        self.handshakes -= usize::from(matches!(list, List::Handshakes));
+    }
+
+    /// Flow `i` was moved there from another index: its neighbours on
+    /// `list` point to it again.
+    fn relink(&mut self, list: List, i: u32) {
+        let l = list as usize;
+        let [older, newer] = self.flows[i as usize].links[l];
+        if older == OUT {
+            return;
+        }
+        match older {
+            NIL => self.ends[l][0] = i,
+            o => self.flows[o as usize].links[l][1] = i,
+        }
+        match newer {
+            NIL => self.ends[l][1] = i,
+            n => self.flows[n as usize].links[l][0] = i,
+        }
+    }
+
+    /// Takes flow `i` (its key hashed `hash`) out of the table, its lists
+    /// and `flows`, where the last flow takes its place.
     fn take(&mut self, hash: u64, i: u32) -> Flow<S> {
         if let Ok(e) = self.map.find_entry(hash, |&j| j == i) {
             e.remove();
         }
-        let (older, newer) = (self.flows[i as usize].older, self.flows[i as usize].newer);
-        match older {
-            NIL => self.oldest = newer,
-            o => self.flows[o as usize].newer = newer,
-        }
-        match newer {
-            NIL => self.newest = older,
-            n => self.flows[n as usize].older = older,
-        }
+        self.unlink(List::Created, i);
+        self.unlink(List::Handshakes, i);
         let last = (self.flows.len() - 1) as u32;
         let flow = self.flows.swap_remove(i as usize);
         if i != last {
             // The last flow moved to `i`: its index and its neighbours' links.
-            let moved = &self.flows[i as usize];
-            let (older, newer) = (moved.older, moved.newer);
-            let h = self.hasher.hash_one(moved.key);
+            let h = self.hasher.hash_one(self.flows[i as usize].key);
             if let Some(at) = self.map.find_mut(h, |&j| j == last) {
                 *at = i;
             }
-            match older {
-                NIL => self.oldest = i,
-                o => self.flows[o as usize].newer = i,
-            }
-            match newer {
-                NIL => self.newest = i,
-                n => self.flows[n as usize].older = i,
-            }
+            self.relink(List::Created, i);
+            self.relink(List::Handshakes, i);
         }
         flow
     }
@@ -431,10 +484,20 @@ impl<S: Session> FlowTable<S> {
         }
 
         // A full table makes room before a new flow goes in (a second probe,
-        // only when full: the table never grows past `max_flows`).
+        // only when full: the table never holds more than `max_flows` flows,
+        // nor more than `max_handshakes` in their handshake).
         let creates = !(seg.payload.is_empty() && !syn || seg.flags.rst());
-        if creates && self.flows.len() >= self.limits.max_flows && self.find(hash, &key).is_none() {
-            self.evict_oldest(out);
+        if creates
+            && (self.flows.len() >= self.limits.max_flows
+                || self.handshakes >= self.limits.max_handshakes)
+            && self.find(hash, &key).is_none()
+        {
+            if self.flows.len() >= self.limits.max_flows {
+                self.evict_oldest(List::Created, out);
+            }
+            if self.handshakes >= self.limits.max_handshakes {
+                self.evict_oldest(List::Handshakes, out);
+            }
         }
         // One probe of the hash table: the flow, or the slot for a new one.
         let (flows, hasher) = (&self.flows, &self.hasher);
@@ -451,14 +514,9 @@ impl<S: Session> FlowTable<S> {
                 let i = flows.len() as u32;
                 v.insert(i);
                 self.stats.flows_created += 1;
-                match self.newest {
-                    NIL => self.oldest = i,
-                    n => self.flows[n as usize].newer = i,
-                }
                 self.flows.push(Flow {
                     key,
-                    older: self.newest,
-                    newer: NIL,
+                    links: [[OUT; 2]; 2],
                     last_seen: seg.ts,
                     thread: self.source,
                     iface: self.iface,
@@ -471,7 +529,8 @@ impl<S: Session> FlowTable<S> {
                         session: S::default(),
                     })),
                 });
-                self.newest = i;
+                self.link(List::Created, i);
+                self.link(List::Handshakes, i);
                 i
             }
         };
@@ -594,6 +653,7 @@ impl<S: Session> FlowTable<S> {
                 self.stats.note_sides(&flow.key, flow.iface, flow.seen);
             } else {
                 flow.state = State::Done { fin: active.fin };
+                self.unlink(List::Handshakes, i);
                 if let Some(set) = &self.settled {
                     set.mark_flow(seg.dispatch_hash, &seg.key, seg.ts);
                 }
@@ -659,10 +719,14 @@ impl<S: Session> FlowTable<S> {
         }
     }
 
-    fn evict_oldest(&mut self, out: &mut Vec<S::Output>) {
-        if self.oldest != NIL {
-            let i = self.oldest;
-            self.stats.evicted_table_full += 1;
+    /// Evicts the oldest flow of `list` (counted by list).
+    fn evict_oldest(&mut self, list: List, out: &mut Vec<S::Output>) {
+        let i = self.ends[list as usize][0];
+        if i != NIL {
+            match list {
+                List::Created => self.stats.evicted_table_full += 1,
+                List::Handshakes => self.stats.evicted_handshakes += 1,
+            }
             let hash = self.hasher.hash_one(self.flows[i as usize].key);
             self.remove_at(hash, i, out);
         }
@@ -707,6 +771,7 @@ pub(crate) mod testing {
     pub fn limits(max_flows: usize, max_bytes: usize) -> TableLimits {
         TableLimits {
             max_flows,
+            max_handshakes: max_flows,
             idle_timeout_ns: 60_000_000_000,
             stream: StreamLimits {
                 max_bytes,
@@ -890,16 +955,30 @@ mod tests {
         for (i, f) in t.flows.iter().enumerate() {
             assert_eq!(t.find(t.hasher.hash_one(f.key), &f.key), Some(i as u32));
         }
-        let (mut walk, mut at, mut prev) = (Vec::new(), t.oldest, NIL);
-        while at != NIL {
-            let f = &t.flows[at as usize];
-            assert_eq!(f.older, prev);
-            walk.push(f.key);
-            (prev, at) = (at, f.newer);
-            assert!(walk.len() <= t.flows.len());
-        }
-        assert_eq!(prev, t.newest);
+        let walk_list = |l: usize| {
+            let (mut walk, mut at, mut prev) = (Vec::new(), t.ends[l][0], NIL);
+            while at != NIL {
+                let f = &t.flows[at as usize];
+                assert_eq!(f.links[l][0], prev);
+                walk.push(f.key);
+                (prev, at) = (at, f.links[l][1]);
+                assert!(walk.len() <= t.flows.len());
+            }
+            assert_eq!(prev, t.ends[l][1]);
+            walk
+        };
+        let walk = walk_list(0);
         assert_eq!(walk.len(), t.flows.len());
+        // The handshake list: the active flows, in creation order.
+        let active: Vec<FlowKey> = (walk.iter())
+            .filter(|k| {
+                let i = t.find(t.hasher.hash_one(**k), k).unwrap();
+                matches!(t.flows[i as usize].state, State::Active(_))
+            })
+            .copied()
+            .collect();
+        assert_eq!(walk_list(1), active);
+        assert_eq!(t.handshakes, active.len());
         walk
     }
 
@@ -935,7 +1014,43 @@ mod tests {
         assert_eq!(check_links(&t).len(), live.len() - 10);
         t.drain(&mut out);
         assert!(check_links(&t).is_empty());
-        assert_eq!((t.oldest, t.newest), (NIL, NIL));
+        assert_eq!(t.ends, [[NIL; 2]; 2]);
+    }
+
+    /// Flows in their handshake have a bound of their own: beyond it the
+    /// oldest of them is evicted (its facts reported), not a settled flow,
+    /// and settled flows do not count against it.
+    #[test]
+    fn table_handshake_bound_evicts_the_oldest_handshake() {
+        let mut t = table(TableLimits {
+            max_handshakes: 4,
+            ..limits(100)
+        });
+        let mut out = Vec::new();
+        // Ten flows that settle (a whole line) stay as small settled flows.
+        for n in 0..10u32 {
+            t.ingest(seg(key(n), 1, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut out);
+        }
+        // Then six that stay in their handshake (a line not ended).
+        for n in 100..106u32 {
+            t.ingest(seg(key(n), 2, ACK, b"partial"), &mut out);
+        }
+        assert_eq!(t.len(), 14);
+        assert_eq!(t.handshakes, 4);
+        assert_eq!(t.stats.evicted_handshakes, 2);
+        assert_eq!(t.stats.evicted_table_full, 0);
+        assert_eq!(t.ctx_mut().unfinished, 2, "the evicted flows were reported");
+        for (n, held) in [
+            (0, true),
+            (100, false),
+            (101, false),
+            (102, true),
+            (105, true),
+        ] {
+            let h = t.hasher.hash_one(key(n));
+            assert_eq!(t.find(h, &key(n)).is_some(), held, "flow {n}");
+        }
+        check_links(&t);
     }
 
     /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
@@ -989,6 +1104,6 @@ mod tests {
     fn table_flow_state_stays_small() {
         use std::mem::size_of;
         assert!(size_of::<Active<crate::tls::session::TlsSession>>() <= 384);
-        assert!(size_of::<Flow<crate::tls::session::TlsSession>>() <= 72);
+        assert!(size_of::<Flow<crate::tls::session::TlsSession>>() <= 80);
     }
 }

@@ -48,6 +48,7 @@ crate::label_set! {
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Bound {
         FlowTable = "flow_table",
+        Handshakes = "handshakes",
         StreamBytes = "stream_bytes",
         OooSegments = "ooo_segments",
         BufferBudget = "buffer_budget",

@@ -342,6 +342,7 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
         &m.by.evictions,
     );
     m.bound(Bound::FlowTable, s.evicted_table_full);
+    m.bound(Bound::Handshakes, s.evicted_handshakes);
     m.bound(Bound::StreamBytes, s.stream_cap_hits);
     m.bound(Bound::OooSegments, s.pending_full);
     m.bound(Bound::BufferBudget, s.buffer_budget_hits);

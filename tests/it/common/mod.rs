@@ -219,6 +219,7 @@ pub fn census_settings(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
         // inventory in another order from run to run (its host list).
         ("workers", one("1")),
         ("max-flows", one("5000")),
+        ("max-handshakes", one("2000")),
         ("max-stream-bytes", one("8192")),
         ("max-buffer-bytes", one("1048576")),
         ("flow-timeout", one("60")),
