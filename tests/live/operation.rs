@@ -77,14 +77,20 @@ fn live_privileges() {
         bin.display()
     ));
     let run_as_nobody = |extra: &str| {
-        // Started in the background and stopped with SIGTERM after two seconds.
+        // Started in the background and stopped with SIGTERM once it has
+        // said whether the kernel skip is on and holds only CAP_NET_RAW
+        // (or after ten seconds, for the assertions to show why not).
+        let log = net.path("privileges.log");
         Command::new("sh")
             .args([
                 "-c",
                 &format!(
-                    "ip netns exec {} setpriv --reuid=nobody --regid=nogroup --clear-groups {} live -i {i1} --listen 127.0.0.1:0 {extra} & pid=$!; sleep 2; grep CapEff /proc/$pid/status >&2; kill -TERM $pid; wait $pid",
+                    "ip netns exec {} setpriv --reuid=nobody --regid=nogroup --clear-groups {} live -i {i1} --listen 127.0.0.1:0 {extra} 2>{log} & pid=$!; \
+                     for i in $(seq 200); do grep -q 'kernel skip o' {log} && grep -q 'CapEff:.0000000000002000' /proc/$pid/status && break; sleep 0.05; done; \
+                     grep CapEff /proc/$pid/status >&2; kill -TERM $pid; wait $pid; st=$?; cat {log} >&2; exit $st",
                     net.srv(),
-                    bin.display()
+                    bin.display(),
+                    log = log.display()
                 ),
             ])
             .output()
