@@ -216,79 +216,142 @@ pub fn csv_to(
     w.write_all(out.as_bytes())
 }
 
-pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
-    let header = [
-        "HOST",
-        "HOST NAME",
-        "FLOWS",
-        "LEGACY",
-        "REJECTED",
-        "SSL",
-        "TLS1.0",
-        "TLS1.1",
-        "TLS1.2",
-        "TLS1.3",
-        "OTHER",
-        "FIRST SEEN",
-        "LAST SEEN",
-        "CLIENT",
-        "SERVER NAMES",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for (ip, r) in hosts {
-        let v = r.by_version;
-        let mut names: Vec<String> = r
-            .sorted_names()
-            .into_iter()
-            .take(3)
-            .map(printable)
-            .collect();
-        let client = match main_fingerprint(r) {
-            None => "-".to_string(),
-            Some(f) => {
-                let shown = cx
-                    .fp_label(f)
-                    .map_or_else(|| f.fingerprint.ja4().to_string(), |l| short(l, 48));
-                let others = r.fingerprints.len() - 1 + usize::from(r.fingerprints_dropped > 0);
-                if others > 0 {
-                    format!("{} (+{others})", printable(&shown))
-                } else {
-                    printable(&shown)
-                }
+const TABLE_HEADER: [&str; 15] = [
+    "HOST",
+    "HOST NAME",
+    "FLOWS",
+    "LEGACY",
+    "REJECTED",
+    "SSL",
+    "TLS1.0",
+    "TLS1.1",
+    "TLS1.2",
+    "TLS1.3",
+    "OTHER",
+    "FIRST SEEN",
+    "LAST SEEN",
+    "CLIENT",
+    "SERVER NAMES",
+];
+
+/// One host's row of the table.
+fn table_row(ip: IpAddr, r: &HostRecord, cx: Context<'_>) -> Vec<String> {
+    let v = r.by_version;
+    let mut names: Vec<String> = r
+        .sorted_names()
+        .into_iter()
+        .take(3)
+        .map(printable)
+        .collect();
+    let client = match main_fingerprint(r) {
+        None => "-".to_string(),
+        Some(f) => {
+            let shown = cx
+                .fp_label(f)
+                .map_or_else(|| f.fingerprint.ja4().to_string(), |l| short(l, 48));
+            let others = r.fingerprints.len() - 1 + usize::from(r.fingerprints_dropped > 0);
+            if others > 0 {
+                format!("{} (+{others})", printable(&shown))
+            } else {
+                printable(&shown)
             }
-        };
-        let more = r.server_names.len().saturating_sub(3) as u64 + r.names_dropped;
-        if more > 0 {
-            names.push(format!("(+{more})"));
         }
-        let (name, _) = cx.host_name(*ip, r);
-        rows.push(vec![
-            ip.to_string(),
-            name.map_or_else(|| "-".to_string(), |n| printable(&n)),
-            r.flows.to_string(),
-            r.legacy.to_string(),
-            r.rejected.to_string(),
-            (v[0] + v[1]).to_string(),
-            v[2].to_string(),
-            v[3].to_string(),
-            v[4].to_string(),
-            v[5].to_string(),
-            (v[6] + v[7]).to_string(),
-            rfc3339(r.first_ns),
-            rfc3339(r.last_ns),
-            client,
-            names.join(" "),
-        ]);
+    };
+    let more = r.server_names.len().saturating_sub(3) as u64 + r.names_dropped;
+    if more > 0 {
+        names.push(format!("(+{more})"));
     }
-    let mut out = String::new();
+    let (name, _) = cx.host_name(ip, r);
+    vec![
+        ip.to_string(),
+        name.map_or_else(|| "-".to_string(), |n| printable(&n)),
+        r.flows.to_string(),
+        r.legacy.to_string(),
+        r.rejected.to_string(),
+        (v[0] + v[1]).to_string(),
+        v[2].to_string(),
+        v[3].to_string(),
+        v[4].to_string(),
+        v[5].to_string(),
+        (v[6] + v[7]).to_string(),
+        rfc3339(r.first_ns),
+        rfc3339(r.last_ns),
+        client,
+        names.join(" "),
+    ]
+}
+
+pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
+    let mut out = Vec::new();
+    // Writing to a vector cannot fail.
+    let _ = table_to(hosts, totals, cx, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// As [`table`], written to `w` a line at a time: the rows are made twice
+/// (once for the column widths, once to write them), so a table of any
+/// size holds one row at a time.
+pub fn table_to(
+    hosts: &[(IpAddr, HostRecord)],
+    totals: &RunTotals,
+    cx: Context<'_>,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     if hosts.is_empty() {
-        out.push_str("(no TLS flows to the target servers)\n");
+        w.write_all(b"(no TLS flows to the target servers)\n")?;
     } else {
-        aligned(&rows, |c| (2..=10).contains(&c), &mut out);
+        let rows = || {
+            std::iter::once(TABLE_HEADER.iter().map(|s| s.to_string()).collect())
+                .chain(hosts.iter().map(|(ip, r)| table_row(*ip, r, cx)))
+        };
+        aligned_to(rows, |c| (2..=10).contains(&c), w)?;
     }
-    out.push_str(&summary_line(totals));
-    out.push('\n');
-    out
+    w.write_all(summary_line(totals).as_bytes())?;
+    w.write_all(b"\n")
+}
+
+/// As [`aligned`], over rows made twice by `rows` (for the widths, then
+/// to write them), written to `w` a line at a time.
+pub(super) fn aligned_to<I: Iterator<Item = Vec<String>>>(
+    rows: impl Fn() -> I,
+    numeric: impl Fn(usize) -> bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows() {
+        widths.resize(widths.len().max(row.len()), 0);
+        for (c, cell) in row.iter().enumerate() {
+            widths[c] = widths[c].max(cell.len());
+        }
+    }
+    let mut line = String::new();
+    for row in rows() {
+        line.clear();
+        format_row(&row, &widths, &numeric, &mut line);
+        w.write_all(line.trim_end().as_bytes())?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// One row of aligned columns into `line` (trailing spaces left on).
+fn format_row(
+    row: &[String],
+    widths: &[usize],
+    numeric: impl Fn(usize) -> bool,
+    line: &mut String,
+) {
+    let cols = widths.len();
+    for (c, cell) in row.iter().enumerate() {
+        let w = widths.get(c).copied().unwrap_or(0);
+        if c + 1 == cols {
+            line.push_str(cell);
+        } else if numeric(c) {
+            let _ = write!(line, "{cell:>w$}  ");
+        } else {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+    }
 }
 
 /// Rows as aligned columns (numeric ones right-aligned; the last one not padded).
@@ -297,17 +360,10 @@ pub(super) fn aligned(rows: &[Vec<String>], numeric: impl Fn(usize) -> bool, out
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
+    let mut line = String::new();
     for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == cols {
-                line.push_str(cell);
-            } else if numeric(c) {
-                let _ = write!(line, "{cell:>w$}  ", w = widths[c]);
-            } else {
-                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
-            }
-        }
+        line.clear();
+        format_row(row, &widths, &numeric, &mut line);
         out.push_str(line.trim_end());
         out.push('\n');
     }

@@ -138,8 +138,9 @@ pub fn render(
     }
 }
 
-/// As [`render`], written to `out`; the host reports in CSV and JSON are
-/// written as they are made (the table needs every row for its widths).
+/// As [`render`], written to `out`; the host reports are written as they
+/// are made (the table makes its rows twice: for the widths, then to
+/// write them).
 pub fn render_to(
     by: By,
     format: Format,
@@ -152,6 +153,7 @@ pub fn render_to(
     match (by, format) {
         (By::Host, Format::Csv) => csv_to(hosts, cx, out),
         (By::Host, Format::Json) => json_to(hosts, totals, cx, out),
+        (By::Host, Format::Table) => hosts::table_to(hosts, totals, cx, out),
         _ => out.write_all(render(by, format, hosts, destinations, totals, cx).as_bytes()),
     }
 }
