@@ -7,8 +7,10 @@
 pub mod key;
 pub mod mirror;
 pub mod reassembly;
+pub mod segment;
 pub mod session;
 pub mod settled;
+pub mod stats;
 pub mod table;
 
 pub use key::{Direction, Endpoint, FlowKey};

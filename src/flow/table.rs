@@ -16,18 +16,18 @@
 //! direction's sequence ledger; both are tallied per interface in
 //! [`TableStats`] as the flow settles or leaves.
 
-use crate::decode::l4::TcpSegment;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
-use super::key::{Direction, FlowKey};
-use super::mirror::{Block, Ledger, MirrorTally, Seen, Sides};
+use super::key::FlowKey;
+use super::mirror::{Ledger, Seen};
 use super::reassembly::{Ingest, StreamLimits, StreamStart};
+pub use super::segment::{Segment, SegmentIn, Span};
 use super::session::{Session, StreamEvent, StreamView};
 use super::settled::SettledSet;
-use crate::decode::l4::TcpFlags;
+pub use super::stats::{Eviction, TableStats};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TableLimits {
@@ -39,166 +39,6 @@ pub struct TableLimits {
     pub idle_timeout_ns: u64,
     pub stream: StreamLimits,
     pub max_buffer_bytes: usize,
-}
-
-/// One TCP segment of a flow, from the capture thread to the flow table:
-/// the one type it travels as. `P` is where its payload is: `&[u8]`
-/// borrowed from a frame or a batch ([`SegmentIn`], what the table takes),
-/// or a [`Span`] of a batch's byte buffer while it crosses to a worker.
-#[derive(Clone, Copy, Debug)]
-pub struct Segment<P> {
-    pub ts: u64,
-    pub key: FlowKey,
-    pub dir: Direction,
-    pub seq: u32,
-    pub ack: u32,
-    pub flags: TcpFlags,
-    pub payload: P,
-    /// Payload bytes on the wire that the capture cut (snap length).
-    pub missing: u32,
-    /// `key.dispatch_hash()`, computed once by the capture thread.
-    pub dispatch_hash: u64,
-}
-
-/// A segment as the table takes it, its payload borrowed.
-pub type SegmentIn<'a> = Segment<&'a [u8]>;
-
-/// Where a payload is in a batch's byte buffer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Span {
-    pub start: u32,
-    pub len: u32,
-}
-
-impl<'a> Segment<&'a [u8]> {
-    /// The segment `tcp` of the flow `key`, going `dir`, seen at `ts`.
-    pub fn of(
-        ts: u64,
-        key: FlowKey,
-        dir: Direction,
-        dispatch_hash: u64,
-        tcp: &TcpSegment<'a>,
-    ) -> Self {
-        Segment {
-            ts,
-            key,
-            dir,
-            seq: tcp.seq,
-            ack: tcp.ack,
-            flags: tcp.flags,
-            payload: tcp.payload,
-            missing: tcp.missing,
-            dispatch_hash,
-        }
-    }
-}
-
-impl<P> Segment<P> {
-    /// The same segment with its payload elsewhere.
-    pub fn with_payload<Q>(self, payload: Q) -> Segment<Q> {
-        Segment {
-            ts: self.ts,
-            key: self.key,
-            dir: self.dir,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            payload,
-            missing: self.missing,
-            dispatch_hash: self.dispatch_hash,
-        }
-    }
-}
-
-impl Segment<Span> {
-    /// The segment with its payload read from the batch's `bytes` (empty
-    /// when the span is not in them).
-    pub fn resolve(self, bytes: &[u8]) -> SegmentIn<'_> {
-        let Span { start, len } = self.payload;
-        let (start, len) = (start as usize, len as usize);
-        self.with_payload(bytes.get(start..start + len).unwrap_or(&[]))
-    }
-}
-
-crate::label_set! {
-    /// `reason` values of `tlscensus_flow_evictions_total`: why a flow left
-    /// the table before it settled.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Eviction {
-        Idle = "idle",
-        TableFull = "table_full",
-        EndOfCapture = "end_of_capture",
-    }
-}
-
-impl TableStats {
-    /// Flows that left for one reason.
-    pub fn evictions(&self, e: Eviction) -> u64 {
-        match e {
-            Eviction::Idle => self.evicted_idle,
-            Eviction::TableFull => self.evicted_table_full + self.evicted_handshakes,
-            Eviction::EndOfCapture => self.ended_open,
-        }
-    }
-}
-
-/// Counters kept by the table; the worker flushes them to metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TableStats {
-    pub flows_created: u64,
-    pub evicted_idle: u64,
-    pub evicted_table_full: u64,
-    /// Flows evicted in their handshake because `max_handshakes` were.
-    pub evicted_handshakes: u64,
-    pub buffer_budget_hits: u64,
-    pub stream_cap_hits: u64,
-    pub pending_full: u64,
-    pub reused: u64,
-    /// SYN-ACKs whose ISN differs from the server's first one.
-    pub server_isn_changed: u64,
-    /// Client SYNs retransmitted with another ISN before any byte (kept
-    /// as candidates, not a new connection).
-    pub client_isn_changed: u64,
-    /// Overlapping segments with bytes other than those kept.
-    pub overlap_conflicts: u64,
-    /// Flows still in their handshake when the input ended (or at shutdown).
-    pub ended_open: u64,
-    /// Flows whose segments came from more than one capture thread.
-    pub split_flows: u64,
-    /// What the mirror showed, by interface index (see [`FlowTable::set_source`]).
-    pub mirror: Vec<MirrorTally>,
-    /// Client blocks of flows whose opening was captured, with whether both
-    /// directions came, by interface index; the caller takes them.
-    pub blocks: Vec<(u8, Block, bool)>,
-}
-
-impl TableStats {
-    fn tally(&mut self, iface: u8) -> &mut MirrorTally {
-        let i = usize::from(iface);
-        if self.mirror.len() <= i {
-            self.mirror.resize(i + 1, MirrorTally::default());
-        }
-        &mut self.mirror[i]
-    }
-
-    /// A flow leaves the table: how its directions showed.
-    fn note_sides(&mut self, key: &FlowKey, iface: u8, seen: Seen) {
-        if let Some((sides, client)) = seen.sides() {
-            self.tally(iface).sides[sides] += 1;
-            self.blocks
-                .push((iface, Block::of(key, client), sides == Sides::Both));
-        }
-    }
-
-    /// A flow ends in its handshake phase: its ledgers, and a handshake gap
-    /// when bytes a direction still needed are missing.
-    fn close_active(&mut self, iface: u8, ledgers: &[Ledger; 2], wants: impl Fn(usize) -> bool) {
-        let t = self.tally(iface);
-        t.add_ledgers(ledgers);
-        if (0..2).any(|d| ledgers[d].has_loss() && wants(d)) {
-            t.handshake_gaps += 1;
-        }
-    }
 }
 
 /// [`Flow::thread`] of a flow already counted in `split_flows`.

@@ -6,6 +6,7 @@
 //! that leave a worker ([`summary`]).
 
 pub mod certificate;
+pub mod context;
 pub mod craft;
 pub mod error;
 pub mod extract;
