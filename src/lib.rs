@@ -38,7 +38,10 @@
 //!   inventory, the destinations, the legacy sources and passive host names
 //!   are each a `store::Shared` (a sharded map whose admissions to a full
 //!   store take one mutex), which keeps hosts a server answered and hosts
-//!   that keep making flows over one-shot newcomers (`store`);
+//!   that keep making flows over one-shot newcomers (`store`). The hosts'
+//!   server names are held once each in a `store::Pool`
+//!   (`--max-server-name-bytes`): any worker adds a name a host meets for
+//!   the first time, and a name no host holds any more makes room again;
 //! - the settled-flow set (`flow::SettledSet`): workers mark, the capture
 //!   threads skip those flows' segments (atomic slots: any number of readers);
 //! - live on Ethernet, the kernel skip (`capture::skip::KernelSkip`,
