@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::{Pipeline, SendMode, Shared};
 use crate::capture::fanout::FanoutGroup;
@@ -21,165 +21,11 @@ use crate::config::LiveConfig;
 use crate::error::SetupError;
 use crate::events::{EventCounters, EventLog, EventOutput};
 use crate::exporter::{self, Exporter, Health};
-use crate::metrics::{LiveMetrics, Metrics, write_atomic, write_atomic_with};
+use crate::metrics::{LiveMetrics, Metrics, write_atomic};
 use crate::privilege::{self, Dropped};
 
-/// How often `--state` is written.
-const STATE_INTERVAL: Duration = Duration::from_secs(60);
-
-fn write_state(path: &std::path::Path, shared: &Shared) -> Result<(), SetupError> {
-    write_atomic_with(path, |w| {
-        crate::state::write_to(&shared.inventory, &shared.destinations, w)
-    })
-    .map_err(|e| match e {
-        SetupError::Write { path, source, .. } => SetupError::Write {
-            what: "state file",
-            path,
-            source,
-        },
-        other => other,
-    })
-}
-
-/// Writes the state every [`STATE_INTERVAL`] until `stop`; an error is said
-/// when it starts (and again when it changes), not every minute.
-fn spawn_state_writer(
-    path: std::path::PathBuf,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>, SetupError> {
-    std::thread::Builder::new()
-        .name("state".into())
-        .spawn(move || {
-            let mut last = Instant::now();
-            let mut failing: Option<String> = None;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(250));
-                if last.elapsed() < STATE_INTERVAL {
-                    continue;
-                }
-                last = Instant::now();
-                match write_state(&path, &shared) {
-                    Ok(()) => failing = None,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if failing.as_deref() != Some(msg.as_str()) {
-                            eprintln!("tlscensus: error: {msg}");
-                            failing = Some(msg);
-                        }
-                    }
-                }
-            }
-        })
-        .map_err(SetupError::Thread)
-}
-
-/// What SIGHUP does in live mode: read the configuration again and put
-/// its rules in use ([`super::Rules`]), on a thread of its own so capture
-/// never waits for files to be read.
-pub struct Reload {
-    /// Set by SIGHUP.
-    pub requested: Arc<AtomicBool>,
-    /// Reads the command line's configuration file and every file it names
-    /// again, and checks them; an error says why (with file and line).
-    pub reread: Box<dyn FnMut() -> Result<Reread, String> + Send>,
-}
-
-/// A configuration read again, checked, not yet in use.
-pub struct Reread {
-    pub census: crate::config::Config,
-    /// A services file's table.
-    pub table: Option<crate::targets::services::Candidate>,
-    /// Options that changed and take effect only at the next start.
-    pub restart: Vec<String>,
-    /// What was read (the configuration file), for the message.
-    pub source: String,
-}
-
-/// How often the reload thread looks for a SIGHUP.
-const RELOAD_POLL: Duration = Duration::from_millis(100);
-
-/// Starts the reload thread: each SIGHUP rereads the configuration and,
-/// when it is sound, swaps the rules; either way it says what it did on
-/// `said` (the capture loop prints it) and counts it.
-fn spawn_reloader(
-    mut reload: Reload,
-    shared: Arc<Shared>,
-    live: Arc<LiveMetrics>,
-    stop: Arc<AtomicBool>,
-    said: crossbeam_channel::Sender<String>,
-) -> Result<std::thread::JoinHandle<()>, SetupError> {
-    std::thread::Builder::new()
-        .name("reload".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(RELOAD_POLL);
-                if !reload.requested.swap(false, Ordering::Relaxed) {
-                    continue;
-                }
-                let outcome = (reload.reread)().and_then(|r| {
-                    shared
-                        .reload(&r.census, r.table.as_ref())
-                        .map_err(|e| e.to_string())
-                        .map(|()| r)
-                });
-                let line = match outcome {
-                    Ok(r) => {
-                        live.reloads_applied.inc();
-                        live.config_loaded.set(unix_now());
-                        applied_line(&shared, &r)
-                    }
-                    Err(why) => {
-                        live.reloads_refused.inc();
-                        format!("reload refused: {why}; the running configuration is kept")
-                    }
-                };
-                let _ = said.try_send(line);
-            }
-        })
-        .map_err(SetupError::Thread)
-}
-
-/// What an applied reload put in use, and what waits for a restart.
-fn applied_line(shared: &Shared, r: &Reread) -> String {
-    let rules = shared.rules.load();
-    let services: Vec<&str> = rules
-        .services
-        .iter()
-        .filter_map(|&i| crate::targets::services::table().get(i).map(|s| s.name))
-        .collect();
-    let mut line = format!(
-        "reloaded {}: {} target patterns, {} SNI-less prefix ranges, services {}, {} proxy ranges, {} client labels{}; flows settled from now on are matched by them",
-        r.source,
-        rules.targets.len(),
-        rules.prefixes.ranges(),
-        if services.is_empty() {
-            "none".to_string()
-        } else {
-            services.join(", ")
-        },
-        rules.proxies.ranges(),
-        rules.labels.len(),
-        if rules.resolver.is_some() {
-            ", --resolve on"
-        } else {
-            ""
-        },
-    );
-    if !r.restart.is_empty() {
-        line.push_str(&format!(
-            "; not applied until a restart: {}",
-            r.restart.join(", ")
-        ));
-    }
-    line
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub use super::upkeep::{Reload, Reread};
+use super::upkeep::{spawn_reloader, spawn_state_writer, unix_now, write_state};
 
 /// Frames read from one interface before looking at the others.
 const READ_BUDGET: usize = 4096;

@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod inline;
 pub mod live;
 pub mod read;
+mod upkeep;
 pub mod worker;
 
 use std::sync::Arc;
