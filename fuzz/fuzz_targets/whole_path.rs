@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = CONFIG.get_or_init(|| {
         let mut cfg = tlscensus::config::defaults();
         cfg.table.max_flows = 16;
+        cfg.table.max_handshakes = 8;
         cfg.table.max_buffer_bytes = 64 * 1024;
         cfg.max_fragments = 8;
         cfg

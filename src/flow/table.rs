@@ -893,6 +893,39 @@ mod tests {
         check_links(&t);
     }
 
+    /// Flows settle, stay in their handshake, close and are evicted in any
+    /// order, under both bounds: the lists stay consistent and neither
+    /// bound is ever passed.
+    #[test]
+    fn table_lists_hold_under_mixed_churn() {
+        let mut t = table(TableLimits {
+            max_handshakes: 24,
+            ..limits(40)
+        });
+        let mut out = Vec::new();
+        let mut x = 0x2545_f491u32;
+        for n in 0..30_000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let k = key(x % 200);
+            let (flags, payload): (u8, &[u8]) = match x % 5 {
+                0 => (ACK | RST, b""),
+                1 | 2 => (ACK, b"partial"),
+                _ => (ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            };
+            t.ingest(seg(k, u64::from(n), flags, payload), &mut out);
+            assert!(t.len() <= 40 && t.handshakes <= 24);
+            if n.is_multiple_of(101) {
+                check_links(&t);
+            }
+        }
+        check_links(&t);
+        assert!(t.stats.evicted_handshakes > 0 && t.stats.evicted_table_full > 0);
+        t.drain(&mut out);
+        assert!(check_links(&t).is_empty());
+    }
+
     /// Regression (issue 6, memory flat on a 10x capture): the eviction queue
     /// kept an entry per flow ever seen until it reached twice `max_flows`
     /// (25 MB at the default); the creation list is in the flows themselves.
