@@ -283,9 +283,9 @@ fn table_row(ip: IpAddr, r: &HostRecord, cx: Context<'_>) -> Vec<String> {
 
 pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
     let mut out = Vec::new();
-    // Writing to a vector cannot fail.
+    // Writing to a vector cannot fail, and every cell is a `String`.
     let _ = table_to(hosts, totals, cx, &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// As [`table`], written to `w` a line at a time: the rows are made twice
