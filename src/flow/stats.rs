@@ -53,7 +53,7 @@ pub struct TableStats {
     pub ended_open: u64,
     /// Flows whose segments came from more than one capture thread.
     pub split_flows: u64,
-    /// What the mirror showed, by interface index (see [`FlowTable::set_source`]).
+    /// What the mirror showed, by interface index (see [`super::table::FlowTable::set_source`]).
     pub mirror: Vec<MirrorTally>,
     /// Client blocks of flows whose opening was captured, with whether both
     /// directions came, by interface index; the caller takes them.

@@ -16,7 +16,7 @@ use crate::store::{self, Admit, Policy, Upsert};
 
 /// Destinations kept (service, destination pairs); beyond, a flow is only
 /// counted (`bound="destinations"`), unless a server answered it and a
-/// destination no server ever answered can make room ([`Unanswered`]).
+/// destination no server ever answered can make room ([`DESTINATIONS`]).
 pub const MAX_DESTINATIONS: usize = 16_384;
 /// Distinct legacy source hosts listed per destination (the rest counted).
 pub const MAX_DESTINATION_SOURCES: usize = 64;

@@ -4,7 +4,7 @@
 //! counts by version and outcome, server names, first/last seen. Invariants: at
 //! most `max_hosts` hosts (a flow of a host beyond that is counted in
 //! `hosts_dropped`, unless a server answered it and a host no server ever
-//! answered can make room: see [`Unanswered`]); at most [`MAX_NAMES`] server names and
+//! answered can make room: see [`HOSTS`]); at most [`MAX_NAMES`] server names and
 //! [`MAX_FINGERPRINTS`] client fingerprints per host, and server names of
 //! at most `max_name_bytes` in all, each distinct name held once (the rest
 //! are counted).
