@@ -11,12 +11,15 @@
 //!   handshake and request head, a [`WRITE_DEADLINE`] for the answer, and a
 //!   size cap on the request.
 //! - At most [`MAX_CONNECTIONS`] connections, [`MAX_PER_PEER`] from one
-//!   address. A new connection beyond either cap evicts the oldest one still
-//!   in its request head (else the oldest), never one whose whole request
-//!   head already waits in its socket: slow or idle clients cannot keep
-//!   Prometheus out, even from its own address, because a real scrape sends
-//!   its request at once and is done in milliseconds, and a burst of new
-//!   connections cannot cut off a real request whose thread has not run yet.
+//!   address. A new connection beyond either cap evicts the oldest one that
+//!   sent part of its request head, else the oldest that sent nothing yet,
+//!   else the oldest, never one whose whole request head already waits in
+//!   its socket: slow or idle clients cannot keep Prometheus out, even from
+//!   its own address and reconnecting as fast as they are cut off, because a
+//!   real scrape sends its request at once and is done in milliseconds, a
+//!   scrape whose request is still in flight goes after every slow client,
+//!   and a burst of new connections cannot cut off a real request whose
+//!   thread has not run yet.
 //! - Password checks (bcrypt, tens of milliseconds each) run one at a time
 //!   and at most [`BCRYPT_PER_SECOND`] a second; credentials that passed are
 //!   remembered (a keyed hash, [`AUTH_CACHE`] entries), so a scraper costs
@@ -37,7 +40,7 @@ pub use serve::InventoryRender;
 
 use auth::Auth;
 use serve::serve;
-use slots::{PHASE_ANSWER, PHASE_HEAD, Slot, Slots};
+use slots::{PHASE_ANSWER, PHASE_HEAD, PHASE_PARTIAL, Slot, Slots};
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

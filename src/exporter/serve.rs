@@ -62,7 +62,7 @@ pub(super) fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> HttpR
         },
     };
     let head_deadline = Instant::now() + HEAD_DEADLINE;
-    let head = match read_head(&mut conn, head_deadline) {
+    let head = match read_head(&mut conn, head_deadline, phase) {
         Ok(h) => h,
         Err(label) => {
             if label == HttpResult::BadRequest {
@@ -188,7 +188,13 @@ pub(super) fn health_text(health: &Health) -> (u16, String) {
 }
 
 /// Reads up to the end of the request head, within the deadline and size cap.
-pub(super) fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, HttpResult> {
+/// Reads the request head; `phase` becomes [`PHASE_PARTIAL`] once some of
+/// it is read.
+pub(super) fn read_head(
+    conn: &mut Conn,
+    deadline: Instant,
+    phase: &AtomicU8,
+) -> Result<Vec<u8>, HttpResult> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     loop {
@@ -215,6 +221,7 @@ pub(super) fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, H
             buf.truncate(end);
             return Ok(buf);
         }
+        phase.store(PHASE_PARTIAL, Ordering::Relaxed);
         if buf.len() > MAX_REQUEST {
             return Err(HttpResult::BadRequest);
         }

@@ -8,9 +8,23 @@ use std::time::Instant;
 
 use super::*;
 
-/// A connection's phase, for choosing whom to evict.
+/// A connection's phase, for choosing whom to evict: nothing of its
+/// request head read yet, its answer being made, or part of its head read
+/// (a real client sends its whole head at once, so a connection that sent
+/// only part of it is a slow one).
 pub(super) const PHASE_HEAD: u8 = 0;
 pub(super) const PHASE_ANSWER: u8 = 1;
+pub(super) const PHASE_PARTIAL: u8 = 2;
+
+/// Who goes first: a partial head, then a connection that sent nothing
+/// yet, then one being answered.
+fn eviction_rank(phase: u8) -> u8 {
+    match phase {
+        PHASE_PARTIAL => 0,
+        PHASE_HEAD => 1,
+        _ => 2,
+    }
+}
 
 /// One admitted connection.
 pub(super) struct Slot {
@@ -31,7 +45,9 @@ pub(super) struct Slots {
 impl Slots {
     /// Makes room for a connection from `peer`: if a cap is reached, evicts
     /// the oldest connection (of that peer when the peer's cap is the one
-    /// reached), those still in their request head first; a connection whose
+    /// reached), those that sent part of their request head first, then
+    /// those that sent nothing yet (a real client's head may be in flight),
+    /// then those being answered; a connection whose
     /// whole request head already waits in its socket (a real client whose
     /// thread has not run yet) is never chosen. `Some(evicted)` when there is
     /// room, `None` when no connection may be evicted (the newcomer is refused).
@@ -51,7 +67,7 @@ impl Slots {
                 .filter(|(_, s)| {
                     s.phase.load(Ordering::Relaxed) != PHASE_HEAD || !head_waiting(&s.socket)
                 })
-                .min_by_key(|(_, s)| (s.phase.load(Ordering::Relaxed) != PHASE_HEAD, s.since))
+                .min_by_key(|(_, s)| (eviction_rank(s.phase.load(Ordering::Relaxed)), s.since))
                 .map(|(i, _)| i);
             let i = victim?;
             let s = self.open.swap_remove(i);

@@ -180,6 +180,36 @@ fn exporter_eviction_order() {
     );
     let peer2 = IpAddr::from([10, 0, 0, 2]);
     assert_eq!(slots.open.iter().filter(|s| s.peer == peer2).count(), 3);
+
+    // Slow clients reconnecting as fast as they are cut off, from the
+    // scraper's own address: the scrape whose request is still in flight
+    // (nothing read yet, the oldest) outlasts every slow client, and
+    // newcomers push out the slow ones oldest first.
+    let mut slots = Slots::default();
+    for i in 0..MAX_PER_PEER as u64 {
+        let phase = if i == 0 { PHASE_HEAD } else { PHASE_PARTIAL };
+        let (s, other) = slot(i, 3, phase);
+        slots.open.push(s);
+        keep.push(other);
+    }
+    let peer3 = IpAddr::from([10, 0, 0, 3]);
+    for next in 0..3 * MAX_PER_PEER as u64 {
+        assert_eq!(slots.make_room(peer3), Some(1));
+        assert!(slots.open.iter().any(|s| s.id == 0), "the scrape stays");
+        let (s, other) = slot(100 + next, 3, PHASE_PARTIAL);
+        slots.open.push(s);
+        keep.push(other);
+    }
+    let left: Vec<u64> = slots
+        .open
+        .iter()
+        .map(|s| s.id)
+        .filter(|&id| id != 0)
+        .collect();
+    assert!(
+        left.iter().all(|&id| id >= 100),
+        "oldest slow ones first: {left:?}"
+    );
 }
 
 /// regression_12: concurrent scrapes share one rendering and one copy.
