@@ -13,107 +13,60 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::hosts::Who;
+use crate::hosts::names::NameSource;
 pub use crate::metrics::Metrics;
 use crate::preamble::Kind as PreambleKind;
 use crate::targets::{Match, account_of};
-use crate::tls::{HandshakeSummary, Outcome, Version};
+use crate::tls::fingerprint::Fingerprint;
+use crate::tls::summary::known_alert;
+use crate::tls::{HandshakeSummary, ServerAnswer, Version};
 
+pub mod json;
+use crate::json_key;
 mod output;
 
 pub use output::*;
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// One inventoried flow's event: the flow's facts as the worker had them,
+/// moved, not formatted (the writer thread writes the line).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowEvent {
-    /// RFC 3339 capture time of the ClientHello (or of the answer when none was seen).
-    pub ts: String,
-    pub src_ip: IpAddr,
-    pub src_port: u16,
-    pub dst_ip: IpAddr,
-    pub dst_port: u16,
-    pub sni: Option<String>,
-    pub client_max_version: Option<String>,
-    pub negotiated_version: Option<String>,
-    pub server_alert: Option<String>,
-    pub outcome: Outcome,
+    /// The flow (without its certificate and DNS facts, which no event
+    /// field shows and which must not be held in the queue).
+    pub flow: HandshakeSummary,
     pub legacy: bool,
-    pub target: bool,
-    /// How the server was recognised as a target (sni, cname, dns_address,
-    /// cidr, certificate); null for other flows.
-    #[serde(rename = "match")]
+    /// How the server was recognised as a target; `None` for other flows.
     pub matched: Option<Match>,
-    /// The storage account, when the target name is known (from the SNI or DNS).
-    pub account: Option<String>,
-    /// The target name the SNI or address led to through DNS, or the
-    /// certificate name that matched a target (often a wildcard).
-    pub target_name: Option<String>,
-    /// The ClientHello's own version field (legacy_version).
-    pub client_hello_version: Option<String>,
-    /// supported_versions as offered, GREASE removed; null without the extension.
-    pub client_versions: Option<Vec<String>>,
-    /// The ClientHello used the SSLv2-compatible record format.
-    pub sslv2_hello: bool,
-    /// The server sent a HelloRetryRequest before its ServerHello.
-    pub hello_retry: bool,
-    /// The capture's snap length cut the handshake: only what its first bytes
-    /// show is reported (client_max_version and negotiated_version may be null).
-    pub incomplete: bool,
-    /// What preceded TLS in the stream: none, http_connect, socks,
-    /// proxy_protocol, smtp, imap, pop3, ftp, postgres, mysql, tds, ldap, xmpp.
-    pub preamble: PreambleKind,
-    /// The client reached the server through a proxy it asked (HTTP CONNECT,
-    /// SOCKS); src_ip is the client, dst_ip the proxy.
-    pub proxy: bool,
-    /// The host:port the client asked its proxy for (beside the SNI when
-    /// both exist).
-    pub connect_authority: Option<String>,
-    /// The original client address a PROXY protocol header carried.
-    pub proxied_src: Option<String>,
+    /// The target name the match came from.
+    pub name: Option<Arc<str>>,
     /// The source is a --proxy: it relays a client's handshake.
     pub relayed: bool,
-    /// JA4 of the ClientHello (FoxIO's TLS client fingerprint); null for a
-    /// cut hello, or none seen.
-    pub ja4: Option<String>,
-    /// MD5 of the ClientHello's JA3 string (GREASE removed, as Wireshark).
-    pub ja3_hash: Option<String>,
-    /// The Microsoft service of a target flow (a name of `tlscensus
-    /// services`, or `other` for a `--target` pattern no service covers);
-    /// null for other flows.
-    pub service: Option<&'static str>,
-    /// The destination under the service: the first label of the target
-    /// name (storage account, SQL server, namespace, vault), or the target
-    /// name or server address the match came from.
-    pub destination: Option<String>,
+    /// The target flow's service and destination, once named.
+    pub service: Option<ServiceOf>,
+    /// The client-label catalogue's name for the JA4.
+    pub client_label: Option<Arc<str>>,
+    /// The source's passive host name when the flow was reported.
+    pub src_name: Option<(Arc<str>, NameSource)>,
+}
+
+/// A target flow's service and destination, as the service table in use
+/// when the flow was reported says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceOf {
+    /// A name of `tlscensus services`, or `other` for a `--target` pattern
+    /// no service covers.
+    pub name: &'static str,
+    pub destination: Box<str>,
     /// The day the service stops accepting TLS 1.0/1.1.
-    pub service_tls_end: Option<&'static str>,
-    /// A legacy flow on or after that day (capture time): it fails now, or
-    /// will once the service enforces it everywhere ("already broken");
-    /// false for a modern flow or a legacy one before the day ("breaks on
-    /// service_tls_end").
-    pub service_broken: Option<bool>,
-    /// The software the client-label catalogue names for the JA4; null
-    /// when the catalogue does not know it.
-    pub client_label: Option<String>,
-    /// The source's name from passive host names (DHCP, NBNS, mDNS...) as
-    /// known when the flow was reported; null when none.
-    pub src_name: Option<String>,
-    /// Where src_name came from: dhcp, dhcpv6, kerberos, dns_ptr, nbns,
-    /// mdns, llmnr.
-    pub src_name_source: Option<&'static str>,
-    /// With --raw-fingerprints: JA4_r (the sorted cipher and extension
-    /// lists and the signature algorithms JA4 hashes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja4_r: Option<String>,
-    /// With --raw-fingerprints: the JA3 string.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3: Option<String>,
+    pub tls_end: Option<&'static str>,
+    /// A legacy flow on or after that day (capture time).
+    pub broken: Option<bool>,
 }
 
 impl FlowEvent {
     pub fn new(
-        s: &HandshakeSummary,
+        mut flow: HandshakeSummary,
         legacy: bool,
         matched: Option<(Match, Option<Arc<str>>)>,
         who: Who<'_>,
@@ -122,104 +75,279 @@ impl FlowEvent {
             Some((how, name)) => (Some(how), name),
             None => (None, None),
         };
-        let ts = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(s.ts_ns);
-        let client = s.client.as_ref();
-        let raw = client.and_then(|c| c.raw_fingerprint.as_deref());
-        let src_name = who.name(s.client_ip, s.ts_ns);
+        flow.certificate = None;
+        flow.dns = None;
+        let client_label = flow
+            .client
+            .as_ref()
+            .and_then(|c| c.fingerprint.as_ref())
+            .and_then(|f| who.labels.get(f.ja4()))
+            .cloned();
+        let src_name = who.name(flow.client_ip, flow.ts_ns);
         FlowEvent {
-            ts: humantime::format_rfc3339_micros(ts).to_string(),
-            src_ip: s.client_ip,
-            src_port: s.client_port,
-            dst_ip: s.server_ip,
-            dst_port: s.server_port,
-            sni: s.sni().map(str::to_string),
-            client_max_version: s.client_max().map(|v| v.to_string()),
-            negotiated_version: s.negotiated().map(|v| v.to_string()),
-            server_alert: s.alert_name(),
-            outcome: s.outcome(),
+            flow,
             legacy,
-            target: how.is_some(),
             matched: how,
-            account: name.as_deref().and_then(account_of).map(str::to_string),
-            target_name: match how {
-                Some(Match::Cname | Match::Connect | Match::DnsAddress | Match::Certificate) => {
-                    name.as_deref().map(str::to_string)
-                }
-                _ => None,
-            },
-            client_hello_version: client.map(|c| c.hello_version.to_string()),
-            client_versions: client.and_then(|c| {
-                c.supported_versions.as_ref().map(|l| {
-                    l.iter()
-                        .filter(|v| !v.is_grease())
-                        .map(Version::to_string)
-                        .collect()
-                })
-            }),
-            sslv2_hello: client.is_some_and(|c| c.sslv2_format),
-            hello_retry: matches!(
-                s.answer,
-                Some(crate::tls::ServerAnswer::Hello { retried: true, .. })
-            ),
-            incomplete: s.incomplete(),
-            preamble: s.preamble.as_ref().map_or(PreambleKind::None, |p| p.kind),
-            proxy: s.preamble.as_ref().is_some_and(|p| p.kind.is_proxy()),
-            connect_authority: s
-                .preamble
-                .as_ref()
-                .and_then(|p| p.authority.as_deref())
-                .map(str::to_string),
-            proxied_src: s
-                .preamble
-                .as_ref()
-                .and_then(|p| p.proxied_src)
-                .map(|a| a.to_string()),
+            name,
             relayed: false,
-            ja4: client
-                .and_then(|c| c.fingerprint.as_ref())
-                .map(|f| f.ja4().to_string()),
-            ja3_hash: client
-                .and_then(|c| c.fingerprint.as_ref())
-                .and_then(|f| f.ja3_hash()),
             service: None,
-            destination: None,
-            service_tls_end: None,
-            service_broken: None,
-            client_label: client
-                .and_then(|c| c.fingerprint.as_ref())
-                .and_then(|f| who.label(f.ja4()))
-                .map(|l| l.to_string()),
-            src_name: src_name.as_ref().map(|n| n.0.to_string()),
-            src_name_source: src_name.map(|n| n.1.as_str()),
-            ja4_r: raw.map(|r| r.ja4_r.to_string()),
-            ja3: raw.map(|r| r.ja3.to_string()),
+            client_label,
+            src_name,
         }
     }
 
     /// Names the target flow's service and destination.
-    pub fn with_service(
-        mut self,
-        service: Option<usize>,
-        destination: String,
-        ts_ns: u64,
-    ) -> FlowEvent {
-        self.service = Some(crate::targets::services::label(service));
-        self.destination = Some(destination);
-        if let Some(s) = service.and_then(|i| crate::targets::services::table().get(i)) {
-            self.service_tls_end = Some(s.tls_end);
+    pub fn with_service(mut self, service: Option<usize>, destination: &str) -> FlowEvent {
+        let row = service.and_then(|i| crate::targets::services::table().get(i));
+        self.service = Some(ServiceOf {
+            name: crate::targets::services::label(service),
+            destination: destination.into(),
+            tls_end: row.map(|s| s.tls_end),
             // Without a capture time a legacy flow's fate is unknown.
-            self.service_broken = if self.legacy {
-                s.broken_at(ts_ns)
-            } else {
-                Some(false)
-            };
-        }
+            broken: row.and_then(|s| {
+                if self.legacy {
+                    s.broken_at(self.flow.ts_ns)
+                } else {
+                    Some(false)
+                }
+            }),
+        });
         self
+    }
+
+    /// The event as one line of JSON (with its newline) at the end of `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let f = &self.flow;
+        let client = f.client.as_ref();
+        let fingerprint = client.and_then(|c| c.fingerprint.as_ref());
+        let preamble = f.preamble.as_deref();
+        let name = self.name.as_deref();
+        let mut l = json::Line::begin(out);
+        l.str_with(json_key!("ts"), |o| json::rfc3339_micros(o, f.ts_ns));
+        l.ip(json_key!("src_ip"), f.client_ip);
+        l.u64(json_key!("src_port"), u64::from(f.client_port));
+        l.ip(json_key!("dst_ip"), f.server_ip);
+        l.u64(json_key!("dst_port"), u64::from(f.server_port));
+        l.opt_str(json_key!("sni"), f.sni());
+        opt_version(&mut l, json_key!("client_max_version"), f.client_max());
+        opt_version(&mut l, json_key!("negotiated_version"), f.negotiated());
+        match f.answer {
+            Some(ServerAnswer::Alert { description, .. }) => match known_alert(description) {
+                Some(name) => l.str(json_key!("server_alert"), name),
+                None => l.str_with(json_key!("server_alert"), |o| {
+                    let mut hex = [b'0', b'x', 0, 0];
+                    crate::tls::fingerprint::hex_into(&[description], &mut hex[2..]);
+                    o.extend_from_slice(&hex);
+                }),
+            },
+            _ => l.null(json_key!("server_alert")),
+        }
+        l.str(json_key!("outcome"), f.outcome().as_str());
+        l.bool(json_key!("legacy"), self.legacy);
+        l.bool(json_key!("target"), self.matched.is_some());
+        l.opt_str(json_key!("match"), self.matched.map(Match::as_str));
+        l.opt_str(json_key!("account"), name.and_then(account_of));
+        l.opt_str(
+            json_key!("target_name"),
+            match self.matched {
+                Some(Match::Cname | Match::Connect | Match::DnsAddress | Match::Certificate) => {
+                    name
+                }
+                _ => None,
+            },
+        );
+        opt_version(
+            &mut l,
+            json_key!("client_hello_version"),
+            client.map(|c| c.hello_version),
+        );
+        match client.and_then(|c| c.supported_versions.as_deref()) {
+            Some(list) => l.array(json_key!("client_versions"), |a| {
+                for v in list.iter().filter(|v| !v.is_grease()) {
+                    match v.name() {
+                        Some(name) => a.str(name),
+                        None => a.str_with(|o| version_hex(o, *v)),
+                    }
+                }
+            }),
+            None => l.null(json_key!("client_versions")),
+        }
+        l.bool(
+            json_key!("sslv2_hello"),
+            client.is_some_and(|c| c.sslv2_format),
+        );
+        l.bool(
+            json_key!("hello_retry"),
+            matches!(f.answer, Some(ServerAnswer::Hello { retried: true, .. })),
+        );
+        l.bool(json_key!("incomplete"), f.incomplete());
+        l.str(
+            json_key!("preamble"),
+            preamble.map_or(PreambleKind::None, |p| p.kind).as_str(),
+        );
+        l.bool(
+            json_key!("proxy"),
+            preamble.is_some_and(|p| p.kind.is_proxy()),
+        );
+        l.opt_str(
+            json_key!("connect_authority"),
+            preamble.and_then(|p| p.authority.as_deref()),
+        );
+        match preamble.and_then(|p| p.proxied_src) {
+            Some(a) => l.str_with(json_key!("proxied_src"), |o| match a {
+                std::net::SocketAddr::V4(v4) => {
+                    json::ip_text(o, IpAddr::V4(*v4.ip()));
+                    o.push(b':');
+                    json::decimal(o, u64::from(v4.port()));
+                }
+                v6 => o.extend_from_slice(v6.to_string().as_bytes()),
+            }),
+            None => l.null(json_key!("proxied_src")),
+        }
+        l.bool(json_key!("relayed"), self.relayed);
+        l.opt_str(json_key!("ja4"), fingerprint.map(Fingerprint::ja4));
+        match fingerprint.and_then(|f| f.ja3_md5()) {
+            Some(md5) => l.str_with(json_key!("ja3_hash"), |o| {
+                let mut hex = [0u8; 32];
+                crate::tls::fingerprint::hex_into(&md5, &mut hex);
+                o.extend_from_slice(&hex);
+            }),
+            None => l.null(json_key!("ja3_hash")),
+        }
+        let service = self.service.as_ref();
+        l.opt_str(json_key!("service"), service.map(|s| s.name));
+        l.opt_str(json_key!("destination"), service.map(|s| &*s.destination));
+        l.opt_str(
+            json_key!("service_tls_end"),
+            service.and_then(|s| s.tls_end),
+        );
+        l.opt_bool(json_key!("service_broken"), service.and_then(|s| s.broken));
+        l.opt_str(json_key!("client_label"), self.client_label.as_deref());
+        l.opt_str(json_key!("src_name"), self.src_name.as_ref().map(|n| &*n.0));
+        l.opt_str(
+            json_key!("src_name_source"),
+            self.src_name.as_ref().map(|n| n.1.as_str()),
+        );
+        if let Some(raw) = client.and_then(|c| c.raw_fingerprint.as_deref()) {
+            l.str(json_key!("ja4_r"), &raw.ja4_r);
+            l.str(json_key!("ja3"), &raw.ja3);
+        }
+        l.end();
+        out.push(b'\n');
     }
 
     /// Marks the event as a proxy's relayed flow.
     pub fn relayed(mut self) -> FlowEvent {
         self.relayed = true;
         self
+    }
+}
+
+/// A version's event text: its name, or `0x` and four hex digits.
+fn opt_version(l: &mut json::Line<'_>, key: &'static str, v: Option<Version>) {
+    match v {
+        Some(v) => match v.name() {
+            Some(name) => l.str(key, name),
+            None => l.str_with(key, |o| version_hex(o, v)),
+        },
+        None => l.null(key),
+    }
+}
+
+fn version_hex(out: &mut Vec<u8>, v: Version) {
+    let mut hex = [b'0', b'x', 0, 0, 0, 0];
+    crate::tls::fingerprint::hex_into(&v.0.to_be_bytes(), &mut hex[2..]);
+    out.extend_from_slice(&hex);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(e: &FlowEvent) -> serde_json::Value {
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// Values off the common path: unknown versions and alerts, GREASE in
+    /// supported_versions, IPv6, a PROXY header's source, names that need
+    /// escapes, a service.
+    #[test]
+    fn events_line_edge_values() {
+        let mut flow = HandshakeSummary::hello_for_test(
+            "2001:db8::1".parse::<IpAddr>().unwrap(),
+            [10, 0, 0, 2],
+            0x0a0b,
+            Some("a\"b\\c\u{1}.blob.core.windows.net"),
+        );
+        flow.ts_ns = 1_798_761_600_004_111_999;
+        let c = flow.client.as_mut().unwrap();
+        c.supported_versions = Some(vec![Version(0x7a7a), Version(0x0304), Version(0x0a0b)]);
+        flow.answer = Some(ServerAnswer::Alert {
+            level: 2,
+            description: 200,
+        });
+        let mut p = crate::preamble::tls(PreambleKind::ProxyProtocol, 0, 0);
+        p.proxied_src = Some("198.51.100.7:51234".parse().unwrap());
+        p.authority = Some("x\ty:443".into());
+        flow.preamble = Some(Box::new(p));
+        let e = FlowEvent {
+            flow,
+            legacy: true,
+            matched: Some(Match::Sni),
+            name: Some("acct.blob.core.windows.net".into()),
+            relayed: false,
+            service: None,
+            client_label: Some("Lib \"quoted\"".into()),
+            src_name: Some(("pc1.corp".into(), NameSource::Dhcp)),
+        }
+        .with_service(Some(0), "acct");
+        let v = line(&e);
+        assert_eq!(v["ts"], "2027-01-01T00:00:00.004111Z");
+        assert_eq!(v["src_ip"], "2001:db8::1");
+        assert_eq!(v["sni"], "a\"b\\c\u{1}.blob.core.windows.net");
+        assert_eq!(v["client_hello_version"], "0x0a0b");
+        assert_eq!(v["client_versions"], serde_json::json!(["TLSv1.3", "0x0a0b"]));
+        assert_eq!(v["client_max_version"], "TLSv1.3");
+        assert_eq!(v["server_alert"], "0xc8");
+        assert_eq!(v["outcome"], "rejected");
+        assert_eq!(v["match"], "sni");
+        assert_eq!(v["account"], "acct");
+        assert_eq!(v["target_name"], serde_json::Value::Null);
+        assert_eq!(v["preamble"], "proxy_protocol");
+        assert_eq!(v["proxied_src"], "198.51.100.7:51234");
+        assert_eq!(v["connect_authority"], "x\ty:443");
+        assert_eq!(v["client_label"], "Lib \"quoted\"");
+        assert_eq!(v["src_name"], "pc1.corp");
+        assert_eq!(v["src_name_source"], "dhcp");
+        let row = &crate::targets::services::table()[0];
+        assert_eq!(v["service"], row.name);
+        assert_eq!(v["destination"], "acct");
+        assert_eq!(v["service_tls_end"], row.tls_end);
+        assert_eq!(v["service_broken"], true);
+        assert!(v.get("ja4_r").is_none());
+        let fields: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(fields.len(), 34, "{fields:?}");
+    }
+
+    /// Every closed set an event writes by `as_str` serialises the same
+    /// through serde (the state file and other readers use serde).
+    #[test]
+    fn events_label_names_match_serde() {
+        for m in Match::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        for k in PreambleKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for o in crate::tls::Outcome::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        for n in NameSource::ALL {
+            assert_eq!(serde_json::to_value(n).unwrap(), n.as_str());
+        }
     }
 }

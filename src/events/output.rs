@@ -370,12 +370,7 @@ impl Writer {
             return;
         }
         line.clear();
-        if serde_json::to_writer(&mut *line, ev).is_err() {
-            self.counters.drop(EventDrop::WriteFailed, 1);
-            self.stats.lost += 1;
-            return;
-        }
-        line.push(b'\n');
+        ev.write_json(line);
         if self.failing.is_some() && self.held.len() + line.len() > HOLD_BYTES {
             self.counters.drop(EventDrop::WriteFailed, 1);
             self.stats.lost += 1;
@@ -486,43 +481,18 @@ mod tests {
     }
 
     fn event(port: u16) -> FlowEvent {
+        let mut flow = HandshakeSummary::hello_for_test([10, 0, 0, 1], [10, 0, 0, 2], 0x0303, None);
+        flow.client_port = port;
+        flow.ts_ns = 1_767_225_600_000_000_000;
         FlowEvent {
-            ts: "2026-01-01T00:00:00.000000Z".into(),
-            src_ip: IpAddr::from([10, 0, 0, 1]),
-            src_port: port,
-            dst_ip: IpAddr::from([10, 0, 0, 2]),
-            dst_port: 443,
-            sni: None,
-            client_max_version: None,
-            negotiated_version: None,
-            server_alert: None,
-            outcome: Outcome::Unanswered,
+            flow,
             legacy: false,
-            target: false,
             matched: None,
-            account: None,
-            target_name: None,
-            client_hello_version: None,
-            client_versions: None,
-            sslv2_hello: false,
-            hello_retry: false,
-            incomplete: false,
-            preamble: PreambleKind::None,
-            proxy: false,
-            connect_authority: None,
-            proxied_src: None,
+            name: None,
             relayed: false,
-            ja4: None,
-            ja3_hash: None,
             service: None,
-            destination: None,
-            service_tls_end: None,
-            service_broken: None,
             client_label: None,
             src_name: None,
-            src_name_source: None,
-            ja4_r: None,
-            ja3: None,
         }
     }
 

@@ -274,9 +274,9 @@ fn report(
         if relayed {
             m.by.relayed[VersionClass::of(version)][outcome].inc();
             if let Some(sink) = events {
-                let mut e = FlowEvent::new(&s, legacy, matched.clone(), who).relayed();
+                let mut e = FlowEvent::new(s, legacy, matched, who).relayed();
                 if let Some((svc, dest)) = &service {
-                    e = e.with_service(*svc, dest.to_string(), s.ts_ns);
+                    e = e.with_service(*svc, dest);
                 }
                 sink.send(e);
             }
@@ -312,9 +312,9 @@ fn report(
             m.bound(Bound::Destinations, 1);
         }
         if let Some(sink) = events {
-            let mut e = FlowEvent::new(&s, legacy, matched.clone(), who);
+            let mut e = FlowEvent::new(s, legacy, matched, who);
             if let Some((svc, dest)) = &service {
-                e = e.with_service(*svc, dest.to_string(), s.ts_ns);
+                e = e.with_service(*svc, dest);
             }
             sink.send(e);
         }

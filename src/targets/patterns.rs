@@ -136,14 +136,22 @@ fn has_suffix(name: &str, suffix: &str) -> bool {
 pub fn account_of(name: &str) -> Option<&str> {
     let name = name.strip_suffix('.').unwrap_or(name);
     let (account, rest) = name.split_once('.')?;
-    let rest = rest.to_ascii_lowercase();
-    let rest = rest.strip_prefix("privatelink.").unwrap_or(&rest);
+    const PRIVATE: &str = "privatelink.";
+    let rest = match rest.get(..PRIVATE.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PRIVATE) => &rest[PRIVATE.len()..],
+        _ => rest,
+    };
     let service = DEFAULT_TARGETS.iter().any(|t| {
         let suffix = &t[2..];
-        rest == suffix
-            || rest.split_once('.').is_some_and(|(zone, r)| {
-                r == suffix && suffix == "blob.storage.azure.net" && zone.starts_with('z')
-            })
+        rest.eq_ignore_ascii_case(suffix)
+            || (suffix == "blob.storage.azure.net"
+                && rest.split_once('.').is_some_and(|(zone, r)| {
+                    r.eq_ignore_ascii_case(suffix)
+                        && zone
+                            .as_bytes()
+                            .first()
+                            .is_some_and(|b| b.eq_ignore_ascii_case(&b'z'))
+                }))
     });
     let account = account.strip_suffix("-secondary").unwrap_or(account);
     // Account names: 3 to 24 lower-case letters and digits.
@@ -165,6 +173,12 @@ mod tests {
             ("acct.blob.core.usgovcloudapi.net", Some("acct")),
             ("acct.blob.core.chinacloudapi.cn", Some("acct")),
             ("acct.z13.blob.storage.azure.net", Some("acct")),
+            ("acct.PrivateLink.Blob.core.windows.net", Some("acct")),
+            ("acct.Z13.BLOB.storage.azure.net", Some("acct")),
+            ("acct.privatelink", None),
+            ("acct.privatelink.", None),
+            ("acct.x13.blob.storage.azure.net", None),
+            ("acct.privatelinké.blob.core.windows.net", None),
             ("acct.file.core.windows.net", None),
             ("blob.ams23prdstr02a.store.core.windows.net", None),
             ("a.blob.core.windows.net", None),

@@ -71,6 +71,11 @@ impl Fingerprint {
         self.ja4 == other.ja4
     }
 
+    /// The MD5 of the JA3 string, when computed.
+    pub fn ja3_md5(&self) -> Option<[u8; 16]> {
+        self.ja3_md5
+    }
+
     /// The JA3 hash (MD5 of the JA3 string), 32 hex digits, when computed.
     pub fn ja3_hash(&self) -> Option<String> {
         let md5 = self.ja3_md5?;
@@ -106,7 +111,7 @@ fn sha12(s: &[u8], out: &mut [u8]) {
 }
 
 /// `b` as lowercase hex into `out` (two digits a byte).
-fn hex_into(b: &[u8], out: &mut [u8]) {
+pub fn hex_into(b: &[u8], out: &mut [u8]) {
     for (x, o) in b.iter().zip(out.chunks_exact_mut(2)) {
         o[0] = DIGITS[usize::from(x >> 4)];
         o[1] = DIGITS[usize::from(x & 0x0f)];

@@ -195,7 +195,15 @@ impl HandshakeSummary {
 
 /// RFC 8446 / RFC 5246 alert description names; unknown values as `0x??`.
 pub fn alert_name(description: u8) -> String {
-    let name = match description {
+    match known_alert(description) {
+        Some(name) => name.to_string(),
+        None => format!("0x{description:02x}"),
+    }
+}
+
+/// The RFC 8446 / RFC 5246 name of an alert description, if it has one.
+pub fn known_alert(description: u8) -> Option<&'static str> {
+    Some(match description {
         0 => "close_notify",
         10 => "unexpected_message",
         20 => "bad_record_mac",
@@ -230,9 +238,8 @@ pub fn alert_name(description: u8) -> String {
         115 => "unknown_psk_identity",
         116 => "certificate_required",
         120 => "no_application_protocol",
-        other => return format!("0x{other:02x}"),
-    };
-    name.to_string()
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

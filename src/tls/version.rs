@@ -84,16 +84,27 @@ impl Version {
     }
 }
 
+impl Version {
+    /// The name of a known version (drafts as TLS 1.3); `None` for others,
+    /// which `Display` writes as `0x` and four hex digits.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.canonical() {
+            Version::SSL2 => "SSLv2",
+            Version::SSL3 => "SSLv3",
+            Version::TLS10 => "TLSv1.0",
+            Version::TLS11 => "TLSv1.1",
+            Version::TLS12 => "TLSv1.2",
+            Version::TLS13 => "TLSv1.3",
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.canonical() {
-            Version::SSL2 => f.write_str("SSLv2"),
-            Version::SSL3 => f.write_str("SSLv3"),
-            Version::TLS10 => f.write_str("TLSv1.0"),
-            Version::TLS11 => f.write_str("TLSv1.1"),
-            Version::TLS12 => f.write_str("TLSv1.2"),
-            Version::TLS13 => f.write_str("TLSv1.3"),
-            Version(v) => write!(f, "0x{v:04x}"),
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "0x{:04x}", self.canonical().0),
         }
     }
 }

@@ -1,0 +1,388 @@
+//! A JSON object on one line, written field by field into a byte buffer.
+//!
+//! Input: field names (static, plain ASCII: written as they are) and
+//! values. Output: the bytes `serde_json` writes for the same object (the
+//! same escapes: `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other control
+//! characters as `\u00xx`; everything else, non-ASCII included, as is), at
+//! a fraction of the generic path's cost: a string that needs no escape
+//! (nearly all) is copied whole, and no value is formatted through
+//! `core::fmt` on the common path. Invariant: a `Line` always writes a
+//! well-formed object, whatever the values.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The key of a field as written: `"name":` (a literal, so its length is
+/// known where it is used).
+#[macro_export]
+macro_rules! json_key {
+    ($name:literal) => {
+        concat!("\"", $name, "\":")
+    };
+}
+
+/// One object being written; [`Line::end`] closes it. Keys come from
+/// [`json_key!`].
+pub struct Line<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Line<'a> {
+    /// Opens an object at the end of `out`.
+    #[inline]
+    pub fn begin(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Line { out, first: true }
+    }
+
+    /// Closes the object.
+    #[inline]
+    pub fn end(self) {
+        self.out.push(b'}');
+    }
+
+    #[inline]
+    fn key(&mut self, key: &'static str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(key.as_bytes());
+    }
+
+    #[inline]
+    pub fn str(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        string(self.out, value);
+    }
+
+    #[inline]
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.null(key),
+        }
+    }
+
+    #[inline]
+    pub fn null(&mut self, key: &'static str) {
+        self.key(key);
+        self.out.extend_from_slice(b"null");
+    }
+
+    #[inline]
+    pub fn bool(&mut self, key: &'static str, value: bool) {
+        self.key(key);
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        self.out.extend_from_slice(text);
+    }
+
+    #[inline]
+    pub fn opt_bool(&mut self, key: &'static str, value: Option<bool>) {
+        match value {
+            Some(v) => self.bool(key, v),
+            None => self.null(key),
+        }
+    }
+
+    #[inline]
+    pub fn u64(&mut self, key: &'static str, value: u64) {
+        self.key(key);
+        decimal(self.out, value);
+    }
+
+    /// An address as its text (IPv4 dotted, IPv6 as `Display` writes it).
+    #[inline]
+    pub fn ip(&mut self, key: &'static str, value: IpAddr) {
+        self.key(key);
+        self.out.push(b'"');
+        ip_text(self.out, value);
+        self.out.push(b'"');
+    }
+
+    /// A string value written by `write` (escaped like any string; bytes
+    /// that are not UTF-8 are replaced).
+    #[inline]
+    pub fn str_with(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.key(key);
+        string_with(self.out, write);
+    }
+
+    /// An array, its items written by `items`.
+    #[inline]
+    pub fn array(&mut self, key: &'static str, items: impl FnOnce(&mut Array<'_>)) {
+        self.key(key);
+        self.out.push(b'[');
+        let mut a = Array {
+            out: self.out,
+            first: true,
+        };
+        items(&mut a);
+        self.out.push(b']');
+    }
+}
+
+/// The items of an array being written ([`Line::array`]).
+pub struct Array<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Array<'_> {
+    fn comma(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    pub fn str(&mut self, value: &str) {
+        self.comma();
+        string(self.out, value);
+    }
+
+    /// A string written by `write` (see [`Line::str_with`]).
+    pub fn str_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.comma();
+        string_with(self.out, write);
+    }
+}
+
+/// A string value written by `write`, quoted, escaped when it must be.
+#[inline]
+fn string_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b'"');
+    let start = out.len();
+    write(out);
+    let written = &out[start..];
+    if written.is_ascii() && plain(written) {
+        out.push(b'"');
+    } else {
+        let raw = out.split_off(start);
+        out.pop();
+        string(out, &String::from_utf8_lossy(&raw));
+    }
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Whether no byte of `b` needs an escape: eight bytes a step (the
+/// classic "has a zero byte" and "has a byte below n" word tests: exact
+/// about whether any byte matches), the tail one by one.
+fn plain(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        // A byte below 0x20 (bytes of 0x80 and above never count), and a
+        // zero byte in `x` XOR the quote or the backslash.
+        let below = x.wrapping_sub(ONES * 0x20) & !x;
+        let q = x ^ (ONES * u64::from(b'"'));
+        let s = x ^ (ONES * u64::from(b'\\'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let slash = s.wrapping_sub(ONES) & !s;
+        if (below | quote | slash) & HIGH != 0 {
+            return false;
+        }
+    }
+    !chunks.remainder().iter().any(|&b| needs_escape(b))
+}
+
+/// `s` as a JSON string, quoted and escaped as `serde_json` does.
+#[inline]
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    if plain(s.as_bytes()) {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        escaped(out, s.as_bytes());
+    }
+    out.push(b'"');
+}
+
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// `v` in decimal.
+pub fn decimal(out: &mut Vec<u8>, v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// An address as `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
+pub fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                decimal(out, u64::from(o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(39);
+            let _ = write!(s, "{v6}");
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch as RFC 3339 UTC with microseconds,
+/// `2026-02-03T04:05:06.123456Z` (what `humantime::format_rfc3339_micros`
+/// writes).
+pub fn rfc3339_micros(out: &mut Vec<u8>, ns: u64) {
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1_000;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let two = |v: u64| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+    let (y1, y2, mo, dd) = (two(y / 100), two(y % 100), two(m), two(d));
+    let (h, mi, s) = (two(rem / 3600), two(rem / 60 % 60), two(rem % 60));
+    let (u1, u2, u3) = (
+        two(micros / 10_000),
+        two(micros / 100 % 100),
+        two(micros % 100),
+    );
+    // ns below 2^64 keeps the year below 2555: always four digits.
+    out.extend_from_slice(&[
+        y1[0], y1[1], y2[0], y2[1], b'-', mo[0], mo[1], b'-', dd[0], dd[1], b'T', h[0], h[1], b':',
+        mi[0], mi[1], b':', s[0], s[1], b'.', u1[0], u1[1], u2[0], u2[1], u3[0], u3[1], b'Z',
+    ]);
+}
+
+/// Year, month and day of `days` after 1970-01-01 (proleptic Gregorian;
+/// Howard Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn one(s: &str) -> String {
+        let mut out = Vec::new();
+        string(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_string_escapes_as_serde_json() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é€😀\u{7f}\u{2028}");
+        for s in ["", "plain.blob.core.windows.net", "a\"b\\c", &all] {
+            assert_eq!(one(s), serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn json_timestamps_as_humantime() {
+        for ns in [
+            0,
+            1,
+            999_999_999,
+            1_798_761_600_004_111_000,
+            951_782_400_000_000_000, // 2000-02-29
+            4_102_444_799_999_999_999,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            rfc3339_micros(&mut out, ns);
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                humantime::format_rfc3339_micros(t).to_string()
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_any_string_as_serde_json(s in ".*") {
+            prop_assert_eq!(one(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn json_escapes_anywhere_in_a_word(s in "[a\"\\\\\\x00-\\x1f\\x7fé😀]{0,40}") {
+            prop_assert_eq!(one(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn json_any_time_as_humantime(ns in any::<u64>()) {
+            let mut out = Vec::new();
+            rfc3339_micros(&mut out, ns);
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+            prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                humantime::format_rfc3339_micros(t).to_string()
+            );
+        }
+
+        #[test]
+        fn json_any_address_and_number_as_display(a in any::<[u8; 16]>(), v4 in any::<u32>(), n in any::<u64>()) {
+            for ip in [IpAddr::from(a), IpAddr::from(v4.to_be_bytes())] {
+                let mut out = Vec::new();
+                ip_text(&mut out, ip);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+            }
+            let mut out = Vec::new();
+            decimal(&mut out, n);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+}
