@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(v["src_ip"], "2001:db8::1");
         assert_eq!(v["sni"], "a\"b\\c\u{1}.blob.core.windows.net");
         assert_eq!(v["client_hello_version"], "0x0a0b");
-        assert_eq!(v["client_versions"], serde_json::json!(["TLSv1.3", "0x0a0b"]));
+        assert_eq!(
+            v["client_versions"],
+            serde_json::json!(["TLSv1.3", "0x0a0b"])
+        );
         assert_eq!(v["client_max_version"], "TLSv1.3");
         assert_eq!(v["server_alert"], "0xc8");
         assert_eq!(v["outcome"], "rejected");

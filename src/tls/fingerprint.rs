@@ -240,6 +240,9 @@ pub struct Fingerprinter {
     /// The hashed parts of JA4 (b and c) by a keyed hash of their sorted
     /// lists, direct-mapped, [`CACHE_SLOTS`] entries (allocated on first use).
     cache: Vec<(u64, [u8; 24])>,
+    /// JA3 hashes by a keyed hash of JA3's inputs in order, direct-mapped,
+    /// [`CACHE_SLOTS`] entries (allocated on first use).
+    ja3_cache: Vec<(u64, [u8; 16])>,
     /// Random keys: hellos cannot be crafted to collide in the cache.
     keys: ahash::RandomState,
     /// Keys of the order-free sums of the cipher and extension lists.
@@ -272,6 +275,7 @@ impl Default for Fingerprinter {
             ja3_text: Vec::new(),
             ja3: false,
             cache: Vec::new(),
+            ja3_cache: Vec::new(),
             keys,
             sum_keys,
             computed: 0,
@@ -422,6 +426,25 @@ impl Fingerprinter {
         if hit && !self.ja3 {
             return (Fingerprint { ja4, ja3_md5: None }, None);
         }
+        // JA3 by a keyed hash of its inputs in wire order (a stack that
+        // says hello again costs a walk, not the string and an MD5).
+        let ja3_slot = (self.ja3 && !want_raw).then(|| {
+            let key = self.ja3_key(hello_version, ciphers.clone(), extensions, groups, formats);
+            (key, (key as usize >> 16) % CACHE_SLOTS)
+        });
+        let ja3_hit = ja3_slot.and_then(|(key, slot)| match self.ja3_cache.get(slot) {
+            Some((k, md5)) if *k == key => Some(*md5),
+            _ => None,
+        });
+        if hit && ja3_hit.is_some() {
+            return (
+                Fingerprint {
+                    ja4,
+                    ja3_md5: ja3_hit,
+                },
+                None,
+            );
+        }
         // The lists themselves: for JA3 (wire order) or a miss (sorted).
         let Fingerprinter {
             exts,
@@ -447,8 +470,8 @@ impl Fingerprinter {
             }
         }
         // JA3 keeps wire order: build it before sorting.
-        let mut ja3_md5 = None;
-        if self.ja3 {
+        let mut ja3_md5 = ja3_hit;
+        if self.ja3 && ja3_hit.is_none() {
             ja3_text.clear();
             dec(hello_version, ja3_text);
             ja3_text.push(b',');
@@ -462,6 +485,14 @@ impl Fingerprinter {
             let mut md5 = [0u8; 16];
             md5.copy_from_slice(&Md5::digest(&ja3_text[..]));
             ja3_md5 = Some(md5);
+            if let Some((key, slot)) = ja3_slot {
+                if self.ja3_cache.is_empty() {
+                    self.ja3_cache = vec![(0, [0; 16]); CACHE_SLOTS];
+                }
+                if let Some(entry) = self.ja3_cache.get_mut(slot) {
+                    *entry = (key, md5);
+                }
+            }
         }
         if hit {
             return (Fingerprint { ja4, ja3_md5 }, None);
@@ -499,6 +530,55 @@ impl Fingerprinter {
         }
         let raw = self.keep_raw(&fp);
         (fp, raw)
+    }
+
+    /// A keyed hash of JA3's inputs: the version, then the ciphers, the
+    /// extension types and the groups in wire order without GREASE, and
+    /// the point formats, each list followed by its length (so the
+    /// sequence of values hashed says where each list ends).
+    fn ja3_key(
+        &self,
+        hello_version: u16,
+        ciphers: impl Iterator<Item = u16>,
+        extensions: &[u8],
+        groups: &[u8],
+        formats: &[u8],
+    ) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.keys.build_hasher();
+        h.write_u16(hello_version);
+        let mut n = 0usize;
+        for c in ciphers.filter(|c| !is_grease(*c)) {
+            h.write_u16(c);
+            n += 1;
+        }
+        h.write_usize(n);
+        n = 0;
+        let mut rest = extensions;
+        while let [a, b, c, d, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*c, *d]));
+            if tail.len() < len {
+                break;
+            }
+            rest = &tail[len..];
+            let t = u16::from_be_bytes([*a, *b]);
+            if !is_grease(t) {
+                h.write_u16(t);
+                n += 1;
+            }
+        }
+        h.write_usize(n);
+        n = 0;
+        for g in u16s(groups).filter(|g| !is_grease(*g)) {
+            h.write_u16(g);
+            n += 1;
+        }
+        h.write_usize(n);
+        for f in formats {
+            h.write_u16(u16::from(*f));
+        }
+        h.write_usize(formats.len());
+        h.finish()
     }
 
     /// The raw strings of the hello just fingerprinted (in `text` and
@@ -747,18 +827,41 @@ mod tests {
         let mut shuffled = ext(EXT_SIGNATURE_ALGORITHMS, &[0, 4, 4, 3, 8, 4]);
         shuffled.extend(ext(EXT_GROUPS, &[0, 2, 0, 29]));
         shuffled.extend(ext(EXT_SUPPORTED_VERSIONS, &[4, 3, 4, 3, 3]));
-        let mut warm = Fingerprinter::ja4_only();
-        let cases: [(&[u16], &[u8]); 4] = [
+        let mut grease = ext(0x0a0a, &[]);
+        grease.extend_from_slice(&block);
+        let cases: [(&[u16], &[u8]); 6] = [
             (&[0x1301, 0x1302], &block),
             (&[0x1301, 0x1302], &shuffled),
             (&[0x1302, 0x1301], &block),
             (&[0x1301, 0x1303], &block),
+            (&[0x1301, 0x1302, 0x2a2a], &block),
+            (&[0x1301, 0x1302], &grease),
         ];
-        for (ciphers, exts) in cases {
-            let cached = warm.fingerprint(0x0303, ciphers.iter().copied(), exts).0;
-            let fresh = fingerprint(0x0303, ciphers, exts);
-            assert_eq!(cached.ja4(), fresh.ja4(), "{ciphers:?}");
+        for mut warm in [Fingerprinter::ja4_only(), Fingerprinter::with_ja3()] {
+            let ja3 = warm.ja3;
+            // Twice: misses, then hits.
+            for _ in 0..2 {
+                for (ciphers, exts) in cases {
+                    let cached = warm.fingerprint(0x0303, ciphers.iter().copied(), exts).0;
+                    let fresh = fingerprint(0x0303, ciphers, exts);
+                    assert_eq!(cached.ja4(), fresh.ja4(), "{ciphers:?}");
+                    if ja3 {
+                        assert_eq!(cached.ja3_hash(), fresh.ja3_hash(), "{ciphers:?}");
+                    }
+                }
+            }
         }
+        let mut warm = Fingerprinter::with_ja3();
+        let (x, y) = (
+            warm.fingerprint(0x0303, [0x1301u16, 0x1302].into_iter(), &block)
+                .0,
+            warm.fingerprint(0x0303, [0x1301u16, 0x1302].into_iter(), &shuffled)
+                .0,
+        );
+        assert!(
+            x.same_ja4(&y) && x.ja3_hash() != y.ja3_hash(),
+            "JA3 keeps wire order"
+        );
         let a = warm
             .fingerprint(0x0303, [0x1301u16, 0x1302].into_iter(), &block)
             .0;

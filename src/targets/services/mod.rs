@@ -488,13 +488,30 @@ pub fn label(service: Option<usize>) -> &'static str {
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
 pub fn days_of(date: &str) -> Option<i64> {
-    let mut parts = date.split('-');
-    let (y, m, d) = (
-        parts.next()?.parse::<i64>().ok()?,
-        parts.next()?.parse::<i64>().ok()?,
-        parts.next()?.parse::<i64>().ok()?,
-    );
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let (y, m, d) = match *date.as_bytes() {
+        // The usual form, read without splitting (this runs per event).
+        [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1]
+            if [y0, y1, y2, y3, m0, m1, d0, d1]
+                .iter()
+                .all(u8::is_ascii_digit) =>
+        {
+            let n = |b: &[u8]| b.iter().fold(0i64, |a, b| a * 10 + i64::from(b - b'0'));
+            (n(&[y0, y1, y2, y3]), n(&[m0, m1]), n(&[d0, d1]))
+        }
+        _ => {
+            let mut parts = date.split('-');
+            let ymd = (
+                parts.next()?.parse::<i64>().ok()?,
+                parts.next()?.parse::<i64>().ok()?,
+                parts.next()?.parse::<i64>().ok()?,
+            );
+            if parts.next().is_some() {
+                return None;
+            }
+            ymd
+        }
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
     // Howard Hinnant's days_from_civil.
@@ -686,6 +703,10 @@ mod tests {
         assert_eq!(days_of("1970-01-01"), Some(0));
         assert_eq!(days_of("2026-02-03"), Some(20_487));
         assert_eq!(days_of("2026-13-01"), None);
+        assert_eq!(days_of("2026-2-3"), Some(20_487));
+        assert_eq!(days_of("2026-02-03-01"), None);
+        assert_eq!(days_of("2026-0a-03"), None);
+        assert_eq!(days_of("2026-00-10"), None);
         let blob = &table()[0];
         let day = 86_400 * 1_000_000_000u64;
         assert_eq!(blob.broken_at(20_486 * day + day - 1), Some(false));
