@@ -253,10 +253,48 @@ impl StreamStart {
         }
     }
 
-    /// Forgets buffered bytes (the direction is settled) but keeps the position.
-    pub fn release(&mut self) {
-        self.buf = Vec::new();
+    /// Forgets buffered bytes (the direction is settled) but keeps the
+    /// position; the buffer goes to `spare` for another stream.
+    pub fn release(&mut self, spare: &mut SpareBuffers) {
+        spare.put(std::mem::take(&mut self.buf));
         self.ooo = None;
+    }
+
+    /// A direction with no buffer yet takes a spare one, if any.
+    pub fn lend(&mut self, spare: &mut SpareBuffers) {
+        if self.buf.capacity() == 0
+            && let Some(buf) = spare.take()
+        {
+            self.buf = buf;
+        }
+    }
+}
+
+/// Spare stream buffers: a buffer a settled direction released, emptied,
+/// for the next direction that buffers bytes (one table's; most directions
+/// need a few hundred bytes to a few KiB, so a reused buffer saves the
+/// first allocation and the growth after it). At most [`SPARE_BUFFERS`]
+/// buffers of at most [`SPARE_CAPACITY`] bytes (1 MiB a table); a buffer
+/// lent to a stream counts in its footprint like one it allocated.
+#[derive(Debug, Default)]
+pub struct SpareBuffers {
+    bufs: Vec<Vec<u8>>,
+}
+
+pub const SPARE_BUFFERS: usize = 64;
+pub const SPARE_CAPACITY: usize = 16 << 10;
+
+impl SpareBuffers {
+    pub fn put(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= SPARE_CAPACITY && self.bufs.len() < SPARE_BUFFERS
+        {
+            buf.clear();
+            self.bufs.push(buf);
+        }
+    }
+
+    pub fn take(&mut self) -> Option<Vec<u8>> {
+        self.bufs.pop()
     }
 }
 

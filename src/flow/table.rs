@@ -23,7 +23,7 @@ use hashbrown::hash_table::Entry;
 
 use super::key::FlowKey;
 use super::mirror::{Ledger, Seen};
-use super::reassembly::{Ingest, StreamLimits, StreamStart};
+use super::reassembly::{Ingest, SpareBuffers, StreamLimits, StreamStart};
 pub use super::segment::{Segment, SegmentIn, Span};
 use super::session::{Session, StreamEvent, StreamView};
 use super::settled::SettledSet;
@@ -58,10 +58,11 @@ impl<S> Active<S> {
         [self.streams[0].first_ts, self.streams[1].first_ts]
     }
 
-    /// Frees direction `d`'s buffered bytes; returns how many.
-    fn release(&mut self, d: usize) -> usize {
+    /// Frees direction `d`'s buffered bytes (its buffer to `spare`);
+    /// returns how many.
+    fn release(&mut self, d: usize, spare: &mut SpareBuffers) -> usize {
         let freed = self.streams[d].footprint();
-        self.streams[d].release();
+        self.streams[d].release(spare);
         self.footprint -= freed.min(self.footprint);
         freed
     }
@@ -127,6 +128,8 @@ pub struct FlowTable<S: Session> {
     now: u64,
     last_sweep: u64,
     buffered: usize,
+    /// Buffers settled directions released, for the next streams.
+    spare: SpareBuffers,
     /// What the sessions share (see [`Session::Ctx`]).
     ctx: S::Ctx,
     /// Shared with the capture thread, which drops segments of settled flows.
@@ -150,6 +153,7 @@ impl<S: Session> FlowTable<S> {
             now: 0,
             last_sweep: 0,
             buffered: 0,
+            spare: SpareBuffers::default(),
             ctx,
             settled: None,
             source: 0,
@@ -428,6 +432,7 @@ impl<S: Session> FlowTable<S> {
         let ctx = &mut self.ctx;
         if !seg.payload.is_empty() && active.session.wants_bytes(d) {
             let before = active.streams[d].footprint();
+            active.streams[d].lend(&mut self.spare);
             let result =
                 active.streams[d].ingest(seg.ts, data_seq, seg.payload, self.limits.stream);
             let after = active.streams[d].footprint();
@@ -471,7 +476,7 @@ impl<S: Session> FlowTable<S> {
             if (capped || budget || !active.session.wants_bytes(d))
                 && active.streams[d].footprint() > 0
             {
-                let freed = active.release(d);
+                let freed = active.release(d, &mut self.spare);
                 self.buffered -= freed.min(self.buffered);
             }
         }
@@ -485,7 +490,7 @@ impl<S: Session> FlowTable<S> {
         if settled {
             self.buffered -= active.footprint.min(self.buffered);
             for dir in 0..2 {
-                active.release(dir);
+                active.release(dir, &mut self.spare);
             }
             self.stats.tally(flow.iface).add_ledgers(&active.ledgers);
             if seg.flags.rst() || active.fin == [true, true] {
