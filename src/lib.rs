@@ -111,4 +111,5 @@ pub mod state;
 pub mod store;
 pub mod sync;
 pub mod targets;
+pub mod text;
 pub mod tls;

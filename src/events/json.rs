@@ -9,8 +9,9 @@
 //! `core::fmt` on the common path. Invariant: a `Line` always writes a
 //! well-formed object, whatever the values.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
+
+pub use crate::text::{decimal, ip_text, rfc3339_micros};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -237,79 +238,6 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// `v` in decimal.
-pub fn decimal(out: &mut Vec<u8>, v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = v;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// An address as `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
-pub fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                decimal(out, u64::from(o));
-            }
-        }
-        IpAddr::V6(v6) => {
-            let mut s = String::with_capacity(39);
-            let _ = write!(s, "{v6}");
-            out.extend_from_slice(s.as_bytes());
-        }
-    }
-}
-
-/// Nanoseconds since the Unix epoch as RFC 3339 UTC with microseconds,
-/// `2026-02-03T04:05:06.123456Z` (what `humantime::format_rfc3339_micros`
-/// writes).
-pub fn rfc3339_micros(out: &mut Vec<u8>, ns: u64) {
-    let secs = ns / 1_000_000_000;
-    let micros = (ns % 1_000_000_000) / 1_000;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(secs / 86_400);
-    let two = |v: u64| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
-    let (y1, y2, mo, dd) = (two(y / 100), two(y % 100), two(m), two(d));
-    let (h, mi, s) = (two(rem / 3600), two(rem / 60 % 60), two(rem % 60));
-    let (u1, u2, u3) = (
-        two(micros / 10_000),
-        two(micros / 100 % 100),
-        two(micros % 100),
-    );
-    // ns below 2^64 keeps the year below 2555: always four digits.
-    out.extend_from_slice(&[
-        y1[0], y1[1], y2[0], y2[1], b'-', mo[0], mo[1], b'-', dd[0], dd[1], b'T', h[0], h[1], b':',
-        mi[0], mi[1], b':', s[0], s[1], b'.', u1[0], u1[1], u2[0], u2[1], u3[0], u3[1], b'Z',
-    ]);
-}
-
-/// Year, month and day of `days` after 1970-01-01 (proleptic Gregorian;
-/// Howard Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,27 +258,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn json_timestamps_as_humantime() {
-        for ns in [
-            0,
-            1,
-            999_999_999,
-            1_798_761_600_004_111_000,
-            951_782_400_000_000_000, // 2000-02-29
-            4_102_444_799_999_999_999,
-            u64::MAX,
-        ] {
-            let mut out = Vec::new();
-            rfc3339_micros(&mut out, ns);
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                humantime::format_rfc3339_micros(t).to_string()
-            );
-        }
-    }
-
     proptest! {
         #[test]
         fn json_any_string_as_serde_json(s in ".*") {
@@ -362,27 +269,5 @@ mod tests {
             prop_assert_eq!(one(&s), serde_json::to_string(&s).unwrap());
         }
 
-        #[test]
-        fn json_any_time_as_humantime(ns in any::<u64>()) {
-            let mut out = Vec::new();
-            rfc3339_micros(&mut out, ns);
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
-            prop_assert_eq!(
-                String::from_utf8(out).unwrap(),
-                humantime::format_rfc3339_micros(t).to_string()
-            );
-        }
-
-        #[test]
-        fn json_any_address_and_number_as_display(a in any::<[u8; 16]>(), v4 in any::<u32>(), n in any::<u64>()) {
-            for ip in [IpAddr::from(a), IpAddr::from(v4.to_be_bytes())] {
-                let mut out = Vec::new();
-                ip_text(&mut out, ip);
-                prop_assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
-            }
-            let mut out = Vec::new();
-            decimal(&mut out, n);
-            prop_assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
-        }
     }
 }

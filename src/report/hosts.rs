@@ -141,15 +141,31 @@ pub fn json_to(
 
 /// CSV cell: quoted when needed; a leading formula character is defused.
 pub(super) fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
+    let mut out = Vec::with_capacity(s.len() + 2);
+    csv_cell_to(&mut out, s);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`csv_cell`] appended to `out`.
+pub(super) fn csv_cell_to(out: &mut Vec<u8>, s: &str) {
+    let defuse = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quote = s.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push(b'"');
+    }
+    if defuse {
+        out.push(b'\'');
+    }
+    if quote {
+        for part in s.split_inclusive('"') {
+            out.extend_from_slice(part.as_bytes());
+            if part.ends_with('"') {
+                out.push(b'"');
+            }
+        }
+        out.push(b'"');
     } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+        out.extend_from_slice(s.as_bytes());
     }
 }
 
@@ -159,61 +175,84 @@ pub fn csv(hosts: &[(IpAddr, HostRecord)], cx: Context<'_>) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The CSV host report, written a row at a time.
+/// The CSV host report, written a row at a time (each cell appended to
+/// one buffer: no `String` per cell, no `core::fmt` per number).
 pub fn csv_to(
     hosts: &[(IpAddr, HostRecord)],
     cx: Context<'_>,
     w: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let mut out = String::from(
-        "host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows",
+    let mut out = Vec::with_capacity(64 << 10);
+    out.extend_from_slice(
+        b"host,host_name,host_name_source,flows,legacy_flows,rejected_flows,unanswered_flows",
     );
     for v in VERSION_COLUMNS {
-        let _ = write!(out, ",{v}");
+        out.push(b',');
+        out.extend_from_slice(v.as_bytes());
     }
-    out.push_str(
-        ",legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services\n",
+    out.extend_from_slice(
+        b",legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services\n",
     );
+    let mut joined = String::new();
+    // `;`-joined items in one cell, escaped or (names of closed sets,
+    // JA4s) as they are.
+    let mut cell = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>, escape: bool| {
+        joined.clear();
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                joined.push(';');
+            }
+            joined.push_str(item);
+        }
+        out.push(b',');
+        if escape {
+            csv_cell_to(out, &joined);
+        } else {
+            out.extend_from_slice(joined.as_bytes());
+        }
+    };
     for (ip, r) in hosts {
         let (name, source) = cx.host_name(*ip, r);
-        let _ = write!(
-            out,
-            "{ip},{},{},{},{},{},{}",
-            csv_cell(name.as_deref().unwrap_or("")),
-            source.unwrap_or(""),
-            r.flows,
-            r.legacy,
-            r.rejected,
-            r.unanswered
-        );
-        for n in r.by_version {
-            let _ = write!(out, ",{n}");
+        crate::text::ip_text(&mut out, *ip);
+        out.push(b',');
+        csv_cell_to(&mut out, name.as_deref().unwrap_or(""));
+        out.push(b',');
+        out.extend_from_slice(source.unwrap_or("").as_bytes());
+        for n in [r.flows, r.legacy, r.rejected, r.unanswered]
+            .into_iter()
+            .chain(r.by_version)
+        {
+            out.push(b',');
+            crate::text::decimal(&mut out, n);
         }
-        let lv = r.legacy_versions();
-        let fps: Vec<&str> = r.fingerprints.iter().map(|f| f.fingerprint.ja4()).collect();
-        let clients: Vec<&str> = r
-            .fingerprints
-            .iter()
-            .filter_map(|f| cx.fp_label(f))
-            .collect();
-        let _ = writeln!(
-            out,
-            ",{},{},{},{},{},{},{},{}",
-            csv_cell(&lv.join(";")),
-            csv_cell(&r.sorted_names().join(";")),
-            rfc3339(r.first_ns),
-            rfc3339(r.last_ns),
-            fps.join(";"),
-            csv_cell(&clients.join(";")),
-            HostRecord::service_names(r.services).join(";"),
-            HostRecord::service_names(r.legacy_services).join(";"),
+        cell(&mut out, &mut r.legacy_versions().into_iter(), true);
+        cell(&mut out, &mut r.sorted_names().into_iter(), true);
+        out.push(b',');
+        crate::text::rfc3339_seconds(&mut out, r.first_ns);
+        out.push(b',');
+        crate::text::rfc3339_seconds(&mut out, r.last_ns);
+        let fps = &r.fingerprints;
+        cell(
+            &mut out,
+            &mut fps.iter().map(|f| f.fingerprint.ja4()),
+            false,
         );
+        cell(
+            &mut out,
+            &mut fps.iter().filter_map(|f| cx.fp_label(f)),
+            true,
+        );
+        let services = HostRecord::service_names(r.services);
+        cell(&mut out, &mut services.into_iter(), false);
+        let legacy_services = HostRecord::service_names(r.legacy_services);
+        cell(&mut out, &mut legacy_services.into_iter(), false);
+        out.push(b'\n');
         if out.len() >= 64 << 10 {
-            w.write_all(out.as_bytes())?;
+            w.write_all(&out)?;
             out.clear();
         }
     }
-    w.write_all(out.as_bytes())
+    w.write_all(&out)
 }
 
 const TABLE_HEADER: [&str; 15] = [
@@ -366,5 +405,32 @@ pub(super) fn aligned(rows: &[Vec<String>], numeric: impl Fn(usize) -> bool, out
         format_row(row, &widths, &numeric, &mut line);
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use proptest::prelude::*;
+
+    /// The rule, written plainly: defuse a leading formula character, then
+    /// quote (doubling quotes) when a separator, quote or line break is in.
+    fn reference(s: &str) -> String {
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn csv_cells_escape_by_the_rule(s in "[a=+@\\-\t\r\n,\"'é;]{0,12}") {
+            prop_assert_eq!(super::csv_cell(&s), reference(&s));
+        }
     }
 }
