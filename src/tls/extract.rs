@@ -11,10 +11,9 @@
 //! read twice; SSLv2 hellos (2-byte headers, no records) are read here. Every
 //! length is checked before use; nothing here panics on any input.
 
-use tls_parser::{TlsExtension, parse_tls_client_hello_extension};
-
 pub use super::error::{Malformed, TlsError};
 use super::fingerprint::Fingerprinter;
+use super::hello;
 use super::record::{
     CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
     HS_SERVER_HELLO, HandshakeReader, Item,
@@ -160,10 +159,10 @@ fn parse_client_hello(
     body: &[u8],
     fingerprints: Option<&mut Fingerprinter>,
 ) -> Result<ClientFacts, TlsError> {
-    let (_, hello) = tls_parser::parse_tls_handshake_client_hello(body)
-        .map_err(|_| TlsError::Malformed(Malformed::ClientHello))?;
+    let hello =
+        hello::parse_client_hello(body).ok_or(TlsError::Malformed(Malformed::ClientHello))?;
     let mut facts = ClientFacts {
-        hello_version: Version(hello.version.0),
+        hello_version: Version(hello.version),
         supported_versions: None,
         sni: None,
         sslv2_format: false,
@@ -173,15 +172,8 @@ fn parse_client_hello(
         raw_fingerprint: None,
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
-    let mut exts = hello.ext.unwrap_or(&[]);
-    // Walk the extension framing ourselves so one odd extension does not hide the rest.
-    while exts.len() >= 4 {
-        let ext_len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
-        let Some(one) = exts.get(..4 + ext_len) else {
-            break; // truncated extension block: keep what we have
-        };
-        exts = &exts[4 + ext_len..];
-        let ext_type = u16::from_be_bytes([one[0], one[1]]);
+    // One odd extension does not hide the rest.
+    for (ext_type, data) in hello.extensions() {
         if ext_type != 0 && ext_type != 43 {
             continue;
         }
@@ -197,29 +189,29 @@ fn parse_client_hello(
             continue;
         }
         *seen = true;
-        match parse_tls_client_hello_extension(one) {
-            Ok((_, TlsExtension::SNI(names))) => {
-                if let Some((_, name)) = names.iter().find(|(t, _)| t.0 == 0) {
-                    let name = &name[..name.len().min(MAX_SNI_LEN)];
-                    // Valid UTF-8 (nearly always ASCII) is checked by the
-                    // fast path; only a broken name pays for the lossy walk.
-                    facts.sni = Some(match std::str::from_utf8(name) {
-                        Ok(text) => text.to_owned(),
-                        Err(_) => String::from_utf8_lossy(name).into_owned(),
-                    });
-                }
+        if ext_type == 0 {
+            if let Some(name) = hello::server_name(data) {
+                let name = &name[..name.len().min(MAX_SNI_LEN)];
+                // Valid UTF-8 (nearly always ASCII) is checked by the
+                // fast path; only a broken name pays for the lossy walk.
+                facts.sni = Some(match std::str::from_utf8(name) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => String::from_utf8_lossy(name).into_owned(),
+                });
             }
-            Ok((_, TlsExtension::SupportedVersions(list))) => {
-                facts.supported_versions = Some(list.iter().map(|v| Version(v.0)).collect());
-            }
-            _ => {}
+        } else if let Some(list) = hello::supported_versions(data) {
+            facts.supported_versions = Some(
+                list.chunks_exact(2)
+                    .map(|v| Version(u16::from_be_bytes([v[0], v[1]])))
+                    .collect(),
+            );
         }
     }
     if let Some(f) = fingerprints
         && f.wants(facts.sni.as_deref())
     {
-        let ciphers = hello.ciphers.iter().map(|c| c.0);
-        let (fp, raw) = f.fingerprint(hello.version.0, ciphers, hello.ext.unwrap_or(&[]));
+        let exts = hello.extensions.unwrap_or(&[]);
+        let (fp, raw) = f.fingerprint(hello.version, hello.cipher_suites(), exts);
         facts.fingerprint = Some(fp);
         facts.raw_fingerprint = raw;
     }

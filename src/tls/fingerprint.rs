@@ -335,7 +335,23 @@ impl Fingerprinter {
     pub fn fingerprint(
         &mut self,
         hello_version: u16,
-        ciphers: impl Iterator<Item = u16> + Clone,
+        ciphers: impl Iterator<Item = u16>,
+        extensions: &[u8],
+    ) -> (Fingerprint, Option<Arc<RawFingerprint>>) {
+        // The ciphers without GREASE, once, in wire order (every use below
+        // walks this list).
+        let mut cs = std::mem::take(&mut self.ciphers);
+        cs.clear();
+        cs.extend(ciphers.filter(|c| !is_grease(*c)));
+        let result = self.fingerprint_with(hello_version, &mut cs, extensions);
+        self.ciphers = cs;
+        result
+    }
+
+    fn fingerprint_with(
+        &mut self,
+        hello_version: u16,
+        cs: &mut Vec<u16>,
         extensions: &[u8],
     ) -> (Fingerprint, Option<Arc<RawFingerprint>>) {
         // The hashed parts depend only on the two lists as sets (JA4 sorts
@@ -387,7 +403,7 @@ impl Fingerprinter {
             .max()
             .unwrap_or(hello_version);
         let (mut n_ciphers, mut cipher_sum) = (0usize, 0u64);
-        for c in ciphers.clone().filter(|c| !is_grease(*c)) {
+        for &c in cs.iter() {
             n_ciphers += 1;
             cipher_sum = cipher_sum.wrapping_add(mix(c, k0));
         }
@@ -429,7 +445,7 @@ impl Fingerprinter {
         // JA3 by a keyed hash of its inputs in wire order (a stack that
         // says hello again costs a walk, not the string and an MD5).
         let ja3_slot = (self.ja3 && !want_raw).then(|| {
-            let key = self.ja3_key(hello_version, ciphers.clone(), extensions, groups, formats);
+            let key = self.ja3_key(hello_version, cs, extensions, groups, formats);
             (key, (key as usize >> 16) % CACHE_SLOTS)
         });
         let ja3_hit = ja3_slot.and_then(|(key, slot)| match self.ja3_cache.get(slot) {
@@ -448,14 +464,11 @@ impl Fingerprinter {
         // The lists themselves: for JA3 (wire order) or a miss (sorted).
         let Fingerprinter {
             exts,
-            ciphers: cs,
             sig,
             text,
             ja3_text,
             ..
         } = self;
-        cs.clear();
-        cs.extend(ciphers.filter(|c| !is_grease(*c)));
         exts.clear();
         let mut rest = extensions;
         while let [a, b, c, d, tail @ ..] = rest {
@@ -539,7 +552,7 @@ impl Fingerprinter {
     fn ja3_key(
         &self,
         hello_version: u16,
-        ciphers: impl Iterator<Item = u16>,
+        ciphers: &[u16],
         extensions: &[u8],
         groups: &[u8],
         formats: &[u8],
@@ -547,13 +560,11 @@ impl Fingerprinter {
         use std::hash::{BuildHasher, Hasher};
         let mut h = self.keys.build_hasher();
         h.write_u16(hello_version);
-        let mut n = 0usize;
-        for c in ciphers.filter(|c| !is_grease(*c)) {
+        for &c in ciphers {
             h.write_u16(c);
-            n += 1;
         }
-        h.write_usize(n);
-        n = 0;
+        h.write_usize(ciphers.len());
+        let mut n = 0usize;
         let mut rest = extensions;
         while let [a, b, c, d, tail @ ..] = rest {
             let len = usize::from(u16::from_be_bytes([*c, *d]));

@@ -11,6 +11,7 @@ pub mod craft;
 pub mod error;
 pub mod extract;
 pub mod fingerprint;
+pub mod hello;
 pub mod record;
 pub mod session;
 pub mod summary;
