@@ -20,19 +20,37 @@ pub fn decimal(out: &mut Vec<u8>, v: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    // Byte by byte: most numbers here are a few digits, where a copy
+    // call costs more than the pushes.
+    for &d in &digits[i..] {
+        out.push(d);
+    }
 }
 
 /// An address as `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
 pub fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            let mut text = [0u8; 15];
+            let mut n = 0;
             for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[n] = b'.';
+                    n += 1;
                 }
-                decimal(out, u64::from(o));
+                let (h, t, u) = (o / 100, o / 10 % 10, o % 10);
+                if h > 0 {
+                    text[n] = b'0' + h;
+                    n += 1;
+                }
+                if h > 0 || t > 0 {
+                    text[n] = b'0' + t;
+                    n += 1;
+                }
+                text[n] = b'0' + u;
+                n += 1;
             }
+            out.extend_from_slice(&text[..n]);
         }
         IpAddr::V6(v6) => {
             let mut s = String::with_capacity(39);

@@ -176,25 +176,34 @@ fn needs_escape(b: u8) -> bool {
 /// classic "has a zero byte" and "has a byte below n" word tests: exact
 /// about whether any byte matches), the tail one by one.
 fn plain(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if b.len() < 8 {
+        return !b.iter().any(|&b| needs_escape(b));
+    }
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let x = u64::from_le_bytes(w);
-        // A byte below 0x20 (bytes of 0x80 and above never count), and a
-        // zero byte in `x` XOR the quote or the backslash.
-        let below = x.wrapping_sub(ONES * 0x20) & !x;
-        let q = x ^ (ONES * u64::from(b'"'));
-        let s = x ^ (ONES * u64::from(b'\\'));
-        let quote = q.wrapping_sub(ONES) & !q;
-        let slash = s.wrapping_sub(ONES) & !s;
-        if (below | quote | slash) & HIGH != 0 {
+        if !plain_word(c) {
             return false;
         }
     }
-    !chunks.remainder().iter().any(|&b| needs_escape(b))
+    // The tail as the last eight bytes (overlapping the last chunk).
+    chunks.remainder().is_empty() || plain_word(&b[b.len() - 8..])
+}
+
+/// Whether no byte of an 8-byte word needs an escape.
+fn plain_word(c: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(c);
+    let x = u64::from_le_bytes(w);
+    // A byte below 0x20 (bytes of 0x80 and above never count), and a
+    // zero byte in `x` XOR the quote or the backslash.
+    let below = x.wrapping_sub(ONES * 0x20) & !x;
+    let q = x ^ (ONES * u64::from(b'"'));
+    let s = x ^ (ONES * u64::from(b'\\'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let slash = s.wrapping_sub(ONES) & !s;
+    (below | quote | slash) & HIGH == 0
 }
 
 /// `s` as a JSON string, quoted and escaped as `serde_json` does.
