@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of the per-packet stages, over frames of the
-//! shipped captures held in memory: decode, TLS extraction (hellos and the
-//! server certificate), and the whole
-//! inline path (decode → fragments → flow table → extraction).
+//! shipped captures held in memory: decode, TLS extraction (hellos with
+//! their fingerprints, and the server certificate), the whole inline path
+//! (decode → fragments → flow table → extraction), and an event's line.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -13,7 +13,10 @@ use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
 use tlscensus::flow::{Direction, Endpoint, FlowKey, SegmentIn};
 use tlscensus::run::InlineCensus;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
-use tlscensus::tls::extract::{OpeningReader, parse_opening};
+use tlscensus::events::FlowEvent;
+use tlscensus::targets::Match;
+use tlscensus::tls::extract::{Opening, OpeningReader, parse_opening};
+use tlscensus::tls::{HandshakeSummary, ServerAnswer, Version};
 use tlscensus::tls::fingerprint::Fingerprinter;
 use tlscensus::tls::session::tls_table;
 
@@ -154,6 +157,18 @@ fn benches(c: &mut Criterion) {
             ))
         })
     });
+    // With events on, the fingerprinter computes JA3 too (cached likewise).
+    let mut with_ja3 = Fingerprinter::with_ja3();
+    g.bench_function("client_hello_warm_ja3", |b| {
+        b.iter(|| {
+            black_box(OpeningReader::default().read(
+                &hello,
+                &mut scratch,
+                16384,
+                Some(&mut with_ja3),
+            ))
+        })
+    });
     g.bench_function("server_hello", |b| {
         b.iter(|| black_box(parse_opening(&server, &mut scratch, 16384)))
     });
@@ -170,6 +185,50 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut after_hello = opening.records;
             black_box(cache.read(&mut after_hello, flight, &mut scratch, 16384))
+        })
+    });
+    g.finish();
+
+    // One event line, as the writer thread writes it: the hello above,
+    // answered, a target flow with its service.
+    let Ok(Opening::ClientHello(client)) =
+        OpeningReader::default().read(&hello, &mut scratch, 16384, Some(&mut with_ja3))
+    else {
+        panic!("the hello reads");
+    };
+    let event = FlowEvent {
+        flow: HandshakeSummary {
+            ts_ns: 1_798_761_600_004_111_000,
+            client_ip: [10, 0, 4, 192].into(),
+            client_port: 51_161,
+            server_ip: [20, 60, 3, 125].into(),
+            server_port: 443,
+            client: Some(client),
+            answer: Some(ServerAnswer::Hello {
+                version: Version::TLS13,
+                retried: false,
+            }),
+            certificate: None,
+            dns: None,
+            preamble: None,
+        },
+        legacy: false,
+        matched: Some(Match::Sni),
+        name: Some("acct.blob.core.windows.net".into()),
+        relayed: false,
+        service: None,
+        client_label: Some("curl 7.88 / OpenSSL 3.0".into()),
+        src_name: None,
+    }
+    .with_service(Some(0), "acct");
+    let mut g = c.benchmark_group("events");
+    g.throughput(Throughput::Elements(1));
+    let mut line = Vec::with_capacity(1024);
+    g.bench_function("event_line", |b| {
+        b.iter(|| {
+            line.clear();
+            black_box(&event).write_json(&mut line);
+            black_box(line.len())
         })
     });
     g.finish();
