@@ -499,7 +499,8 @@ impl Fingerprinter {
             md5.copy_from_slice(&Md5::digest(&ja3_text[..]));
             ja3_md5 = Some(md5);
             if let Some((key, slot)) = ja3_slot {
-                if self.ja3_cache.is_empty() {
+                // Like the JA4 cache: a one-off allocates none.
+                if self.ja3_cache.is_empty() && self.computed > 0 {
                     self.ja3_cache = vec![(0, [0; 16]); CACHE_SLOTS];
                 }
                 if let Some(entry) = self.ja3_cache.get_mut(slot) {
