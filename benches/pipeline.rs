@@ -10,15 +10,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
 use tlscensus::decode::tunnel::TunnelPorts;
 use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
+use tlscensus::events::FlowEvent;
 use tlscensus::flow::{Direction, Endpoint, FlowKey, SegmentIn};
 use tlscensus::run::InlineCensus;
-use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
-use tlscensus::events::FlowEvent;
 use tlscensus::targets::Match;
+use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
 use tlscensus::tls::extract::{Opening, OpeningReader, parse_opening};
-use tlscensus::tls::{HandshakeSummary, ServerAnswer, Version};
 use tlscensus::tls::fingerprint::Fingerprinter;
 use tlscensus::tls::session::tls_table;
+use tlscensus::tls::{HandshakeSummary, ServerAnswer, Version};
 
 struct Owned {
     ts: u64,
