@@ -351,7 +351,7 @@ impl Fingerprinter {
     fn fingerprint_with(
         &mut self,
         hello_version: u16,
-        cs: &mut Vec<u16>,
+        cs: &mut [u16],
         extensions: &[u8],
     ) -> (Fingerprint, Option<Arc<RawFingerprint>>) {
         // The hashed parts depend only on the two lists as sets (JA4 sorts
