@@ -46,7 +46,8 @@
 //!   threads skip those flows' segments (atomic slots: any number of readers);
 //! - live on Ethernet, the kernel skip (`capture::skip::KernelSkip`,
 //!   `--kernel-skip-flows`): its eBPF maps of settled flows, written by the
-//!   workers (behind one mutex, once per settled flow) and by the socket
+//!   workers (each through its own handle on the map, once per settled
+//!   flow) and by the socket
 //!   filter (control segments), read by the socket filter, which drops those
 //!   flows' data segments before the capture ring;
 //! - the event queue (`events::EventLog`, 4,096 events): workers send, one writer

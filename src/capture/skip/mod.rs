@@ -98,10 +98,23 @@ pub fn skip_key(lo: (&[u8; 16], u16), hi: (&[u8; 16], u16)) -> SkipKey {
     k
 }
 
+/// The settled-flow map, as tlscensus writes it.
+type SettledMap = BpfHashMap<MapData, SkipKey, u64>;
+
+thread_local! {
+    /// This thread's own handle on the settled-flow map of the kernel skip
+    /// (by its id) it last marked a flow in.
+    static MARKER: std::cell::RefCell<Option<(u64, Option<SettledMap>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Ids of kernel skips (a thread's handle names the one it belongs to).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// The loaded program and the maps tlscensus writes and reads.
 struct Loaded {
     ebpf: Ebpf,
-    settled: BpfHashMap<MapData, SkipKey, u64>,
+    settled: SettledMap,
     stats: PerCpuArray<MapData, u64>,
     /// The classic program it was built from: a handle whose filter compiles
     /// to something else keeps its classic filter.
@@ -118,6 +131,8 @@ enum State {
 /// The kernel skip shared by the capture threads (which attach it) and the
 /// workers (which mark settled flows): see the module documentation.
 pub struct KernelSkip {
+    /// Names this skip to the threads' own map handles.
+    id: u64,
     capacity: u32,
     state: Mutex<State>,
     /// Marks are written: the program is attached to a handle.
@@ -136,6 +151,7 @@ impl KernelSkip {
     /// Room for `capacity` settled flows (and as many recent control segments).
     pub fn new(capacity: u32) -> KernelSkip {
         let s = KernelSkip {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             capacity: capacity.max(1),
             state: Mutex::new(State::NotLoaded),
             writing: AtomicBool::new(false),
@@ -220,17 +236,37 @@ impl KernelSkip {
 
     /// Worker: the flow with these endpoints settled with a segment captured
     /// at `ts_ns` (Unix time); its later data segments may stay in the kernel.
+    /// Each thread writes through a handle of its own (a duplicate of the
+    /// map's descriptor, made once), so workers do not queue on one lock
+    /// around the bpf call; if no handle can be made, through the shared one.
     pub fn settle(&self, lo: (&[u8; 16], u16), hi: (&[u8; 16], u16), ts_ns: u64) {
         if !self.writing.load(Ordering::Relaxed) {
             return;
         }
         let key = skip_key(lo, hi);
         let at = ts_ns.saturating_add_signed(self.tai_offset_ns.load(Ordering::Relaxed));
-        let mut state = self.state();
-        let State::Loaded(l) = &mut *state else {
-            return;
+        let own = MARKER.with(|m| {
+            let mut m = m.borrow_mut();
+            // Made once per thread; a thread that could not make one does
+            // not try again.
+            if m.as_ref().is_none_or(|(id, _)| *id != self.id) {
+                *m = Some((self.id, self.duplicate()));
+            }
+            m.as_mut()
+                .and_then(|(_, h)| h.as_mut())
+                .map(|h| h.insert(key, at, 0))
+        });
+        let written = match own {
+            Some(w) => w,
+            None => {
+                let mut state = self.state();
+                let State::Loaded(l) = &mut *state else {
+                    return;
+                };
+                l.settled.insert(key, at, 0)
+            }
         };
-        match l.settled.insert(key, at, 0) {
+        match written {
             Ok(()) => {
                 self.marked.fetch_add(1, Ordering::Relaxed);
             }
@@ -246,6 +282,21 @@ impl KernelSkip {
                 }
             }
         }
+    }
+
+    /// A handle of this thread's own on the settled-flow map, if the
+    /// program is loaded and the descriptor can be duplicated (before the
+    /// program is loaded no flow is marked: `writing` is off).
+    fn duplicate(&self) -> Option<SettledMap> {
+        use aya::maps::{IterableMap, Map};
+        use std::os::fd::AsFd;
+        let state = self.state();
+        let State::Loaded(l) = &*state else {
+            return None;
+        };
+        let fd = l.settled.map().fd().as_fd().try_clone_to_owned().ok()?;
+        let data = MapData::from_fd(fd).ok()?;
+        BpfHashMap::try_from(Map::LruHashMap(data)).ok()
     }
 
     /// Data segments the kernel has dropped, since the program was loaded.
