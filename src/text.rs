@@ -1,4 +1,4 @@
-//! Small text writers the output side shares (events, reports): numbers
+//! Small text writers (events, reports, JA3 strings): numbers
 //! in decimal, addresses, RFC 3339 timestamps, each appended to a byte
 //! buffer without `core::fmt` on the common path, and each writing exactly
 //! what the standard library's `Display` or humantime writes (tests compare

@@ -136,23 +136,8 @@ fn dec_list(values: impl Iterator<Item = u16>, out: &mut Vec<u8>) {
         if i > 0 {
             out.push(b'-');
         }
-        dec(v, out);
+        crate::text::decimal(out, u64::from(v));
     }
-}
-
-fn dec(v: u16, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 5];
-    let mut n = v;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// JA4's version code.
@@ -486,7 +471,7 @@ impl Fingerprinter {
         let mut ja3_md5 = ja3_hit;
         if self.ja3 && ja3_hit.is_none() {
             ja3_text.clear();
-            dec(hello_version, ja3_text);
+            crate::text::decimal(ja3_text, u64::from(hello_version));
             ja3_text.push(b',');
             dec_list(cs.iter().copied(), ja3_text);
             ja3_text.push(b',');
