@@ -98,9 +98,11 @@ impl FlowEvent {
 
     /// Names the target flow's service and destination.
     pub fn with_service(mut self, service: Option<usize>, destination: &str) -> FlowEvent {
-        let row = service.and_then(|i| crate::targets::services::table().get(i));
+        use crate::targets::services::{OTHER, table};
+        // One read of the table in use for the name, the day and the verdict.
+        let row = service.and_then(|i| table().get(i));
         self.service = Some(ServiceOf {
-            name: crate::targets::services::label(service),
+            name: row.map_or(OTHER, |s| s.name),
             destination: destination.into(),
             tls_end: row.map(|s| s.tls_end),
             // Without a capture time a legacy flow's fate is unknown.
