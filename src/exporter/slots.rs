@@ -49,7 +49,8 @@ impl Slots {
     /// those that sent nothing yet (a real client's head may be in flight),
     /// then those being answered; a connection whose
     /// whole request head already waits in its socket (a real client whose
-    /// thread has not run yet) is never chosen. `Some(evicted)` when there is
+    /// thread has not run yet, or the rest of a head its thread has begun
+    /// to read) is never chosen. `Some(evicted)` when there is
     /// room, `None` when no connection may be evicted (the newcomer is refused).
     pub(super) fn make_room(&mut self, peer: IpAddr) -> Option<u64> {
         let mut evicted = 0;
@@ -65,7 +66,7 @@ impl Slots {
                 .enumerate()
                 .filter(|(_, s)| !over_peer || s.peer == peer)
                 .filter(|(_, s)| {
-                    s.phase.load(Ordering::Relaxed) != PHASE_HEAD || !head_waiting(&s.socket)
+                    s.phase.load(Ordering::Relaxed) == PHASE_ANSWER || !head_waiting(&s.socket)
                 })
                 .min_by_key(|(_, s)| (eviction_rank(s.phase.load(Ordering::Relaxed)), s.since))
                 .map(|(i, _)| i);

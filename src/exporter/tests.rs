@@ -210,6 +210,26 @@ fn exporter_eviction_order() {
         left.iter().all(|&id| id >= 100),
         "oldest slow ones first: {left:?}"
     );
+
+    // A client whose head came in two pieces: part read (so it counts as
+    // partial), the rest with the head's end waiting in its socket. It is
+    // the oldest such connection, and it is never chosen.
+    assert_eq!(slots.make_room(peer3), Some(1));
+    let (s, mut other) = slot(50, 3, PHASE_PARTIAL);
+    slots.open.push(s);
+    other.write_all(b"rics HTTP/1.1\r\n\r\n").unwrap();
+    keep.push(other);
+    std::thread::sleep(Duration::from_millis(50));
+    for next in 0..2 * MAX_PER_PEER as u64 {
+        assert_eq!(slots.make_room(peer3), Some(1));
+        assert!(
+            slots.open.iter().any(|s| s.id == 50),
+            "the rest of its head waits"
+        );
+        let (s, other) = slot(200 + next, 3, PHASE_PARTIAL);
+        slots.open.push(s);
+        keep.push(other);
+    }
 }
 
 /// regression_12: concurrent scrapes share one rendering and one copy.
