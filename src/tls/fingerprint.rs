@@ -211,6 +211,56 @@ pub const RAW_BUDGET: usize = 4 << 20;
 /// cannot be made to on purpose (the keys are random per table).
 const CACHE_SLOTS: usize = 512;
 
+/// Values computed from a hello, by a keyed 64-bit hash of their inputs
+/// (never 0: 0 marks an empty slot), [`CACHE_SLOTS`] entries allocated on
+/// first use. Each key has two slots, from its low and its high bits: a
+/// new entry takes its first, and the entry it finds there moves to that
+/// entry's other slot. Two stacks whose keys share a slot do not evict
+/// each other hello after hello, as they would in a direct-mapped cache.
+struct Cache<V> {
+    slots: Vec<(u64, V)>,
+}
+
+impl<V: Copy + Default> Cache<V> {
+    const fn new() -> Self {
+        Cache { slots: Vec::new() }
+    }
+
+    fn places(key: u64) -> [usize; 2] {
+        [
+            key as usize % CACHE_SLOTS,
+            (key >> 32) as usize % CACHE_SLOTS,
+        ]
+    }
+
+    fn get(&self, key: u64) -> Option<V> {
+        Self::places(key)
+            .into_iter()
+            .find_map(|i| self.slots.get(i).filter(|(k, _)| *k == key))
+            .map(|(_, v)| *v)
+    }
+
+    /// Keeps `value` for `key`; `allocate`: make the slots if there are
+    /// none yet (a one-off fingerprinter allocates none).
+    fn put(&mut self, key: u64, value: V, allocate: bool) {
+        if self.slots.is_empty() && allocate {
+            self.slots = vec![(0, V::default()); CACHE_SLOTS];
+        }
+        let [first, _] = Self::places(key);
+        let Some(slot) = self.slots.get_mut(first) else {
+            return;
+        };
+        let old = std::mem::replace(slot, (key, value));
+        if old.0 != 0 && old.0 != key {
+            let [a, b] = Self::places(old.0);
+            let other = if a == first { b } else { a };
+            if let Some(s) = self.slots.get_mut(other) {
+                *s = old;
+            }
+        }
+    }
+}
+
 /// Computes fingerprints with buffers reused from hello to hello (one per
 /// flow table: no allocation per hello once warm), and the raw strings when
 /// asked for.
@@ -223,11 +273,10 @@ pub struct Fingerprinter {
     /// Compute JA3 too (the raw strings need it).
     ja3: bool,
     /// The hashed parts of JA4 (b and c) by a keyed hash of their sorted
-    /// lists, direct-mapped, [`CACHE_SLOTS`] entries (allocated on first use).
-    cache: Vec<(u64, [u8; 24])>,
-    /// JA3 hashes by a keyed hash of JA3's inputs in order, direct-mapped,
-    /// [`CACHE_SLOTS`] entries (allocated on first use).
-    ja3_cache: Vec<(u64, [u8; 16])>,
+    /// lists.
+    cache: Cache<[u8; 24]>,
+    /// JA3 hashes by a keyed hash of JA3's inputs in order.
+    ja3_cache: Cache<[u8; 16]>,
     /// Random keys: hellos cannot be crafted to collide in the cache.
     keys: ahash::RandomState,
     /// Keys of the order-free sums of the cipher and extension lists.
@@ -259,8 +308,8 @@ impl Default for Fingerprinter {
             text: Vec::new(),
             ja3_text: Vec::new(),
             ja3: false,
-            cache: Vec::new(),
-            ja3_cache: Vec::new(),
+            cache: Cache::new(),
+            ja3_cache: Cache::new(),
             keys,
             sum_keys,
             computed: 0,
@@ -415,9 +464,8 @@ impl Fingerprinter {
         ja4[10] = b'_';
         ja4[23] = b'_';
         let want_raw = self.raw_budget.is_some();
-        let slot = (key as usize) % CACHE_SLOTS;
-        let hit = match self.cache.get(slot) {
-            Some((k, parts)) if *k == key && !want_raw => {
+        let hit = match self.cache.get(key) {
+            Some(parts) if !want_raw => {
                 ja4[11..23].copy_from_slice(&parts[..12]);
                 ja4[24..36].copy_from_slice(&parts[12..]);
                 true
@@ -429,14 +477,9 @@ impl Fingerprinter {
         }
         // JA3 by a keyed hash of its inputs in wire order (a stack that
         // says hello again costs a walk, not the string and an MD5).
-        let ja3_slot = (self.ja3 && !want_raw).then(|| {
-            let key = self.ja3_key(hello_version, cs, extensions, groups, formats);
-            (key, (key as usize >> 16) % CACHE_SLOTS)
-        });
-        let ja3_hit = ja3_slot.and_then(|(key, slot)| match self.ja3_cache.get(slot) {
-            Some((k, md5)) if *k == key => Some(*md5),
-            _ => None,
-        });
+        let ja3_key = (self.ja3 && !want_raw)
+            .then(|| self.ja3_key(hello_version, cs, extensions, groups, formats) | 1);
+        let ja3_hit = ja3_key.and_then(|key| self.ja3_cache.get(key));
         if hit && ja3_hit.is_some() {
             return (
                 Fingerprint {
@@ -483,14 +526,8 @@ impl Fingerprinter {
             let mut md5 = [0u8; 16];
             md5.copy_from_slice(&Md5::digest(&ja3_text[..]));
             ja3_md5 = Some(md5);
-            if let Some((key, slot)) = ja3_slot {
-                // Like the JA4 cache: a one-off allocates none.
-                if self.ja3_cache.is_empty() && self.computed > 0 {
-                    self.ja3_cache = vec![(0, [0; 16]); CACHE_SLOTS];
-                }
-                if let Some(entry) = self.ja3_cache.get_mut(slot) {
-                    *entry = (key, md5);
-                }
+            if let Some(key) = ja3_key {
+                self.ja3_cache.put(key, md5, self.computed > 0);
             }
         }
         if hit {
@@ -513,16 +550,11 @@ impl Fingerprinter {
         }
         sha12(&text[exts_start..], &mut ja4[24..36]);
         // A one-off (the first hello of a fingerprinter) allocates no cache.
-        if self.cache.is_empty() && self.computed > 0 {
-            self.cache = vec![(0, [0; 24]); CACHE_SLOTS];
-        }
+        let mut parts = [0u8; 24];
+        parts[..12].copy_from_slice(&ja4[11..23]);
+        parts[12..].copy_from_slice(&ja4[24..36]);
+        self.cache.put(key, parts, self.computed > 0);
         self.computed += 1;
-        if let Some(entry) = self.cache.get_mut(slot) {
-            let mut parts = [0u8; 24];
-            parts[..12].copy_from_slice(&ja4[11..23]);
-            parts[12..].copy_from_slice(&ja4[24..36]);
-            *entry = (key, parts);
-        }
         let fp = Fingerprint { ja4, ja3_md5 };
         if !want_raw {
             return (fp, None);
@@ -866,5 +898,25 @@ mod tests {
             .fingerprint(0x0303, [0x1301u16, 0x1303].into_iter(), &block)
             .0;
         assert!(!a.same_ja4(&b));
+    }
+
+    /// Keys that share a first slot are both kept (each moves to its other
+    /// slot in turn); a one-off allocates nothing.
+    #[test]
+    fn cache_two_slots_per_key() {
+        let mut c = Cache::<u8>::new();
+        c.put(7, 1, false);
+        assert!(c.slots.is_empty() && c.get(7).is_none());
+        // Same low bits (first slot), different high bits (other slot).
+        let (a, b, third) = (7 | (1 << 32), 7 | (2 << 32), 7 | (3 << 32));
+        c.put(a, 1, true);
+        c.put(b, 2, true);
+        assert_eq!((c.get(a), c.get(b)), (Some(1), Some(2)));
+        c.put(a, 3, true);
+        assert_eq!((c.get(a), c.get(b)), (Some(3), Some(2)));
+        c.put(third, 4, true);
+        assert_eq!(c.get(third), Some(4));
+        assert_eq!(c.slots.iter().filter(|(k, _)| *k != 0).count(), 3);
+        assert_eq!(c.get(5), None);
     }
 }
