@@ -220,7 +220,7 @@ fn benches(c: &mut Criterion) {
         client_label: Some("curl 7.88 / OpenSSL 3.0".into()),
         src_name: None,
     }
-    .with_service(Some(0), "acct");
+    .with_service(Some(0), "acct".into());
     let mut g = c.benchmark_group("events");
     g.throughput(Throughput::Elements(1));
     let mut line = Vec::with_capacity(1024);

@@ -60,6 +60,38 @@ impl<'a> Line<'a> {
         string(self.out, value);
     }
 
+    /// A string of the program's own (a name from a closed set, a date,
+    /// hex digits): plain ASCII that needs no escape, so none is looked
+    /// for.
+    #[inline]
+    pub fn plain(&mut self, key: &'static str, value: &str) {
+        debug_assert!(value.is_ascii() && plain(value.as_bytes()), "{value:?}");
+        self.key(key);
+        self.out.push(b'"');
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
+    }
+
+    #[inline]
+    pub fn opt_plain(&mut self, key: &'static str, value: Option<&str>) {
+        match value {
+            Some(v) => self.plain(key, v),
+            None => self.null(key),
+        }
+    }
+
+    /// A string of the program's own written by `write` (see
+    /// [`Line::plain`]).
+    #[inline]
+    pub fn plain_with(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.key(key);
+        self.out.push(b'"');
+        let start = self.out.len();
+        write(self.out);
+        debug_assert!(self.out[start..].is_ascii() && plain(&self.out[start..]));
+        self.out.push(b'"');
+    }
+
     #[inline]
     pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
         match value {
@@ -145,10 +177,24 @@ impl Array<'_> {
         string(self.out, value);
     }
 
-    /// A string written by `write` (see [`Line::str_with`]).
-    pub fn str_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+    /// A string of the program's own (see [`Line::plain`]).
+    pub fn plain(&mut self, value: &str) {
+        debug_assert!(value.is_ascii() && plain(value.as_bytes()), "{value:?}");
         self.comma();
-        string_with(self.out, write);
+        self.out.push(b'"');
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
+    }
+
+    /// A string of the program's own written by `write` (see
+    /// [`Line::plain`]).
+    pub fn plain_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.comma();
+        self.out.push(b'"');
+        let start = self.out.len();
+        write(self.out);
+        debug_assert!(self.out[start..].is_ascii() && plain(&self.out[start..]));
+        self.out.push(b'"');
     }
 }
 

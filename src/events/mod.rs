@@ -38,7 +38,8 @@ pub struct FlowEvent {
     pub legacy: bool,
     /// How the server was recognised as a target; `None` for other flows.
     pub matched: Option<Match>,
-    /// The target name the match came from.
+    /// The target name the match came from, when it is not the SNI (for
+    /// a `sni` match the flow holds the name).
     pub name: Option<Arc<str>>,
     /// The source is a --proxy: it relays a client's handshake.
     pub relayed: bool,
@@ -57,7 +58,7 @@ pub struct ServiceOf {
     /// A name of `tlscensus services`, or `other` for a `--target` pattern
     /// no service covers.
     pub name: &'static str,
-    pub destination: Box<str>,
+    pub destination: Arc<str>,
     /// The day the service stops accepting TLS 1.0/1.1.
     pub tls_end: Option<&'static str>,
     /// A legacy flow on or after that day (capture time).
@@ -97,13 +98,13 @@ impl FlowEvent {
     }
 
     /// Names the target flow's service and destination.
-    pub fn with_service(mut self, service: Option<usize>, destination: &str) -> FlowEvent {
+    pub fn with_service(mut self, service: Option<usize>, destination: Arc<str>) -> FlowEvent {
         use crate::targets::services::{OTHER, table};
         // One read of the table in use for the name, the day and the verdict.
         let row = service.and_then(|i| table().get(i));
         self.service = Some(ServiceOf {
             name: row.map_or(OTHER, |s| s.name),
-            destination: destination.into(),
+            destination,
             tls_end: row.map(|s| s.tls_end),
             // Without a capture time a legacy flow's fate is unknown.
             broken: row.and_then(|s| {
@@ -123,9 +124,12 @@ impl FlowEvent {
         let client = f.client.as_ref();
         let fingerprint = client.and_then(|c| c.fingerprint.as_ref());
         let preamble = f.preamble.as_deref();
-        let name = self.name.as_deref();
+        let name = match self.matched {
+            Some(Match::Sni) => f.sni(),
+            _ => self.name.as_deref(),
+        };
         let mut l = json::Line::begin(out);
-        l.str_with(json_key!("ts"), |o| json::rfc3339_micros(o, f.ts_ns));
+        l.plain_with(json_key!("ts"), |o| json::rfc3339_micros(o, f.ts_ns));
         l.ip(json_key!("src_ip"), f.client_ip);
         l.u64(json_key!("src_port"), u64::from(f.client_port));
         l.ip(json_key!("dst_ip"), f.server_ip);
@@ -135,8 +139,8 @@ impl FlowEvent {
         opt_version(&mut l, json_key!("negotiated_version"), f.negotiated());
         match f.answer {
             Some(ServerAnswer::Alert { description, .. }) => match known_alert(description) {
-                Some(name) => l.str(json_key!("server_alert"), name),
-                None => l.str_with(json_key!("server_alert"), |o| {
+                Some(name) => l.plain(json_key!("server_alert"), name),
+                None => l.plain_with(json_key!("server_alert"), |o| {
                     let mut hex = [b'0', b'x', 0, 0];
                     crate::tls::fingerprint::hex_into(&[description], &mut hex[2..]);
                     o.extend_from_slice(&hex);
@@ -144,11 +148,12 @@ impl FlowEvent {
             },
             _ => l.null(json_key!("server_alert")),
         }
-        l.str(json_key!("outcome"), f.outcome().as_str());
+        l.plain(json_key!("outcome"), f.outcome().as_str());
         l.bool(json_key!("legacy"), self.legacy);
         l.bool(json_key!("target"), self.matched.is_some());
-        l.opt_str(json_key!("match"), self.matched.map(Match::as_str));
-        l.opt_str(json_key!("account"), name.and_then(account_of));
+        l.opt_plain(json_key!("match"), self.matched.map(Match::as_str));
+        // (letters and digits only)
+        l.opt_plain(json_key!("account"), name.and_then(account_of));
         l.opt_str(
             json_key!("target_name"),
             match self.matched {
@@ -167,8 +172,8 @@ impl FlowEvent {
             Some(list) => l.array(json_key!("client_versions"), |a| {
                 for v in list.iter().filter(|v| !v.is_grease()) {
                     match v.name() {
-                        Some(name) => a.str(name),
-                        None => a.str_with(|o| version_hex(o, *v)),
+                        Some(name) => a.plain(name),
+                        None => a.plain_with(|o| version_hex(o, *v)),
                     }
                 }
             }),
@@ -183,7 +188,7 @@ impl FlowEvent {
             matches!(f.answer, Some(ServerAnswer::Hello { retried: true, .. })),
         );
         l.bool(json_key!("incomplete"), f.incomplete());
-        l.str(
+        l.plain(
             json_key!("preamble"),
             preamble.map_or(PreambleKind::None, |p| p.kind).as_str(),
         );
@@ -207,9 +212,9 @@ impl FlowEvent {
             None => l.null(json_key!("proxied_src")),
         }
         l.bool(json_key!("relayed"), self.relayed);
-        l.opt_str(json_key!("ja4"), fingerprint.map(Fingerprint::ja4));
+        l.opt_plain(json_key!("ja4"), fingerprint.map(Fingerprint::ja4));
         match fingerprint.and_then(|f| f.ja3_md5()) {
-            Some(md5) => l.str_with(json_key!("ja3_hash"), |o| {
+            Some(md5) => l.plain_with(json_key!("ja3_hash"), |o| {
                 let mut hex = [0u8; 32];
                 crate::tls::fingerprint::hex_into(&md5, &mut hex);
                 o.extend_from_slice(&hex);
@@ -217,16 +222,16 @@ impl FlowEvent {
             None => l.null(json_key!("ja3_hash")),
         }
         let service = self.service.as_ref();
-        l.opt_str(json_key!("service"), service.map(|s| s.name));
+        l.opt_plain(json_key!("service"), service.map(|s| s.name));
         l.opt_str(json_key!("destination"), service.map(|s| &*s.destination));
-        l.opt_str(
+        l.opt_plain(
             json_key!("service_tls_end"),
             service.and_then(|s| s.tls_end),
         );
         l.opt_bool(json_key!("service_broken"), service.and_then(|s| s.broken));
         l.opt_str(json_key!("client_label"), self.client_label.as_deref());
         l.opt_str(json_key!("src_name"), self.src_name.as_ref().map(|n| &*n.0));
-        l.opt_str(
+        l.opt_plain(
             json_key!("src_name_source"),
             self.src_name.as_ref().map(|n| n.1.as_str()),
         );
@@ -249,8 +254,8 @@ impl FlowEvent {
 fn opt_version(l: &mut json::Line<'_>, key: &'static str, v: Option<Version>) {
     match v {
         Some(v) => match v.name() {
-            Some(name) => l.str(key, name),
-            None => l.str_with(key, |o| version_hex(o, v)),
+            Some(name) => l.plain(key, name),
+            None => l.plain_with(key, |o| version_hex(o, v)),
         },
         None => l.null(key),
     }
@@ -300,13 +305,13 @@ mod tests {
             flow,
             legacy: true,
             matched: Some(Match::Sni),
-            name: Some("acct.blob.core.windows.net".into()),
+            name: None,
             relayed: false,
             service: None,
             client_label: Some("Lib \"quoted\"".into()),
             src_name: Some(("pc1.corp".into(), NameSource::Dhcp)),
         }
-        .with_service(Some(0), "acct");
+        .with_service(Some(0), "acct".into());
         let v = line(&e);
         assert_eq!(v["ts"], "2027-01-01T00:00:00.004111Z");
         assert_eq!(v["src_ip"], "2001:db8::1");
@@ -320,7 +325,8 @@ mod tests {
         assert_eq!(v["server_alert"], "0xc8");
         assert_eq!(v["outcome"], "rejected");
         assert_eq!(v["match"], "sni");
-        assert_eq!(v["account"], "acct");
+        // (a `sni` match's account is the SNI's: none for this one)
+        assert_eq!(v["account"], serde_json::Value::Null);
         assert_eq!(v["target_name"], serde_json::Value::Null);
         assert_eq!(v["preamble"], "proxy_protocol");
         assert_eq!(v["proxied_src"], "198.51.100.7:51234");

@@ -19,8 +19,11 @@ use super::FlowEvent;
 use crate::error::SetupError;
 pub use crate::metrics::Metrics;
 
-/// Events queued between the workers and the writer.
+/// Events queued between the workers and the writer, at most.
 const QUEUE_EVENTS: usize = 4096;
+/// Events a worker sends at a time (the queue holds batches: one
+/// channel operation per batch, not per event).
+pub const EVENT_BATCH: usize = 64;
 /// Bytes of whole event lines held while the output fails (retried as they are).
 const HOLD_BYTES: usize = 1 << 20;
 /// Bytes gathered before a write while events keep coming.
@@ -159,24 +162,53 @@ impl EventOutput {
 /// the event (counted); offline, the worker waits for the writer.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: Sender<FlowEvent>,
+    tx: Sender<Vec<FlowEvent>>,
+    /// Events in the queue (its batches' lengths summed).
+    queued: Arc<AtomicU64>,
     wait: bool,
     counters: EventCounters,
 }
 
 impl EventSink {
+    /// Sends one event on its own.
     pub fn send(&self, ev: FlowEvent) {
-        if self.wait {
+        self.send_batch(vec![ev]);
+    }
+
+    /// Adds `ev` to a worker's `pending` events, sending them when they
+    /// make a batch.
+    pub fn push(&self, pending: &mut Vec<FlowEvent>, ev: FlowEvent) {
+        pending.push(ev);
+        if pending.len() >= EVENT_BATCH {
+            self.flush(pending);
+        }
+    }
+
+    /// Sends a worker's `pending` events.
+    pub fn flush(&self, pending: &mut Vec<FlowEvent>) {
+        if !pending.is_empty() {
+            // (a batch's room: the queue holds at most QUEUE_EVENTS events' worth)
+            self.send_batch(std::mem::replace(pending, Vec::with_capacity(EVENT_BATCH)));
+        }
+    }
+
+    fn send_batch(&self, batch: Vec<FlowEvent>) {
+        let n = batch.len() as u64;
+        // Counted before it is sent: the writer subtracts what it takes.
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        let lost = if self.wait {
             // Disconnected only if the writer died; then nothing can be written.
-            if self.tx.send(ev).is_err() {
-                self.counters.drop(EventDrop::Shutdown, 1);
-            }
+            self.tx.send(batch).err().map(|_| EventDrop::Shutdown)
         } else {
-            match self.tx.try_send(ev) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.counters.drop(EventDrop::QueueFull, 1),
-                Err(TrySendError::Disconnected(_)) => self.counters.drop(EventDrop::Shutdown, 1),
+            match self.tx.try_send(batch) {
+                Ok(()) => None,
+                Err(TrySendError::Full(_)) => Some(EventDrop::QueueFull),
+                Err(TrySendError::Disconnected(_)) => Some(EventDrop::Shutdown),
             }
+        };
+        if let Some(why) = lost {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            self.counters.drop(why, n);
         }
     }
 }
@@ -208,12 +240,14 @@ impl EventLog {
         counters: EventCounters,
         live: bool,
     ) -> Result<EventLog, SetupError> {
-        let (tx, rx) = bounded(QUEUE_EVENTS);
+        let (tx, rx) = bounded(QUEUE_EVENTS / EVENT_BATCH);
         let (done_tx, done) = bounded(1);
         let health = Arc::new(EventHealth::default());
         health.progressed();
+        let queued = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             out: output.out,
+            queued: Arc::clone(&queued),
             name: output.name,
             counters: counters.clone(),
             health: Arc::clone(&health),
@@ -235,6 +269,7 @@ impl EventLog {
         Ok(EventLog {
             sink: EventSink {
                 tx,
+                queued,
                 wait: !live,
                 counters,
             },
@@ -270,7 +305,7 @@ impl EventLog {
     pub fn finish(self, limit: Option<Duration>) -> EventStats {
         let EventLog { sink, done, .. } = self;
         let counters = sink.counters.clone();
-        let queued = sink.tx.len() as u64;
+        let queued = sink.queued.load(Ordering::Relaxed);
         drop(sink);
         let got = match limit {
             Some(d) => done.recv_timeout(d).ok(),
@@ -296,6 +331,8 @@ impl EventLog {
 /// of each held line, so `written` counts lines whose last byte went out.
 struct Writer {
     out: Box<dyn Write + Send>,
+    /// Events in the queue (the sinks add, the writer subtracts).
+    queued: Arc<AtomicU64>,
     name: String,
     counters: EventCounters,
     health: Arc<EventHealth>,
@@ -311,8 +348,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<FlowEvent>) -> EventStats {
-        let mut line = Vec::with_capacity(512);
+    fn run(mut self, rx: Receiver<Vec<FlowEvent>>) -> EventStats {
         loop {
             let wait = match &self.failing {
                 Some((_, retry_at)) => retry_at.saturating_duration_since(Instant::now()),
@@ -320,13 +356,13 @@ impl Writer {
                 None => Duration::ZERO,
             };
             match rx.recv_timeout(wait) {
-                Ok(ev) => {
-                    self.hold(&ev, &mut line);
+                Ok(batch) => {
+                    self.hold_all(&batch);
                     // Gather what is queued, up to a chunk, before writing.
                     while self.held.len() < WRITE_CHUNK
-                        && let Ok(ev) = rx.try_recv()
+                        && let Ok(batch) = rx.try_recv()
                     {
-                        self.hold(&ev, &mut line);
+                        self.hold_all(&batch);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -364,19 +400,25 @@ impl Writer {
 
     /// Adds one event's line to `held`, or drops it when the output is gone
     /// or failing with the hold buffer full.
-    fn hold(&mut self, ev: &FlowEvent, line: &mut Vec<u8>) {
+    /// Holds a batch taken off the queue.
+    fn hold_all(&mut self, batch: &[FlowEvent]) {
+        self.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        batch.iter().for_each(|ev| self.hold(ev));
+    }
+
+    fn hold(&mut self, ev: &FlowEvent) {
         if self.broken {
             self.counters.drop(EventDrop::BrokenPipe, 1);
             return;
         }
-        line.clear();
-        ev.write_json(line);
-        if self.failing.is_some() && self.held.len() + line.len() > HOLD_BYTES {
+        let start = self.held.len();
+        ev.write_json(&mut self.held);
+        if self.failing.is_some() && self.held.len() > HOLD_BYTES {
+            self.held.truncate(start);
             self.counters.drop(EventDrop::WriteFailed, 1);
             self.stats.lost += 1;
             return;
         }
-        self.held.extend_from_slice(line);
         self.ends.push_back(self.held.len());
     }
 

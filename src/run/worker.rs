@@ -27,7 +27,7 @@ use crate::label::ByLabel;
 use crate::metrics::{Anomaly, Bound, FlowCounters, flush_into};
 use crate::preamble::Kind as PreambleKind;
 use crate::targets::passive_dns::PassiveDns;
-use crate::targets::services;
+use crate::targets::{Match, services};
 use crate::tls::HandshakeSummary;
 use crate::tls::session::{CertificateResult, ParseProblem};
 use crate::tls::session::{SessionStats, TlsCtx, TlsTable};
@@ -186,6 +186,8 @@ struct Reporter {
     classifier: services::Classifier,
     /// The flows this worker last added to `flows_tracked`.
     tracked: i64,
+    /// Events not yet sent: a batch at a time, the rest at each settle.
+    pending: Vec<FlowEvent>,
 }
 
 impl Reporter {
@@ -199,6 +201,7 @@ impl Reporter {
             rules,
             classifier,
             tracked: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -221,11 +224,14 @@ impl Reporter {
             shared,
             &self.rules,
             dns,
-            events.as_ref(),
+            events.as_ref().map(|sink| (sink, &mut self.pending)),
             &mut self.counters,
             &mut self.classifier,
             out,
         );
+        if let Some(sink) = events {
+            sink.flush(&mut self.pending);
+        }
         flush_table_stats(shared, table, &mut self.tracked);
     }
 }
@@ -235,7 +241,7 @@ fn report(
     shared: &Shared,
     rules: &Rules,
     dns: &PassiveDns,
-    events: Option<&EventSink>,
+    mut events: Option<(&EventSink, &mut Vec<FlowEvent>)>,
     counters: &mut FlowCounters,
     classifier: &mut services::Classifier,
     out: &mut Vec<HandshakeSummary>,
@@ -250,7 +256,11 @@ fn report(
         // proxy's flow reaches the service).
         let service = matched.as_ref().map(|(how, name)| {
             m.by.target_flows[*how].inc();
-            classifier.classify(name.as_deref(), s.server_ip)
+            let name = match how {
+                Match::Sni => s.sni(),
+                _ => name.as_deref(),
+            };
+            classifier.classify(name, s.server_ip)
         });
         if s.version_not_offered() {
             m.anomaly(Anomaly::VersionNotOffered, 1);
@@ -273,12 +283,12 @@ fn report(
         let relayed = !rules.proxies.is_empty() && rules.proxies.contains(s.client_ip);
         if relayed {
             m.by.relayed[VersionClass::of(version)][outcome].inc();
-            if let Some(sink) = events {
+            if let Some((sink, pending)) = &mut events {
                 let mut e = FlowEvent::new(s, legacy, matched, who).relayed();
-                if let Some((svc, dest)) = &service {
-                    e = e.with_service(*svc, dest);
+                if let Some((svc, dest)) = service {
+                    e = e.with_service(svc, dest);
                 }
-                sink.send(e);
+                sink.push(pending, e);
             }
             continue;
         }
@@ -311,12 +321,12 @@ fn report(
         {
             m.bound(Bound::Destinations, 1);
         }
-        if let Some(sink) = events {
+        if let Some((sink, pending)) = &mut events {
             let mut e = FlowEvent::new(s, legacy, matched, who);
-            if let Some((svc, dest)) = &service {
-                e = e.with_service(*svc, dest);
+            if let Some((svc, dest)) = service {
+                e = e.with_service(svc, dest);
             }
-            sink.send(e);
+            sink.push(pending, e);
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);

@@ -52,7 +52,8 @@ pub struct Matcher<'a> {
 
 impl Matcher<'_> {
     /// Whether a flow's server is a target, and how that is known, with the
-    /// target name it leads to (which names the storage account), in the
+    /// target name it leads to (which names the storage account; for a
+    /// `sni` match the SNI itself, which the flow holds: `None`), in the
     /// order of [`Match`]: the SNI itself, the SNI as a DNS alias of a target;
     /// without SNI, the host the client asked its proxy for, the server address as a DNS answer for a target, the
     /// address in the target prefixes, a name in the server's certificate
@@ -68,7 +69,7 @@ impl Matcher<'_> {
             .clone()
             .unwrap_or_else(|| self.dns_at_hello(dns, s.server_ip, s.sni(), s.ts_ns));
         match s.sni() {
-            Some(name) if self.names.matches(name) => Some((Match::Sni, Some(Arc::from(name)))),
+            Some(name) if self.names.matches(name) => Some((Match::Sni, None)),
             Some(_) => match dns {
                 DnsAtHello::Alias(target) => Some((Match::Cname, Some(target))),
                 _ => None,

@@ -11,6 +11,7 @@
 //! clock; each row names its public source.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// One service: its name (a metric label), what it is, its endpoint
 /// suffixes (public and sovereign clouds; `privatelink.` forms match
@@ -373,18 +374,18 @@ pub const CLASSIFIER_CAP: usize = 4096;
 pub struct Classifier {
     chosen: Vec<usize>,
     /// Service Tag prefixes that name one chosen service each.
-    by_address: std::sync::Arc<Vec<(usize, crate::targets::prefixes::PrefixSet)>>,
+    by_address: Arc<Vec<(usize, crate::targets::prefixes::PrefixSet)>>,
     names: NameMemo<String>,
     /// Flows without a name: their destination is the server address.
     addrs: NameMemo<std::net::IpAddr>,
 }
 
-type NameMemo<K> = hashbrown::HashMap<K, (Option<usize>, Box<str>), ahash::RandomState>;
+type NameMemo<K> = hashbrown::HashMap<K, (Option<usize>, Arc<str>), ahash::RandomState>;
 
 impl Classifier {
     pub fn new(
         chosen: &[usize],
-        by_address: std::sync::Arc<Vec<(usize, crate::targets::prefixes::PrefixSet)>>,
+        by_address: Arc<Vec<(usize, crate::targets::prefixes::PrefixSet)>>,
     ) -> Self {
         Classifier {
             chosen: chosen.to_vec(),
@@ -399,7 +400,7 @@ impl Classifier {
         &mut self,
         name: Option<&str>,
         server: std::net::IpAddr,
-    ) -> (Option<usize>, Cow<'_, str>) {
+    ) -> (Option<usize>, Arc<str>) {
         let chosen = &self.chosen;
         let (service, destination) = match name {
             Some(name) => {
@@ -429,7 +430,7 @@ impl Classifier {
                 })
             }
         };
-        (*service, Cow::Borrowed(destination))
+        (*service, Arc::clone(destination))
     }
 }
 
@@ -558,20 +559,23 @@ mod tests {
         for round in 0..3 {
             for n in names {
                 let want = classify(&chosen, Some(n), server);
-                assert_eq!(c.classify(Some(n), server), want, "{n} round {round}");
+                let (svc, dest) = c.classify(Some(n), server);
+                assert_eq!((svc, &*dest), (want.0, &*want.1), "{n} round {round}");
             }
         }
         for i in 0..CLASSIFIER_CAP + 10 {
             let n = format!("a{i}.queue.core.windows.net");
-            assert_eq!(
-                c.classify(Some(&n), server),
-                classify(&chosen, Some(&n), server)
-            );
+            let (svc, dest) = c.classify(Some(&n), server);
+            let want = classify(&chosen, Some(&n), server);
+            assert_eq!((svc, &*dest), (want.0, &*want.1));
         }
         assert!(c.names.len() <= CLASSIFIER_CAP);
         let other = std::net::IpAddr::from([192, 0, 2, 2]);
-        assert_eq!(c.classify(None, other), classify(&chosen, None, other));
-        assert_eq!(c.classify(None, server), classify(&chosen, None, server));
+        for addr in [other, server] {
+            let (svc, dest) = c.classify(None, addr);
+            let want = classify(&chosen, None, addr);
+            assert_eq!((svc, &*dest), (want.0, &*want.1));
+        }
     }
 
     /// An endpoint that is the apex name of its row (Resource Manager's
