@@ -181,24 +181,51 @@ impl Dispatcher {
         }
         // Most packets on a busy link are bulk data of settled flows and bare
         // ACKs. For plain Ethernet/IPv4/TCP, decide that from the header bytes
-        // with the IPv4 form of the dispatch hash, before building a flow key.
+        // with the IPv4 form of the dispatch hash, before building a flow key;
+        // a segment that goes on is batched from the same header read (what
+        // frame_items would do with it, without decoding it again).
         if let Some((IpAddr::V4(src), IpAddr::V4(dst), seg)) =
             decode::fast_ipv4_tcp(frame.linktype, frame.data)
-            && !seg.flags.control()
             && seg.src_port != DNS_PORT
         {
-            if seg.payload.is_empty() {
+            if seg.payload.is_empty() && !seg.flags.control() {
                 return; // bare ACK: what frame_items leaves out
             }
-            if self
-                .settled
-                .is_settled(dispatch_hash_v4(src, seg.src_port, dst, seg.dst_port))
-            {
+            let h = dispatch_hash_v4(src, seg.src_port, dst, seg.dst_port);
+            if !admit(&self.settled, h, seg.flags) {
                 self.skipped += 1;
                 return;
             }
+            self.push_ipv4_tcp(frame.ts_ns, (src, dst), &seg, h);
+            return;
         }
         self.push_segments(frame);
+    }
+
+    /// A plain IPv4 TCP segment the header test admitted, with its flow's
+    /// dispatch hash `h`.
+    #[inline(never)]
+    fn push_ipv4_tcp(
+        &mut self,
+        ts_ns: u64,
+        (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr),
+        seg: &decode::l4::TcpSegment<'_>,
+        h: u64,
+    ) {
+        self.segments += 1;
+        let (key, dir) = FlowKey::new(
+            Endpoint::new(IpAddr::V4(src), seg.src_port),
+            Endpoint::new(IpAddr::V4(dst), seg.dst_port),
+        );
+        let w = enqueue(&mut self.current, Segment::of(ts_ns, key, dir, h, seg));
+        self.send_if_full(w);
+    }
+
+    fn send_if_full(&mut self, w: usize) {
+        let b = &self.current[w];
+        if b.segs.len() >= BATCH_SEGMENTS || b.bytes.len() >= BATCH_BYTES {
+            self.send(w);
+        }
     }
 
     /// The frames the header test above could not drop: full decode, fragment
@@ -209,7 +236,6 @@ impl Dispatcher {
         let Dispatcher {
             frag,
             tunnels,
-            senders,
             current,
             segments,
             skipped,
@@ -223,21 +249,12 @@ impl Dispatcher {
         let mut responses: Vec<Response> = Vec::new();
         let result = frame_items(frame, tunnels, frag, |item| match item {
             Item::Segment(seg) => {
-                let h = seg.dispatch_hash;
-                if !admit(settled, h, seg.flags) {
+                if !admit(settled, seg.dispatch_hash, seg.flags) {
                     *skipped += 1;
                     return;
                 }
                 *segments += 1;
-                let w = (h % senders.len() as u64) as usize;
-                let batch = &mut current[w];
-                let span = Span {
-                    start: batch.bytes.len() as u32,
-                    len: seg.payload.len() as u32,
-                };
-                batch.bytes.extend_from_slice(seg.payload);
-                batch.segs.push(seg.with_payload(span));
-                touched = Some(w);
+                touched = Some(enqueue(current, seg));
             }
             Item::Dns { payload, tcp } => parse_dns(payload, tcp, dns_results, &mut responses),
             Item::Names(d) => names.learn(d, frame.ts_ns),
@@ -257,10 +274,7 @@ impl Dispatcher {
             }
         }
         if let Some(w) = touched {
-            let b = &self.current[w];
-            if b.segs.len() >= BATCH_SEGMENTS || b.bytes.len() >= BATCH_BYTES {
-                self.send(w);
-            }
+            self.send_if_full(w);
         }
         if self
             .current
@@ -353,6 +367,20 @@ impl Dispatcher {
         flush_into(&mut grew, &m.by.fragments);
         self.frag_reported = s;
     }
+}
+
+/// Adds an admitted segment to its worker's batch; returns the worker.
+#[inline]
+fn enqueue(current: &mut [Batch], seg: SegmentIn<'_>) -> usize {
+    let w = (seg.dispatch_hash % current.len() as u64) as usize;
+    let batch = &mut current[w];
+    let span = Span {
+        start: batch.bytes.len() as u32,
+        len: seg.payload.len() as u32,
+    };
+    batch.bytes.extend_from_slice(seg.payload);
+    batch.segs.push(seg.with_payload(span));
+    w
 }
 
 /// The capture thread's decision for one segment of the flow with dispatch
