@@ -106,6 +106,26 @@ struct Flow<S> {
     state: State<S>,
 }
 
+/// A flow's hash in the table: its dispatch hash (keyed with a secret
+/// per process: flow keys come from the wire, so the hash must resist
+/// crafted collisions), which the capture thread computed already, turned
+/// so that the bits a hash table indexes by are not the ones that chose
+/// this worker.
+#[derive(Clone, Copy, Default)]
+struct SlotHash;
+
+impl SlotHash {
+    #[inline]
+    fn of_dispatch(dispatch_hash: u64) -> u64 {
+        dispatch_hash.rotate_left(32)
+    }
+
+    #[inline]
+    fn hash_one(self, key: impl std::borrow::Borrow<FlowKey>) -> u64 {
+        Self::of_dispatch(key.borrow().dispatch_hash())
+    }
+}
+
 pub struct FlowTable<S: Session> {
     /// The flows, packed: a flow that leaves is replaced by the last one.
     /// Memory follows the flows held, not the hash table's spare room,
@@ -113,13 +133,11 @@ pub struct FlowTable<S: Session> {
     /// and to twice that while it moves: with the flows in it, a full
     /// table of held hellos spent more on empty slots than on the flows).
     flows: Vec<Flow<S>>,
-    /// Indexes into `flows` by key, hashed once per segment with `hasher`
-    /// (a `HashTable` takes the hash as an argument: a `HashMap` rehashed
-    /// the key on each of the two or three lookups a segment needs).
+    /// Indexes into `flows` by key, hashed with [`slot_hash`] (a
+    /// `HashTable` takes the hash as an argument: a `HashMap` rehashed the
+    /// key on each of the two or three lookups a segment needs).
     map: HashTable<u32>,
-    /// aHash with a random key: flow keys come from the wire, so the hash
-    /// must resist crafted collisions, and SipHash was a tenth of the run time.
-    hasher: ahash::RandomState,
+    hasher: SlotHash,
     /// Per [`List`], its oldest and newest flow, for evicting the oldest
     /// when full; and how many flows are in their handshake.
     ends: [[u32; 2]; 2],
@@ -146,7 +164,7 @@ impl<S: Session> FlowTable<S> {
         FlowTable {
             flows: Vec::new(),
             map: HashTable::new(),
-            hasher: ahash::RandomState::new(),
+            hasher: SlotHash,
             ends: [[NIL; 2]; 2],
             handshakes: 0,
             limits,
@@ -292,7 +310,9 @@ impl<S: Session> FlowTable<S> {
         }
 
         let key = seg.key;
-        let hash = self.hasher.hash_one(key);
+        // The capture thread hashed the key already (the same keyed hash).
+        debug_assert_eq!(seg.dispatch_hash, key.dispatch_hash());
+        let hash = SlotHash::of_dispatch(seg.dispatch_hash);
         if syn && let Some(i) = self.find(hash, &key) {
             let flow = &mut self.flows[i as usize];
             // Only a new client SYN starts a new connection, and only once
