@@ -253,14 +253,14 @@ impl Session for TlsSession {
             } else {
                 false
             }
-        } else if self.status.contains(&NotTls) && !self.server_spoke_first() {
+        } else if self.status.iter().any(|s| matches!(s, NotTls)) && !self.server_spoke_first() {
             stats.non_tls += 1;
             true
-        } else if self.status.contains(&MidStream) {
+        } else if self.status.iter().any(|s| matches!(s, MidStream)) {
             stats.midstream += 1;
             true
         } else {
-            self.status == [Failed, Failed]
+            matches!(self.status, [Failed, Failed])
         }
     }
 

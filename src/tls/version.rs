@@ -138,17 +138,21 @@ impl VersionClass {
 /// else the hello's own version. A listed value without a rank (see
 /// [`Version::rank`]) is the answer only when nothing ranked is listed.
 pub fn client_max_version(hello_version: Version, supported: Option<&[Version]>) -> Version {
-    let mut listed = supported
-        .into_iter()
-        .flatten()
-        .copied()
-        .filter(|v| !v.is_grease())
-        .peekable();
-    let first = listed.peek().copied();
-    let ranked = listed
-        .filter_map(|v| Some((v.rank()?, v)))
-        .max_by_key(|(r, _)| *r);
-    match ranked.map(|(_, v)| v).or(first) {
+    // One plain loop (this runs several times per flow): the first listed
+    // value, and the last of the highest ranked.
+    let (mut first, mut best) = (None, None);
+    for &v in supported.unwrap_or(&[]) {
+        if v.is_grease() {
+            continue;
+        }
+        first.get_or_insert(v);
+        if let Some(r) = v.rank()
+            && best.is_none_or(|(b, _)| r >= b)
+        {
+            best = Some((r, v));
+        }
+    }
+    match best.map(|(_, v)| v).or(first) {
         Some(v) => v.canonical(),
         None => hello_version.canonical(),
     }
@@ -184,6 +188,37 @@ pub fn above_offer(negotiated: Version, client_max: Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The loop gives what the rule says, written plainly: the highest
+        /// ranked non-GREASE value listed (the last of equals), else the
+        /// first listed, else the hello's own version.
+        #[test]
+        fn client_max_version_as_written(
+            hello in any::<u16>(),
+            listed in proptest::option::of(proptest::collection::vec(
+                prop_oneof![
+                    Just(0x0300u16), Just(0x0301), Just(0x0302), Just(0x0303), Just(0x0304),
+                    Just(0x7f17), Just(0x7f1c), Just(0x0a0a), Just(0xfafa), Just(0x0002),
+                    any::<u16>(),
+                ],
+                0..8,
+            )),
+        ) {
+            let supported: Option<Vec<Version>> =
+                listed.map(|l| l.into_iter().map(Version).collect());
+            let mut plain = supported.iter().flatten().copied().filter(|v| !v.is_grease());
+            let first = plain.clone().next();
+            let ranked = plain
+                .by_ref()
+                .filter_map(|v| Some((v.rank()?, v)))
+                .max_by_key(|(r, _)| *r)
+                .map(|(_, v)| v);
+            let want = ranked.or(first).unwrap_or(Version(hello)).canonical();
+            prop_assert_eq!(client_max_version(Version(hello), supported.as_deref()), want);
+        }
+    }
 
     #[test]
     fn version_names() {
