@@ -268,8 +268,8 @@ fn report(
         if s.client.as_ref().is_some_and(|c| c.duplicate_extension) {
             m.anomaly(Anomaly::DuplicateExtension, 1);
         }
-        let legacy = s.is_legacy(cfg.min_version);
         let version = s.effective_version();
+        let legacy = crate::tls::summary::legacy_at(version, cfg.min_version);
         let outcome = s.outcome();
         let preamble = s.preamble.as_ref().map_or(PreambleKind::None, |p| p.kind);
         counters.inc(m, version, outcome, target, preamble);

@@ -145,11 +145,19 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
 
     /// `f` of the value of `key`, under that key's shard lock only.
     pub fn get<T>(&self, key: &K, f: impl FnOnce(&V) -> T) -> Option<T> {
+        // An empty store (no names learnt on this mirror, say) answers
+        // without hashing the key or taking a shard lock.
+        if self.is_empty() {
+            return None;
+        }
         self.map.get(key).map(|s| f(&s.value))
     }
 
     /// Updates the value of a held key, under its shard lock only.
     pub fn update<T>(&self, key: &K, f: impl FnOnce(&mut V) -> T) -> Option<T> {
+        if self.is_empty() {
+            return None;
+        }
         self.map.get_mut(key).map(|mut s| f(&mut s.value))
     }
 

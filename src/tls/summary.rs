@@ -169,18 +169,21 @@ impl HandshakeSummary {
     /// the highest the client offered; the client's highest also when the
     /// server claims a version the client never offered.
     pub fn effective_version(&self) -> Option<Version> {
-        if self.version_not_offered() {
-            return self.client_max();
+        let offered = self.client_max();
+        match (self.negotiated(), offered) {
+            (Some(n), Some(c)) if above_offer(n, c) => Some(c),
+            (Some(n), _) => Some(n),
+            (None, c) => c,
         }
-        self.negotiated().or_else(|| self.client_max())
     }
 
     /// Legacy: negotiated below `min`, or (no negotiation) the client offered
     /// nothing at or above `min`.
     pub fn is_legacy(&self, min: Version) -> bool {
-        self.effective_version().is_some_and(|v| is_below(v, min))
+        legacy_at(self.effective_version(), min)
     }
 
+    /// The SNI (host_name), as sent.
     pub fn sni(&self) -> Option<&str> {
         self.client.as_ref().and_then(|c| c.sni.as_deref())
     }
@@ -191,6 +194,12 @@ impl HandshakeSummary {
             _ => None,
         }
     }
+}
+
+/// [`HandshakeSummary::is_legacy`] of a flow whose effective version is
+/// already known.
+pub fn legacy_at(effective: Option<Version>, min: Version) -> bool {
+    effective.is_some_and(|v| is_below(v, min))
 }
 
 /// RFC 8446 / RFC 5246 alert description names; unknown values as `0x??`.
