@@ -9,6 +9,33 @@ use std::net::IpAddr;
 
 /// `v` in decimal.
 pub fn decimal(out: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    if v < 100_000 {
+        // Ports, counts, most numbers here: five digits at most, made by
+        // multiplications, one reserve and no copy call.
+        let v = v as u32;
+        let d = [
+            v / 10_000,
+            v / 1_000 % 10,
+            v / 100 % 10,
+            v / 10 % 10,
+            v % 10,
+        ];
+        let skip = match v {
+            0..=99 => 3,
+            100..=999 => 2,
+            1_000..=9_999 => 1,
+            _ => 0,
+        };
+        out.reserve(5);
+        for &x in &d[skip..] {
+            out.push(b'0' + x as u8);
+        }
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = v;
@@ -20,37 +47,25 @@ pub fn decimal(out: &mut Vec<u8>, v: u64) {
             break;
         }
     }
-    // Byte by byte: most numbers here are a few digits, where a copy
-    // call costs more than the pushes.
-    for &d in &digits[i..] {
-        out.push(d);
-    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// An address as `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
 pub fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut text = [0u8; 15];
+            // Each octet from a table of their texts: four bytes written
+            // (the digits, then slack the next octet overwrites), the
+            // length advanced by the digits and the dot.
+            let mut text = [0u8; 19];
             let mut n = 0;
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    text[n] = b'.';
-                    n += 1;
-                }
-                let (h, t, u) = (o / 100, o / 10 % 10, o % 10);
-                if h > 0 {
-                    text[n] = b'0' + h;
-                    n += 1;
-                }
-                if h > 0 || t > 0 {
-                    text[n] = b'0' + t;
-                    n += 1;
-                }
-                text[n] = b'0' + u;
-                n += 1;
+            for o in v4.octets() {
+                let (len, digits) = OCTETS[usize::from(o)];
+                text[n..n + 3].copy_from_slice(&digits);
+                text[n + len] = b'.';
+                n += len + 1;
             }
-            out.extend_from_slice(&text[..n]);
+            out.extend_from_slice(&text[..n - 1]);
         }
         IpAddr::V6(v6) => {
             let mut s = String::with_capacity(39);
@@ -59,6 +74,24 @@ pub fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
         }
     }
 }
+
+/// The decimal text of each octet value: its length and its digits (padded).
+const OCTETS: [(usize, [u8; 3]); 256] = {
+    let mut t = [(0, [0u8; 3]); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, d, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
+        t[v] = if v >= 100 {
+            (3, [b'0' + h, b'0' + d, b'0' + u])
+        } else if v >= 10 {
+            (2, [b'0' + d, b'0' + u, 0])
+        } else {
+            (1, [b'0' + u, 0, 0])
+        };
+        v += 1;
+    }
+    t
+};
 
 /// Nanoseconds since the Unix epoch as RFC 3339 UTC with microseconds,
 /// `2026-02-03T04:05:06.123456Z` (what `humantime::format_rfc3339_micros`

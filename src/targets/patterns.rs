@@ -135,7 +135,10 @@ fn has_suffix(name: &str, suffix: &str) -> bool {
 /// names, whose account is the part before it). `None` for other names.
 pub fn account_of(name: &str) -> Option<&str> {
     let name = name.strip_suffix('.').unwrap_or(name);
-    let (account, rest) = name.split_once('.')?;
+    // (a byte search: `split_once` with a char costs several times as much
+    // on names this short, and this runs per event)
+    let dot = name.bytes().position(|b| b == b'.')?;
+    let (account, rest) = (&name[..dot], &name[dot + 1..]);
     const PRIVATE: &str = "privatelink.";
     let rest = match rest.get(..PRIVATE.len()) {
         Some(p) if p.eq_ignore_ascii_case(PRIVATE) => &rest[PRIVATE.len()..],
