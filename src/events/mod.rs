@@ -18,7 +18,6 @@ use crate::hosts::names::NameSource;
 pub use crate::metrics::Metrics;
 use crate::preamble::Kind as PreambleKind;
 use crate::targets::{Match, account_of};
-use crate::tls::fingerprint::Fingerprint;
 use crate::tls::summary::known_alert;
 use crate::tls::{HandshakeSummary, ServerAnswer, Version};
 
@@ -82,7 +81,7 @@ impl FlowEvent {
             .client
             .as_ref()
             .and_then(|c| c.fingerprint.as_ref())
-            .and_then(|f| who.labels.get(f.ja4()))
+            .and_then(|f| who.labels.get(f.ja4_bytes()))
             .cloned();
         let src_name = who.name(flow.client_ip, flow.ts_ns);
         FlowEvent {
@@ -212,7 +211,10 @@ impl FlowEvent {
             None => l.null(json_key!("proxied_src")),
         }
         l.bool(json_key!("relayed"), self.relayed);
-        l.opt_plain(json_key!("ja4"), fingerprint.map(Fingerprint::ja4));
+        match fingerprint {
+            Some(fp) => l.plain_with(json_key!("ja4"), |o| o.extend_from_slice(fp.ja4_bytes())),
+            None => l.null(json_key!("ja4")),
+        }
         match fingerprint.and_then(|f| f.ja3_md5()) {
             Some(md5) => l.plain_with(json_key!("ja3_hash"), |o| {
                 let mut hex = [0u8; 32];

@@ -28,7 +28,9 @@ pub const MAX_ENTRIES: usize = 200_000;
 /// JA4 → label.
 #[derive(Clone, Debug, Default)]
 pub struct Labels {
-    by_ja4: HashMap<String, Arc<str>, ahash::RandomState>,
+    /// By the JA4's bytes (a flow's fingerprint holds bytes: no UTF-8
+    /// check per lookup).
+    by_ja4: HashMap<Box<[u8]>, Arc<str>, ahash::RandomState>,
 }
 
 /// The layout of a catalogue file, from its header line.
@@ -72,8 +74,8 @@ impl Labels {
         self.by_ja4.is_empty()
     }
 
-    /// The label of a JA4, if the catalogue knows it.
-    pub fn get(&self, ja4: &str) -> Option<&Arc<str>> {
+    /// The label of a JA4 (its text's bytes), if the catalogue knows it.
+    pub fn get(&self, ja4: &[u8]) -> Option<&Arc<str>> {
         self.by_ja4.get(ja4)
     }
 
@@ -144,7 +146,7 @@ impl Labels {
         }
         for (ja4, label) in file {
             let label = clean(&label);
-            self.by_ja4.insert(ja4, label.into());
+            self.by_ja4.insert(ja4.into_bytes().into(), label.into());
         }
         Ok(())
     }
@@ -244,10 +246,13 @@ mod tests {
             "# comment\nja4,label,made_by\n{A},curl 7.88 / OpenSSL,\"curl -k, https\"\n{A},wget\n{A},wget\n\n{B},\"Java 7, \"\"JSSE\"\"\"\n"
         );
         l.add_text(&text, "f").unwrap();
-        assert_eq!(l.get(A).map(|s| &**s), Some("curl 7.88 / OpenSSL | wget"));
-        assert_eq!(l.get(B).map(|s| &**s), Some("Java 7, \"JSSE\""));
+        assert_eq!(
+            l.get(A.as_bytes()).map(|s| &**s),
+            Some("curl 7.88 / OpenSSL | wget")
+        );
+        assert_eq!(l.get(B.as_bytes()).map(|s| &**s), Some("Java 7, \"JSSE\""));
         l.add_text(&format!("ja4,label\n{A},mine\n"), "g").unwrap();
-        assert_eq!(l.get(A).map(|s| &**s), Some("mine"));
+        assert_eq!(l.get(A.as_bytes()).map(|s| &**s), Some("mine"));
     }
 
     #[test]
@@ -260,8 +265,11 @@ mod tests {
         );
         let mut l = Labels::default();
         l.add_text(&text, "mapping.csv").unwrap();
-        assert_eq!(l.get(A).map(|s| &**s), Some("Python"));
-        assert_eq!(l.get(B).map(|s| &**s), Some("Chromium Browser / Windows"));
+        assert_eq!(l.get(A.as_bytes()).map(|s| &**s), Some("Python"));
+        assert_eq!(
+            l.get(B.as_bytes()).map(|s| &**s),
+            Some("Chromium Browser / Windows")
+        );
         assert_eq!(l.len(), 2);
     }
 
@@ -280,7 +288,7 @@ mod tests {
             "f",
         )
         .unwrap();
-        let got = l.get(A).unwrap();
+        let got = l.get(A.as_bytes()).unwrap();
         assert!(
             got.starts_with("a [31m b") && got.len() == MAX_LABEL,
             "{got}"

@@ -25,7 +25,7 @@ pub struct Who<'a> {
 impl<'a> Who<'a> {
     /// The catalogue's label of a JA4.
     pub fn label(self, ja4: &str) -> Option<&'a str> {
-        self.labels.get(ja4).map(|l| &**l)
+        self.labels.get(ja4.as_bytes()).map(|l| &**l)
     }
 
     /// The name of `ip` at capture time `at`, and where it came from.

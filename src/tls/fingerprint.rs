@@ -40,6 +40,11 @@ impl Fingerprint {
         std::str::from_utf8(&self.ja4).unwrap_or("")
     }
 
+    /// The JA4's bytes (ASCII; no UTF-8 check, for lookups and writers).
+    pub fn ja4_bytes(&self) -> &[u8; 36] {
+        &self.ja4
+    }
+
     /// A fingerprint from its printed forms (a saved state): a JA4 and,
     /// optionally, a JA3 hash of 32 hex digits; `None` if either is not one.
     pub fn from_parts(ja4: &str, ja3_hash: Option<&str>) -> Option<Fingerprint> {
