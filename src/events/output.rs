@@ -23,7 +23,7 @@ pub use crate::metrics::Metrics;
 const QUEUE_EVENTS: usize = 4096;
 /// Events a worker sends at a time (the queue holds batches: one
 /// channel operation per batch, not per event).
-pub const EVENT_BATCH: usize = 64;
+const EVENT_BATCH: usize = 64;
 /// Bytes of whole event lines held while the output fails (retried as they are).
 const HOLD_BYTES: usize = 1 << 20;
 /// Bytes gathered before a write while events keep coming.
@@ -398,14 +398,14 @@ impl Writer {
         self.stats
     }
 
-    /// Adds one event's line to `held`, or drops it when the output is gone
-    /// or failing with the hold buffer full.
     /// Holds a batch taken off the queue.
     fn hold_all(&mut self, batch: &[FlowEvent]) {
         self.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         batch.iter().for_each(|ev| self.hold(ev));
     }
 
+    /// Adds one event's line to `held`, or drops it when the output is gone
+    /// or failing with the hold buffer full.
     fn hold(&mut self, ev: &FlowEvent) {
         if self.broken {
             self.counters.drop(EventDrop::BrokenPipe, 1);
