@@ -111,19 +111,15 @@ struct Flow<S> {
 /// crafted collisions), which the capture thread computed already, turned
 /// so that the bits a hash table indexes by are not the ones that chose
 /// this worker.
-#[derive(Clone, Copy, Default)]
-struct SlotHash;
+#[inline]
+fn slot_hash_of(dispatch_hash: u64) -> u64 {
+    dispatch_hash.rotate_left(32)
+}
 
-impl SlotHash {
-    #[inline]
-    fn of_dispatch(dispatch_hash: u64) -> u64 {
-        dispatch_hash.rotate_left(32)
-    }
-
-    #[inline]
-    fn hash_one(self, key: impl std::borrow::Borrow<FlowKey>) -> u64 {
-        Self::of_dispatch(key.borrow().dispatch_hash())
-    }
+/// [`slot_hash_of`] a key.
+#[inline]
+fn slot_hash(key: &FlowKey) -> u64 {
+    slot_hash_of(key.dispatch_hash())
 }
 
 pub struct FlowTable<S: Session> {
@@ -137,7 +133,6 @@ pub struct FlowTable<S: Session> {
     /// `HashTable` takes the hash as an argument: a `HashMap` rehashed the
     /// key on each of the two or three lookups a segment needs).
     map: HashTable<u32>,
-    hasher: SlotHash,
     /// Per [`List`], its oldest and newest flow, for evicting the oldest
     /// when full; and how many flows are in their handshake.
     ends: [[u32; 2]; 2],
@@ -164,7 +159,6 @@ impl<S: Session> FlowTable<S> {
         FlowTable {
             flows: Vec::new(),
             map: HashTable::new(),
-            hasher: SlotHash,
             ends: [[NIL; 2]; 2],
             handshakes: 0,
             limits,
@@ -276,7 +270,7 @@ impl<S: Session> FlowTable<S> {
         let flow = self.flows.swap_remove(i as usize);
         if i != last {
             // The last flow moved to `i`: its index and its neighbours' links.
-            let h = self.hasher.hash_one(self.flows[i as usize].key);
+            let h = slot_hash(&self.flows[i as usize].key);
             if let Some(at) = self.map.find_mut(h, |&j| j == last) {
                 *at = i;
             }
@@ -312,7 +306,7 @@ impl<S: Session> FlowTable<S> {
         let key = seg.key;
         // The capture thread hashed the key already (the same keyed hash).
         debug_assert_eq!(seg.dispatch_hash, key.dispatch_hash());
-        let hash = SlotHash::of_dispatch(seg.dispatch_hash);
+        let hash = slot_hash_of(seg.dispatch_hash);
         if syn && let Some(i) = self.find(hash, &key) {
             let flow = &mut self.flows[i as usize];
             // Only a new client SYN starts a new connection, and only once
@@ -364,11 +358,11 @@ impl<S: Session> FlowTable<S> {
             }
         }
         // One probe of the hash table: the flow, or the slot for a new one.
-        let (flows, hasher) = (&self.flows, &self.hasher);
+        let flows = &self.flows;
         let i = match self.map.entry(
             hash,
             |&i| flows[i as usize].key == key,
-            |&i| hasher.hash_one(flows[i as usize].key),
+            |&i| slot_hash(&flows[i as usize].key),
         ) {
             Entry::Occupied(o) => *o.get(),
             Entry::Vacant(v) => {
@@ -541,7 +535,7 @@ impl<S: Session> FlowTable<S> {
             let Some(last) = self.flows.len().checked_sub(1) else {
                 break;
             };
-            let hash = self.hasher.hash_one(self.flows[last].key);
+            let hash = slot_hash(&self.flows[last].key);
             let flow = self.take(hash, last as u32);
             self.stats.note_sides(&flow.key, flow.iface, flow.seen);
             if let State::Active(mut active) = flow.state {
@@ -592,14 +586,14 @@ impl<S: Session> FlowTable<S> {
                 List::Created => self.stats.evicted_table_full += 1,
                 List::Handshakes => self.stats.evicted_handshakes += 1,
             }
-            let hash = self.hasher.hash_one(self.flows[i as usize].key);
+            let hash = slot_hash(&self.flows[i as usize].key);
             self.remove_at(hash, i, out);
         }
     }
 
     /// Removes a flow, emitting a summary if it had unreported facts.
     fn remove(&mut self, key: &FlowKey, out: &mut Vec<S::Output>) {
-        let hash = self.hasher.hash_one(key);
+        let hash = slot_hash(key);
         if let Some(i) = self.find(hash, key) {
             self.remove_at(hash, i, out);
         }
@@ -818,7 +812,7 @@ mod tests {
     fn check_links<S: Session>(t: &FlowTable<S>) -> Vec<FlowKey> {
         assert_eq!(t.map.len(), t.flows.len());
         for (i, f) in t.flows.iter().enumerate() {
-            assert_eq!(t.find(t.hasher.hash_one(f.key), &f.key), Some(i as u32));
+            assert_eq!(t.find(slot_hash(&f.key), &f.key), Some(i as u32));
         }
         let walk_list = |l: usize| {
             let (mut walk, mut at, mut prev) = (Vec::new(), t.ends[l][0], NIL);
@@ -837,7 +831,7 @@ mod tests {
         // The handshake list: the active flows, in creation order.
         let active: Vec<FlowKey> = (walk.iter())
             .filter(|k| {
-                let i = t.find(t.hasher.hash_one(**k), k).unwrap();
+                let i = t.find(slot_hash(k), k).unwrap();
                 matches!(t.flows[i as usize].state, State::Active(_))
             })
             .copied()
@@ -912,7 +906,7 @@ mod tests {
             (102, true),
             (105, true),
         ] {
-            let h = t.hasher.hash_one(key(n));
+            let h = slot_hash(&key(n));
             assert_eq!(t.find(h, &key(n)).is_some(), held, "flow {n}");
         }
         check_links(&t);
@@ -989,9 +983,9 @@ mod tests {
         assert_eq!(t.len(), 4);
         assert_eq!(t.stats.evicted_table_full, 1);
         assert_eq!(t.ctx_mut().unfinished, 1);
-        let h = t.hasher.hash_one(key(10_000));
+        let h = slot_hash(&key(10_000));
         assert!(t.find(h, &key(10_000)).is_none(), "the oldest went");
-        let h = t.hasher.hash_one(key(10_004));
+        let h = slot_hash(&key(10_004));
         assert!(t.find(h, &key(10_004)).is_some());
         check_links(&t);
     }
