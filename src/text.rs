@@ -54,10 +54,10 @@ pub fn decimal(out: &mut Vec<u8>, v: u64) {
 pub fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // Each octet from a table of their texts: four bytes written
-            // (the digits, then slack the next octet overwrites), the
-            // length advanced by the digits and the dot.
-            let mut text = [0u8; 19];
+            // Each octet from a table of their texts: three bytes copied
+            // (its digits, then padding that the dot and the next octet
+            // overwrite), the length advanced by the digits and the dot.
+            let mut text = [0u8; 16];
             let mut n = 0;
             for o in v4.octets() {
                 let (len, digits) = OCTETS[usize::from(o)];

@@ -65,11 +65,8 @@ impl<'a> Line<'a> {
     /// for.
     #[inline]
     pub fn plain(&mut self, key: &'static str, value: &str) {
-        debug_assert!(value.is_ascii() && plain(value.as_bytes()), "{value:?}");
         self.key(key);
-        self.out.push(b'"');
-        self.out.extend_from_slice(value.as_bytes());
-        self.out.push(b'"');
+        plain_string(self.out, value);
     }
 
     #[inline]
@@ -85,11 +82,7 @@ impl<'a> Line<'a> {
     #[inline]
     pub fn plain_with(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
         self.key(key);
-        self.out.push(b'"');
-        let start = self.out.len();
-        write(self.out);
-        debug_assert!(self.out[start..].is_ascii() && plain(&self.out[start..]));
-        self.out.push(b'"');
+        plain_string_with(self.out, write);
     }
 
     #[inline]
@@ -179,23 +172,36 @@ impl Array<'_> {
 
     /// A string of the program's own (see [`Line::plain`]).
     pub fn plain(&mut self, value: &str) {
-        debug_assert!(value.is_ascii() && plain(value.as_bytes()), "{value:?}");
         self.comma();
-        self.out.push(b'"');
-        self.out.extend_from_slice(value.as_bytes());
-        self.out.push(b'"');
+        plain_string(self.out, value);
     }
 
     /// A string of the program's own written by `write` (see
     /// [`Line::plain`]).
     pub fn plain_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         self.comma();
-        self.out.push(b'"');
-        let start = self.out.len();
-        write(self.out);
-        debug_assert!(self.out[start..].is_ascii() && plain(&self.out[start..]));
-        self.out.push(b'"');
+        plain_string_with(self.out, write);
     }
+}
+
+/// A string of the program's own, quoted (it needs no escape: checked in
+/// debug builds).
+#[inline]
+fn plain_string(out: &mut Vec<u8>, value: &str) {
+    debug_assert!(value.is_ascii() && plain(value.as_bytes()), "{value:?}");
+    out.push(b'"');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+}
+
+/// [`plain_string`] of what `write` writes.
+#[inline]
+fn plain_string_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b'"');
+    let start = out.len();
+    write(out);
+    debug_assert!(out[start..].is_ascii() && plain(&out[start..]));
+    out.push(b'"');
 }
 
 /// A string value written by `write`, quoted, escaped when it must be.
