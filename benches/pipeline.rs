@@ -10,15 +10,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tlscensus::capture::{Frame, PacketSource, offline::OfflineSource};
 use tlscensus::decode::tunnel::TunnelPorts;
 use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
-use tlscensus::events::FlowEvent;
+use tlscensus::events::{FlowEvent, Layout};
 use tlscensus::flow::{Direction, Endpoint, FlowKey, SegmentIn};
 use tlscensus::run::InlineCensus;
 use tlscensus::targets::Match;
+use tlscensus::tls::HandshakeSummary;
 use tlscensus::tls::certificate::{CertificateCache, parse_server_certificate};
 use tlscensus::tls::extract::{Opening, OpeningReader, parse_opening};
-use tlscensus::tls::fingerprint::Fingerprinter;
+use tlscensus::tls::fingerprint::{DETAIL_BUDGET, Fingerprinter};
 use tlscensus::tls::session::tls_table;
-use tlscensus::tls::{HandshakeSummary, ServerAnswer, Version};
 
 struct Owned {
     ts: u64,
@@ -190,12 +190,20 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     // One event line, as the writer thread writes it: the hello above,
-    // answered, a target flow with its service.
+    // answered (the server flight above, its details kept), a target flow
+    // with its service; in each layout.
+    let mut detailed = Fingerprinter::with_ja3().with_details(DETAIL_BUDGET);
     let Ok(Opening::ClientHello(client)) =
-        OpeningReader::default().read(&hello, &mut scratch, 16384, Some(&mut with_ja3))
+        OpeningReader::default().read(&hello, &mut scratch, 16384, Some(&mut detailed))
     else {
         panic!("the hello reads");
     };
+    let Ok(Opening::Answer(answer, server)) =
+        OpeningReader::default().read(flight, &mut scratch, 16384, Some(&mut detailed))
+    else {
+        panic!("the server hello reads");
+    };
+    assert!(client.detail.is_some() && server.is_some());
     let event = FlowEvent {
         flow: HandshakeSummary {
             ts_ns: 1_798_761_600_004_111_000,
@@ -204,13 +212,11 @@ fn benches(c: &mut Criterion) {
             server_ip: [20, 60, 3, 125].into(),
             server_port: 443,
             client: Some(client),
-            answer: Some(ServerAnswer::Hello {
-                version: Version::TLS13,
-                retried: false,
-            }),
+            answer: Some(answer),
             certificate: None,
             dns: None,
             preamble: None,
+            server,
         },
         legacy: false,
         matched: Some(Match::Sni),
@@ -223,14 +229,22 @@ fn benches(c: &mut Criterion) {
     .with_service(Some(0), "acct".into());
     let mut g = c.benchmark_group("events");
     g.throughput(Throughput::Elements(1));
-    let mut line = Vec::with_capacity(1024);
-    g.bench_function("event_line", |b| {
-        b.iter(|| {
-            line.clear();
-            black_box(&event).write_json(&mut line);
-            black_box(line.len())
-        })
-    });
+    let mut line = Vec::with_capacity(4096);
+    for (name, layout) in [
+        ("event_line", Layout::Native),
+        ("event_line_ecs", Layout::Ecs),
+        ("event_line_zeek", Layout::Zeek),
+        ("event_line_zeek_json", Layout::ZeekJson),
+        ("event_line_ocsf", Layout::Ocsf),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                line.clear();
+                layout.write(black_box(&event), &mut line);
+                black_box(line.len())
+            })
+        });
+    }
     g.finish();
 }
 

@@ -92,6 +92,16 @@ pub struct ServicesArgs {
     pub services_file: Option<PathBuf>,
 }
 
+/// The layouts of `--events-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    Native,
+    Ecs,
+    Zeek,
+    ZeekJson,
+    Ocsf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -223,6 +233,10 @@ pub struct CensusArgs {
     /// Write one JSON object per TLS flow (newline-delimited) to FILE, or '-' for stdout.
     #[arg(long, value_name = "FILE")]
     pub events: Option<String>,
+
+    /// The events' layout: native (tlscensus' own fields), ecs (Elastic Common Schema), zeek (Zeek's ssl.log: tab-separated, with its header lines), zeek-json (Zeek's ssl.log as JSON lines) or ocsf (OCSF Network Activity).
+    #[arg(long, value_enum, value_name = "LAYOUT", default_value_t = EventsFormat::Native)]
+    pub events_format: EventsFormat,
 
     /// Inventory every TLS flow, not only flows to the target servers.
     #[arg(long)]

@@ -93,6 +93,13 @@ const OCTETS: [(usize, [u8; 3]); 256] = {
     t
 };
 
+/// The wall clock, in nanoseconds since the Unix epoch (0 before it).
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Nanoseconds since the Unix epoch as RFC 3339 UTC with microseconds,
 /// `2026-02-03T04:05:06.123456Z` (what `humantime::format_rfc3339_micros`
 /// writes).

@@ -64,6 +64,7 @@ pub struct Config {
     /// UDP ports VXLAN and Geneve are decoded on.
     pub tunnels: TunnelPorts,
     pub events: Option<String>,
+    pub events_layout: crate::events::Layout,
     /// Live mode: idle flows also time out on the wall clock when no packets come.
     pub wall_clock: bool,
 }
@@ -265,9 +266,22 @@ impl Config {
             tunnels,
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),
+            events_layout: layout_of(a.events_format),
             wall_clock: false,
         };
         Ok((config, candidate))
+    }
+}
+
+fn layout_of(f: crate::cli::EventsFormat) -> crate::events::Layout {
+    use crate::cli::EventsFormat as F;
+    use crate::events::Layout;
+    match f {
+        F::Native => Layout::Native,
+        F::Ecs => Layout::Ecs,
+        F::Zeek => Layout::Zeek,
+        F::ZeekJson => Layout::ZeekJson,
+        F::Ocsf => Layout::Ocsf,
     }
 }
 

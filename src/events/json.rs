@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-pub use crate::text::{decimal, ip_text, rfc3339_micros};
+pub use crate::text::{decimal, ip_text, rfc3339_micros, rfc3339_seconds};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -137,6 +137,28 @@ impl<'a> Line<'a> {
         string_with(self.out, write);
     }
 
+    /// A number (or other bare JSON value) written by `write` as it is.
+    #[inline]
+    pub fn raw_with(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.key(key);
+        write(self.out);
+    }
+
+    /// A nested object, its fields written by `fields`; left out whole
+    /// when `fields` writes none.
+    pub fn object(&mut self, key: &'static str, fields: impl FnOnce(&mut Line<'_>)) {
+        let (start, first) = (self.out.len(), self.first);
+        self.key(key);
+        let mut inner = Line::begin(self.out);
+        fields(&mut inner);
+        if inner.first {
+            self.out.truncate(start);
+            self.first = first;
+        } else {
+            inner.end();
+        }
+    }
+
     /// An array, its items written by `items`.
     #[inline]
     pub fn array(&mut self, key: &'static str, items: impl FnOnce(&mut Array<'_>)) {
@@ -181,6 +203,27 @@ impl Array<'_> {
     pub fn plain_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         self.comma();
         plain_string_with(self.out, write);
+    }
+
+    pub fn u64(&mut self, value: u64) {
+        self.comma();
+        decimal(self.out, value);
+    }
+
+    /// An object, its fields written by `fields`.
+    pub fn object(&mut self, fields: impl FnOnce(&mut Line<'_>)) {
+        self.comma();
+        let mut inner = Line::begin(self.out);
+        fields(&mut inner);
+        inner.end();
+    }
+
+    /// An address as its text (see [`Line::ip`]).
+    pub fn ip(&mut self, value: IpAddr) {
+        self.comma();
+        self.out.push(b'"');
+        ip_text(self.out, value);
+        self.out.push(b'"');
     }
 }
 

@@ -21,10 +21,17 @@ use crate::targets::{Match, account_of};
 use crate::tls::summary::known_alert;
 use crate::tls::{HandshakeSummary, ServerAnswer, Version};
 
+mod ecs;
 pub mod json;
-use crate::json_key;
+mod layout;
+mod ocsf;
 mod output;
+mod zeek;
 
+use crate::json_key;
+pub use ecs::ECS_VERSION;
+pub use layout::{Layout, uid};
+pub use ocsf::OCSF_VERSION;
 pub use output::*;
 
 /// One inventoried flow's event: the flow's facts as the worker had them,
@@ -117,16 +124,58 @@ impl FlowEvent {
         self
     }
 
+    /// The name the match came from: the SNI for a `sni` match, else the
+    /// target name the event holds.
+    pub fn matched_name(&self) -> Option<&str> {
+        match self.matched {
+            Some(Match::Sni) => self.flow.sni(),
+            _ => self.name.as_deref(),
+        }
+    }
+
+    /// The target name of a match that did not come from the SNI (a CNAME,
+    /// a proxy's CONNECT, a DNS answer, the certificate).
+    pub fn target_name(&self) -> Option<&str> {
+        match self.matched {
+            Some(Match::Cname | Match::Connect | Match::DnsAddress | Match::Certificate) => {
+                self.name.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The alert the server answered with, if it did.
+    pub fn alert_text(&self) -> Option<AlertText> {
+        match self.flow.answer {
+            Some(ServerAnswer::Alert { description, .. }) => Some(match known_alert(description) {
+                Some(name) => AlertText::Name(name),
+                None => AlertText::Code(description),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The server asked for another hello (HelloRetryRequest) first.
+    pub fn hello_retry(&self) -> bool {
+        matches!(
+            self.flow.answer,
+            Some(ServerAnswer::Hello { retried: true, .. })
+        )
+    }
+
+    pub fn preamble_kind(&self) -> PreambleKind {
+        self.flow
+            .preamble
+            .as_deref()
+            .map_or(PreambleKind::None, |p| p.kind)
+    }
+
     /// The event as one line of JSON (with its newline) at the end of `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let f = &self.flow;
         let client = f.client.as_ref();
         let fingerprint = client.and_then(|c| c.fingerprint.as_ref());
         let preamble = f.preamble.as_deref();
-        let name = match self.matched {
-            Some(Match::Sni) => f.sni(),
-            _ => self.name.as_deref(),
-        };
         let mut l = json::Line::begin(out);
         l.plain_with(json_key!("ts"), |o| json::rfc3339_micros(o, f.ts_ns));
         l.ip(json_key!("src_ip"), f.client_ip);
@@ -136,61 +185,36 @@ impl FlowEvent {
         l.opt_str(json_key!("sni"), f.sni());
         opt_version(&mut l, json_key!("client_max_version"), f.client_max());
         opt_version(&mut l, json_key!("negotiated_version"), f.negotiated());
-        match f.answer {
-            Some(ServerAnswer::Alert { description, .. }) => match known_alert(description) {
-                Some(name) => l.plain(json_key!("server_alert"), name),
-                None => l.plain_with(json_key!("server_alert"), |o| {
-                    let mut hex = [b'0', b'x', 0, 0];
-                    crate::tls::fingerprint::hex_into(&[description], &mut hex[2..]);
-                    o.extend_from_slice(&hex);
-                }),
-            },
-            _ => l.null(json_key!("server_alert")),
+        match self.alert_text() {
+            Some(alert) => l.plain_with(json_key!("server_alert"), |o| alert.write(o)),
+            None => l.null(json_key!("server_alert")),
         }
         l.plain(json_key!("outcome"), f.outcome().as_str());
         l.bool(json_key!("legacy"), self.legacy);
         l.bool(json_key!("target"), self.matched.is_some());
         l.opt_plain(json_key!("match"), self.matched.map(Match::as_str));
         // (letters and digits only)
-        l.opt_plain(json_key!("account"), name.and_then(account_of));
-        l.opt_str(
-            json_key!("target_name"),
-            match self.matched {
-                Some(Match::Cname | Match::Connect | Match::DnsAddress | Match::Certificate) => {
-                    name
-                }
-                _ => None,
-            },
+        l.opt_plain(
+            json_key!("account"),
+            self.matched_name().and_then(account_of),
         );
+        l.opt_str(json_key!("target_name"), self.target_name());
         opt_version(
             &mut l,
             json_key!("client_hello_version"),
             client.map(|c| c.hello_version),
         );
         match client.and_then(|c| c.supported_versions.as_deref()) {
-            Some(list) => l.array(json_key!("client_versions"), |a| {
-                for v in list.iter().filter(|v| !v.is_grease()) {
-                    match v.name() {
-                        Some(name) => a.plain(name),
-                        None => a.plain_with(|o| version_hex(o, *v)),
-                    }
-                }
-            }),
+            Some(list) => l.array(json_key!("client_versions"), |a| version_items(a, list)),
             None => l.null(json_key!("client_versions")),
         }
         l.bool(
             json_key!("sslv2_hello"),
             client.is_some_and(|c| c.sslv2_format),
         );
-        l.bool(
-            json_key!("hello_retry"),
-            matches!(f.answer, Some(ServerAnswer::Hello { retried: true, .. })),
-        );
+        l.bool(json_key!("hello_retry"), self.hello_retry());
         l.bool(json_key!("incomplete"), f.incomplete());
-        l.plain(
-            json_key!("preamble"),
-            preamble.map_or(PreambleKind::None, |p| p.kind).as_str(),
-        );
+        l.plain(json_key!("preamble"), self.preamble_kind().as_str());
         l.bool(
             json_key!("proxy"),
             preamble.is_some_and(|p| p.kind.is_proxy()),
@@ -200,14 +224,7 @@ impl FlowEvent {
             preamble.and_then(|p| p.authority.as_deref()),
         );
         match preamble.and_then(|p| p.proxied_src) {
-            Some(a) => l.str_with(json_key!("proxied_src"), |o| match a {
-                std::net::SocketAddr::V4(v4) => {
-                    json::ip_text(o, IpAddr::V4(*v4.ip()));
-                    o.push(b':');
-                    json::decimal(o, u64::from(v4.port()));
-                }
-                v6 => o.extend_from_slice(v6.to_string().as_bytes()),
-            }),
+            Some(a) => l.str_with(json_key!("proxied_src"), |o| socket_text(o, a)),
             None => l.null(json_key!("proxied_src")),
         }
         l.bool(json_key!("relayed"), self.relayed);
@@ -216,11 +233,7 @@ impl FlowEvent {
             None => l.null(json_key!("ja4")),
         }
         match fingerprint.and_then(|f| f.ja3_md5()) {
-            Some(md5) => l.plain_with(json_key!("ja3_hash"), |o| {
-                let mut hex = [0u8; 32];
-                crate::tls::fingerprint::hex_into(&md5, &mut hex);
-                o.extend_from_slice(&hex);
-            }),
+            Some(md5) => l.plain_with(json_key!("ja3_hash"), |o| md5_hex(o, &md5)),
             None => l.null(json_key!("ja3_hash")),
         }
         let service = self.service.as_ref();
@@ -250,6 +263,74 @@ impl FlowEvent {
         self.relayed = true;
         self
     }
+}
+
+#[cfg(test)]
+impl FlowEvent {
+    /// An event of `flow` alone: not legacy, no target, no names.
+    pub fn of_flow_for_test(flow: HandshakeSummary) -> FlowEvent {
+        FlowEvent {
+            flow,
+            legacy: false,
+            matched: None,
+            name: None,
+            relayed: false,
+            service: None,
+            client_label: None,
+            src_name: None,
+        }
+    }
+}
+
+/// A server's alert as events write it: its name, or `0x` and its code in
+/// hex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertText {
+    Name(&'static str),
+    Code(u8),
+}
+
+impl AlertText {
+    pub fn write(self, out: &mut Vec<u8>) {
+        match self {
+            AlertText::Name(name) => out.extend_from_slice(name.as_bytes()),
+            AlertText::Code(code) => {
+                let mut hex = [b'0', b'x', 0, 0];
+                crate::tls::fingerprint::hex_into(&[code], &mut hex[2..]);
+                out.extend_from_slice(&hex);
+            }
+        }
+    }
+}
+
+/// The versions of a supported_versions list as array items (GREASE left
+/// out).
+fn version_items(a: &mut json::Array<'_>, list: &[Version]) {
+    for v in list.iter().filter(|v| !v.is_grease()) {
+        match v.name() {
+            Some(name) => a.plain(name),
+            None => a.plain_with(|o| version_hex(o, *v)),
+        }
+    }
+}
+
+/// `address:port` (IPv6 in brackets, as `Display` writes it).
+fn socket_text(out: &mut Vec<u8>, a: std::net::SocketAddr) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            json::ip_text(out, IpAddr::V4(*v4.ip()));
+            out.push(b':');
+            json::decimal(out, u64::from(v4.port()));
+        }
+        v6 => out.extend_from_slice(v6.to_string().as_bytes()),
+    }
+}
+
+/// An MD5 digest in lowercase hex.
+fn md5_hex(out: &mut Vec<u8>, md5: &[u8; 16]) {
+    let mut hex = [0u8; 32];
+    crate::tls::fingerprint::hex_into(md5, &mut hex);
+    out.extend_from_slice(&hex);
 }
 
 /// A version's event text: its name, or `0x` and four hex digits.

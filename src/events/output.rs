@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use prometheus::IntCounter;
 
-use super::FlowEvent;
+use super::{FlowEvent, Layout};
 use crate::error::SetupError;
 pub use crate::metrics::Metrics;
 
@@ -117,6 +117,7 @@ impl EventHealth {
 pub struct EventOutput {
     out: Box<dyn Write + Send>,
     name: String,
+    layout: Layout,
 }
 
 impl EventOutput {
@@ -146,7 +147,14 @@ impl EventOutput {
             } else {
                 dest.to_string()
             },
+            layout: Layout::Native,
         })
+    }
+
+    /// Events in `layout` (native by default).
+    pub fn with_layout(mut self, layout: Layout) -> EventOutput {
+        self.layout = layout;
+        self
     }
 
     /// An output for tests and benchmarks.
@@ -154,6 +162,7 @@ impl EventOutput {
         EventOutput {
             out,
             name: name.to_string(),
+            layout: Layout::Native,
         }
     }
 }
@@ -245,13 +254,16 @@ impl EventLog {
         let health = Arc::new(EventHealth::default());
         health.progressed();
         let queued = Arc::new(AtomicU64::new(0));
+        let mut held = Vec::with_capacity(WRITE_CHUNK);
+        output.layout.header(crate::text::unix_now_ns(), &mut held);
         let writer = Writer {
+            layout: output.layout,
             out: output.out,
             queued: Arc::clone(&queued),
             name: output.name,
             counters: counters.clone(),
             health: Arc::clone(&health),
-            held: Vec::with_capacity(WRITE_CHUNK),
+            held,
             ends: VecDeque::new(),
             done_bytes: 0,
             failing: None,
@@ -330,6 +342,7 @@ impl EventLog {
 /// `write` calls so every byte's fate is known; `ends` holds the end offset
 /// of each held line, so `written` counts lines whose last byte went out.
 struct Writer {
+    layout: Layout,
     out: Box<dyn Write + Send>,
     /// Events in the queue (the sinks add, the writer subtracts).
     queued: Arc<AtomicU64>,
@@ -385,7 +398,12 @@ impl Writer {
                 self.health.progressed();
             }
         }
-        // The queue is closed: a last try for what is held.
+        // The queue is closed: a last try for what is held, and the
+        // layout's closing lines.
+        if !self.broken && self.failing.is_none() {
+            self.layout
+                .footer(crate::text::unix_now_ns(), &mut self.held);
+        }
         if !self.held.is_empty() && !self.broken {
             self.write_held();
         }
@@ -412,7 +430,7 @@ impl Writer {
             return;
         }
         let start = self.held.len();
-        ev.write_json(&mut self.held);
+        self.layout.write(ev, &mut self.held);
         if self.failing.is_some() && self.held.len() > HOLD_BYTES {
             self.held.truncate(start);
             self.counters.drop(EventDrop::WriteFailed, 1);

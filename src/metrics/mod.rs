@@ -59,6 +59,7 @@ crate::label_set! {
         WorkerQueue = "worker_queue",
         DnsEntries = "dns_entries",
         RawFingerprints = "raw_fingerprints",
+        HandshakeDetails = "handshake_details",
         HostFingerprints = "host_fingerprints",
         HostNames = "host_names",
         Destinations = "destinations",

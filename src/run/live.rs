@@ -96,7 +96,7 @@ pub fn run(
         "http"
     };
     let event_output = match &cfg.census.events {
-        Some(dest) => Some(EventOutput::open(dest, true)?),
+        Some(dest) => Some(EventOutput::open(dest, true)?.with_layout(cfg.census.events_layout)),
         None => None,
     };
     match privilege::drop_to(&cfg.user)? {

@@ -52,7 +52,7 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     let event_counters = EventCounters::from_metrics(&metrics);
     let event_log = match &census.events {
         Some(dest) => Some(EventLog::start(
-            EventOutput::open(dest, false)?,
+            EventOutput::open(dest, false)?.with_layout(census.events_layout),
             event_counters,
             false,
         )?),

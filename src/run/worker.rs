@@ -96,6 +96,9 @@ impl Worker {
         let mut sessions = TlsCtx::new(limits.stream.max_bytes)
             .with_dns_lookup(lookup)
             .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
+        if events.is_some() && shared.config.events_layout.wants_details() {
+            sessions = sessions.with_details();
+        }
         if !shared.config.all {
             // A hello whose name is no target and no alias of one (as far as
             // passive DNS knows, at any time) leads to no inventoried flow.
@@ -360,6 +363,10 @@ fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {
     m.bound(
         Bound::RawFingerprints,
         std::mem::take(&mut fingerprints.raw_dropped),
+    );
+    m.bound(
+        Bound::HandshakeDetails,
+        std::mem::take(&mut fingerprints.details_dropped),
     );
     m.hellos_not_fingerprinted
         .inc_by(std::mem::take(&mut fingerprints.skipped));

@@ -53,7 +53,7 @@ fn after_server_hello(
 ) -> Result<HandshakeReader, TlsError> {
     let mut opening = OpeningReader::default();
     match opening.read(buf, scratch, max_message, None) {
-        Ok(Opening::Answer(ServerAnswer::Hello { .. })) => Ok(opening.records),
+        Ok(Opening::Answer(ServerAnswer::Hello { .. }, _)) => Ok(opening.records),
         Ok(_) => Err(TlsError::Malformed(Malformed::UnexpectedMessage)),
         Err(TlsError::AfterRetry(_)) => Err(TlsError::NeedMore),
         Err(e) => Err(e),

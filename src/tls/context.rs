@@ -9,7 +9,7 @@ use crate::preamble::{Kind, PreambleResult};
 use super::error::Malformed;
 
 use super::certificate::CertificateCache;
-use super::fingerprint::{Fingerprinter, RAW_BUDGET};
+use super::fingerprint::{DETAIL_BUDGET, Fingerprinter, RAW_BUDGET};
 use super::summary::DnsLookup;
 
 /// Counts of what the sessions of one table saw; the worker flushes them.
@@ -134,6 +134,14 @@ impl TlsCtx {
             (true, false) => Fingerprinter::with_ja3(),
             (false, false) => Fingerprinter::ja4_only(),
         };
+        self
+    }
+
+    /// Keeps each handshake's details for the events (the cipher lists,
+    /// session IDs and the server's choices), within [`DETAIL_BUDGET`]
+    /// bytes for the table.
+    pub fn with_details(mut self) -> Self {
+        self.fingerprints = std::mem::take(&mut self.fingerprints).with_details(DETAIL_BUDGET);
         self
     }
 

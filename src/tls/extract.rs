@@ -18,8 +18,9 @@ use super::record::{
     CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, HS_CLIENT_HELLO, HS_HELLO_RETRY_REQUEST_DRAFT,
     HS_SERVER_HELLO, HandshakeReader, Item,
 };
-use super::summary::{ClientFacts, ServerAnswer};
+use super::summary::{ClientDetail, ClientFacts, ServerAnswer, ServerDetail, SessionId};
 use super::version::{Version, negotiated_version};
+use std::sync::Arc;
 
 const MAX_SNI_LEN: usize = 255;
 
@@ -33,7 +34,8 @@ const HRR_RANDOM: [u8; 32] = [
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Opening {
     ClientHello(ClientFacts),
-    Answer(ServerAnswer),
+    /// The answer, and a ServerHello's details when they are kept.
+    Answer(ServerAnswer, Option<Arc<ServerDetail>>),
 }
 
 /// Reads one direction's opening as its stream start grows: the record
@@ -71,7 +73,7 @@ impl OpeningReader {
         stream: &[u8],
         scratch: &mut Vec<u8>,
         max_message: usize,
-        fingerprints: Option<&mut Fingerprinter>,
+        mut fingerprints: Option<&mut Fingerprinter>,
     ) -> Result<Opening, TlsError> {
         if self.records.at_start() {
             let tls = stream.get(self.records.start()..).unwrap_or(&[]);
@@ -95,14 +97,17 @@ impl OpeningReader {
                 }
                 Item::Message { kind, body } => match kind {
                     HS_CLIENT_HELLO => {
-                        return parse_client_hello(body, fingerprints).map(Opening::ClientHello);
+                        return parse_client_hello(body, fingerprints.as_deref_mut())
+                            .map(Opening::ClientHello);
                     }
-                    HS_SERVER_HELLO => match parse_server_hello(body)? {
-                        ServerHello::Hello(version) => {
+                    HS_SERVER_HELLO => match parse_server_hello(body, fingerprints.as_deref_mut())?
+                    {
+                        (ServerHello::Hello(version), detail) => {
                             let retried = self.retry.is_some();
-                            return Ok(Opening::Answer(ServerAnswer::Hello { version, retried }));
+                            let answer = ServerAnswer::Hello { version, retried };
+                            return Ok(Opening::Answer(answer, detail));
                         }
-                        ServerHello::Retry(version) => self.retry = Some(version),
+                        (ServerHello::Retry(version), _) => self.retry = Some(version),
                     },
                     HS_HELLO_RETRY_REQUEST_DRAFT => match body {
                         [hi, lo, ..] => {
@@ -118,10 +123,13 @@ impl OpeningReader {
                     (CT_ALERT, [1, _]) => {}
                     // Only a plaintext alert (two bytes) before any hello is an answer.
                     (CT_ALERT, [level @ 2, description]) => {
-                        return Ok(Opening::Answer(ServerAnswer::Alert {
-                            level: *level,
-                            description: *description,
-                        }));
+                        return Ok(Opening::Answer(
+                            ServerAnswer::Alert {
+                                level: *level,
+                                description: *description,
+                            },
+                            None,
+                        ));
                     }
                     (CT_ALERT, _) => return Err(TlsError::Malformed(Malformed::Alert)),
                     // TLS 1.3 middlebox compatibility after a HelloRetryRequest.
@@ -170,6 +178,7 @@ fn parse_client_hello(
         cut: false,
         fingerprint: None,
         raw_fingerprint: None,
+        detail: None,
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     // One odd extension does not hide the rest.
@@ -207,9 +216,21 @@ fn parse_client_hello(
             );
         }
     }
-    if let Some(f) = fingerprints
-        && f.wants(facts.sni.as_deref())
-    {
+    let Some(f) = fingerprints else {
+        return Ok(facts);
+    };
+    if f.wants_details() {
+        let ciphers = hello.ciphers.len() / 2;
+        let size = std::mem::size_of::<ClientDetail>() + 2 * ciphers;
+        facts.detail = f.hold_detail(size).map(|held| {
+            Arc::new(ClientDetail {
+                ciphers: hello.cipher_suites().collect(),
+                session_id: SessionId::of(hello.session_id).unwrap_or_default(),
+                held,
+            })
+        });
+    }
+    if f.wants(facts.sni.as_deref()) {
         let exts = hello.extensions.unwrap_or(&[]);
         let (fp, raw) = f.fingerprint(hello.version, hello.cipher_suites(), exts);
         facts.fingerprint = Some(fp);
@@ -218,38 +239,63 @@ fn parse_client_hello(
     Ok(facts)
 }
 
-fn parse_server_hello(body: &[u8]) -> Result<ServerHello, TlsError> {
+/// A ServerHello's version (or a HelloRetryRequest's), and its details
+/// when `fingerprints` keeps them.
+fn parse_server_hello(
+    body: &[u8],
+    fingerprints: Option<&mut Fingerprinter>,
+) -> Result<(ServerHello, Option<Arc<ServerDetail>>), TlsError> {
+    let malformed = TlsError::Malformed(Malformed::ServerHello);
     let Some(&[hi, lo]) = body.get(..2).and_then(|v| <&[u8; 2]>::try_from(v).ok()) else {
-        return Err(TlsError::Malformed(Malformed::ServerHello));
+        return Err(malformed);
     };
     let version = Version(u16::from_be_bytes([hi, lo]));
     if !(0x0300..=0x0303).contains(&version.0) {
         // Drafts (0x7f..) and anything else: the version field is all we can trust.
-        return Ok(ServerHello::Hello(version.canonical()));
+        return Ok((ServerHello::Hello(version.canonical()), None));
     }
-    let (_, hello) = tls_parser::parse_tls_handshake_server_hello(body)
-        .map_err(|_| TlsError::Malformed(Malformed::ServerHello))?;
+    let (_, hello) = tls_parser::parse_tls_handshake_server_hello(body).map_err(|_| malformed)?;
     let mut selected = None;
+    let (mut group, mut alpn, mut psk) = (None, None, false);
     let mut exts = hello.ext.unwrap_or(&[]);
     while exts.len() >= 4 {
         let ext_type = u16::from_be_bytes([exts[0], exts[1]]);
         let ext_len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
         let Some(data) = exts.get(4..4 + ext_len) else {
-            return Err(TlsError::Malformed(Malformed::ServerHello));
+            return Err(malformed);
         };
-        if ext_type == 43 {
-            match data {
-                [a, b] => selected = Some(Version(u16::from_be_bytes([*a, *b]))),
-                _ => return Err(TlsError::Malformed(Malformed::ServerHello)),
-            }
+        match (ext_type, data) {
+            (43, [a, b]) => selected = Some(Version(u16::from_be_bytes([*a, *b]))),
+            (43, _) => return Err(malformed),
+            // key_share: the group, then the key (a HelloRetryRequest: the group alone).
+            (51, [a, b, ..]) => group = Some(u16::from_be_bytes([*a, *b])),
+            // ALPN: a list holding the one protocol selected.
+            (16, [_, _, n, name @ ..]) => alpn = name.get(..usize::from(*n)),
+            (41, _) => psk = true,
+            _ => {}
         }
         exts = &exts[4 + ext_len..];
     }
-    let version = negotiated_version(version, selected);
+    let negotiated = negotiated_version(version, selected);
     if hello.random == HRR_RANDOM {
-        return Ok(ServerHello::Retry(version));
+        return Ok((ServerHello::Retry(negotiated), None));
     }
-    Ok(ServerHello::Hello(version))
+    let detail = fingerprints.filter(|f| f.wants_details()).and_then(|f| {
+        let alpn: Option<Box<str>> = alpn.map(|a| String::from_utf8_lossy(a).into());
+        let size = std::mem::size_of::<ServerDetail>() + alpn.as_ref().map_or(0, |a| a.len());
+        let held = f.hold_detail(size)?;
+        Some(Arc::new(ServerDetail {
+            hello_version: version.0,
+            selected: selected.map(|v| v.0),
+            cipher: hello.cipher.0,
+            group,
+            alpn,
+            psk,
+            session_id: hello.session_id.and_then(SessionId::of).unwrap_or_default(),
+            held,
+        }))
+    });
+    Ok((ServerHello::Hello(negotiated), detail))
 }
 
 /// What the first bytes of a direction show when the capture cut them (snap
@@ -281,12 +327,16 @@ pub fn parse_cut_opening(buf: &[u8]) -> Option<Opening> {
             cut: true,
             fingerprint: None,
             raw_fingerprint: None,
+            detail: None,
         })),
         [CT_HANDSHAKE, 3, minor, _, _, HS_SERVER_HELLO, ..] if minor <= 4 && buf.len() >= 11 => {
-            Some(Opening::Answer(ServerAnswer::CutHello))
+            Some(Opening::Answer(ServerAnswer::CutHello, None))
         }
         [CT_ALERT, 3, minor, 0, 2, level @ 1..=2, description, ..] if minor <= 4 && level == 2 => {
-            Some(Opening::Answer(ServerAnswer::Alert { level, description }))
+            Some(Opening::Answer(
+                ServerAnswer::Alert { level, description },
+                None,
+            ))
         }
         _ => None,
     }
@@ -356,6 +406,7 @@ fn parse_sslv2(buf: &[u8], fingerprints: Option<&mut Fingerprinter>) -> Result<O
         cut: false,
         fingerprint,
         raw_fingerprint,
+        detail: None,
     }))
 }
 
@@ -368,10 +419,13 @@ fn parse_sslv2_server_hello(rest: &[u8], len: usize) -> Result<Opening, TlsError
     if version != 0x0002 || len < 11 {
         return Err(TlsError::NotTls);
     }
-    Ok(Opening::Answer(ServerAnswer::Hello {
-        version: Version::SSL2,
-        retried: false,
-    }))
+    Ok(Opening::Answer(
+        ServerAnswer::Hello {
+            version: Version::SSL2,
+            retried: false,
+        },
+        None,
+    ))
 }
 
 #[cfg(test)]
@@ -488,10 +542,13 @@ mod tests {
         let tls12 = record(22, 0x0303, &hs(2, &server_hello_body(0x0303, [7; 32], &[])));
         assert_eq!(
             parse(&tls12),
-            Ok(Opening::Answer(ServerAnswer::Hello {
-                version: Version::TLS12,
-                retried: false
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Hello {
+                    version: Version::TLS12,
+                    retried: false
+                },
+                None
+            ))
         );
         let tls13 = record(
             22,
@@ -500,18 +557,24 @@ mod tests {
         );
         assert_eq!(
             parse(&tls13),
-            Ok(Opening::Answer(ServerAnswer::Hello {
-                version: Version::TLS13,
-                retried: false
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Hello {
+                    version: Version::TLS13,
+                    retried: false
+                },
+                None
+            ))
         );
         let tls10 = record(22, 0x0301, &hs(2, &server_hello_body(0x0301, [7; 32], &[])));
         assert_eq!(
             parse(&tls10),
-            Ok(Opening::Answer(ServerAnswer::Hello {
-                version: Version::TLS10,
-                retried: false
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Hello {
+                    version: Version::TLS10,
+                    retried: false
+                },
+                None
+            ))
         );
     }
 
@@ -537,10 +600,13 @@ mod tests {
         ));
         assert_eq!(
             parse(&full),
-            Ok(Opening::Answer(ServerAnswer::Hello {
-                version: Version::TLS13,
-                retried: true
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Hello {
+                    version: Version::TLS13,
+                    retried: true
+                },
+                None
+            ))
         );
     }
 
@@ -549,10 +615,13 @@ mod tests {
         let bytes = record(21, 0x0301, &[2, 70]);
         assert_eq!(
             parse(&bytes),
-            Ok(Opening::Answer(ServerAnswer::Alert {
-                level: 2,
-                description: 70
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Alert {
+                    level: 2,
+                    description: 70
+                },
+                None
+            ))
         );
         assert_eq!(
             parse(&record(21, 0x0303, &[2, 70, 0])),
@@ -587,17 +656,23 @@ mod tests {
         ));
         assert_eq!(
             parse(&both),
-            Ok(Opening::Answer(ServerAnswer::Hello {
-                version: Version::TLS10,
-                retried: false
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Hello {
+                    version: Version::TLS10,
+                    retried: false
+                },
+                None
+            ))
         );
         assert_eq!(
             parse(&record(21, 0x0303, &[2, 70])),
-            Ok(Opening::Answer(ServerAnswer::Alert {
-                level: 2,
-                description: 70
-            }))
+            Ok(Opening::Answer(
+                ServerAnswer::Alert {
+                    level: 2,
+                    description: 70
+                },
+                None
+            ))
         );
     }
 
@@ -643,14 +718,17 @@ mod tests {
         let sh = record(22, 0x0303, &hs(2, &server_hello_body(0x0303, [7; 32], &[])));
         assert_eq!(
             parse_cut_opening(&sh[..20]),
-            Some(Opening::Answer(ServerAnswer::CutHello))
+            Some(Opening::Answer(ServerAnswer::CutHello, None))
         );
         assert_eq!(
             parse_cut_opening(&record(21, 0x0303, &[2, 70])),
-            Some(Opening::Answer(ServerAnswer::Alert {
-                level: 2,
-                description: 70
-            }))
+            Some(Opening::Answer(
+                ServerAnswer::Alert {
+                    level: 2,
+                    description: 70
+                },
+                None
+            ))
         );
         assert_eq!(parse_cut_opening(b"GET / HTTP/1.1\r\n"), None);
     }

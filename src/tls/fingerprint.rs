@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use md5::{Digest, Md5};
 
+use super::summary::Held;
 use super::version::is_grease;
 use ring::digest::{SHA256, digest};
 
@@ -210,6 +211,12 @@ impl Drop for RawFingerprint {
 /// (its JA4 and JA3 hash are) and the miss is counted.
 pub const RAW_BUDGET: usize = 4 << 20;
 
+/// Bytes of handshake details (cipher lists, session IDs, the server's
+/// choices) one flow table holds at most, from the hello until the event is
+/// written: about 10,000 handshakes of a browser's size; beyond, a
+/// handshake's details are left out of its event and the miss is counted.
+pub const DETAIL_BUDGET: usize = 4 << 20;
+
 /// Entries of a [`Fingerprinter`]'s cache of hashed JA4 parts (32 bytes
 /// each, 16 KiB per flow table). A hit compares a 64-bit keyed hash of the
 /// lists: a different hello matches by chance with odds of 2^-64, and
@@ -292,6 +299,11 @@ pub struct Fingerprinter {
     raw_budget: Option<Arc<AtomicUsize>>,
     /// Hellos whose raw strings did not fit the budget (taken by the counters).
     pub raw_dropped: u64,
+    /// Bytes left for the hello and server-hello details the richer event
+    /// layouts show; `None`: not wanted.
+    detail_budget: Option<Arc<AtomicUsize>>,
+    /// Handshakes whose details did not fit the budget (taken by the counters).
+    pub details_dropped: u64,
     /// Which server names' hellos are fingerprinted (`None`: every hello's).
     wanted: Option<NameFilter>,
     /// Hellos not fingerprinted: their server name can lead to no target.
@@ -320,6 +332,8 @@ impl Default for Fingerprinter {
             computed: 0,
             raw_budget: None,
             raw_dropped: 0,
+            detail_budget: None,
+            details_dropped: 0,
             wanted: None,
             skipped: 0,
         }
@@ -348,6 +362,27 @@ impl Fingerprinter {
             raw_budget: Some(Arc::new(AtomicUsize::new(budget))),
             ..Fingerprinter::default()
         }
+    }
+
+    /// Also keeps each handshake's details (the client's cipher list and
+    /// session ID, the server's choices), holding at most `budget` bytes of
+    /// them for the table.
+    pub fn with_details(mut self, budget: usize) -> Self {
+        self.detail_budget = Some(Arc::new(AtomicUsize::new(budget)));
+        self
+    }
+
+    /// Whether handshake details are kept.
+    pub fn wants_details(&self) -> bool {
+        self.detail_budget.is_some()
+    }
+
+    /// `bytes` of details out of the budget; `None` when details are not
+    /// wanted, or (counted) when the budget has no room.
+    pub fn hold_detail(&mut self, bytes: usize) -> Option<Held> {
+        let held = Held::take(self.detail_budget.as_ref()?, bytes);
+        self.details_dropped += u64::from(held.is_none());
+        held
     }
 
     /// Fingerprints only hellos without a server name or with one `wanted`

@@ -16,6 +16,8 @@
 pub struct ClientHello<'a> {
     /// `legacy_version`.
     pub version: u16,
+    /// `legacy_session_id` (at most 32 bytes).
+    pub session_id: &'a [u8],
     /// The cipher suites, two bytes each (even length).
     pub ciphers: &'a [u8],
     /// The extension block (type, length, data repeated), if present.
@@ -52,7 +54,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello<'_>> {
     if sid_len > 32 {
         return None;
     }
-    let (_sid, rest) = take(rest, usize::from(sid_len))?;
+    let (session_id, rest) = take(rest, usize::from(sid_len))?;
     let (len, rest) = take(rest, 2)?;
     let ciphers_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
     if ciphers_len % 2 == 1 {
@@ -67,6 +69,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello<'_>> {
     });
     Some(ClientHello {
         version: u16::from_be_bytes([version[0], version[1]]),
+        session_id,
         ciphers,
         extensions,
     })

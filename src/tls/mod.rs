@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod fingerprint;
 pub mod hello;
+pub mod names;
 pub mod record;
 pub mod session;
 pub mod summary;

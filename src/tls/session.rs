@@ -27,7 +27,9 @@ pub fn tls_table(limits: TableLimits) -> TlsTable {
 
 use super::error::TlsError;
 use super::extract::{Opening, OpeningReader, parse_cut_opening};
-use super::summary::{ClientFacts, DnsAtHello, HandshakeSummary, ServerAnswer, ServerCertificate};
+use super::summary::{
+    ClientFacts, DnsAtHello, HandshakeSummary, ServerAnswer, ServerCertificate, ServerDetail,
+};
 use super::version::Version;
 use crate::flow::key::{Direction, FlowKey};
 use crate::flow::session::{Session, StreamEvent};
@@ -45,13 +47,18 @@ enum DirStatus {
     /// table's per-flow state stays small (a full table is mostly held
     /// hellos).
     Hello(Box<ClientFacts>),
-    Answer(ServerAnswer),
+    /// The answer, with a ServerHello's details when the table keeps them.
+    Answer(ServerAnswer, Option<Arc<ServerDetail>>),
     NotTls,
     MidStream,
     Failed,
 }
 
 impl DirStatus {
+    fn answer(a: ServerAnswer) -> DirStatus {
+        DirStatus::Answer(a, None)
+    }
+
     /// Still reading this direction's opening.
     #[inline]
     fn is_open(&self) -> bool {
@@ -227,7 +234,7 @@ impl Session for TlsSession {
         let answers = self
             .status
             .iter()
-            .filter(|s| matches!(s, Answer(_)))
+            .filter(|s| matches!(s, Answer(..)))
             .count();
         if hellos == 2 || answers == 2 {
             stats.conflicting_roles += 1;
@@ -242,7 +249,7 @@ impl Session for TlsSession {
             let other = self
                 .status
                 .iter()
-                .find(|s| !matches!(s, Hello(_) | Answer(_)))
+                .find(|s| !matches!(s, Hello(_) | Answer(..)))
                 .unwrap_or(&Empty);
             if other.is_terminal_non_hello() {
                 if *other == NotTls && hellos == 1 {
@@ -297,7 +304,7 @@ impl Session for TlsSession {
         // A HelloRetryRequest that was the server's last word is its answer.
         for st in &mut self.status {
             if let DirStatus::Retried(version) = *st {
-                *st = DirStatus::Answer(ServerAnswer::Hello {
+                *st = DirStatus::answer(ServerAnswer::Hello {
                     version,
                     retried: true,
                 });
@@ -306,7 +313,7 @@ impl Session for TlsSession {
         let known = self
             .status
             .iter()
-            .any(|s| matches!(s, DirStatus::Hello(_) | DirStatus::Answer(_)));
+            .any(|s| matches!(s, DirStatus::Hello(_) | DirStatus::Answer(..)));
         if known {
             self.emit(key, first_ts, out);
         } else if self.status.contains(&DirStatus::NotTls) {
@@ -377,7 +384,7 @@ impl TlsSession {
             let tls = me.bytes.get(self.readers[d].start()..).unwrap_or(&[]);
             status = Some(match parse_cut_opening(tls) {
                 Some(Opening::ClientHello(f)) => DirStatus::Hello(Box::new(f)),
-                Some(Opening::Answer(a)) => DirStatus::Answer(a),
+                Some(Opening::Answer(a, _)) => DirStatus::answer(a),
                 None => DirStatus::Failed,
             });
         }
@@ -385,14 +392,14 @@ impl TlsSession {
             // A bare alert is an answer only where the stream start is known
             // (SYN seen) or a ClientHello was seen; mid-flow, it is just a
             // late packet of a connection we missed.
-            if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }))
+            if matches!(st, DirStatus::Answer(ServerAnswer::Alert { .. }, _))
                 && !me.syn_seen
                 && !matches!(self.status[1 - d], DirStatus::Hello(_))
                 && !ev.streams[1 - d].syn_seen
             {
                 st = DirStatus::MidStream;
             }
-            if let DirStatus::Answer(ServerAnswer::Hello { version, .. }) = st
+            if let DirStatus::Answer(ServerAnswer::Hello { version, .. }, _) = st
                 && certificate_in_clear(version)
                 && !self.client_named_server()
             {
@@ -547,7 +554,7 @@ impl TlsSession {
             Some(&mut ctx.fingerprints),
         ) {
             Ok(Opening::ClientHello(f)) => DirStatus::Hello(Box::new(f)),
-            Ok(Opening::Answer(a)) => DirStatus::Answer(a),
+            Ok(Opening::Answer(a, detail)) => DirStatus::Answer(a, detail),
             Err(TlsError::NeedMore) => DirStatus::Pending,
             Err(TlsError::AfterRetry(v)) => DirStatus::Retried(v),
             Err(TlsError::NotTls) => DirStatus::NotTls,
@@ -591,6 +598,7 @@ impl TlsSession {
         let mut client = None;
         let mut answer = None;
         let mut client_dir = None;
+        let mut server = None;
         // The flow ends here (settled or finished): its facts move out.
         for (i, st) in self.status.iter_mut().enumerate() {
             let dir = if i == 0 {
@@ -605,8 +613,9 @@ impl TlsSession {
                     }
                     client_dir = Some(dir);
                 }
-                DirStatus::Answer(ans) => {
+                DirStatus::Answer(ans, detail) => {
                     answer = Some((*ans, dir));
+                    server = detail.take();
                 }
                 _ => {}
             }
@@ -635,6 +644,7 @@ impl TlsSession {
                 Cert::Read(c) => c,
                 Cert::Unwanted | Cert::Waiting => None,
             },
+            server,
         });
     }
 
@@ -664,7 +674,7 @@ impl TlsSession {
     /// Direction `d` is the server's, read on for its certificate.
     #[inline]
     fn reading_certificate(&self, d: usize) -> bool {
-        matches!(self.status[d], DirStatus::Answer(_)) && self.cert_pending()
+        matches!(self.status[d], DirStatus::Answer(..)) && self.cert_pending()
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::fingerprint::{Fingerprint, RawFingerprint};
 use super::version::{Version, above_offer, client_max_version, is_below};
@@ -54,6 +55,100 @@ pub struct ClientFacts {
     pub fingerprint: Option<Fingerprint>,
     /// JA4_r and the JA3 string, with `--raw-fingerprints` (budgeted).
     pub raw_fingerprint: Option<Arc<RawFingerprint>>,
+    /// The cipher list and session ID, for the event layouts that show
+    /// them (budgeted: see [`Held`]).
+    pub detail: Option<Arc<ClientDetail>>,
+}
+
+/// Bytes a flow table's held details may take; returned when dropped.
+#[derive(Debug)]
+pub struct Held {
+    bytes: usize,
+    budget: Arc<AtomicUsize>,
+}
+
+impl Held {
+    /// `bytes` out of `budget`, if it has room.
+    pub fn take(budget: &Arc<AtomicUsize>, bytes: usize) -> Option<Held> {
+        budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .ok()
+            .map(|_| Held {
+                bytes,
+                budget: Arc::clone(budget),
+            })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.fetch_add(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A hold is bookkeeping, not a fact: any two are equal.
+impl PartialEq for Held {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Held {}
+
+/// A session ID as sent (at most 32 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionId {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl SessionId {
+    /// `None` for a slice over 32 bytes (the parsers refuse those).
+    pub fn of(id: &[u8]) -> Option<SessionId> {
+        let mut bytes = [0; 32];
+        bytes.get_mut(..id.len())?.copy_from_slice(id);
+        Some(SessionId {
+            len: id.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(32)]
+    }
+}
+
+/// What a ClientHello offered beyond what the census reads: kept only for
+/// the event layouts that show it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClientDetail {
+    /// The cipher suites, in wire order (GREASE values included).
+    pub ciphers: Box<[u16]>,
+    pub session_id: SessionId,
+    pub held: Held,
+}
+
+/// What a ServerHello chose beyond the version: kept only for the event
+/// layouts that show it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServerDetail {
+    /// The ServerHello's own version field (`legacy_version`).
+    pub hello_version: u16,
+    /// supported_versions' selected version, as sent (a TLS 1.3 draft
+    /// keeps its number).
+    pub selected: Option<u16>,
+    pub cipher: u16,
+    /// key_share's group (TLS 1.3).
+    pub group: Option<u16>,
+    /// The protocol application_layer_protocol_negotiation selected (lossy
+    /// UTF-8).
+    pub alpn: Option<Box<str>>,
+    /// pre_shared_key was accepted (TLS 1.3 resumption).
+    pub psk: bool,
+    pub session_id: SessionId,
+    pub held: Held,
 }
 
 impl ClientFacts {
@@ -127,6 +222,8 @@ pub struct HandshakeSummary {
     pub dns: Option<DnsAtHello>,
     /// What preceded TLS in the stream (a proxy's CONNECT, STARTTLS, ...).
     pub preamble: Option<Box<Preamble>>,
+    /// The ServerHello's choices, for the event layouts that show them.
+    pub server: Option<Arc<ServerDetail>>,
 }
 
 impl HandshakeSummary {
@@ -181,6 +278,19 @@ impl HandshakeSummary {
     /// nothing at or above `min`.
     pub fn is_legacy(&self, min: Version) -> bool {
         legacy_at(self.effective_version(), min)
+    }
+
+    /// The session was resumed: in TLS 1.3 the server accepted a
+    /// pre-shared key; before, it echoed the client's non-empty session
+    /// ID. `None` when the details were not kept.
+    pub fn resumed(&self) -> Option<bool> {
+        let server = self.server.as_deref()?;
+        if self.negotiated() == Some(Version::TLS13) {
+            return Some(server.psk);
+        }
+        let client = self.client.as_ref()?.detail.as_deref()?;
+        let id = client.session_id.as_slice();
+        Some(!id.is_empty() && id == server.session_id.as_slice())
     }
 
     /// The SNI (host_name), as sent.
@@ -276,11 +386,13 @@ impl HandshakeSummary {
                 cut: false,
                 fingerprint: None,
                 raw_fingerprint: None,
+                detail: None,
             }),
             answer: None,
             certificate: None,
             dns: None,
             preamble: None,
+            server: None,
         }
     }
 }
@@ -302,6 +414,7 @@ mod tests {
             certificate: None,
             dns: None,
             preamble: None,
+            server: None,
         }
     }
 
