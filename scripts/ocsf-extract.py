@@ -100,7 +100,8 @@ objects = {}
 todo = [r["object"] for r in classes["network_activity"].values() if "object" in r]
 while todo:
     name = todo.pop()
-    if name in objects or not os.path.exists(os.path.join(root, f"objects/{name}.json")):
+    # (`object` is any object: it has no attributes of its own)
+    if name in objects or name == "object":
         continue
     objects[name] = describe(merged_attributes(load(f"objects/{name}.json"), "object"))
     todo.extend(r["object"] for r in objects[name].values() if "object" in r)

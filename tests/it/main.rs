@@ -12,6 +12,7 @@ mod config;
 mod fingerprints;
 mod formats;
 mod hardening;
+mod layouts;
 mod monitoring;
 mod names;
 mod offline;

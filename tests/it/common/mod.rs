@@ -194,6 +194,7 @@ pub fn census_settings(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
     let o = |name: &str| out.join(name).display().to_string();
     vec![
         ("events", Val::One(o("events.ndjson"))),
+        ("events-format", one("ecs")),
         ("all", Val::Switch),
         ("fingerprints", Val::List(vec![fingerprints])),
         ("raw-fingerprints", Val::Switch),
