@@ -1,6 +1,6 @@
 //! Any bytes as a ClientHello body (and, when they start like a record
 //! carrying a handshake message, the body inside it): the census' one-pass
-//! reader and tls-parser, the oracle, read the same version, cipher suites
+//! reader and tls-parser, the oracle, read the same version, session ID, cipher suites
 //! and extension block, and the same server name and supported versions
 //! from every extension.
 #![no_main]
@@ -22,6 +22,7 @@ fn same(body: &[u8]) {
         return;
     };
     assert_eq!(ours.version, theirs.version.0);
+    assert_eq!(ours.session_id, theirs.session_id.unwrap_or(&[]));
     let ciphers: Vec<u16> = theirs.ciphers.iter().map(|c| c.0).collect();
     assert_eq!(ours.cipher_suites().collect::<Vec<_>>(), ciphers);
     assert_eq!(ours.extensions, theirs.ext);

@@ -1,10 +1,11 @@
 //! Any bytes as the start of a TCP direction: extraction never panics, a
 //! verdict on a prefix is never contradicted by "not TLS" on the whole, and
 //! reading the stream as it grows (one reader, which keeps its position)
-//! gives the verdict of reading it whole.
+//! gives the verdict of reading it whole; reading it with the handshake
+//! details kept (the richer event layouts) changes no verdict.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tlscensus::tls::extract::{OpeningReader, TlsError, parse_opening};
+use tlscensus::tls::extract::{Opening, OpeningReader, TlsError, parse_opening};
 use tlscensus::tls::fingerprint::Fingerprinter;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     // The stream start grows by a step taken from the last byte.
     let step = 1 + data.last().map_or(0, |b| usize::from(*b % 97));
     let mut reader = OpeningReader::default();
-    let mut fingerprints = Fingerprinter::with_ja3();
+    let mut fingerprints = Fingerprinter::with_ja3().with_details(1 << 20);
     let mut end = 0;
     let grown = loop {
         end = (end + step).min(data.len());
@@ -32,5 +33,14 @@ fuzz_target!(|data: &[u8]| {
             break r;
         }
     };
+    // The details are kept (the budget has room), and are all that differs.
+    let grown = grown.map(|o| match o {
+        Opening::ClientHello(mut c) => {
+            assert!(c.cut || c.sslv2_format || c.detail.is_some());
+            c.detail = None;
+            Opening::ClientHello(c)
+        }
+        Opening::Answer(a, _) => Opening::Answer(a, None),
+    });
     assert_eq!(grown, whole, "grown by {step}");
 });

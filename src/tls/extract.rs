@@ -481,6 +481,140 @@ mod tests {
         b
     }
 
+    fn read_detailed(f: &mut Fingerprinter, bytes: &[u8]) -> Opening {
+        let mut scratch = Vec::new();
+        OpeningReader::default()
+            .read(bytes, &mut scratch, MAX, Some(f))
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// The details the richer event layouts show: the client's cipher list
+    /// and session ID; the server's suite, key-share group, ALPN, PSK and
+    /// session ID; all within the table's budget, which a drop returns.
+    #[test]
+    fn hello_details_kept_within_the_budget() {
+        let mut f = Fingerprinter::with_ja3().with_details(4096);
+        let mut body = client_hello_body(0x0303, &[sni_ext("a.example")]);
+        // A session ID of three bytes in place of the empty one.
+        body.splice(34..35, [3, 7, 8, 9]);
+        let bytes = record(22, 0x0301, &hs(1, &body));
+        let Opening::ClientHello(c) = read_detailed(&mut f, &bytes) else {
+            panic!("a hello");
+        };
+        let d = c.detail.as_deref().expect("details kept");
+        assert_eq!(&*d.ciphers, &[0x1301, 0x002f]);
+        assert_eq!(d.session_id.as_slice(), &[7, 8, 9]);
+
+        let mut alpn = vec![0, 3, 2];
+        alpn.extend_from_slice(b"h2");
+        let sh = server_hello_body(
+            0x0303,
+            [0x22; 32],
+            &[
+                ext(43, &[3, 4]),
+                ext(51, &[0, 0x1d, 0, 32]),
+                ext(16, &alpn),
+                ext(41, &[0, 0]),
+            ],
+        );
+        let bytes = record(22, 0x0303, &hs(2, &sh));
+        let Opening::Answer(ServerAnswer::Hello { version, .. }, Some(s)) =
+            read_detailed(&mut f, &bytes)
+        else {
+            panic!("a detailed answer");
+        };
+        assert_eq!(version, Version::TLS13);
+        assert_eq!(
+            (s.hello_version, s.selected, s.cipher, s.group, s.psk),
+            (0x0303, Some(0x0304), 0x1301, Some(0x1d), true)
+        );
+        assert_eq!(s.alpn.as_deref(), Some("h2"));
+        assert!(s.session_id.as_slice().is_empty());
+
+        // The budget: nothing left for a second hello; counted, and the
+        // hello itself still read. Dropping the first's details frees room.
+        let one = std::mem::size_of::<ClientDetail>() + 2 * 2;
+        let mut small = Fingerprinter::ja4_only().with_details(one + 10);
+        let bytes = record(22, 0x0301, &hs(1, &body));
+        let Opening::ClientHello(first) = read_detailed(&mut small, &bytes) else {
+            panic!("a hello");
+        };
+        assert!(first.detail.is_some());
+        let Opening::ClientHello(second) = read_detailed(&mut small, &bytes) else {
+            panic!("a hello");
+        };
+        assert!(second.detail.is_none() && second.sni.is_some());
+        assert_eq!(small.details_dropped, 1);
+        drop(first);
+        let Opening::ClientHello(third) = read_detailed(&mut small, &bytes) else {
+            panic!("a hello");
+        };
+        assert!(third.detail.is_some());
+        // Without details wanted, none are kept and none counted.
+        let mut plain = Fingerprinter::with_ja3();
+        let Opening::ClientHello(c) = read_detailed(&mut plain, &bytes) else {
+            panic!("a hello");
+        };
+        assert!(c.detail.is_none() && plain.details_dropped == 0);
+    }
+
+    /// Resumption as Zeek judges it: TLS 1.3 by an accepted pre-shared key;
+    /// before, by the server echoing the client's non-empty session ID.
+    #[test]
+    fn resumed_from_the_details() {
+        let mut f = Fingerprinter::ja4_only().with_details(1 << 20);
+        let hello = |sid: &[u8], f: &mut Fingerprinter| {
+            let mut body = client_hello_body(0x0303, &[]);
+            let mut s = vec![sid.len() as u8];
+            s.extend_from_slice(sid);
+            body.splice(34..35, s);
+            match read_detailed(f, &record(22, 0x0301, &hs(1, &body))) {
+                Opening::ClientHello(c) => c,
+                other => panic!("{other:?}"),
+            }
+        };
+        let answer = |sid: &[u8], exts: &[Vec<u8>], f: &mut Fingerprinter| {
+            let mut body = server_hello_body(0x0303, [0x33; 32], exts);
+            let mut s = vec![sid.len() as u8];
+            s.extend_from_slice(sid);
+            body.splice(34..35, s);
+            match read_detailed(f, &record(22, 0x0303, &hs(2, &body))) {
+                Opening::Answer(a, d) => (a, d),
+                other => panic!("{other:?}"),
+            }
+        };
+        let summary = |c: ClientFacts, (a, d): (ServerAnswer, Option<Arc<ServerDetail>>)| {
+            let mut s = crate::tls::HandshakeSummary::hello_for_test(
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                0x0303,
+                None,
+            );
+            s.client = Some(c);
+            s.answer = Some(a);
+            s.server = d;
+            s.resumed()
+        };
+        let id = [5u8; 32];
+        let c = hello(&id, &mut f);
+        assert_eq!(summary(c, answer(&id, &[], &mut f)), Some(true));
+        let c = hello(&id, &mut f);
+        assert_eq!(summary(c, answer(&[6; 32], &[], &mut f)), Some(false));
+        let c = hello(&[], &mut f);
+        assert_eq!(summary(c, answer(&[], &[], &mut f)), Some(false));
+        // TLS 1.3 echoes the session ID always: only the PSK counts.
+        let v13 = ext(43, &[3, 4]);
+        let c = hello(&id, &mut f);
+        assert_eq!(summary(c, answer(&id, &[v13.clone()], &mut f)), Some(false));
+        let c = hello(&id, &mut f);
+        let psk = ext(41, &[0, 0]);
+        assert_eq!(summary(c, answer(&id, &[v13, psk], &mut f)), Some(true));
+        // Without the server's details, resumption is not known.
+        let c = hello(&id, &mut f);
+        let (a, _) = answer(&id, &[], &mut f);
+        assert_eq!(summary(c, (a, None)), None);
+    }
+
     #[test]
     fn client_hello_tls13_with_grease_and_sni() {
         let body = client_hello_body(
