@@ -22,6 +22,36 @@ use serde_json::Value;
 
 use crate::common::*;
 
+/// The backticked names of the first cells of the table under `### {head}`
+/// in docs/reference.md's "Event layouts" (`a.b`, `.c` continuing `a.`).
+fn documented(head: &str) -> std::collections::BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md"))
+            .unwrap();
+    let layouts = &text[text.find("\n## Event layouts\n").expect("section")..];
+    let start = layouts
+        .find(&format!("\n### {head}"))
+        .unwrap_or_else(|| panic!("no {head}"));
+    let part = &layouts[start + 5..];
+    let part = &part[..part.find("\n### ").unwrap_or(part.len())];
+    let mut names = std::collections::BTreeSet::new();
+    for row in part.lines().filter(|l| l.starts_with("| `")) {
+        let cell = row.split(" | ").next().unwrap();
+        let mut base = String::new();
+        for name in cell.split('`').skip(1).step_by(2) {
+            if let Some(rest) = name.strip_prefix('.') {
+                names.insert(format!("{base}{rest}"));
+            } else {
+                if let Some(dot) = name.rfind('.') {
+                    base = name[..=dot].to_string();
+                }
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
@@ -175,6 +205,9 @@ fn ecs_fields_exist_with_their_types() {
     ] {
         assert!(seen.contains_key(name), "{name} never written: {seen:?}");
     }
+    let doc = documented("`ecs`");
+    let written: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
+    assert_eq!(doc, written, "docs/reference.md's ECS fields");
 }
 
 /// The pinned OCSF schema extract.
@@ -256,6 +289,7 @@ impl Ocsf {
 fn ocsf_events_follow_the_schema() {
     let schema = Ocsf::load();
     let mut tls = 0;
+    let mut top = std::collections::BTreeSet::new();
     for ev in json_events("ocsf") {
         schema.check("event", &schema.class, &ev);
         assert_eq!(ev["class_uid"], 4001);
@@ -266,8 +300,22 @@ fn ocsf_events_follow_the_schema() {
         );
         assert_eq!(ev["metadata"]["version"], "1.8.0");
         tls += usize::from(ev.get("tls").is_some());
+        // Attribute names one level down (`tls.cipher`), as the page lists
+        // them; `unmapped` and `connection_info` as one row each.
+        for (k, v) in ev.as_object().unwrap() {
+            match v.as_object() {
+                Some(o) if k != "unmapped" && k != "connection_info" => {
+                    top.extend(o.keys().map(|f| format!("{k}.{f}")));
+                }
+                _ => {
+                    top.insert(k.clone());
+                }
+            }
+        }
     }
     assert!(tls > 100, "{tls}");
+    let (doc, written) = (documented("`ocsf`"), top);
+    assert_eq!(doc, written, "docs/reference.md's OCSF attributes");
 }
 
 /// One ssl.log: each row's fields by name.
@@ -369,6 +417,17 @@ fn zeek_tsv_and_json_agree() {
         let tsv = lines(f, "zeek");
         assert_eq!(tsv.first().map(String::as_str), Some("#separator \\x09"));
         assert!(tsv.last().unwrap().starts_with("#close\t"), "{tsv:?}");
+        let fields = tsv
+            .iter()
+            .find_map(|l| l.strip_prefix("#fields\t"))
+            .unwrap();
+        let fields: std::collections::BTreeSet<String> =
+            fields.split('\t').map(str::to_string).collect();
+        assert_eq!(
+            fields,
+            documented("`zeek`"),
+            "docs/reference.md's ssl.log fields"
+        );
         let rows = zeek_rows(&tsv.join("\n"));
         let json: Vec<Value> = lines(f, "zeek-json")
             .iter()
