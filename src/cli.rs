@@ -92,6 +92,13 @@ pub struct ServicesArgs {
     pub services_file: Option<PathBuf>,
 }
 
+/// The formats of `--syslog-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyslogFormatArg {
+    Rfc5424,
+    Rfc3164,
+}
+
 /// The layouts of `--events-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventsFormat {
@@ -230,13 +237,33 @@ pub struct LiveArgs {
 /// Options shared by every mode that runs the census pipeline.
 #[derive(Debug, Args, Clone)]
 pub struct CensusArgs {
-    /// Write one JSON object per TLS flow (newline-delimited) to FILE, or '-' for stdout.
+    /// Write one event per TLS flow to FILE (newline-delimited), '-' for stdout, or a syslog receiver: 'syslog' (/dev/log), 'syslog:unix:PATH', 'syslog:udp:HOST:PORT', 'syslog:tcp:HOST:PORT' (octet-counted framing).
     #[arg(long, value_name = "FILE")]
     pub events: Option<String>,
 
     /// The events' layout: native (tlscensus' own fields), ecs (Elastic Common Schema), zeek (Zeek's ssl.log: tab-separated, with its header lines), zeek-json (Zeek's ssl.log as JSON lines) or ocsf (OCSF Network Activity).
     #[arg(long, value_enum, value_name = "LAYOUT", default_value_t = EventsFormat::Native)]
     pub events_format: EventsFormat,
+
+    /// Rotate the event file when it reaches BYTES: it becomes FILE.1 (the older ones FILE.2 and on) and a new FILE starts.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_rotate_size: Option<u64>,
+
+    /// Rotate the event file every SECONDS, as --events-rotate-size does.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_rotate_interval: Option<u64>,
+
+    /// Rotated event files kept (FILE.1 to FILE.N; 0 keeps none).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub events_keep: usize,
+
+    /// Syslog message format: rfc5424 or rfc3164 (default: rfc3164 on a Unix socket, as syslog(3) writes; rfc5424 over UDP and TCP).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub syslog_format: Option<SyslogFormatArg>,
+
+    /// Syslog facility of the event messages (kern, user, daemon, ..., local0 to local7). Legacy flows are sent at severity warning, others at info.
+    #[arg(long, value_name = "NAME", default_value = "local0", value_parser = clap::builder::PossibleValuesParser::new(crate::events::sink::FACILITIES))]
+    pub syslog_facility: String,
 
     /// Inventory every TLS flow, not only flows to the target servers.
     #[arg(long)]

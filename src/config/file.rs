@@ -465,11 +465,19 @@ pub fn example(cmd: &Command) -> String {
         for line in wrap(&help, 76) {
             out.push_str(&format!("# {line}\n"));
         }
-        let defaults: Vec<String> = arg
+        let mut defaults: Vec<String> = arg
             .get_default_values()
             .iter()
             .map(|v| v.to_string_lossy().into_owned())
             .collect();
+        if defaults.is_empty() {
+            // (an option of a closed set without a default: its first value)
+            defaults.extend(
+                arg.get_possible_values()
+                    .first()
+                    .map(|p| p.get_name().to_string()),
+            );
+        }
         let value_name = arg
             .get_value_names()
             .and_then(|n| n.first())

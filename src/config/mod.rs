@@ -64,7 +64,8 @@ pub struct Config {
     /// UDP ports VXLAN and Geneve are decoded on.
     pub tunnels: TunnelPorts,
     pub events: Option<String>,
-    pub events_layout: crate::events::Layout,
+    /// Where and how events are written, with `--events`.
+    pub event_settings: Option<crate::events::EventSettings>,
     /// Live mode: idle flows also time out on the wall clock when no packets come.
     pub wall_clock: bool,
 }
@@ -266,11 +267,52 @@ impl Config {
             tunnels,
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),
-            events_layout: layout_of(a.events_format),
+            event_settings: event_settings(a)?,
             wall_clock: false,
         };
         Ok((config, candidate))
     }
+}
+
+/// The event destination and its settings, checked together.
+fn event_settings(a: &CensusArgs) -> Result<Option<crate::events::EventSettings>, SetupError> {
+    use crate::events::sink::{Destination, FACILITIES, Rotation, SyslogFormat};
+    let bad = |m: String| SetupError::Config(m);
+    let Some(dest) = a.events.as_deref() else {
+        return Ok(None);
+    };
+    let dest = Destination::parse(dest).map_err(|e| bad(format!("--events {e}")))?;
+    let layout = layout_of(a.events_format);
+    let rotation = Rotation {
+        max_bytes: a.events_rotate_size,
+        max_age: a.events_rotate_interval.map(std::time::Duration::from_secs),
+        keep: a.events_keep,
+    };
+    if rotation.is_on() && !matches!(dest, Destination::File(_)) {
+        return Err(bad(
+            "--events-rotate-size and --events-rotate-interval rotate an event file: --events names none"
+                .into(),
+        ));
+    }
+    if matches!(dest, Destination::Syslog(_)) && layout == crate::events::Layout::Zeek {
+        return Err(bad(
+            "--events-format zeek is a tab-separated file with header lines; to syslog, use zeek-json"
+                .into(),
+        ));
+    }
+    Ok(Some(crate::events::EventSettings {
+        dest,
+        layout,
+        rotation,
+        syslog_format: a.syslog_format.map(|f| match f {
+            crate::cli::SyslogFormatArg::Rfc5424 => SyslogFormat::Rfc5424,
+            crate::cli::SyslogFormatArg::Rfc3164 => SyslogFormat::Rfc3164,
+        }),
+        syslog_facility: FACILITIES
+            .iter()
+            .position(|f| *f == a.syslog_facility)
+            .map_or(16, |i| i as u8),
+    }))
 }
 
 fn layout_of(f: crate::cli::EventsFormat) -> crate::events::Layout {

@@ -43,6 +43,7 @@ impl Layout {
     }
 
     /// Writes `ev`'s line (with its newline) at the end of `out`.
+    #[inline]
     pub fn write(self, ev: &FlowEvent, out: &mut Vec<u8>) {
         match self {
             Layout::Native => ev.write_json(out),

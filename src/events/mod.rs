@@ -26,6 +26,7 @@ pub mod json;
 mod layout;
 mod ocsf;
 mod output;
+pub mod sink;
 mod zeek;
 
 use crate::json_key;

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use prometheus::IntCounter;
 
+use super::sink::{
+    Destination, FileSink, Rotation, Sink, SyslogFormat, SyslogSettings, SyslogSink,
+};
 use super::{FlowEvent, Layout};
 use crate::error::SetupError;
 pub use crate::metrics::Metrics;
@@ -82,6 +85,8 @@ pub struct EventHealth {
     /// The last write error, while the output is failing.
     error: Mutex<Option<String>>,
     epoch: std::sync::OnceLock<Instant>,
+    /// SIGHUP asked the writer to open its file again (logrotate moved it).
+    reopen: AtomicBool,
 }
 
 impl EventHealth {
@@ -92,6 +97,12 @@ impl EventHealth {
 
     fn progressed(&self) {
         self.progress_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Asks the writer to open its file again (within a second): after
+    /// logrotate moved it away. A syslog connection is made anew.
+    pub fn request_reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
     }
 
     /// `None` when healthy; else why the event log is not keeping up.
@@ -112,58 +123,81 @@ impl EventHealth {
     }
 }
 
+/// Where events go and how they are written (`--events` and the options
+/// around it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSettings {
+    pub dest: Destination,
+    pub layout: Layout,
+    pub rotation: Rotation,
+    /// `None`: the receiver kind's default.
+    pub syslog_format: Option<SyslogFormat>,
+    pub syslog_facility: u8,
+}
+
+impl EventSettings {
+    /// `dest` in `layout`, no rotation, syslog defaults (facility local0).
+    pub fn new(dest: Destination, layout: Layout) -> EventSettings {
+        EventSettings {
+            dest,
+            layout,
+            rotation: Rotation::default(),
+            syslog_format: None,
+            syslog_facility: 16,
+        }
+    }
+}
+
 /// An opened event output, before the writer starts (opening may need the
 /// privileges the sensor drops).
 pub struct EventOutput {
-    out: Box<dyn Write + Send>,
+    sink: Sink,
     name: String,
     layout: Layout,
 }
 
 impl EventOutput {
-    /// Opens `dest` (a path, or `-` for stdout). `append` keeps what the file
-    /// holds (live mode: a restart must not erase the log, and `copytruncate`
-    /// rotation works with appending writes).
-    pub fn open(dest: &str, append: bool) -> Result<EventOutput, SetupError> {
-        let out: Box<dyn Write + Send> = if dest == "-" {
-            Box::new(io::stdout())
-        } else {
-            let mut opts = std::fs::OpenOptions::new();
-            if append {
-                opts.append(true).create(true);
-            } else {
-                opts.write(true).create(true).truncate(true);
+    /// Opens the destination. `append` keeps what a file holds (live mode:
+    /// a restart must not erase the log, and `copytruncate` rotation works
+    /// with appending writes). A syslog receiver is connected to at once.
+    pub fn open(settings: &EventSettings, append: bool) -> Result<EventOutput, SetupError> {
+        let name = settings.dest.name();
+        let failed = |source| SetupError::Write {
+            what: "event log",
+            path: name.clone(),
+            source,
+        };
+        let sink = match &settings.dest {
+            Destination::Stdout => Sink::Stream(Box::new(io::stdout())),
+            Destination::File(path) => {
+                Sink::File(FileSink::open(path, append, settings.rotation).map_err(failed)?)
             }
-            Box::new(opts.open(dest).map_err(|source| SetupError::Write {
-                what: "event log",
-                path: dest.to_string(),
-                source,
-            })?)
+            Destination::Syslog(target) => {
+                let syslog =
+                    SyslogSettings::new(target, settings.syslog_format, settings.syslog_facility);
+                Sink::Syslog(SyslogSink::connect(target.clone(), syslog).map_err(failed)?)
+            }
         };
         Ok(EventOutput {
-            out,
-            name: if dest == "-" {
-                "stdout".into()
-            } else {
-                dest.to_string()
-            },
-            layout: Layout::Native,
+            sink,
+            name: name.clone(),
+            layout: settings.layout,
         })
+    }
+
+    /// An output for tests and benchmarks.
+    pub fn from_writer(out: Box<dyn Write + Send>, name: &str) -> EventOutput {
+        EventOutput {
+            sink: Sink::Stream(out),
+            name: name.to_string(),
+            layout: Layout::Native,
+        }
     }
 
     /// Events in `layout` (native by default).
     pub fn with_layout(mut self, layout: Layout) -> EventOutput {
         self.layout = layout;
         self
-    }
-
-    /// An output for tests and benchmarks.
-    pub fn from_writer(out: Box<dyn Write + Send>, name: &str) -> EventOutput {
-        EventOutput {
-            out,
-            name: name.to_string(),
-            layout: Layout::Native,
-        }
     }
 }
 
@@ -258,7 +292,9 @@ impl EventLog {
         output.layout.header(crate::text::unix_now_ns(), &mut held);
         let writer = Writer {
             layout: output.layout,
-            out: output.out,
+            out: output.sink,
+            line: Vec::new(),
+            closing: false,
             queued: Arc::clone(&queued),
             name: output.name,
             counters: counters.clone(),
@@ -343,7 +379,11 @@ impl EventLog {
 /// of each held line, so `written` counts lines whose last byte went out.
 struct Writer {
     layout: Layout,
-    out: Box<dyn Write + Send>,
+    out: Sink,
+    /// One event's line, before it becomes a syslog message.
+    line: Vec<u8>,
+    /// The queue is closed: the last lines are being written (no rotation).
+    closing: bool,
     /// Events in the queue (the sinks add, the writer subtracts).
     queued: Arc<AtomicU64>,
     name: String,
@@ -381,6 +421,9 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            if self.held.is_empty() {
+                self.reopen_if_asked();
+            }
             let due = self
                 .failing
                 .as_ref()
@@ -400,6 +443,7 @@ impl Writer {
         }
         // The queue is closed: a last try for what is held, and the
         // layout's closing lines.
+        self.closing = true;
         if !self.broken && self.failing.is_none() {
             self.layout
                 .footer(crate::text::unix_now_ns(), &mut self.held);
@@ -430,7 +474,15 @@ impl Writer {
             return;
         }
         let start = self.held.len();
-        self.layout.write(ev, &mut self.held);
+        match &self.out {
+            Sink::Syslog(s) => {
+                self.line.clear();
+                self.layout.write(ev, &mut self.line);
+                s.settings
+                    .message(ev, &self.line, &s.target, &mut self.held);
+            }
+            _ => self.layout.write(ev, &mut self.held),
+        }
         if self.failing.is_some() && self.held.len() > HOLD_BYTES {
             self.held.truncate(start);
             self.counters.drop(EventDrop::WriteFailed, 1);
@@ -443,7 +495,7 @@ impl Writer {
     /// Writes what is held; counts the lines that went out whole.
     fn write_held(&mut self) {
         while self.done_bytes < self.held.len() {
-            match self.out.write(&self.held[self.done_bytes..]) {
+            match self.send_some() {
                 Ok(0) => {
                     self.fail(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing"));
                     return;
@@ -485,9 +537,65 @@ impl Writer {
                 }
             }
         }
-        let _ = self.out.flush();
+        if let Sink::Stream(out) = &mut self.out {
+            let _ = out.flush();
+        }
         self.held.clear();
         self.done_bytes = 0;
+        if let Sink::File(f) = &self.out
+            && f.due()
+            && !self.closing
+        {
+            self.switch_file(FileSink::rotate);
+        }
+    }
+
+    /// Writes from `done_bytes` on: bytes as the output takes them, or one
+    /// syslog message whole.
+    fn send_some(&mut self) -> io::Result<usize> {
+        let rest = &self.held[self.done_bytes..];
+        match &mut self.out {
+            Sink::Stream(out) => out.write(rest),
+            Sink::File(f) => f.write(rest),
+            Sink::Syslog(s) => {
+                let end = self.ends.front().map_or(self.held.len(), |&e| e);
+                let message = &self.held[self.done_bytes..end];
+                s.send(message).map(|()| message.len())
+            }
+        }
+    }
+
+    /// Closes the file (with the layout's closing lines), lets `how` move
+    /// it away or open it again, and starts the new one with the layout's
+    /// header. Called with nothing held.
+    fn switch_file(&mut self, how: fn(&mut FileSink) -> io::Result<()>) {
+        let Sink::File(f) = &mut self.out else {
+            return;
+        };
+        let now = crate::text::unix_now_ns();
+        let mut lines = Vec::new();
+        self.layout.footer(now, &mut lines);
+        let closed = f.write_all(&lines);
+        match closed.and_then(|()| how(f)) {
+            Ok(()) => {
+                lines.clear();
+                self.layout.header(now, &mut lines);
+                self.held.extend_from_slice(&lines);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// What SIGHUP asked: the file opened again, or a new syslog connection.
+    fn reopen_if_asked(&mut self) {
+        if !self.health.reopen.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        match &mut self.out {
+            Sink::File(_) => self.switch_file(FileSink::reopen),
+            Sink::Syslog(s) => s.disconnect(),
+            Sink::Stream(_) => {}
+        }
     }
 
     /// Counts a failed write, says it at once (again only when the error

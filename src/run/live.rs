@@ -95,8 +95,8 @@ pub fn run(
     } else {
         "http"
     };
-    let event_output = match &cfg.census.events {
-        Some(dest) => Some(EventOutput::open(dest, true)?.with_layout(cfg.census.events_layout)),
+    let event_output = match &cfg.census.event_settings {
+        Some(settings) => Some(EventOutput::open(settings, true)?),
         None => None,
     };
     match privilege::drop_to(&cfg.user)? {
@@ -174,6 +174,7 @@ pub fn run(
                 Arc::clone(&live),
                 Arc::clone(&stop),
                 said_tx,
+                event_log.as_ref().map(EventLog::health),
             )
         })
         .transpose()?;

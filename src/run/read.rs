@@ -50,9 +50,9 @@ pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, S
     let metrics = Metrics::new(census.max_legacy_sources, None)?;
     // The event series exist whether events are written or not.
     let event_counters = EventCounters::from_metrics(&metrics);
-    let event_log = match &census.events {
-        Some(dest) => Some(EventLog::start(
-            EventOutput::open(dest, false)?.with_layout(census.events_layout),
+    let event_log = match &census.event_settings {
+        Some(settings) => Some(EventLog::start(
+            EventOutput::open(settings, false)?,
             event_counters,
             false,
         )?),

@@ -88,15 +88,17 @@ pub struct Reread {
 /// How often the reload thread looks for a SIGHUP.
 const RELOAD_POLL: Duration = Duration::from_millis(100);
 
-/// Starts the reload thread: each SIGHUP rereads the configuration and,
-/// when it is sound, swaps the rules; either way it says what it did on
-/// `said` (the capture loop prints it) and counts it.
+/// Starts the reload thread: each SIGHUP has the event writer open its
+/// file again (`events`), rereads the configuration and, when it is sound,
+/// swaps the rules; either way it says what it did on `said` (the capture
+/// loop prints it) and counts it.
 pub(super) fn spawn_reloader(
     mut reload: Reload,
     shared: Arc<Shared>,
     live: Arc<LiveMetrics>,
     stop: Arc<AtomicBool>,
     said: crossbeam_channel::Sender<String>,
+    events: Option<Arc<crate::events::EventHealth>>,
 ) -> Result<std::thread::JoinHandle<()>, SetupError> {
     std::thread::Builder::new()
         .name("reload".into())
@@ -105,6 +107,10 @@ pub(super) fn spawn_reloader(
                 std::thread::sleep(RELOAD_POLL);
                 if !reload.requested.swap(false, Ordering::Relaxed) {
                     continue;
+                }
+                // logrotate's postrotate: the event file is opened again.
+                if let Some(e) = &events {
+                    e.request_reopen();
                 }
                 let outcome = (reload.reread)().and_then(|r| {
                     shared

@@ -96,7 +96,8 @@ impl Worker {
         let mut sessions = TlsCtx::new(limits.stream.max_bytes)
             .with_dns_lookup(lookup)
             .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
-        if events.is_some() && shared.config.events_layout.wants_details() {
+        let layout = shared.config.event_settings.as_ref().map(|e| e.layout);
+        if events.is_some() && layout.is_some_and(|l| l.wants_details()) {
             sessions = sessions.with_details();
         }
         if !shared.config.all {

@@ -256,6 +256,7 @@ fn parse_server_hello(
     }
     let (_, hello) = tls_parser::parse_tls_handshake_server_hello(body).map_err(|_| malformed)?;
     let mut selected = None;
+    let detailed = fingerprints.as_ref().is_some_and(|f| f.wants_details());
     let (mut group, mut alpn, mut psk) = (None, None, false);
     let mut exts = hello.ext.unwrap_or(&[]);
     while exts.len() >= 4 {
@@ -264,15 +265,20 @@ fn parse_server_hello(
         let Some(data) = exts.get(4..4 + ext_len) else {
             return Err(malformed);
         };
-        match (ext_type, data) {
-            (43, [a, b]) => selected = Some(Version(u16::from_be_bytes([*a, *b]))),
-            (43, _) => return Err(malformed),
-            // key_share: the group, then the key (a HelloRetryRequest: the group alone).
-            (51, [a, b, ..]) => group = Some(u16::from_be_bytes([*a, *b])),
-            // ALPN: a list holding the one protocol selected.
-            (16, [_, _, n, name @ ..]) => alpn = name.get(..usize::from(*n)),
-            (41, _) => psk = true,
-            _ => {}
+        if ext_type == 43 {
+            match data {
+                [a, b] => selected = Some(Version(u16::from_be_bytes([*a, *b]))),
+                _ => return Err(malformed),
+            }
+        } else if detailed {
+            match (ext_type, data) {
+                // key_share: the group, then the key (a HelloRetryRequest: the group alone).
+                (51, [a, b, ..]) => group = Some(u16::from_be_bytes([*a, *b])),
+                // ALPN: a list holding the one protocol selected.
+                (16, [_, _, n, name @ ..]) => alpn = name.get(..usize::from(*n)),
+                (41, _) => psk = true,
+                _ => {}
+            }
         }
         exts = &exts[4 + ext_len..];
     }
@@ -280,7 +286,7 @@ fn parse_server_hello(
     if hello.random == HRR_RANDOM {
         return Ok((ServerHello::Retry(negotiated), None));
     }
-    let detail = fingerprints.filter(|f| f.wants_details()).and_then(|f| {
+    let detail = fingerprints.filter(|_| detailed).and_then(|f| {
         let alpn: Option<Box<str>> = alpn.map(|a| String::from_utf8_lossy(a).into());
         let size = std::mem::size_of::<ServerDetail>() + alpn.as_ref().map_or(0, |a| a.len());
         let held = f.hold_detail(size)?;
@@ -605,7 +611,7 @@ mod tests {
         // TLS 1.3 echoes the session ID always: only the PSK counts.
         let v13 = ext(43, &[3, 4]);
         let c = hello(&id, &mut f);
-        assert_eq!(summary(c, answer(&id, &[v13.clone()], &mut f)), Some(false));
+        assert_eq!(summary(c, answer(&id, std::slice::from_ref(&v13), &mut f)), Some(false));
         let c = hello(&id, &mut f);
         let psk = ext(41, &[0, 0]);
         assert_eq!(summary(c, answer(&id, &[v13, psk], &mut f)), Some(true));

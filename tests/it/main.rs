@@ -20,5 +20,6 @@ mod preamble;
 mod reference;
 mod services;
 mod snapshots;
+mod syslog;
 mod targets;
 mod tshark;
