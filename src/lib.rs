@@ -51,8 +51,10 @@
 //!   filter (control segments), read by the socket filter, which drops those
 //!   flows' data segments before the capture ring;
 //! - the event queue (`events::EventLog`, at most 4,096 events, in batches of
-//!   up to 64): workers send, one writer thread writes; in live mode a full
-//!   queue drops events, never packets;
+//!   up to 64): workers send, one writer thread writes them in the chosen
+//!   layout to a file, standard output or a syslog receiver; in live mode a
+//!   full queue drops events, never packets; the handshake details the
+//!   richer layouts show are held within a budget per worker (4 MiB);
 //! - the exporter's page (`exporter::Page`): rendered by one scrape, shared by the
 //!   others for a second (so are the `/inventory` views);
 //! - passive host names (`hosts::names::HostNames`, `--max-host-names`): the

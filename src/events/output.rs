@@ -715,6 +715,46 @@ mod tests {
     }
 
     /// A broken pipe ends the writing quietly; the events are counted as dropped.
+    /// logrotate moves the file away and sends SIGHUP: the writer opens the
+    /// path again, closing the old file with the layout's last line and
+    /// starting the new one with its header; no event is lost.
+    #[test]
+    fn event_log_reopens_its_file_on_request() {
+        let m = Metrics::new(1, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ssl.log");
+        let moved = dir.path().join("ssl.log.1");
+        let settings = EventSettings::new(Destination::File(path.clone()), Layout::Zeek);
+        let log = EventLog::start(
+            EventOutput::open(&settings, true).unwrap(),
+            EventCounters::from_metrics(&m),
+            true,
+        )
+        .unwrap();
+        let sink = log.sink();
+        let health = log.health();
+        for p in 0..3 {
+            sink.send(event(p));
+        }
+        wait_for("the first events", || m.events_written.get() == 3);
+        std::fs::rename(&path, &moved).unwrap();
+        health.request_reopen();
+        wait_for("the new file", || path.exists());
+        for p in 3..5 {
+            sink.send(event(p));
+        }
+        drop(sink);
+        let stats = log.finish(None);
+        assert_eq!((stats.written, stats.lost), (5, 0));
+        for (file, rows) in [(&moved, 3), (&path, 2)] {
+            let text = std::fs::read_to_string(file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.first(), Some(&"#separator \\x09"), "{text}");
+            assert!(lines.last().unwrap().starts_with("#close\t"), "{text}");
+            assert_eq!(lines.iter().filter(|l| !l.starts_with('#')).count(), rows);
+        }
+    }
+
     #[test]
     fn event_log_broken_pipe_is_quiet() {
         let m = Metrics::new(1, None).unwrap();

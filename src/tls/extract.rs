@@ -611,7 +611,10 @@ mod tests {
         // TLS 1.3 echoes the session ID always: only the PSK counts.
         let v13 = ext(43, &[3, 4]);
         let c = hello(&id, &mut f);
-        assert_eq!(summary(c, answer(&id, std::slice::from_ref(&v13), &mut f)), Some(false));
+        assert_eq!(
+            summary(c, answer(&id, std::slice::from_ref(&v13), &mut f)),
+            Some(false)
+        );
         let c = hello(&id, &mut f);
         let psk = ext(41, &[0, 0]);
         assert_eq!(summary(c, answer(&id, &[v13, psk], &mut f)), Some(true));

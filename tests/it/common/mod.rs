@@ -195,6 +195,11 @@ pub fn census_settings(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
     vec![
         ("events", Val::One(o("events.ndjson"))),
         ("events-format", one("ecs")),
+        ("events-rotate-size", one("100000000")),
+        ("events-rotate-interval", one("86400")),
+        ("events-keep", one("3")),
+        ("syslog-format", one("rfc5424")),
+        ("syslog-facility", one("daemon")),
         ("all", Val::Switch),
         ("fingerprints", Val::List(vec![fingerprints])),
         ("raw-fingerprints", Val::Switch),
