@@ -295,6 +295,7 @@ impl EventLog {
             out: output.sink,
             line: Vec::new(),
             closing: false,
+            events_in_file: false,
             queued: Arc::clone(&queued),
             name: output.name,
             counters: counters.clone(),
@@ -384,6 +385,8 @@ struct Writer {
     line: Vec<u8>,
     /// The queue is closed: the last lines are being written (no rotation).
     closing: bool,
+    /// An event line went into the current file (a file is rotated only then).
+    events_in_file: bool,
     /// Events in the queue (the sinks add, the writer subtracts).
     queued: Arc<AtomicU64>,
     name: String,
@@ -510,6 +513,7 @@ impl Writer {
                     }
                     self.counters.written.inc_by(whole);
                     self.stats.written += whole;
+                    self.events_in_file |= whole > 0;
                     if let Some((_, _)) = self.failing.take() {
                         eprintln!(
                             "tlscensus: event log {}: writing again after {} failed attempt(s)",
@@ -542,8 +546,10 @@ impl Writer {
         }
         self.held.clear();
         self.done_bytes = 0;
+        // (a file holding no event yet, only a header, is never rotated)
         if let Sink::File(f) = &self.out
             && f.due()
+            && self.events_in_file
             && !self.closing
         {
             self.switch_file(FileSink::rotate);
@@ -581,6 +587,7 @@ impl Writer {
                 lines.clear();
                 self.layout.header(now, &mut lines);
                 self.held.extend_from_slice(&lines);
+                self.events_in_file = false;
             }
             Err(e) => self.fail(e),
         }

@@ -345,8 +345,6 @@ fn stalled_syslog_receiver_costs_only_events() {
 /// first, `#close` last), and no event lost across the files.
 #[test]
 fn event_files_rotate_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("ssl.log");
     let file = capture("demo.pcapng");
     let want = {
         let out = tlscensus(&[
@@ -365,7 +363,11 @@ fn event_files_rotate_whole() {
             .count()
     };
     let mut rows = 0;
-    for keep in ["1", "3"] {
+    // (each write holds one event or more: at most 8 rotations here, so 10
+    // kept files hold every event; 1 kept, the newest two files remain)
+    for keep in ["1", "10"] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ssl.log");
         let out = tlscensus(&[
             "read",
             "--all",
@@ -388,7 +390,7 @@ fn event_files_rotate_whole() {
             text(&out.stderr)
         );
         let names: Vec<PathBuf> = std::iter::once(log.clone())
-            .chain((1..=5).map(|i| dir.path().join(format!("ssl.log.{i}"))))
+            .chain((1..=12).map(|i| dir.path().join(format!("ssl.log.{i}"))))
             .filter(|p| p.exists())
             .collect();
         assert!(
@@ -408,7 +410,7 @@ fn event_files_rotate_whole() {
             rows += lines.iter().filter(|l| !l.starts_with('#')).count();
         }
     }
-    // With three kept, everything of a capture this small is still there.
+    // With ten kept, every event of this small capture is still there.
     assert_eq!(rows, want);
 }
 
