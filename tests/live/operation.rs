@@ -395,10 +395,20 @@ fn live_config_reload() {
         )
     };
     std::fs::write(&services, row("nowhere.example", "2026-06-30")).unwrap();
+    let events = net.path("ssl.log");
+    let moved = net.path("ssl.log.1");
     let sensor_toml = format!(
-        "interface = [\"{i1}\"]\nservices-file = {:?}\nservices = \"onprem-blob\"\nuser = \"root\"\n",
-        services.display().to_string()
+        "interface = [\"{i1}\"]\nservices-file = {:?}\nservices = \"onprem-blob\"\nuser = \"root\"\nall = true\nevents = {:?}\nevents-format = \"zeek\"\n",
+        services.display().to_string(),
+        events.display().to_string()
     );
+    let rows = |p: &Path| -> usize {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count()
+    };
     std::fs::write(&config, &sensor_toml).unwrap();
     let sensor = net.tlscensus(&["--config", config.to_str().unwrap()]);
     let demo = vec![captures().join("demo.pcapng")];
@@ -424,12 +434,22 @@ fn live_config_reload() {
     let before = flows(&m, "false");
 
     // The service now covers Blob Storage: later flows are its targets.
+    // logrotate moved the event file away first: SIGHUP opens it again.
+    wait_until("the first replay's events", 20, || rows(&events) >= 8);
+    std::fs::rename(&events, &moved).unwrap();
     std::fs::write(&services, row("blob.core.windows.net", "2026-06-30")).unwrap();
     sh(&format!("kill -HUP {}", sensor.pid()));
     let log = wait_log(&sensor, "tlscensus: reloaded ", 1);
     assert!(log.contains("services onprem-blob"), "{log}");
+    wait_until("the event file opened again", 20, || events.exists());
     replay(&net, &demo, &["--topspeed"]);
     let m = sensor.wait_for("the second replay's flows", |m| flows(m, "true") >= 7.0);
+    wait_until("the second replay's events", 20, || rows(&events) >= 8);
+    let old = std::fs::read_to_string(&moved).unwrap();
+    assert!(old.lines().last().unwrap().starts_with("#close\t"), "{old}");
+    assert_eq!(rows(&moved), 8, "{old}");
+    let new = std::fs::read_to_string(&events).unwrap();
+    assert!(new.starts_with("#separator \\x09\n"), "{new}");
     assert_eq!(
         service(&m, "onprem-blob"),
         flows(&m, "true"),
@@ -454,7 +474,11 @@ fn live_config_reload() {
     sh(&format!("kill -HUP {}", sensor.pid()));
     let log = wait_log(&sensor, "reload refused", 1);
     assert!(
-        log.contains(&format!("reload refused: {}:5: ", config.display())),
+        log.contains(&format!(
+            "reload refused: {}:{}: ",
+            config.display(),
+            sensor_toml.lines().count() + 1
+        )),
         "{log}"
     );
     std::fs::write(&config, &sensor_toml).unwrap();
@@ -584,8 +608,10 @@ fn live_config_file_sets_every_option() {
             .unwrap()
             .lines()
             .map(|l| {
+                // (ECS: the capture time, and the uid made from it)
                 let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
-                e.as_object_mut().unwrap().remove("ts");
+                e.as_object_mut().unwrap().remove("@timestamp");
+                e["event"].as_object_mut().unwrap().remove("id");
                 e.to_string()
             })
             .collect();
