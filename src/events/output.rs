@@ -31,6 +31,8 @@ const EVENT_BATCH: usize = 64;
 const HOLD_BYTES: usize = 1 << 20;
 /// Bytes gathered before a write while events keep coming.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The errno of a datagram larger than the socket can send.
+const EMSGSIZE: i32 = nix::errno::Errno::EMSGSIZE as i32;
 /// Pause between retries of a failing output.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// A writer that has made no progress for this long with events waiting is stuck.
@@ -193,12 +195,6 @@ impl EventOutput {
             layout: Layout::Native,
         }
     }
-
-    /// Events in `layout` (native by default).
-    pub fn with_layout(mut self, layout: Layout) -> EventOutput {
-        self.layout = layout;
-        self
-    }
 }
 
 /// The workers' side: a cheap clone each. In live mode a full queue drops
@@ -296,6 +292,7 @@ impl EventLog {
             line: Vec::new(),
             closing: false,
             events_in_file: false,
+            said_too_large: false,
             queued: Arc::clone(&queued),
             name: output.name,
             counters: counters.clone(),
@@ -387,6 +384,8 @@ struct Writer {
     closing: bool,
     /// An event line went into the current file (a file is rotated only then).
     events_in_file: bool,
+    /// A message too large for a datagram was reported (once).
+    said_too_large: bool,
     /// Events in the queue (the sinks add, the writer subtracts).
     queued: Arc<AtomicU64>,
     name: String,
@@ -524,6 +523,25 @@ impl Writer {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A message larger than a datagram can carry (a hello with
+                // thousands of suites, in ECS) can never be sent: it alone
+                // is dropped, counted, and the writing goes on.
+                Err(e)
+                    if e.raw_os_error() == Some(EMSGSIZE)
+                        && matches!(self.out, Sink::Syslog(_)) =>
+                {
+                    if let Some(end) = self.ends.pop_front() {
+                        self.done_bytes = end;
+                    }
+                    self.counters.drop(EventDrop::WriteFailed, 1);
+                    self.stats.lost += 1;
+                    if !std::mem::replace(&mut self.said_too_large, true) {
+                        eprintln!(
+                            "tlscensus: event log {}: {e}: an event too large for one message is dropped and counted (reason=\"write_failed\"); use syslog over TCP or a file for every event whole",
+                            self.name
+                        );
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                     // The reader is gone for good: `| head` is done.
                     self.broken = true;
@@ -760,6 +778,51 @@ mod tests {
             assert!(lines.last().unwrap().starts_with("#close\t"), "{text}");
             assert_eq!(lines.iter().filter(|l| !l.starts_with('#')).count(), rows);
         }
+    }
+
+    /// A message no datagram can carry (an ECS event of a hello offering
+    /// 20,000 suites) is dropped and counted; the events after it go out.
+    #[test]
+    fn event_log_drops_what_no_datagram_carries() {
+        use crate::tls::summary::{ClientDetail, Held, SessionId};
+        let m = Metrics::new(1, None).unwrap();
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        let settings = EventSettings::new(
+            Destination::parse(&format!("syslog:udp:127.0.0.1:{port}")).unwrap(),
+            Layout::Ecs,
+        );
+        let log = EventLog::start(
+            EventOutput::open(&settings, true).unwrap(),
+            EventCounters::from_metrics(&m),
+            false,
+        )
+        .unwrap();
+        let sink = log.sink();
+        let budget = Arc::new(std::sync::atomic::AtomicUsize::new(1 << 20));
+        let mut huge = event(1);
+        if let Some(c) = huge.flow.client.as_mut() {
+            c.detail = Some(Arc::new(ClientDetail {
+                ciphers: (0..20000u16).collect(),
+                session_id: SessionId::default(),
+                held: Held::take(&budget, 1).unwrap(),
+            }));
+        }
+        sink.send(huge);
+        sink.send(event(2));
+        drop(sink);
+        let stats = log.finish(None);
+        assert_eq!((stats.written, stats.lost), (1, 1));
+        let mut buf = vec![0u8; 65536];
+        let n = receiver.recv(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.contains("\"port\":2,") || text.contains("\"port\":2}"),
+            "{text}"
+        );
     }
 
     #[test]
