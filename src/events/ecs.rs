@@ -9,7 +9,7 @@
 //! value of its type (tests/it/layouts.rs checks each event of the shipped
 //! captures against the published field list); unknown facts are left out.
 
-use super::layout::{census_fields, cipher_text, dotted_version, group_text, uid};
+use super::fields::{census_fields, cipher_text, dotted_version, group_text, uid};
 use super::{FlowEvent, json, md5_hex};
 use crate::json_key;
 use crate::tls::Outcome;

@@ -22,6 +22,7 @@ use crate::tls::summary::known_alert;
 use crate::tls::{HandshakeSummary, ServerAnswer, Version};
 
 mod ecs;
+mod fields;
 pub mod json;
 mod layout;
 mod ocsf;
@@ -31,7 +32,8 @@ mod zeek;
 
 use crate::json_key;
 pub use ecs::ECS_VERSION;
-pub use layout::{Layout, uid};
+pub use fields::uid;
+pub use layout::Layout;
 pub use ocsf::OCSF_VERSION;
 pub use output::*;
 

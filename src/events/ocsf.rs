@@ -12,7 +12,7 @@
 //! did not answer with a hello; without either the TLS object is left out.
 //! `severity_id` is 2 (Low) for a legacy flow, 1 (Informational) otherwise.
 
-use super::layout::{census_fields, cipher_text, dotted_version, hex16, uid};
+use super::fields::{census_fields, cipher_text, dotted_version, hex16, uid};
 use super::{FlowEvent, json, md5_hex};
 use crate::json_key;
 use crate::tls::Outcome;

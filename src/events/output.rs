@@ -784,7 +784,8 @@ mod tests {
     /// 20,000 suites) is dropped and counted; the events after it go out.
     #[test]
     fn event_log_drops_what_no_datagram_carries() {
-        use crate::tls::summary::{ClientDetail, Held, SessionId};
+        use crate::tls::fingerprint::Held;
+        use crate::tls::summary::{ClientDetail, SessionId};
         let m = Metrics::new(1, None).unwrap();
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         receiver

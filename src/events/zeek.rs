@@ -16,8 +16,8 @@
 //! exactly `-` or `(empty)` has its first byte escaped).
 
 use super::FlowEvent;
+use super::fields::uid;
 use super::json::{self, Line};
-use super::layout::uid;
 use crate::json_key;
 use crate::tls::Outcome;
 use crate::tls::names::{cipher_name, group_name};

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use md5::{Digest, Md5};
 
-use super::summary::Held;
 use super::version::is_grease;
 use ring::digest::{SHA256, digest};
 
@@ -205,6 +204,43 @@ impl Drop for RawFingerprint {
             .fetch_add(self.ja4_r.len() + self.ja3.len(), Ordering::Relaxed);
     }
 }
+
+/// Bytes a flow table's held details may take; returned when dropped.
+#[derive(Debug)]
+pub struct Held {
+    bytes: usize,
+    budget: Arc<AtomicUsize>,
+}
+
+impl Held {
+    /// `bytes` out of `budget`, if it has room.
+    pub fn take(budget: &Arc<AtomicUsize>, bytes: usize) -> Option<Held> {
+        budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .ok()
+            .map(|_| Held {
+                bytes,
+                budget: Arc::clone(budget),
+            })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.fetch_add(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A hold is bookkeeping, not a fact: any two are equal.
+impl PartialEq for Held {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Held {}
 
 /// Bytes of raw fingerprint strings one flow table holds at most (about
 /// 2,000 hellos of a browser's size); beyond, a hello's strings are not kept

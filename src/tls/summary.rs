@@ -7,9 +7,8 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::fingerprint::{Fingerprint, RawFingerprint};
+use super::fingerprint::{Fingerprint, Held, RawFingerprint};
 use super::version::{Version, above_offer, client_max_version, is_below};
 use crate::preamble::Preamble;
 
@@ -59,43 +58,6 @@ pub struct ClientFacts {
     /// them (budgeted: see [`Held`]).
     pub detail: Option<Arc<ClientDetail>>,
 }
-
-/// Bytes a flow table's held details may take; returned when dropped.
-#[derive(Debug)]
-pub struct Held {
-    bytes: usize,
-    budget: Arc<AtomicUsize>,
-}
-
-impl Held {
-    /// `bytes` out of `budget`, if it has room.
-    pub fn take(budget: &Arc<AtomicUsize>, bytes: usize) -> Option<Held> {
-        budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(bytes)
-            })
-            .ok()
-            .map(|_| Held {
-                bytes,
-                budget: Arc::clone(budget),
-            })
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.budget.fetch_add(self.bytes, Ordering::Relaxed);
-    }
-}
-
-/// A hold is bookkeeping, not a fact: any two are equal.
-impl PartialEq for Held {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Held {}
 
 /// A session ID as sent (at most 32 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
