@@ -216,21 +216,22 @@ fn parse_client_hello(
             );
         }
     }
-    let Some(f) = fingerprints else {
-        return Ok(facts);
-    };
-    if f.wants_details() {
-        let ciphers = hello.ciphers.len() / 2;
-        let size = std::mem::size_of::<ClientDetail>() + 2 * ciphers;
-        facts.detail = f.hold_detail(size).map(|held| {
-            Arc::new(ClientDetail {
-                ciphers: hello.cipher_suites().collect(),
-                session_id: SessionId::of(hello.session_id).unwrap_or_default(),
-                held,
-            })
-        });
-    }
-    if f.wants(facts.sni.as_deref()) {
+    // (a hello whose server name can lead to no inventoried flow gets
+    // neither fingerprints nor details: it has no event)
+    if let Some(f) = fingerprints
+        && f.wants(facts.sni.as_deref())
+    {
+        if f.wants_details() {
+            let ciphers = hello.ciphers.len() / 2;
+            let size = std::mem::size_of::<ClientDetail>() + 2 * ciphers;
+            facts.detail = f.hold_detail(size).map(|held| {
+                Arc::new(ClientDetail {
+                    ciphers: hello.cipher_suites().collect(),
+                    session_id: SessionId::of(hello.session_id).unwrap_or_default(),
+                    held,
+                })
+            });
+        }
         let exts = hello.extensions.unwrap_or(&[]);
         let (fp, raw) = f.fingerprint(hello.version, hello.cipher_suites(), exts);
         facts.fingerprint = Some(fp);
