@@ -677,16 +677,7 @@ mod tests {
         let mut flow = HandshakeSummary::hello_for_test([10, 0, 0, 1], [10, 0, 0, 2], 0x0303, None);
         flow.client_port = port;
         flow.ts_ns = 1_767_225_600_000_000_000;
-        FlowEvent {
-            flow,
-            legacy: false,
-            matched: None,
-            name: None,
-            relayed: false,
-            service: None,
-            client_label: None,
-            src_name: None,
-        }
+        FlowEvent::of_flow_for_test(flow)
     }
 
     fn lines(out: &Flaky) -> usize {
