@@ -58,41 +58,13 @@ fn data(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-fn shipped_captures() -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(captures())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 70, "{}", files.len());
-    files
-}
-
-/// One capture's event lines in `layout`, as the snapshots run it.
+/// One capture's event lines in `layout`, with the snapshots' tunnel ports.
 fn lines(file: &Path, layout: &str) -> Vec<String> {
-    let out = tlscensus(&[
-        "read",
-        "--all",
-        "--no-progress",
-        "--vxlan-port",
-        "4789",
-        "--vxlan-port",
-        "8472",
-        "--events",
-        "-",
-        "--events-format",
+    event_lines(
+        file,
         layout,
-        file.to_str().unwrap(),
-    ]);
-    assert!(
-        // (2: a damaged capture, read up to the damage)
-        matches!(out.status.code(), Some(0..=2)),
-        "{}: {}",
-        file.display(),
-        text(&out.stderr)
-    );
-    text(&out.stdout).lines().map(str::to_string).collect()
+        &["--vxlan-port", "4789", "--vxlan-port", "8472"],
+    )
 }
 
 fn json_events(layout: &str) -> Vec<Value> {
@@ -364,17 +336,7 @@ fn zeek_fields_equal_zeeks_baselines() {
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("no trace for {name}"));
         let zeek = zeek_rows(&std::fs::read_to_string(&baseline).unwrap());
-        let out = tlscensus(&[
-            "read",
-            "--all",
-            "--no-progress",
-            "--events",
-            "-",
-            "--events-format",
-            "zeek",
-            pcap.to_str().unwrap(),
-        ]);
-        let ours = zeek_rows(&text(&out.stdout));
+        let ours = zeek_rows(&event_lines(&pcap, "zeek", &[]).join("\n"));
         // Every TLS-over-TCP flow Zeek logged is ours too (DTLS is not
         // TCP), and the other way round.
         let theirs: BTreeMap<String, &BTreeMap<String, String>> = zeek

@@ -47,6 +47,23 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
+    /// Starts the receiver `cmd` and waits until its inputs are there.
+    fn start(mut cmd: Command, out: PathBuf, socket: PathBuf, udp: u16, tcp: u16) -> Receiver {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run the syslog receiver");
+        Receiver {
+            child,
+            out,
+            socket,
+            udp,
+            tcp,
+        }
+        .wait_ready()
+    }
+
     fn wait_ready(self) -> Receiver {
         let until = Instant::now() + Duration::from_secs(15);
         while !(self.socket.exists()
@@ -100,23 +117,12 @@ if $programname == "tlscensus" then {{
         ),
     )
     .unwrap();
-    let child = Command::new("rsyslogd")
-        .args(["-n", "-f"])
+    let mut cmd = Command::new("rsyslogd");
+    cmd.args(["-n", "-f"])
         .arg(&conf)
         .arg("-i")
-        .arg(dir.join("rs.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run rsyslogd");
-    Receiver {
-        child,
-        out,
-        socket,
-        udp,
-        tcp,
-    }
-    .wait_ready()
+        .arg(dir.join("rs.pid"));
+    Receiver::start(cmd, out, socket, udp, tcp)
 }
 
 /// Debian's syslog-ng-core, installed or unpacked into `target/syslog-ng`.
@@ -159,43 +165,21 @@ log {{ source(s_tlscensus); filter(f_tlscensus); destination(d_out); }};
         ),
     )
     .unwrap();
-    let child = cmd
-        .arg("-F")
+    cmd.arg("-F")
         .arg(format!("--cfgfile={}", conf.display()))
         .arg(format!(
             "--persist-file={}",
             dir.join("ng.persist").display()
         ))
         .arg(format!("--pidfile={}", dir.join("ng.pid").display()))
-        .arg(format!("--control={}", dir.join("ng.ctl").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run syslog-ng");
-    Receiver {
-        child,
-        out,
-        socket,
-        udp,
-        tcp,
-    }
-    .wait_ready()
+        .arg(format!("--control={}", dir.join("ng.ctl").display()));
+    Receiver::start(cmd, out, socket, udp, tcp)
 }
 
 /// The events of `file` as `--events -` writes them, in `layout`.
 fn expected(file: &Path, layout: &str) -> Vec<Value> {
-    let out = tlscensus(&[
-        "read",
-        "--all",
-        "--no-progress",
-        "--events",
-        "-",
-        "--events-format",
-        layout,
-        file.to_str().unwrap(),
-    ]);
-    let mut v: Vec<Value> = text(&out.stdout)
-        .lines()
+    let mut v: Vec<Value> = event_lines(file, layout, &[])
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     v.sort_by_key(|e| e.to_string());
@@ -346,22 +330,10 @@ fn stalled_syslog_receiver_costs_only_events() {
 #[test]
 fn event_files_rotate_whole() {
     let file = capture("demo.pcapng");
-    let want = {
-        let out = tlscensus(&[
-            "read",
-            "--all",
-            "--no-progress",
-            "--events",
-            "-",
-            "--events-format",
-            "zeek",
-            file.to_str().unwrap(),
-        ]);
-        text(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .count()
-    };
+    let want = event_lines(&file, "zeek", &[])
+        .iter()
+        .filter(|l| !l.starts_with('#'))
+        .count();
     let mut rows = 0;
     // (each write holds one event or more: at most 8 rotations here, so 10
     // kept files hold every event; 1 kept, the newest two files remain)

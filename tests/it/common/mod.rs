@@ -27,6 +27,44 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Every shipped capture (`captures/*.pcap`, `*.pcapng`), in name order.
+pub fn shipped_captures() -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(captures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 70, "{}", files.len());
+    files
+}
+
+/// The event lines `read --all --events - --events-format LAYOUT` (plus
+/// `extra`) writes for `file`, as written (a damaged capture, status 2, is
+/// read up to the damage).
+pub fn event_lines(file: &Path, layout: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "read",
+        "--all",
+        "--no-progress",
+        "--events",
+        "-",
+        "--events-format",
+        layout,
+    ];
+    args.extend_from_slice(extra);
+    let f = file.to_string_lossy().into_owned();
+    args.push(&f);
+    let out = tlscensus(&args);
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "{}: {}",
+        file.display(),
+        text(&out.stderr)
+    );
+    text(&out.stdout).lines().map(str::to_string).collect()
+}
+
 /// Runs `read --events -` (plus `extra`) on files; returns the events, sorted.
 pub fn events(files: &[&Path], extra: &[&str]) -> Vec<Value> {
     let mut args: Vec<String> = vec!["read".into(), "--events".into(), "-".into()];
