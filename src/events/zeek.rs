@@ -86,6 +86,14 @@ fn unknown(out: &mut Vec<u8>, v: u64) {
     json::decimal(out, v);
 }
 
+/// An alert as Zeek names it (`handshake_failure`, `unknown-N`).
+fn alert_text(out: &mut Vec<u8>, a: u8) {
+    match known_alert(a) {
+        Some(n) => out.extend_from_slice(n.as_bytes()),
+        None => unknown(out, u64::from(a)),
+    }
+}
+
 fn named(out: &mut Vec<u8>, name: Option<&str>, v: u16) {
     match name {
         Some(n) => out.extend_from_slice(n.as_bytes()),
@@ -175,10 +183,7 @@ pub fn write_tsv(ev: &FlowEvent, out: &mut Vec<u8>) {
     tab(out);
     opt(out, r.resumed, tsv_bool);
     tab(out);
-    opt(out, r.last_alert, |o, a| match known_alert(a) {
-        Some(n) => o.extend_from_slice(n.as_bytes()),
-        None => unknown(o, u64::from(a)),
-    });
+    opt(out, r.last_alert, alert_text);
     tab(out);
     opt(out, r.next_protocol, |o, s| {
         tsv_string(o, s.as_bytes(), false)
@@ -236,10 +241,7 @@ pub fn write_json(ev: &FlowEvent, out: &mut Vec<u8>) {
         l.bool(json_key!("resumed"), b);
     }
     if let Some(a) = r.last_alert {
-        l.plain_with(json_key!("last_alert"), |o| match known_alert(a) {
-            Some(n) => o.extend_from_slice(n.as_bytes()),
-            None => unknown(o, u64::from(a)),
-        });
+        l.plain_with(json_key!("last_alert"), |o| alert_text(o, a));
     }
     if let Some(p) = r.next_protocol {
         l.str(json_key!("next_protocol"), p);
