@@ -107,6 +107,7 @@ pub mod manual;
 pub mod metrics;
 pub mod mirror;
 pub mod order;
+pub mod policy;
 pub mod preamble;
 pub mod privilege;
 pub mod report;

@@ -1,6 +1,7 @@
 //! Names of a handshake's wire values, as the IANA TLS registries spell
 //! them: cipher suites (the "TLS Cipher Suites" registry, through
-//! tls-parser's table of it) and named groups ("TLS Supported Groups").
+//! tls-parser's table of it), named groups ("TLS Supported Groups") and
+//! signature schemes ("TLS SignatureScheme").
 //!
 //! Input: a 16-bit wire value. Output: its registered name, or `None` for a
 //! value the registry does not name (GREASE, private use, unassigned): each
@@ -79,6 +80,72 @@ pub fn group_name(id: u16) -> Option<&'static str> {
     })
 }
 
+/// The IANA name of a signature scheme (`ecdsa_secp256r1_sha256`,
+/// `rsa_pss_rsae_sha256`); TLS 1.2's hash and signature pairs that no
+/// scheme replaced keep their pair's name (`rsa_sha224`, `dsa_sha256`).
+pub fn sigalg_name(id: u16) -> Option<&'static str> {
+    Some(match id {
+        0x0201 => "rsa_pkcs1_sha1",
+        0x0202 => "dsa_sha1",
+        0x0203 => "ecdsa_sha1",
+        0x0301 => "rsa_sha224",
+        0x0302 => "dsa_sha224",
+        0x0303 => "ecdsa_sha224",
+        0x0401 => "rsa_pkcs1_sha256",
+        0x0402 => "dsa_sha256",
+        0x0403 => "ecdsa_secp256r1_sha256",
+        0x0420 => "rsa_pkcs1_sha256_legacy",
+        0x0501 => "rsa_pkcs1_sha384",
+        0x0502 => "dsa_sha384",
+        0x0503 => "ecdsa_secp384r1_sha384",
+        0x0520 => "rsa_pkcs1_sha384_legacy",
+        0x0601 => "rsa_pkcs1_sha512",
+        0x0602 => "dsa_sha512",
+        0x0603 => "ecdsa_secp521r1_sha512",
+        0x0620 => "rsa_pkcs1_sha512_legacy",
+        0x0704 => "eccsi_sha256",
+        0x0705 => "iso_ibs1",
+        0x0706 => "iso_ibs2",
+        0x0707 => "iso_chinese_ibs",
+        0x0708 => "sm2sig_sm3",
+        0x0709 => "gostr34102012_256a",
+        0x070a => "gostr34102012_256b",
+        0x070b => "gostr34102012_256c",
+        0x070c => "gostr34102012_256d",
+        0x070d => "gostr34102012_512a",
+        0x070e => "gostr34102012_512b",
+        0x070f => "gostr34102012_512c",
+        0x0804 => "rsa_pss_rsae_sha256",
+        0x0805 => "rsa_pss_rsae_sha384",
+        0x0806 => "rsa_pss_rsae_sha512",
+        0x0807 => "ed25519",
+        0x0808 => "ed448",
+        0x0809 => "rsa_pss_pss_sha256",
+        0x080a => "rsa_pss_pss_sha384",
+        0x080b => "rsa_pss_pss_sha512",
+        0x081a => "ecdsa_brainpoolP256r1tls13_sha256",
+        0x081b => "ecdsa_brainpoolP384r1tls13_sha384",
+        0x081c => "ecdsa_brainpoolP512r1tls13_sha512",
+        0x0904 => "mldsa44",
+        0x0905 => "mldsa65",
+        0x0906 => "mldsa87",
+        _ => return None,
+    })
+}
+
+/// The name of a protocol version as tlscensus writes it (`TLSv1.2`), for
+/// the versions a server can be configured to accept.
+pub fn version_name(id: u16) -> Option<&'static str> {
+    Some(match id {
+        0x0300 => "SSLv3",
+        0x0301 => "TLSv1.0",
+        0x0302 => "TLSv1.1",
+        0x0303 => "TLSv1.2",
+        0x0304 => "TLSv1.3",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +162,10 @@ mod tests {
         assert_eq!(group_name(29), Some("x25519"));
         assert_eq!(group_name(0x11ec), Some("X25519MLKEM768"));
         assert_eq!(group_name(0x0a0a), None);
+        assert_eq!(sigalg_name(0x0403), Some("ecdsa_secp256r1_sha256"));
+        assert_eq!(sigalg_name(0x0804), Some("rsa_pss_rsae_sha256"));
+        assert_eq!(sigalg_name(0x0a0a), None);
+        assert_eq!(version_name(0x0303), Some("TLSv1.2"));
+        assert_eq!(version_name(0x7f17), None);
     }
 }
