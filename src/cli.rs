@@ -29,6 +29,8 @@ pub enum Command {
     /// Check a configuration file, or print an annotated one that lists every setting.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List the built-in server TLS policies (--policy), show one, or check a policy file.
+    Policies(PoliciesArgs),
     /// Write the manual pages or a shell's completions (for packaging).
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -86,6 +88,13 @@ pub enum GenerateCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct PoliciesArgs {
+    /// A preset's name or a policy file (TOML or JSON): print it in full, as a policy file (a file is checked first; exit status 2 when it is refused). Without one, list the presets.
+    #[arg(value_name = "NAME|FILE")]
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct ServicesArgs {
     /// Show the table with this services file's rows (as --services-file).
     #[arg(long, value_name = "FILE")]
@@ -125,6 +134,8 @@ pub enum By {
     Fingerprint,
     /// One row per destination (storage account, SQL server, namespace, vault): legacy and modern flows, legacy hosts, first and last legacy flow: "can I enforce TLS 1.2 here?".
     Destination,
+    /// One row per server policy (--policy): flows that pass and fail it and why, and the hosts, fingerprints and destinations that would fail.
+    Policy,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +279,10 @@ pub struct CensusArgs {
     /// Inventory every TLS flow, not only flows to the target servers.
     #[arg(long)]
     pub all: bool,
+
+    /// Judge every inventoried ClientHello by a server TLS policy (repeatable, at most 16): a preset's name (`tlscensus policies` lists them) or a policy file (TOML or JSON). Each flow's verdicts go in events, tlscensus_policy_flows_total, the inventory views and `read --by policy`.
+    #[arg(long = "policy", value_name = "NAME|FILE")]
+    pub policies: Vec<String>,
 
     /// A client-label catalogue that extends the built-in one (repeatable; later files win): CSV with a header `ja4,label[,made_by]`, or FoxIO's mapping layout `Application,Library,Device,OS,ja4,...`.
     #[arg(long = "fingerprints", value_name = "FILE")]

@@ -89,6 +89,20 @@ fn run(cli: Cli, argv: Vec<OsString>) -> Result<ExitCode, SetupError> {
             clap_complete::generate(shell, &mut cmd, "tlscensus", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policies(args) => {
+            let text = match &args.policy {
+                None => tlscensus::report::policies_list(),
+                Some(name) => match tlscensus::policy::presets::text(name) {
+                    Some(text) => text.to_string(),
+                    None => {
+                        let p = tlscensus::policy::resolve(name).map_err(SetupError::ConfigFile)?;
+                        tlscensus::policy::file::to_toml(&p)
+                    }
+                },
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Services(args) => {
             if let Some(path) = &args.services_file {
                 tlscensus::targets::services::install_file(path)
@@ -232,6 +246,7 @@ fn run_read(cfg: &ReadConfig) -> Result<ExitCode, SetupError> {
     let cx = report::Context {
         labels: &cfg.census.labels,
         names: &outcome.shared.names,
+        policies: &cfg.census.policies,
     };
     let destinations = outcome.shared.destinations.snapshot();
     // With the event log on stdout, the inventory goes to stderr. Written

@@ -226,6 +226,7 @@ pub fn load(path: &Path, inventory: &Inventory, destinations: &Destinations) -> 
                 max_offered: f.max_offered.map(Version),
                 classes: f.classes,
                 names: f.names,
+                policy_fails: 0,
             });
         }
         let record = HostRecord {
@@ -263,6 +264,7 @@ pub fn load(path: &Path, inventory: &Inventory, destinations: &Destinations) -> 
             first_legacy_ns: d.first_legacy_ns,
             last_legacy_ns: d.last_legacy_ns,
             last_ns: d.last_ns,
+            policy_fails: 0,
         };
         if destinations.restore(svc, &d.destination, record) {
             dests += 1;
@@ -336,9 +338,10 @@ mod tests {
             max_offered: Some(Version(0x0301)),
             classes: 4,
             names: 1,
+            policy_fails: 0,
         });
         assert!(inv.restore(ip, r.clone(), vec!["acct.blob.core.windows.net".into()]));
-        dest.record(0, "acct", ip, true, true, 7);
+        dest.record(0, "acct", ip, true, true, 7, 0);
         let text = render(&inv, &dest);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");

@@ -13,6 +13,7 @@ use crate::flow::{StreamLimits, TableLimits};
 use crate::hosts::labels::Labels;
 use crate::hosts::names::{NameSettings, NameSource};
 use crate::hosts::resolve::ResolveSettings;
+use crate::policy::PolicySet;
 use crate::targets::prefixes::{self, PrefixSet};
 use crate::targets::services;
 use crate::targets::{Matcher, TargetSet};
@@ -45,6 +46,8 @@ pub struct Config {
     pub all: bool,
     /// Keep each hello's JA4_r and JA3 strings for the events.
     pub raw_fingerprints: bool,
+    /// Server policies every fingerprinted hello is judged by (--policy).
+    pub policies: Arc<PolicySet>,
     /// Client labels by JA4 (built-in catalogue and --fingerprints files).
     pub labels: Arc<Labels>,
     /// Passive host names: sources in priority order, age, bound.
@@ -250,6 +253,7 @@ impl Config {
             max_dns_ttl_secs: a.max_dns_ttl,
             all: a.all,
             raw_fingerprints: a.raw_fingerprints,
+            policies: Arc::new(PolicySet::from_args(&a.policies).map_err(SetupError::ConfigFile)?),
             names: name_settings(a)?,
             resolve: resolve_settings(a)?,
             labels: Arc::new(

@@ -127,7 +127,7 @@ pub(super) fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> HttpR
             None => (
                 400,
                 "text/plain",
-                Arc::from(&b"bad request: /inventory?by=host|fingerprint|destination&format=json|csv|table\n"[..]),
+                Arc::from(&b"bad request: /inventory?by=host|fingerprint|destination|policy&format=json|csv|table\n"[..]),
                 HttpResult::BadRequest,
             ),
         },
@@ -154,7 +154,7 @@ pub(super) fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> HttpR
 /// Renders an `/inventory` view; `None`: larger than the page cap.
 pub type InventoryRender = Arc<dyn Fn(By, Format) -> Option<Vec<u8>> + Send + Sync>;
 
-/// `by=host|fingerprint` and `format=json|csv|table` of an `/inventory`
+/// `by=host|fingerprint|destination|policy` and `format=json|csv|table` of an `/inventory`
 /// query (defaults: host, json); `None` for anything else.
 pub(super) fn inventory_view(query: &str) -> Option<(By, Format)> {
     let (mut by, mut format) = (By::Host, Format::Json);
@@ -163,6 +163,7 @@ pub(super) fn inventory_view(query: &str) -> Option<(By, Format)> {
             ("by", "host") => by = By::Host,
             ("by", "fingerprint") => by = By::Fingerprint,
             ("by", "destination") => by = By::Destination,
+            ("by", "policy") => by = By::Policy,
             ("format", "json") => format = Format::Json,
             ("format", "csv") => format = Format::Csv,
             ("format", "table") => format = Format::Table,

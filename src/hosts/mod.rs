@@ -12,6 +12,7 @@ pub mod resolve;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::policy::PolicySet;
 use labels::Labels;
 use names::{HostNames, NameSource};
 
@@ -20,9 +21,16 @@ use names::{HostNames, NameSource};
 pub struct Who<'a> {
     pub labels: &'a Labels,
     pub names: &'a HostNames,
+    /// The server policies verdicts are by (their names, by position).
+    pub policies: &'a PolicySet,
 }
 
 impl<'a> Who<'a> {
+    /// The names of the policies set in `bits` (configuration order).
+    pub fn policy_names(self, bits: u16) -> Vec<&'a str> {
+        self.policies.names(bits)
+    }
+
     /// The catalogue's label of a JA4.
     pub fn label(self, ja4: &str) -> Option<&'a str> {
         self.labels.get(ja4.as_bytes()).map(|l| &**l)

@@ -39,6 +39,9 @@ pub struct DestinationRecord {
     pub first_legacy_ns: u64,
     pub last_legacy_ns: u64,
     pub last_ns: u64,
+    /// Server policies (--policy) some hellos to this destination would
+    /// fail: a bit per policy, in configuration order.
+    pub policy_fails: u16,
 }
 
 /// A destination's key: its service row (`u16::MAX`: beyond the rows) and
@@ -141,9 +144,11 @@ impl Destinations {
         self.len() == 0
     }
 
-    /// Adds one target flow (`answered`: a server answered it) to its
-    /// destination; false when the store is full and the flow was only
-    /// counted, or another destination was given up for it.
+    /// Adds one target flow (`answered`: a server answered it;
+    /// `policy_fails`: the policies its hello fails) to its destination;
+    /// false when the store is full and the flow was only counted, or
+    /// another destination was given up for it.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         service: u16,
@@ -152,6 +157,7 @@ impl Destinations {
         legacy: bool,
         answered: bool,
         ts: u64,
+        policy_fails: u16,
     ) -> bool {
         let service = service_key(service);
         let owned = || DestKey {
@@ -161,6 +167,7 @@ impl Destinations {
         let update = |r: &mut DestinationRecord| {
             r.answered += u64::from(answered);
             r.last_ns = r.last_ns.max(ts);
+            r.policy_fails |= policy_fails;
             if !legacy {
                 r.modern += 1;
                 return;
@@ -229,11 +236,11 @@ mod tests {
     fn destinations_readiness() {
         let d = Destinations::default();
         let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
-        d.record(0, "acct", ip(1), false, true, 5);
-        d.record(0, "acct", ip(1), true, true, 7);
-        d.record(0, "acct", ip(2), true, true, 3);
-        d.record(0, "acct", ip(1), true, true, 9);
-        d.record(6, "srv", ip(3), false, true, 8);
+        d.record(0, "acct", ip(1), false, true, 5, 0);
+        d.record(0, "acct", ip(1), true, true, 7, 0);
+        d.record(0, "acct", ip(2), true, true, 3, 0);
+        d.record(0, "acct", ip(1), true, true, 9, 0);
+        d.record(6, "srv", ip(3), false, true, 8, 0);
         let snap = d.snapshot();
         assert_eq!(snap[0].0, (0, "acct".to_string()));
         let a = &snap[0].1;
@@ -251,6 +258,7 @@ mod tests {
                 true,
                 true,
                 1,
+                0,
             );
         }
         let many = d
@@ -267,13 +275,13 @@ mod tests {
     fn full_destinations_give_up_unanswered_ones() {
         let d = Destinations::default();
         let ip = IpAddr::from([10, 0, 0, 1]);
-        assert!(d.record(0, "real", ip, true, true, 1));
+        assert!(d.record(0, "real", ip, true, true, 1, 0));
         for n in 1..MAX_DESTINATIONS {
-            assert!(d.record(0, &format!("spoof{n}"), ip, true, false, 2));
+            assert!(d.record(0, &format!("spoof{n}"), ip, true, false, 2, 0));
         }
         // Answered later: kept.
-        assert!(d.record(0, "spoof1", ip, true, true, 3));
-        assert!(!d.record(3, "spoof-more", ip, true, false, 4));
+        assert!(d.record(0, "spoof1", ip, true, true, 3, 0));
+        assert!(!d.record(3, "spoof-more", ip, true, false, 4, 0));
         assert_eq!(d.dropped.load(Ordering::Relaxed), 1);
         assert!(
             !d.record(3, "late-real", ip, true, true, 5),

@@ -17,6 +17,7 @@ mod destinations;
 
 pub use destinations::*;
 
+use crate::policy::MAX_POLICIES;
 use crate::store::{self, Admit, Policy, Upsert};
 use crate::tls::fingerprint::Fingerprint;
 use crate::tls::version::VersionClass;
@@ -42,6 +43,9 @@ pub struct HostFingerprint {
     /// Server names of these flows: a bit per entry of the host's
     /// `server_names` (in first-seen order, so bits stay valid).
     pub names: u16,
+    /// Server policies (--policy) some of these flows' hellos would fail:
+    /// a bit per policy, in configuration order.
+    pub policy_fails: u16,
 }
 
 impl HostFingerprint {
@@ -98,6 +102,9 @@ pub struct HostRecord {
     /// a target no row covers), and of its legacy target flows.
     pub services: u64,
     pub legacy_services: u64,
+    /// Server policies (--policy) some of the host's hellos would fail: a
+    /// bit per policy, in configuration order.
+    pub policy_fails: u16,
     pub first_ns: u64,
     pub last_ns: u64,
 }
@@ -154,6 +161,8 @@ pub struct Recorded {
     pub name_dropped: bool,
     /// The host already had [`MAX_FINGERPRINTS`] fingerprints.
     pub fingerprint_dropped: bool,
+    /// Policies the host fails from this flow on (bits it did not have).
+    pub new_policy_fails: u16,
 }
 
 /// Who the inventory keeps when full: hosts a server answered (negotiated
@@ -180,6 +189,8 @@ pub struct Inventory {
     pub flows: AtomicU64,
     pub legacy_flows: AtomicU64,
     pub rejected_flows: AtomicU64,
+    /// Hosts held that would fail each server policy, by policy index.
+    policy_hosts: [AtomicU64; MAX_POLICIES],
 }
 
 impl Inventory {
@@ -194,6 +205,7 @@ impl Inventory {
             flows: AtomicU64::new(0),
             legacy_flows: AtomicU64::new(0),
             rejected_flows: AtomicU64::new(0),
+            policy_hosts: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -225,13 +237,14 @@ impl Inventory {
         let rank = u8::from(outcome != Outcome::Unanswered);
         let names = (&self.names, &self.name_hasher);
         let update = |r: &mut HostRecord| update_host(r, s, outcome, legacy, service, names);
-        match self
+        let result = match self
             .hosts
             .upsert(s.client_ip, rank, HostRecord::default, update)
         {
             Upsert::Held(r) | Upsert::Added(r) => r,
             Upsert::Displaced(r, _, gone) => {
                 self.names.released(gone.server_names.len());
+                self.policy_hosts_change(gone.policy_fails, false);
                 Recorded {
                     host_evicted: true,
                     ..r
@@ -244,7 +257,33 @@ impl Inventory {
                     ..Recorded::default()
                 }
             }
+        };
+        self.policy_hosts_change(result.new_policy_fails, true);
+        result
+    }
+
+    /// Counts hosts in (`added`) or out of the failing hosts of each policy
+    /// set in `bits`.
+    fn policy_hosts_change(&self, bits: u16, added: bool) {
+        let mut rest = bits;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let Some(n) = self.policy_hosts.get(i) {
+                if added {
+                    n.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    n.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
         }
+    }
+
+    /// Hosts held whose hellos would fail policy `i` (by configuration order).
+    pub fn policy_failing_hosts(&self, i: usize) -> u64 {
+        self.policy_hosts
+            .get(i)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
     }
 
     /// Puts back a host saved in a state file (with its server names);
@@ -342,6 +381,9 @@ fn update_host(
         r.legacy += 1;
         r.legacy_classes |= 1 << class.index();
     }
+    let policy_fails = s.client.as_ref().map_or(0, |c| c.verdicts.failed());
+    result.new_policy_fails = policy_fails & !r.policy_fails;
+    r.policy_fails |= policy_fails;
     let mut name_bit = 0u16;
     if let Some(raw) = s.sni() {
         // Lowercased (case does not name another server); copied only
@@ -387,6 +429,7 @@ fn update_host(
                     max_offered: None,
                     classes: 0,
                     names: 0,
+                    policy_fails: 0,
                 });
                 Some(r.fingerprints.len() - 1)
             }
@@ -401,6 +444,7 @@ fn update_host(
             f.legacy += u64::from(legacy);
             f.classes |= 1 << class.index();
             f.names |= name_bit;
+            f.policy_fails |= policy_fails;
             if offered > f.max_offered {
                 f.max_offered = offered;
             }

@@ -22,6 +22,7 @@ use crate::hosts::learn::NameResult;
 use crate::hosts::names::{HostNames, NameSource};
 use crate::hosts::resolve::{ResolveCounts, ResolveResult};
 use crate::label::{ByLabel, Label};
+use crate::policy::{PolicySet, Reason, Verdicts};
 use crate::preamble::{Kind as PreambleKind, PreambleResult};
 use crate::targets::Match;
 use crate::tls::extract::Malformed;
@@ -176,6 +177,15 @@ pub struct Metrics {
     pub hellos_not_fingerprinted: IntCounter,
     pub relayed_flows: IntCounterVec,
     pub build_info: IntGaugeVec,
+    /// Per server policy (--policy), in configuration order: flows by
+    /// verdict and reason, and the inventory's hosts that would fail it.
+    pub policies: Vec<PolicySeries>,
+}
+
+/// The series of one server policy.
+pub struct PolicySeries {
+    pub flows: ByLabel<Reason, IntCounter, { Reason::ALL.len() }>,
+    pub failing_hosts: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -437,6 +447,7 @@ impl Metrics {
                 "ClientHellos whose JA4 was not computed: their server name leads to no target, so the flow is not inventoried (every hello is fingerprinted with --all).",
             )?,
             relayed_flows,
+            policies: Vec::new(),
             build_info: gauge_vec(
                 &r,
                 "tlscensus_build_info",
@@ -484,6 +495,45 @@ impl Metrics {
             m.target_flows.with_label_values(&[k.as_str()]);
         }
         Ok(m)
+    }
+
+    /// Registers the series of each policy of `set` (none for an empty set:
+    /// the families then do not appear). Every (policy, verdict, reason)
+    /// series exists from the start, at 0.
+    pub fn with_policies(mut self, set: &PolicySet) -> prometheus::Result<Metrics> {
+        if set.is_empty() {
+            return Ok(self);
+        }
+        let flows = counter_vec(
+            &self.registry,
+            "tlscensus_policy_flows_total",
+            "Inventoried TLS flows judged by each server policy (--policy): verdict pass, fail (reason: no_common_version, no_common_suite, no_common_group, no_common_signature_algorithm, missing_requirement) or unknown (reason no_hello: no whole ClientHello was read).",
+            &["policy", "verdict", "reason"],
+        )?;
+        let hosts = gauge_vec(
+            &self.registry,
+            "tlscensus_policy_failing_hosts",
+            "Hosts in the inventory with at least one hello that would fail the server policy (--policy).",
+            &["policy"],
+        )?;
+        self.policies = set
+            .iter()
+            .map(|p| PolicySeries {
+                flows: ByLabel::new(|r: Reason| {
+                    flows.with_label_values(&[&p.name, r.outcome().as_str(), r.as_str()])
+                }),
+                failing_hosts: hosts.with_label_values(&[&p.name]),
+            })
+            .collect();
+        Ok(self)
+    }
+
+    /// Counts one inventoried flow under every policy.
+    pub fn policy_flow(&self, verdicts: Verdicts) {
+        for (i, p) in self.policies.iter().enumerate() {
+            let reason = verdicts.get(i).map_or(Reason::NoHello, |v| v.reason());
+            p.flows[reason].inc();
+        }
     }
 
     pub fn bound(&self, bound: Bound, n: u64) {

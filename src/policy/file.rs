@@ -632,6 +632,58 @@ fn build(entries: &[Entry], e: &mut Errors<'_>) -> Option<ServerPolicy> {
     ))
 }
 
+/// A policy as a policy file (TOML) that reads back as the same policy.
+pub fn to_toml(p: &ServerPolicy) -> String {
+    use std::fmt::Write as _;
+    // (a JSON string is a TOML basic string)
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let list = |items: Vec<String>| {
+        let inner: Vec<String> = items.iter().map(|s| format!("  {},", quoted(s))).collect();
+        format!("[\n{}\n]", inner.join("\n"))
+    };
+    let name_or_hex =
+        |name: Option<&str>, id: u16| name.map_or_else(|| format!("0x{id:04x}"), str::to_string);
+    let mut out = String::new();
+    let _ = writeln!(out, "name = {}", quoted(&p.name));
+    let _ = writeln!(out, "title = {}", quoted(&p.title));
+    let _ = writeln!(out, "source = {}", quoted(&p.source));
+    let versions: Vec<String> = p.version_names().into_iter().map(str::to_string).collect();
+    let _ = writeln!(out, "versions = {}", list(versions));
+    let groups = p
+        .groups
+        .iter()
+        .map(|g| name_or_hex(group_name(*g), *g))
+        .collect();
+    let _ = writeln!(out, "groups = {}", list(groups));
+    let sigalgs = p
+        .sigalgs
+        .iter()
+        .map(|s| name_or_hex(sigalg_name(*s), *s))
+        .collect();
+    let _ = writeln!(out, "signature_algorithms = {}", list(sigalgs));
+    let require = p.require.iter().map(|r| r.as_str().to_string()).collect();
+    let _ = writeln!(out, "require = {}", list(require));
+    // Per version: what the policy accepts at each exactly.
+    out.push_str("\n[cipher_suites]\n");
+    for v in VERSIONS {
+        let bit = version_bit(v);
+        if p.versions & bit == 0 {
+            continue;
+        }
+        let suites = (p.suites.iter())
+            .filter(|s| s.versions & bit != 0)
+            .map(|s| name_or_hex(cipher_name(s.id), s.id))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} = {}",
+            quoted(version_name(v).unwrap_or("?")),
+            list(suites)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,6 +821,17 @@ colour = "blue"
             err.contains("p.toml:4: TLSv1.1: not one of `versions`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn policy_file_written_reads_back() {
+        for (name, _) in super::super::presets::ALL {
+            let p = super::super::presets::get(name).unwrap();
+            let again = parse("again.toml", &to_toml(&p)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(again, p, "{name}");
+        }
+        let p = parse("corp.toml", GOOD).unwrap();
+        assert_eq!(parse("x", &to_toml(&p)).unwrap(), p);
     }
 
     #[test]

@@ -52,9 +52,12 @@ pub(super) struct JsonDestination<'a> {
     first_legacy: Option<String>,
     last_legacy: Option<String>,
     last_seen: String,
+    /// Server policies (--policy) some hello to it would fail (only with policies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies_failed: Option<Vec<&'a str>>,
 }
 
-pub(super) fn json_destination(d: &Destination) -> JsonDestination<'_> {
+pub(super) fn json_destination<'a>(d: &'a Destination, cx: Context<'a>) -> JsonDestination<'a> {
     let ((service, name), r) = d;
     let (svc, end, status) = destination_status(*service, r);
     JsonDestination {
@@ -69,17 +72,18 @@ pub(super) fn json_destination(d: &Destination) -> JsonDestination<'_> {
         first_legacy: (r.legacy > 0).then(|| rfc3339(r.first_legacy_ns)),
         last_legacy: (r.legacy > 0).then(|| rfc3339(r.last_legacy_ns)),
         last_seen: rfc3339(r.last_ns),
+        policies_failed: super::hosts::failed_names(cx, r.policy_fails),
     }
 }
 
-pub fn destinations_json(rows: &[Destination], totals: &RunTotals) -> String {
+pub fn destinations_json(rows: &[Destination], totals: &RunTotals, cx: Context<'_>) -> String {
     #[derive(Serialize)]
     struct Doc<'a> {
         destinations: Vec<JsonDestination<'a>>,
         summary: &'a RunTotals,
     }
     let mut s = serde_json::to_string_pretty(&Doc {
-        destinations: rows.iter().map(json_destination).collect(),
+        destinations: rows.iter().map(|d| json_destination(d, cx)).collect(),
         summary: totals,
     })
     .unwrap_or_default();
@@ -87,14 +91,16 @@ pub fn destinations_json(rows: &[Destination], totals: &RunTotals) -> String {
     s
 }
 
-pub fn destinations_csv(rows: &[Destination]) -> String {
+pub fn destinations_csv(rows: &[Destination], cx: Context<'_>) -> String {
+    let judged = !cx.policies.is_empty();
     let mut out = String::from(
-        "service,destination,status,service_tls_end,legacy_flows,modern_flows,legacy_hosts,first_legacy,last_legacy,last_seen\n",
+        "service,destination,status,service_tls_end,legacy_flows,modern_flows,legacy_hosts,first_legacy,last_legacy,last_seen",
     );
+    out.push_str(if judged { ",policies_failed\n" } else { "\n" });
     for d in rows {
-        let j = json_destination(d);
+        let j = json_destination(d, cx);
         let hosts: Vec<String> = j.legacy_hosts.iter().map(IpAddr::to_string).collect();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{},{}",
             j.service,
@@ -108,11 +114,16 @@ pub fn destinations_csv(rows: &[Destination]) -> String {
             j.last_legacy.unwrap_or_default(),
             j.last_seen,
         );
+        if let Some(failed) = &j.policies_failed {
+            let _ = write!(out, ",{}", failed.join(";"));
+        }
+        out.push('\n');
     }
     out
 }
 
-pub fn destinations_table(rows: &[Destination], totals: &RunTotals) -> String {
+pub fn destinations_table(rows: &[Destination], totals: &RunTotals, cx: Context<'_>) -> String {
+    let judged = !cx.policies.is_empty();
     let mut table = vec![
         [
             "SERVICE",
@@ -127,8 +138,18 @@ pub fn destinations_table(rows: &[Destination], totals: &RunTotals) -> String {
         .map(String::from)
         .to_vec(),
     ];
+    if judged {
+        table[0].push("FAILS POLICIES".to_string());
+    }
     for d in rows {
-        let j = json_destination(d);
+        let j = json_destination(d, cx);
+        let failed = j.policies_failed.as_ref().map(|f| {
+            if f.is_empty() {
+                "-".to_string()
+            } else {
+                f.join(",")
+            }
+        });
         let mut hosts: Vec<String> = j
             .legacy_hosts
             .iter()
@@ -153,6 +174,9 @@ pub fn destinations_table(rows: &[Destination], totals: &RunTotals) -> String {
             j.first_legacy.unwrap_or_else(|| "-".into()),
             j.last_legacy.unwrap_or_else(|| "-".into()),
         ]);
+        if let (Some(f), Some(row)) = (failed, table.last_mut()) {
+            row.push(f);
+        }
     }
     let mut out = String::new();
     if rows.is_empty() {

@@ -26,6 +26,11 @@ pub struct FingerprintRow<'a> {
     /// Their names (passive host names), where known, in the same order.
     pub host_names: Vec<Option<String>>,
     pub server_names: Vec<&'a str>,
+    /// Server policies (--policy) some of its hellos would fail (only with policies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policies_failed: Option<Vec<&'a str>>,
+    #[serde(skip)]
+    policy_fails: u16,
     #[serde(skip)]
     max_offered: Option<Version>,
     #[serde(skip)]
@@ -56,6 +61,8 @@ pub fn by_fingerprint<'a>(
                     hosts: Vec::new(),
                     host_names: Vec::new(),
                     server_names: Vec::new(),
+                    policies_failed: None,
+                    policy_fails: 0,
                     max_offered: None,
                     classes: 0,
                     host_order: Vec::new(),
@@ -67,6 +74,7 @@ pub fn by_fingerprint<'a>(
             row.legacy_flows += f.legacy;
             row.max_offered = row.max_offered.max(f.max_offered);
             row.classes |= f.classes;
+            row.policy_fails |= f.policy_fails;
             row.host_order
                 .push((f.legacy, f.flows, *ip, cx.host_name(*ip, r).0));
             // Deduplicated once, below: a JA4 shared by many hosts meets
@@ -83,6 +91,7 @@ pub fn by_fingerprint<'a>(
         row.host_names = row.host_order.iter().map(|h| h.3.clone()).collect();
         row.server_names.sort_unstable();
         row.server_names.dedup();
+        row.policies_failed = super::hosts::failed_names(cx, row.policy_fails);
     }
     rows.sort_by(|a, b| {
         (b.legacy_flows, b.flows)
@@ -93,8 +102,13 @@ pub fn by_fingerprint<'a>(
 }
 
 /// `--by fingerprint` as a table, JSON or CSV.
-pub fn fingerprints_table(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> String {
-    let header = [
+pub fn fingerprints_table(
+    rows: &[FingerprintRow<'_>],
+    totals: &RunTotals,
+    cx: Context<'_>,
+) -> String {
+    let judged = !cx.policies.is_empty();
+    let mut header = vec![
         "JA4",
         "HOSTS",
         "FLOWS",
@@ -104,6 +118,9 @@ pub fn fingerprints_table(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> St
         "HOSTS SEEN",
         "CLIENT",
     ];
+    if judged {
+        header.insert(header.len() - 1, "FAILS POLICIES");
+    }
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let mut seen: Vec<String> = (r.hosts.iter().zip(&r.host_names))
@@ -116,7 +133,7 @@ pub fn fingerprints_table(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> St
         if r.hosts.len() > 3 {
             seen.push(format!("(+{})", r.hosts.len() - 3));
         }
-        table.push(vec![
+        let mut row = vec![
             r.ja4.to_string(),
             r.hosts.len().to_string(),
             r.flows.to_string(),
@@ -125,7 +142,14 @@ pub fn fingerprints_table(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> St
             r.versions.join(","),
             seen.join(" "),
             r.label.map_or_else(|| "-".to_string(), printable),
-        ]);
+        ];
+        if judged {
+            row.insert(
+                row.len() - 1,
+                super::hosts::policies_cell(cx, r.policy_fails),
+            );
+        }
+        table.push(row);
     }
     let mut out = String::new();
     if rows.is_empty() {
@@ -153,10 +177,12 @@ pub fn fingerprints_json(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> Str
     s
 }
 
-pub fn fingerprints_csv(rows: &[FingerprintRow<'_>]) -> String {
+pub fn fingerprints_csv(rows: &[FingerprintRow<'_>], cx: Context<'_>) -> String {
+    let judged = !cx.policies.is_empty();
     let mut out = String::from(
-        "ja4,ja3_hash,label,hosts,flows,legacy_flows,max_offered_version,versions,host_list,host_names,server_names\n",
+        "ja4,ja3_hash,label,hosts,flows,legacy_flows,max_offered_version,versions,host_list,host_names,server_names",
     );
+    out.push_str(if judged { ",policies_failed\n" } else { "\n" });
     for r in rows {
         let hosts: Vec<String> = r.hosts.iter().map(IpAddr::to_string).collect();
         let names: Vec<&str> = r
@@ -164,7 +190,7 @@ pub fn fingerprints_csv(rows: &[FingerprintRow<'_>]) -> String {
             .iter()
             .map(|n| n.as_deref().unwrap_or(""))
             .collect();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{},{},{}",
             r.ja4,
@@ -179,6 +205,10 @@ pub fn fingerprints_csv(rows: &[FingerprintRow<'_>]) -> String {
             csv_cell(&names.join(";")),
             csv_cell(&r.server_names.join(";")),
         );
+        if judged {
+            let _ = write!(out, ",{}", cx.policy_names(r.policy_fails).join(";"));
+        }
+        out.push('\n');
     }
     out
 }

@@ -37,6 +37,9 @@ pub(super) struct JsonHost<'a> {
     /// Services of the host's target flows, and of its legacy ones.
     services: Vec<&'static str>,
     legacy_services: Vec<&'static str>,
+    /// Server policies (--policy) some hello would fail (only with policies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies_failed: Option<Vec<&'a str>>,
     first_seen: String,
     last_seen: String,
 }
@@ -51,6 +54,13 @@ pub(super) struct JsonFingerprint<'a> {
     max_offered_version: Option<String>,
     versions: Vec<&'static str>,
     server_names: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies_failed: Option<Vec<&'a str>>,
+}
+
+/// The names of the policies in `bits`, when any policy is configured.
+pub(super) fn failed_names<'a>(cx: Context<'a>, bits: u16) -> Option<Vec<&'a str>> {
+    (!cx.policies.is_empty()).then(|| cx.policy_names(bits))
 }
 
 #[derive(Serialize)]
@@ -108,11 +118,13 @@ pub(super) fn json_host<'a>(ip: IpAddr, r: &'a HostRecord, cx: Context<'a>) -> J
                 max_offered_version: f.max_offered.map(|v| v.to_string()),
                 versions: f.versions(),
                 server_names: r.names_of(f),
+                policies_failed: failed_names(cx, f.policy_fails),
             })
             .collect(),
         fingerprints_dropped: r.fingerprints_dropped,
         services: HostRecord::service_names(r.services),
         legacy_services: HostRecord::service_names(r.legacy_services),
+        policies_failed: failed_names(cx, r.policy_fails),
         first_seen: rfc3339(r.first_ns),
         last_seen: rfc3339(r.last_ns),
     }
@@ -192,8 +204,13 @@ pub fn csv_to(
         out.extend_from_slice(v.as_bytes());
     }
     out.extend_from_slice(
-        b",legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services\n",
+        b",legacy_versions,server_names,first_seen,last_seen,ja4,client,services,legacy_services",
     );
+    let judged = !cx.policies.is_empty();
+    if judged {
+        out.extend_from_slice(b",policies_failed");
+    }
+    out.push(b'\n');
     let mut joined = String::new();
     // `;`-joined items in one cell, escaped or (names of closed sets,
     // JA4s) as they are.
@@ -247,6 +264,10 @@ pub fn csv_to(
         cell(&mut out, &mut services.into_iter(), false);
         let legacy_services = HostRecord::service_names(r.legacy_services);
         cell(&mut out, &mut legacy_services.into_iter(), false);
+        if judged {
+            let failed = cx.policy_names(r.policy_fails);
+            cell(&mut out, &mut failed.into_iter(), false);
+        }
         out.push(b'\n');
         if out.len() >= 64 << 10 {
             w.write_all(&out)?;
@@ -302,7 +323,7 @@ fn table_row(ip: IpAddr, r: &HostRecord, cx: Context<'_>) -> Vec<String> {
         names.push(format!("(+{more})"));
     }
     let (name, _) = cx.host_name(ip, r);
-    vec![
+    let mut row = vec![
         ip.to_string(),
         name.map_or_else(|| "-".to_string(), |n| printable(&n)),
         r.flows.to_string(),
@@ -318,7 +339,30 @@ fn table_row(ip: IpAddr, r: &HostRecord, cx: Context<'_>) -> Vec<String> {
         rfc3339(r.last_ns),
         client,
         names.join(" "),
-    ]
+    ];
+    if !cx.policies.is_empty() {
+        row.insert(row.len() - 1, policies_cell(cx, r.policy_fails));
+    }
+    row
+}
+
+/// The table cell of the policies in `bits`.
+pub(super) fn policies_cell(cx: Context<'_>, bits: u16) -> String {
+    let names = cx.policy_names(bits);
+    if names.is_empty() {
+        "-".to_string()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The table header, with the policy column when policies are configured.
+fn table_header(cx: Context<'_>) -> Vec<String> {
+    let mut h: Vec<String> = TABLE_HEADER.iter().map(|s| s.to_string()).collect();
+    if !cx.policies.is_empty() {
+        h.insert(h.len() - 1, "FAILS POLICIES".to_string());
+    }
+    h
 }
 
 pub fn table(hosts: &[(IpAddr, HostRecord)], totals: &RunTotals, cx: Context<'_>) -> String {
@@ -341,7 +385,7 @@ pub fn table_to(
         w.write_all(b"(no TLS flows to the target servers)\n")?;
     } else {
         let rows = || {
-            std::iter::once(TABLE_HEADER.iter().map(|s| s.to_string()).collect())
+            std::iter::once(table_header(cx))
                 .chain(hosts.iter().map(|(ip, r)| table_row(*ip, r, cx)))
         };
         aligned_to(rows, |c| (2..=10).contains(&c), w)?;

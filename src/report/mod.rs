@@ -18,12 +18,14 @@ use crate::inventory::{HostFingerprint, HostRecord};
 mod destinations;
 mod fingerprints;
 mod hosts;
+mod policies;
 #[cfg(test)]
 mod tests;
 
 pub use destinations::*;
 pub use fingerprints::*;
 pub use hosts::*;
+pub use policies::*;
 
 /// What the report shows beside the inventory: labels and host names.
 pub type Context<'a> = Who<'a>;
@@ -66,6 +68,9 @@ pub struct RunTotals {
     pub hosts_dropped: u64,
     /// What the capture failed to show: upstream loss, one-way flows.
     pub mirror: crate::mirror::MirrorSummary,
+    /// Per server policy (--policy), in configuration order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyTotal>,
 }
 
 pub(super) fn rfc3339(ns: u64) -> String {
@@ -118,10 +123,18 @@ pub fn render(
 ) -> String {
     match by {
         By::Destination => match format {
-            Format::Table => destinations_table(destinations, totals),
-            Format::Json => destinations_json(destinations, totals),
-            Format::Csv => destinations_csv(destinations),
+            Format::Table => destinations_table(destinations, totals, cx),
+            Format::Json => destinations_json(destinations, totals, cx),
+            Format::Csv => destinations_csv(destinations, cx),
         },
+        By::Policy => {
+            let rows = by_policy(hosts, destinations, totals, cx);
+            match format {
+                Format::Table => policies_table(&rows, totals),
+                Format::Json => policies_json(&rows, totals),
+                Format::Csv => policies_csv(&rows),
+            }
+        }
         By::Host => match format {
             Format::Table => table(hosts, totals, cx),
             Format::Json => json(hosts, totals, cx),
@@ -130,9 +143,9 @@ pub fn render(
         By::Fingerprint => {
             let rows = by_fingerprint(hosts, cx);
             match format {
-                Format::Table => fingerprints_table(&rows, totals),
+                Format::Table => fingerprints_table(&rows, totals, cx),
                 Format::Json => fingerprints_json(&rows, totals),
-                Format::Csv => fingerprints_csv(&rows),
+                Format::Csv => fingerprints_csv(&rows, cx),
             }
         }
     }

@@ -19,9 +19,11 @@ fn table_is_printable() {
     r.server_names.push("evil\u{1b}[31m.example".into());
     let labels = crate::hosts::labels::Labels::default();
     let names = crate::hosts::names::HostNames::new(&Default::default());
+    let policies = crate::policy::PolicySet::default();
     let cx = Who {
         labels: &labels,
         names: &names,
+        policies: &policies,
     };
     let out = table(
         &[(IpAddr::from([10, 0, 0, 1]), r)],

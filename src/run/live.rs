@@ -108,7 +108,8 @@ pub fn run(
     }
 
     let census = cfg.census.clone();
-    let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))?;
+    let metrics = Metrics::new(census.max_legacy_sources, Some(cfg.legacy_source_ttl))?
+        .with_policies(&census.policies)?;
     let live = Arc::new(LiveMetrics::new(&metrics, &cfg.interfaces, threads)?);
     let started = Instant::now();
     live.start_time.set(unix_now());

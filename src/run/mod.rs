@@ -40,7 +40,8 @@ use crate::hosts::resolve::{ResolveSettings, Resolver};
 use crate::inventory::{Destinations, HostRecord, Inventory};
 use crate::metrics::{Bound, Metrics, ServiceFlows};
 use crate::mirror::{MirrorCollector, MirrorHealth};
-use crate::report::RunTotals;
+use crate::policy::PolicySet;
+use crate::report::{PolicyTotal, RunTotals};
 use crate::targets::passive_dns::PassiveDns;
 use crate::targets::prefixes::PrefixSet;
 use crate::targets::{Matcher, TargetSet};
@@ -132,11 +133,14 @@ impl Rules {
         }
     }
 
-    /// The client labels and host names, to describe a host.
-    pub fn who<'a>(&'a self, names: &'a HostNames) -> Who<'a> {
+    /// The client labels and host names, to describe a host, and the
+    /// running configuration's server policies (never reloaded: verdicts
+    /// are by their position).
+    pub fn who<'a>(&'a self, names: &'a HostNames, policies: &'a PolicySet) -> Who<'a> {
         Who {
             labels: &self.labels,
             names,
+            policies,
         }
     }
 }
@@ -236,6 +240,7 @@ impl Shared {
             non_tls_flows: m.non_tls.get(),
             hosts_dropped: self.inventory.hosts_dropped.load(Ordering::Relaxed),
             mirror: self.mirror.summary(),
+            policies: self.policy_totals(hosts),
             ..RunTotals::default()
         }
     }
@@ -246,7 +251,7 @@ impl Shared {
     /// made). Counted as `bound="inventory_page"`.
     pub fn inventory_page(&self, by: By, format: Format, max_bytes: usize) -> Option<Vec<u8>> {
         let rules = self.rules.load();
-        let who = rules.who(&self.names);
+        let who = rules.who(&self.names, &self.config.policies);
         let destinations = self.destinations.snapshot();
         let hosts = if by == By::Destination {
             Vec::new()
@@ -265,6 +270,26 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// Each policy's flows by verdict (its counters) and failing hosts
+    /// (among `hosts`, or the inventory's own count when none are given).
+    fn policy_totals(&self, hosts: &[(std::net::IpAddr, HostRecord)]) -> Vec<PolicyTotal> {
+        let set = &self.config.policies;
+        (set.iter().zip(&self.metrics.policies).enumerate())
+            .map(|(i, (p, series))| {
+                let failing = if hosts.is_empty() {
+                    self.inventory.policy_failing_hosts(i)
+                } else {
+                    hosts
+                        .iter()
+                        .filter(|(_, r)| r.policy_fails & (1 << i) != 0)
+                        .count() as u64
+                };
+                let counts = crate::policy::Reason::ALL.map(|r| (r, series.flows[r].get()));
+                PolicyTotal::of(&p.name, counts.into_iter(), failing)
+            })
+            .collect()
     }
 
     fn view_totals(&self, by: By, hosts: &[(std::net::IpAddr, HostRecord)]) -> RunTotals {
@@ -434,9 +459,15 @@ mod tests {
 
         for n in 0..50 {
             shared.inventory.record(&hello(n), true, Some(Some(0)));
-            shared
-                .destinations
-                .record(0, &format!("acct{n}"), hello(n).client_ip, true, true, 1);
+            shared.destinations.record(
+                0,
+                &format!("acct{n}"),
+                hello(n).client_ip,
+                true,
+                true,
+                1,
+                0,
+            );
         }
         let bound = |s: &Shared| s.metrics.by.bounds[crate::metrics::Bound::InventoryPage].get();
         for by in [By::Host, By::Fingerprint, By::Destination] {

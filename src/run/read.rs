@@ -47,7 +47,7 @@ enum Note {
 /// Runs the census. `say` prints one line to the user (stderr).
 pub fn run(cfg: &ReadConfig, say: &mut dyn FnMut(&str)) -> Result<ReadOutcome, SetupError> {
     let census = cfg.census.clone();
-    let metrics = Metrics::new(census.max_legacy_sources, None)?;
+    let metrics = Metrics::new(census.max_legacy_sources, None)?.with_policies(&census.policies)?;
     // The event series exist whether events are written or not.
     let event_counters = EventCounters::from_metrics(&metrics);
     let event_log = match &census.event_settings {

@@ -96,6 +96,8 @@ impl Worker {
         let mut sessions = TlsCtx::new(limits.stream.max_bytes)
             .with_dns_lookup(lookup)
             .with_fingerprints(events.is_some(), shared.config.raw_fingerprints);
+        sessions.fingerprints = std::mem::take(&mut sessions.fingerprints)
+            .with_policies(Arc::clone(&shared.config.policies));
         let layout = shared.config.event_settings.as_ref().map(|e| e.layout);
         if events.is_some() && layout.is_some_and(|l| l.wants_details()) {
             sessions = sessions.with_details();
@@ -252,7 +254,7 @@ fn report(
 ) {
     let cfg = &shared.config;
     let m = &shared.metrics;
-    let who = rules.who(&shared.names);
+    let who = rules.who(&shared.names, &shared.config.policies);
     for s in out.drain(..) {
         let matched = rules.matcher().target_match(dns, &s);
         let target = matched.is_some();
@@ -302,6 +304,11 @@ fn report(
         m.bound(Bound::Hosts, u64::from(r.host_dropped || r.host_evicted));
         m.bound(Bound::ServerNames, u64::from(r.name_dropped));
         m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
+        let verdicts = s
+            .client
+            .as_ref()
+            .map_or_else(Default::default, |c| c.verdicts);
+        m.policy_flow(verdicts);
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);
             if let Some(r) = &rules.resolver
@@ -321,6 +328,7 @@ fn report(
                 legacy,
                 outcome != crate::tls::Outcome::Unanswered,
                 s.ts_ns,
+                verdicts.failed(),
             )
         {
             m.bound(Bound::Destinations, 1);
@@ -334,6 +342,10 @@ fn report(
         }
     }
     m.inventory_hosts.set(shared.inventory.len() as i64);
+    for (i, p) in m.policies.iter().enumerate() {
+        p.failing_hosts
+            .set(shared.inventory.policy_failing_hosts(i) as i64);
+    }
 }
 
 fn flush_table_stats(shared: &Shared, table: &mut TlsTable, tracked: &mut i64) {

@@ -179,6 +179,7 @@ fn parse_client_hello(
         fingerprint: None,
         raw_fingerprint: None,
         detail: None,
+        verdicts: Default::default(),
     };
     let (mut sni_seen, mut versions_seen) = (false, false);
     // One odd extension does not hide the rest.
@@ -236,6 +237,7 @@ fn parse_client_hello(
         let (fp, raw) = f.fingerprint(hello.version, hello.cipher_suites(), exts);
         facts.fingerprint = Some(fp);
         facts.raw_fingerprint = raw;
+        facts.verdicts = f.take_verdicts();
     }
     Ok(facts)
 }
@@ -335,6 +337,7 @@ pub fn parse_cut_opening(buf: &[u8]) -> Option<Opening> {
             fingerprint: None,
             raw_fingerprint: None,
             detail: None,
+            verdicts: Default::default(),
         })),
         [CT_HANDSHAKE, 3, minor, _, _, HS_SERVER_HELLO, ..] if minor <= 4 && buf.len() >= 11 => {
             Some(Opening::Answer(ServerAnswer::CutHello, None))
@@ -397,12 +400,12 @@ fn parse_sslv2(buf: &[u8], fingerprints: Option<&mut Fingerprinter>) -> Result<O
         .chunks_exact(3)
         .filter(|c| c[0] == 0)
         .map(|c| u16::from_be_bytes([c[1], c[2]]));
-    let (fingerprint, raw_fingerprint) = match fingerprints {
+    let (fingerprint, raw_fingerprint, verdicts) = match fingerprints {
         Some(f) => {
             let (fp, raw) = f.fingerprint(version, tls_ciphers, &[]);
-            (Some(fp), raw)
+            (Some(fp), raw, f.take_verdicts())
         }
-        None => (None, None),
+        None => (None, None, Default::default()),
     };
     Ok(Opening::ClientHello(ClientFacts {
         hello_version: Version(version),
@@ -414,6 +417,7 @@ fn parse_sslv2(buf: &[u8], fingerprints: Option<&mut Fingerprinter>) -> Result<O
         fingerprint,
         raw_fingerprint,
         detail: None,
+        verdicts,
     }))
 }
 

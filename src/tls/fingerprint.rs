@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use md5::{Digest, Md5};
 
 use super::version::is_grease;
+use crate::policy::eval::{list8, list16};
+use crate::policy::{Offer, PolicySet, Verdicts};
 use ring::digest::{SHA256, digest};
 
 /// The fingerprints of one ClientHello.
@@ -96,6 +98,9 @@ const EXT_POINT_FORMATS: u16 = 11;
 const EXT_SIGNATURE_ALGORITHMS: u16 = 13;
 const EXT_ALPN: u16 = 16;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
+const EXT_EXTENDED_MASTER_SECRET: u16 = 23;
+const EXT_KEY_SHARE: u16 = 51;
+const EXT_RENEGOTIATION_INFO: u16 = 0xff01;
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
@@ -344,6 +349,10 @@ pub struct Fingerprinter {
     wanted: Option<NameFilter>,
     /// Hellos not fingerprinted: their server name can lead to no target.
     pub skipped: u64,
+    /// The server policies each fingerprinted hello is judged by.
+    policies: Option<Arc<PolicySet>>,
+    /// The verdicts on the hello fingerprinted last ([`Fingerprinter::take_verdicts`]).
+    verdicts: Verdicts,
 }
 
 /// Whether a ClientHello naming this server can lead to a flow that is
@@ -372,6 +381,8 @@ impl Default for Fingerprinter {
             details_dropped: 0,
             wanted: None,
             skipped: 0,
+            policies: None,
+            verdicts: Verdicts::default(),
         }
     }
 }
@@ -406,6 +417,18 @@ impl Fingerprinter {
     pub fn with_details(mut self, budget: usize) -> Self {
         self.detail_budget = Some(Arc::new(AtomicUsize::new(budget)));
         self
+    }
+
+    /// Also judges each fingerprinted hello by `policies` (none: no cost).
+    pub fn with_policies(mut self, policies: Arc<PolicySet>) -> Self {
+        self.policies = (!policies.is_empty()).then_some(policies);
+        self
+    }
+
+    /// The verdicts on the hello fingerprinted last (empty when no policy
+    /// is configured), leaving none.
+    pub fn take_verdicts(&mut self) -> Verdicts {
+        std::mem::take(&mut self.verdicts)
     }
 
     /// Whether handshake details are kept.
@@ -476,6 +499,12 @@ impl Fingerprinter {
         };
         let (mut sni, mut alpn, mut sigalgs, mut versions) = (false, None, &[][..], &[][..]);
         let (mut groups, mut formats) = (&[][..], &[][..]);
+        // What a server's choice depends on besides (read only for policies).
+        let judging = self.policies.is_some();
+        let mut offer = Offer {
+            legacy_version: hello_version,
+            ..Offer::default()
+        };
         let (mut n_exts, mut n_hashed, mut ext_sum) = (0usize, 0usize, 0u64);
         let mut rest = extensions;
         while let [a, b, c, d, tail @ ..] = rest {
@@ -503,10 +532,33 @@ impl Fingerprinter {
                 EXT_POINT_FORMATS => formats = data.get(1..).unwrap_or(&[]),
                 _ => {}
             }
+            if judging {
+                // The first of a repeated extension is the one a server reads.
+                match t {
+                    EXT_SNI => offer.server_name = true,
+                    EXT_SUPPORTED_VERSIONS if offer.versions.is_none() => {
+                        offer.versions = Some(list8(data));
+                    }
+                    EXT_GROUPS if offer.groups.is_none() => offer.groups = Some(list16(data)),
+                    EXT_SIGNATURE_ALGORITHMS if offer.sigalgs.is_none() => {
+                        offer.sigalgs = Some(list16(data));
+                    }
+                    EXT_KEY_SHARE if offer.key_shares.is_none() => {
+                        offer.key_shares = Some(list16(data));
+                    }
+                    EXT_EXTENDED_MASTER_SECRET => offer.extended_master_secret = true,
+                    EXT_RENEGOTIATION_INFO => offer.renegotiation_info = true,
+                    _ => {}
+                }
+            }
             if t != EXT_SNI && t != EXT_ALPN {
                 n_hashed += 1;
                 ext_sum = ext_sum.wrapping_add(mix(t, k1));
             }
+        }
+        if let Some(policies) = &self.policies {
+            offer.ciphers = cs;
+            self.verdicts = policies.judge(&offer);
         }
         let version = u16s(versions)
             .filter(|v| !is_grease(*v))

@@ -57,6 +57,9 @@ pub struct ClientFacts {
     /// The cipher list and session ID, for the event layouts that show
     /// them (budgeted: see [`Held`]).
     pub detail: Option<Arc<ClientDetail>>,
+    /// Each configured server policy's verdict on the hello (none judged
+    /// for a hello not fingerprinted).
+    pub verdicts: crate::policy::Verdicts,
 }
 
 /// A session ID as sent (at most 32 bytes).
@@ -349,6 +352,7 @@ impl HandshakeSummary {
                 fingerprint: None,
                 raw_fingerprint: None,
                 detail: None,
+                verdicts: Default::default(),
             }),
             answer: None,
             certificate: None,
