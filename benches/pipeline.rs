@@ -12,6 +12,7 @@ use tlscensus::decode::tunnel::TunnelPorts;
 use tlscensus::decode::{Decoded, decode_frame, decode_frame_with};
 use tlscensus::events::{FlowEvent, Layout};
 use tlscensus::flow::{Direction, Endpoint, FlowKey, SegmentIn};
+use tlscensus::policy::PolicySet;
 use tlscensus::run::InlineCensus;
 use tlscensus::targets::Match;
 use tlscensus::tls::HandshakeSummary;
@@ -169,6 +170,21 @@ fn benches(c: &mut Criterion) {
             ))
         })
     });
+    // Judged by every preset (six server policies) in the same walk.
+    let all_presets =
+        PolicySet::from_args(&tlscensus::policy::presets::ALL.map(|(n, _)| n.to_string()))
+            .expect("the presets");
+    let mut judging = Fingerprinter::ja4_only().with_policies(std::sync::Arc::new(all_presets));
+    g.bench_function("client_hello_warm_six_policies", |b| {
+        b.iter(|| {
+            black_box(OpeningReader::default().read(
+                &hello,
+                &mut scratch,
+                16384,
+                Some(&mut judging),
+            ))
+        })
+    });
     g.bench_function("server_hello", |b| {
         b.iter(|| black_box(parse_opening(&server, &mut scratch, 16384)))
     });
@@ -230,6 +246,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("events");
     g.throughput(Throughput::Elements(1));
     let mut line = Vec::with_capacity(4096);
+    let no_policies = PolicySet::default();
     for (name, layout) in [
         ("event_line", Layout::Native),
         ("event_line_ecs", Layout::Ecs),
@@ -240,7 +257,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 line.clear();
-                layout.write(black_box(&event), &mut line);
+                layout.write(black_box(&event), &no_policies, &mut line);
                 black_box(line.len())
             })
         });

@@ -242,6 +242,7 @@ impl Config {
                 "--dns-grace must be at most 604800 seconds (7 days)".into()
             ));
         }
+        let policies = Arc::new(PolicySet::from_args(&a.policies).map_err(SetupError::ConfigFile)?);
         let config = Config {
             targets,
             services,
@@ -253,7 +254,7 @@ impl Config {
             max_dns_ttl_secs: a.max_dns_ttl,
             all: a.all,
             raw_fingerprints: a.raw_fingerprints,
-            policies: Arc::new(PolicySet::from_args(&a.policies).map_err(SetupError::ConfigFile)?),
+            policies: Arc::clone(&policies),
             names: name_settings(a)?,
             resolve: resolve_settings(a)?,
             labels: Arc::new(
@@ -271,7 +272,7 @@ impl Config {
             tunnels,
             fragment_timeout_ns: 30_000_000_000,
             events: a.events.clone(),
-            event_settings: event_settings(a)?,
+            event_settings: event_settings(a, &policies)?,
             wall_clock: false,
         };
         Ok((config, candidate))
@@ -279,7 +280,10 @@ impl Config {
 }
 
 /// The event destination and its settings, checked together.
-fn event_settings(a: &CensusArgs) -> Result<Option<crate::events::EventSettings>, SetupError> {
+fn event_settings(
+    a: &CensusArgs,
+    policies: &Arc<PolicySet>,
+) -> Result<Option<crate::events::EventSettings>, SetupError> {
     use crate::events::sink::{Destination, FACILITIES, Rotation, SyslogFormat};
     let bad = |m: String| SetupError::Config(m);
     let Some(dest) = a.events.as_deref() else {
@@ -305,6 +309,7 @@ fn event_settings(a: &CensusArgs) -> Result<Option<crate::events::EventSettings>
         ));
     }
     Ok(Some(crate::events::EventSettings {
+        policies: Arc::clone(policies),
         dest,
         layout,
         rotation,

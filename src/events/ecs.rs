@@ -12,12 +12,13 @@
 use super::fields::{census_fields, cipher_text, dotted_version, group_text, uid};
 use super::{FlowEvent, json, md5_hex};
 use crate::json_key;
+use crate::policy::PolicySet;
 use crate::tls::Outcome;
 
 /// The ECS version the events follow.
 pub const ECS_VERSION: &str = "9.4.0";
 
-pub fn write(ev: &FlowEvent, out: &mut Vec<u8>) {
+pub fn write(ev: &FlowEvent, policies: &PolicySet, out: &mut Vec<u8>) {
     let f = &ev.flow;
     let client = f.client.as_ref();
     let server = f.server.as_deref();
@@ -130,7 +131,7 @@ pub fn write(ev: &FlowEvent, out: &mut Vec<u8>) {
             });
         }
     });
-    l.object(json_key!("tlscensus"), |l| census_fields(l, ev));
+    l.object(json_key!("tlscensus"), |l| census_fields(l, ev, policies));
     l.end();
     out.push(b'\n');
 }

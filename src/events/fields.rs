@@ -9,6 +9,7 @@
 use super::json::Line;
 use super::{FlowEvent, opt_version, socket_text, version_items};
 use crate::json_key;
+use crate::policy::{PolicySet, Reason, Verdict};
 use crate::tls::Version;
 use crate::tls::fingerprint::hex_into;
 use crate::tls::names::{cipher_name, group_name};
@@ -18,7 +19,7 @@ use std::net::IpAddr;
 /// namespace of their own (ECS `tlscensus.*`, OCSF `unmapped.*`): the
 /// native fields, with their native names and values, that the layout has
 /// no field for. Unknown values are left out.
-pub fn census_fields(l: &mut Line<'_>, ev: &FlowEvent) {
+pub fn census_fields(l: &mut Line<'_>, ev: &FlowEvent, policies: &PolicySet) {
     let f = &ev.flow;
     let client = f.client.as_ref();
     let preamble = f.preamble.as_deref();
@@ -93,6 +94,57 @@ pub fn census_fields(l: &mut Line<'_>, ev: &FlowEvent) {
         l.str(json_key!("ja4_r"), &raw.ja4_r);
         l.str(json_key!("ja3"), &raw.ja3);
     }
+    policy_verdicts(l, ev, policies);
+}
+
+/// The flow's verdict under each server policy, when any is configured:
+/// `"policies":[{"policy":NAME,"verdict":"pass"|"fail"|"unknown",
+/// "reason":REASON[,"requirement":NAME]}]` (unknown: no whole hello).
+pub fn policy_verdicts(l: &mut Line<'_>, ev: &FlowEvent, policies: &PolicySet) {
+    if policies.is_empty() {
+        return;
+    }
+    let verdicts = ev
+        .flow
+        .client
+        .as_ref()
+        .map(|c| c.verdicts)
+        .unwrap_or_default();
+    l.array(json_key!("policies"), |a| {
+        for (i, p) in policies.iter().enumerate() {
+            let v = verdicts.get(i);
+            let reason = v.map_or(Reason::NoHello, Verdict::reason);
+            a.object(|o| {
+                o.str(json_key!("policy"), &p.name);
+                o.plain(json_key!("verdict"), reason.outcome().as_str());
+                o.plain(json_key!("reason"), reason.as_str());
+                if let Some(Verdict::Fail(_, Some(r))) = v {
+                    o.plain(json_key!("requirement"), r.as_str());
+                }
+            });
+        }
+    });
+}
+
+/// The flow's verdicts as Zeek vectors hold them: `NAME:pass`,
+/// `NAME:no_common_suite`, `NAME:missing_requirement:pq-hybrid-group`,
+/// `NAME:no_hello`.
+pub fn policy_verdict_items<'a>(
+    ev: &FlowEvent,
+    policies: &'a PolicySet,
+) -> impl Iterator<Item = (&'a str, &'static str)> {
+    let verdicts = ev
+        .flow
+        .client
+        .as_ref()
+        .map(|c| c.verdicts)
+        .unwrap_or_default();
+    (policies.iter().enumerate()).map(move |(i, p)| {
+        let text = verdicts
+            .get(i)
+            .map_or(Reason::NoHello.as_str(), Verdict::text);
+        (p.name.as_str(), text)
+    })
 }
 
 /// A flow's uid, as Zeek's are spelled: `C` and 17 base-62 digits of a

@@ -9,6 +9,7 @@
 //! layout cannot show is left out (JSON) or unset (`-`), never guessed.
 
 use super::FlowEvent;
+use crate::policy::PolicySet;
 
 /// The layouts of `--events-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,23 +35,25 @@ impl Layout {
         self != Layout::Native
     }
 
-    /// Writes `ev`'s line (with its newline) at the end of `out`.
+    /// Writes `ev`'s line (with its newline) at the end of `out`;
+    /// `policies` names the flow's policy verdicts.
     #[inline]
-    pub fn write(self, ev: &FlowEvent, out: &mut Vec<u8>) {
+    pub fn write(self, ev: &FlowEvent, policies: &PolicySet, out: &mut Vec<u8>) {
         match self {
-            Layout::Native => ev.write_json(out),
-            Layout::Ecs => super::ecs::write(ev, out),
-            Layout::Zeek => super::zeek::write_tsv(ev, out),
-            Layout::ZeekJson => super::zeek::write_json(ev, out),
-            Layout::Ocsf => super::ocsf::write(ev, out),
+            Layout::Native => ev.write_json_judged(policies, out),
+            Layout::Ecs => super::ecs::write(ev, policies, out),
+            Layout::Zeek => super::zeek::write_tsv(ev, policies, out),
+            Layout::ZeekJson => super::zeek::write_json(ev, policies, out),
+            Layout::Ocsf => super::ocsf::write(ev, policies, out),
         }
     }
 
     /// What precedes the first event of an output opened at `now_ns`
-    /// (Unix nanoseconds): Zeek's header lines; nothing for the others.
-    pub fn header(self, now_ns: u64, out: &mut Vec<u8>) {
+    /// (Unix nanoseconds): Zeek's header lines (with the policy column when
+    /// `policies` has any); nothing for the others.
+    pub fn header(self, policies: &PolicySet, now_ns: u64, out: &mut Vec<u8>) {
         if self == Layout::Zeek {
-            super::zeek::header(now_ns, out);
+            super::zeek::header(!policies.is_empty(), now_ns, out);
         }
     }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::hosts::Who;
 use crate::hosts::names::NameSource;
 pub use crate::metrics::Metrics;
+use crate::policy::PolicySet;
 use crate::preamble::Kind as PreambleKind;
 use crate::targets::{Match, account_of};
 use crate::tls::summary::known_alert;
@@ -175,6 +176,11 @@ impl FlowEvent {
 
     /// The event as one line of JSON (with its newline) at the end of `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_judged(&PolicySet::default(), out);
+    }
+
+    /// [`FlowEvent::write_json`], with the verdicts of `policies`.
+    pub fn write_json_judged(&self, policies: &PolicySet, out: &mut Vec<u8>) {
         let f = &self.flow;
         let client = f.client.as_ref();
         let fingerprint = client.and_then(|c| c.fingerprint.as_ref());
@@ -257,6 +263,7 @@ impl FlowEvent {
             l.str(json_key!("ja4_r"), &raw.ja4_r);
             l.str(json_key!("ja3"), &raw.ja3);
         }
+        fields::policy_verdicts(&mut l, self, policies);
         l.end();
         out.push(b'\n');
     }

@@ -15,6 +15,7 @@
 use super::fields::{census_fields, cipher_text, dotted_version, hex16, uid};
 use super::{FlowEvent, json, md5_hex};
 use crate::json_key;
+use crate::policy::PolicySet;
 use crate::tls::Outcome;
 
 /// The OCSF schema version the events follow.
@@ -25,7 +26,7 @@ const CLASS_UID: u64 = 4001;
 /// Traffic: "Network traffic report".
 const ACTIVITY_TRAFFIC: u64 = 6;
 
-pub fn write(ev: &FlowEvent, out: &mut Vec<u8>) {
+pub fn write(ev: &FlowEvent, policies: &PolicySet, out: &mut Vec<u8>) {
     let f = &ev.flow;
     let client = f.client.as_ref();
     let server = f.server.as_deref();
@@ -132,7 +133,7 @@ pub fn write(ev: &FlowEvent, out: &mut Vec<u8>) {
             });
         });
     }
-    l.object(json_key!("unmapped"), |l| census_fields(l, ev));
+    l.object(json_key!("unmapped"), |l| census_fields(l, ev, policies));
     l.end();
     out.push(b'\n');
 }

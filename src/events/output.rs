@@ -6,6 +6,7 @@
 //! in a file or on stdout. Invariants: as the parent module says.
 
 use crate::label::ByLabel;
+use crate::policy::PolicySet;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -135,6 +136,8 @@ pub struct EventSettings {
     /// `None`: the receiver kind's default.
     pub syslog_format: Option<SyslogFormat>,
     pub syslog_facility: u8,
+    /// The server policies whose verdicts events carry (--policy).
+    pub policies: Arc<PolicySet>,
 }
 
 impl EventSettings {
@@ -146,6 +149,7 @@ impl EventSettings {
             rotation: Rotation::default(),
             syslog_format: None,
             syslog_facility: 16,
+            policies: Arc::default(),
         }
     }
 }
@@ -156,6 +160,7 @@ pub struct EventOutput {
     sink: Sink,
     name: String,
     layout: Layout,
+    policies: Arc<PolicySet>,
 }
 
 impl EventOutput {
@@ -184,6 +189,7 @@ impl EventOutput {
             sink,
             name: name.clone(),
             layout: settings.layout,
+            policies: Arc::clone(&settings.policies),
         })
     }
 
@@ -193,6 +199,7 @@ impl EventOutput {
             sink: Sink::Stream(out),
             name: name.to_string(),
             layout: Layout::Native,
+            policies: Arc::default(),
         }
     }
 }
@@ -285,9 +292,10 @@ impl EventLog {
         health.progressed();
         let queued = Arc::new(AtomicU64::new(0));
         let mut held = Vec::with_capacity(WRITE_CHUNK);
-        output.layout.header(crate::text::unix_now_ns(), &mut held);
+        (output.layout).header(&output.policies, crate::text::unix_now_ns(), &mut held);
         let writer = Writer {
             layout: output.layout,
+            policies: output.policies,
             out: output.sink,
             line: Vec::new(),
             closing: false,
@@ -377,6 +385,7 @@ impl EventLog {
 /// of each held line, so `written` counts lines whose last byte went out.
 struct Writer {
     layout: Layout,
+    policies: Arc<PolicySet>,
     out: Sink,
     /// One event's line, before it becomes a syslog message.
     line: Vec<u8>,
@@ -479,11 +488,11 @@ impl Writer {
         match &self.out {
             Sink::Syslog(s) => {
                 self.line.clear();
-                self.layout.write(ev, &mut self.line);
+                self.layout.write(ev, &self.policies, &mut self.line);
                 s.settings
                     .message(ev, &self.line, &s.target, &mut self.held);
             }
-            _ => self.layout.write(ev, &mut self.held),
+            _ => self.layout.write(ev, &self.policies, &mut self.held),
         }
         if self.failing.is_some() && self.held.len() > HOLD_BYTES {
             self.held.truncate(start);
@@ -603,7 +612,7 @@ impl Writer {
         match closed.and_then(|()| how(f)) {
             Ok(()) => {
                 lines.clear();
-                self.layout.header(now, &mut lines);
+                self.layout.header(&self.policies, now, &mut lines);
                 self.held.extend_from_slice(&lines);
                 self.events_in_file = false;
             }

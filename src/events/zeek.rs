@@ -16,9 +16,10 @@
 //! exactly `-` or `(empty)` has its first byte escaped).
 
 use super::FlowEvent;
-use super::fields::uid;
+use super::fields::{policy_verdict_items, uid};
 use super::json::{self, Line};
 use crate::json_key;
+use crate::policy::PolicySet;
 use crate::tls::Outcome;
 use crate::tls::names::{cipher_name, group_name};
 use crate::tls::summary::known_alert;
@@ -26,16 +27,23 @@ use crate::tls::summary::known_alert;
 const FIELDS: &str = "ts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tversion\tcipher\tcurve\tserver_name\tresumed\tlast_alert\tnext_protocol\testablished\tssl_history\tserver_version\tclient_version\tclient_ciphers\tclient_supported_versions\tserver_supported_version\tja4";
 const TYPES: &str = "time\tstring\taddr\tport\taddr\tport\tstring\tstring\tstring\tstring\tbool\tstring\tstring\tbool\tstring\tcount\tcount\tvector[count]\tvector[count]\tcount\tstring";
 
-/// Zeek's header lines for a log opened at `now_ns`.
-pub fn header(now_ns: u64, out: &mut Vec<u8>) {
+/// Zeek's header lines for a log opened at `now_ns` (`judged`: with the
+/// `policy_verdicts` column of `--policy`).
+pub fn header(judged: bool, now_ns: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tssl\n#open\t",
     );
     zeek_date(out, now_ns);
     out.extend_from_slice(b"\n#fields\t");
     out.extend_from_slice(FIELDS.as_bytes());
+    if judged {
+        out.extend_from_slice(b"\tpolicy_verdicts");
+    }
     out.extend_from_slice(b"\n#types\t");
     out.extend_from_slice(TYPES.as_bytes());
+    if judged {
+        out.extend_from_slice(b"\tvector[string]");
+    }
     out.push(b'\n');
 }
 
@@ -155,7 +163,7 @@ impl<'a> Row<'a> {
 }
 
 /// One tab-separated line.
-pub fn write_tsv(ev: &FlowEvent, out: &mut Vec<u8>) {
+pub fn write_tsv(ev: &FlowEvent, policies: &PolicySet, out: &mut Vec<u8>) {
     let f = &ev.flow;
     let r = Row::of(ev);
     epoch(out, f.ts_ns);
@@ -210,12 +218,23 @@ pub fn write_tsv(ev: &FlowEvent, out: &mut Vec<u8>) {
     });
     tab(out);
     opt(out, r.ja4, |o, j| tsv_string(o, j, false));
+    if !policies.is_empty() {
+        tab(out);
+        for (i, (name, verdict)) in policy_verdict_items(ev, policies).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            tsv_string(out, name.as_bytes(), true);
+            out.push(b':');
+            out.extend_from_slice(verdict.as_bytes());
+        }
+    }
     out.push(b'\n');
 }
 
 /// One line as Zeek's JSON writer writes it: unset fields left out, `ts`
 /// as seconds with six decimals, vectors as arrays.
-pub fn write_json(ev: &FlowEvent, out: &mut Vec<u8>) {
+pub fn write_json(ev: &FlowEvent, policies: &PolicySet, out: &mut Vec<u8>) {
     let f = &ev.flow;
     let r = Row::of(ev);
     let mut l = Line::begin(out);
@@ -270,6 +289,17 @@ pub fn write_json(ev: &FlowEvent, out: &mut Vec<u8>) {
     }
     if let Some(j) = r.ja4 {
         l.plain_with(json_key!("ja4"), |o| o.extend_from_slice(j));
+    }
+    if !policies.is_empty() {
+        l.array(json_key!("policy_verdicts"), |a| {
+            for (name, verdict) in policy_verdict_items(ev, policies) {
+                a.plain_with(|o| {
+                    o.extend_from_slice(name.as_bytes());
+                    o.push(b':');
+                    o.extend_from_slice(verdict.as_bytes());
+                });
+            }
+        });
     }
     l.end();
     out.push(b'\n');

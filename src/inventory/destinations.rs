@@ -284,7 +284,7 @@ mod tests {
         assert!(!d.record(3, "spoof-more", ip, true, false, 4, 0));
         assert_eq!(d.dropped.load(Ordering::Relaxed), 1);
         assert!(
-            !d.record(3, "late-real", ip, true, true, 5),
+            !d.record(3, "late-real", ip, true, true, 5, 0),
             "kept, by giving one up"
         );
         assert_eq!(d.evicted.load(Ordering::Relaxed), 1);

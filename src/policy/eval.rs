@@ -505,8 +505,8 @@ mod tests {
                 ..Offer::default()
             };
             let _ = judge(&p, &o);
-            assert_eq!(list16(bytes).len() <= bytes.len(), true);
-            assert_eq!(list8(bytes).len() <= bytes.len(), true);
+            assert!(list16(bytes).len() <= bytes.len());
+            assert!(list8(bytes).len() <= bytes.len());
         }
     }
 

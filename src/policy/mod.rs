@@ -255,6 +255,7 @@ pub struct ServerPolicy {
 impl ServerPolicy {
     /// A policy from its parts (checked by [`file`]); suites listed twice
     /// are kept once, with both version masks.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: String,
         title: String,

@@ -328,7 +328,7 @@ pub fn exported_metrics() -> std::collections::BTreeSet<String> {
     // A service's flows and end day, a destination with a legacy flow.
     let _services = tlscensus::metrics::ServiceFlows::new(&m, &[0]).unwrap();
     let destinations = std::sync::Arc::new(tlscensus::inventory::Destinations::default());
-    destinations.record(0, "acct", ip, true, true, 1);
+    destinations.record(0, "acct", ip, true, true, 1, 0);
     m.register_destinations(destinations).unwrap();
     // Mirror health, with a client block seen one way only.
     use tlscensus::flow::mirror::{Block, MirrorTally};
