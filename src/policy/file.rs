@@ -823,15 +823,22 @@ colour = "blue"
         );
     }
 
+    /// The policy with its suites in id order (the written file groups
+    /// them by version).
+    fn by_id(mut p: ServerPolicy) -> ServerPolicy {
+        p.suites.sort_by_key(|s| s.id);
+        p
+    }
+
     #[test]
     fn policy_file_written_reads_back() {
         for (name, _) in super::super::presets::ALL {
             let p = super::super::presets::get(name).unwrap();
             let again = parse("again.toml", &to_toml(&p)).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(again, p, "{name}");
+            assert_eq!(by_id(again), by_id(p), "{name}");
         }
         let p = parse("corp.toml", GOOD).unwrap();
-        assert_eq!(parse("x", &to_toml(&p)).unwrap(), p);
+        assert_eq!(by_id(parse("x", &to_toml(&p)).unwrap()), by_id(p));
     }
 
     #[test]

@@ -249,7 +249,18 @@ pub struct ServerPolicy {
     pub sigalgs: Vec<u16>,
     pub require: Vec<Requirement>,
     /// Membership of `suites` by id: a bit per cipher suite value.
-    suite_bits: Box<[u64; 1024]>,
+    suite_bits: SuiteBits,
+}
+
+/// A bit per cipher suite value (8 KiB), compared and shown by its suites.
+#[derive(Clone, PartialEq, Eq)]
+struct SuiteBits(Box<[u64; 1024]>);
+
+impl std::fmt::Debug for SuiteBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n: u32 = self.0.iter().map(|w| w.count_ones()).sum();
+        write!(f, "SuiteBits({n} suites)")
+    }
 }
 
 impl ServerPolicy {
@@ -273,9 +284,9 @@ impl ServerPolicy {
                 None => merged.push(s),
             }
         }
-        let mut suite_bits = Box::new([0u64; 1024]);
+        let mut suite_bits = SuiteBits(Box::new([0u64; 1024]));
         for s in &merged {
-            suite_bits[usize::from(s.id >> 6)] |= 1 << (s.id & 63);
+            suite_bits.0[usize::from(s.id >> 6)] |= 1 << (s.id & 63);
         }
         let mut groups_seen = Vec::with_capacity(groups.len());
         for g in groups {
@@ -310,7 +321,7 @@ impl ServerPolicy {
 
     /// The suite `id` if the policy accepts it at some version.
     pub fn suite(&self, id: u16) -> Option<&Suite> {
-        let word = self.suite_bits.get(usize::from(id >> 6))?;
+        let word = self.suite_bits.0.get(usize::from(id >> 6))?;
         if word & (1 << (id & 63)) == 0 {
             return None;
         }
