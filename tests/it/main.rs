@@ -16,6 +16,7 @@ mod layouts;
 mod monitoring;
 mod names;
 mod offline;
+mod policy;
 mod preamble;
 mod reference;
 mod services;
