@@ -2,10 +2,12 @@
 //! verdict on a prefix is never contradicted by "not TLS" on the whole, and
 //! reading the stream as it grows (one reader, which keeps its position)
 //! gives the verdict of reading it whole; reading it with the handshake
-//! details kept (the richer event layouts) changes no verdict.
+//! details kept (the richer event layouts) and judged by the server-policy
+//! presets changes no verdict, and every fingerprinted hello is judged.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tlscensus::tls::extract::{Opening, OpeningReader, TlsError, parse_opening};
+use tlscensus::policy::{PolicySet, presets};
 use tlscensus::tls::fingerprint::Fingerprinter;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
     // The stream start grows by a step taken from the last byte.
     let step = 1 + data.last().map_or(0, |b| usize::from(*b % 97));
     let mut reader = OpeningReader::default();
+    let policies = PolicySet::from_args(&presets::ALL.map(|(n, _)| n.to_string()));
     let mut fingerprints = Fingerprinter::with_ja3().with_details(1 << 20);
+    if let Ok(set) = policies {
+        fingerprints = fingerprints.with_policies(std::sync::Arc::new(set));
+    }
     let mut end = 0;
     let grown = loop {
         end = (end + step).min(data.len());
@@ -37,7 +43,9 @@ fuzz_target!(|data: &[u8]| {
     let grown = grown.map(|o| match o {
         Opening::ClientHello(mut c) => {
             assert!(c.cut || c.sslv2_format || c.detail.is_some());
+            assert_eq!(c.fingerprint.is_some(), c.verdicts.judged());
             c.detail = None;
+            c.verdicts = Default::default();
             Opening::ClientHello(c)
         }
         Opening::Answer(a, _) => Opening::Answer(a, None),

@@ -239,6 +239,7 @@ pub fn census_settings(inputs: &Path, out: &Path) -> Vec<(&'static str, Val)> {
         ("syslog-format", one("rfc5424")),
         ("syslog-facility", one("daemon")),
         ("all", Val::Switch),
+        ("policy", list(&["mozilla-intermediate", "tls13-only"])),
         ("fingerprints", Val::List(vec![fingerprints])),
         ("raw-fingerprints", Val::Switch),
         ("services", one("storage,onprem-files")),
