@@ -200,6 +200,28 @@ panel(
         {"matcher": {"id": "byRegexp", "options": ".*one-way share"},
          "properties": [{"id": "unit", "value": "percentunit"}]}]},
 )
+# Row 7: policy what-if (tlscensus live --policy).
+panel(
+    "table",
+    "Server policies: hosts that would break, failing flows by reason (in range)",
+    [instant_table(f'max by (instance, policy) (tlscensus_policy_failing_hosts{{{SEL}}})'),
+     instant_table(f'sum by (instance, policy, reason) (increase(tlscensus_policy_flows_total{{{SEL},verdict="fail"}}[$__range])) > 0')],
+    0, 66, 12, 9,
+    description="For each server policy the sensor judges hellos by (--policy): the inventory's hosts with a hello a server holding it would refuse, and the flows in the time range that would fail, by reason (no common version, suite, group, signature algorithm, or a missing requirement). Who and which software: /inventory?by=policy on the sensor (alert TLSCensusPolicyWouldBreakHosts).",
+    transformations=[{"id": "organize", "options": {
+        "excludeByName": {"Time": True},
+        "renameByName": {"instance": "sensor", "policy": "policy", "reason": "reason",
+                         "Value #A": "hosts failing", "Value #B": "failing flows"}}}],
+    fieldConfig={"defaults": {"decimals": 0}, "overrides": []},
+)
+panel(
+    "timeseries",
+    "Server policies: share of flows that would fail",
+    [ts(f'sum by (policy) (rate(tlscensus_policy_flows_total{{{SEL},verdict="fail"}}[$__rate_interval])) / sum by (policy) (rate(tlscensus_policy_flows_total{{{SEL},verdict=~"pass|fail"}}[$__rate_interval]))', "{{policy}}")],
+    12, 66, 12, 9,
+    description="Of the judged flows, the share a server holding each policy would refuse: the migration's progress towards enforcing it.",
+    fieldConfig={"defaults": {"unit": "percentunit", "min": 0, "max": 1}, "overrides": []},
+)
 
 dashboard = {
     "uid": "tlscensus",

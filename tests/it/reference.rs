@@ -112,7 +112,10 @@ fn reference_event_fields_are_the_events() {
         .collect();
     files.sort();
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let events = events(&paths, &["--all", "--raw-fingerprints"]);
+    let events = events(
+        &paths,
+        &["--all", "--raw-fingerprints", "--policy", "tls13-only"],
+    );
     assert!(events.len() > 100);
     let code: BTreeSet<String> = events
         .iter()

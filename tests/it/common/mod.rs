@@ -307,7 +307,12 @@ pub fn flags_of(settings: &[(&str, Val)]) -> Vec<String> {
 
 /// Every metric name tlscensus exports, offline and live, from its own registry.
 pub fn exported_metrics() -> std::collections::BTreeSet<String> {
-    let m = tlscensus::metrics::Metrics::new(10, None).unwrap();
+    // With a server policy: its flow counters and failing-hosts gauge.
+    let policies = tlscensus::policy::PolicySet::from_args(&["mozilla-modern".into()]).unwrap();
+    let m = tlscensus::metrics::Metrics::new(10, None)
+        .unwrap()
+        .with_policies(&policies)
+        .unwrap();
     let _live = tlscensus::metrics::LiveMetrics::new(&m, &["eth0".to_string()], 1).unwrap();
     // The event counters (each run makes them, events written or not).
     let _events = tlscensus::events::EventCounters::from_metrics(&m);
