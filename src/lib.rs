@@ -70,6 +70,13 @@
 //! - per-destination readiness (`inventory::Destinations`, 16,384
 //!   destinations): workers write, reports, the readiness collector and the
 //!   `--state` thread (`state`) read;
+//! - the server policies (`policy::PolicySet`, `--policy`, at most 16): read
+//!   once at start and never changed (a reload keeps them: verdicts are by
+//!   position); each worker's fingerprinter judges every fingerprinted hello
+//!   by them in its one walk over the hello, and the verdicts (4 bits a
+//!   policy) travel with the flow's facts to the inventory (a bit per failed
+//!   policy on hosts, fingerprints and destinations), the counters and the
+//!   events;
 //! - the service table (`targets::services::table()`): the built-in rows and
 //!   a `--services-file`'s, set once before any thread starts;
 //! - `live --capture-threads N`: each interface's fanout group
