@@ -280,7 +280,7 @@ pub struct CensusArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Judge every inventoried ClientHello by a server TLS policy (repeatable, at most 16): a preset's name (`tlscensus policies` lists them) or a policy file (TOML or JSON). Each flow's verdicts go in events, tlscensus_policy_flows_total, the inventory views and `read --by policy`.
+    /// Judge every inventoried ClientHello by a server TLS policy (repeatable, at most 8): a preset's name (`tlscensus policies` lists them) or a policy file (TOML or JSON). Each flow's verdicts go in events, tlscensus_policy_flows_total, the inventory views and `read --by policy`.
     #[arg(long = "policy", value_name = "NAME|FILE")]
     pub policies: Vec<String>,
 

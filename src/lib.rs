@@ -70,7 +70,7 @@
 //! - per-destination readiness (`inventory::Destinations`, 16,384
 //!   destinations): workers write, reports, the readiness collector and the
 //!   `--state` thread (`state`) read;
-//! - the server policies (`policy::PolicySet`, `--policy`, at most 16): read
+//! - the server policies (`policy::PolicySet`, `--policy`, at most 8): read
 //!   once at start and never changed (a reload keeps them: verdicts are by
 //!   position); each worker's fingerprinter judges every fingerprinted hello
 //!   by them in its one walk over the hello, and the verdicts (4 bits a

@@ -20,7 +20,7 @@ pub use eval::Offer;
 
 /// Policies one configuration may judge by: each is a label value of
 /// `tlscensus_policy_flows_total` and a bit of a host's record.
-pub const MAX_POLICIES: usize = 16;
+pub const MAX_POLICIES: usize = 8;
 
 /// The protocol versions a policy can accept, oldest first: bit `i` of a
 /// version mask is `VERSIONS[i]`.
@@ -107,10 +107,10 @@ impl Verdict {
 
     /// 4 bits: 0 is "not judged", 1 a pass, 2..=5 a failure by reason,
     /// 6.. a missing requirement by its index.
-    const fn code(self) -> u64 {
+    const fn code(self) -> u32 {
         match self {
             Verdict::Pass => 1,
-            Verdict::Fail(Reason::MissingRequirement, Some(r)) => 6 + r.index() as u64,
+            Verdict::Fail(Reason::MissingRequirement, Some(r)) => 6 + r.index() as u32,
             Verdict::Fail(Reason::NoCommonVersion, _) => 2,
             Verdict::Fail(Reason::NoCommonSuite, _) => 3,
             Verdict::Fail(Reason::NoCommonGroup, _) => 4,
@@ -120,7 +120,7 @@ impl Verdict {
         }
     }
 
-    const fn of_code(c: u64) -> Option<Verdict> {
+    const fn of_code(c: u32) -> Option<Verdict> {
         Some(match c {
             1 => Verdict::Pass,
             2 => Verdict::Fail(Reason::NoCommonVersion, None),
@@ -155,10 +155,10 @@ impl Verdict {
     }
 }
 
-/// One verdict per configured policy (by position), 4 bits each: small
-/// enough to copy with a flow's facts.
+/// One verdict per configured policy (by position), 4 bits each: 32 bits,
+/// which a flow's facts carry without growing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Verdicts(u64);
+pub struct Verdicts(u32);
 
 impl Verdicts {
     pub fn set(&mut self, policy: usize, v: Verdict) {
@@ -181,13 +181,20 @@ impl Verdicts {
         self.0 != 0
     }
 
-    /// A bit per policy the flow fails.
+    /// A bit per policy the flow fails (a code of 2 or more: any of a
+    /// nibble's upper three bits), without a loop when none was judged.
     pub fn failed(self) -> u16 {
+        const LOW: u32 = 0x1111_1111;
+        let x = self.0;
+        if x == 0 {
+            return 0;
+        }
+        let mut nibbles = ((x >> 1) | (x >> 2) | (x >> 3)) & LOW;
         let mut bits = 0u16;
-        for i in 0..MAX_POLICIES {
-            if matches!(self.get(i), Some(Verdict::Fail(..))) {
-                bits |= 1 << i;
-            }
+        while nibbles != 0 {
+            let at = nibbles.trailing_zeros();
+            bits |= 1 << (at / 4);
+            nibbles &= nibbles - 1;
         }
         bits
     }
@@ -427,7 +434,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verdicts_pack_sixteen_policies() {
+    fn verdicts_pack_eight_policies() {
         let mut v = Verdicts::default();
         assert!(!v.judged());
         let all = [
@@ -452,14 +459,27 @@ mod tests {
             assert_eq!(got.reason().outcome() == Outcome::Pass, i == 0);
             v.set(i, got);
         }
-        assert_eq!(v.failed(), 0xfffe);
-        assert_eq!(v.get(16), None);
-        v.set(16, Verdict::Pass); // beyond the cap: ignored
-        assert_eq!(v.failed(), 0xfffe);
+        assert_eq!(v.failed(), 0xfe);
+        let by_get = (0..MAX_POLICIES)
+            .filter(|i| matches!(v.get(*i), Some(Verdict::Fail(..))))
+            .fold(0u16, |b, i| b | 1 << i);
+        assert_eq!(by_get, 0xfe);
+        assert_eq!(Verdicts::default().failed(), 0);
+        assert_eq!(v.get(8), None);
+        v.set(8, Verdict::Pass); // beyond the cap: ignored
+        assert_eq!(v.failed(), 0xfe);
         assert_eq!(
             v.get(5).map(Verdict::text),
             Some("missing_requirement:pq-hybrid-group")
         );
+        for r in Requirement::ALL {
+            let mut one = Verdicts::default();
+            let verdict = Verdict::Fail(Reason::MissingRequirement, Some(r));
+            one.set(MAX_POLICIES - 1, verdict);
+            assert_eq!(one.get(MAX_POLICIES - 1), Some(verdict));
+            assert_eq!(one.failed(), 1 << (MAX_POLICIES - 1));
+            assert!(verdict.text().ends_with(r.as_str()));
+        }
     }
 
     #[test]

@@ -476,12 +476,18 @@ impl Fingerprinter {
         let mut cs = std::mem::take(&mut self.ciphers);
         cs.clear();
         cs.extend(ciphers.filter(|c| !is_grease(*c)));
-        let result = self.fingerprint_with(hello_version, &mut cs, extensions);
+        let result = if self.policies.is_some() {
+            self.fingerprint_with::<true>(hello_version, &mut cs, extensions)
+        } else {
+            self.fingerprint_with::<false>(hello_version, &mut cs, extensions)
+        };
         self.ciphers = cs;
         result
     }
 
-    fn fingerprint_with(
+    /// `JUDGE`: the walk also gathers what server policies judge by (the
+    /// common path without policies compiles without it).
+    fn fingerprint_with<const JUDGE: bool>(
         &mut self,
         hello_version: u16,
         cs: &mut [u16],
@@ -500,7 +506,6 @@ impl Fingerprinter {
         let (mut sni, mut alpn, mut sigalgs, mut versions) = (false, None, &[][..], &[][..]);
         let (mut groups, mut formats) = (&[][..], &[][..]);
         // What a server's choice depends on besides (read only for policies).
-        let judging = self.policies.is_some();
         let mut offer = Offer {
             legacy_version: hello_version,
             ..Offer::default()
@@ -532,7 +537,7 @@ impl Fingerprinter {
                 EXT_POINT_FORMATS => formats = data.get(1..).unwrap_or(&[]),
                 _ => {}
             }
-            if judging {
+            if JUDGE {
                 // The first of a repeated extension is the one a server reads.
                 match t {
                     EXT_SNI => offer.server_name = true,
@@ -556,7 +561,7 @@ impl Fingerprinter {
                 ext_sum = ext_sum.wrapping_add(mix(t, k1));
             }
         }
-        if let Some(policies) = &self.policies {
+        if JUDGE && let Some(policies) = &self.policies {
             offer.ciphers = cs;
             self.verdicts = policies.judge(&offer);
         }
