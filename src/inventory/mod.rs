@@ -500,6 +500,53 @@ mod tests {
         }
     }
 
+    /// A flow of `ip` whose hello failed the policies set in `fails`.
+    fn judged(ip: [u8; 4], fails: u16, answered: bool) -> HandshakeSummary {
+        let answer = answered.then_some(ServerAnswer::Hello {
+            version: Version(0x0303),
+            retried: false,
+        });
+        let mut s = flow(ip, 0x0303, "a.blob.core.windows.net", answer, 1);
+        let mut v = crate::policy::Verdicts::default();
+        for i in 0..crate::policy::MAX_POLICIES {
+            let verdict = if fails & (1 << i) != 0 {
+                crate::policy::Verdict::Fail(crate::policy::Reason::NoCommonSuite, None)
+            } else {
+                crate::policy::Verdict::Pass
+            };
+            v.set(i, verdict);
+        }
+        if let Some(c) = s.client.as_mut() {
+            c.verdicts = v;
+        }
+        s
+    }
+
+    #[test]
+    fn inventory_counts_failing_hosts_per_policy() {
+        let inv = Inventory::new(2, 1 << 20);
+        // Two flows of one host count it once; a host held leaves the count
+        // when it is displaced.
+        inv.record(&judged([10, 0, 0, 1], 0b01, false), false, None);
+        inv.record(&judged([10, 0, 0, 1], 0b11, false), false, None);
+        inv.record(&judged([10, 0, 0, 2], 0b10, true), false, None);
+        assert_eq!(
+            (inv.policy_failing_hosts(0), inv.policy_failing_hosts(1)),
+            (1, 2)
+        );
+        // Full: an answered host displaces the unanswered 10.0.0.1.
+        let r = inv.record(&judged([10, 0, 0, 3], 0b00, true), false, None);
+        assert!(r.host_evicted);
+        assert_eq!(
+            (inv.policy_failing_hosts(0), inv.policy_failing_hosts(1)),
+            (0, 1)
+        );
+        let hosts = inv.snapshot();
+        let bits: Vec<u16> = hosts.iter().map(|(_, r)| r.policy_fails).collect();
+        assert_eq!(bits.iter().filter(|b| **b != 0).count(), 1);
+        assert_eq!(inv.policy_failing_hosts(crate::policy::MAX_POLICIES), 0);
+    }
+
     #[test]
     fn records_and_sorts() {
         let inv = Inventory::new(10, 1 << 20);
