@@ -62,7 +62,7 @@ if grep -i 'tlscensus' "$work/verify"; then
 fi
 
 step "manual pages"
-for page in tlscensus tlscensus-read tlscensus-live tlscensus-config tlscensus-services; do
+for page in tlscensus tlscensus-read tlscensus-live tlscensus-config tlscensus-services tlscensus-policies; do
     MANWIDTH=80 man "$page" >"$work/$page.txt" 2>/dev/null || fail "man $page"
 done
 grep -q -- '--kernel-skip-flows' "$work/tlscensus-live.txt" || fail "man tlscensus-live lacks --kernel-skip-flows"

@@ -407,12 +407,13 @@ fn build(entries: &[Entry], e: &mut Errors<'_>) -> Option<ServerPolicy> {
         }
     }
 
-    let name = text_of("name", e);
-    let Some(name) = name else {
-        e.at(
-            1,
-            "no `name`: every policy has one (lower-case letters, digits, '.', '_', '-')",
-        );
+    let Some(name) = text_of("name", e) else {
+        if find("name").is_none() {
+            e.at(
+                1,
+                "no `name`: every policy has one (lower-case letters, digits, '.', '_', '-')",
+            );
+        }
         return None;
     };
     let good_name = !name.text.is_empty()
@@ -839,6 +840,14 @@ colour = "blue"
         }
         let p = parse("corp.toml", GOOD).unwrap();
         assert_eq!(by_id(parse("x", &to_toml(&p)).unwrap()), by_id(p));
+    }
+
+    #[test]
+    fn policy_file_name_not_a_string_is_said_once() {
+        let err = parse("p.toml", "versions = [\"TLSv1.3\"]\nname = [\"x\"]\n").unwrap_err();
+        assert_eq!(err, "p.toml:2: name: expected a string");
+        let err = parse("p.toml", "versions = [\"TLSv1.3\"]\n").unwrap_err();
+        assert!(err.starts_with("p.toml:1: no `name`"), "{err}");
     }
 
     #[test]
