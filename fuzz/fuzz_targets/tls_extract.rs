@@ -10,6 +10,9 @@ use tlscensus::tls::extract::{Opening, OpeningReader, TlsError, parse_opening};
 use tlscensus::policy::{PolicySet, presets};
 use tlscensus::tls::fingerprint::Fingerprinter;
 
+/// The presets, read once (reading them is setup, not what is fuzzed).
+static PRESETS: std::sync::OnceLock<Option<std::sync::Arc<PolicySet>>> = std::sync::OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
     let mut scratch = Vec::new();
     let whole = parse_opening(data, &mut scratch, 16384);
@@ -25,10 +28,13 @@ fuzz_target!(|data: &[u8]| {
     // The stream start grows by a step taken from the last byte.
     let step = 1 + data.last().map_or(0, |b| usize::from(*b % 97));
     let mut reader = OpeningReader::default();
-    let policies = PolicySet::from_args(&presets::ALL.map(|(n, _)| n.to_string()));
     let mut fingerprints = Fingerprinter::with_ja3().with_details(1 << 20);
-    if let Ok(set) = policies {
-        fingerprints = fingerprints.with_policies(std::sync::Arc::new(set));
+    if let Some(set) = PRESETS.get_or_init(|| {
+        PolicySet::from_args(&presets::ALL.map(|(n, _)| n.to_string()))
+            .ok()
+            .map(std::sync::Arc::new)
+    }) {
+        fingerprints = fingerprints.with_policies(std::sync::Arc::clone(set));
     }
     let mut end = 0;
     let grown = loop {
