@@ -17,7 +17,17 @@ fn live_prometheus_scrapes_legacy_series() {
     }
     let mut net = Net::new(1);
     let i1 = net.iface(1);
-    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    // With server policies, so the dashboard's policy panels have data.
+    let sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "nobody",
+        "--policy",
+        "tls13-only",
+        "--policy",
+        "mozilla-intermediate",
+    ]);
     net.openssl_server(4431, "-min_protocol TLSv1.2");
     net.openssl_client(
         1,
@@ -69,7 +79,17 @@ fn live_dashboard_and_rules_against_prometheus() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
     let mut net = Net::new(1);
     let i1 = net.iface(1);
-    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    // With server policies, so the dashboard's policy panels have data.
+    let sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "nobody",
+        "--policy",
+        "tls13-only",
+        "--policy",
+        "mozilla-intermediate",
+    ]);
     // The shipped rules, with the recording group evaluated every second.
     let rules_text = std::fs::read_to_string(deploy.join("prometheus/tlscensus.rules.yml"))
         .unwrap()
@@ -377,7 +397,17 @@ fn live_slow_clients_cannot_starve_prometheus() {
     }
     let mut net = Net::new(1);
     let i1 = net.iface(1);
-    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
+    // With server policies, so the dashboard's policy panels have data.
+    let sensor = net.tlscensus(&[
+        "-i",
+        &i1,
+        "--user",
+        "nobody",
+        "--policy",
+        "tls13-only",
+        "--policy",
+        "mozilla-intermediate",
+    ]);
     let (host, port) = sensor.addr.rsplit_once(':').unwrap();
     let script = format!(
         r#"
