@@ -104,12 +104,7 @@ pub fn policy_verdicts(l: &mut Line<'_>, ev: &FlowEvent, policies: &PolicySet) {
     if policies.is_empty() {
         return;
     }
-    let verdicts = ev
-        .flow
-        .client
-        .as_ref()
-        .map(|c| c.verdicts)
-        .unwrap_or_default();
+    let verdicts = ev.flow.verdicts();
     l.array(json_key!("policies"), |a| {
         for (i, p) in policies.iter().enumerate() {
             let v = verdicts.get(i);
@@ -133,12 +128,7 @@ pub fn policy_verdict_items<'a>(
     ev: &FlowEvent,
     policies: &'a PolicySet,
 ) -> impl Iterator<Item = (&'a str, &'static str)> {
-    let verdicts = ev
-        .flow
-        .client
-        .as_ref()
-        .map(|c| c.verdicts)
-        .unwrap_or_default();
+    let verdicts = ev.flow.verdicts();
     (policies.iter().enumerate()).map(move |(i, p)| {
         let text = verdicts
             .get(i)

@@ -381,7 +381,7 @@ fn update_host(
         r.legacy += 1;
         r.legacy_classes |= 1 << class.index();
     }
-    let policy_fails = s.client.as_ref().map_or(0, |c| c.verdicts.failed());
+    let policy_fails = s.verdicts().failed();
     result.new_policy_fails = policy_fails & !r.policy_fails;
     r.policy_fails |= policy_fails;
     let mut name_bit = 0u16;

@@ -304,10 +304,7 @@ fn report(
         m.bound(Bound::Hosts, u64::from(r.host_dropped || r.host_evicted));
         m.bound(Bound::ServerNames, u64::from(r.name_dropped));
         m.bound(Bound::HostFingerprints, u64::from(r.fingerprint_dropped));
-        let verdicts = s
-            .client
-            .as_ref()
-            .map_or_else(Default::default, |c| c.verdicts);
+        let verdicts = s.verdicts();
         m.policy_flow(verdicts);
         if legacy {
             m.legacy_flow(s.client_ip, version, outcome, s.ts_ns);

@@ -207,6 +207,12 @@ impl HandshakeSummary {
         }
     }
 
+    /// The configured server policies' verdicts on the flow's hello (none
+    /// judged without a whole hello).
+    pub fn verdicts(&self) -> crate::policy::Verdicts {
+        self.client.as_ref().map(|c| c.verdicts).unwrap_or_default()
+    }
+
     pub fn client_max(&self) -> Option<Version> {
         self.client.as_ref().and_then(ClientFacts::max_offered)
     }
