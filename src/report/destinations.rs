@@ -77,18 +77,8 @@ pub(super) fn json_destination<'a>(d: &'a Destination, cx: Context<'a>) -> JsonD
 }
 
 pub fn destinations_json(rows: &[Destination], totals: &RunTotals, cx: Context<'_>) -> String {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        destinations: Vec<JsonDestination<'a>>,
-        summary: &'a RunTotals,
-    }
-    let mut s = serde_json::to_string_pretty(&Doc {
-        destinations: rows.iter().map(|d| json_destination(d, cx)).collect(),
-        summary: totals,
-    })
-    .unwrap_or_default();
-    s.push('\n');
-    s
+    let rows: Vec<JsonDestination<'_>> = rows.iter().map(|d| json_destination(d, cx)).collect();
+    json_doc("destinations", &rows, totals)
 }
 
 pub fn destinations_csv(rows: &[Destination], cx: Context<'_>) -> String {

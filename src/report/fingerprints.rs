@@ -163,18 +163,7 @@ pub fn fingerprints_table(
 }
 
 pub fn fingerprints_json(rows: &[FingerprintRow<'_>], totals: &RunTotals) -> String {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        fingerprints: &'a [FingerprintRow<'a>],
-        summary: &'a RunTotals,
-    }
-    let mut s = serde_json::to_string_pretty(&Doc {
-        fingerprints: rows,
-        summary: totals,
-    })
-    .unwrap_or_default();
-    s.push('\n');
-    s
+    json_doc("fingerprints", rows, totals)
 }
 
 pub fn fingerprints_csv(rows: &[FingerprintRow<'_>], cx: Context<'_>) -> String {

@@ -73,6 +73,37 @@ pub struct RunTotals {
     pub policies: Vec<PolicyTotal>,
 }
 
+/// A grouped report as JSON: `{"KEY": rows, "summary": totals}`, pretty,
+/// with a final newline (the fingerprint, destination and policy views).
+pub(super) fn json_doc<T: Serialize + ?Sized>(
+    key: &'static str,
+    rows: &T,
+    totals: &RunTotals,
+) -> String {
+    struct Doc<'a, T: ?Sized> {
+        key: &'static str,
+        rows: &'a T,
+        summary: &'a RunTotals,
+    }
+    impl<T: Serialize + ?Sized> Serialize for Doc<'_, T> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry(self.key, self.rows)?;
+            m.serialize_entry("summary", self.summary)?;
+            m.end()
+        }
+    }
+    let doc = Doc {
+        key,
+        rows,
+        summary: totals,
+    };
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 pub(super) fn rfc3339(ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
     humantime::format_rfc3339_seconds(t).to_string()

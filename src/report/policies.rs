@@ -202,18 +202,7 @@ pub fn policies_table(rows: &[PolicyRow<'_>], totals: &RunTotals) -> String {
 }
 
 pub fn policies_json(rows: &[PolicyRow<'_>], totals: &RunTotals) -> String {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        policies: &'a [PolicyRow<'a>],
-        summary: &'a RunTotals,
-    }
-    let mut s = serde_json::to_string_pretty(&Doc {
-        policies: rows,
-        summary: totals,
-    })
-    .unwrap_or_default();
-    s.push('\n');
-    s
+    json_doc("policies", rows, totals)
 }
 
 pub fn policies_csv(rows: &[PolicyRow<'_>]) -> String {

@@ -17,17 +17,7 @@ fn live_prometheus_scrapes_legacy_series() {
     }
     let mut net = Net::new(1);
     let i1 = net.iface(1);
-    // With server policies, so the dashboard's policy panels have data.
-    let sensor = net.tlscensus(&[
-        "-i",
-        &i1,
-        "--user",
-        "nobody",
-        "--policy",
-        "tls13-only",
-        "--policy",
-        "mozilla-intermediate",
-    ]);
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
     net.openssl_server(4431, "-min_protocol TLSv1.2");
     net.openssl_client(
         1,
@@ -397,17 +387,7 @@ fn live_slow_clients_cannot_starve_prometheus() {
     }
     let mut net = Net::new(1);
     let i1 = net.iface(1);
-    // With server policies, so the dashboard's policy panels have data.
-    let sensor = net.tlscensus(&[
-        "-i",
-        &i1,
-        "--user",
-        "nobody",
-        "--policy",
-        "tls13-only",
-        "--policy",
-        "mozilla-intermediate",
-    ]);
+    let sensor = net.tlscensus(&["-i", &i1, "--user", "nobody"]);
     let (host, port) = sensor.addr.rsplit_once(':').unwrap();
     let script = format!(
         r#"
