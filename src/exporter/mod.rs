@@ -53,6 +53,7 @@ use crate::error::SetupError;
 use crate::label::ByLabel;
 pub use crate::metrics::HttpResult;
 use crate::metrics::{LiveMetrics, Metrics};
+use clap::ValueEnum;
 use web_config::WebConfig;
 
 /// Longest a client may take for the TLS handshake and its request head.
@@ -210,9 +211,10 @@ impl Exporter {
         });
         let views = match inventory {
             None => Vec::new(),
-            Some(f) => [By::Host, By::Fingerprint, By::Destination]
-                .into_iter()
-                .flat_map(|by| [Format::Json, Format::Csv, Format::Table].map(|fmt| (by, fmt)))
+            // Every grouping and format the command line knows.
+            Some(f) => By::value_variants()
+                .iter()
+                .flat_map(|&by| Format::value_variants().iter().map(move |&fmt| (by, fmt)))
                 .map(|(by, fmt)| {
                     let f = Arc::clone(&f);
                     (by, fmt, Page::new(Box::new(move || f(by, fmt))))

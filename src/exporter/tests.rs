@@ -51,6 +51,42 @@ fn start() -> (Exporter, Arc<Health>) {
     start_with(None)
 }
 
+/// Every grouping and format the command line knows is served by
+/// `/inventory`, from the renderer, each under its own query.
+#[test]
+fn exporter_serves_every_inventory_view() {
+    use clap::ValueEnum;
+    let m = Arc::new(Metrics::new(10, None).unwrap());
+    let live = Arc::new(LiveMetrics::new(&m, &["eth9".to_string()], 1).unwrap());
+    let health = Arc::new(Health::default());
+    health.capturing.store(true, Ordering::Relaxed);
+    let render: Box<dyn Fn() -> String + Send + Sync> = Box::new(String::new);
+    let inventory: InventoryRender =
+        Arc::new(|by, format| Some(format!("view {by:?} {format:?}").into_bytes()));
+    let listener = bind("127.0.0.1:0").unwrap();
+    let ex = Exporter::start(listener, render, Some(inventory), live, health, None).unwrap();
+    for by in By::value_variants() {
+        for format in Format::value_variants() {
+            let name = |v: Option<clap::builder::PossibleValue>| {
+                v.map(|p| p.get_name().to_string()).unwrap_or_default()
+            };
+            let query = format!(
+                "by={}&format={}",
+                name(by.to_possible_value()),
+                name(format.to_possible_value())
+            );
+            let req = format!("GET /inventory?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let answer = get(ex.local_addr, req.as_bytes());
+            assert!(answer.starts_with("HTTP/1.1 200"), "{query}: {answer}");
+            assert!(
+                answer.ends_with(&format!("view {by:?} {format:?}")),
+                "{query}: {answer}"
+            );
+        }
+    }
+    ex.stop();
+}
+
 fn get(addr: SocketAddr, req: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(req).unwrap();

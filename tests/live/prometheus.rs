@@ -193,6 +193,48 @@ fn live_dashboard_and_rules_against_prometheus() {
     .collect();
     assert_eq!(hosts, legacy_hosts, "the offline read's legacy hosts");
 
+    // /inventory?by=policy names the hosts each policy would break, as
+    // `read --by policy` does over the same captures.
+    let offline = Command::new(BIN)
+        .args(["read", "--no-progress", "--by", "policy", "--format", "csv"])
+        .args(["--policy", "tls13-only", "--policy", "mozilla-intermediate"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let offline_csv = String::from_utf8_lossy(&offline.stdout).into_owned();
+    let header = offline_csv.lines().next().unwrap_or_default();
+    let host_list = header.split(',').position(|c| c == "host_list");
+    let host_list = host_list.unwrap_or_else(|| panic!("no host_list column: {header}"));
+    // (policy, its failing hosts), sorted.
+    let policy_rows = |csv: &str| -> Vec<(String, String)> {
+        let mut rows: Vec<(String, String)> = csv
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                Some((
+                    cells.first()?.to_string(),
+                    cells.get(host_list)?.to_string(),
+                ))
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let offline_rows = policy_rows(&offline_csv);
+    assert_eq!(offline_rows.len(), 2, "{offline_csv}");
+    assert!(
+        offline_rows
+            .iter()
+            .all(|(_, hosts)| hosts.contains("192.0.2.11")),
+        "{offline_csv}"
+    );
+    wait_until("/inventory?by=policy to match read --by policy", 30, || {
+        let (code, body) = sensor.get("/inventory?by=policy&format=csv");
+        assert_eq!(code, 200, "{body}");
+        policy_rows(&body) == offline_rows
+    });
+
     // Every rule expression runs; the recording rules and legacy alerts have data.
     let docs = yaml_rust2::YamlLoader::load_from_str(&rules_text).unwrap();
     for g in docs[0]["groups"].as_vec().unwrap() {
