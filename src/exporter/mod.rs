@@ -12,7 +12,8 @@
 //!   size cap on the request.
 //! - At most [`MAX_CONNECTIONS`] connections, [`MAX_PER_PEER`] from one
 //!   address. A new connection beyond either cap evicts the oldest one that
-//!   sent part of its request head, else the oldest that sent nothing yet,
+//!   sent part of its request head (read, or waiting unread in a plain-HTTP
+//!   socket), else the oldest that sent nothing yet,
 //!   else the oldest, never one whose whole request head already waits in
 //!   its socket: slow or idle clients cannot keep Prometheus out, even from
 //!   its own address and reconnecting as fast as they are cut off, because a
@@ -276,6 +277,7 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
             continue;
         };
         let phase = Arc::new(AtomicU8::new(PHASE_HEAD));
+        let tls = service.web().tls.is_some();
         let id = {
             let mut s = crate::sync::lock(&slots);
             let Some(evicted) = s.make_room(peer.ip()) else {
@@ -294,6 +296,7 @@ fn accept_loop(listener: TcpListener, service: Arc<Service>, stop: Arc<AtomicBoo
                 since: Instant::now(),
                 phase: Arc::clone(&phase),
                 socket,
+                tls,
             });
             id
         };

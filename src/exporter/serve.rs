@@ -71,7 +71,6 @@ pub(super) fn serve(stream: TcpStream, svc: &Service, phase: &AtomicU8) -> HttpR
             return label;
         }
     };
-    phase.store(PHASE_ANSWER, Ordering::Relaxed);
     let req = match parse_request(&head) {
         Ok(r) => r,
         Err(_) => {
@@ -188,9 +187,9 @@ pub(super) fn health_text(health: &Health) -> (u16, String) {
     }
 }
 
-/// Reads up to the end of the request head, within the deadline and size cap.
-/// Reads the request head; `phase` becomes [`PHASE_PARTIAL`] once some of
-/// it is read.
+/// Reads up to the end of the request head, within the deadline and size
+/// cap; `phase` becomes [`PHASE_PARTIAL`] once some of
+/// it is read, [`PHASE_ANSWER`] once all of it is.
 pub(super) fn read_head(
     conn: &mut Conn,
     deadline: Instant,
@@ -219,6 +218,8 @@ pub(super) fn read_head(
             Err(_) => return Err(HttpResult::BadRequest),
         }
         if let Some(end) = find_head_end(&buf) {
+            // At once: the head is no longer in the socket to protect it.
+            phase.store(PHASE_ANSWER, Ordering::Relaxed);
             buf.truncate(end);
             return Ok(buf);
         }

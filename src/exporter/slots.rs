@@ -16,13 +16,22 @@ pub(super) const PHASE_HEAD: u8 = 0;
 pub(super) const PHASE_ANSWER: u8 = 1;
 pub(super) const PHASE_PARTIAL: u8 = 2;
 
-/// Who goes first: a partial head, then a connection that sent nothing
-/// yet, then one being answered.
-fn eviction_rank(phase: u8) -> u8 {
-    match phase {
-        PHASE_PARTIAL => 0,
-        PHASE_HEAD => 1,
-        _ => 2,
+/// Who goes first: a partial head (read, or waiting in a plain-HTTP socket
+/// whose thread has not read it yet), then a connection that sent nothing
+/// yet, then one being answered; `None`: never (its whole request head
+/// waits in its socket).
+fn eviction_rank(slot: &Slot) -> Option<u8> {
+    let phase = slot.phase.load(Ordering::Relaxed);
+    if phase == PHASE_ANSWER {
+        return Some(2);
+    }
+    match waiting(&slot.socket) {
+        Waiting::Head => None,
+        _ if phase == PHASE_PARTIAL => Some(0),
+        // In TLS, what waits is the handshake, which a real client sends
+        // at once too.
+        Waiting::Part if !slot.tls => Some(0),
+        _ => Some(1),
     }
 }
 
@@ -32,8 +41,11 @@ pub(super) struct Slot {
     pub(super) peer: IpAddr,
     pub(super) since: Instant,
     pub(super) phase: Arc<AtomicU8>,
-    /// A handle on the socket, to shut it down when evicted.
+    /// A handle on the socket, to see what waits in it and to shut it down
+    /// when evicted.
     pub(super) socket: TcpStream,
+    /// Served over TLS: the bytes waiting are not a request head.
+    pub(super) tls: bool,
 }
 
 #[derive(Default)]
@@ -45,13 +57,14 @@ pub(super) struct Slots {
 impl Slots {
     /// Makes room for a connection from `peer`: if a cap is reached, evicts
     /// the oldest connection (of that peer when the peer's cap is the one
-    /// reached), those that sent part of their request head first, then
-    /// those that sent nothing yet (a real client's head may be in flight),
-    /// then those being answered; a connection whose
-    /// whole request head already waits in its socket (a real client whose
-    /// thread has not run yet, or the rest of a head its thread has begun
-    /// to read) is never chosen. `Some(evicted)` when there is
-    /// room, `None` when no connection may be evicted (the newcomer is refused).
+    /// reached), those that sent part of their request head first (read by
+    /// their thread or still waiting in their socket), then those that sent
+    /// nothing yet (a real client's head may be in flight), then those
+    /// being answered; a connection whose whole request head already waits
+    /// in its socket (a real client whose thread has not run yet, or the
+    /// rest of a head its thread has begun to read) is never chosen.
+    /// `Some(evicted)` when there is room, `None` when no connection may be
+    /// evicted (the newcomer is refused).
     pub(super) fn make_room(&mut self, peer: IpAddr) -> Option<u64> {
         let mut evicted = 0;
         loop {
@@ -65,11 +78,9 @@ impl Slots {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !over_peer || s.peer == peer)
-                .filter(|(_, s)| {
-                    s.phase.load(Ordering::Relaxed) == PHASE_ANSWER || !head_waiting(&s.socket)
-                })
-                .min_by_key(|(_, s)| (eviction_rank(s.phase.load(Ordering::Relaxed)), s.since))
-                .map(|(i, _)| i);
+                .filter_map(|(i, s)| Some((eviction_rank(s)?, s.since, i)))
+                .min()
+                .map(|(_, _, i)| i);
             let i = victim?;
             let s = self.open.swap_remove(i);
             let _ = s.socket.shutdown(Shutdown::Both);
@@ -84,9 +95,19 @@ impl Slots {
     }
 }
 
-/// True when a whole plain-HTTP request head waits unread in the socket
-/// (peeked without blocking and without disturbing the reader).
-pub(super) fn head_waiting(socket: &TcpStream) -> bool {
+/// What waits unread in a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Waiting {
+    Nothing,
+    /// Bytes, but not a whole plain-HTTP request head.
+    Part,
+    /// A whole plain-HTTP request head.
+    Head,
+}
+
+/// What waits unread in the socket (peeked without blocking and without
+/// disturbing the reader).
+pub(super) fn waiting(socket: &TcpStream) -> Waiting {
     use nix::sys::socket::{MsgFlags, recv};
     use std::os::fd::AsRawFd;
     let mut buf = [0u8; 2048];
@@ -95,7 +116,8 @@ pub(super) fn head_waiting(socket: &TcpStream) -> bool {
         &mut buf,
         MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
     ) {
-        Ok(n) => find_head_end(&buf[..n]).is_some(),
-        Err(_) => false,
+        Ok(0) | Err(_) => Waiting::Nothing,
+        Ok(n) if find_head_end(&buf[..n]).is_some() => Waiting::Head,
+        Ok(_) => Waiting::Part,
     }
 }

@@ -168,6 +168,7 @@ fn exporter_eviction_order() {
             since: t0 + Duration::from_millis(id),
             phase: Arc::new(AtomicU8::new(phase)),
             socket: c,
+            tls: false,
         };
         (s, other)
     };
@@ -245,6 +246,40 @@ fn exporter_eviction_order() {
     assert!(
         left.iter().all(|&id| id >= 100),
         "oldest slow ones first: {left:?}"
+    );
+
+    // The same, before the slow clients' threads have run: what they sent
+    // waits in their sockets, and marks them as slow as if it were read.
+    let mut fresh = Slots::default();
+    let mut slow_part = |id: u64, slots: &mut Slots, keep: &mut Vec<TcpStream>| {
+        let (s, mut other) = slot(id, 4, PHASE_HEAD);
+        other.write_all(b"GET /met").unwrap();
+        slots.open.push(s);
+        keep.push(other);
+    };
+    let (s, other) = slot(0, 4, PHASE_HEAD);
+    fresh.open.push(s);
+    keep.push(other);
+    for i in 1..MAX_PER_PEER as u64 {
+        slow_part(i, &mut fresh, &mut keep);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let peer4 = IpAddr::from([10, 0, 0, 4]);
+    for next in 0..3 * MAX_PER_PEER as u64 {
+        assert_eq!(fresh.make_room(peer4), Some(1));
+        assert!(fresh.open.iter().any(|s| s.id == 0), "the scrape stays");
+        slow_part(100 + next, &mut fresh, &mut keep);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Over TLS, what waits is a handshake, not a slow head: the oldest
+    // connection in its head goes first.
+    for s in &mut fresh.open {
+        s.tls = true;
+    }
+    assert_eq!(fresh.make_room(peer4), Some(1));
+    assert!(
+        !fresh.open.iter().any(|s| s.id == 0),
+        "the oldest, over TLS"
     );
 
     // A client whose head came in two pieces: part read (so it counts as

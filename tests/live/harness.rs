@@ -472,6 +472,8 @@ pub fn start_prometheus_with(
             net.path("tsdb").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Failed scrapes are logged, with their reason, only at debug.
+        .arg("--log.level=debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(net.path("prometheus.log")).unwrap())
         .spawn()

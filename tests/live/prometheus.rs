@@ -495,7 +495,15 @@ while time.time() < end:
         .and_then(|x| x.parse().ok())
         .unwrap_or(0.0);
     assert!(n >= 8.0, "too few scrapes: {scrapes}");
-    assert_eq!(failed, 0.0, "failed scrapes: {v}");
+    let log = std::fs::read_to_string(net.path("prometheus.log")).unwrap_or_default();
+    let why: Vec<&str> = log.lines().filter(|l| l.contains("crape failed")).collect();
+    assert_eq!(
+        failed,
+        0.0,
+        "failed scrapes: {v}\n{}\n{}",
+        why.join("\n"),
+        sensor.metrics().dump()
+    );
     let m = sensor.metrics();
     assert!(
         m.get(r#"tlscensus_http_requests_total{result="evicted"}"#) > 0.0,
