@@ -251,7 +251,7 @@ fn exporter_eviction_order() {
     // The same, before the slow clients' threads have run: what they sent
     // waits in their sockets, and marks them as slow as if it were read.
     let mut fresh = Slots::default();
-    let mut slow_part = |id: u64, slots: &mut Slots, keep: &mut Vec<TcpStream>| {
+    let slow_part = |id: u64, slots: &mut Slots, keep: &mut Vec<TcpStream>| {
         let (s, mut other) = slot(id, 4, PHASE_HEAD);
         other.write_all(b"GET /met").unwrap();
         slots.open.push(s);
