@@ -8,8 +8,8 @@
 # the same. Server options come from the policy file itself
 # (policy-server-args.py). Namespaces of lib.sh; nothing leaves them.
 #
-# Needs root and Debian packages tcpdump openssl gnutls-bin curl python3,
-# a JDK 17 (java) and Node.js (node).
+# Needs root and Debian packages tcpdump openssl gnutls-bin curl python3
+# golang-go, a JDK 17 (java) and Node.js (node).
 # Usage: sudo captures/make-policy-captures.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +59,11 @@ clients=(
   "java17-tls12|java $work/Client.java $SERVER \$PORT TLSv1.2"
   "node-default|node $work/client.js $SERVER \$PORT $H"
   "node-tls12-cbc|node $work/client.js $SERVER \$PORT $H TLSv1.2 ECDHE-RSA-AES128-SHA:AES128-SHA"
+  "go-default|$work/goclient $SERVER \$PORT $H"
+  "go-tls12|$work/goclient $SERVER \$PORT $H max=1.2"
+  "go-tls12-rsa-kx|$work/goclient $SERVER \$PORT $H max=1.2 suites=TLS_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_CBC_SHA"
+  "go-tls10|$work/goclient $SERVER \$PORT $H min=1.0 max=1.0"
+  "go-tls13-p384|$work/goclient $SERVER \$PORT $H min=1.3 curves=P384"
 )
 
 cat >"$work/client.py" <<'PY'
@@ -85,6 +90,83 @@ const s = tls.connect(opts, () => { s.end(); process.exit(0); });
 s.on('error', () => process.exit(1));
 setTimeout(() => process.exit(1), 5000);
 JS
+cat >"$work/client.go" <<'GO'
+// A crypto/tls handshake that trusts any certificate:
+// goclient HOST PORT NAME [max=1.0|1.1|1.2|1.3] [min=...] [suites=IANA,...] [curves=X25519,P256,P384,P521]
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+var versions = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionTLS11, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+var curves = map[string]tls.CurveID{"X25519": tls.X25519, "P256": tls.CurveP256, "P384": tls.CurveP384, "P521": tls.CurveP521}
+
+func fail(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", a...)
+	os.Exit(2)
+}
+
+func main() {
+	if len(os.Args) < 4 {
+		fail("usage: goclient HOST PORT NAME [max=V] [min=V] [suites=A,B] [curves=A,B]")
+	}
+	cfg := &tls.Config{ServerName: os.Args[3], InsecureSkipVerify: true}
+	for _, opt := range os.Args[4:] {
+		k, v, _ := strings.Cut(opt, "=")
+		switch k {
+		case "max", "min":
+			ver, ok := versions[v]
+			if !ok {
+				fail("unknown version %q", v)
+			}
+			if k == "max" {
+				cfg.MaxVersion = ver
+			} else {
+				cfg.MinVersion = ver
+			}
+		case "suites":
+			known := append(tls.CipherSuites(), tls.InsecureCipherSuites()...)
+			for _, name := range strings.Split(v, ",") {
+				found := false
+				for _, s := range known {
+					if s.Name == name {
+						cfg.CipherSuites = append(cfg.CipherSuites, s.ID)
+						found = true
+					}
+				}
+				if !found {
+					fail("unknown suite %q", name)
+				}
+			}
+		case "curves":
+			for _, name := range strings.Split(v, ",") {
+				c, ok := curves[name]
+				if !ok {
+					fail("unknown curve %q", name)
+				}
+				cfg.CurvePreferences = append(cfg.CurvePreferences, c)
+			}
+		default:
+			fail("unknown option %q", opt)
+		}
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", net.JoinHostPort(os.Args[1], os.Args[2]), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	c.Close()
+}
+GO
+# Go's own TLS stack (crypto/tls), built once; the standard library only.
+(cd "$work" && GOCACHE=$work/gocache GOPATH=$work/gopath GO111MODULE=off go build -o goclient client.go)
 
 csv=$repo/tests/data/policy/oracle.csv
 echo "port,client,policy,handshake" >"$csv.tmp"
