@@ -18,6 +18,9 @@ repo=$(dirname "$here")
 . "$here/lib.sh"
 topology tlspo 1:1500
 java_client "$work"
+# SSL 3.0 as well, as an administrator re-enables it: JSSE still speaks it
+# (Debian's OpenSSL and GnuTLS are built without it).
+sed 's/SSLv3, //' "$work/java-legacy.security" >"$work/java-sslv3.security"
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=policy.example" \
   -keyout "$work/rsa.key" -out "$work/rsa.pem" 2>/dev/null
@@ -57,6 +60,8 @@ clients=(
   "curl-tls12-cbc|curl -k -s -o /dev/null --max-time 5 --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES256-SHA:AES256-SHA https://$H:\$PORT/ --resolve $H:\$PORT:$SERVER"
   "java17-default|java $work/Client.java $SERVER \$PORT"
   "java17-tls12|java $work/Client.java $SERVER \$PORT TLSv1.2"
+  "java17-tls10|java -Djava.security.properties=$work/java-legacy.security $work/Client.java $SERVER \$PORT TLSv1"
+  "java17-sslv3|java -Djava.security.properties=$work/java-sslv3.security $work/Client.java $SERVER \$PORT SSLv3"
   "node-default|node $work/client.js $SERVER \$PORT $H"
   "node-tls12-cbc|node $work/client.js $SERVER \$PORT $H TLSv1.2 ECDHE-RSA-AES128-SHA:AES128-SHA"
   "go-default|$work/goclient $SERVER \$PORT $H"

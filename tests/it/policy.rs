@@ -1,9 +1,10 @@
 //! Server policies (`--policy`): the verdicts against real servers, the
 //! outputs that carry them, and the policy files.
 //!
-//! The oracle: `tests/data/policy/oracle.pcap` holds 240 handshakes, each of
-//! 30 client configurations (OpenSSL, GnuTLS, Python, curl, Java 17,
-//! Node.js, Go; old versions, suite lists, groups and signature schemes) with a
+//! The oracle: `tests/data/policy/oracle.pcap` holds 256 handshakes, each of
+//! 32 client configurations (OpenSSL, GnuTLS, Python, curl, Java 17,
+//! Node.js, Go; SSL 3.0 and old TLS versions, suite lists, groups and
+//! signature schemes) with a
 //! real OpenSSL server configured by one of 8 policies
 //! (`captures/make-policy-captures.sh`), each pair on its own port;
 //! `oracle.csv` says what the real handshake did. tlscensus' verdict on each
