@@ -13,14 +13,14 @@
 //! - At most [`MAX_CONNECTIONS`] connections, [`MAX_PER_PEER`] from one
 //!   address. A new connection beyond either cap evicts the oldest one that
 //!   sent part of its request head (read, or waiting unread in a plain-HTTP
-//!   socket), else the oldest that sent nothing yet,
-//!   else the oldest, never one whose whole request head already waits in
-//!   its socket: slow or idle clients cannot keep Prometheus out, even from
-//!   its own address and reconnecting as fast as they are cut off, because a
-//!   real scrape sends its request at once and is done in milliseconds, a
-//!   scrape whose request is still in flight goes after every slow client,
-//!   and a burst of new connections cannot cut off a real request whose
-//!   thread has not run yet.
+//!   socket), else the oldest that sent nothing yet, else the oldest, never
+//!   one whose whole request head already waits in its socket: slow or idle
+//!   clients cannot keep Prometheus out, even from its own address and
+//!   reconnecting as fast as they are cut off, because a real scrape sends
+//!   its request at once and is done in milliseconds, a scrape whose
+//!   request is still in flight goes after every slow client, and a burst
+//!   of new connections cannot cut off a real request whose thread has not
+//!   run yet.
 //! - Password checks (bcrypt, tens of milliseconds each) run one at a time
 //!   and at most [`BCRYPT_PER_SECOND`] a second; credentials that passed are
 //!   remembered (a keyed hash, [`AUTH_CACHE`] entries), so a scraper costs

@@ -188,8 +188,8 @@ pub(super) fn health_text(health: &Health) -> (u16, String) {
 }
 
 /// Reads up to the end of the request head, within the deadline and size
-/// cap; `phase` becomes [`PHASE_PARTIAL`] once some of
-/// it is read, [`PHASE_ANSWER`] once all of it is.
+/// cap; `phase` becomes [`PHASE_PARTIAL`] once some of it is read,
+/// [`PHASE_ANSWER`] once all of it is.
 pub(super) fn read_head(
     conn: &mut Conn,
     deadline: Instant,
